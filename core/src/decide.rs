@@ -1,0 +1,400 @@
+//! `decide(event, stored, settings, now)`: what must happen for this event given what is stored.
+//!
+//! The plan is a list of [`Step`]s the executor runs in order. Cleanup always comes before the final
+//! tombstone, so a crash at any point leaves a record from which a redelivered event finishes the job;
+//! every conditional write names the state it expects, so racing invocations cannot both win.
+//!
+//! Provisioning starts with a conditional claim that is also the read: a duplicate start event costs a
+//! rejected claim and nothing else, and a new task costs exactly four calls (claim, CreateQueue,
+//! Subscribe, MarkReady). Teardown reads the record first, then acts in at most three more calls.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::event::{TaskEvent, TaskStatus};
+use crate::naming::{NamingError, TaskNames};
+use crate::record::{Record, State};
+use crate::settings::Settings;
+
+/// What an event asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Intent {
+    /// desiredStatus RUNNING, lastStatus PROVISIONING/PENDING/ACTIVATING/RUNNING: make the queue.
+    Provision,
+    /// desiredStatus STOPPED, lastStatus not yet STOPPED: stop new deliveries.
+    StopInitiated,
+    /// lastStatus STOPPED: delete everything and leave a tombstone.
+    Stopped,
+}
+
+impl Intent {
+    /// Name used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provision => "provision",
+            Self::StopInitiated => "stop-initiated",
+            Self::Stopped => "stopped",
+        }
+    }
+    /// Teardown intents need the stored record before deciding; provisioning claims instead.
+    pub fn reads_first(self) -> bool {
+        !matches!(self, Self::Provision)
+    }
+}
+
+/// Which function is running the handler; each accepts only its intents (and the IAM that goes with them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `on-task-running`: provisioning only.
+    Provisioner,
+    /// `on-task-stopped`: teardown only.
+    Teardown,
+    /// The CLI's `replay` and the sweeper: everything.
+    Any,
+}
+
+impl Role {
+    /// True when this function handles the intent.
+    pub fn accepts(self, intent: Intent) -> bool {
+        match self {
+            Self::Provisioner => intent == Intent::Provision,
+            Self::Teardown => intent != Intent::Provision,
+            Self::Any => true,
+        }
+    }
+}
+
+/// Why an event leads to no action. Every variant is a normal outcome, not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// Not from `aws.ecs`.
+    OtherSource(String),
+    /// Not an `ECS Task State Change`.
+    OtherDetailType(String),
+    /// The task's cluster is not ours.
+    ForeignCluster(String),
+    /// The task's group is not one of ours.
+    ForeignGroup(Option<String>),
+    /// A status pair we do not act on (e.g. desired RUNNING while already stopping).
+    NotActionable {
+        /// lastStatus.
+        last: TaskStatus,
+        /// desiredStatus.
+        desired: TaskStatus,
+    },
+    /// Routed to a function that does not handle this intent.
+    WrongFunction(Intent),
+    /// A start event older than the tombstone lifetime: its tombstone may be gone, so never act on it.
+    TooOld {
+        /// Age of the event in seconds.
+        age_seconds: i64,
+    },
+    /// The queue is already READY (duplicate start).
+    AlreadyReady,
+    /// A start event for a task that is already stopping or gone.
+    Tombstoned(State),
+    /// A stop-initiated for a task already draining or gone.
+    AlreadyDraining(State),
+    /// A stopped event for a task already gone.
+    AlreadyGone,
+}
+
+impl Skip {
+    /// Stable code for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::OtherSource(_) => "other-source",
+            Self::OtherDetailType(_) => "other-detail-type",
+            Self::ForeignCluster(_) => "foreign-cluster",
+            Self::ForeignGroup(_) => "foreign-group",
+            Self::NotActionable { .. } => "not-actionable",
+            Self::WrongFunction(_) => "wrong-function",
+            Self::TooOld { .. } => "too-old",
+            Self::AlreadyReady => "already-ready",
+            Self::Tombstoned(_) => "tombstoned",
+            Self::AlreadyDraining(_) => "already-draining",
+            Self::AlreadyGone => "already-gone",
+        }
+    }
+    /// True for skips decided from the event alone, before any AWS call.
+    pub fn is_out_of_scope(&self) -> bool {
+        matches!(
+            self,
+            Self::OtherSource(_)
+                | Self::OtherDetailType(_)
+                | Self::ForeignCluster(_)
+                | Self::ForeignGroup(_)
+                | Self::NotActionable { .. }
+                | Self::WrongFunction(_)
+                | Self::TooOld { .. }
+        )
+    }
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OtherSource(s) => write!(f, "source {s:?} is not aws.ecs"),
+            Self::OtherDetailType(d) => write!(f, "detail-type {d:?} is not a task state change"),
+            Self::ForeignCluster(c) => write!(f, "cluster {c} is not in scope"),
+            Self::ForeignGroup(g) => write!(f, "group {g:?} is not in scope"),
+            Self::NotActionable { last, desired } => write!(f, "lastStatus {last} / desiredStatus {desired} needs no action"),
+            Self::WrongFunction(i) => write!(f, "{} events are handled by the other function", i.as_str()),
+            Self::TooOld { age_seconds } => write!(f, "start event is {age_seconds}s old, older than the tombstone lifetime"),
+            Self::AlreadyReady => f.write_str("queue already ready"),
+            Self::Tombstoned(s) => write!(f, "task is {s}: a late start must not resurrect it"),
+            Self::AlreadyDraining(s) => write!(f, "task is already {s}"),
+            Self::AlreadyGone => f.write_str("task already gone"),
+        }
+    }
+}
+
+/// One step of a plan. The executor maps each to at most one AWS call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Conditional PutItem of the PROVISIONING record if none exists (returns the existing one otherwise).
+    Claim,
+    /// CreateQueue with policy, attributes and tags; fills `queue_url`.
+    CreateQueue,
+    /// Subscribe the queue to the topic; fills `subscription_arn`.
+    Subscribe,
+    /// Conditional update PROVISIONING|READY → READY with URL and subscription ARN.
+    MarkReady,
+    /// Idempotent Subscribe with the same attributes, to learn the ARN of a subscription a crashed
+    /// provisioning may have left unrecorded (it is unsubscribed next).
+    RecoverSubscription,
+    /// Unsubscribe `subscription_arn` (not-found counts as done).
+    Unsubscribe,
+    /// GetQueueUrl of the derived name; a missing queue leaves `queue_url` empty.
+    LookupQueueUrl,
+    /// DeleteQueue `queue_url` if known (not-found counts as done).
+    DeleteQueue,
+    /// Conditional update of the expected state → DRAINING.
+    MarkDraining,
+    /// Conditional put of the record as a DRAINING or GONE tombstone (expected state, or absent).
+    Tombstone(State),
+}
+
+impl Step {
+    /// Name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Claim => "claim",
+            Self::CreateQueue => "create-queue",
+            Self::Subscribe => "subscribe",
+            Self::MarkReady => "mark-ready",
+            Self::RecoverSubscription => "recover-subscription",
+            Self::Unsubscribe => "unsubscribe",
+            Self::LookupQueueUrl => "lookup-queue-url",
+            Self::DeleteQueue => "delete-queue",
+            Self::MarkDraining => "mark-draining",
+            Self::Tombstone(State::Draining) => "tombstone-draining",
+            Self::Tombstone(_) => "tombstone-gone",
+        }
+    }
+}
+
+/// A plan: the record to converge to and the steps that get there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Why.
+    pub intent: Intent,
+    /// The working record: starts from the stored one (or a fresh one), steps fill it in.
+    pub record: Record,
+    /// The stored state every conditional write expects (`None`: no record exists).
+    pub expected: Option<State>,
+    /// What to do, in order.
+    pub steps: Vec<Step>,
+}
+
+/// The outcome of [`decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Run this plan.
+    Act(Plan),
+    /// Do nothing, for this reason.
+    Skip(Skip),
+}
+
+/// An event that passed the scope checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// What the event asks for.
+    pub intent: Intent,
+    /// Every name derived from the task ARN.
+    pub names: TaskNames,
+}
+
+/// Why an admitted-looking event cannot be acted on at all: a permanent input error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    /// The task ARN does not give a valid queue name.
+    #[error(transparent)]
+    Naming(#[from] NamingError),
+}
+
+/// Classifies the status pair.
+pub fn intent_of(last: &TaskStatus, desired: &TaskStatus) -> Option<Intent> {
+    if *last == TaskStatus::Stopped {
+        return Some(Intent::Stopped);
+    }
+    match desired {
+        TaskStatus::Stopped => Some(Intent::StopInitiated),
+        TaskStatus::Running if last.is_starting_or_running() => Some(Intent::Provision),
+        _ => None,
+    }
+}
+
+/// The checks that need no stored state: source, detail-type, scope, intent, age, names.
+/// A skip here is decided before any AWS call.
+pub fn admit(event: &TaskEvent, settings: &Settings, now: DateTime<Utc>) -> Result<Result<Admitted, Skip>, DecideError> {
+    if event.source != crate::event::ECS_SOURCE {
+        return Ok(Err(Skip::OtherSource(event.source.clone())));
+    }
+    if event.detail_type != crate::event::TASK_STATE_CHANGE {
+        return Ok(Err(Skip::OtherDetailType(event.detail_type.clone())));
+    }
+    let d = &event.detail;
+    if !settings.scope.owns_cluster(&d.cluster_arn) {
+        return Ok(Err(Skip::ForeignCluster(d.cluster_arn.clone())));
+    }
+    if !settings.scope.owns_group(d.group.as_deref()) {
+        return Ok(Err(Skip::ForeignGroup(d.group.clone())));
+    }
+    let Some(intent) = intent_of(&d.last_status, &d.desired_status) else {
+        let (last, desired) = (d.last_status.clone(), d.desired_status.clone());
+        return Ok(Err(Skip::NotActionable { last, desired }));
+    };
+    if intent == Intent::Provision {
+        if let Some(time) = event.time {
+            let age = now - time;
+            if age > Duration::seconds(settings.tombstone_ttl_seconds as i64) {
+                return Ok(Err(Skip::TooOld { age_seconds: age.num_seconds() }));
+            }
+        }
+    }
+    let names = TaskNames::derive(&d.task_arn, &settings.queue.prefix, &settings.topic)?;
+    Ok(Ok(Admitted { intent, names }))
+}
+
+/// Decides what to do. `stored` is the record as read (teardown) or as returned by a rejected claim
+/// (provisioning); `None` means no record exists (or, for provisioning, that none was read yet).
+pub fn decide(
+    event: &TaskEvent,
+    stored: Option<&Record>,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<Decision, DecideError> {
+    let admitted = match admit(event, settings, now)? {
+        Ok(a) => a,
+        Err(skip) => return Ok(Decision::Skip(skip)),
+    };
+    Ok(plan(&admitted, event, stored, settings, now))
+}
+
+fn plan(a: &Admitted, event: &TaskEvent, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>) -> Decision {
+    use Step::*;
+    let state = stored.map(|r| r.state);
+    let has_sub = stored.is_some_and(|r| r.subscription_arn.is_some());
+    let has_url = stored.is_some_and(|r| r.queue_url.is_some());
+    let recover = |steps: &mut Vec<Step>| {
+        if !has_sub {
+            steps.push(RecoverSubscription);
+        }
+        steps.push(Unsubscribe);
+    };
+    let steps = match (a.intent, state) {
+        (Intent::Provision, None) => vec![Claim, CreateQueue, Subscribe, MarkReady],
+        (Intent::Provision, Some(State::Provisioning)) => vec![CreateQueue, Subscribe, MarkReady],
+        (Intent::Provision, Some(State::Ready)) => return Decision::Skip(Skip::AlreadyReady),
+        (Intent::Provision, Some(s)) => return Decision::Skip(Skip::Tombstoned(s)),
+
+        (Intent::StopInitiated, None) => vec![Tombstone(State::Draining)],
+        (Intent::StopInitiated, Some(State::Provisioning)) => {
+            let mut s = Vec::new();
+            recover(&mut s);
+            s.push(MarkDraining);
+            s
+        }
+        (Intent::StopInitiated, Some(State::Ready)) => vec![Unsubscribe, MarkDraining],
+        (Intent::StopInitiated, Some(s)) => return Decision::Skip(Skip::AlreadyDraining(s)),
+
+        (Intent::Stopped, None) => vec![LookupQueueUrl, DeleteQueue, Tombstone(State::Gone)],
+        (Intent::Stopped, Some(State::Gone)) => return Decision::Skip(Skip::AlreadyGone),
+        (Intent::Stopped, Some(s)) => {
+            let mut steps = Vec::new();
+            match s {
+                State::Provisioning => recover(&mut steps),
+                State::Ready => steps.push(Unsubscribe),
+                _ => {}
+            }
+            if !has_url {
+                steps.push(LookupQueueUrl);
+            }
+            steps.extend([DeleteQueue, Tombstone(State::Gone)]);
+            steps
+        }
+    };
+    Decision::Act(Plan { intent: a.intent, record: working_record(a, event, stored, settings, now), expected: state, steps })
+}
+
+fn working_record(a: &Admitted, event: &TaskEvent, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>) -> Record {
+    let event_version = event.detail.version.unwrap_or(0);
+    let mut r = stored.cloned().unwrap_or_else(|| Record {
+        task_id: a.names.record_key().to_owned(),
+        task_arn: event.detail.task_arn.clone(),
+        cluster_arn: event.detail.cluster_arn.clone(),
+        group: event.detail.group.clone(),
+        queue_name: a.names.queue_name.as_str().to_owned(),
+        queue_arn: a.names.queue_arn.clone(),
+        queue_url: None,
+        topic_arn: settings.topic.as_str().to_owned(),
+        subscription_arn: None,
+        state: State::Provisioning,
+        version: 0,
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+    });
+    r.version = r.version.max(event_version);
+    r.updated_at = now;
+    r
+}
+
+/// The record a step leaves behind (what the conditional write stores).
+pub fn apply(record: &Record, step: Step, settings: &Settings, now: DateTime<Utc>) -> Record {
+    let mut r = record.clone();
+    r.updated_at = now;
+    match step {
+        Step::Claim => r.state = State::Provisioning,
+        Step::MarkReady => r.state = State::Ready,
+        Step::MarkDraining => {
+            r.state = State::Draining;
+            r.subscription_arn = None;
+        }
+        Step::Tombstone(state) => {
+            r.state = state;
+            r.subscription_arn = None;
+            if state == State::Gone {
+                r.queue_url = None;
+            }
+            r.expires_at = Some(now.timestamp() + settings.tombstone_ttl_seconds as i64);
+        }
+        _ => {}
+    }
+    r
+}
+
+/// After MarkReady lost a race (the record moved on while we provisioned), what undoes our work.
+/// `ours` holds the queue URL and subscription ARN this invocation created.
+pub fn after_lost_race(current: Option<&Record>, ours: &Record) -> Vec<Step> {
+    match current.map(|r| (r.state, r.subscription_arn.as_deref())) {
+        Some((State::Ready, sub)) if sub == ours.subscription_arn.as_deref() => vec![],
+        Some((State::Ready | State::Draining | State::Provisioning, _)) => vec![Step::Unsubscribe],
+        Some((State::Gone, _)) | None => vec![Step::Unsubscribe, Step::DeleteQueue],
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! Every rule of `decide` is a row.
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::event::TaskStateChange;
+use crate::settings::vars;
+
+const TASK: &str = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef";
+const PROD: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/prod";
+
+fn settings() -> Settings {
+    let m = [
+        (vars::TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:fanout"),
+        (vars::TABLE, "records"),
+        (vars::CLUSTERS, PROD),
+        (vars::SERVICE_GROUPS, "service:orders"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Settings::from_map(&m).unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
+}
+
+fn event(last: &str, desired: &str) -> TaskEvent {
+    serde_json::from_value(serde_json::json!({
+        "version": "0", "id": "e1", "detail-type": "ECS Task State Change", "source": "aws.ecs",
+        "account": "123456789012", "time": "2026-11-24T11:59:58Z", "region": "us-east-1",
+        "resources": [TASK],
+        "detail": {"taskArn": TASK, "clusterArn": PROD, "lastStatus": last, "desiredStatus": desired,
+                   "group": "service:orders", "version": 3}
+    }))
+    .unwrap()
+}
+
+fn stored(state: State, sub: bool, url: bool) -> Record {
+    Record {
+        task_id: "0123456789abcdef0123456789abcdef".into(),
+        task_arn: TASK.into(),
+        cluster_arn: PROD.into(),
+        group: Some("service:orders".into()),
+        queue_name: "tasksub-0123456789abcdef0123456789abcdef".into(),
+        queue_arn: "arn:aws:sqs:us-east-1:123456789012:tasksub-0123456789abcdef0123456789abcdef".into(),
+        queue_url: url.then(|| "http://q".into()),
+        topic_arn: "arn:aws:sns:us-east-1:123456789012:fanout".into(),
+        subscription_arn: sub.then(|| "arn:aws:sns:us-east-1:123456789012:fanout:s".into()),
+        state,
+        version: 2,
+        created_at: now(),
+        updated_at: now(),
+        expires_at: None,
+    }
+}
+
+fn steps(d: Decision) -> Result<Vec<Step>, Skip> {
+    match d {
+        Decision::Act(p) => Ok(p.steps),
+        Decision::Skip(s) => Err(s),
+    }
+}
+
+#[test]
+fn decision_table() {
+    use State::*;
+    use Step::*;
+    let gone = Tombstone(Gone);
+    #[rustfmt::skip]
+    let rows: Vec<(&str, &str, Option<Record>, Result<Vec<Step>, Skip>)> = vec![
+        // provisioning acts on the first desired-RUNNING event, whatever the lastStatus on the way up
+        ("PROVISIONING", "RUNNING", None, Ok(vec![Claim, CreateQueue, Subscribe, MarkReady])),
+        ("PENDING", "RUNNING", None, Ok(vec![Claim, CreateQueue, Subscribe, MarkReady])),
+        ("ACTIVATING", "RUNNING", None, Ok(vec![Claim, CreateQueue, Subscribe, MarkReady])),
+        ("RUNNING", "RUNNING", None, Ok(vec![Claim, CreateQueue, Subscribe, MarkReady])),
+        // a crashed provisioning is resumed; a ready one is a duplicate; a tombstone wins over a late start
+        ("RUNNING", "RUNNING", Some(stored(Provisioning, false, false)), Ok(vec![CreateQueue, Subscribe, MarkReady])),
+        ("RUNNING", "RUNNING", Some(stored(Ready, true, true)), Err(Skip::AlreadyReady)),
+        ("RUNNING", "RUNNING", Some(stored(Draining, false, true)), Err(Skip::Tombstoned(Draining))),
+        ("PENDING", "RUNNING", Some(stored(Gone, false, false)), Err(Skip::Tombstoned(Gone))),
+        // desired RUNNING while already going down: nothing to do
+        ("DEACTIVATING", "RUNNING", None, Err(Skip::NotActionable { last: TaskStatus::Deactivating, desired: TaskStatus::Running })),
+        ("STOPPING", "RUNNING", None, Err(Skip::NotActionable { last: TaskStatus::Stopping, desired: TaskStatus::Running })),
+        // stop initiated: unsubscribe first, keep the queue for the draining container
+        ("RUNNING", "STOPPED", Some(stored(Ready, true, true)), Ok(vec![Unsubscribe, MarkDraining])),
+        ("DEACTIVATING", "STOPPED", Some(stored(Ready, true, true)), Ok(vec![Unsubscribe, MarkDraining])),
+        ("STOPPING", "STOPPED", Some(stored(Provisioning, false, true)), Ok(vec![RecoverSubscription, Unsubscribe, MarkDraining])),
+        ("STOPPING", "STOPPED", Some(stored(Provisioning, true, true)), Ok(vec![Unsubscribe, MarkDraining])),
+        ("PENDING", "STOPPED", None, Ok(vec![Tombstone(Draining)])),
+        ("STOPPING", "STOPPED", Some(stored(Draining, false, true)), Err(Skip::AlreadyDraining(Draining))),
+        ("DEPROVISIONING", "STOPPED", Some(stored(Gone, false, false)), Err(Skip::AlreadyDraining(Gone))),
+        // stopped: delete what is left, then the tombstone
+        ("STOPPED", "STOPPED", Some(stored(Draining, false, true)), Ok(vec![DeleteQueue, gone])),
+        ("STOPPED", "STOPPED", Some(stored(Draining, false, false)), Ok(vec![LookupQueueUrl, DeleteQueue, gone])),
+        ("STOPPED", "STOPPED", Some(stored(Ready, true, true)), Ok(vec![Unsubscribe, DeleteQueue, gone])),
+        ("STOPPED", "STOPPED", Some(stored(Provisioning, true, true)), Ok(vec![Unsubscribe, DeleteQueue, gone])),
+        ("STOPPED", "STOPPED", Some(stored(Provisioning, false, false)), Ok(vec![RecoverSubscription, Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
+        ("STOPPED", "STOPPED", None, Ok(vec![LookupQueueUrl, DeleteQueue, gone])),
+        ("STOPPED", "STOPPED", Some(stored(Gone, false, false)), Err(Skip::AlreadyGone)),
+        // lastStatus STOPPED is terminal whatever desiredStatus says
+        ("STOPPED", "RUNNING", Some(stored(Ready, true, true)), Ok(vec![Unsubscribe, DeleteQueue, gone])),
+        // statuses ECS may add later are not acted on
+        ("HIBERNATING", "RUNNING", None, Err(Skip::NotActionable { last: TaskStatus::Other("HIBERNATING".into()), desired: TaskStatus::Running })),
+    ];
+    for (last, desired, rec, want) in rows {
+        let got = steps(decide(&event(last, desired), rec.as_ref(), &settings(), now()).unwrap());
+        assert_eq!(got, want, "{last}/{desired} with {:?}", rec.map(|r| r.state));
+    }
+}
+
+#[test]
+fn teardown_never_exceeds_three_steps_after_the_read_on_normal_paths() {
+    for (last, state) in [("RUNNING", State::Ready), ("STOPPED", State::Ready), ("STOPPED", State::Draining)] {
+        let d = decide(&event(last, "STOPPED"), Some(&stored(state, state == State::Ready, true)), &settings(), now());
+        assert!(steps(d.unwrap()).unwrap().len() <= 3);
+    }
+}
+
+#[test]
+fn scope_is_checked_before_anything_else() {
+    let s = settings();
+    let mut e = event("RUNNING", "RUNNING");
+    e.source = "custom.app".into();
+    assert_eq!(steps(decide(&e, None, &s, now()).unwrap()), Err(Skip::OtherSource("custom.app".into())));
+
+    let mut e = event("RUNNING", "RUNNING");
+    e.detail_type = "ECS Service Action".into();
+    assert!(matches!(steps(decide(&e, None, &s, now()).unwrap()), Err(Skip::OtherDetailType(_))));
+
+    let mut e = event("RUNNING", "RUNNING");
+    e.detail.cluster_arn = "arn:aws:ecs:us-east-1:123456789012:cluster/other".into();
+    assert!(matches!(steps(decide(&e, None, &s, now()).unwrap()), Err(Skip::ForeignCluster(_))));
+
+    let mut e = event("RUNNING", "RUNNING");
+    e.detail.group = Some("service:billing".into());
+    assert!(matches!(steps(decide(&e, None, &s, now()).unwrap()), Err(Skip::ForeignGroup(_))));
+
+    let mut e = event("RUNNING", "RUNNING");
+    e.detail.group = None;
+    assert!(matches!(steps(decide(&e, None, &s, now()).unwrap()), Err(Skip::ForeignGroup(None))));
+}
+
+#[test]
+fn out_of_scope_skips_are_marked_as_such() {
+    assert!(Skip::ForeignCluster("x".into()).is_out_of_scope());
+    assert!(Skip::TooOld { age_seconds: 1 }.is_out_of_scope());
+    assert!(!Skip::AlreadyReady.is_out_of_scope());
+    assert!(!Skip::AlreadyGone.is_out_of_scope());
+}
+
+#[test]
+fn stale_start_events_are_never_acted_on() {
+    let mut e = event("RUNNING", "RUNNING");
+    e.time = Some(now() - Duration::days(2));
+    assert_eq!(steps(decide(&e, None, &settings(), now()).unwrap()), Err(Skip::TooOld { age_seconds: 172_800 }));
+    // a stop event of any age is still acted on: cleanup is always safe
+    e.detail.desired_status = TaskStatus::Stopped;
+    e.detail.last_status = TaskStatus::Stopped;
+    assert!(steps(decide(&e, None, &settings(), now()).unwrap()).is_ok());
+}
+
+#[test]
+fn a_task_arn_that_cannot_name_a_queue_is_a_permanent_error() {
+    let mut e = event("RUNNING", "RUNNING");
+    e.detail.task_arn = "arn:aws:ecs:us-east-1:123456789012:task/prod/bad.id".into();
+    assert!(decide(&e, None, &settings(), now()).is_err());
+}
+
+#[test]
+fn the_working_record_keeps_the_highest_version_and_derived_names() {
+    let Decision::Act(p) = decide(&event("PENDING", "RUNNING"), None, &settings(), now()).unwrap() else {
+        panic!("expected a plan")
+    };
+    assert_eq!(p.expected, None);
+    assert_eq!(p.record.version, 3);
+    assert_eq!(p.record.queue_name, "tasksub-0123456789abcdef0123456789abcdef");
+    assert_eq!(p.record.state, State::Provisioning);
+    let mut old = stored(State::Ready, true, true);
+    old.version = 9;
+    let Decision::Act(p) = decide(&event("RUNNING", "STOPPED"), Some(&old), &settings(), now()).unwrap() else {
+        panic!("expected a plan")
+    };
+    assert_eq!((p.record.version, p.expected), (9, Some(State::Ready)));
+}
+
+#[test]
+fn apply_moves_state_and_clears_what_no_longer_exists() {
+    let s = settings();
+    let r = stored(State::Ready, true, true);
+    let d = apply(&r, Step::MarkDraining, &s, now());
+    assert_eq!((d.state, d.subscription_arn.as_deref(), d.expires_at), (State::Draining, None, None));
+    let g = apply(&d, Step::Tombstone(State::Gone), &s, now());
+    assert_eq!(g.state, State::Gone);
+    assert_eq!(g.queue_url, None);
+    assert_eq!(g.expires_at, Some(now().timestamp() + 86_400));
+    assert_eq!(apply(&r, Step::CreateQueue, &s, now()).state, State::Ready);
+}
+
+#[test]
+fn a_lost_race_is_undone_according_to_who_won() {
+    let ours = stored(State::Ready, true, true);
+    assert_eq!(after_lost_race(Some(&ours), &ours), vec![]);
+    let mut other = ours.clone();
+    other.subscription_arn = Some("arn:other".into());
+    assert_eq!(after_lost_race(Some(&other), &ours), vec![Step::Unsubscribe]);
+    assert_eq!(after_lost_race(Some(&stored(State::Draining, false, true)), &ours), vec![Step::Unsubscribe]);
+    assert_eq!(after_lost_race(Some(&stored(State::Gone, false, false)), &ours), vec![Step::Unsubscribe, Step::DeleteQueue]);
+    assert_eq!(after_lost_race(None, &ours), vec![Step::Unsubscribe, Step::DeleteQueue]);
+}
+
+#[test]
+fn roles_split_the_intents() {
+    assert!(Role::Provisioner.accepts(Intent::Provision));
+    assert!(!Role::Provisioner.accepts(Intent::Stopped));
+    assert!(Role::Teardown.accepts(Intent::StopInitiated));
+    assert!(!Role::Teardown.accepts(Intent::Provision));
+    assert!(Role::Any.accepts(Intent::Stopped));
+}
+
+#[test]
+fn detail_round_trips() {
+    let e = event("RUNNING", "RUNNING");
+    let json = serde_json::to_value(&e.detail).unwrap();
+    let back: TaskStateChange = serde_json::from_value(json).unwrap();
+    assert_eq!(back, e.detail);
+}

@@ -1,0 +1,170 @@
+//! The ECS `Task State Change` event, as EventBridge delivers it.
+//!
+//! The envelope is `aws_lambda_events`' [`EventBridgeEvent`]; the detail is our own type, tolerant of
+//! unknown fields (ECS adds fields over time) and of the optional ones real samples omit.
+
+use std::fmt;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+
+/// `source` of every ECS event.
+pub const ECS_SOURCE: &str = "aws.ecs";
+/// `detail-type` of the events we act on.
+pub const TASK_STATE_CHANGE: &str = "ECS Task State Change";
+
+/// An ECS task status (`lastStatus` / `desiredStatus`), with a catch-all for statuses ECS may add.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum TaskStatus {
+    /// `PROVISIONING`: resources (e.g. the ENI) are being set up.
+    Provisioning,
+    /// `PENDING`: waiting to start.
+    Pending,
+    /// `ACTIVATING`: registering with load balancers, service discovery...
+    Activating,
+    /// `RUNNING`.
+    Running,
+    /// `DEACTIVATING`: deregistering before stop.
+    Deactivating,
+    /// `STOPPING`: containers are being stopped.
+    Stopping,
+    /// `DEPROVISIONING`: resources are being released.
+    Deprovisioning,
+    /// `STOPPED`: terminal.
+    Stopped,
+    /// Any other value, kept verbatim.
+    Other(String),
+}
+
+impl From<String> for TaskStatus {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "PROVISIONING" => Self::Provisioning,
+            "PENDING" => Self::Pending,
+            "ACTIVATING" => Self::Activating,
+            "RUNNING" => Self::Running,
+            "DEACTIVATING" => Self::Deactivating,
+            "STOPPING" => Self::Stopping,
+            "DEPROVISIONING" => Self::Deprovisioning,
+            "STOPPED" => Self::Stopped,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl TaskStatus {
+    /// The wire spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Provisioning => "PROVISIONING",
+            Self::Pending => "PENDING",
+            Self::Activating => "ACTIVATING",
+            Self::Running => "RUNNING",
+            Self::Deactivating => "DEACTIVATING",
+            Self::Stopping => "STOPPING",
+            Self::Deprovisioning => "DEPROVISIONING",
+            Self::Stopped => "STOPPED",
+            Self::Other(s) => s,
+        }
+    }
+    /// True for the statuses a task passes through on its way up.
+    pub fn is_starting_or_running(&self) -> bool {
+        matches!(self, Self::Provisioning | Self::Pending | Self::Activating | Self::Running)
+    }
+}
+
+impl From<TaskStatus> for String {
+    fn from(s: TaskStatus) -> Self {
+        s.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `detail` of an `ECS Task State Change` event: the fields we use, plus a few kept for logs.
+/// Unknown fields are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStateChange {
+    /// The task ARN (old or new format).
+    pub task_arn: String,
+    /// The cluster ARN.
+    pub cluster_arn: String,
+    /// Where the task is now.
+    pub last_status: TaskStatus,
+    /// Where ECS wants the task to go.
+    pub desired_status: TaskStatus,
+    /// `service:<name>` or `family:<name>` (absent in some samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Counts the task's state changes; duplicates carry the same version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// `FARGATE`, `EC2`, `EXTERNAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_type: Option<String>,
+    /// Who started the task (`ecs-svc/...` for services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    /// Why the task stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    /// `TaskFailedToStart`, `EssentialContainerExited`, `UserInitiated`, `TerminationNotice`...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<String>,
+    /// The task definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition_arn: Option<String>,
+}
+
+/// A parsed EventBridge event carrying an ECS task state change.
+pub type TaskEvent = EventBridgeEvent<TaskStateChange>;
+
+/// Why an incoming payload is not a task event we can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Not JSON, or not an EventBridge envelope.
+    #[error("malformed EventBridge event: {0}")]
+    Malformed(String),
+    /// A task state change whose detail lacks a required field or has a wrong type.
+    #[error("malformed ECS Task State Change detail: {0}")]
+    MalformedDetail(String),
+}
+
+/// What an incoming payload turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// An `ECS Task State Change` from `aws.ecs`.
+    Task(Box<TaskEvent>),
+    /// Another source or detail-type: skipped without any AWS call.
+    Other {
+        /// The event's `source`.
+        source: String,
+        /// The event's `detail-type`.
+        detail_type: String,
+    },
+}
+
+/// Parses a raw EventBridge payload. Other sources and detail-types are [`Incoming::Other`], not errors;
+/// a task state change with a broken detail is an error.
+pub fn parse(value: &serde_json::Value) -> Result<Incoming, EventError> {
+    let envelope = Envelope::deserialize(value).map_err(|e| EventError::Malformed(e.to_string()))?;
+    if envelope.source != ECS_SOURCE || envelope.detail_type != TASK_STATE_CHANGE {
+        return Ok(Incoming::Other { source: envelope.source, detail_type: envelope.detail_type });
+    }
+    let event = TaskEvent::deserialize(value).map_err(|e| EventError::MalformedDetail(e.to_string()))?;
+    Ok(Incoming::Task(Box::new(event)))
+}
+
+/// The two envelope fields that decide whether the detail is ours to parse.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    source: String,
+}

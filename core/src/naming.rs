@@ -1,0 +1,347 @@
+//! The naming contract: one function per hop, used by the controller, the sweeper and the client.
+//!
+//! ```text
+//! arn:aws:ecs:us-east-1:123456789012:task/my-cluster/0123456789abcdef0123456789abcdef   (new format)
+//! arn:aws:ecs:us-east-1:123456789012:task/b99d40b3-5176-4f71-9a52-9dbd6f1cebef          (old format)
+//!   → task ID → queue name `<prefix><task id>` → queue ARN (derived, no lookup) → record key (task ID)
+//! ```
+
+use std::fmt;
+
+/// Longest queue name SQS accepts.
+pub const MAX_QUEUE_NAME_LEN: usize = 80;
+/// Longest task ID we accept (real IDs are 32 hex chars, old-format IDs 36-char UUIDs).
+pub const MAX_TASK_ID_LEN: usize = 64;
+/// Default queue name prefix.
+pub const DEFAULT_PREFIX: &str = "tasksub-";
+
+/// Why a name could not be derived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamingError {
+    /// The string is not an ECS task ARN.
+    #[error("not an ECS task ARN: {0:?}")]
+    NotATaskArn(String),
+    /// The string is not an SNS topic ARN.
+    #[error("not an SNS topic ARN: {0:?}")]
+    NotATopicArn(String),
+    /// The task ID has characters SQS does not allow in a name, or is too long.
+    #[error("invalid task ID {0:?}: expected 1..=64 chars of [A-Za-z0-9_-]")]
+    InvalidTaskId(String),
+    /// The prefix has characters SQS does not allow in a name.
+    #[error("invalid queue prefix {0:?}: expected 1..=47 chars of [A-Za-z0-9_-]")]
+    InvalidPrefix(String),
+    /// Prefix plus task ID exceed 80 characters.
+    #[error("queue name {0:?} is longer than 80 characters")]
+    TooLong(String),
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// A parsed ECS task ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskArn {
+    /// `aws`, `aws-cn`, `aws-us-gov`...
+    pub partition: String,
+    /// Region of the task.
+    pub region: String,
+    /// Account that owns the task.
+    pub account: String,
+    /// Cluster name, present only in the new ARN format.
+    pub cluster: Option<String>,
+    /// The task ID, the last path segment.
+    pub task_id: TaskId,
+}
+
+/// An ECS task ID, validated to be usable inside an SQS queue name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// Validates a bare task ID.
+    pub fn new(id: &str) -> Result<Self, NamingError> {
+        if id.is_empty() || id.len() > MAX_TASK_ID_LEN || !id.chars().all(is_name_char) {
+            return Err(NamingError::InvalidTaskId(id.to_owned()));
+        }
+        Ok(Self(id.to_owned()))
+    }
+    /// The ID as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+struct ArnParts<'a> {
+    partition: &'a str,
+    service: &'a str,
+    region: &'a str,
+    account: &'a str,
+    resource: &'a str,
+}
+
+fn split_arn(s: &str) -> Option<ArnParts<'_>> {
+    let mut it = s.splitn(6, ':');
+    if it.next()? != "arn" {
+        return None;
+    }
+    let parts = ArnParts {
+        partition: it.next()?,
+        service: it.next()?,
+        region: it.next()?,
+        account: it.next()?,
+        resource: it.next()?,
+    };
+    let ok = !parts.partition.is_empty() && !parts.region.is_empty() && !parts.account.is_empty();
+    ok.then_some(parts)
+}
+
+impl TaskArn {
+    /// Parses both the new (`task/<cluster>/<id>`) and the old (`task/<id>`) formats.
+    pub fn parse(s: &str) -> Result<Self, NamingError> {
+        let bad = || NamingError::NotATaskArn(s.to_owned());
+        let p = split_arn(s).filter(|p| p.service == "ecs").ok_or_else(bad)?;
+        let segs: Vec<&str> = p.resource.split('/').collect();
+        let (cluster, id) = match segs.as_slice() {
+            ["task", id] => (None, *id),
+            ["task", cluster, id] if !cluster.is_empty() => (Some((*cluster).to_owned()), *id),
+            _ => return Err(bad()),
+        };
+        Ok(Self {
+            partition: p.partition.to_owned(),
+            region: p.region.to_owned(),
+            account: p.account.to_owned(),
+            cluster,
+            task_id: TaskId::new(id)?,
+        })
+    }
+}
+
+/// A parsed SNS topic ARN; the queue ARN is derived from its partition, region and account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicArn {
+    /// Partition of the topic.
+    pub partition: String,
+    /// Region of the topic (task queues live in the same region).
+    pub region: String,
+    /// Account of the topic (task queues live in the same account).
+    pub account: String,
+    /// Topic name.
+    pub name: String,
+    arn: String,
+}
+
+impl TopicArn {
+    /// Parses `arn:<partition>:sns:<region>:<account>:<name>`.
+    pub fn parse(s: &str) -> Result<Self, NamingError> {
+        let bad = || NamingError::NotATopicArn(s.to_owned());
+        let p = split_arn(s).filter(|p| p.service == "sns").ok_or_else(bad)?;
+        if p.resource.is_empty() || p.resource.contains(':') {
+            return Err(bad());
+        }
+        Ok(Self {
+            partition: p.partition.to_owned(),
+            region: p.region.to_owned(),
+            account: p.account.to_owned(),
+            name: p.resource.to_owned(),
+            arn: s.to_owned(),
+        })
+    }
+    /// The full ARN.
+    pub fn as_str(&self) -> &str {
+        &self.arn
+    }
+}
+
+impl fmt::Display for TopicArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+/// A validated queue name prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePrefix(String);
+
+impl QueuePrefix {
+    /// Validates a prefix: 1..=47 chars of `[A-Za-z0-9_-]`, which leaves room for a 32-char task ID
+    /// (old-format 36-char IDs fit with prefixes up to 44 chars).
+    pub fn new(p: &str) -> Result<Self, NamingError> {
+        if p.is_empty() || p.len() > MAX_QUEUE_NAME_LEN - 33 || !p.chars().all(is_name_char) {
+            return Err(NamingError::InvalidPrefix(p.to_owned()));
+        }
+        Ok(Self(p.to_owned()))
+    }
+    /// The prefix as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for QueuePrefix {
+    fn default() -> Self {
+        Self(DEFAULT_PREFIX.to_owned())
+    }
+}
+
+/// The name of a task's queue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QueueName(String);
+
+impl QueueName {
+    /// `<prefix><task id>`, at most 80 characters.
+    pub fn for_task(prefix: &QueuePrefix, task: &TaskId) -> Result<Self, NamingError> {
+        let name = format!("{}{}", prefix.0, task.0);
+        if name.len() > MAX_QUEUE_NAME_LEN {
+            return Err(NamingError::TooLong(name));
+        }
+        Ok(Self(name))
+    }
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The task ID this queue belongs to, if the name carries the prefix.
+    pub fn task_id(&self, prefix: &QueuePrefix) -> Option<TaskId> {
+        self.0.strip_prefix(prefix.as_str()).and_then(|id| TaskId::new(id).ok())
+    }
+    /// Wraps an existing queue name (e.g. from ListQueues) without prefix checks.
+    pub fn from_existing(name: &str) -> Self {
+        Self(name.to_owned())
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The queue ARN, derived without any lookup: `arn:<partition>:sqs:<region>:<account>:<name>`.
+pub fn queue_arn(topic: &TopicArn, name: &QueueName) -> String {
+    format!("arn:{}:sqs:{}:{}:{}", topic.partition, topic.region, topic.account, name.0)
+}
+
+/// The queue name from a queue URL (its last path segment).
+pub fn queue_name_from_url(url: &str) -> Option<QueueName> {
+    let last = url.trim_end_matches('/').rsplit('/').next()?;
+    (!last.is_empty() && last.chars().all(is_name_char)).then(|| QueueName(last.to_owned()))
+}
+
+/// Everything derived from one task ARN, in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskNames {
+    /// The parsed task ARN.
+    pub task: TaskArn,
+    /// The task's queue name.
+    pub queue_name: QueueName,
+    /// The task's queue ARN.
+    pub queue_arn: String,
+}
+
+impl TaskNames {
+    /// Derives every name from a task ARN string.
+    pub fn derive(task_arn: &str, prefix: &QueuePrefix, topic: &TopicArn) -> Result<Self, NamingError> {
+        let task = TaskArn::parse(task_arn)?;
+        let queue_name = QueueName::for_task(prefix, &task.task_id)?;
+        let queue_arn = queue_arn(topic, &queue_name);
+        Ok(Self { task, queue_name, queue_arn })
+    }
+    /// The record key (the task ID).
+    pub fn record_key(&self) -> &str {
+        self.task.task_id.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic() -> TopicArn {
+        TopicArn::parse("arn:aws:sns:us-east-1:123456789012:fanout").unwrap()
+    }
+
+    #[test]
+    fn both_arn_formats_give_the_task_id() {
+        let rows = [
+            ("arn:aws:ecs:us-west-2:111122223333:task/FargateCluster/c13b4cb40f1f4fe4a2971f76ae5a47ad",
+             Some("FargateCluster"), "c13b4cb40f1f4fe4a2971f76ae5a47ad"),
+            ("arn:aws:ecs:us-east-1:111122223333:task/b99d40b3-5176-4f71-9a52-9dbd6f1cebef",
+             None, "b99d40b3-5176-4f71-9a52-9dbd6f1cebef"),
+            ("arn:aws-cn:ecs:cn-north-1:111122223333:task/c/0123", Some("c"), "0123"),
+        ];
+        for (arn, cluster, id) in rows {
+            let t = TaskArn::parse(arn).unwrap();
+            assert_eq!(t.cluster.as_deref(), cluster, "{arn}");
+            assert_eq!(t.task_id.as_str(), id, "{arn}");
+        }
+    }
+
+    #[test]
+    fn bad_task_arns_are_refused() {
+        for arn in [
+            "",
+            "c13b4cb40f1f4fe4a2971f76ae5a47ad",
+            "arn:aws:sqs:us-east-1:1:task/x",
+            "arn:aws:ecs:us-east-1:1:container/x",
+            "arn:aws:ecs:us-east-1:1:task/",
+            "arn:aws:ecs:us-east-1:1:task/c/id.with.dots",
+            "arn:aws:ecs:us-east-1:1:task/a/b/c",
+            "arn:aws:ecs::1:task/c/x",
+        ] {
+            assert!(TaskArn::parse(arn).is_err(), "{arn:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn queue_name_and_arn_are_derived() {
+        let names = TaskNames::derive(
+            "arn:aws:ecs:us-east-1:123456789012:task/c/c13b4cb40f1f4fe4a2971f76ae5a47ad",
+            &QueuePrefix::default(),
+            &topic(),
+        )
+        .unwrap();
+        assert_eq!(names.queue_name.as_str(), "tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad");
+        assert_eq!(names.queue_arn, "arn:aws:sqs:us-east-1:123456789012:tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad");
+        assert_eq!(names.record_key(), "c13b4cb40f1f4fe4a2971f76ae5a47ad");
+        assert_eq!(
+            names.queue_name.task_id(&QueuePrefix::default()).unwrap().as_str(),
+            "c13b4cb40f1f4fe4a2971f76ae5a47ad"
+        );
+    }
+
+    #[test]
+    fn names_never_exceed_80_chars() {
+        let prefix = QueuePrefix::new(&"p".repeat(47)).unwrap();
+        let id = TaskId::new(&"a".repeat(34)).unwrap();
+        assert!(matches!(QueueName::for_task(&prefix, &id), Err(NamingError::TooLong(_))));
+        let id = TaskId::new(&"a".repeat(32)).unwrap();
+        assert_eq!(QueueName::for_task(&prefix, &id).unwrap().as_str().len(), 79);
+        assert!(QueuePrefix::new(&"p".repeat(48)).is_err());
+        assert!(QueuePrefix::new("bad.prefix").is_err());
+        assert!(QueuePrefix::new("").is_err());
+    }
+
+    #[test]
+    fn topic_arns_parse() {
+        let t = topic();
+        assert_eq!((t.partition.as_str(), t.region.as_str(), t.account.as_str(), t.name.as_str()),
+                   ("aws", "us-east-1", "123456789012", "fanout"));
+        assert!(TopicArn::parse("arn:aws:sqs:us-east-1:1:q").is_err());
+        assert!(TopicArn::parse("arn:aws:sns:us-east-1:1:t:sub-id").is_err());
+    }
+
+    #[test]
+    fn queue_names_come_back_from_urls() {
+        let n = queue_name_from_url("http://127.0.0.1:5055/123456789012/tasksub-abc").unwrap();
+        assert_eq!(n.as_str(), "tasksub-abc");
+        assert!(queue_name_from_url("https://sqs.us-east-1.amazonaws.com/").is_none());
+        assert!(queue_name_from_url("").is_none());
+    }
+}

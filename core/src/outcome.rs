@@ -1,0 +1,102 @@
+//! How an error during a step is treated. The adapters map SDK errors to an [`ErrorKind`]; this table
+//! decides whether the step counts as done, the invocation should be retried, or it failed for good.
+
+use crate::decide::Step;
+
+/// What kind of failure an AWS call met, independent of the SDK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Throttling / rate exceeded.
+    Throttled,
+    /// 5xx, timeouts, dropped connections, dispatch failures.
+    Transient,
+    /// The resource does not exist (queue, subscription).
+    NotFound,
+    /// A conditional write found another state.
+    Conflict,
+    /// SQS refuses to re-create a name deleted less than 60 s ago.
+    DeletedRecently,
+    /// The caller lacks permission.
+    AccessDenied,
+    /// The request is invalid (bad attribute, bad ARN, a changed-attribute re-subscribe).
+    Invalid,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Name used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Throttled => "throttled",
+            Self::Transient => "transient",
+            Self::NotFound => "not-found",
+            Self::Conflict => "conflict",
+            Self::DeletedRecently => "deleted-recently",
+            Self::AccessDenied => "access-denied",
+            Self::Invalid => "invalid",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// What the executor does with a failed step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The step's goal already holds (e.g. deleting something already gone).
+    Done,
+    /// Another invocation moved the record: read it again and decide again.
+    Redecide,
+    /// Fail the invocation so Lambda retries it.
+    Retry,
+    /// A permanent failure: report it; retrying will not help.
+    Fail,
+}
+
+/// The treatment table.
+pub fn disposition(step: Step, kind: ErrorKind) -> Disposition {
+    use Disposition::*;
+    use ErrorKind as K;
+    use Step as S;
+    match (kind, step) {
+        (K::NotFound, S::Unsubscribe | S::DeleteQueue | S::LookupQueueUrl | S::RecoverSubscription) => Done,
+        (K::Conflict, S::Claim | S::MarkReady | S::MarkDraining | S::Tombstone(_)) => Redecide,
+        (K::Throttled | K::Transient | K::DeletedRecently | K::Other, _) => Retry,
+        (K::NotFound | K::Conflict | K::AccessDenied | K::Invalid, _) => Fail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::State;
+
+    #[test]
+    fn treatment_table() {
+        use Disposition::*;
+        use ErrorKind as K;
+        use Step as S;
+        let rows = [
+            (S::DeleteQueue, K::NotFound, Done),
+            (S::Unsubscribe, K::NotFound, Done),
+            (S::LookupQueueUrl, K::NotFound, Done),
+            (S::RecoverSubscription, K::NotFound, Done),
+            (S::Subscribe, K::NotFound, Fail),
+            (S::CreateQueue, K::NotFound, Fail),
+            (S::Claim, K::Conflict, Redecide),
+            (S::MarkReady, K::Conflict, Redecide),
+            (S::MarkDraining, K::Conflict, Redecide),
+            (S::Tombstone(State::Gone), K::Conflict, Redecide),
+            (S::CreateQueue, K::DeletedRecently, Retry),
+            (S::Subscribe, K::Throttled, Retry),
+            (S::Claim, K::Transient, Retry),
+            (S::DeleteQueue, K::Other, Retry),
+            (S::CreateQueue, K::AccessDenied, Fail),
+            (S::Subscribe, K::Invalid, Fail),
+            (S::CreateQueue, K::Conflict, Fail),
+        ];
+        for (step, kind, want) in rows {
+            assert_eq!(disposition(step, kind), want, "{step:?} {kind:?}");
+        }
+    }
+}

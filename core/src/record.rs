@@ -1,0 +1,124 @@
+//! The per-task record: what exists for a task, and how far its lifecycle has gone.
+//!
+//! ```text
+//! PROVISIONING ──▶ READY ──▶ DRAINING ──▶ GONE (tombstone, expires)
+//!      │             └──────────────────────▲
+//!      └────────────────────────────────────┘
+//! ```
+//! Invariants the executor keeps: `READY` ⇒ queue and subscription exist and are recorded;
+//! `DRAINING` ⇒ no subscription; `GONE` ⇒ neither queue nor subscription. A state never moves back.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle state of a task's resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    /// Claimed: the queue and subscription may or may not exist yet.
+    Provisioning,
+    /// Queue and subscription exist and are recorded.
+    Ready,
+    /// Unsubscribed (stop initiated); the queue may still hold messages for the draining container.
+    Draining,
+    /// Everything deleted; the record is a tombstone until it expires.
+    Gone,
+}
+
+impl State {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "PROVISIONING",
+            Self::Ready => "READY",
+            Self::Draining => "DRAINING",
+            Self::Gone => "GONE",
+        }
+    }
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Provisioning, Self::Ready, Self::Draining, Self::Gone].into_iter().find(|st| st.as_str() == s)
+    }
+    /// DRAINING and GONE are tombstones: a late start event must not resurrect the task.
+    pub fn is_tombstone(self) -> bool {
+        matches!(self, Self::Draining | Self::Gone)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Attribute names of the DynamoDB item (shared with the client crate, which reads `state`).
+pub mod attr {
+    /// Partition key.
+    pub const TASK_ID: &str = "taskId";
+    /// Task ARN.
+    pub const TASK_ARN: &str = "taskArn";
+    /// Cluster ARN.
+    pub const CLUSTER_ARN: &str = "clusterArn";
+    /// Task group.
+    pub const GROUP: &str = "group";
+    /// Queue name.
+    pub const QUEUE_NAME: &str = "queueName";
+    /// Queue ARN.
+    pub const QUEUE_ARN: &str = "queueArn";
+    /// Queue URL.
+    pub const QUEUE_URL: &str = "queueUrl";
+    /// Topic ARN.
+    pub const TOPIC_ARN: &str = "topicArn";
+    /// Subscription ARN.
+    pub const SUBSCRIPTION_ARN: &str = "subscriptionArn";
+    /// State.
+    pub const STATE: &str = "state";
+    /// Highest `detail.version` applied.
+    pub const VERSION: &str = "version";
+    /// When the record was created.
+    pub const CREATED_AT: &str = "createdAt";
+    /// When the record last changed.
+    pub const UPDATED_AT: &str = "updatedAt";
+    /// TTL attribute (epoch seconds).
+    pub const EXPIRES_AT: &str = "expiresAt";
+}
+
+/// One task's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// Key: the task ID.
+    pub task_id: String,
+    /// The task ARN.
+    pub task_arn: String,
+    /// The cluster ARN.
+    pub cluster_arn: String,
+    /// The task's group, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The queue name (derived).
+    pub queue_name: String,
+    /// The queue ARN (derived).
+    pub queue_arn: String,
+    /// The queue URL, once CreateQueue returned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_url: Option<String>,
+    /// The topic.
+    pub topic_arn: String,
+    /// The subscription ARN, once Subscribe returned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_arn: Option<String>,
+    /// The lifecycle state.
+    pub state: State,
+    /// Highest `detail.version` applied (0 when the events carried none).
+    pub version: u64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Expiry of a tombstone, epoch seconds (DynamoDB TTL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}

@@ -1,0 +1,310 @@
+//! Controller settings, parsed once at cold start from an injected environment lookup.
+//!
+//! Every variable is listed in `docs/contract.md`. A missing or invalid setting is an error that names
+//! the variable, so a broken deployment fails at start instead of at the first event.
+
+use std::collections::BTreeMap;
+
+use crate::naming::{NamingError, QueuePrefix, TopicArn};
+
+/// Why settings could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// A required variable is absent or empty.
+    #[error("missing required setting {0}")]
+    Missing(&'static str),
+    /// A variable is present but its value is wrong.
+    #[error("invalid setting {name}: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Which clusters and service groups this deployment owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// Cluster ARNs or names; an event matches when its `clusterArn` equals one, or ends with `/<name>`.
+    pub clusters: Vec<String>,
+    /// `group` values (e.g. `service:orders`); empty means every group.
+    pub service_groups: Vec<String>,
+}
+
+impl Scope {
+    /// True when the cluster ARN is one of ours.
+    pub fn owns_cluster(&self, cluster_arn: &str) -> bool {
+        let name = cluster_arn.rsplit('/').next().unwrap_or(cluster_arn);
+        self.clusters.iter().any(|c| c == cluster_arn || c == name)
+    }
+    /// True when the group is one of ours (or no groups are configured).
+    pub fn owns_group(&self, group: Option<&str>) -> bool {
+        self.service_groups.is_empty() || group.is_some_and(|g| self.service_groups.iter().any(|s| s == g))
+    }
+}
+
+/// How each task queue is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Name prefix.
+    pub prefix: QueuePrefix,
+    /// MessageRetentionPeriod in seconds (60..=1209600).
+    pub retention_seconds: u32,
+    /// VisibilityTimeout in seconds (0..=43200).
+    pub visibility_seconds: u32,
+    /// Optional DLQ ARN for the queue's RedrivePolicy.
+    pub dlq_arn: Option<String>,
+    /// maxReceiveCount for the redrive (1..=1000).
+    pub max_receive_count: u32,
+}
+
+/// How each subscription is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionSettings {
+    /// SNS RawMessageDelivery.
+    pub raw_delivery: bool,
+    /// Filter policy JSON, validated as JSON and re-serialised canonically.
+    pub filter_policy: Option<String>,
+    /// `MessageAttributes` or `MessageBody`.
+    pub filter_policy_scope: Option<String>,
+    /// Optional DLQ ARN for the subscription's RedrivePolicy.
+    pub dlq_arn: Option<String>,
+}
+
+/// Everything the controller needs, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The topic every task queue subscribes to.
+    pub topic: TopicArn,
+    /// The DynamoDB table of task records.
+    pub table: String,
+    /// Clusters and groups we own.
+    pub scope: Scope,
+    /// Queue creation settings.
+    pub queue: QueueSettings,
+    /// Subscription settings.
+    pub subscription: SubscriptionSettings,
+    /// How long GONE tombstones live, in seconds; also the age beyond which a start event is ignored.
+    pub tombstone_ttl_seconds: u64,
+}
+
+/// Setting names, as environment variables.
+pub mod vars {
+    /// SNS topic ARN.
+    pub const TOPIC_ARN: &str = "TASKSUB_TOPIC_ARN";
+    /// DynamoDB table name.
+    pub const TABLE: &str = "TASKSUB_TABLE";
+    /// Comma-separated cluster ARNs or names.
+    pub const CLUSTERS: &str = "TASKSUB_CLUSTERS";
+    /// Comma-separated service groups.
+    pub const SERVICE_GROUPS: &str = "TASKSUB_SERVICE_GROUPS";
+    /// Queue name prefix.
+    pub const QUEUE_PREFIX: &str = "TASKSUB_QUEUE_PREFIX";
+    /// RawMessageDelivery.
+    pub const RAW_DELIVERY: &str = "TASKSUB_RAW_DELIVERY";
+    /// Filter policy JSON.
+    pub const FILTER_POLICY: &str = "TASKSUB_FILTER_POLICY";
+    /// Filter policy scope.
+    pub const FILTER_POLICY_SCOPE: &str = "TASKSUB_FILTER_POLICY_SCOPE";
+    /// Subscription DLQ ARN.
+    pub const SUBSCRIPTION_DLQ_ARN: &str = "TASKSUB_SUBSCRIPTION_DLQ_ARN";
+    /// Queue DLQ ARN.
+    pub const QUEUE_DLQ_ARN: &str = "TASKSUB_QUEUE_DLQ_ARN";
+    /// Queue redrive maxReceiveCount.
+    pub const QUEUE_MAX_RECEIVE_COUNT: &str = "TASKSUB_QUEUE_MAX_RECEIVE_COUNT";
+    /// Queue retention.
+    pub const QUEUE_RETENTION_SECONDS: &str = "TASKSUB_QUEUE_RETENTION_SECONDS";
+    /// Queue visibility timeout.
+    pub const QUEUE_VISIBILITY_SECONDS: &str = "TASKSUB_QUEUE_VISIBILITY_SECONDS";
+    /// Tombstone TTL.
+    pub const TOMBSTONE_TTL_SECONDS: &str = "TASKSUB_TOMBSTONE_TTL_SECONDS";
+}
+
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+    fn required(&self, name: &'static str) -> Result<String, SettingsError> {
+        self.get(name).ok_or(SettingsError::Missing(name))
+    }
+    fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+    fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, SettingsError> {
+        let Some(raw) = self.get(name) else { return Ok(default) };
+        let value: T = raw
+            .parse()
+            .map_err(|_| SettingsError::Invalid { name, reason: format!("{raw:?} is not a number") })?;
+        if !range.contains(&value) {
+            let reason = format!("{value} is outside {}..={}", range.start(), range.end());
+            return Err(SettingsError::Invalid { name, reason });
+        }
+        Ok(value)
+    }
+    fn boolean(&self, name: &'static str, default: bool) -> Result<bool, SettingsError> {
+        match self.get(name).map(|v| v.to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if v == "true" || v == "1" || v == "yes" => Ok(true),
+            Some(v) if v == "false" || v == "0" || v == "no" => Ok(false),
+            Some(v) => Err(SettingsError::Invalid { name, reason: format!("{v:?} is not true or false") }),
+        }
+    }
+    fn sqs_arn(&self, name: &'static str) -> Result<Option<String>, SettingsError> {
+        match self.get(name) {
+            Some(arn) if arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sqs") => Ok(Some(arn)),
+            Some(arn) => Err(SettingsError::Invalid { name, reason: format!("{arn:?} is not an SQS queue ARN") }),
+            None => Ok(None),
+        }
+    }
+}
+
+fn invalid(name: &'static str) -> impl Fn(NamingError) -> SettingsError {
+    move |e| SettingsError::Invalid { name, reason: e.to_string() }
+}
+
+impl Settings {
+    /// Parses settings from a lookup (the process environment in binaries, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        use vars::*;
+        let env = Env(lookup);
+        let topic = TopicArn::parse(&env.required(TOPIC_ARN)?).map_err(invalid(TOPIC_ARN))?;
+        let table = env.required(TABLE)?;
+        if !(3..=255).contains(&table.len())
+            || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(SettingsError::Invalid { name: TABLE, reason: format!("{table:?} is not a table name") });
+        }
+        let clusters = env.list(CLUSTERS);
+        if clusters.is_empty() {
+            return Err(SettingsError::Missing(CLUSTERS));
+        }
+        let prefix = match env.get(QUEUE_PREFIX) {
+            Some(p) => QueuePrefix::new(&p).map_err(invalid(QUEUE_PREFIX))?,
+            None => QueuePrefix::default(),
+        };
+        let filter_policy = match env.get(FILTER_POLICY) {
+            Some(raw) => {
+                let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| SettingsError::Invalid {
+                    name: FILTER_POLICY,
+                    reason: format!("not JSON: {e}"),
+                })?;
+                if !v.is_object() {
+                    let reason = "must be a JSON object".to_owned();
+                    return Err(SettingsError::Invalid { name: FILTER_POLICY, reason });
+                }
+                Some(v.to_string())
+            }
+            None => None,
+        };
+        let filter_policy_scope = match env.get(FILTER_POLICY_SCOPE) {
+            Some(s) if s == "MessageAttributes" || s == "MessageBody" => Some(s),
+            Some(s) => {
+                let reason = format!("{s:?} is not MessageAttributes or MessageBody");
+                return Err(SettingsError::Invalid { name: FILTER_POLICY_SCOPE, reason });
+            }
+            None => None,
+        };
+        Ok(Self {
+            topic,
+            table,
+            scope: Scope { clusters, service_groups: env.list(SERVICE_GROUPS) },
+            queue: QueueSettings {
+                prefix,
+                retention_seconds: env.number(QUEUE_RETENTION_SECONDS, 86_400, 60..=1_209_600)?,
+                visibility_seconds: env.number(QUEUE_VISIBILITY_SECONDS, 30, 0..=43_200)?,
+                dlq_arn: env.sqs_arn(QUEUE_DLQ_ARN)?,
+                max_receive_count: env.number(QUEUE_MAX_RECEIVE_COUNT, 5, 1..=1000)?,
+            },
+            subscription: SubscriptionSettings {
+                raw_delivery: env.boolean(RAW_DELIVERY, true)?,
+                filter_policy,
+                filter_policy_scope,
+                dlq_arn: env.sqs_arn(SUBSCRIPTION_DLQ_ARN)?,
+            },
+            tombstone_ttl_seconds: env.number(TOMBSTONE_TTL_SECONDS, 86_400, 60..=31_536_000)?,
+        })
+    }
+
+    /// Parses settings from a map (tests, the CLI's overrides).
+    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, SettingsError> {
+        Self::from_lookup(|k| map.get(k).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> BTreeMap<String, String> {
+        [
+            (vars::TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:fanout"),
+            (vars::TABLE, "tasksub-records"),
+            (vars::CLUSTERS, "arn:aws:ecs:us-east-1:123456789012:cluster/prod, staging"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let s = Settings::from_map(&base()).unwrap();
+        assert_eq!(s.queue.prefix.as_str(), "tasksub-");
+        assert!(s.subscription.raw_delivery);
+        assert_eq!(s.queue.retention_seconds, 86_400);
+        assert_eq!(s.tombstone_ttl_seconds, 86_400);
+        assert!(s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/prod"));
+        assert!(s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/staging"));
+        assert!(!s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/other"));
+        assert!(s.scope.owns_group(None));
+    }
+
+    #[test]
+    fn every_bad_setting_is_named() {
+        let rows: &[(&str, Option<&str>, &str)] = &[
+            (vars::TOPIC_ARN, None, "missing required setting TASKSUB_TOPIC_ARN"),
+            (vars::TOPIC_ARN, Some("arn:aws:sqs:us-east-1:1:q"), "invalid setting TASKSUB_TOPIC_ARN"),
+            (vars::TABLE, None, "missing required setting TASKSUB_TABLE"),
+            (vars::TABLE, Some("a b"), "invalid setting TASKSUB_TABLE"),
+            (vars::CLUSTERS, Some(" , "), "missing required setting TASKSUB_CLUSTERS"),
+            (vars::QUEUE_PREFIX, Some("bad.prefix"), "invalid setting TASKSUB_QUEUE_PREFIX"),
+            (vars::RAW_DELIVERY, Some("maybe"), "invalid setting TASKSUB_RAW_DELIVERY"),
+            (vars::FILTER_POLICY, Some("{not json"), "invalid setting TASKSUB_FILTER_POLICY"),
+            (vars::FILTER_POLICY, Some("[1]"), "invalid setting TASKSUB_FILTER_POLICY"),
+            (vars::FILTER_POLICY_SCOPE, Some("Body"), "invalid setting TASKSUB_FILTER_POLICY_SCOPE"),
+            (vars::QUEUE_DLQ_ARN, Some("arn:aws:sns:x:1:t"), "invalid setting TASKSUB_QUEUE_DLQ_ARN"),
+            (vars::QUEUE_RETENTION_SECONDS, Some("10"), "invalid setting TASKSUB_QUEUE_RETENTION_SECONDS"),
+            (vars::QUEUE_VISIBILITY_SECONDS, Some("x"), "invalid setting TASKSUB_QUEUE_VISIBILITY_SECONDS"),
+            (vars::TOMBSTONE_TTL_SECONDS, Some("0"), "invalid setting TASKSUB_TOMBSTONE_TTL_SECONDS"),
+        ];
+        for (name, value, expected) in rows {
+            let mut env = base();
+            match value {
+                Some(v) => env.insert((*name).to_owned(), (*v).to_owned()),
+                None => env.remove(*name),
+            };
+            let err = Settings::from_map(&env).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{name}={value:?}: got {err:?}");
+        }
+    }
+
+    #[test]
+    fn groups_scope_events() {
+        let mut env = base();
+        env.insert(vars::SERVICE_GROUPS.into(), "service:orders,service:billing".into());
+        let s = Settings::from_map(&env).unwrap();
+        assert!(s.scope.owns_group(Some("service:orders")));
+        assert!(!s.scope.owns_group(Some("service:other")));
+        assert!(!s.scope.owns_group(None));
+    }
+}

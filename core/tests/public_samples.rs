@@ -1,0 +1,62 @@
+//! Every public sample parses; every task state change is understood; every other detail-type is
+//! recognised as not ours. Parsed events re-serialise and re-parse to the same value.
+
+use std::path::PathBuf;
+
+use tasksub_core::event::{parse, Incoming, TaskEvent, TaskStatus};
+
+fn samples() -> Vec<(String, serde_json::Value)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/ecs-events");
+    let mut out: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.len() >= 18, "expected the public samples in {dir:?}");
+    out
+}
+
+#[test]
+fn every_public_sample_parses() {
+    for (name, json) in samples() {
+        let parsed = parse(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        match parsed {
+            Incoming::Task(event) => {
+                assert!(!name.starts_with("ignore-"), "{name} should not be a task event");
+                assert!(event.detail.task_arn.contains(":task/"), "{name}");
+                assert!(!matches!(event.detail.last_status, TaskStatus::Other(_)), "{name}");
+                let again: TaskEvent = serde_json::from_value(serde_json::to_value(&*event).unwrap()).unwrap();
+                assert_eq!(again, *event, "{name} round trip");
+            }
+            Incoming::Other { source, detail_type } => {
+                assert!(name.starts_with("ignore-"), "{name} should be a task event");
+                assert_eq!(source, "aws.ecs");
+                assert_ne!(detail_type, "ECS Task State Change");
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_payloads_are_errors_not_skips() {
+    let rows = [
+        serde_json::json!("just a string"),
+        serde_json::json!({"source": "aws.ecs"}),
+        serde_json::json!({"source": "aws.ecs", "detail-type": "ECS Task State Change", "detail": {"taskArn": 7}}),
+        serde_json::json!({"source": "aws.ecs", "detail-type": "ECS Task State Change", "detail": {}}),
+    ];
+    for json in rows {
+        assert!(parse(&json).is_err(), "{json}");
+    }
+}
+
+#[test]
+fn other_sources_are_recognised() {
+    let json = serde_json::json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}});
+    assert!(matches!(parse(&json).unwrap(), Incoming::Other { .. }));
+}
