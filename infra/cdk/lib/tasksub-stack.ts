@@ -1,0 +1,617 @@
+/**
+ * tasksub as a CDK stack: the equivalent of infra/template.yaml (same parameters, conditions,
+ * logical ids of the main resources, IAM, patterns, DLQs and alarms).
+ *
+ * The only intended difference: CDK bundles the Rust binaries at synth time, so the function
+ * architecture is chosen with the context value `architecture` (arm64 | x86_64). The `Architecture`
+ * parameter exists for parity but only allows the synthesized architecture.
+ *
+ * L1 (Cfn*) constructs are used wherever the SAM template relies on conditions or intrinsics in
+ * JSON (event patterns, queue policy, parameters); RustFunction (cargo-lambda-cdk) builds the code.
+ */
+import * as path from 'node:path';
+import {
+  Aws,
+  CfnCondition,
+  CfnElement,
+  CfnOutput,
+  CfnParameter,
+  CfnResource,
+  Duration,
+  Fn,
+  RemovalPolicy,
+  Stack,
+  StackProps,
+  Token,
+  Validations,
+} from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { RustFunction } from 'cargo-lambda-cdk';
+import { Construct, IConstruct } from 'constructs';
+
+export type ArchitectureName = 'arm64' | 'x86_64';
+
+export interface TasksubStackProps extends StackProps {
+  /** Architecture the binaries are bundled for. Default arm64. */
+  readonly architecture?: ArchitectureName;
+  /** Cargo workspace manifest. Default: the repository's Cargo.toml (two levels up from infra/cdk). */
+  readonly manifestPath?: string;
+}
+
+const LOG_RETENTION_DAYS = [
+  '1', '3', '5', '7', '14', '30', '60', '90', '120', '150', '180', '365', '400', '545', '731', '1096',
+  '1827', '2192', '2557', '2922', '3288', '3653',
+];
+
+function setLogicalId(construct: IConstruct, id: string): void {
+  const child = construct instanceof CfnElement ? construct : construct.node.defaultChild;
+  (child as CfnElement).overrideLogicalId(id);
+}
+
+/** Puts every CloudFormation resource below `scope` under `condition`. */
+function conditionAll(scope: IConstruct, condition: CfnCondition): void {
+  for (const c of scope.node.findAll()) {
+    if (c instanceof CfnResource) {
+      c.cfnOptions.condition = condition;
+    }
+  }
+}
+
+/**
+ * On-failure destination that grants only sqs:SendMessage on the queue, like SAM does
+ * (aws-lambda-destinations' SqsDestination also grants GetQueueAttributes/GetQueueUrl).
+ */
+class SendOnlySqsDestination implements lambda.IDestination {
+  constructor(private readonly queue: sqs.IQueue) {}
+
+  bind(_scope: Construct, fn: lambda.IFunction): lambda.DestinationConfig {
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.queue.queueArn] }));
+    return { destination: this.queue.queueArn };
+  }
+}
+
+export class TasksubStack extends Stack {
+  constructor(scope: Construct, id: string, props: TasksubStackProps = {}) {
+    super(scope, id, {
+      description:
+        'tasksub - per-ECS-task SQS queues subscribed to an SNS topic. EventBridge rules on ECS Task State ' +
+        'Change events drive two Rust functions (on-task-running / on-task-stopped); a scheduled sweeper ' +
+        'reconciles orphans. Least privilege: every write is scoped to the queue prefix, the topic and the ' +
+        'table. Every physical name is derived from the stack, so several stacks can coexist.',
+      ...props,
+    });
+    // CDK-generated DependsOn on the service role duplicates the GetAtt; harmless.
+    this.templateOptions.metadata = { 'cfn-lint': { config: { ignore_checks: ['W3005'] } } };
+    // CDK's built-in validator does not narrow references inside Fn::If: the Topic ref only
+    // resolves under CreateTopic and the alarm topic only under HasAlarmTopic.
+    Validations.of(this).acknowledge(
+      { id: 'CloudFormation-Validate::W1001', reason: 'conditional reference guarded by the same Fn::If condition' },
+      { id: 'CloudFormation-Validate::W1030', reason: 'AlarmTopicArn is only used under HasAlarmTopic (non-empty)' },
+    );
+    const archName: ArchitectureName = props.architecture ?? 'arm64';
+    const architecture = archName === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
+    const manifestPath = props.manifestPath ?? path.resolve(__dirname, '..', '..', '..', '..', 'Cargo.toml');
+
+    // ------------------------------------------------------------------ parameters (as in SAM)
+    const clusterArns = new CfnParameter(this, 'ClusterArns', {
+      type: 'CommaDelimitedList',
+      description:
+        'ARNs of the ECS clusters whose tasks get a queue (arn:aws:ecs:<region>:<account>:cluster/<name>). ' +
+        'Events carry the cluster ARN, so names are not enough here.',
+    });
+    const serviceGroups = new CfnParameter(this, 'ServiceGroups', {
+      type: 'CommaDelimitedList',
+      default: '',
+      description:
+        'Optional ECS task groups to restrict to, e.g. service:orders,family:batch. Empty = every task of the clusters.',
+    });
+    const queuePrefix = new CfnParameter(this, 'QueuePrefix', {
+      type: 'String',
+      default: '',
+      allowedPattern: '^[A-Za-z0-9_-]{0,47}$',
+      description:
+        'Name prefix of the per-task queues. Empty (default) = "tasksub-<first 8 hex of the stack id>-", unique ' +
+        'per stack. It must not be the prefix of any other queue in the account/region: the functions may delete ' +
+        'queues that start with it.',
+    });
+    const existingTopicArn = new CfnParameter(this, 'ExistingTopicArn', {
+      type: 'String',
+      default: '',
+      allowedPattern: '^(|arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256})$',
+      description: 'Use this existing SNS topic. Empty (default) = create an encrypted topic in this stack.',
+    });
+    const topicKmsKeyId = new CfnParameter(this, 'TopicKmsKeyId', {
+      type: 'String',
+      default: 'alias/aws/sns',
+      minLength: 1,
+      description: 'KMS key (id, ARN or alias) encrypting the created topic.',
+    });
+    const enableQueueDlq = new CfnParameter(this, 'EnableQueueDlq', {
+      type: 'String',
+      default: 'true',
+      allowedValues: ['true', 'false'],
+      description: 'Create a shared dead-letter queue for the per-task queues (TASKSUB_QUEUE_DLQ_ARN).',
+    });
+    const queueMaxReceiveCount = new CfnParameter(this, 'QueueMaxReceiveCount', {
+      type: 'Number', default: 5, minValue: 1, maxValue: 1000,
+      description: 'maxReceiveCount of the task queue redrive policy.',
+    });
+    const queueRetentionSeconds = new CfnParameter(this, 'QueueRetentionSeconds', {
+      type: 'Number', default: 86400, minValue: 60, maxValue: 1209600,
+      description: 'MessageRetentionPeriod of the per-task queues.',
+    });
+    const queueVisibilitySeconds = new CfnParameter(this, 'QueueVisibilitySeconds', {
+      type: 'Number', default: 30, minValue: 0, maxValue: 43200,
+      description: 'VisibilityTimeout of the per-task queues.',
+    });
+    const rawMessageDelivery = new CfnParameter(this, 'RawMessageDelivery', {
+      type: 'String', default: 'true', allowedValues: ['true', 'false'],
+      description: 'SNS RawMessageDelivery of each subscription.',
+    });
+    const filterPolicy = new CfnParameter(this, 'FilterPolicy', {
+      type: 'String', default: '',
+      description: 'Optional JSON SNS filter policy set on each subscription.',
+    });
+    const filterPolicyScope = new CfnParameter(this, 'FilterPolicyScope', {
+      type: 'String', default: '', allowedValues: ['', 'MessageAttributes', 'MessageBody'],
+      description: 'Optional scope of FilterPolicy.',
+    });
+    const subscriptionDlqArn = new CfnParameter(this, 'SubscriptionDlqArn', {
+      type: 'String',
+      default: '',
+      allowedPattern: '^(|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80})$',
+      description:
+        'Optional existing SQS queue ARN used as the RedrivePolicy of each SNS subscription (its queue policy ' +
+        'must allow sns.amazonaws.com from the topic).',
+    });
+    const tombstoneTtlSeconds = new CfnParameter(this, 'TombstoneTtlSeconds', {
+      type: 'Number', default: 86400, minValue: 60,
+      description: 'How long GONE tombstone records live before DynamoDB TTL removes them (expiresAt).',
+    });
+    const architectureParam = new CfnParameter(this, 'Architecture', {
+      type: 'String',
+      default: archName,
+      allowedValues: [archName],
+      description:
+        'Lambda architecture. CDK bundles at synth time: change it with `-c architecture=arm64|x86_64`.',
+    });
+    const functionMemorySize = new CfnParameter(this, 'FunctionMemorySize', {
+      type: 'Number', default: 512, minValue: 128, maxValue: 10240,
+      description: 'Memory (MB) of the functions; 512 MB gives enough CPU for a fast TLS handshake.',
+    });
+    const logLevel = new CfnParameter(this, 'LogLevel', {
+      type: 'String', default: 'info', description: 'RUST_LOG of the functions.',
+    });
+    const logRetentionDays = new CfnParameter(this, 'LogRetentionDays', {
+      type: 'Number', default: '30', allowedValues: LOG_RETENTION_DAYS,
+      description: "Retention of the functions' log groups.",
+    });
+    const enableSweeper = new CfnParameter(this, 'EnableSweeper', {
+      type: 'String', default: 'true', allowedValues: ['true', 'false'],
+      description: 'Deploy the scheduled orphan sweeper (binary `sweeper`).',
+    });
+    const sweepSchedule = new CfnParameter(this, 'SweepSchedule', {
+      type: 'String', default: 'rate(5 minutes)', description: 'EventBridge schedule expression of the sweeper.',
+    });
+    const sweepGraceSeconds = new CfnParameter(this, 'SweepGraceSeconds', {
+      type: 'Number', default: 600, minValue: 0,
+      description: 'TASKSUB_SWEEP_GRACE_SECONDS - minimum age before the sweeper touches a queue or record.',
+    });
+    const taskRoleName = new CfnParameter(this, 'TaskRoleName', {
+      type: 'String',
+      default: '',
+      description:
+        "Optional name of the application's existing ECS task role; the consumer managed policy is attached " +
+        'to it. Empty = attach it yourself (output TaskRolePolicyArn).',
+    });
+    const alarmTopicArn = new CfnParameter(this, 'AlarmTopicArn', {
+      type: 'String', default: '', description: 'Optional SNS topic ARN notified by the alarms.',
+    });
+
+    // ------------------------------------------------------------------ conditions (as in SAM)
+    const notEmpty = (value: string) => Fn.conditionNot(Fn.conditionEquals(value, ''));
+    const hasServiceGroups = new CfnCondition(this, 'HasServiceGroups', {
+      expression: notEmpty(Fn.join('', serviceGroups.valueAsList)),
+    });
+    const useDefaultQueuePrefix = new CfnCondition(this, 'UseDefaultQueuePrefix', {
+      expression: Fn.conditionEquals(queuePrefix.valueAsString, ''),
+    });
+    const createTopic = new CfnCondition(this, 'CreateTopic', {
+      expression: Fn.conditionEquals(existingTopicArn.valueAsString, ''),
+    });
+    const createQueueDlq = new CfnCondition(this, 'CreateQueueDlq', {
+      expression: Fn.conditionEquals(enableQueueDlq.valueAsString, 'true'),
+    });
+    const hasFilterPolicy = new CfnCondition(this, 'HasFilterPolicy', { expression: notEmpty(filterPolicy.valueAsString) });
+    const hasFilterPolicyScope = new CfnCondition(this, 'HasFilterPolicyScope', {
+      expression: notEmpty(filterPolicyScope.valueAsString),
+    });
+    const hasSubscriptionDlq = new CfnCondition(this, 'HasSubscriptionDlq', {
+      expression: notEmpty(subscriptionDlqArn.valueAsString),
+    });
+    const sweeperEnabled = new CfnCondition(this, 'SweeperEnabled', {
+      expression: Fn.conditionEquals(enableSweeper.valueAsString, 'true'),
+    });
+    const hasTaskRole = new CfnCondition(this, 'HasTaskRole', { expression: notEmpty(taskRoleName.valueAsString) });
+    const hasAlarmTopic = new CfnCondition(this, 'HasAlarmTopic', { expression: notEmpty(alarmTopicArn.valueAsString) });
+
+    const ifThen = (cond: CfnCondition, yes: unknown, no: unknown) => Fn.conditionIf(cond.logicalId, yes, no);
+    const orNoValue = (cond: CfnCondition, value: unknown) => Token.asString(ifThen(cond, value, Aws.NO_VALUE));
+
+    // Effective queue prefix: the parameter, or "tasksub-<first 8 hex of the stack id>-".
+    const prefix = Token.asString(
+      ifThen(
+        useDefaultQueuePrefix,
+        Fn.join('', ['tasksub-', Fn.select(0, Fn.split('-', Fn.select(2, Fn.split('/', Aws.STACK_ID)))), '-']),
+        queuePrefix.valueAsString,
+      ),
+    );
+    // Fn::Sub (not Fn::Join) so the guard rules can verify the ARN ends with "<prefix>*".
+    const queueArnPattern = Fn.sub('arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${Prefix}*', {
+      Prefix: prefix,
+    });
+
+    // ------------------------------------------------------------------ state
+    const table = new dynamodb.CfnTable(this, 'Table', {
+      billingMode: 'PAY_PER_REQUEST',
+      attributeDefinitions: [{ attributeName: 'taskId', attributeType: 'S' }],
+      keySchema: [{ attributeName: 'taskId', keyType: 'HASH' }],
+      timeToLiveSpecification: { attributeName: 'expiresAt', enabled: true },
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      sseSpecification: { sseEnabled: true },
+    });
+    table.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    setLogicalId(table, 'Table');
+
+    const topic = new sns.CfnTopic(this, 'Topic', { kmsMasterKeyId: topicKmsKeyId.valueAsString });
+    topic.cfnOptions.condition = createTopic;
+    setLogicalId(topic, 'Topic');
+    const topicArn = Token.asString(ifThen(createTopic, topic.ref, existingTopicArn.valueAsString));
+
+    // ------------------------------------------------------------------ dead-letter queues
+    const eventDlq = new sqs.Queue(this, 'EventDlq', {
+      retentionPeriod: Duration.days(14),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    setLogicalId(eventDlq, 'EventDlq');
+
+    const taskQueueDlq = new sqs.Queue(this, 'TaskQueueDlq', {
+      retentionPeriod: Duration.days(14),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    conditionAll(taskQueueDlq, createQueueDlq);
+    setLogicalId(taskQueueDlq, 'TaskQueueDlq');
+
+    // ------------------------------------------------------------------ functions
+    const environment: Record<string, string> = {
+      RUST_LOG: logLevel.valueAsString,
+      TASKSUB_TOPIC_ARN: topicArn,
+      TASKSUB_TABLE: table.ref,
+      TASKSUB_CLUSTERS: Fn.join(',', clusterArns.valueAsList),
+      TASKSUB_SERVICE_GROUPS: orNoValue(hasServiceGroups, Fn.join(',', serviceGroups.valueAsList)),
+      TASKSUB_QUEUE_PREFIX: prefix,
+      TASKSUB_RAW_DELIVERY: rawMessageDelivery.valueAsString,
+      TASKSUB_FILTER_POLICY: orNoValue(hasFilterPolicy, filterPolicy.valueAsString),
+      TASKSUB_FILTER_POLICY_SCOPE: orNoValue(hasFilterPolicyScope, filterPolicyScope.valueAsString),
+      TASKSUB_SUBSCRIPTION_DLQ_ARN: orNoValue(hasSubscriptionDlq, subscriptionDlqArn.valueAsString),
+      TASKSUB_QUEUE_DLQ_ARN: orNoValue(createQueueDlq, taskQueueDlq.queueArn),
+      TASKSUB_QUEUE_MAX_RECEIVE_COUNT: queueMaxReceiveCount.valueAsString,
+      TASKSUB_QUEUE_RETENTION_SECONDS: queueRetentionSeconds.valueAsString,
+      TASKSUB_QUEUE_VISIBILITY_SECONDS: queueVisibilitySeconds.valueAsString,
+      TASKSUB_TOMBSTONE_TTL_SECONDS: tombstoneTtlSeconds.valueAsString,
+    };
+
+    const rustFunction = (
+      logicalId: string,
+      binary: string,
+      description: string,
+      opts: { timeout: number; retryAttempts: number; maxEventAge: number; extraEnv?: Record<string, string> },
+    ): RustFunction => {
+      const logGroup = new logs.LogGroup(this, `${logicalId.replace(/Function$/, '')}LogGroup`, {
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      (logGroup.node.defaultChild as logs.CfnLogGroup).retentionInDays = logRetentionDays.valueAsNumber;
+      setLogicalId(logGroup, `${logicalId.replace(/Function$/, '')}LogGroup`);
+      const fn = new RustFunction(this, logicalId, {
+        manifestPath,
+        binaryName: binary,
+        architecture,
+        description,
+        memorySize: functionMemorySize.valueAsNumber,
+        timeout: Duration.seconds(opts.timeout),
+        environment: { ...environment, ...(opts.extraEnv ?? {}) },
+        logGroup,
+        loggingFormat: lambda.LoggingFormat.TEXT,
+        onFailure: new SendOnlySqsDestination(eventDlq),
+        retryAttempts: opts.retryAttempts,
+        maxEventAge: Duration.seconds(opts.maxEventAge),
+      });
+      const cfnFn = fn.node.defaultChild as lambda.CfnFunction;
+      cfnFn.addPropertyOverride('Architectures', [architectureParam.valueAsString]);
+      setLogicalId(fn, logicalId);
+      return fn;
+    };
+
+    const onTaskRunning = rustFunction(
+      'OnTaskRunningFunction',
+      'on-task-running',
+      'tasksub - provision the queue and subscription of a RUNNING task',
+      { timeout: 30, retryAttempts: 2, maxEventAge: 3600 },
+    );
+    onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'TableRecords',
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      resources: [table.attrArn],
+    }));
+    onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'TaskQueues',
+      actions: ['sqs:CreateQueue', 'sqs:TagQueue', 'sqs:GetQueueAttributes'],
+      resources: [queueArnPattern],
+    }));
+    onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'TopicSubscriptions',
+      actions: ['sns:Subscribe', 'sns:Unsubscribe'],
+      resources: [topicArn],
+    }));
+
+    const onTaskStopped = rustFunction(
+      'OnTaskStoppedFunction',
+      'on-task-stopped',
+      'tasksub - unsubscribe and delete the queue of a stopping task',
+      { timeout: 30, retryAttempts: 2, maxEventAge: 3600 },
+    );
+    onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'TableRecords',
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      resources: [table.attrArn],
+    }));
+    onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'TaskQueues',
+      actions: ['sqs:GetQueueUrl', 'sqs:DeleteQueue'],
+      resources: [queueArnPattern],
+    }));
+    onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'TopicSubscriptions',
+      actions: ['sns:Subscribe', 'sns:Unsubscribe'],
+      resources: [topicArn],
+    }));
+
+    const sweeper = rustFunction(
+      'SweeperFunction',
+      'sweeper',
+      'tasksub - reconcile queues, subscriptions and records with the running tasks',
+      {
+        timeout: 240,
+        retryAttempts: 0,
+        maxEventAge: 300,
+        extraEnv: { TASKSUB_SWEEP_GRACE_SECONDS: sweepGraceSeconds.valueAsString },
+      },
+    );
+    const clusterCondition = { ArnEquals: { 'ecs:cluster': clusterArns.valueAsList } };
+    sweeper.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'ListTasksOfOurClusters',
+      actions: ['ecs:ListTasks'],
+      resources: [Fn.sub('arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:container-instance/*')],
+      conditions: clusterCondition,
+    }));
+    sweeper.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'DescribeTasksOfOurClusters',
+      actions: ['ecs:DescribeTasks'],
+      resources: [Fn.sub('arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/*')],
+      conditions: clusterCondition,
+    }));
+    // sqs:ListQueues has no resource-level permissions (IAM only accepts "*"); it is read-only and the
+    // sweeper lists with QueueNamePrefix = the prefix.
+    sweeper.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'ListQueues',
+      actions: ['sqs:ListQueues'],
+      resources: ['*'],
+    }));
+    sweeper.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'TaskQueues',
+      actions: [
+        'sqs:ListQueueTags', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:DeleteQueue', 'sqs:CreateQueue',
+        'sqs:TagQueue',
+      ],
+      resources: [queueArnPattern],
+    }));
+    sweeper.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'TopicSubscriptions',
+      actions: ['sns:Subscribe', 'sns:Unsubscribe'],
+      resources: [topicArn],
+    }));
+    sweeper.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'TableRecords',
+      actions: ['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      resources: [table.attrArn],
+    }));
+
+    // ------------------------------------------------------------------ EventBridge
+    // Same patterns as the SAM template (see the comment there): they mirror tasksub-core intent_of().
+    const taskPattern = (statusFilter: Record<string, unknown>) => ({
+      source: ['aws.ecs'],
+      'detail-type': ['ECS Task State Change'],
+      detail: {
+        clusterArn: clusterArns.value,
+        group: ifThen(hasServiceGroups, serviceGroups.value, Aws.NO_VALUE),
+        ...statusFilter,
+      },
+    });
+    const ruleTarget = (id: string, fn: lambda.IFunction, retries: number, maxAge: number) => ({
+      id,
+      arn: fn.functionArn,
+      retryPolicy: { maximumRetryAttempts: retries, maximumEventAgeInSeconds: maxAge },
+      deadLetterConfig: { arn: eventDlq.queueArn },
+    });
+
+    const runningRule = new events.CfnRule(this, 'TaskRunningRule', {
+      description: 'tasksub - tasks of our clusters that are starting or running',
+      state: 'ENABLED',
+      eventPattern: taskPattern({
+        desiredStatus: ['RUNNING'],
+        lastStatus: ['PROVISIONING', 'PENDING', 'ACTIVATING', 'RUNNING'],
+      }),
+      targets: [ruleTarget('on-task-running', onTaskRunning, 185, 86400)],
+    });
+    setLogicalId(runningRule, 'TaskRunningRule');
+
+    const stoppedRule = new events.CfnRule(this, 'TaskStoppedRule', {
+      description: 'tasksub - tasks of our clusters that are stopping or stopped',
+      state: 'ENABLED',
+      eventPattern: taskPattern({ $or: [{ desiredStatus: ['STOPPED'] }, { lastStatus: ['STOPPED'] }] }),
+      targets: [ruleTarget('on-task-stopped', onTaskStopped, 185, 86400)],
+    });
+    setLogicalId(stoppedRule, 'TaskStoppedRule');
+
+    const sweepRule = new events.CfnRule(this, 'SweepRule', {
+      description: 'tasksub - periodic orphan sweep',
+      state: 'ENABLED',
+      scheduleExpression: sweepSchedule.valueAsString,
+      targets: [ruleTarget('sweeper', sweeper, 2, 300)],
+    });
+    setLogicalId(sweepRule, 'SweepRule');
+
+    const permit = (logicalId: string, fn: lambda.Function, rule: events.CfnRule) => {
+      const permission = new lambda.CfnPermission(this, logicalId, {
+        action: 'lambda:InvokeFunction',
+        functionName: fn.functionArn,
+        principal: 'events.amazonaws.com',
+        sourceArn: rule.attrArn,
+        sourceAccount: Aws.ACCOUNT_ID,
+      });
+      setLogicalId(permission, logicalId);
+      return permission;
+    };
+    permit('TaskRunningRulePermission', onTaskRunning, runningRule);
+    permit('TaskStoppedRulePermission', onTaskStopped, stoppedRule);
+    const sweepPermission = permit('SweepRulePermission', sweeper, sweepRule);
+
+    const dlqStatement = (sid: string, rule: events.CfnRule) => ({
+      Sid: sid,
+      Effect: 'Allow',
+      Principal: { Service: 'events.amazonaws.com' },
+      Action: 'sqs:SendMessage',
+      Resource: eventDlq.queueArn,
+      Condition: { ArnEquals: { 'aws:SourceArn': rule.attrArn } },
+    });
+    const eventDlqPolicy = new sqs.CfnQueuePolicy(this, 'EventDlqPolicy', {
+      queues: [eventDlq.queueUrl],
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          dlqStatement('EventBridgeDeadLettersTaskRunning', runningRule),
+          dlqStatement('EventBridgeDeadLettersTaskStopped', stoppedRule),
+          ifThen(sweeperEnabled, dlqStatement('EventBridgeDeadLettersSweep', sweepRule), Aws.NO_VALUE),
+          {
+            Sid: 'DenyInsecureTransport',
+            Effect: 'Deny',
+            Principal: '*',
+            Action: 'sqs:*',
+            Resource: eventDlq.queueArn,
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          },
+        ],
+      },
+    });
+    setLogicalId(eventDlqPolicy, 'EventDlqPolicy');
+
+    // ------------------------------------------------------------------ application task role
+    const taskRolePolicy = new iam.CfnManagedPolicy(this, 'TaskRolePolicy', {
+      description: 'tasksub consumer - read the own task queue and the task record',
+      roles: Token.asList(ifThen(hasTaskRole, [taskRoleName.valueAsString], Aws.NO_VALUE)),
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'ConsumeTaskQueue',
+            Effect: 'Allow',
+            Action: [
+              'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl',
+              'sqs:GetQueueAttributes',
+            ],
+            Resource: queueArnPattern,
+          },
+          { Sid: 'ReadTaskRecord', Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: table.attrArn },
+        ],
+      },
+    });
+    setLogicalId(taskRolePolicy, 'TaskRolePolicy');
+
+    // ------------------------------------------------------------------ alarms
+    const alarmActions = Token.asList(ifThen(hasAlarmTopic, [alarmTopicArn.valueAsString], Aws.NO_VALUE));
+    const alarm = (
+      logicalId: string,
+      description: string,
+      namespace: string,
+      metricName: string,
+      dimension: { name: string; value: string },
+      statistic: string,
+    ) => {
+      const a = new cloudwatch.CfnAlarm(this, logicalId, {
+        alarmDescription: description,
+        namespace,
+        metricName,
+        dimensions: [dimension],
+        statistic,
+        period: 300,
+        evaluationPeriods: 1,
+        threshold: 1,
+        comparisonOperator: 'GreaterThanOrEqualToThreshold',
+        treatMissingData: 'notBreaching',
+        alarmActions,
+      });
+      setLogicalId(a, logicalId);
+      return a;
+    };
+    alarm('EventDlqDepthAlarm', 'tasksub - ECS events or invocations were dead-lettered (EventDlq not empty)',
+      'AWS/SQS', 'ApproximateNumberOfMessagesVisible', { name: 'QueueName', value: eventDlq.queueName }, 'Maximum');
+    const taskQueueDlqAlarm = alarm('TaskQueueDlqDepthAlarm',
+      'tasksub - messages of task queues were dead-lettered (TaskQueueDlq not empty)',
+      'AWS/SQS', 'ApproximateNumberOfMessagesVisible', { name: 'QueueName', value: taskQueueDlq.queueName }, 'Maximum');
+    taskQueueDlqAlarm.cfnOptions.condition = createQueueDlq;
+    alarm('OnTaskRunningErrorsAlarm', 'tasksub - on-task-running function errors', 'AWS/Lambda', 'Errors',
+      { name: 'FunctionName', value: onTaskRunning.functionName }, 'Sum');
+    alarm('OnTaskStoppedErrorsAlarm', 'tasksub - on-task-stopped function errors', 'AWS/Lambda', 'Errors',
+      { name: 'FunctionName', value: onTaskStopped.functionName }, 'Sum');
+    const sweeperAlarm = alarm('SweeperErrorsAlarm', 'tasksub - sweeper function errors', 'AWS/Lambda', 'Errors',
+      { name: 'FunctionName', value: sweeper.functionName }, 'Sum');
+
+    // Everything of the sweeper is conditional on EnableSweeper.
+    conditionAll(sweeper, sweeperEnabled);
+    for (const c of [sweepRule, sweepPermission, sweeperAlarm]) {
+      c.cfnOptions.condition = sweeperEnabled;
+    }
+    const sweeperLogGroup = this.node.findChild('SweeperLogGroup');
+    conditionAll(sweeperLogGroup, sweeperEnabled);
+
+    // ------------------------------------------------------------------ outputs (as in SAM)
+    const output = (id: string, value: string, description?: string, condition?: CfnCondition) => {
+      const o = new CfnOutput(this, `Output${id}`, { value, description, condition });
+      o.overrideLogicalId(id);
+    };
+    output('TopicArn', topicArn, 'TASKSUB_TOPIC_ARN - publish here; every task queue is subscribed');
+    output('TableName', table.ref, 'TASKSUB_TABLE - task records (the client may GetItem to wait for READY)');
+    output('TableArn', table.attrArn);
+    output('QueuePrefix', prefix, 'TASKSUB_QUEUE_PREFIX - give it to the application container too');
+    output('TaskRolePolicyArn', taskRolePolicy.ref, "Managed policy to attach to the application's ECS task role");
+    output('TaskQueueDlqArn', taskQueueDlq.queueArn, 'TASKSUB_QUEUE_DLQ_ARN - dead-letter queue of the task queues',
+      createQueueDlq);
+    output('EventDlqUrl', eventDlq.queueUrl,
+      'Dead-lettered ECS events and failed invocations (replay with `tasksub replay`)');
+    output('EventDlqArn', eventDlq.queueArn);
+    output('OnTaskRunningFunctionName', onTaskRunning.functionName);
+    output('OnTaskStoppedFunctionName', onTaskStopped.functionName);
+    output('SweeperFunctionName', sweeper.functionName, undefined, sweeperEnabled);
+    output('TaskRunningRuleName', runningRule.ref);
+    output('TaskStoppedRuleName', stoppedRule.ref);
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * aws-cdk-lib/assertions tests of the CDK stack. Offline and without bundling: the App is built
+ * with context 'aws:cdk:bundling-stacks': [] (the CLI refuses aws: keys), so neither cargo-lambda
+ * nor Docker is needed. Run: npm test (tsc, then node --test).
+ */
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { App, DefaultStackSynthesizer } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { ArchitectureName, TasksubStack } from '../lib/tasksub-stack';
+
+function synth(architecture: ArchitectureName = 'arm64'): Template {
+  const app = new App({ analyticsReporting: false, context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new TasksubStack(app, 'Tasksub', {
+    architecture,
+    synthesizer: new DefaultStackSynthesizer({ generateBootstrapVersionRule: false }),
+  });
+  return Template.fromStack(stack);
+}
+
+const template = synth();
+const json = template.toJSON() as { Resources: Record<string, any>; Parameters: Record<string, any>; Outputs: Record<string, any> };
+const resourcesOf = (type: string) =>
+  Object.entries(json.Resources).filter(([, r]) => r.Type === type) as [string, any][];
+
+/** Statements of the inline policies attached to the role of a function. */
+function statementsOf(functionLogicalId: string): any[] {
+  const roleId = json.Resources[functionLogicalId].Properties.Role['Fn::GetAtt'][0];
+  return resourcesOf('AWS::IAM::Policy')
+    .filter(([, p]) => p.Properties.Roles.some((r: any) => r.Ref === roleId))
+    .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+}
+const actionsOf = (statements: any[]) =>
+  statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])).sort();
+
+const CONTRACT_ENV = [
+  'RUST_LOG',
+  'TASKSUB_CLUSTERS',
+  'TASKSUB_FILTER_POLICY',
+  'TASKSUB_FILTER_POLICY_SCOPE',
+  'TASKSUB_QUEUE_DLQ_ARN',
+  'TASKSUB_QUEUE_MAX_RECEIVE_COUNT',
+  'TASKSUB_QUEUE_PREFIX',
+  'TASKSUB_QUEUE_RETENTION_SECONDS',
+  'TASKSUB_QUEUE_VISIBILITY_SECONDS',
+  'TASKSUB_RAW_DELIVERY',
+  'TASKSUB_SERVICE_GROUPS',
+  'TASKSUB_SUBSCRIPTION_DLQ_ARN',
+  'TASKSUB_TABLE',
+  'TASKSUB_TOMBSTONE_TTL_SECONDS',
+  'TASKSUB_TOPIC_ARN',
+];
+
+describe('functions', () => {
+  it('are three Rust functions on provided.al2023 with the Architecture parameter', () => {
+    template.resourceCountIs('AWS::Lambda::Function', 3);
+    template.allResourcesProperties('AWS::Lambda::Function', {
+      Runtime: 'provided.al2023',
+      Handler: 'bootstrap',
+      Architectures: [{ Ref: 'Architecture' }],
+      MemorySize: { Ref: 'FunctionMemorySize' },
+      LoggingConfig: { LogGroup: Match.anyValue(), LogFormat: 'Text' },
+    });
+    assert.deepEqual(json.Parameters.Architecture.AllowedValues, ['arm64']);
+    assert.deepEqual(synth('x86_64').toJSON().Parameters.Architecture.AllowedValues, ['x86_64']);
+  });
+
+  it('get exactly the contract environment (plus the sweeper grace period)', () => {
+    for (const id of ['OnTaskRunningFunction', 'OnTaskStoppedFunction']) {
+      assert.deepEqual(Object.keys(json.Resources[id].Properties.Environment.Variables).sort(), CONTRACT_ENV);
+    }
+    assert.deepEqual(
+      Object.keys(json.Resources.SweeperFunction.Properties.Environment.Variables).sort(),
+      [...CONTRACT_ENV, 'TASKSUB_SWEEP_GRACE_SECONDS'].sort(),
+    );
+    const env = json.Resources.OnTaskRunningFunction.Properties.Environment.Variables;
+    assert.deepEqual(env.TASKSUB_CLUSTERS, { 'Fn::Join': [',', { Ref: 'ClusterArns' }] });
+    assert.deepEqual(env.TASKSUB_TABLE, { Ref: 'Table' });
+    assert.deepEqual(env.TASKSUB_TOPIC_ARN, { 'Fn::If': ['CreateTopic', { Ref: 'Topic' }, { Ref: 'ExistingTopicArn' }] });
+    assert.deepEqual(env.TASKSUB_SERVICE_GROUPS['Fn::If'][2], { Ref: 'AWS::NoValue' });
+  });
+
+  it('each have an async on-failure destination to the event DLQ', () => {
+    const configs = resourcesOf('AWS::Lambda::EventInvokeConfig');
+    assert.equal(configs.length, 3);
+    const targets = configs.map(([, c]) => c.Properties.FunctionName.Ref).sort();
+    assert.deepEqual(targets, ['OnTaskRunningFunction', 'OnTaskStoppedFunction', 'SweeperFunction']);
+    for (const [, c] of configs) {
+      assert.deepEqual(c.Properties.DestinationConfig.OnFailure.Destination, { 'Fn::GetAtt': ['EventDlq', 'Arn'] });
+    }
+  });
+
+  it('sweeper and everything of it is conditional on EnableSweeper', () => {
+    const sweeperIds = Object.keys(json.Resources).filter((id) => /^Sweep/.test(id));
+    assert.ok(sweeperIds.length >= 7, sweeperIds.join(','));
+    for (const id of sweeperIds) {
+      assert.equal(json.Resources[id].Condition, 'SweeperEnabled', id);
+    }
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: { Ref: 'SweepSchedule' } });
+  });
+});
+
+describe('IAM', () => {
+  it('provisioning function has exactly the contract actions, scoped', () => {
+    const st = statementsOf('OnTaskRunningFunction');
+    assert.deepEqual(actionsOf(st), [
+      'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem',
+      'sns:Subscribe', 'sns:Unsubscribe',
+      'sqs:CreateQueue', 'sqs:GetQueueAttributes', 'sqs:SendMessage', 'sqs:TagQueue',
+    ].sort());
+  });
+
+  it('teardown function has exactly the contract actions, scoped', () => {
+    const st = statementsOf('OnTaskStoppedFunction');
+    assert.deepEqual(actionsOf(st), [
+      'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem',
+      'sns:Subscribe', 'sns:Unsubscribe',
+      'sqs:DeleteQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage',
+    ].sort());
+  });
+
+  it('no statement uses Resource * except the sweeper sqs:ListQueues', () => {
+    const all = [
+      ...resourcesOf('AWS::IAM::Policy').flatMap(([id, p]) => p.Properties.PolicyDocument.Statement.map((s: any) => [id, s])),
+      ...resourcesOf('AWS::IAM::ManagedPolicy').flatMap(([id, p]) => p.Properties.PolicyDocument.Statement.map((s: any) => [id, s])),
+    ];
+    const star = all.filter(([, s]) => [s.Resource].flat().includes('*'));
+    assert.equal(star.length, 1);
+    assert.equal(star[0][1].Action, 'sqs:ListQueues');
+    assert.match(star[0][0], /^SweeperFunction/);
+  });
+
+  it('queue ARNs are the prefix pattern', () => {
+    const st = statementsOf('OnTaskStoppedFunction').find((s) => s.Sid === 'TaskQueues');
+    const sub = st.Resource['Fn::Sub'];
+    assert.equal(sub[0], 'arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${Prefix}*');
+    assert.equal(sub[1].Prefix['Fn::If'][0], 'UseDefaultQueuePrefix');
+  });
+
+  it('sweeper reads ECS only for our clusters', () => {
+    const st = statementsOf('SweeperFunction').filter((s) => String(s.Action).startsWith('ecs:'));
+    assert.equal(st.length, 2);
+    for (const s of st) {
+      assert.deepEqual(s.Condition, { ArnEquals: { 'ecs:cluster': { Ref: 'ClusterArns' } } });
+    }
+  });
+
+  it('task role policy only consumes the prefix queues and reads the table', () => {
+    template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
+      Roles: { 'Fn::If': ['HasTaskRole', [{ Ref: 'TaskRoleName' }], { Ref: 'AWS::NoValue' }] },
+      PolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Action: [
+              'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl',
+              'sqs:GetQueueAttributes',
+            ],
+          }),
+          Match.objectLike({ Action: 'dynamodb:GetItem', Resource: { 'Fn::GetAtt': ['Table', 'Arn'] } }),
+        ],
+      },
+    });
+  });
+});
+
+describe('state', () => {
+  it('table is on-demand, TTL expiresAt, PITR, retained, keyed by taskId', () => {
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: {
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'taskId', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'taskId', AttributeType: 'S' }],
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      },
+    });
+  });
+
+  it('topic is conditional and encrypted; queues are encrypted', () => {
+    template.hasResource('AWS::SNS::Topic', { Condition: 'CreateTopic', Properties: { KmsMasterKeyId: { Ref: 'TopicKmsKeyId' } } });
+    template.resourceCountIs('AWS::SQS::Queue', 2);
+    template.allResourcesProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
+    template.hasResource('AWS::SQS::Queue', { Condition: 'CreateQueueDlq' });
+  });
+});
+
+describe('EventBridge', () => {
+  const scope = {
+    source: ['aws.ecs'],
+    'detail-type': ['ECS Task State Change'],
+  };
+  const group = { 'Fn::If': ['HasServiceGroups', { Ref: 'ServiceGroups' }, { Ref: 'AWS::NoValue' }] };
+
+  it('running rule', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        ...scope,
+        detail: {
+          clusterArn: { Ref: 'ClusterArns' },
+          group,
+          desiredStatus: ['RUNNING'],
+          lastStatus: ['PROVISIONING', 'PENDING', 'ACTIVATING', 'RUNNING'],
+        },
+      },
+      Targets: [Match.objectLike({ Id: 'on-task-running' })],
+    });
+  });
+
+  it('stopped rule', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        ...scope,
+        detail: {
+          clusterArn: { Ref: 'ClusterArns' },
+          group,
+          $or: [{ desiredStatus: ['STOPPED'] }, { lastStatus: ['STOPPED'] }],
+        },
+      },
+      Targets: [Match.objectLike({ Id: 'on-task-stopped' })],
+    });
+  });
+
+  it('every target retries and dead-letters; the DLQ lets only our rules in', () => {
+    for (const [id, rule] of resourcesOf('AWS::Events::Rule')) {
+      for (const t of rule.Properties.Targets) {
+        assert.deepEqual(t.DeadLetterConfig, { Arn: { 'Fn::GetAtt': ['EventDlq', 'Arn'] } }, id);
+        assert.ok(t.RetryPolicy.MaximumRetryAttempts >= 1, id);
+      }
+    }
+    const policy = json.Resources.EventDlqPolicy.Properties.PolicyDocument.Statement;
+    assert.deepEqual(policy[0].Condition, { ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': ['TaskRunningRule', 'Arn'] } } });
+    assert.equal(policy[2]['Fn::If'][0], 'SweeperEnabled');
+    for (const p of resourcesOf('AWS::Lambda::Permission')) {
+      assert.equal(p[1].Properties.Principal, 'events.amazonaws.com');
+      assert.ok(p[1].Properties.SourceArn['Fn::GetAtt'], p[0]);
+    }
+  });
+});
+
+describe('operations', () => {
+  it('alarms on both DLQs and on errors of each function', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['EventDlq', 'QueueName'] } }],
+    });
+    for (const fn of ['OnTaskRunningFunction', 'OnTaskStoppedFunction', 'SweeperFunction']) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: fn } }],
+      });
+    }
+  });
+
+  it('outputs what the app needs', () => {
+    for (const o of ['TopicArn', 'TableName', 'QueuePrefix', 'TaskRolePolicyArn', 'TaskQueueDlqArn', 'EventDlqUrl']) {
+      assert.ok(json.Outputs[o], o);
+    }
+  });
+
+  it('names nothing explicitly, so two stacks coexist', () => {
+    const named = Object.entries(json.Resources).filter(([, r]) =>
+      Object.keys(r.Properties ?? {}).some((k) => /^(TableName|TopicName|QueueName|FunctionName|Name|RoleName|ManagedPolicyName|LogGroupName|AlarmName)$/.test(k)
+        && r.Type !== 'AWS::Lambda::EventInvokeConfig' && r.Type !== 'AWS::Lambda::Permission'),
+    );
+    assert.deepEqual(named.map(([id]) => id), []);
+  });
+});
