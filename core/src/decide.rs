@@ -139,9 +139,17 @@ impl fmt::Display for Skip {
             Self::OtherDetailType(d) => write!(f, "detail-type {d:?} is not a task state change"),
             Self::ForeignCluster(c) => write!(f, "cluster {c} is not in scope"),
             Self::ForeignGroup(g) => write!(f, "group {g:?} is not in scope"),
-            Self::NotActionable { last, desired } => write!(f, "lastStatus {last} / desiredStatus {desired} needs no action"),
-            Self::WrongFunction(i) => write!(f, "{} events are handled by the other function", i.as_str()),
-            Self::TooOld { age_seconds } => write!(f, "start event is {age_seconds}s old, older than the tombstone lifetime"),
+            Self::NotActionable { last, desired } => write!(
+                f,
+                "lastStatus {last} / desiredStatus {desired} needs no action"
+            ),
+            Self::WrongFunction(i) => {
+                write!(f, "{} events are handled by the other function", i.as_str())
+            }
+            Self::TooOld { age_seconds } => write!(
+                f,
+                "start event is {age_seconds}s old, older than the tombstone lifetime"
+            ),
             Self::AlreadyReady => f.write_str("queue already ready"),
             Self::Tombstoned(s) => write!(f, "task is {s}: a late start must not resurrect it"),
             Self::AlreadyDraining(s) => write!(f, "task is already {s}"),
@@ -212,7 +220,7 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Run this plan.
-    Act(Plan),
+    Act(Box<Plan>),
     /// Do nothing, for this reason.
     Skip(Skip),
 }
@@ -248,7 +256,11 @@ pub fn intent_of(last: &TaskStatus, desired: &TaskStatus) -> Option<Intent> {
 
 /// The checks that need no stored state: source, detail-type, scope, intent, age, names.
 /// A skip here is decided before any AWS call.
-pub fn admit(event: &TaskEvent, settings: &Settings, now: DateTime<Utc>) -> Result<Result<Admitted, Skip>, DecideError> {
+pub fn admit(
+    event: &TaskEvent,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<Result<Admitted, Skip>, DecideError> {
     if event.source != crate::event::ECS_SOURCE {
         return Ok(Err(Skip::OtherSource(event.source.clone())));
     }
@@ -270,7 +282,9 @@ pub fn admit(event: &TaskEvent, settings: &Settings, now: DateTime<Utc>) -> Resu
         if let Some(time) = event.time {
             let age = now - time;
             if age > Duration::seconds(settings.tombstone_ttl_seconds as i64) {
-                return Ok(Err(Skip::TooOld { age_seconds: age.num_seconds() }));
+                return Ok(Err(Skip::TooOld {
+                    age_seconds: age.num_seconds(),
+                }));
             }
         }
     }
@@ -293,7 +307,13 @@ pub fn decide(
     Ok(plan(&admitted, event, stored, settings, now))
 }
 
-fn plan(a: &Admitted, event: &TaskEvent, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>) -> Decision {
+fn plan(
+    a: &Admitted,
+    event: &TaskEvent,
+    stored: Option<&Record>,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Decision {
     use Step::*;
     let state = stored.map(|r| r.state);
     let has_sub = stored.is_some_and(|r| r.subscription_arn.is_some());
@@ -336,10 +356,22 @@ fn plan(a: &Admitted, event: &TaskEvent, stored: Option<&Record>, settings: &Set
             steps
         }
     };
-    Decision::Act(Plan { intent: a.intent, record: working_record(a, event, stored, settings, now), expected: state, steps })
+    let record = working_record(a, event, stored, settings, now);
+    Decision::Act(Box::new(Plan {
+        intent: a.intent,
+        record,
+        expected: state,
+        steps,
+    }))
 }
 
-fn working_record(a: &Admitted, event: &TaskEvent, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>) -> Record {
+fn working_record(
+    a: &Admitted,
+    event: &TaskEvent,
+    stored: Option<&Record>,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Record {
     let event_version = event.detail.version.unwrap_or(0);
     let mut r = stored.cloned().unwrap_or_else(|| Record {
         task_id: a.names.record_key().to_owned(),

@@ -106,7 +106,9 @@ impl TaskArn {
     /// Parses both the new (`task/<cluster>/<id>`) and the old (`task/<id>`) formats.
     pub fn parse(s: &str) -> Result<Self, NamingError> {
         let bad = || NamingError::NotATaskArn(s.to_owned());
-        let p = split_arn(s).filter(|p| p.service == "ecs").ok_or_else(bad)?;
+        let p = split_arn(s)
+            .filter(|p| p.service == "ecs")
+            .ok_or_else(bad)?;
         let segs: Vec<&str> = p.resource.split('/').collect();
         let (cluster, id) = match segs.as_slice() {
             ["task", id] => (None, *id),
@@ -141,7 +143,9 @@ impl TopicArn {
     /// Parses `arn:<partition>:sns:<region>:<account>:<name>`.
     pub fn parse(s: &str) -> Result<Self, NamingError> {
         let bad = || NamingError::NotATopicArn(s.to_owned());
-        let p = split_arn(s).filter(|p| p.service == "sns").ok_or_else(bad)?;
+        let p = split_arn(s)
+            .filter(|p| p.service == "sns")
+            .ok_or_else(bad)?;
         if p.resource.is_empty() || p.resource.contains(':') {
             return Err(bad());
         }
@@ -209,7 +213,9 @@ impl QueueName {
     }
     /// The task ID this queue belongs to, if the name carries the prefix.
     pub fn task_id(&self, prefix: &QueuePrefix) -> Option<TaskId> {
-        self.0.strip_prefix(prefix.as_str()).and_then(|id| TaskId::new(id).ok())
+        self.0
+            .strip_prefix(prefix.as_str())
+            .and_then(|id| TaskId::new(id).ok())
     }
     /// Wraps an existing queue name (e.g. from ListQueues) without prefix checks.
     pub fn from_existing(name: &str) -> Self {
@@ -225,7 +231,10 @@ impl fmt::Display for QueueName {
 
 /// The queue ARN, derived without any lookup: `arn:<partition>:sqs:<region>:<account>:<name>`.
 pub fn queue_arn(topic: &TopicArn, name: &QueueName) -> String {
-    format!("arn:{}:sqs:{}:{}:{}", topic.partition, topic.region, topic.account, name.0)
+    format!(
+        "arn:{}:sqs:{}:{}:{}",
+        topic.partition, topic.region, topic.account, name.0
+    )
 }
 
 /// The queue name from a queue URL (its last path segment).
@@ -247,11 +256,19 @@ pub struct TaskNames {
 
 impl TaskNames {
     /// Derives every name from a task ARN string.
-    pub fn derive(task_arn: &str, prefix: &QueuePrefix, topic: &TopicArn) -> Result<Self, NamingError> {
+    pub fn derive(
+        task_arn: &str,
+        prefix: &QueuePrefix,
+        topic: &TopicArn,
+    ) -> Result<Self, NamingError> {
         let task = TaskArn::parse(task_arn)?;
         let queue_name = QueueName::for_task(prefix, &task.task_id)?;
         let queue_arn = queue_arn(topic, &queue_name);
-        Ok(Self { task, queue_name, queue_arn })
+        Ok(Self {
+            task,
+            queue_name,
+            queue_arn,
+        })
     }
     /// The record key (the task ID).
     pub fn record_key(&self) -> &str {
@@ -307,11 +324,21 @@ mod tests {
             &topic(),
         )
         .unwrap();
-        assert_eq!(names.queue_name.as_str(), "tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad");
-        assert_eq!(names.queue_arn, "arn:aws:sqs:us-east-1:123456789012:tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad");
+        assert_eq!(
+            names.queue_name.as_str(),
+            "tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad"
+        );
+        assert_eq!(
+            names.queue_arn,
+            "arn:aws:sqs:us-east-1:123456789012:tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad"
+        );
         assert_eq!(names.record_key(), "c13b4cb40f1f4fe4a2971f76ae5a47ad");
         assert_eq!(
-            names.queue_name.task_id(&QueuePrefix::default()).unwrap().as_str(),
+            names
+                .queue_name
+                .task_id(&QueuePrefix::default())
+                .unwrap()
+                .as_str(),
             "c13b4cb40f1f4fe4a2971f76ae5a47ad"
         );
     }
@@ -320,9 +347,15 @@ mod tests {
     fn names_never_exceed_80_chars() {
         let prefix = QueuePrefix::new(&"p".repeat(47)).unwrap();
         let id = TaskId::new(&"a".repeat(34)).unwrap();
-        assert!(matches!(QueueName::for_task(&prefix, &id), Err(NamingError::TooLong(_))));
+        assert!(matches!(
+            QueueName::for_task(&prefix, &id),
+            Err(NamingError::TooLong(_))
+        ));
         let id = TaskId::new(&"a".repeat(32)).unwrap();
-        assert_eq!(QueueName::for_task(&prefix, &id).unwrap().as_str().len(), 79);
+        assert_eq!(
+            QueueName::for_task(&prefix, &id).unwrap().as_str().len(),
+            79
+        );
         assert!(QueuePrefix::new(&"p".repeat(48)).is_err());
         assert!(QueuePrefix::new("bad.prefix").is_err());
         assert!(QueuePrefix::new("").is_err());
@@ -331,8 +364,15 @@ mod tests {
     #[test]
     fn topic_arns_parse() {
         let t = topic();
-        assert_eq!((t.partition.as_str(), t.region.as_str(), t.account.as_str(), t.name.as_str()),
-                   ("aws", "us-east-1", "123456789012", "fanout"));
+        assert_eq!(
+            (
+                t.partition.as_str(),
+                t.region.as_str(),
+                t.account.as_str(),
+                t.name.as_str()
+            ),
+            ("aws", "us-east-1", "123456789012", "fanout")
+        );
         assert!(TopicArn::parse("arn:aws:sqs:us-east-1:1:q").is_err());
         assert!(TopicArn::parse("arn:aws:sns:us-east-1:1:t:sub-id").is_err());
     }

@@ -39,7 +39,9 @@ impl State {
     }
     /// Parses the stored spelling.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Provisioning, Self::Ready, Self::Draining, Self::Gone].into_iter().find(|st| st.as_str() == s)
+        [Self::Provisioning, Self::Ready, Self::Draining, Self::Gone]
+            .into_iter()
+            .find(|st| st.as_str() == s)
     }
     /// DRAINING and GONE are tombstones: a late start event must not resurrect the task.
     pub fn is_tombstone(self) -> bool {

@@ -40,7 +40,8 @@ impl Scope {
     }
     /// True when the group is one of ours (or no groups are configured).
     pub fn owns_group(&self, group: Option<&str>) -> bool {
-        self.service_groups.is_empty() || group.is_some_and(|g| self.service_groups.iter().any(|s| s == g))
+        self.service_groups.is_empty()
+            || group.is_some_and(|g| self.service_groups.iter().any(|s| s == g))
     }
 }
 
@@ -125,14 +126,22 @@ struct Env<F>(F);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
     fn required(&self, name: &'static str) -> Result<String, SettingsError> {
         self.get(name).ok_or(SettingsError::Missing(name))
     }
     fn list(&self, name: &str) -> Vec<String> {
         self.get(name)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     }
     fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
@@ -141,10 +150,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         default: T,
         range: std::ops::RangeInclusive<T>,
     ) -> Result<T, SettingsError> {
-        let Some(raw) = self.get(name) else { return Ok(default) };
-        let value: T = raw
-            .parse()
-            .map_err(|_| SettingsError::Invalid { name, reason: format!("{raw:?} is not a number") })?;
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let value: T = raw.parse().map_err(|_| SettingsError::Invalid {
+            name,
+            reason: format!("{raw:?} is not a number"),
+        })?;
         if !range.contains(&value) {
             let reason = format!("{value} is outside {}..={}", range.start(), range.end());
             return Err(SettingsError::Invalid { name, reason });
@@ -156,20 +168,31 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             None => Ok(default),
             Some(v) if v == "true" || v == "1" || v == "yes" => Ok(true),
             Some(v) if v == "false" || v == "0" || v == "no" => Ok(false),
-            Some(v) => Err(SettingsError::Invalid { name, reason: format!("{v:?} is not true or false") }),
+            Some(v) => Err(SettingsError::Invalid {
+                name,
+                reason: format!("{v:?} is not true or false"),
+            }),
         }
     }
     fn sqs_arn(&self, name: &'static str) -> Result<Option<String>, SettingsError> {
         match self.get(name) {
-            Some(arn) if arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sqs") => Ok(Some(arn)),
-            Some(arn) => Err(SettingsError::Invalid { name, reason: format!("{arn:?} is not an SQS queue ARN") }),
+            Some(arn) if arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sqs") => {
+                Ok(Some(arn))
+            }
+            Some(arn) => Err(SettingsError::Invalid {
+                name,
+                reason: format!("{arn:?} is not an SQS queue ARN"),
+            }),
             None => Ok(None),
         }
     }
 }
 
 fn invalid(name: &'static str) -> impl Fn(NamingError) -> SettingsError {
-    move |e| SettingsError::Invalid { name, reason: e.to_string() }
+    move |e| SettingsError::Invalid {
+        name,
+        reason: e.to_string(),
+    }
 }
 
 impl Settings {
@@ -180,9 +203,14 @@ impl Settings {
         let topic = TopicArn::parse(&env.required(TOPIC_ARN)?).map_err(invalid(TOPIC_ARN))?;
         let table = env.required(TABLE)?;
         if !(3..=255).contains(&table.len())
-            || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            || !table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         {
-            return Err(SettingsError::Invalid { name: TABLE, reason: format!("{table:?} is not a table name") });
+            return Err(SettingsError::Invalid {
+                name: TABLE,
+                reason: format!("{table:?} is not a table name"),
+            });
         }
         let clusters = env.list(CLUSTERS);
         if clusters.is_empty() {
@@ -194,13 +222,17 @@ impl Settings {
         };
         let filter_policy = match env.get(FILTER_POLICY) {
             Some(raw) => {
-                let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| SettingsError::Invalid {
-                    name: FILTER_POLICY,
-                    reason: format!("not JSON: {e}"),
-                })?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&raw).map_err(|e| SettingsError::Invalid {
+                        name: FILTER_POLICY,
+                        reason: format!("not JSON: {e}"),
+                    })?;
                 if !v.is_object() {
                     let reason = "must be a JSON object".to_owned();
-                    return Err(SettingsError::Invalid { name: FILTER_POLICY, reason });
+                    return Err(SettingsError::Invalid {
+                        name: FILTER_POLICY,
+                        reason,
+                    });
                 }
                 Some(v.to_string())
             }
@@ -210,14 +242,20 @@ impl Settings {
             Some(s) if s == "MessageAttributes" || s == "MessageBody" => Some(s),
             Some(s) => {
                 let reason = format!("{s:?} is not MessageAttributes or MessageBody");
-                return Err(SettingsError::Invalid { name: FILTER_POLICY_SCOPE, reason });
+                return Err(SettingsError::Invalid {
+                    name: FILTER_POLICY_SCOPE,
+                    reason,
+                });
             }
             None => None,
         };
         Ok(Self {
             topic,
             table,
-            scope: Scope { clusters, service_groups: env.list(SERVICE_GROUPS) },
+            scope: Scope {
+                clusters,
+                service_groups: env.list(SERVICE_GROUPS),
+            },
             queue: QueueSettings {
                 prefix,
                 retention_seconds: env.number(QUEUE_RETENTION_SECONDS, 86_400, 60..=1_209_600)?,
@@ -249,7 +287,10 @@ mod tests {
         [
             (vars::TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:fanout"),
             (vars::TABLE, "tasksub-records"),
-            (vars::CLUSTERS, "arn:aws:ecs:us-east-1:123456789012:cluster/prod, staging"),
+            (
+                vars::CLUSTERS,
+                "arn:aws:ecs:us-east-1:123456789012:cluster/prod, staging",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -263,29 +304,83 @@ mod tests {
         assert!(s.subscription.raw_delivery);
         assert_eq!(s.queue.retention_seconds, 86_400);
         assert_eq!(s.tombstone_ttl_seconds, 86_400);
-        assert!(s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/prod"));
-        assert!(s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/staging"));
-        assert!(!s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/other"));
+        assert!(s
+            .scope
+            .owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/prod"));
+        assert!(s
+            .scope
+            .owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/staging"));
+        assert!(!s
+            .scope
+            .owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/other"));
         assert!(s.scope.owns_group(None));
     }
 
     #[test]
     fn every_bad_setting_is_named() {
         let rows: &[(&str, Option<&str>, &str)] = &[
-            (vars::TOPIC_ARN, None, "missing required setting TASKSUB_TOPIC_ARN"),
-            (vars::TOPIC_ARN, Some("arn:aws:sqs:us-east-1:1:q"), "invalid setting TASKSUB_TOPIC_ARN"),
+            (
+                vars::TOPIC_ARN,
+                None,
+                "missing required setting TASKSUB_TOPIC_ARN",
+            ),
+            (
+                vars::TOPIC_ARN,
+                Some("arn:aws:sqs:us-east-1:1:q"),
+                "invalid setting TASKSUB_TOPIC_ARN",
+            ),
             (vars::TABLE, None, "missing required setting TASKSUB_TABLE"),
             (vars::TABLE, Some("a b"), "invalid setting TASKSUB_TABLE"),
-            (vars::CLUSTERS, Some(" , "), "missing required setting TASKSUB_CLUSTERS"),
-            (vars::QUEUE_PREFIX, Some("bad.prefix"), "invalid setting TASKSUB_QUEUE_PREFIX"),
-            (vars::RAW_DELIVERY, Some("maybe"), "invalid setting TASKSUB_RAW_DELIVERY"),
-            (vars::FILTER_POLICY, Some("{not json"), "invalid setting TASKSUB_FILTER_POLICY"),
-            (vars::FILTER_POLICY, Some("[1]"), "invalid setting TASKSUB_FILTER_POLICY"),
-            (vars::FILTER_POLICY_SCOPE, Some("Body"), "invalid setting TASKSUB_FILTER_POLICY_SCOPE"),
-            (vars::QUEUE_DLQ_ARN, Some("arn:aws:sns:x:1:t"), "invalid setting TASKSUB_QUEUE_DLQ_ARN"),
-            (vars::QUEUE_RETENTION_SECONDS, Some("10"), "invalid setting TASKSUB_QUEUE_RETENTION_SECONDS"),
-            (vars::QUEUE_VISIBILITY_SECONDS, Some("x"), "invalid setting TASKSUB_QUEUE_VISIBILITY_SECONDS"),
-            (vars::TOMBSTONE_TTL_SECONDS, Some("0"), "invalid setting TASKSUB_TOMBSTONE_TTL_SECONDS"),
+            (
+                vars::CLUSTERS,
+                Some(" , "),
+                "missing required setting TASKSUB_CLUSTERS",
+            ),
+            (
+                vars::QUEUE_PREFIX,
+                Some("bad.prefix"),
+                "invalid setting TASKSUB_QUEUE_PREFIX",
+            ),
+            (
+                vars::RAW_DELIVERY,
+                Some("maybe"),
+                "invalid setting TASKSUB_RAW_DELIVERY",
+            ),
+            (
+                vars::FILTER_POLICY,
+                Some("{not json"),
+                "invalid setting TASKSUB_FILTER_POLICY",
+            ),
+            (
+                vars::FILTER_POLICY,
+                Some("[1]"),
+                "invalid setting TASKSUB_FILTER_POLICY",
+            ),
+            (
+                vars::FILTER_POLICY_SCOPE,
+                Some("Body"),
+                "invalid setting TASKSUB_FILTER_POLICY_SCOPE",
+            ),
+            (
+                vars::QUEUE_DLQ_ARN,
+                Some("arn:aws:sns:x:1:t"),
+                "invalid setting TASKSUB_QUEUE_DLQ_ARN",
+            ),
+            (
+                vars::QUEUE_RETENTION_SECONDS,
+                Some("10"),
+                "invalid setting TASKSUB_QUEUE_RETENTION_SECONDS",
+            ),
+            (
+                vars::QUEUE_VISIBILITY_SECONDS,
+                Some("x"),
+                "invalid setting TASKSUB_QUEUE_VISIBILITY_SECONDS",
+            ),
+            (
+                vars::TOMBSTONE_TTL_SECONDS,
+                Some("0"),
+                "invalid setting TASKSUB_TOMBSTONE_TTL_SECONDS",
+            ),
         ];
         for (name, value, expected) in rows {
             let mut env = base();
@@ -301,7 +396,10 @@ mod tests {
     #[test]
     fn groups_scope_events() {
         let mut env = base();
-        env.insert(vars::SERVICE_GROUPS.into(), "service:orders,service:billing".into());
+        env.insert(
+            vars::SERVICE_GROUPS.into(),
+            "service:orders,service:billing".into(),
+        );
         let s = Settings::from_map(&env).unwrap();
         assert!(s.scope.owns_group(Some("service:orders")));
         assert!(!s.scope.owns_group(Some("service:other")));

@@ -13,7 +13,10 @@ fn samples() -> Vec<(String, serde_json::Value)> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
+            (
+                name,
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(),
+            )
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -27,13 +30,23 @@ fn every_public_sample_parses() {
         let parsed = parse(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
         match parsed {
             Incoming::Task(event) => {
-                assert!(!name.starts_with("ignore-"), "{name} should not be a task event");
+                assert!(
+                    !name.starts_with("ignore-"),
+                    "{name} should not be a task event"
+                );
                 assert!(event.detail.task_arn.contains(":task/"), "{name}");
-                assert!(!matches!(event.detail.last_status, TaskStatus::Other(_)), "{name}");
-                let again: TaskEvent = serde_json::from_value(serde_json::to_value(&*event).unwrap()).unwrap();
+                assert!(
+                    !matches!(event.detail.last_status, TaskStatus::Other(_)),
+                    "{name}"
+                );
+                let again: TaskEvent =
+                    serde_json::from_value(serde_json::to_value(&*event).unwrap()).unwrap();
                 assert_eq!(again, *event, "{name} round trip");
             }
-            Incoming::Other { source, detail_type } => {
+            Incoming::Other {
+                source,
+                detail_type,
+            } => {
                 assert!(name.starts_with("ignore-"), "{name} should be a task event");
                 assert_eq!(source, "aws.ecs");
                 assert_ne!(detail_type, "ECS Task State Change");

@@ -1,0 +1,21 @@
+//! tasksub-functions: the Lambda side of tasksub.
+//!
+//! # Layout
+//! - [`ports`]: one trait per capability (records, queues, subscriptions).
+//! - [`aws`]: the ports on the AWS SDK.
+//! - [`fake`]: the ports in memory.
+//! - [`instrumented`]: call counters and fault injection around any ports.
+//! - [`executor`]: runs a plan from `tasksub_core::decide`, the only sequential code.
+//! - [`handler`]: [`Controller::handle_json`], the one code path of the functions, the CLI and the tests.
+//! - [`runtime`]: logging and the Lambda entry point shared by the binaries.
+#![warn(missing_docs)]
+
+pub mod aws;
+pub mod executor;
+pub mod fake;
+pub mod handler;
+pub mod instrumented;
+pub mod ports;
+pub mod runtime;
+
+pub use handler::{Controller, HandlerError, Outcome};

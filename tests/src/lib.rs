@@ -1,6 +1,12 @@
-//! Test support for tasksub: the moto emulator harness, event builders and the scenario suite that
-//! runs on both the in-memory fake and moto.
+//! Test support for tasksub: the moto emulator harness, event builders, the two worlds (fake and
+//! moto) and the scenario suite that runs on both.
 //!
 //! # Layout
 //! - [`moto`]: find or start `moto_server` on 127.0.0.1 and build SDK config pointing at it.
+//! - [`events`]: ECS task state change events as EventBridge delivers them; the public samples.
+//! - [`world`]: a controller plus a way to observe records, queues, subscriptions and delivery.
+//! - [`scenarios`]: the scenarios, generic over the world.
+pub mod events;
 pub mod moto;
+pub mod scenarios;
+pub mod world;

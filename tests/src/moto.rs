@@ -32,7 +32,9 @@ impl Moto {
     pub fn get() -> &'static Moto {
         MOTO.get_or_init(|| match std::env::var(ENDPOINT_VAR) {
             Ok(endpoint) if !endpoint.is_empty() => Moto { endpoint },
-            _ => Moto { endpoint: start_own() },
+            _ => Moto {
+                endpoint: start_own(),
+            },
         })
     }
 
@@ -46,7 +48,9 @@ impl Moto {
     pub async fn sdk_config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "tests"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
             .endpoint_url(&self.endpoint)
             .load()
             .await
@@ -66,7 +70,10 @@ fn start_own() -> String {
             server.display()
         );
     }
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
     let parent = std::process::id();
     // The watchdog shell stops moto once this test process is gone, whatever way it ends.
     let script = format!(
@@ -84,7 +91,10 @@ fn start_own() -> String {
     let endpoint = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not listen on {endpoint} within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen on {endpoint} within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     endpoint
@@ -95,6 +105,13 @@ pub fn unique(label: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{label}{}{n}x{:x}", std::process::id() % 10_000, nanos % 0xffff)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{label}{}{n}x{:x}",
+        std::process::id() % 10_000,
+        nanos % 0xffff
+    )
 }

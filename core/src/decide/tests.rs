@@ -44,7 +44,8 @@ fn stored(state: State, sub: bool, url: bool) -> Record {
         cluster_arn: PROD.into(),
         group: Some("service:orders".into()),
         queue_name: "tasksub-0123456789abcdef0123456789abcdef".into(),
-        queue_arn: "arn:aws:sqs:us-east-1:123456789012:tasksub-0123456789abcdef0123456789abcdef".into(),
+        queue_arn: "arn:aws:sqs:us-east-1:123456789012:tasksub-0123456789abcdef0123456789abcdef"
+            .into(),
         queue_url: url.then(|| "http://q".into()),
         topic_arn: "arn:aws:sns:us-east-1:123456789012:fanout".into(),
         subscription_arn: sub.then(|| "arn:aws:sns:us-east-1:123456789012:fanout:s".into()),
@@ -63,13 +64,20 @@ fn steps(d: Decision) -> Result<Vec<Step>, Skip> {
     }
 }
 
+type Row = (
+    &'static str,
+    &'static str,
+    Option<Record>,
+    Result<Vec<Step>, Skip>,
+);
+
 #[test]
 fn decision_table() {
     use State::*;
     use Step::*;
     let gone = Tombstone(Gone);
     #[rustfmt::skip]
-    let rows: Vec<(&str, &str, Option<Record>, Result<Vec<Step>, Skip>)> = vec![
+    let rows: Vec<Row> = vec![
         // provisioning acts on the first desired-RUNNING event, whatever the lastStatus on the way up
         ("PROVISIONING", "RUNNING", None, Ok(vec![Claim, CreateQueue, Subscribe, MarkReady])),
         ("PENDING", "RUNNING", None, Ok(vec![Claim, CreateQueue, Subscribe, MarkReady])),
@@ -106,14 +114,28 @@ fn decision_table() {
     ];
     for (last, desired, rec, want) in rows {
         let got = steps(decide(&event(last, desired), rec.as_ref(), &settings(), now()).unwrap());
-        assert_eq!(got, want, "{last}/{desired} with {:?}", rec.map(|r| r.state));
+        assert_eq!(
+            got,
+            want,
+            "{last}/{desired} with {:?}",
+            rec.map(|r| r.state)
+        );
     }
 }
 
 #[test]
 fn teardown_never_exceeds_three_steps_after_the_read_on_normal_paths() {
-    for (last, state) in [("RUNNING", State::Ready), ("STOPPED", State::Ready), ("STOPPED", State::Draining)] {
-        let d = decide(&event(last, "STOPPED"), Some(&stored(state, state == State::Ready, true)), &settings(), now());
+    for (last, state) in [
+        ("RUNNING", State::Ready),
+        ("STOPPED", State::Ready),
+        ("STOPPED", State::Draining),
+    ] {
+        let d = decide(
+            &event(last, "STOPPED"),
+            Some(&stored(state, state == State::Ready, true)),
+            &settings(),
+            now(),
+        );
         assert!(steps(d.unwrap()).unwrap().len() <= 3);
     }
 }
@@ -123,23 +145,38 @@ fn scope_is_checked_before_anything_else() {
     let s = settings();
     let mut e = event("RUNNING", "RUNNING");
     e.source = "custom.app".into();
-    assert_eq!(steps(decide(&e, None, &s, now()).unwrap()), Err(Skip::OtherSource("custom.app".into())));
+    assert_eq!(
+        steps(decide(&e, None, &s, now()).unwrap()),
+        Err(Skip::OtherSource("custom.app".into()))
+    );
 
     let mut e = event("RUNNING", "RUNNING");
     e.detail_type = "ECS Service Action".into();
-    assert!(matches!(steps(decide(&e, None, &s, now()).unwrap()), Err(Skip::OtherDetailType(_))));
+    assert!(matches!(
+        steps(decide(&e, None, &s, now()).unwrap()),
+        Err(Skip::OtherDetailType(_))
+    ));
 
     let mut e = event("RUNNING", "RUNNING");
     e.detail.cluster_arn = "arn:aws:ecs:us-east-1:123456789012:cluster/other".into();
-    assert!(matches!(steps(decide(&e, None, &s, now()).unwrap()), Err(Skip::ForeignCluster(_))));
+    assert!(matches!(
+        steps(decide(&e, None, &s, now()).unwrap()),
+        Err(Skip::ForeignCluster(_))
+    ));
 
     let mut e = event("RUNNING", "RUNNING");
     e.detail.group = Some("service:billing".into());
-    assert!(matches!(steps(decide(&e, None, &s, now()).unwrap()), Err(Skip::ForeignGroup(_))));
+    assert!(matches!(
+        steps(decide(&e, None, &s, now()).unwrap()),
+        Err(Skip::ForeignGroup(_))
+    ));
 
     let mut e = event("RUNNING", "RUNNING");
     e.detail.group = None;
-    assert!(matches!(steps(decide(&e, None, &s, now()).unwrap()), Err(Skip::ForeignGroup(None))));
+    assert!(matches!(
+        steps(decide(&e, None, &s, now()).unwrap()),
+        Err(Skip::ForeignGroup(None))
+    ));
 }
 
 #[test]
@@ -154,7 +191,12 @@ fn out_of_scope_skips_are_marked_as_such() {
 fn stale_start_events_are_never_acted_on() {
     let mut e = event("RUNNING", "RUNNING");
     e.time = Some(now() - Duration::days(2));
-    assert_eq!(steps(decide(&e, None, &settings(), now()).unwrap()), Err(Skip::TooOld { age_seconds: 172_800 }));
+    assert_eq!(
+        steps(decide(&e, None, &settings(), now()).unwrap()),
+        Err(Skip::TooOld {
+            age_seconds: 172_800
+        })
+    );
     // a stop event of any age is still acted on: cleanup is always safe
     e.detail.desired_status = TaskStatus::Stopped;
     e.detail.last_status = TaskStatus::Stopped;
@@ -170,16 +212,22 @@ fn a_task_arn_that_cannot_name_a_queue_is_a_permanent_error() {
 
 #[test]
 fn the_working_record_keeps_the_highest_version_and_derived_names() {
-    let Decision::Act(p) = decide(&event("PENDING", "RUNNING"), None, &settings(), now()).unwrap() else {
+    let Decision::Act(p) = decide(&event("PENDING", "RUNNING"), None, &settings(), now()).unwrap()
+    else {
         panic!("expected a plan")
     };
     assert_eq!(p.expected, None);
     assert_eq!(p.record.version, 3);
-    assert_eq!(p.record.queue_name, "tasksub-0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        p.record.queue_name,
+        "tasksub-0123456789abcdef0123456789abcdef"
+    );
     assert_eq!(p.record.state, State::Provisioning);
     let mut old = stored(State::Ready, true, true);
     old.version = 9;
-    let Decision::Act(p) = decide(&event("RUNNING", "STOPPED"), Some(&old), &settings(), now()).unwrap() else {
+    let Decision::Act(p) =
+        decide(&event("RUNNING", "STOPPED"), Some(&old), &settings(), now()).unwrap()
+    else {
         panic!("expected a plan")
     };
     assert_eq!((p.record.version, p.expected), (9, Some(State::Ready)));
@@ -190,7 +238,10 @@ fn apply_moves_state_and_clears_what_no_longer_exists() {
     let s = settings();
     let r = stored(State::Ready, true, true);
     let d = apply(&r, Step::MarkDraining, &s, now());
-    assert_eq!((d.state, d.subscription_arn.as_deref(), d.expires_at), (State::Draining, None, None));
+    assert_eq!(
+        (d.state, d.subscription_arn.as_deref(), d.expires_at),
+        (State::Draining, None, None)
+    );
     let g = apply(&d, Step::Tombstone(State::Gone), &s, now());
     assert_eq!(g.state, State::Gone);
     assert_eq!(g.queue_url, None);
@@ -204,10 +255,22 @@ fn a_lost_race_is_undone_according_to_who_won() {
     assert_eq!(after_lost_race(Some(&ours), &ours), vec![]);
     let mut other = ours.clone();
     other.subscription_arn = Some("arn:other".into());
-    assert_eq!(after_lost_race(Some(&other), &ours), vec![Step::Unsubscribe]);
-    assert_eq!(after_lost_race(Some(&stored(State::Draining, false, true)), &ours), vec![Step::Unsubscribe]);
-    assert_eq!(after_lost_race(Some(&stored(State::Gone, false, false)), &ours), vec![Step::Unsubscribe, Step::DeleteQueue]);
-    assert_eq!(after_lost_race(None, &ours), vec![Step::Unsubscribe, Step::DeleteQueue]);
+    assert_eq!(
+        after_lost_race(Some(&other), &ours),
+        vec![Step::Unsubscribe]
+    );
+    assert_eq!(
+        after_lost_race(Some(&stored(State::Draining, false, true)), &ours),
+        vec![Step::Unsubscribe]
+    );
+    assert_eq!(
+        after_lost_race(Some(&stored(State::Gone, false, false)), &ours),
+        vec![Step::Unsubscribe, Step::DeleteQueue]
+    );
+    assert_eq!(
+        after_lost_race(None, &ours),
+        vec![Step::Unsubscribe, Step::DeleteQueue]
+    );
 }
 
 #[test]

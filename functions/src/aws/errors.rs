@@ -1,0 +1,132 @@
+//! SDK errors → [`ErrorKind`]. Matches error codes (the modeled identity of an error), never message text.
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tasksub_core::outcome::ErrorKind;
+
+use crate::ports::PortError;
+
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "SlowDown",
+    "AWS.SimpleQueueService.RequestThrottled",
+];
+const NOT_FOUND: &[&str] = &[
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "NotFound",
+    "NotFoundException",
+    "ResourceNotFoundException",
+];
+const DELETED_RECENTLY: &[&str] = &[
+    "AWS.SimpleQueueService.QueueDeletedRecently",
+    "QueueDeletedRecently",
+];
+const ACCESS_DENIED: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "AuthorizationError",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "KMSAccessDenied",
+];
+const INVALID: &[&str] = &[
+    "InvalidParameter",
+    "InvalidParameterValue",
+    "InvalidParameterException",
+    "InvalidAttributeName",
+    "InvalidAttributeValue",
+    "ValidationException",
+    "QueueAlreadyExists",
+    "QueueNameExists",
+    "InvalidSecurity",
+    "SerializationException",
+];
+const TRANSIENT: &[&str] = &[
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+];
+
+fn kind_of_code(code: &str) -> Option<ErrorKind> {
+    let table: [(&[&str], ErrorKind); 6] = [
+        (THROTTLING, ErrorKind::Throttled),
+        (NOT_FOUND, ErrorKind::NotFound),
+        (DELETED_RECENTLY, ErrorKind::DeletedRecently),
+        (ACCESS_DENIED, ErrorKind::AccessDenied),
+        (INVALID, ErrorKind::Invalid),
+        (TRANSIENT, ErrorKind::Transient),
+    ];
+    table
+        .iter()
+        .find(|(codes, _)| codes.contains(&code))
+        .map(|(_, k)| *k)
+}
+
+/// Classifies any SDK error of any operation.
+pub fn classify<E>(op: &'static str, err: &SdkError<E, HttpResponse>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = DisplayErrorContext(err).to_string();
+    let kind = match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ErrorKind::Transient
+        }
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default();
+            let server_error = se.raw().status().is_server_error();
+            kind_of_code(code).unwrap_or(if server_error {
+                ErrorKind::Transient
+            } else {
+                ErrorKind::Other
+            })
+        }
+        _ => ErrorKind::Other,
+    };
+    PortError::new(kind, op, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_kinds() {
+        let rows = [
+            ("ThrottlingException", ErrorKind::Throttled),
+            (
+                "AWS.SimpleQueueService.NonExistentQueue",
+                ErrorKind::NotFound,
+            ),
+            ("QueueDoesNotExist", ErrorKind::NotFound),
+            ("NotFound", ErrorKind::NotFound),
+            (
+                "AWS.SimpleQueueService.QueueDeletedRecently",
+                ErrorKind::DeletedRecently,
+            ),
+            ("AccessDeniedException", ErrorKind::AccessDenied),
+            ("AuthorizationError", ErrorKind::AccessDenied),
+            ("InvalidParameter", ErrorKind::Invalid),
+            ("QueueAlreadyExists", ErrorKind::Invalid),
+            ("InternalError", ErrorKind::Transient),
+            ("ServiceUnavailable", ErrorKind::Transient),
+        ];
+        for (code, kind) in rows {
+            assert_eq!(kind_of_code(code), Some(kind), "{code}");
+        }
+        assert_eq!(kind_of_code("SomethingNew"), None);
+    }
+}

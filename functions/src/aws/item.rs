@@ -1,0 +1,121 @@
+//! [`Record`] ⇄ DynamoDB item. Lives beside its adapter; the client crate reads items with the same
+//! attribute names from `tasksub_core::record::attr`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use tasksub_core::record::{attr, Record, State};
+
+/// The item for a record.
+pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::new();
+    let mut s = |k: &str, v: &str| {
+        item.insert(k.to_owned(), AttributeValue::S(v.to_owned()));
+    };
+    s(attr::TASK_ID, &r.task_id);
+    s(attr::TASK_ARN, &r.task_arn);
+    s(attr::CLUSTER_ARN, &r.cluster_arn);
+    s(attr::QUEUE_NAME, &r.queue_name);
+    s(attr::QUEUE_ARN, &r.queue_arn);
+    s(attr::TOPIC_ARN, &r.topic_arn);
+    s(attr::STATE, r.state.as_str());
+    s(attr::CREATED_AT, &r.created_at.to_rfc3339());
+    s(attr::UPDATED_AT, &r.updated_at.to_rfc3339());
+    for (k, v) in [
+        (attr::GROUP, &r.group),
+        (attr::QUEUE_URL, &r.queue_url),
+        (attr::SUBSCRIPTION_ARN, &r.subscription_arn),
+    ] {
+        if let Some(v) = v {
+            s(k, v);
+        }
+    }
+    item.insert(
+        attr::VERSION.to_owned(),
+        AttributeValue::N(r.version.to_string()),
+    );
+    if let Some(exp) = r.expires_at {
+        item.insert(
+            attr::EXPIRES_AT.to_owned(),
+            AttributeValue::N(exp.to_string()),
+        );
+    }
+    item
+}
+
+/// Why an item is not a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed record item: attribute {0}")]
+pub struct BadItem(pub &'static str);
+
+/// The record of an item.
+pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Record, BadItem> {
+    let opt = |k: &'static str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let req = |k: &'static str| opt(k).ok_or(BadItem(k));
+    let num = |k: &'static str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .map(|n| n.parse::<i64>().map_err(|_| BadItem(k)))
+    };
+    let time = |k: &'static str| -> Result<DateTime<Utc>, BadItem> {
+        DateTime::parse_from_rfc3339(&req(k)?)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| BadItem(k))
+    };
+    Ok(Record {
+        task_id: req(attr::TASK_ID)?,
+        task_arn: req(attr::TASK_ARN)?,
+        cluster_arn: req(attr::CLUSTER_ARN)?,
+        group: opt(attr::GROUP),
+        queue_name: req(attr::QUEUE_NAME)?,
+        queue_arn: req(attr::QUEUE_ARN)?,
+        queue_url: opt(attr::QUEUE_URL),
+        topic_arn: req(attr::TOPIC_ARN)?,
+        subscription_arn: opt(attr::SUBSCRIPTION_ARN),
+        state: State::parse(&req(attr::STATE)?).ok_or(BadItem(attr::STATE))?,
+        version: num(attr::VERSION).transpose()?.unwrap_or(0).max(0) as u64,
+        created_at: time(attr::CREATED_AT)?,
+        updated_at: time(attr::UPDATED_AT)?,
+        expires_at: num(attr::EXPIRES_AT).transpose()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_items() {
+        let now = DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut r = Record {
+            task_id: "abc".into(),
+            task_arn: "arn:aws:ecs:us-east-1:1:task/c/abc".into(),
+            cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
+            group: Some("service:orders".into()),
+            queue_name: "tasksub-abc".into(),
+            queue_arn: "arn:aws:sqs:us-east-1:1:tasksub-abc".into(),
+            queue_url: Some("https://q".into()),
+            topic_arn: "arn:aws:sns:us-east-1:1:t".into(),
+            subscription_arn: Some("arn:aws:sns:us-east-1:1:t:s".into()),
+            state: State::Ready,
+            version: 7,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+        };
+        assert_eq!(from_item(&to_item(&r)).unwrap(), r);
+        r.group = None;
+        r.subscription_arn = None;
+        r.expires_at = Some(1_800_000_000);
+        r.state = State::Gone;
+        assert_eq!(from_item(&to_item(&r)).unwrap(), r);
+        let mut item = to_item(&r);
+        item.insert(attr::STATE.into(), AttributeValue::S("WEIRD".into()));
+        assert_eq!(from_item(&item), Err(BadItem(attr::STATE)));
+        item.remove(attr::TASK_ARN);
+        assert_eq!(from_item(&item), Err(BadItem(attr::TASK_ARN)));
+    }
+}

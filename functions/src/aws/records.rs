@@ -1,0 +1,100 @@
+//! [`Records`] on DynamoDB: consistent reads, conditional puts that return the stored item on conflict.
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use tasksub_core::outcome::ErrorKind;
+use tasksub_core::record::{attr, Record};
+
+use super::item::{from_item, to_item};
+use super::{classify, AwsPorts};
+use crate::ports::{Expect, PortError, Records, Written};
+
+fn bad(op: &'static str, e: impl std::fmt::Display) -> PortError {
+    PortError::new(ErrorKind::Invalid, op, e.to_string())
+}
+
+impl Records for AwsPorts {
+    async fn get(&self, task_id: &str) -> Result<Option<Record>, PortError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::TASK_ID, AttributeValue::S(task_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", &e))?;
+        out.item()
+            .map(from_item)
+            .transpose()
+            .map_err(|e| bad("GetItem", e))
+    }
+
+    async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
+        let mut req = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        req = match expect {
+            Expect::Absent => {
+                req.condition_expression(format!("attribute_not_exists({})", attr::TASK_ID))
+            }
+            Expect::State(s) => req
+                .condition_expression("#st = :s0")
+                .expression_attribute_names("#st", attr::STATE)
+                .expression_attribute_values(":s0", AttributeValue::S(s.as_str().to_owned())),
+            Expect::AnyOf(states) => {
+                let names: Vec<String> = (0..states.len()).map(|i| format!(":s{i}")).collect();
+                let mut r = req
+                    .condition_expression(format!("#st IN ({})", names.join(", ")))
+                    .expression_attribute_names("#st", attr::STATE);
+                for (name, s) in names.iter().zip(states) {
+                    r = r.expression_attribute_values(
+                        name,
+                        AttributeValue::S(s.as_str().to_owned()),
+                    );
+                }
+                r
+            }
+        };
+        match req.send().await {
+            Ok(_) => Ok(Written::Applied),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                    let current = c
+                        .item()
+                        .map(from_item)
+                        .transpose()
+                        .map_err(|e| bad("PutItem", e))?;
+                    Ok(Written::Conflict(current))
+                }
+                _ => Err(classify("PutItem", &e)),
+            },
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<Record>, PortError> {
+        let mut pages = self
+            .ddb
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("Scan", &e))?;
+            for item in page.items() {
+                out.push(from_item(item).map_err(|e| bad("Scan", e))?);
+            }
+        }
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.task_id.cmp(&b.task_id))
+        });
+        Ok(out)
+    }
+}

@@ -1,0 +1,299 @@
+//! The executor: runs a plan's steps in order against the ports. It is the only sequential code; what
+//! to do is decided in `tasksub_core::decide`, how to treat each failure in `tasksub_core::outcome`.
+
+use chrono::{DateTime, Utc};
+use tasksub_core::decide::{self, after_lost_race, Decision, Plan, Skip, Step};
+use tasksub_core::event::TaskEvent;
+use tasksub_core::outcome::{disposition, Disposition, ErrorKind};
+use tasksub_core::policy;
+use tasksub_core::record::{Record, State};
+use tasksub_core::settings::Settings;
+use tracing::{info, warn};
+
+use crate::ports::{Expect, PortError, Ports, Written};
+
+/// How many times a conditional conflict may send us back to `decide` before we give up (and let the
+/// invocation be retried). Each round means another invocation changed the record meanwhile.
+pub const MAX_ROUNDS: usize = 4;
+
+/// What running a plan led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Executed {
+    /// Every step ran; the record now is in this state.
+    Done {
+        /// Steps that ran.
+        steps: Vec<Step>,
+        /// The final record.
+        record: Record,
+    },
+    /// A conditional write found another state; decide again with it.
+    Redecide(Option<Record>),
+    /// Provisioning lost a race to a teardown and undid its own work.
+    Compensated {
+        /// Steps that ran, including the compensation.
+        steps: Vec<Step>,
+    },
+}
+
+/// A step failed in a way that ends the invocation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("step {step} failed: {error}")]
+pub struct StepFailed {
+    /// The step.
+    pub step: &'static str,
+    /// The classified error.
+    pub error: PortError,
+    /// Retry (transient) or give up (permanent).
+    pub retry: bool,
+}
+
+/// The result of handling one admitted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Nothing to do.
+    Skipped(Skip),
+    /// A plan ran to completion.
+    Applied {
+        /// Steps that ran.
+        steps: Vec<Step>,
+        /// The final state of the record.
+        state: State,
+    },
+    /// A race was lost and our work undone.
+    Compensated {
+        /// Steps that ran.
+        steps: Vec<Step>,
+    },
+}
+
+/// Reads (for teardown), decides, executes, and decides again after a conflict.
+pub async fn handle<P: Ports>(
+    ports: &P,
+    event: &TaskEvent,
+    settings: &Settings,
+    now: DateTime<Utc>,
+    reads_first: bool,
+    task_id: &str,
+) -> Result<Handled, HandleError> {
+    let mut stored = if reads_first {
+        ports
+            .get(task_id)
+            .await
+            .map_err(|e| fail("read-record", e))?
+    } else {
+        None
+    };
+    for _ in 0..MAX_ROUNDS {
+        let plan = match decide::decide(event, stored.as_ref(), settings, now)
+            .map_err(HandleError::Decide)?
+        {
+            Decision::Skip(skip) => return Ok(Handled::Skipped(skip)),
+            Decision::Act(plan) => *plan,
+        };
+        match run(ports, plan, settings, now)
+            .await
+            .map_err(HandleError::Step)?
+        {
+            Executed::Done { steps, record } => {
+                return Ok(Handled::Applied {
+                    steps,
+                    state: record.state,
+                })
+            }
+            Executed::Compensated { steps } => return Ok(Handled::Compensated { steps }),
+            Executed::Redecide(current) => stored = current,
+        }
+    }
+    Err(HandleError::Contention)
+}
+
+/// Why handling an admitted event failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandleError {
+    /// The event cannot name a queue.
+    #[error(transparent)]
+    Decide(decide::DecideError),
+    /// A step failed.
+    #[error(transparent)]
+    Step(StepFailed),
+    /// Other invocations kept changing the record.
+    #[error("the record kept changing under us for {MAX_ROUNDS} rounds")]
+    Contention,
+}
+
+fn fail(step: &'static str, error: PortError) -> StepFailed {
+    let retry = matches!(
+        error.kind,
+        ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::DeletedRecently | ErrorKind::Other
+    );
+    StepFailed { step, error, retry }
+}
+
+impl From<StepFailed> for HandleError {
+    fn from(e: StepFailed) -> Self {
+        Self::Step(e)
+    }
+}
+
+/// Runs one plan.
+pub async fn run<P: Ports>(
+    ports: &P,
+    plan: Plan,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<Executed, StepFailed> {
+    let Plan {
+        intent,
+        mut record,
+        expected,
+        steps,
+    } = plan;
+    let mut done = Vec::with_capacity(steps.len());
+    for step in steps {
+        let result = perform(ports, step, &mut record, expected, settings, now).await;
+        log_step(&record, intent.as_str(), step, &result);
+        match result {
+            Ok(None) => done.push(step),
+            Ok(Some(Written::Conflict(current))) if step == Step::MarkReady => {
+                done.push(step);
+                for undo in after_lost_race(current.as_ref(), &record) {
+                    let r = perform(ports, undo, &mut record, expected, settings, now).await;
+                    log_step(&record, "compensate", undo, &r);
+                    r?;
+                    done.push(undo);
+                }
+                return Ok(Executed::Compensated { steps: done });
+            }
+            Ok(Some(Written::Conflict(current))) => return Ok(Executed::Redecide(current)),
+            Ok(Some(Written::Applied)) => done.push(step),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Executed::Done {
+        steps: done,
+        record,
+    })
+}
+
+/// One step. `Ok(Some(..))` for conditional writes, `Ok(None)` for the rest.
+async fn perform<P: Ports>(
+    ports: &P,
+    step: Step,
+    record: &mut Record,
+    expected: Option<State>,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<Option<Written>, StepFailed> {
+    let treat = |e: PortError| -> Result<(), StepFailed> {
+        match disposition(step, e.kind) {
+            Disposition::Done => Ok(()),
+            Disposition::Retry | Disposition::Redecide => Err(StepFailed {
+                step: step.as_str(),
+                error: e,
+                retry: true,
+            }),
+            Disposition::Fail => Err(StepFailed {
+                step: step.as_str(),
+                error: e,
+                retry: false,
+            }),
+        }
+    };
+    match step {
+        Step::Claim | Step::MarkReady | Step::MarkDraining | Step::Tombstone(_) => {
+            let next = decide::apply(record, step, settings, now);
+            let expect = match step {
+                Step::Claim => Expect::Absent,
+                Step::MarkReady => Expect::AnyOf(&[State::Provisioning, State::Ready]),
+                _ => Expect::from_read(expected),
+            };
+            match ports.put(&next, expect).await {
+                Ok(Written::Applied) => {
+                    *record = next;
+                    Ok(Some(Written::Applied))
+                }
+                Ok(conflict) => Ok(Some(conflict)),
+                Err(e) => treat(e).map(|()| None),
+            }
+        }
+        Step::CreateQueue => {
+            let attrs = policy::queue_attributes(settings, &record.queue_arn);
+            let tags = policy::queue_tags(
+                &record.task_arn,
+                &record.cluster_arn,
+                record.group.as_deref(),
+            );
+            match ports.create(&record.queue_name, &attrs, &tags).await {
+                Ok(url) => record.queue_url = Some(url),
+                Err(e) => treat(e)?,
+            }
+            Ok(None)
+        }
+        Step::Subscribe | Step::RecoverSubscription => {
+            let attrs = policy::subscription_attributes(settings);
+            match ports
+                .subscribe(&record.topic_arn, &record.queue_arn, &attrs)
+                .await
+            {
+                Ok(arn) => record.subscription_arn = Some(arn),
+                Err(e) => treat(e)?,
+            }
+            Ok(None)
+        }
+        Step::Unsubscribe => {
+            if let Some(arn) = record.subscription_arn.clone() {
+                if let Err(e) = ports.unsubscribe(&arn).await {
+                    treat(e)?;
+                }
+                record.subscription_arn = None;
+            }
+            Ok(None)
+        }
+        Step::LookupQueueUrl => {
+            match ports.url(&record.queue_name).await {
+                Ok(url) => record.queue_url = Some(url),
+                Err(e) => treat(e)?,
+            }
+            Ok(None)
+        }
+        Step::DeleteQueue => {
+            if let Some(url) = record.queue_url.clone() {
+                if let Err(e) = ports.delete(&url).await {
+                    treat(e)?;
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn log_step(
+    record: &Record,
+    intent: &str,
+    step: Step,
+    result: &Result<Option<Written>, StepFailed>,
+) {
+    let (task_id, cluster, queue) = (&record.task_id, &record.cluster_arn, &record.queue_name);
+    let action = step.as_str();
+    match result {
+        Ok(Some(Written::Conflict(current))) => {
+            let found = current.as_ref().map_or("absent", |r| r.state.as_str());
+            info!(
+                task_id,
+                cluster,
+                queue,
+                intent,
+                action,
+                outcome = "conflict",
+                found,
+                "record changed meanwhile"
+            );
+        }
+        Ok(_) => info!(task_id, cluster, queue, intent, action, outcome = "ok"),
+        Err(e) => warn!(
+            task_id, cluster, queue, intent, action,
+            outcome = if e.retry { "retry" } else { "failed" },
+            error_kind = e.error.kind.as_str(), error = %e.error
+        ),
+    }
+}

@@ -1,0 +1,264 @@
+//! The in-memory fake of every port. Wrap it in [`crate::instrumented::Instrumented`] to count calls
+//! and inject faults (the same wrapper works around the AWS adapters).
+//!
+//! It mirrors the AWS behaviours the controller depends on, including the ones moto lacks: CreateQueue
+//! with different attributes fails, a deleted queue name is blocked for 60 s (of the fake's own clock),
+//! Subscribe with changed attributes is refused, deleting what is gone is `NotFound`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, Utc};
+use tasksub_core::outcome::ErrorKind;
+use tasksub_core::record::Record;
+
+use crate::ports::{Expect, PortError, Queues, Records, Subscriptions, Written};
+
+/// One stored queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeQueue {
+    /// Queue name.
+    pub name: String,
+    /// Attributes as created.
+    pub attributes: BTreeMap<String, String>,
+    /// Tags as created.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One stored subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeSubscription {
+    /// Topic ARN.
+    pub topic_arn: String,
+    /// Endpoint (queue ARN).
+    pub endpoint: String,
+    /// Attributes as subscribed.
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    records: BTreeMap<String, Record>,
+    queues: BTreeMap<String, FakeQueue>,
+    deleted_at: HashMap<String, DateTime<Utc>>,
+    subscriptions: BTreeMap<String, FakeSubscription>,
+    next_sub: u64,
+    now: Option<DateTime<Utc>>,
+}
+
+/// The fake. Cheap to clone; clones share state.
+#[derive(Debug, Clone)]
+pub struct Fake {
+    state: Arc<Mutex<State>>,
+    region_account: Arc<(String, String)>,
+}
+
+impl Fake {
+    /// An empty fake for region `us-east-1`, account `123456789012`.
+    pub fn new() -> Self {
+        Self {
+            state: Arc::default(),
+            region_account: Arc::new(("us-east-1".into(), "123456789012".into())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("fake state lock")
+    }
+
+    /// Sets the fake's clock (for the 60 s deleted-name rule); defaults to the real clock.
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        self.lock().now = Some(now);
+    }
+
+    /// A stored record.
+    pub fn record(&self, task_id: &str) -> Option<Record> {
+        self.lock().records.get(task_id).cloned()
+    }
+
+    /// Every stored queue.
+    pub fn queues(&self) -> Vec<FakeQueue> {
+        self.lock().queues.values().cloned().collect()
+    }
+
+    /// Every stored subscription, by ARN.
+    pub fn subscriptions(&self) -> BTreeMap<String, FakeSubscription> {
+        self.lock().subscriptions.clone()
+    }
+
+    /// Inserts a record directly (test setup).
+    pub fn insert_record(&self, record: Record) {
+        self.lock().records.insert(record.task_id.clone(), record);
+    }
+
+    /// Inserts a queue directly (test setup, e.g. an orphan).
+    pub fn insert_queue(&self, name: &str) -> String {
+        let mut s = self.lock();
+        s.queues.insert(
+            name.to_owned(),
+            FakeQueue {
+                name: name.to_owned(),
+                attributes: BTreeMap::new(),
+                tags: BTreeMap::new(),
+            },
+        );
+        self.url_of(name)
+    }
+
+    fn url_of(&self, name: &str) -> String {
+        format!(
+            "https://sqs.{}.amazonaws.com/{}/{name}",
+            self.region_account.0, self.region_account.1
+        )
+    }
+}
+
+impl Default for Fake {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn now_of(s: &State) -> DateTime<Utc> {
+    s.now.unwrap_or_else(Utc::now)
+}
+
+fn not_found(op: &'static str, what: &str) -> PortError {
+    PortError::new(ErrorKind::NotFound, op, format!("{what} does not exist"))
+}
+
+fn owned(m: &BTreeMap<&'static str, String>) -> BTreeMap<String, String> {
+    m.iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+impl Records for Fake {
+    async fn get(&self, task_id: &str) -> Result<Option<Record>, PortError> {
+        Ok(self.lock().records.get(task_id).cloned())
+    }
+
+    async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
+        let mut s = self.lock();
+        let current = s.records.get(&record.task_id).cloned();
+        if !expect.holds(current.as_ref()) {
+            return Ok(Written::Conflict(current));
+        }
+        s.records.insert(record.task_id.clone(), record.clone());
+        Ok(Written::Applied)
+    }
+
+    async fn list(&self) -> Result<Vec<Record>, PortError> {
+        Ok(self.lock().records.values().cloned().collect())
+    }
+}
+
+impl Queues for Fake {
+    async fn create(
+        &self,
+        name: &str,
+        attributes: &BTreeMap<&'static str, String>,
+        tags: &BTreeMap<&'static str, String>,
+    ) -> Result<String, PortError> {
+        let mut s = self.lock();
+        let now = now_of(&s);
+        if let Some(at) = s.deleted_at.get(name) {
+            if now - *at < Duration::seconds(60) {
+                return Err(PortError::new(
+                    ErrorKind::DeletedRecently,
+                    "CreateQueue",
+                    "QueueDeletedRecently",
+                ));
+            }
+        }
+        let attributes = owned(attributes);
+        match s.queues.get(name) {
+            Some(q) if q.attributes != attributes => {
+                return Err(PortError::new(
+                    ErrorKind::Invalid,
+                    "CreateQueue",
+                    "QueueAlreadyExists",
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let q = FakeQueue {
+                    name: name.to_owned(),
+                    attributes,
+                    tags: owned(tags),
+                };
+                s.queues.insert(name.to_owned(), q);
+            }
+        }
+        Ok(self.url_of(name))
+    }
+
+    async fn url(&self, name: &str) -> Result<String, PortError> {
+        let s = self.lock();
+        if s.queues.contains_key(name) {
+            Ok(self.url_of(name))
+        } else {
+            Err(not_found("GetQueueUrl", name))
+        }
+    }
+
+    async fn delete(&self, url: &str) -> Result<(), PortError> {
+        let mut s = self.lock();
+        let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+        if s.queues.remove(&name).is_none() {
+            return Err(not_found("DeleteQueue", &name));
+        }
+        let now = now_of(&s);
+        s.deleted_at.insert(name, now);
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        let s = self.lock();
+        Ok(s.queues
+            .keys()
+            .filter(|n| n.starts_with(prefix))
+            .map(|n| self.url_of(n))
+            .collect())
+    }
+}
+
+impl Subscriptions for Fake {
+    async fn subscribe(
+        &self,
+        topic_arn: &str,
+        queue_arn: &str,
+        attributes: &BTreeMap<&'static str, String>,
+    ) -> Result<String, PortError> {
+        let mut s = self.lock();
+        let attributes = owned(attributes);
+        let existing = s
+            .subscriptions
+            .iter()
+            .find(|(_, v)| v.topic_arn == topic_arn && v.endpoint == queue_arn);
+        if let Some((arn, sub)) = existing {
+            if sub.attributes != attributes {
+                let msg = "Subscription already exists with different attributes";
+                return Err(PortError::new(ErrorKind::Invalid, "Subscribe", msg));
+            }
+            return Ok(arn.clone());
+        }
+        s.next_sub += 1;
+        let arn = format!("{topic_arn}:{:08x}-fake", s.next_sub);
+        let sub = FakeSubscription {
+            topic_arn: topic_arn.to_owned(),
+            endpoint: queue_arn.to_owned(),
+            attributes,
+        };
+        s.subscriptions.insert(arn.clone(), sub);
+        Ok(arn)
+    }
+
+    async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), PortError> {
+        let mut s = self.lock();
+        match s.subscriptions.remove(subscription_arn) {
+            Some(_) => Ok(()),
+            None => Err(not_found("Unsubscribe", subscription_arn)),
+        }
+    }
+}

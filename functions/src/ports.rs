@@ -1,0 +1,136 @@
+//! Ports: one small trait per capability. The executor sees only these; the SDK adapters
+//! ([`crate::aws`]) and the in-memory fake ([`crate::fake`]) implement them. No SDK type crosses a port.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+
+use tasksub_core::outcome::ErrorKind;
+use tasksub_core::record::{Record, State};
+
+/// A failed call, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// The AWS operation (`CreateQueue`...).
+    pub op: &'static str,
+    /// Details for logs (error code and message from the service; never credentials or bodies).
+    pub message: String,
+}
+
+impl PortError {
+    /// Builds an error.
+    pub fn new(kind: ErrorKind, op: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            op,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} failed ({}): {}",
+            self.op,
+            self.kind.as_str(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for PortError {}
+
+/// What a conditional write expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No record.
+    Absent,
+    /// A record in exactly this state.
+    State(State),
+    /// A record in one of these states.
+    AnyOf(&'static [State]),
+}
+
+impl Expect {
+    /// True when a stored record (or its absence) satisfies the expectation.
+    pub fn holds(self, current: Option<&Record>) -> bool {
+        match (self, current) {
+            (Self::Absent, None) => true,
+            (Self::State(s), Some(r)) => r.state == s,
+            (Self::AnyOf(states), Some(r)) => states.contains(&r.state),
+            _ => false,
+        }
+    }
+    /// The expectation for "the state read before deciding" (`None` = absent).
+    pub fn from_read(state: Option<State>) -> Self {
+        state.map_or(Self::Absent, Self::State)
+    }
+}
+
+/// Result of a conditional write. Short-lived (returned, matched, dropped), so the size difference
+/// between the variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// The record was stored.
+    Applied,
+    /// The expectation did not hold; this is what is stored now.
+    Conflict(Option<Record>),
+}
+
+/// The task records table.
+pub trait Records: Send + Sync {
+    /// Consistent read of one record.
+    fn get(&self, task_id: &str) -> impl Future<Output = Result<Option<Record>, PortError>> + Send;
+    /// Stores the whole record if `expect` holds; otherwise returns what is stored, unchanged.
+    fn put(
+        &self,
+        record: &Record,
+        expect: Expect,
+    ) -> impl Future<Output = Result<Written, PortError>> + Send;
+    /// Every record (paginated scan), for operators and the sweeper.
+    fn list(&self) -> impl Future<Output = Result<Vec<Record>, PortError>> + Send;
+}
+
+/// SQS queues.
+pub trait Queues: Send + Sync {
+    /// Creates the queue with attributes and tags in one call; returns its URL. Idempotent for the same
+    /// name and attributes.
+    fn create(
+        &self,
+        name: &str,
+        attributes: &BTreeMap<&'static str, String>,
+        tags: &BTreeMap<&'static str, String>,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// The URL of a queue by name (`NotFound` if it does not exist).
+    fn url(&self, name: &str) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// Deletes a queue (`NotFound` if it does not exist).
+    fn delete(&self, url: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// URLs of every queue whose name starts with `prefix` (paginated).
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+}
+
+/// SNS subscriptions.
+pub trait Subscriptions: Send + Sync {
+    /// Subscribes an SQS queue ARN to the topic with these attributes; returns the subscription ARN.
+    fn subscribe(
+        &self,
+        topic_arn: &str,
+        queue_arn: &str,
+        attributes: &BTreeMap<&'static str, String>,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// Removes a subscription (`NotFound` if it does not exist).
+    fn unsubscribe(
+        &self,
+        subscription_arn: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Everything the executor needs.
+pub trait Ports: Records + Queues + Subscriptions {}
+
+impl<T: Records + Queues + Subscriptions> Ports for T {}

@@ -1,0 +1,51 @@
+//! What every binary does at start: JSON logs, settings parsed once, clients built once.
+
+use std::sync::Arc;
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use tasksub_core::decide::Role;
+use tasksub_core::settings::Settings;
+use tracing::Instrument;
+
+use crate::handler::{Controller, HandlerError, Outcome};
+
+/// Installs the JSON log subscriber (binaries only; libraries never do). `RUST_LOG` filters.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// Parses settings from the process environment.
+pub fn settings_from_env() -> Result<Settings, tasksub_core::settings::SettingsError> {
+    Settings::from_lookup(|k| std::env::var(k).ok())
+}
+
+/// The whole life of a Lambda function: settings and clients once, then one handler call per event.
+/// A missing or invalid setting fails the cold start with a message naming it.
+pub async fn run_lambda(role: Role) -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let settings =
+        settings_from_env().inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let controller = Arc::new(Controller::new(settings, &sdk, role));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let controller = Arc::clone(&controller);
+        async move {
+            let span = tracing::info_span!("event", request_id = %event.context.request_id);
+            let result: Result<Outcome, HandlerError> =
+                Box::pin(controller.handle_json(&event.payload))
+                    .instrument(span)
+                    .await;
+            result
+        }
+    }))
+    .await
+}
