@@ -139,10 +139,12 @@ impl fmt::Display for Skip {
             Self::OtherDetailType(d) => write!(f, "detail-type {d:?} is not a task state change"),
             Self::ForeignCluster(c) => write!(f, "cluster {c} is not in scope"),
             Self::ForeignGroup(g) => write!(f, "group {g:?} is not in scope"),
-            Self::NotActionable { last, desired } => write!(
-                f,
-                "lastStatus {last} / desiredStatus {desired} needs no action"
-            ),
+            Self::NotActionable { last, desired } => {
+                write!(
+                    f,
+                    "lastStatus {last} / desiredStatus {desired} needs no action"
+                )
+            }
             Self::WrongFunction(i) => {
                 write!(f, "{} events are handled by the other function", i.as_str())
             }

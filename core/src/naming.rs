@@ -287,10 +287,16 @@ mod tests {
     #[test]
     fn both_arn_formats_give_the_task_id() {
         let rows = [
-            ("arn:aws:ecs:us-west-2:111122223333:task/FargateCluster/c13b4cb40f1f4fe4a2971f76ae5a47ad",
-             Some("FargateCluster"), "c13b4cb40f1f4fe4a2971f76ae5a47ad"),
-            ("arn:aws:ecs:us-east-1:111122223333:task/b99d40b3-5176-4f71-9a52-9dbd6f1cebef",
-             None, "b99d40b3-5176-4f71-9a52-9dbd6f1cebef"),
+            (
+                "arn:aws:ecs:us-west-2:111122223333:task/FargateCluster/c13b4cb40f1f4fe4a2971f76ae5a47ad",
+                Some("FargateCluster"),
+                "c13b4cb40f1f4fe4a2971f76ae5a47ad",
+            ),
+            (
+                "arn:aws:ecs:us-east-1:111122223333:task/b99d40b3-5176-4f71-9a52-9dbd6f1cebef",
+                None,
+                "b99d40b3-5176-4f71-9a52-9dbd6f1cebef",
+            ),
             ("arn:aws-cn:ecs:cn-north-1:111122223333:task/c/0123", Some("c"), "0123"),
         ];
         for (arn, cluster, id) in rows {

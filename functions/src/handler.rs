@@ -5,12 +5,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tasksub_core::decide::{self, Intent, Role, Skip};
 use tasksub_core::event::{self, EventError, Incoming};
+use tasksub_core::outcome::ErrorKind;
 use tasksub_core::record::State;
 use tasksub_core::settings::Settings;
 use tracing::{error, info, warn};
 
 use crate::aws::AwsPorts;
 use crate::executor::{self, HandleError, Handled};
+use crate::metrics::{Sink, Unit};
 use crate::ports::Ports;
 
 /// The controller: settings and clients built once, borrowed by every event.
@@ -20,6 +22,7 @@ pub struct Controller<P = AwsPorts> {
     ports: P,
     role: Role,
     settled: Settled,
+    metrics: Sink,
 }
 
 /// Tasks this instance saw READY or tombstoned. A start event for one of them needs nothing (a start
@@ -63,7 +66,14 @@ impl<P: Ports> Controller<P> {
             ports,
             role,
             settled: Settled::default(),
+            metrics: Sink::Off,
         }
+    }
+
+    /// Sends EMF metric lines to `sink` (the Lambda functions use stdout; the default is off).
+    pub fn with_metrics(mut self, sink: Sink) -> Self {
+        self.metrics = sink;
+        self
     }
 
     /// The settings.
@@ -98,53 +108,28 @@ impl<P: Ports> Controller<P> {
                 } else {
                     Skip::OtherDetailType(detail_type)
                 };
-                info!(
-                    action = "skip",
-                    outcome = "skipped",
-                    reason = skip.code(),
-                    "{skip}"
-                );
-                return Ok(Outcome::skipped(None, &skip));
+                return Ok(self.skipped(now, None, "", &skip));
             }
             Err(e) => {
                 error!(action = "parse", outcome = "rejected", error = %e, "malformed event: nothing changed");
                 return Err(HandlerError::Malformed(e));
             }
         };
-        let d = &event.detail;
-        let (task_arn, cluster) = (d.task_arn.as_str(), d.cluster_arn.as_str());
+        let cluster = event.detail.cluster_arn.as_str();
         let admitted = match decide::admit(&event, &self.settings, now) {
             Ok(Ok(a)) => a,
-            Ok(Err(skip)) => {
-                info!(
-                    task_arn,
-                    cluster,
-                    action = "skip",
-                    outcome = "skipped",
-                    reason = skip.code(),
-                    "{skip}"
-                );
-                return Ok(Outcome::skipped(None, &skip));
-            }
+            Ok(Err(skip)) => return Ok(self.skipped(now, None, cluster, &skip)),
             Err(e) => {
+                let task_arn = event.detail.task_arn.as_str();
                 error!(task_arn, cluster, action = "admit", outcome = "rejected", error = %e, "event names no valid queue");
                 return Err(HandlerError::InvalidTask(e.to_string()));
             }
         };
         let task_id = admitted.names.record_key().to_owned();
-        if !self.role.accepts(admitted.intent) {
-            let skip = Skip::WrongFunction(admitted.intent);
-            info!(
-                task_id,
-                cluster,
-                action = "skip",
-                outcome = "skipped",
-                reason = skip.code(),
-                "{skip}"
-            );
-            return Ok(Outcome::skipped(Some(task_id), &skip));
-        }
         let intent = admitted.intent;
+        if !self.role.accepts(intent) {
+            return Ok(self.skipped(now, Some(task_id), cluster, &Skip::WrongFunction(intent)));
+        }
         let cached = if intent == Intent::Provision {
             self.settled.get(&task_id)
         } else {
@@ -165,27 +150,12 @@ impl<P: Ports> Controller<P> {
                 .await
             }
         };
-        match &handled {
-            Ok(Handled::Applied { state, .. }) => self.settled.note(&task_id, *state),
-            Ok(Handled::Skipped(Skip::AlreadyReady)) => self.settled.note(&task_id, State::Ready),
-            Ok(Handled::Skipped(Skip::Tombstoned(s) | Skip::AlreadyDraining(s))) => {
-                self.settled.note(&task_id, *s)
-            }
-            Ok(Handled::Skipped(Skip::AlreadyGone)) => self.settled.note(&task_id, State::Gone),
-            _ => {}
+        if let Some(state) = settled_state(&handled) {
+            self.settled.note(&task_id, state);
         }
-        let outcome = match handled {
+        let (steps, state, outcome) = match handled {
             Ok(Handled::Skipped(skip)) => {
-                info!(
-                    task_id,
-                    cluster,
-                    intent = intent.as_str(),
-                    action = "skip",
-                    outcome = "skipped",
-                    reason = skip.code(),
-                    "{skip}"
-                );
-                Outcome::skipped(Some(task_id), &skip)
+                return Ok(self.skipped(now, Some(task_id), cluster, &skip))
             }
             Ok(Handled::Applied { steps, state }) => {
                 info!(
@@ -196,15 +166,21 @@ impl<P: Ports> Controller<P> {
                     outcome = "applied",
                     state = state.as_str()
                 );
-                Outcome {
-                    outcome: "applied",
-                    task_id: Some(task_id),
-                    intent: Some(intent.as_str()),
-                    steps: steps.iter().map(|s| s.as_str()).collect(),
-                    state: Some(state.as_str()),
-                    reason: None,
-                    detail: None,
+                let latency = event
+                    .time
+                    .map(|t| (now - t).num_milliseconds().max(0) as f64);
+                match (state, latency) {
+                    (State::Ready, Some(ms)) => self.metric(
+                        now,
+                        None,
+                        &[("ProvisioningLatency", Unit::Milliseconds, ms)],
+                    ),
+                    (State::Gone, Some(ms)) => {
+                        self.metric(now, None, &[("TeardownLatency", Unit::Milliseconds, ms)])
+                    }
+                    _ => {}
                 }
+                (steps, Some(state.as_str()), "applied")
             }
             Ok(Handled::Compensated { steps }) => {
                 warn!(
@@ -215,19 +191,87 @@ impl<P: Ports> Controller<P> {
                     outcome = "compensated",
                     "a teardown won the race; our work was undone"
                 );
-                Outcome {
-                    outcome: "compensated",
-                    task_id: Some(task_id),
-                    intent: Some(intent.as_str()),
-                    steps: steps.iter().map(|s| s.as_str()).collect(),
-                    state: None,
-                    reason: Some("lost-race"),
-                    detail: None,
-                }
+                (steps, None, "compensated")
             }
-            Err(e) => return Err(HandlerError::from_handle(e)),
+            Err(e) => return Err(self.failed(now, e)),
         };
-        Ok(outcome)
+        Ok(Outcome {
+            outcome,
+            task_id: Some(task_id),
+            intent: Some(intent.as_str()),
+            steps: steps.iter().map(|s| s.as_str()).collect(),
+            state,
+            reason: (outcome == "compensated").then_some("lost-race"),
+            detail: None,
+        })
+    }
+
+    fn function_name(&self) -> &'static str {
+        match self.role {
+            Role::Provisioner => "on-task-running",
+            Role::Teardown => "on-task-stopped",
+            Role::Any => "tasksub",
+        }
+    }
+
+    fn metric(&self, now: DateTime<Utc>, reason: Option<&str>, metrics: &[(&str, Unit, f64)]) {
+        let function = self.function_name();
+        match reason {
+            Some(r) => self.metrics.emit(
+                now.timestamp_millis(),
+                &[("Function", function), ("Reason", r)],
+                metrics,
+            ),
+            None => self
+                .metrics
+                .emit(now.timestamp_millis(), &[("Function", function)], metrics),
+        }
+    }
+
+    fn skipped(
+        &self,
+        now: DateTime<Utc>,
+        task_id: Option<String>,
+        cluster: &str,
+        skip: &Skip,
+    ) -> Outcome {
+        let id = task_id.as_deref().unwrap_or_default();
+        info!(
+            task_id = id,
+            cluster,
+            action = "skip",
+            outcome = "skipped",
+            reason = skip.code(),
+            "{skip}"
+        );
+        self.metric(
+            now,
+            Some(skip.code()),
+            &[("EventsSkipped", Unit::Count, 1.0)],
+        );
+        Outcome::skipped(task_id, skip)
+    }
+
+    fn failed(&self, now: DateTime<Utc>, e: HandleError) -> HandlerError {
+        if matches!(&e, HandleError::Step(f) if f.error.kind == ErrorKind::Throttled) {
+            self.metric(now, None, &[("Throttles", Unit::Count, 1.0)]);
+        }
+        let err = HandlerError::from_handle(e);
+        if err.is_retryable() {
+            self.metric(now, None, &[("Retries", Unit::Count, 1.0)]);
+        }
+        err
+    }
+}
+
+/// The state a handled event proves, for the settled cache.
+fn settled_state(handled: &Result<Handled, HandleError>) -> Option<State> {
+    match handled {
+        Ok(Handled::Applied { state, .. }) => Some(*state),
+        Ok(Handled::Skipped(Skip::AlreadyReady)) => Some(State::Ready),
+        Ok(Handled::Skipped(Skip::Tombstoned(s) | Skip::AlreadyDraining(s))) => Some(*s),
+        Ok(Handled::Skipped(Skip::AlreadyGone)) => Some(State::Gone),
+        _ => None,
     }
 }
 

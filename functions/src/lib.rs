@@ -7,6 +7,7 @@
 //! - [`instrumented`]: call counters and fault injection around any ports.
 //! - [`executor`]: runs a plan from `tasksub_core::decide`, the only sequential code.
 //! - [`handler`]: [`Controller::handle_json`], the one code path of the functions, the CLI and the tests.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 //! - [`runtime`]: logging and the Lambda entry point shared by the binaries.
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod executor;
 pub mod fake;
 pub mod handler;
 pub mod instrumented;
+pub mod metrics;
 pub mod ports;
 pub mod runtime;
 

@@ -8,6 +8,7 @@ use tasksub_core::settings::Settings;
 use tracing::Instrument;
 
 use crate::handler::{Controller, HandlerError, Outcome};
+use crate::metrics::Sink;
 
 /// Installs the JSON log subscriber (binaries only; libraries never do). `RUST_LOG` filters.
 pub fn init_logging() {
@@ -35,7 +36,7 @@ pub async fn run_lambda(role: Role) -> Result<(), lambda_runtime::Error> {
     let settings =
         settings_from_env().inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let controller = Arc::new(Controller::new(settings, &sdk, role));
+    let controller = Arc::new(Controller::new(settings, &sdk, role).with_metrics(Sink::Stdout));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let controller = Arc::clone(&controller);
         async move {

@@ -23,6 +23,9 @@ pub const ENDPOINT_VAR: &str = "TASKSUB_MOTO_ENDPOINT";
 #[derive(Debug)]
 pub struct Moto {
     endpoint: String,
+    /// The watchdog shell when this process started its own server (it is never waited for: it ends
+    /// with this process).
+    _watchdog: Option<std::sync::Mutex<std::process::Child>>,
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -31,10 +34,17 @@ impl Moto {
     /// The shared emulator of this test process.
     pub fn get() -> &'static Moto {
         MOTO.get_or_init(|| match std::env::var(ENDPOINT_VAR) {
-            Ok(endpoint) if !endpoint.is_empty() => Moto { endpoint },
-            _ => Moto {
-                endpoint: start_own(),
+            Ok(endpoint) if !endpoint.is_empty() => Moto {
+                endpoint,
+                _watchdog: None,
             },
+            _ => {
+                let (endpoint, child) = start_own();
+                Moto {
+                    endpoint,
+                    _watchdog: Some(std::sync::Mutex::new(child)),
+                }
+            }
         })
     }
 
@@ -61,7 +71,7 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn start_own() -> String {
+fn start_own() -> (String, std::process::Child) {
     let server = repo_root().join(".venv/bin/moto_server");
     if !server.exists() {
         panic!(
@@ -81,7 +91,7 @@ fn start_own() -> String {
          while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill $m",
         server.display()
     );
-    Command::new("sh")
+    let child = Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -97,7 +107,7 @@ fn start_own() -> String {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    endpoint
+    (endpoint, child)
 }
 
 /// A short unique suffix for names, so parallel tests never share a topic, table or prefix.

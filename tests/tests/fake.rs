@@ -43,3 +43,63 @@ async fn crash_during_provisioning_then_redelivery() {
 async fn crash_during_teardown_then_redelivery() {
     s::crash_during_teardown_then_redelivery(async || FakeWorld::new()).await;
 }
+
+#[tokio::test]
+async fn metrics_lines_parse_back() {
+    use tasksub_core::decide::Role;
+    use tasksub_functions::metrics::Sink;
+    use tasksub_tests::world::World;
+    let w = FakeWorld::new();
+    let (sink, buf) = Sink::buffer();
+    let running = w
+        .cold_controller(Role::Provisioner)
+        .with_metrics(sink.clone());
+    let stopping = w.cold_controller(Role::Teardown).with_metrics(sink);
+    let task = w.task();
+    let (start, stop_initiated, stopped) = task.lifecycle();
+    running.handle_json(&start[0]).await.unwrap();
+    running.handle_json(&start[1]).await.unwrap();
+    running
+        .handle_json(&tasksub_tests::events::Task::new("elsewhere").event("RUNNING", "RUNNING", 1))
+        .await
+        .unwrap();
+    stopping.handle_json(&stop_initiated[0]).await.unwrap();
+    stopping.handle_json(&stopped[0]).await.unwrap();
+    stopping
+        .ports()
+        .fail_nth("GetItem", 1, tasksub_core::outcome::ErrorKind::Throttled);
+    assert!(stopping
+        .handle_json(&stopped[0])
+        .await
+        .unwrap_err()
+        .is_retryable());
+    let lines: Vec<serde_json::Value> = buf
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("EMF line is JSON"))
+        .collect();
+    let has = |name: &str| lines.iter().any(|l| l.get(name).is_some());
+    for name in [
+        "ProvisioningLatency",
+        "TeardownLatency",
+        "EventsSkipped",
+        "Throttles",
+        "Retries",
+    ] {
+        assert!(has(name), "no {name} in {lines:?}");
+    }
+    let skipped: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.get("EventsSkipped").is_some())
+        .map(|l| l["Reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        skipped.contains(&"already-ready") && skipped.contains(&"foreign-cluster"),
+        "{skipped:?}"
+    );
+    for l in &lines {
+        assert_eq!(l["_aws"]["CloudWatchMetrics"][0]["Namespace"], "tasksub");
+        assert!(l["Function"] == "on-task-running" || l["Function"] == "on-task-stopped");
+    }
+}

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use tasksub_core::record::attr;
 
@@ -22,10 +23,23 @@ pub struct Args {
 /// Creates both and prints the settings to export.
 pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<ExitCode> {
     let sns = aws_sdk_sns::Client::new(sdk);
-    let topic = sns.create_topic().name(&args.topic).send().await.context("CreateTopic")?;
-    let topic_arn = topic.topic_arn().context("CreateTopic returned no ARN")?.to_owned();
+    let topic = sns
+        .create_topic()
+        .name(&args.topic)
+        .send()
+        .await
+        .context("CreateTopic")?;
+    let topic_arn = topic
+        .topic_arn()
+        .context("CreateTopic returned no ARN")?
+        .to_owned();
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let exists = ddb.describe_table().table_name(&args.table).send().await.is_ok();
+    let exists = ddb
+        .describe_table()
+        .table_name(&args.table)
+        .send()
+        .await
+        .is_ok();
     if !exists {
         ddb.create_table()
             .table_name(&args.table)
@@ -36,20 +50,32 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
                     .attribute_type(ScalarAttributeType::S)
                     .build()?,
             )
-            .key_schema(KeySchemaElement::builder().attribute_name(attr::TASK_ID).key_type(KeyType::Hash).build()?)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(attr::TASK_ID)
+                    .key_type(KeyType::Hash)
+                    .build()?,
+            )
             .send()
             .await
             .context("CreateTable")?;
         ddb.update_time_to_live()
             .table_name(&args.table)
             .time_to_live_specification(
-                TimeToLiveSpecification::builder().attribute_name(attr::EXPIRES_AT).enabled(true).build()?,
+                TimeToLiveSpecification::builder()
+                    .attribute_name(attr::EXPIRES_AT)
+                    .enabled(true)
+                    .build()?,
             )
             .send()
             .await
             .context("UpdateTimeToLive")?;
     }
-    eprintln!("topic {topic_arn} ready; table {} {}", args.table, if exists { "already existed" } else { "created" });
+    eprintln!(
+        "topic {topic_arn} ready; table {} {}",
+        args.table,
+        if exists { "already existed" } else { "created" }
+    );
     println!("export TASKSUB_TOPIC_ARN={topic_arn}");
     println!("export TASKSUB_TABLE={}", args.table);
     Ok(ExitCode::SUCCESS)

@@ -34,22 +34,34 @@ pub struct ShowArgs {
 }
 
 fn parse_state(s: &str) -> Result<State, String> {
-    State::parse(&s.to_ascii_uppercase()).ok_or_else(|| format!("{s:?} is not PROVISIONING, READY, DRAINING or GONE"))
+    State::parse(&s.to_ascii_uppercase())
+        .ok_or_else(|| format!("{s:?} is not PROVISIONING, READY, DRAINING or GONE"))
 }
 
 /// Prints every record (optionally of one state).
 pub async fn list(args: ListArgs, sdk: &aws_config::SdkConfig) -> anyhow::Result<ExitCode> {
     let records = AwsPorts::new(sdk, &args.table).list().await?;
-    let records: Vec<Record> = records.into_iter().filter(|r| args.state.is_none_or(|s| r.state == s)).collect();
+    let records: Vec<Record> = records
+        .into_iter()
+        .filter(|r| args.state.is_none_or(|s| r.state == s))
+        .collect();
     if args.json {
         for r in &records {
             println!("{}", serde_json::to_string(r)?);
         }
     } else {
-        println!("{:<36} {:<12} {:>7} {:<25} QUEUE", "TASK ID", "STATE", "VERSION", "UPDATED");
+        println!(
+            "{:<36} {:<12} {:>7} {:<25} QUEUE",
+            "TASK ID", "STATE", "VERSION", "UPDATED"
+        );
         for r in &records {
-            let updated = r.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            println!("{:<36} {:<12} {:>7} {:<25} {}", r.task_id, r.state, r.version, updated, r.queue_name);
+            let updated = r
+                .updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            println!(
+                "{:<36} {:<12} {:>7} {:<25} {}",
+                r.task_id, r.state, r.version, updated, r.queue_name
+            );
         }
         println!("{} record(s)", records.len());
     }

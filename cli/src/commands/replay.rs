@@ -48,7 +48,10 @@ fn load(path: &PathBuf) -> anyhow::Result<Vec<serde_json::Value>> {
             .lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
-            .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}: not JSON", path.display(), i + 1)))
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))
+            })
             .collect(),
     }
 }
@@ -65,7 +68,10 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
     let mut worst = 0u8;
     for path in &args.files {
         for event in load(path)? {
-            let now = match (args.at_event_time, event.get("time").and_then(|t| t.as_str())) {
+            let now = match (
+                args.at_event_time,
+                event.get("time").and_then(|t| t.as_str()),
+            ) {
                 (true, Some(t)) => chrono::DateTime::parse_from_rfc3339(t)
                     .map(|t| t.with_timezone(&chrono::Utc))
                     .unwrap_or_else(|_| chrono::Utc::now()),
@@ -76,7 +82,11 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
                 Err(e) => {
                     let line = serde_json::json!({"outcome": "error", "errorType": e.error_type(), "error": e.to_string()});
                     println!("{line}");
-                    worst = worst.max(if e.is_retryable() { EXIT_TRANSIENT } else { EXIT_FAILED });
+                    worst = worst.max(if e.is_retryable() {
+                        EXIT_TRANSIENT
+                    } else {
+                        EXIT_FAILED
+                    });
                 }
             }
         }
