@@ -76,24 +76,16 @@ pub async fn handle<P: Ports>(
     task_id: &str,
 ) -> Result<Handled, HandleError> {
     let mut stored = if reads_first {
-        ports
-            .get(task_id)
-            .await
-            .map_err(|e| fail("read-record", e))?
+        ports.get(task_id).await.map_err(|e| fail("read-record", e))?
     } else {
         None
     };
     for _ in 0..MAX_ROUNDS {
-        let plan = match decide::decide(event, stored.as_ref(), settings, now)
-            .map_err(HandleError::Decide)?
-        {
+        let plan = match decide::decide(event, stored.as_ref(), settings, now).map_err(HandleError::Decide)? {
             Decision::Skip(skip) => return Ok(Handled::Skipped(skip)),
             Decision::Act(plan) => *plan,
         };
-        match run(ports, plan, settings, now)
-            .await
-            .map_err(HandleError::Step)?
-        {
+        match run(ports, plan, settings, now).await.map_err(HandleError::Step)? {
             Executed::Done { steps, record } => {
                 return Ok(Handled::Applied {
                     steps,
@@ -169,10 +161,7 @@ pub async fn run<P: Ports>(
             Err(e) => return Err(e),
         }
     }
-    Ok(Executed::Done {
-        steps: done,
-        record,
-    })
+    Ok(Executed::Done { steps: done, record })
 }
 
 /// One step. `Ok(Some(..))` for conditional writes, `Ok(None)` for the rest.
@@ -218,11 +207,7 @@ async fn perform<P: Ports>(
         }
         Step::CreateQueue => {
             let attrs = policy::queue_attributes(settings, &record.queue_arn);
-            let tags = policy::queue_tags(
-                &record.task_arn,
-                &record.cluster_arn,
-                record.group.as_deref(),
-            );
+            let tags = policy::queue_tags(&record.task_arn, &record.cluster_arn, record.group.as_deref());
             match ports.create(&record.queue_name, &attrs, &tags).await {
                 Ok(url) => record.queue_url = Some(url),
                 Err(e) => treat(e)?,
@@ -231,10 +216,7 @@ async fn perform<P: Ports>(
         }
         Step::Subscribe | Step::RecoverSubscription => {
             let attrs = policy::subscription_attributes(settings);
-            match ports
-                .subscribe(&record.topic_arn, &record.queue_arn, &attrs)
-                .await
-            {
+            match ports.subscribe(&record.topic_arn, &record.queue_arn, &attrs).await {
                 Ok(arn) => record.subscription_arn = Some(arn),
                 Err(e) => treat(e)?,
             }
@@ -267,12 +249,7 @@ async fn perform<P: Ports>(
     }
 }
 
-fn log_step(
-    record: &Record,
-    intent: &str,
-    step: Step,
-    result: &Result<Option<Written>, StepFailed>,
-) {
+fn log_step(record: &Record, intent: &str, step: Step, result: &Result<Option<Written>, StepFailed>) {
     let (task_id, cluster, queue) = (&record.task_id, &record.cluster_arn, &record.queue_name);
     let action = step.as_str();
     match result {

@@ -128,9 +128,7 @@ fn not_found(op: &'static str, what: &str) -> PortError {
 }
 
 fn owned(m: &BTreeMap<&'static str, String>) -> BTreeMap<String, String> {
-    m.iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
+    m.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
 impl Records for Fake {
@@ -174,11 +172,7 @@ impl Queues for Fake {
         let attributes = owned(attributes);
         match s.queues.get(name) {
             Some(q) if q.attributes != attributes => {
-                return Err(PortError::new(
-                    ErrorKind::Invalid,
-                    "CreateQueue",
-                    "QueueAlreadyExists",
-                ));
+                return Err(PortError::new(ErrorKind::Invalid, "CreateQueue", "QueueAlreadyExists"));
             }
             Some(_) => {}
             None => {

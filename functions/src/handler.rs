@@ -99,10 +99,7 @@ impl<P: Ports> Controller<P> {
     ) -> Result<Outcome, HandlerError> {
         let event = match event::parse(payload) {
             Ok(Incoming::Task(event)) => event,
-            Ok(Incoming::Other {
-                source,
-                detail_type,
-            }) => {
+            Ok(Incoming::Other { source, detail_type }) => {
                 let skip = if source != event::ECS_SOURCE {
                     Skip::OtherSource(source)
                 } else {
@@ -138,25 +135,13 @@ impl<P: Ports> Controller<P> {
         let handled = match cached {
             Some(State::Ready) => Ok(Handled::Skipped(Skip::AlreadyReady)),
             Some(state) => Ok(Handled::Skipped(Skip::Tombstoned(state))),
-            None => {
-                executor::handle(
-                    &self.ports,
-                    &event,
-                    &self.settings,
-                    now,
-                    intent.reads_first(),
-                    &task_id,
-                )
-                .await
-            }
+            None => executor::handle(&self.ports, &event, &self.settings, now, intent.reads_first(), &task_id).await,
         };
         if let Some(state) = settled_state(&handled) {
             self.settled.note(&task_id, state);
         }
         let (steps, state, outcome) = match handled {
-            Ok(Handled::Skipped(skip)) => {
-                return Ok(self.skipped(now, Some(task_id), cluster, &skip))
-            }
+            Ok(Handled::Skipped(skip)) => return Ok(self.skipped(now, Some(task_id), cluster, &skip)),
             Ok(Handled::Applied { steps, state }) => {
                 info!(
                     task_id,
@@ -166,18 +151,12 @@ impl<P: Ports> Controller<P> {
                     outcome = "applied",
                     state = state.as_str()
                 );
-                let latency = event
-                    .time
-                    .map(|t| (now - t).num_milliseconds().max(0) as f64);
+                let latency = event.time.map(|t| (now - t).num_milliseconds().max(0) as f64);
                 match (state, latency) {
-                    (State::Ready, Some(ms)) => self.metric(
-                        now,
-                        None,
-                        &[("ProvisioningLatency", Unit::Milliseconds, ms)],
-                    ),
-                    (State::Gone, Some(ms)) => {
-                        self.metric(now, None, &[("TeardownLatency", Unit::Milliseconds, ms)])
+                    (State::Ready, Some(ms)) => {
+                        self.metric(now, None, &[("ProvisioningLatency", Unit::Milliseconds, ms)])
                     }
+                    (State::Gone, Some(ms)) => self.metric(now, None, &[("TeardownLatency", Unit::Milliseconds, ms)]),
                     _ => {}
                 }
                 (steps, Some(state.as_str()), "applied")
@@ -228,13 +207,7 @@ impl<P: Ports> Controller<P> {
         }
     }
 
-    fn skipped(
-        &self,
-        now: DateTime<Utc>,
-        task_id: Option<String>,
-        cluster: &str,
-        skip: &Skip,
-    ) -> Outcome {
+    fn skipped(&self, now: DateTime<Utc>, task_id: Option<String>, cluster: &str, skip: &Skip) -> Outcome {
         let id = task_id.as_deref().unwrap_or_default();
         info!(
             task_id = id,
@@ -244,11 +217,7 @@ impl<P: Ports> Controller<P> {
             reason = skip.code(),
             "{skip}"
         );
-        self.metric(
-            now,
-            Some(skip.code()),
-            &[("EventsSkipped", Unit::Count, 1.0)],
-        );
+        self.metric(now, Some(skip.code()), &[("EventsSkipped", Unit::Count, 1.0)]);
         Outcome::skipped(task_id, skip)
     }
 

@@ -74,10 +74,7 @@ impl<P> Instrumented<P> {
 
     /// Calls that change (or try to change) something.
     pub fn write_calls(&self) -> Vec<&'static str> {
-        self.calls()
-            .into_iter()
-            .filter(|c| WRITE_OPS.contains(c))
-            .collect()
+        self.calls().into_iter().filter(|c| WRITE_OPS.contains(c)).collect()
     }
 
     /// Forgets the call log (faults stay).

@@ -47,12 +47,7 @@ impl Sink {
     }
 
     /// Emits one metric set: `dimensions` (name, value) pairs, then (name, unit, value) metrics.
-    pub fn emit(
-        &self,
-        timestamp_ms: i64,
-        dimensions: &[(&str, &str)],
-        metrics: &[(&str, Unit, f64)],
-    ) {
+    pub fn emit(&self, timestamp_ms: i64, dimensions: &[(&str, &str)], metrics: &[(&str, Unit, f64)]) {
         if matches!(self, Self::Off) || metrics.is_empty() {
             return;
         }
@@ -69,11 +64,7 @@ impl Sink {
 }
 
 /// Renders one EMF line.
-pub fn render(
-    timestamp_ms: i64,
-    dimensions: &[(&str, &str)],
-    metrics: &[(&str, Unit, f64)],
-) -> String {
+pub fn render(timestamp_ms: i64, dimensions: &[(&str, &str)], metrics: &[(&str, Unit, f64)]) -> String {
     let dim_names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
     let defs: Vec<Value> = metrics
         .iter()

@@ -32,13 +32,7 @@ impl PortError {
 
 impl fmt::Display for PortError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} failed ({}): {}",
-            self.op,
-            self.kind.as_str(),
-            self.message
-        )
+        write!(f, "{} failed ({}): {}", self.op, self.kind.as_str(), self.message)
     }
 }
 
@@ -87,11 +81,7 @@ pub trait Records: Send + Sync {
     /// Consistent read of one record.
     fn get(&self, task_id: &str) -> impl Future<Output = Result<Option<Record>, PortError>> + Send;
     /// Stores the whole record if `expect` holds; otherwise returns what is stored, unchanged.
-    fn put(
-        &self,
-        record: &Record,
-        expect: Expect,
-    ) -> impl Future<Output = Result<Written, PortError>> + Send;
+    fn put(&self, record: &Record, expect: Expect) -> impl Future<Output = Result<Written, PortError>> + Send;
     /// Every record (paginated scan), for operators and the sweeper.
     fn list(&self) -> impl Future<Output = Result<Vec<Record>, PortError>> + Send;
 }
@@ -124,10 +114,7 @@ pub trait Subscriptions: Send + Sync {
         attributes: &BTreeMap<&'static str, String>,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
     /// Removes a subscription (`NotFound` if it does not exist).
-    fn unsubscribe(
-        &self,
-        subscription_arn: &str,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn unsubscribe(&self, subscription_arn: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Everything the executor needs.

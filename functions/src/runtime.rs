@@ -33,8 +33,7 @@ pub fn settings_from_env() -> Result<Settings, tasksub_core::settings::SettingsE
 /// A missing or invalid setting fails the cold start with a message naming it.
 pub async fn run_lambda(role: Role) -> Result<(), lambda_runtime::Error> {
     init_logging();
-    let settings =
-        settings_from_env().inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
+    let settings = settings_from_env().inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let controller = Arc::new(Controller::new(settings, &sdk, role).with_metrics(Sink::Stdout));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
@@ -42,9 +41,7 @@ pub async fn run_lambda(role: Role) -> Result<(), lambda_runtime::Error> {
         async move {
             let span = tracing::info_span!("event", request_id = %event.context.request_id);
             let result: Result<Outcome, HandlerError> =
-                Box::pin(controller.handle_json(&event.payload))
-                    .instrument(span)
-                    .await;
+                Box::pin(controller.handle_json(&event.payload)).instrument(span).await;
             result
         }
     }))

@@ -28,10 +28,7 @@ const NOT_FOUND: &[&str] = &[
     "NotFoundException",
     "ResourceNotFoundException",
 ];
-const DELETED_RECENTLY: &[&str] = &[
-    "AWS.SimpleQueueService.QueueDeletedRecently",
-    "QueueDeletedRecently",
-];
+const DELETED_RECENTLY: &[&str] = &["AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"];
 const ACCESS_DENIED: &[&str] = &[
     "AccessDenied",
     "AccessDeniedException",
@@ -69,10 +66,7 @@ fn kind_of_code(code: &str) -> Option<ErrorKind> {
         (INVALID, ErrorKind::Invalid),
         (TRANSIENT, ErrorKind::Transient),
     ];
-    table
-        .iter()
-        .find(|(codes, _)| codes.contains(&code))
-        .map(|(_, k)| *k)
+    table.iter().find(|(codes, _)| codes.contains(&code)).map(|(_, k)| *k)
 }
 
 /// Classifies any SDK error of any operation.
@@ -82,9 +76,7 @@ where
 {
     let message = DisplayErrorContext(err).to_string();
     let kind = match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            ErrorKind::Transient
-        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or_default();
             let server_error = se.raw().status().is_server_error();
@@ -107,10 +99,7 @@ mod tests {
     fn codes_map_to_kinds() {
         let rows = [
             ("ThrottlingException", ErrorKind::Throttled),
-            (
-                "AWS.SimpleQueueService.NonExistentQueue",
-                ErrorKind::NotFound,
-            ),
+            ("AWS.SimpleQueueService.NonExistentQueue", ErrorKind::NotFound),
             ("QueueDoesNotExist", ErrorKind::NotFound),
             ("NotFound", ErrorKind::NotFound),
             (

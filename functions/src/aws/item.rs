@@ -31,15 +31,9 @@ pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
             s(k, v);
         }
     }
-    item.insert(
-        attr::VERSION.to_owned(),
-        AttributeValue::N(r.version.to_string()),
-    );
+    item.insert(attr::VERSION.to_owned(), AttributeValue::N(r.version.to_string()));
     if let Some(exp) = r.expires_at {
-        item.insert(
-            attr::EXPIRES_AT.to_owned(),
-            AttributeValue::N(exp.to_string()),
-        );
+        item.insert(attr::EXPIRES_AT.to_owned(), AttributeValue::N(exp.to_string()));
     }
     item
 }

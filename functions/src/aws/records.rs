@@ -24,10 +24,7 @@ impl Records for AwsPorts {
             .send()
             .await
             .map_err(|e| classify("GetItem", &e))?;
-        out.item()
-            .map(from_item)
-            .transpose()
-            .map_err(|e| bad("GetItem", e))
+        out.item().map(from_item).transpose().map_err(|e| bad("GetItem", e))
     }
 
     async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
@@ -38,9 +35,7 @@ impl Records for AwsPorts {
             .set_item(Some(to_item(record)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         req = match expect {
-            Expect::Absent => {
-                req.condition_expression(format!("attribute_not_exists({})", attr::TASK_ID))
-            }
+            Expect::Absent => req.condition_expression(format!("attribute_not_exists({})", attr::TASK_ID)),
             Expect::State(s) => req
                 .condition_expression("#st = :s0")
                 .expression_attribute_names("#st", attr::STATE)
@@ -51,10 +46,7 @@ impl Records for AwsPorts {
                     .condition_expression(format!("#st IN ({})", names.join(", ")))
                     .expression_attribute_names("#st", attr::STATE);
                 for (name, s) in names.iter().zip(states) {
-                    r = r.expression_attribute_values(
-                        name,
-                        AttributeValue::S(s.as_str().to_owned()),
-                    );
+                    r = r.expression_attribute_values(name, AttributeValue::S(s.as_str().to_owned()));
                 }
                 r
             }
@@ -63,11 +55,7 @@ impl Records for AwsPorts {
             Ok(_) => Ok(Written::Applied),
             Err(e) => match e.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(c)) => {
-                    let current = c
-                        .item()
-                        .map(from_item)
-                        .transpose()
-                        .map_err(|e| bad("PutItem", e))?;
+                    let current = c.item().map(from_item).transpose().map_err(|e| bad("PutItem", e))?;
                     Ok(Written::Conflict(current))
                 }
                 _ => Err(classify("PutItem", &e)),
@@ -90,11 +78,7 @@ impl Records for AwsPorts {
                 out.push(from_item(item).map_err(|e| bad("Scan", e))?);
             }
         }
-        out.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then_with(|| a.task_id.cmp(&b.task_id))
-        });
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.task_id.cmp(&b.task_id)));
         Ok(out)
     }
 }
