@@ -1,1 +1,106 @@
-//! placeholder
+//! tasksub-client: the library a container embeds to find and consume its own task queue.
+//!
+//! The tasksub controller gives every running ECS task its own SQS queue, subscribed to a shared SNS
+//! topic, so each task receives a copy of every message (broadcast). This crate is the container's
+//! side: it never creates anything, it finds what the controller made.
+//!
+//! 1. **Discover** — ask the ECS task metadata endpoint v4 (`$ECS_CONTAINER_METADATA_URI_V4/task`)
+//!    for the task ARN, and derive the queue name with the naming contract the controller uses
+//!    ([`tasksub_core::naming`]): `<TASKSUB_QUEUE_PREFIX><task id>`.
+//! 2. **Wait** — GetQueueUrl with jittered backoff until the queue exists (2 minutes by default) and,
+//!    when `TASKSUB_TABLE` is set, until the controller's record says READY (the subscription is live).
+//! 3. **Resync** — call [`Handler::on_subscribed`] once: reload whatever was published before the
+//!    subscription existed.
+//! 4. **Consume** — 20 s long polls of up to 10 messages, at most `max_concurrency` handlers at once,
+//!    successful messages deleted in batches, failed ones left for redelivery, visibility renewed while
+//!    a handler works.
+//! 5. **Drain** — on SIGTERM (or the app's [`CancellationToken`]) stop polling at once, give in-flight
+//!    handlers up to 20 s, flush deletes, return unfinished messages to the queue, return.
+//!
+//! # Example
+//! ```no_run
+//! use tasksub_client::{Client, Message};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn app() -> Result<(), Box<dyn std::error::Error>> {
+//! let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+//! let client = Client::builder().max_concurrency(4).build(&sdk)?;
+//! let report = client
+//!     .run(
+//!         |message: Message| async move {
+//!             // Log sizes and IDs, never bodies.
+//!             tracing::info!(id = message.sqs_message_id(), bytes = message.body().len(), "got one");
+//!             Ok::<(), std::io::Error>(())
+//!         },
+//!         CancellationToken::new(),
+//!     )
+//!     .await?;
+//! println!("handled {} messages", report.succeeded);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Implement [`Handler`] on your own type to also get the [`Handler::on_subscribed`] hook.
+//!
+//! # Environment
+//! | variable | meaning |
+//! |---|---|
+//! | `ECS_CONTAINER_METADATA_URI_V4` | set by ECS; [`ClientBuilder::metadata_uri`] overrides it for local runs |
+//! | `TASKSUB_QUEUE_PREFIX` | queue name prefix, default `tasksub-` (must match the controller's) |
+//! | `TASKSUB_TABLE` | optional: wait until the task's record is READY |
+//! | `AWS_REGION`, credentials, `AWS_ENDPOINT_URL` | read by `aws-config` when the app loads its `SdkConfig` |
+//!
+//! The task role needs `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:ChangeMessageVisibility`,
+//! `sqs:GetQueueUrl` on `<prefix>*`, and `dynamodb:GetItem` on the table if READY is awaited.
+//!
+//! # Guarantees
+//! - A message is deleted only after its handler returned `Ok`; every such delete is sent before
+//!   [`Client::run`] returns.
+//! - A failed (or panicked) handler's message is redelivered; unfinished messages are made visible
+//!   again at shutdown. Delivery is at least once: make handlers idempotent, or use
+//!   [`ClientBuilder::dedup_window`].
+//! - Nothing logged carries message bodies, receipt handles or credentials.
+//!
+//! # Layout
+//! - `client`: [`ClientBuilder`] and [`Client`] (configuration, discover → wait → consume).
+//! - `metadata`: the task metadata request and its parsing.
+//! - `wait`: waiting for the queue and the READY record.
+//! - `consume`: the loop (batcher, leases/heartbeats, dedup, drain).
+//! - `message`: the typed [`Message`] and SNS envelope unwrapping.
+//! - `port` / `aws`: the small internal ports and their SDK implementations.
+//! - [`testing`] (feature `testing`): a loopback stand-in for the metadata endpoint.
+#![warn(missing_docs)]
+
+mod aws;
+mod backoff;
+mod client;
+mod consume;
+mod error;
+mod handler;
+#[cfg(test)]
+mod memory;
+mod message;
+mod metadata;
+mod port;
+mod task;
+mod wait;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use client::{
+    Client, ClientBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_VISIBILITY_TIMEOUT, DELETE_FLUSH_INTERVAL, DRAIN_TIMEOUT,
+    MAX_VISIBILITY_EXTENSION,
+};
+pub use consume::{RunReport, LONG_POLL_WAIT};
+pub use error::{BoxError, Error};
+pub use handler::Handler;
+pub use message::{Attribute, AttributeValue, Delivery, Message};
+pub use metadata::{
+    METADATA_ATTEMPTS, METADATA_CONNECT_TIMEOUT, METADATA_READ_TIMEOUT, METADATA_URI_VAR, TASK_ARN_LABEL,
+};
+pub use task::{TaskIdentity, TaskQueue};
+pub use tasksub_core::naming::{QueueName, TaskId};
+pub use tasksub_core::record::State;
+pub use tokio_util::sync::CancellationToken;
+pub use wait::QUEUE_WAIT_LIMIT;

@@ -1,0 +1,374 @@
+//! The consume loop on the in-memory queue, with paused time: every duration below is virtual.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::memory::{Call, MemoryQueue};
+use crate::{BoxError, Message};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn config() -> ConsumeConfig {
+    ConsumeConfig {
+        max_concurrency: 10,
+        long_poll: LONG_POLL_WAIT,
+        visibility: secs(30),
+        max_extension: secs(3600),
+        flush_interval: secs(1),
+        drain_timeout: secs(20),
+        failure_backoff: None,
+        dedup_window: None,
+        unwrap_envelope: true,
+        receive_backoff: RECEIVE_ERROR_BACKOFF,
+    }
+}
+
+struct Running {
+    stop: CancellationToken,
+    task: JoinHandle<RunReport>,
+}
+
+impl Running {
+    async fn stop(self) -> RunReport {
+        self.stop.cancel();
+        self.task.await.expect("the loop does not panic")
+    }
+}
+
+fn start<H: Handler>(queue: &MemoryQueue, handler: H, cfg: ConsumeConfig) -> Running {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consume(queue.clone(), Arc::new(handler), cfg, stop.clone()));
+    Running { stop, task }
+}
+
+async fn ok(_: Message) -> Result<(), BoxError> {
+    Ok(())
+}
+
+fn deletes(q: &MemoryQueue) -> Vec<usize> {
+    q.calls().into_iter().filter_map(|c| if let Call::Delete { count, .. } = c { Some(count) } else { None }).collect()
+}
+
+fn receives(q: &MemoryQueue) -> Vec<(Instant, usize)> {
+    q.calls().into_iter().filter_map(|c| if let Call::Receive { at, max } = c { Some((at, max)) } else { None }).collect()
+}
+
+fn extensions(q: &MemoryQueue) -> Vec<(Instant, Vec<Duration>)> {
+    q.calls()
+        .into_iter()
+        .filter_map(|c| if let Call::Visibility { at, entries } = c { Some((at, entries)) } else { None })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn successes_are_deleted_in_batches_of_up_to_ten() {
+    // GIVEN 25 messages and a handler that always succeeds
+    let q = MemoryQueue::new();
+    for i in 0..25 {
+        q.send(&format!("m{i}"));
+    }
+    // WHEN the loop runs for a few seconds
+    let run = start(&q, ok, config());
+    sleep(secs(5)).await;
+    let report = run.stop().await;
+    // THEN every message is deleted, in a handful of DeleteMessageBatch calls of at most ten
+    assert_eq!(q.deleted().len(), 25);
+    let sizes = deletes(&q);
+    assert_eq!(sizes.iter().sum::<usize>(), 25);
+    assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
+    assert!(sizes.len() <= 4, "batched, not one call per message: {sizes:?}");
+    assert_eq!((report.received, report.succeeded, report.deleted, report.failed), (25, 25, 25, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partial_batch_is_flushed_after_the_interval() {
+    // GIVEN one message
+    let q = MemoryQueue::new();
+    let id = q.send("one");
+    let run = start(&q, ok, config());
+    // WHEN it was handled at once
+    sleep(Duration::from_millis(900)).await;
+    // THEN its delete waits for the 1 s flush interval
+    assert!(q.deleted().is_empty(), "not before the interval");
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(q.deleted(), [id]);
+    assert_eq!(deletes(&q), [1]);
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_message_is_redelivered_after_its_visibility_timeout() {
+    // GIVEN a handler that fails the first delivery only
+    let q = MemoryQueue::new();
+    let id = q.send("flaky");
+    let handler = |m: Message| async move {
+        if m.receive_count() == 1 {
+            Err::<(), BoxError>("first delivery fails".into())
+        } else {
+            Ok(())
+        }
+    };
+    let run = start(&q, handler, config());
+    // WHEN the visibility timeout (30 s) has not passed yet
+    sleep(secs(29)).await;
+    // THEN the message is neither deleted nor redelivered
+    assert_eq!(q.receive_count(&id), 1);
+    assert!(q.deleted().is_empty());
+    // AND after it, it is redelivered, handled and deleted
+    sleep(secs(3)).await;
+    assert_eq!(q.receive_count(&id), 2);
+    assert_eq!(q.deleted(), [id]);
+    let report = run.stop().await;
+    assert_eq!((report.failed, report.succeeded, report.deleted), (1, 1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_backoff_sets_the_visibility_of_a_failed_message() {
+    // GIVEN a retry backoff of 5 s (doubling per receive) and a handler that fails twice
+    let q = MemoryQueue::new();
+    let id = q.send("flaky");
+    let handler = |m: Message| async move {
+        if m.receive_count() <= 2 {
+            Err::<(), BoxError>("not yet".into())
+        } else {
+            Ok(())
+        }
+    };
+    let cfg = ConsumeConfig { failure_backoff: Some(Backoff::new(secs(5), secs(60))), ..config() };
+    let run = start(&q, handler, cfg);
+    // WHEN the run goes on for 20 s
+    sleep(secs(20)).await;
+    // THEN the visibility was set to 5 s, then 10 s, and the third delivery succeeded
+    let backoffs: Vec<Vec<Duration>> = extensions(&q).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(backoffs, [vec![secs(5)], vec![secs(10)]]);
+    assert_eq!(q.receive_count(&id), 3);
+    assert_eq!(q.deleted(), [id]);
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_slower_than_the_visibility_timeout_keeps_its_message() {
+    // GIVEN a handler that works 90 s with a 30 s visibility timeout
+    let q = MemoryQueue::new();
+    let id = q.send("slow");
+    let handler = |_m: Message| async move {
+        sleep(secs(90)).await;
+        Ok::<(), BoxError>(())
+    };
+    let run = start(&q, handler, config());
+    // WHEN it finishes
+    sleep(secs(92)).await;
+    // THEN the message was never redelivered, and deleted once
+    assert_eq!(q.receive_count(&id), 1);
+    assert_eq!(q.deleted(), [id]);
+    // AND the heartbeat renewed it every 20 s (a third of the timeout left), to 30 s each time
+    let beats = extensions(&q);
+    assert_eq!(beats.len(), 4, "{beats:?}");
+    let t0 = receives(&q)[0].0;
+    for (i, (at, entries)) in beats.iter().enumerate() {
+        assert_eq!(*at - t0, secs(20 * (i as u64 + 1)));
+        assert_eq!(entries, &[secs(30)]);
+    }
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn renewals_stop_at_the_max_extension() {
+    // GIVEN a stuck handler and renewals limited to 45 s
+    let q = MemoryQueue::new();
+    let id = q.send("stuck");
+    let handler = |_m: Message| std::future::pending::<Result<(), BoxError>>();
+    let cfg = ConsumeConfig { max_extension: secs(45), max_concurrency: 2, ..config() };
+    let run = start(&q, handler, cfg);
+    // WHEN 60 s pass
+    sleep(secs(60)).await;
+    // THEN the message became visible at 45 s and was delivered again
+    assert_eq!(q.receive_count(&id), 2);
+    let report = run.stop().await;
+    assert_eq!(report.returned, 1, "the second delivery goes back at shutdown; the first receipt is stale");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_heartbeat_is_retried() {
+    // GIVEN a 50 s handler and a first extension call that fails
+    let q = MemoryQueue::new();
+    let id = q.send("slow");
+    q.fail_visibility_calls(1);
+    let handler = |_m: Message| async move {
+        sleep(secs(50)).await;
+        Ok::<(), BoxError>(())
+    };
+    let run = start(&q, handler, config());
+    sleep(secs(52)).await;
+    // THEN the failed renewal at 20 s was retried a second later, and the message was never redelivered
+    let t0 = receives(&q)[0].0;
+    let at: Vec<Duration> = extensions(&q).iter().map(|(at, _)| *at - t0).collect();
+    assert_eq!(at[..2], [secs(20), secs(21)]);
+    assert_eq!(q.receive_count(&id), 1);
+    assert_eq!(q.deleted(), [id]);
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_is_bounded_and_receives_ask_only_for_free_slots() {
+    // GIVEN 10 messages, 3 handler slots and 5 s handlers
+    let q = MemoryQueue::new();
+    for i in 0..10 {
+        q.send(&format!("m{i}"));
+    }
+    let active = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (a, p) = (active.clone(), peak.clone());
+    let handler = move |_m: Message| {
+        let (a, p) = (a.clone(), p.clone());
+        async move {
+            let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            sleep(secs(5)).await;
+            a.fetch_sub(1, Ordering::SeqCst);
+            Ok::<(), BoxError>(())
+        }
+    };
+    let run = start(&q, handler, ConsumeConfig { max_concurrency: 3, ..config() });
+    sleep(secs(25)).await;
+    let report = run.stop().await;
+    // THEN never more than 3 ran at once, and no receive asked for more than the free slots
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+    assert!(receives(&q).iter().all(|&(_, max)| max <= 3), "{:?}", receives(&q));
+    assert_eq!(report.succeeded, 10);
+    assert!(q.visible().is_empty() && q.deleted().len() == 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn receive_errors_are_backed_off_never_a_hot_loop() {
+    // GIVEN five failing receives, then a message
+    let q = MemoryQueue::new();
+    q.fail_receives(5);
+    let id = q.send("after the outage");
+    let run = start(&q, ok, config());
+    sleep(secs(60)).await;
+    run.stop().await;
+    // THEN the gaps follow the backoff schedule (at least half of 1, 2, 4, 8, 10 s)
+    let at: Vec<Instant> = receives(&q).iter().map(|(t, _)| *t).collect();
+    assert!(at.len() >= 6, "{at:?}");
+    for (i, pair) in at.windows(2).take(5).enumerate() {
+        let gap = pair[1] - pair[0];
+        let ceiling = RECEIVE_ERROR_BACKOFF.ceiling(i as u32);
+        assert!(gap >= ceiling / 2 && gap <= ceiling, "gap {i}: {gap:?} vs ceiling {ceiling:?}");
+    }
+    // AND once SQS answers again the message is handled
+    assert_eq!(q.deleted(), [id]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_a_long_poll_at_once() {
+    // GIVEN an empty queue and a loop in its 20 s long poll
+    let q = MemoryQueue::new();
+    let run = start(&q, ok, config());
+    sleep(secs(3)).await;
+    // WHEN shutdown starts
+    let asked = Instant::now();
+    let report = run.stop().await;
+    // THEN the loop returns without waiting for the poll to end
+    assert!(asked.elapsed() < Duration::from_millis(100), "{:?}", asked.elapsed());
+    assert_eq!(receives(&q).len(), 1);
+    assert_eq!(report, RunReport::default());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_mid_batch_returns_unfinished_messages_and_deletes_finished_ones() {
+    // GIVEN two quick and two endless messages
+    let q = MemoryQueue::new();
+    let quick = [q.send("quick"), q.send("quick")];
+    let endless = [q.send("endless"), q.send("endless")];
+    let handler = |m: Message| async move {
+        if m.body() == "endless" {
+            std::future::pending::<()>().await;
+        }
+        Ok::<(), BoxError>(())
+    };
+    let run = start(&q, handler, config());
+    sleep(Duration::from_millis(100)).await;
+    // WHEN shutdown starts before the quick deletes were flushed
+    assert!(q.deleted().is_empty());
+    let asked = Instant::now();
+    let report = run.stop().await;
+    // THEN the loop waited the 20 s drain deadline for the endless ones, then returned them
+    assert_eq!(asked.elapsed(), secs(20));
+    let mut deleted = q.deleted();
+    deleted.sort();
+    assert_eq!(deleted, quick);
+    let mut visible = q.visible();
+    visible.sort();
+    assert_eq!(visible, endless, "returned with visibility 0: visible at once");
+    assert_eq!((report.succeeded, report.deleted, report.returned), (2, 2, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_in_flight_handlers_finish_within_the_deadline() {
+    let q = MemoryQueue::new();
+    let ids = [q.send("a"), q.send("b")];
+    let handler = |_m: Message| async move {
+        sleep(secs(5)).await;
+        Ok::<(), BoxError>(())
+    };
+    let run = start(&q, handler, config());
+    sleep(secs(1)).await;
+    let asked = Instant::now();
+    let report = run.stop().await;
+    // The loop returned as soon as both handlers finished (4 s later), with both deleted.
+    assert_eq!(asked.elapsed(), secs(4));
+    let mut deleted = q.deleted();
+    deleted.sort();
+    assert_eq!(deleted, ids);
+    assert_eq!((report.deleted, report.returned), (2, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_handler_is_a_failure() {
+    let q = MemoryQueue::new();
+    let id = q.send("boom");
+    let handler = |m: Message| async move {
+        assert!(m.receive_count() > 1, "handler panics on the first delivery");
+        Ok::<(), BoxError>(())
+    };
+    let run = start(&q, handler, config());
+    sleep(secs(35)).await;
+    let report = run.stop().await;
+    assert_eq!(q.receive_count(&id), 2);
+    assert_eq!(q.deleted(), [id]);
+    assert_eq!((report.failed, report.succeeded), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn redelivered_copies_are_deleted_without_calling_the_handler() {
+    // GIVEN the same SNS message delivered twice (two SQS messages, one SNS message ID)
+    let envelope = r#"{"Type":"Notification","MessageId":"sns-1","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"hi"}"#;
+    let q = MemoryQueue::new();
+    let ids = [q.send(envelope), q.send(envelope)];
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let handler = move |m: Message| {
+        c.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(m.body(), "hi");
+        async { Ok::<(), BoxError>(()) }
+    };
+    let cfg = ConsumeConfig { dedup_window: Some(secs(300)), max_concurrency: 1, ..config() };
+    let run = start(&q, handler, cfg);
+    sleep(secs(3)).await;
+    let report = run.stop().await;
+    // THEN the handler ran once and both copies are gone
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let mut deleted = q.deleted();
+    deleted.sort();
+    assert_eq!(deleted, ids);
+    assert_eq!((report.received, report.succeeded, report.duplicates, report.deleted), (2, 1, 1, 2));
+}

@@ -1,0 +1,38 @@
+//! What the application plugs in: a message handler and, optionally, a resync hook.
+
+use std::future::Future;
+
+use crate::{BoxError, Message, TaskQueue};
+
+/// The application's side of the consumer.
+///
+/// `handle` returning `Ok` acknowledges the message (it is deleted); returning `Err` (or panicking)
+/// leaves it for redelivery. Handlers run concurrently, up to
+/// [`ClientBuilder::max_concurrency`](crate::ClientBuilder::max_concurrency) at once.
+///
+/// Any `Fn(Message) -> impl Future<Output = Result<(), E>>` closure is a handler; implement the trait
+/// on your own type to also get [`Handler::on_subscribed`].
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one message. Never log its body if it may hold secrets or personal data.
+    fn handle(&self, message: Message) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Called once, after the queue exists (and the record is READY, if configured) and before the
+    /// first message is received. A broadcast subscriber misses whatever was published before its
+    /// subscription existed: reload that state here (e.g. fetch the full configuration once).
+    fn on_subscribed(&self, queue: &TaskQueue) -> impl Future<Output = ()> + Send {
+        let _ = queue;
+        async {}
+    }
+}
+
+impl<F, Fut, E> Handler for F
+where
+    F: Fn(Message) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: Into<BoxError>,
+{
+    fn handle(&self, message: Message) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let fut = self(message);
+        async move { fut.await.map_err(Into::into) }
+    }
+}

@@ -1,0 +1,239 @@
+//! In-memory ports for tests: an SQS queue with visibility timeouts, receipt handles, receive counts,
+//! call records and fault injection, driven by tokio's (pausable) clock.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tasksub_core::record::State;
+use tokio::time::Instant;
+
+use crate::message::{Attribute, Received};
+use crate::port::{EntryFailure, QueueApi, QueueLocator, RecordReader, MAX_BATCH};
+use crate::BoxError;
+
+/// Granularity of the long poll's checks for newly visible messages.
+const POLL_STEP: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+struct Stored {
+    id: String,
+    body: String,
+    attributes: BTreeMap<String, Attribute>,
+    visible_at: Instant,
+    receive_count: u32,
+    receipt: Option<String>,
+    deleted: bool,
+}
+
+/// One recorded call.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Call {
+    Receive { at: Instant, max: usize },
+    Delete { at: Instant, count: usize },
+    Visibility { at: Instant, entries: Vec<Duration> },
+}
+
+#[derive(Debug, Default)]
+struct State0 {
+    messages: Vec<Stored>,
+    next: u64,
+    calls: Vec<Call>,
+    fail_receives: usize,
+    fail_visibility_calls: usize,
+}
+
+/// The queue; clones share it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MemoryQueue {
+    state: Arc<Mutex<State0>>,
+}
+
+impl MemoryQueue {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State0) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    /// Sends a message; returns its ID.
+    pub(crate) fn send(&self, body: &str) -> String {
+        self.with(|s| {
+            s.next += 1;
+            let id = format!("m{}", s.next);
+            s.messages.push(Stored {
+                id: id.clone(),
+                body: body.to_owned(),
+                attributes: BTreeMap::new(),
+                visible_at: Instant::now(),
+                receive_count: 0,
+                receipt: None,
+                deleted: false,
+            });
+            id
+        })
+    }
+
+    /// The next `n` receives fail.
+    pub(crate) fn fail_receives(&self, n: usize) {
+        self.with(|s| s.fail_receives = n);
+    }
+
+    /// The next `n` visibility calls fail.
+    pub(crate) fn fail_visibility_calls(&self, n: usize) {
+        self.with(|s| s.fail_visibility_calls = n);
+    }
+
+    /// IDs of deleted messages.
+    pub(crate) fn deleted(&self) -> Vec<String> {
+        self.with(|s| s.messages.iter().filter(|m| m.deleted).map(|m| m.id.clone()).collect())
+    }
+
+    /// IDs of messages that are not deleted and visible now.
+    pub(crate) fn visible(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.with(|s| s.messages.iter().filter(|m| !m.deleted && m.visible_at <= now).map(|m| m.id.clone()).collect())
+    }
+
+    /// How often a message was received.
+    pub(crate) fn receive_count(&self, id: &str) -> u32 {
+        self.with(|s| s.messages.iter().find(|m| m.id == id).map_or(0, |m| m.receive_count))
+    }
+
+    /// Every call so far.
+    pub(crate) fn calls(&self) -> Vec<Call> {
+        self.with(|s| s.calls.clone())
+    }
+
+    fn try_receive(&self, max: usize, visibility: Duration) -> Vec<Received> {
+        let now = Instant::now();
+        self.with(|s| {
+            let mut out = Vec::new();
+            let mut next = s.next;
+            for m in s.messages.iter_mut().filter(|m| !m.deleted && m.visible_at <= now).take(max.min(MAX_BATCH)) {
+                next += 1;
+                let receipt = format!("rh-{}-{next}", m.id);
+                m.receipt = Some(receipt.clone());
+                m.receive_count += 1;
+                m.visible_at = now + visibility;
+                out.push(Received {
+                    message_id: m.id.clone(),
+                    receipt,
+                    body: m.body.clone(),
+                    attributes: m.attributes.clone(),
+                    system: [("ApproximateReceiveCount".to_owned(), m.receive_count.to_string())].into_iter().collect(),
+                });
+            }
+            s.next = next;
+            out
+        })
+    }
+}
+
+impl QueueApi for MemoryQueue {
+    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Received>, BoxError> {
+        let start = Instant::now();
+        let failing = self.with(|s| {
+            s.calls.push(Call::Receive { at: start, max });
+            let failing = s.fail_receives > 0;
+            s.fail_receives = s.fail_receives.saturating_sub(1);
+            failing
+        });
+        if failing {
+            return Err("injected receive failure".into());
+        }
+        loop {
+            let got = self.try_receive(max, visibility);
+            if !got.is_empty() || start.elapsed() >= wait {
+                return Ok(got);
+            }
+            tokio::time::sleep(POLL_STEP.min(wait.saturating_sub(start.elapsed()))).await;
+        }
+    }
+
+    async fn delete_batch(&self, receipts: &[String]) -> Result<Vec<EntryFailure>, BoxError> {
+        assert!(receipts.len() <= MAX_BATCH, "SQS batches hold at most 10 entries");
+        let now = Instant::now();
+        Ok(self.with(|s| {
+            s.calls.push(Call::Delete { at: now, count: receipts.len() });
+            let mut failures = Vec::new();
+            for (index, r) in receipts.iter().enumerate() {
+                match s.messages.iter_mut().find(|m| !m.deleted && m.receipt.as_ref() == Some(r)) {
+                    Some(m) => m.deleted = true,
+                    None => failures.push(EntryFailure { index, code: "ReceiptHandleIsInvalid".into() }),
+                }
+            }
+            failures
+        }))
+    }
+
+    async fn change_visibility_batch(&self, entries: &[(String, Duration)]) -> Result<Vec<EntryFailure>, BoxError> {
+        assert!(entries.len() <= MAX_BATCH, "SQS batches hold at most 10 entries");
+        let now = Instant::now();
+        self.with(|s| {
+            s.calls.push(Call::Visibility { at: now, entries: entries.iter().map(|(_, d)| *d).collect() });
+            if s.fail_visibility_calls > 0 {
+                s.fail_visibility_calls -= 1;
+                return Err("injected visibility failure".into());
+            }
+            let mut failures = Vec::new();
+            for (index, (r, d)) in entries.iter().enumerate() {
+                match s.messages.iter_mut().find(|m| !m.deleted && m.receipt.as_ref() == Some(r)) {
+                    // Like SQS: a message whose visibility already ended is no longer in flight.
+                    Some(m) if m.visible_at > now => m.visible_at = now + *d,
+                    Some(_) => failures.push(EntryFailure { index, code: "MessageNotInflight".into() }),
+                    None => failures.push(EntryFailure { index, code: "ReceiptHandleIsInvalid".into() }),
+                }
+            }
+            Ok(failures)
+        })
+    }
+}
+
+/// A locator whose queue appears after a number of lookups (`None`: never); errors can be scripted.
+#[derive(Debug, Default)]
+pub(crate) struct ScriptedLocator {
+    pub answers: Mutex<VecDeque<Result<Option<String>, String>>>,
+    pub calls: Mutex<Vec<Instant>>,
+}
+
+impl ScriptedLocator {
+    pub(crate) fn new(answers: impl IntoIterator<Item = Result<Option<&'static str>, &'static str>>) -> Self {
+        let answers = answers.into_iter().map(|a| a.map(|o| o.map(str::to_owned)).map_err(str::to_owned)).collect();
+        Self { answers: Mutex::new(answers), calls: Mutex::new(Vec::new()) }
+    }
+}
+
+impl QueueLocator for ScriptedLocator {
+    async fn queue_url(&self, _name: &str) -> Result<Option<String>, BoxError> {
+        self.calls.lock().unwrap().push(Instant::now());
+        match self.answers.lock().unwrap().pop_front() {
+            Some(Ok(url)) => Ok(url),
+            Some(Err(e)) => Err(e.into()),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Records whose states come from a script (then the last one repeats).
+#[derive(Debug, Default)]
+pub(crate) struct ScriptedRecords {
+    pub states: Mutex<VecDeque<Option<State>>>,
+    pub calls: Mutex<usize>,
+}
+
+impl ScriptedRecords {
+    pub(crate) fn new(states: impl IntoIterator<Item = Option<State>>) -> Self {
+        Self { states: Mutex::new(states.into_iter().collect()), calls: Mutex::new(0) }
+    }
+}
+
+impl RecordReader for ScriptedRecords {
+    async fn state(&self, _task_id: &str) -> Result<Option<State>, BoxError> {
+        *self.calls.lock().unwrap() += 1;
+        let mut states = self.states.lock().unwrap();
+        Ok(if states.len() > 1 { states.pop_front().flatten() } else { states.front().copied().flatten() })
+    }
+}
