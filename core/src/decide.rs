@@ -140,10 +140,7 @@ impl fmt::Display for Skip {
             Self::ForeignCluster(c) => write!(f, "cluster {c} is not in scope"),
             Self::ForeignGroup(g) => write!(f, "group {g:?} is not in scope"),
             Self::NotActionable { last, desired } => {
-                write!(
-                    f,
-                    "lastStatus {last} / desiredStatus {desired} needs no action"
-                )
+                write!(f, "lastStatus {last} / desiredStatus {desired} needs no action")
             }
             Self::WrongFunction(i) => {
                 write!(f, "{} events are handled by the other function", i.as_str())
@@ -306,12 +303,50 @@ pub fn decide(
         Ok(a) => a,
         Err(skip) => return Ok(Decision::Skip(skip)),
     };
-    Ok(plan(&admitted, event, stored, settings, now))
+    let facts = TaskFacts::of_event(event);
+    Ok(plan_for(
+        admitted.intent,
+        &admitted.names,
+        &facts,
+        stored,
+        settings,
+        now,
+    ))
 }
 
-fn plan(
-    a: &Admitted,
-    event: &TaskEvent,
+/// What a plan needs to know about a task besides its names: from an event, or (for the sweeper) from an
+/// ECS task description, a stored record or a queue's tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFacts {
+    /// The task ARN.
+    pub task_arn: String,
+    /// The cluster ARN.
+    pub cluster_arn: String,
+    /// The task group.
+    pub group: Option<String>,
+    /// The ECS `version` of the task, when known.
+    pub version: Option<u64>,
+}
+
+impl TaskFacts {
+    /// The facts an event carries.
+    pub fn of_event(event: &TaskEvent) -> Self {
+        let d = &event.detail;
+        Self {
+            task_arn: d.task_arn.clone(),
+            cluster_arn: d.cluster_arn.clone(),
+            group: d.group.clone(),
+            version: d.version,
+        }
+    }
+}
+
+/// The plan for an intent that already passed its scope checks ([`admit`] for events; the sweeper's
+/// reconciler checks scope itself). `stored` as for [`decide`].
+pub fn plan_for(
+    intent: Intent,
+    names: &TaskNames,
+    facts: &TaskFacts,
     stored: Option<&Record>,
     settings: &Settings,
     now: DateTime<Utc>,
@@ -326,7 +361,7 @@ fn plan(
         }
         steps.push(Unsubscribe);
     };
-    let steps = match (a.intent, state) {
+    let steps = match (intent, state) {
         (Intent::Provision, None) => vec![Claim, CreateQueue, Subscribe, MarkReady],
         (Intent::Provision, Some(State::Provisioning)) => vec![CreateQueue, Subscribe, MarkReady],
         (Intent::Provision, Some(State::Ready)) => return Decision::Skip(Skip::AlreadyReady),
@@ -358,9 +393,9 @@ fn plan(
             steps
         }
     };
-    let record = working_record(a, event, stored, settings, now);
+    let record = working_record(names, facts, stored, settings, now);
     Decision::Act(Box::new(Plan {
-        intent: a.intent,
+        intent,
         record,
         expected: state,
         steps,
@@ -368,20 +403,20 @@ fn plan(
 }
 
 fn working_record(
-    a: &Admitted,
-    event: &TaskEvent,
+    names: &TaskNames,
+    facts: &TaskFacts,
     stored: Option<&Record>,
     settings: &Settings,
     now: DateTime<Utc>,
 ) -> Record {
-    let event_version = event.detail.version.unwrap_or(0);
+    let event_version = facts.version.unwrap_or(0);
     let mut r = stored.cloned().unwrap_or_else(|| Record {
-        task_id: a.names.record_key().to_owned(),
-        task_arn: event.detail.task_arn.clone(),
-        cluster_arn: event.detail.cluster_arn.clone(),
-        group: event.detail.group.clone(),
-        queue_name: a.names.queue_name.as_str().to_owned(),
-        queue_arn: a.names.queue_arn.clone(),
+        task_id: names.record_key().to_owned(),
+        task_arn: facts.task_arn.clone(),
+        cluster_arn: facts.cluster_arn.clone(),
+        group: facts.group.clone(),
+        queue_name: names.queue_name.as_str().to_owned(),
+        queue_arn: names.queue_arn.clone(),
         queue_url: None,
         topic_arn: settings.topic.as_str().to_owned(),
         subscription_arn: None,

@@ -156,16 +156,14 @@ pub enum Incoming {
 /// Parses a raw EventBridge payload. Other sources and detail-types are [`Incoming::Other`], not errors;
 /// a task state change with a broken detail is an error.
 pub fn parse(value: &serde_json::Value) -> Result<Incoming, EventError> {
-    let envelope =
-        Envelope::deserialize(value).map_err(|e| EventError::Malformed(e.to_string()))?;
+    let envelope = Envelope::deserialize(value).map_err(|e| EventError::Malformed(e.to_string()))?;
     if envelope.source != ECS_SOURCE || envelope.detail_type != TASK_STATE_CHANGE {
         return Ok(Incoming::Other {
             source: envelope.source,
             detail_type: envelope.detail_type,
         });
     }
-    let event =
-        TaskEvent::deserialize(value).map_err(|e| EventError::MalformedDetail(e.to_string()))?;
+    let event = TaskEvent::deserialize(value).map_err(|e| EventError::MalformedDetail(e.to_string()))?;
     Ok(Incoming::Task(Box::new(event)))
 }
 

@@ -12,6 +12,7 @@
 //! - [`record`]: the per-task record and its states `PROVISIONING → READY → DRAINING → GONE`.
 //! - [`decide`]: `decide(event, stored, settings, now)` → a plan of steps or a typed reason to skip.
 //! - [`outcome`]: how each error kind during each step is treated (done / retry / fail).
+//! - [`reconcile`]: the sweeper's verdict per task from records, prefixed queues and ECS truth.
 #![warn(missing_docs)]
 
 pub mod decide;
@@ -19,6 +20,7 @@ pub mod event;
 pub mod naming;
 pub mod outcome;
 pub mod policy;
+pub mod reconcile;
 pub mod record;
 pub mod settings;
 

@@ -106,9 +106,7 @@ impl TaskArn {
     /// Parses both the new (`task/<cluster>/<id>`) and the old (`task/<id>`) formats.
     pub fn parse(s: &str) -> Result<Self, NamingError> {
         let bad = || NamingError::NotATaskArn(s.to_owned());
-        let p = split_arn(s)
-            .filter(|p| p.service == "ecs")
-            .ok_or_else(bad)?;
+        let p = split_arn(s).filter(|p| p.service == "ecs").ok_or_else(bad)?;
         let segs: Vec<&str> = p.resource.split('/').collect();
         let (cluster, id) = match segs.as_slice() {
             ["task", id] => (None, *id),
@@ -143,9 +141,7 @@ impl TopicArn {
     /// Parses `arn:<partition>:sns:<region>:<account>:<name>`.
     pub fn parse(s: &str) -> Result<Self, NamingError> {
         let bad = || NamingError::NotATopicArn(s.to_owned());
-        let p = split_arn(s)
-            .filter(|p| p.service == "sns")
-            .ok_or_else(bad)?;
+        let p = split_arn(s).filter(|p| p.service == "sns").ok_or_else(bad)?;
         if p.resource.is_empty() || p.resource.contains(':') {
             return Err(bad());
         }
@@ -213,9 +209,7 @@ impl QueueName {
     }
     /// The task ID this queue belongs to, if the name carries the prefix.
     pub fn task_id(&self, prefix: &QueuePrefix) -> Option<TaskId> {
-        self.0
-            .strip_prefix(prefix.as_str())
-            .and_then(|id| TaskId::new(id).ok())
+        self.0.strip_prefix(prefix.as_str()).and_then(|id| TaskId::new(id).ok())
     }
     /// Wraps an existing queue name (e.g. from ListQueues) without prefix checks.
     pub fn from_existing(name: &str) -> Self {
@@ -256,11 +250,7 @@ pub struct TaskNames {
 
 impl TaskNames {
     /// Derives every name from a task ARN string.
-    pub fn derive(
-        task_arn: &str,
-        prefix: &QueuePrefix,
-        topic: &TopicArn,
-    ) -> Result<Self, NamingError> {
+    pub fn derive(task_arn: &str, prefix: &QueuePrefix, topic: &TopicArn) -> Result<Self, NamingError> {
         let task = TaskArn::parse(task_arn)?;
         let queue_name = QueueName::for_task(prefix, &task.task_id)?;
         let queue_arn = queue_arn(topic, &queue_name);
@@ -330,21 +320,14 @@ mod tests {
             &topic(),
         )
         .unwrap();
-        assert_eq!(
-            names.queue_name.as_str(),
-            "tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad"
-        );
+        assert_eq!(names.queue_name.as_str(), "tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad");
         assert_eq!(
             names.queue_arn,
             "arn:aws:sqs:us-east-1:123456789012:tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad"
         );
         assert_eq!(names.record_key(), "c13b4cb40f1f4fe4a2971f76ae5a47ad");
         assert_eq!(
-            names
-                .queue_name
-                .task_id(&QueuePrefix::default())
-                .unwrap()
-                .as_str(),
+            names.queue_name.task_id(&QueuePrefix::default()).unwrap().as_str(),
             "c13b4cb40f1f4fe4a2971f76ae5a47ad"
         );
     }
@@ -358,10 +341,7 @@ mod tests {
             Err(NamingError::TooLong(_))
         ));
         let id = TaskId::new(&"a".repeat(32)).unwrap();
-        assert_eq!(
-            QueueName::for_task(&prefix, &id).unwrap().as_str().len(),
-            79
-        );
+        assert_eq!(QueueName::for_task(&prefix, &id).unwrap().as_str().len(), 79);
         assert!(QueuePrefix::new(&"p".repeat(48)).is_err());
         assert!(QueuePrefix::new("bad.prefix").is_err());
         assert!(QueuePrefix::new("").is_err());

@@ -59,10 +59,7 @@ pub fn disposition(step: Step, kind: ErrorKind) -> Disposition {
     use ErrorKind as K;
     use Step as S;
     match (kind, step) {
-        (
-            K::NotFound,
-            S::Unsubscribe | S::DeleteQueue | S::LookupQueueUrl | S::RecoverSubscription,
-        ) => Done,
+        (K::NotFound, S::Unsubscribe | S::DeleteQueue | S::LookupQueueUrl | S::RecoverSubscription) => Done,
         (K::Conflict, S::Claim | S::MarkReady | S::MarkDraining | S::Tombstone(_)) => Redecide,
         (K::Throttled | K::Transient | K::DeletedRecently | K::Other, _) => Retry,
         (K::NotFound | K::Conflict | K::AccessDenied | K::Invalid, _) => Fail,

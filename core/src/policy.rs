@@ -101,10 +101,7 @@ pub fn queue_attributes(settings: &Settings, queue_arn: &str) -> BTreeMap<&'stat
             dead_letter_target_arn: dlq,
             max_receive_count: Some(q.max_receive_count.to_string()),
         };
-        attrs.insert(
-            "RedrivePolicy",
-            serde_json::to_string(&redrive).expect("serialises"),
-        );
+        attrs.insert("RedrivePolicy", serde_json::to_string(&redrive).expect("serialises"));
     }
     attrs
 }
@@ -122,11 +119,7 @@ pub mod tags {
 }
 
 /// Tags for a task queue: who owns it, so orphans can be attributed and swept.
-pub fn queue_tags(
-    task_arn: &str,
-    cluster_arn: &str,
-    group: Option<&str>,
-) -> BTreeMap<&'static str, String> {
+pub fn queue_tags(task_arn: &str, cluster_arn: &str, group: Option<&str>) -> BTreeMap<&'static str, String> {
     let mut t = BTreeMap::from([
         (tags::TASK_ARN, task_arn.to_owned()),
         (tags::CLUSTER, cluster_arn.to_owned()),
@@ -154,10 +147,7 @@ pub fn subscription_attributes(settings: &Settings) -> BTreeMap<&'static str, St
             dead_letter_target_arn: dlq,
             max_receive_count: None,
         };
-        attrs.insert(
-            "RedrivePolicy",
-            serde_json::to_string(&redrive).expect("serialises"),
-        );
+        attrs.insert("RedrivePolicy", serde_json::to_string(&redrive).expect("serialises"));
     }
     attrs
 }
@@ -183,16 +173,12 @@ mod tests {
     #[test]
     fn policy_admits_only_the_topic_through_the_sns_service() {
         let json: serde_json::Value = serde_json::from_str(
-            &QueuePolicy::for_topic("arn:aws:sqs:us-east-1:1:q\"x", "arn:aws:sns:us-east-1:1:t")
-                .to_json(),
+            &QueuePolicy::for_topic("arn:aws:sqs:us-east-1:1:q\"x", "arn:aws:sns:us-east-1:1:t").to_json(),
         )
         .unwrap();
         let st = &json["Statement"][0];
         assert_eq!(json["Version"], "2012-10-17");
-        assert_eq!(
-            st["Principal"],
-            serde_json::json!({"Service": "sns.amazonaws.com"})
-        );
+        assert_eq!(st["Principal"], serde_json::json!({"Service": "sns.amazonaws.com"}));
         assert_eq!(st["Action"], "sqs:SendMessage");
         assert_eq!(st["Resource"], "arn:aws:sqs:us-east-1:1:q\"x");
         assert_eq!(
@@ -209,35 +195,23 @@ mod tests {
         assert_eq!(a["MessageRetentionPeriod"], "86400");
         assert!(!a.contains_key("RedrivePolicy"));
         let a = queue_attributes(
-            &settings(&[(
-                vars::QUEUE_DLQ_ARN,
-                "arn:aws:sqs:us-east-1:123456789012:dlq",
-            )]),
+            &settings(&[(vars::QUEUE_DLQ_ARN, "arn:aws:sqs:us-east-1:123456789012:dlq")]),
             "arn:aws:sqs:us-east-1:123456789012:q",
         );
         let redrive: serde_json::Value = serde_json::from_str(&a["RedrivePolicy"]).unwrap();
-        assert_eq!(
-            redrive["deadLetterTargetArn"],
-            "arn:aws:sqs:us-east-1:123456789012:dlq"
-        );
+        assert_eq!(redrive["deadLetterTargetArn"], "arn:aws:sqs:us-east-1:123456789012:dlq");
         assert_eq!(redrive["maxReceiveCount"], "5");
     }
 
     #[test]
     fn subscription_attributes_follow_settings() {
         let a = subscription_attributes(&settings(&[]));
-        assert_eq!(
-            a,
-            BTreeMap::from([("RawMessageDelivery", "true".to_owned())])
-        );
+        assert_eq!(a, BTreeMap::from([("RawMessageDelivery", "true".to_owned())]));
         let a = subscription_attributes(&settings(&[
             (vars::RAW_DELIVERY, "false"),
             (vars::FILTER_POLICY, r#"{ "kind": ["cache"] }"#),
             (vars::FILTER_POLICY_SCOPE, "MessageAttributes"),
-            (
-                vars::SUBSCRIPTION_DLQ_ARN,
-                "arn:aws:sqs:us-east-1:123456789012:sdlq",
-            ),
+            (vars::SUBSCRIPTION_DLQ_ARN, "arn:aws:sqs:us-east-1:123456789012:sdlq"),
         ]));
         assert_eq!(a["RawMessageDelivery"], "false");
         assert_eq!(a["FilterPolicy"], r#"{"kind":["cache"]}"#);

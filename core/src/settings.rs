@@ -40,8 +40,7 @@ impl Scope {
     }
     /// True when the group is one of ours (or no groups are configured).
     pub fn owns_group(&self, group: Option<&str>) -> bool {
-        self.service_groups.is_empty()
-            || group.is_some_and(|g| self.service_groups.iter().any(|s| s == g))
+        self.service_groups.is_empty() || group.is_some_and(|g| self.service_groups.iter().any(|s| s == g))
     }
 }
 
@@ -120,15 +119,55 @@ pub mod vars {
     pub const QUEUE_VISIBILITY_SECONDS: &str = "TASKSUB_QUEUE_VISIBILITY_SECONDS";
     /// Tombstone TTL.
     pub const TOMBSTONE_TTL_SECONDS: &str = "TASKSUB_TOMBSTONE_TTL_SECONDS";
+    /// Sweeper: minimum age before it touches a record, queue or task.
+    pub const SWEEP_GRACE_SECONDS: &str = "TASKSUB_SWEEP_GRACE_SECONDS";
+    /// Sweeper: minimum interval between two of its mutating calls.
+    pub const SWEEP_MIN_INTERVAL_MS: &str = "TASKSUB_SWEEP_MIN_INTERVAL_MS";
+    /// Sweeper: most actions one run executes (the rest wait for the next run).
+    pub const SWEEP_MAX_ACTIONS: &str = "TASKSUB_SWEEP_MAX_ACTIONS";
+}
+
+/// The sweeper's own settings (on top of [`Settings`], from the same environment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepSettings {
+    /// Minimum age, in seconds, of a stopped task, an unknown task's record or an orphan queue before the
+    /// sweeper acts on it: events in flight get that long to do the job first.
+    pub grace_seconds: u64,
+    /// Minimum interval between two mutating calls of the sweeper, in milliseconds (its rate limit).
+    pub min_interval_ms: u64,
+    /// Most actions one run executes; the rest are reported as deferred and done by the next run.
+    pub max_actions: usize,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        Self {
+            grace_seconds: 600,
+            min_interval_ms: 100,
+            max_actions: 200,
+        }
+    }
+}
+
+impl SweepSettings {
+    /// Parses the sweeper settings from a lookup; absent variables take their defaults.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        use vars::*;
+        let env = Env(lookup);
+        let d = Self::default();
+        Ok(Self {
+            grace_seconds: env.number(SWEEP_GRACE_SECONDS, d.grace_seconds, 0..=7 * 86_400)?,
+            min_interval_ms: env.number(SWEEP_MIN_INTERVAL_MS, d.min_interval_ms, 0..=60_000)?,
+            max_actions: env.number(SWEEP_MAX_ACTIONS, d.max_actions, 1..=100_000)?,
+        })
+    }
 }
 
 struct Env<F>(F);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
     fn required(&self, name: &'static str) -> Result<String, SettingsError> {
         self.get(name).ok_or(SettingsError::Missing(name))
@@ -176,9 +215,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
     fn sqs_arn(&self, name: &'static str) -> Result<Option<String>, SettingsError> {
         match self.get(name) {
-            Some(arn) if arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sqs") => {
-                Ok(Some(arn))
-            }
+            Some(arn) if arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sqs") => Ok(Some(arn)),
             Some(arn) => Err(SettingsError::Invalid {
                 name,
                 reason: format!("{arn:?} is not an SQS queue ARN"),
@@ -202,11 +239,7 @@ impl Settings {
         let env = Env(lookup);
         let topic = TopicArn::parse(&env.required(TOPIC_ARN)?).map_err(invalid(TOPIC_ARN))?;
         let table = env.required(TABLE)?;
-        if !(3..=255).contains(&table.len())
-            || !table
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        {
+        if !(3..=255).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
             return Err(SettingsError::Invalid {
                 name: TABLE,
                 reason: format!("{table:?} is not a table name"),
@@ -222,11 +255,10 @@ impl Settings {
         };
         let filter_policy = match env.get(FILTER_POLICY) {
             Some(raw) => {
-                let v: serde_json::Value =
-                    serde_json::from_str(&raw).map_err(|e| SettingsError::Invalid {
-                        name: FILTER_POLICY,
-                        reason: format!("not JSON: {e}"),
-                    })?;
+                let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| SettingsError::Invalid {
+                    name: FILTER_POLICY,
+                    reason: format!("not JSON: {e}"),
+                })?;
                 if !v.is_object() {
                     let reason = "must be a JSON object".to_owned();
                     return Err(SettingsError::Invalid {
@@ -304,26 +336,18 @@ mod tests {
         assert!(s.subscription.raw_delivery);
         assert_eq!(s.queue.retention_seconds, 86_400);
         assert_eq!(s.tombstone_ttl_seconds, 86_400);
-        assert!(s
-            .scope
-            .owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/prod"));
+        assert!(s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/prod"));
         assert!(s
             .scope
             .owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/staging"));
-        assert!(!s
-            .scope
-            .owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/other"));
+        assert!(!s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/other"));
         assert!(s.scope.owns_group(None));
     }
 
     #[test]
     fn every_bad_setting_is_named() {
         let rows: &[(&str, Option<&str>, &str)] = &[
-            (
-                vars::TOPIC_ARN,
-                None,
-                "missing required setting TASKSUB_TOPIC_ARN",
-            ),
+            (vars::TOPIC_ARN, None, "missing required setting TASKSUB_TOPIC_ARN"),
             (
                 vars::TOPIC_ARN,
                 Some("arn:aws:sqs:us-east-1:1:q"),
@@ -331,11 +355,7 @@ mod tests {
             ),
             (vars::TABLE, None, "missing required setting TASKSUB_TABLE"),
             (vars::TABLE, Some("a b"), "invalid setting TASKSUB_TABLE"),
-            (
-                vars::CLUSTERS,
-                Some(" , "),
-                "missing required setting TASKSUB_CLUSTERS",
-            ),
+            (vars::CLUSTERS, Some(" , "), "missing required setting TASKSUB_CLUSTERS"),
             (
                 vars::QUEUE_PREFIX,
                 Some("bad.prefix"),
@@ -394,12 +414,32 @@ mod tests {
     }
 
     #[test]
+    fn sweep_settings_default_and_validate() {
+        let none = |_: &str| None;
+        assert_eq!(SweepSettings::from_lookup(none).unwrap(), SweepSettings::default());
+        let env = |k: &str| match k {
+            vars::SWEEP_GRACE_SECONDS => Some("0".to_owned()),
+            vars::SWEEP_MIN_INTERVAL_MS => Some(" 250 ".to_owned()),
+            vars::SWEEP_MAX_ACTIONS => Some("7".to_owned()),
+            _ => None,
+        };
+        let s = SweepSettings::from_lookup(env).unwrap();
+        assert_eq!((s.grace_seconds, s.min_interval_ms, s.max_actions), (0, 250, 7));
+        for (name, value) in [
+            (vars::SWEEP_GRACE_SECONDS, "-1"),
+            (vars::SWEEP_GRACE_SECONDS, "ten"),
+            (vars::SWEEP_MIN_INTERVAL_MS, "60001"),
+            (vars::SWEEP_MAX_ACTIONS, "0"),
+        ] {
+            let err = SweepSettings::from_lookup(|k| (k == name).then(|| value.to_owned())).unwrap_err();
+            assert!(err.to_string().starts_with(&format!("invalid setting {name}")), "{err}");
+        }
+    }
+
+    #[test]
     fn groups_scope_events() {
         let mut env = base();
-        env.insert(
-            vars::SERVICE_GROUPS.into(),
-            "service:orders,service:billing".into(),
-        );
+        env.insert(vars::SERVICE_GROUPS.into(), "service:orders,service:billing".into());
         let s = Settings::from_map(&env).unwrap();
         assert!(s.scope.owns_group(Some("service:orders")));
         assert!(!s.scope.owns_group(Some("service:other")));

@@ -13,10 +13,7 @@ fn samples() -> Vec<(String, serde_json::Value)> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (
-                name,
-                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(),
-            )
+            (name, serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -30,23 +27,13 @@ fn every_public_sample_parses() {
         let parsed = parse(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
         match parsed {
             Incoming::Task(event) => {
-                assert!(
-                    !name.starts_with("ignore-"),
-                    "{name} should not be a task event"
-                );
+                assert!(!name.starts_with("ignore-"), "{name} should not be a task event");
                 assert!(event.detail.task_arn.contains(":task/"), "{name}");
-                assert!(
-                    !matches!(event.detail.last_status, TaskStatus::Other(_)),
-                    "{name}"
-                );
-                let again: TaskEvent =
-                    serde_json::from_value(serde_json::to_value(&*event).unwrap()).unwrap();
+                assert!(!matches!(event.detail.last_status, TaskStatus::Other(_)), "{name}");
+                let again: TaskEvent = serde_json::from_value(serde_json::to_value(&*event).unwrap()).unwrap();
                 assert_eq!(again, *event, "{name} round trip");
             }
-            Incoming::Other {
-                source,
-                detail_type,
-            } => {
+            Incoming::Other { source, detail_type } => {
                 assert!(name.starts_with("ignore-"), "{name} should be a task event");
                 assert_eq!(source, "aws.ecs");
                 assert_ne!(detail_type, "ECS Task State Change");
@@ -70,6 +57,7 @@ fn malformed_payloads_are_errors_not_skips() {
 
 #[test]
 fn other_sources_are_recognised() {
-    let json = serde_json::json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}});
+    let json =
+        serde_json::json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}});
     assert!(matches!(parse(&json).unwrap(), Incoming::Other { .. }));
 }

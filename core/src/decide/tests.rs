@@ -44,8 +44,7 @@ fn stored(state: State, sub: bool, url: bool) -> Record {
         cluster_arn: PROD.into(),
         group: Some("service:orders".into()),
         queue_name: "tasksub-0123456789abcdef0123456789abcdef".into(),
-        queue_arn: "arn:aws:sqs:us-east-1:123456789012:tasksub-0123456789abcdef0123456789abcdef"
-            .into(),
+        queue_arn: "arn:aws:sqs:us-east-1:123456789012:tasksub-0123456789abcdef0123456789abcdef".into(),
         queue_url: url.then(|| "http://q".into()),
         topic_arn: "arn:aws:sns:us-east-1:123456789012:fanout".into(),
         subscription_arn: sub.then(|| "arn:aws:sns:us-east-1:123456789012:fanout:s".into()),
@@ -64,12 +63,7 @@ fn steps(d: Decision) -> Result<Vec<Step>, Skip> {
     }
 }
 
-type Row = (
-    &'static str,
-    &'static str,
-    Option<Record>,
-    Result<Vec<Step>, Skip>,
-);
+type Row = (&'static str, &'static str, Option<Record>, Result<Vec<Step>, Skip>);
 
 #[test]
 fn decision_table() {
@@ -114,12 +108,7 @@ fn decision_table() {
     ];
     for (last, desired, rec, want) in rows {
         let got = steps(decide(&event(last, desired), rec.as_ref(), &settings(), now()).unwrap());
-        assert_eq!(
-            got,
-            want,
-            "{last}/{desired} with {:?}",
-            rec.map(|r| r.state)
-        );
+        assert_eq!(got, want, "{last}/{desired} with {:?}", rec.map(|r| r.state));
     }
 }
 
@@ -193,9 +182,7 @@ fn stale_start_events_are_never_acted_on() {
     e.time = Some(now() - Duration::days(2));
     assert_eq!(
         steps(decide(&e, None, &settings(), now()).unwrap()),
-        Err(Skip::TooOld {
-            age_seconds: 172_800
-        })
+        Err(Skip::TooOld { age_seconds: 172_800 })
     );
     // a stop event of any age is still acted on: cleanup is always safe
     e.detail.desired_status = TaskStatus::Stopped;
@@ -212,22 +199,16 @@ fn a_task_arn_that_cannot_name_a_queue_is_a_permanent_error() {
 
 #[test]
 fn the_working_record_keeps_the_highest_version_and_derived_names() {
-    let Decision::Act(p) = decide(&event("PENDING", "RUNNING"), None, &settings(), now()).unwrap()
-    else {
+    let Decision::Act(p) = decide(&event("PENDING", "RUNNING"), None, &settings(), now()).unwrap() else {
         panic!("expected a plan")
     };
     assert_eq!(p.expected, None);
     assert_eq!(p.record.version, 3);
-    assert_eq!(
-        p.record.queue_name,
-        "tasksub-0123456789abcdef0123456789abcdef"
-    );
+    assert_eq!(p.record.queue_name, "tasksub-0123456789abcdef0123456789abcdef");
     assert_eq!(p.record.state, State::Provisioning);
     let mut old = stored(State::Ready, true, true);
     old.version = 9;
-    let Decision::Act(p) =
-        decide(&event("RUNNING", "STOPPED"), Some(&old), &settings(), now()).unwrap()
-    else {
+    let Decision::Act(p) = decide(&event("RUNNING", "STOPPED"), Some(&old), &settings(), now()).unwrap() else {
         panic!("expected a plan")
     };
     assert_eq!((p.record.version, p.expected), (9, Some(State::Ready)));
@@ -255,10 +236,7 @@ fn a_lost_race_is_undone_according_to_who_won() {
     assert_eq!(after_lost_race(Some(&ours), &ours), vec![]);
     let mut other = ours.clone();
     other.subscription_arn = Some("arn:other".into());
-    assert_eq!(
-        after_lost_race(Some(&other), &ours),
-        vec![Step::Unsubscribe]
-    );
+    assert_eq!(after_lost_race(Some(&other), &ours), vec![Step::Unsubscribe]);
     assert_eq!(
         after_lost_race(Some(&stored(State::Draining, false, true)), &ours),
         vec![Step::Unsubscribe]
@@ -267,10 +245,7 @@ fn a_lost_race_is_undone_according_to_who_won() {
         after_lost_race(Some(&stored(State::Gone, false, false)), &ours),
         vec![Step::Unsubscribe, Step::DeleteQueue]
     );
-    assert_eq!(
-        after_lost_race(None, &ours),
-        vec![Step::Unsubscribe, Step::DeleteQueue]
-    );
+    assert_eq!(after_lost_race(None, &ours), vec![Step::Unsubscribe, Step::DeleteQueue]);
 }
 
 #[test]

@@ -1,0 +1,399 @@
+//! Every rule of `reconcile` is a row.
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::settings::vars;
+
+const ID: &str = "0123456789abcdef0123456789abcdef";
+const PROD: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/prod";
+const OTHER: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/other";
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:fanout";
+const GRACE: u64 = 600;
+
+fn settings() -> Settings {
+    let m = [
+        (vars::TOPIC_ARN, TOPIC),
+        (vars::TABLE, "records"),
+        (vars::CLUSTERS, PROD),
+        (vars::SERVICE_GROUPS, "service:orders"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Settings::from_map(&m).unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
+}
+
+fn ago(seconds: i64) -> DateTime<Utc> {
+    now() - Duration::seconds(seconds)
+}
+
+fn task_arn(id: &str) -> String {
+    format!("arn:aws:ecs:us-east-1:123456789012:task/prod/{id}")
+}
+
+fn task(last: &str, desired: &str, age: i64, group: &str) -> EcsTask {
+    let stopping = desired == "STOPPED";
+    let stopped = last == "STOPPED";
+    EcsTask {
+        task_arn: task_arn(ID),
+        cluster_arn: PROD.into(),
+        group: Some(group.into()),
+        last_status: TaskStatus::from(last.to_owned()),
+        desired_status: TaskStatus::from(desired.to_owned()),
+        version: Some(9),
+        created_at: Some(if stopping { ago(age + 100) } else { ago(age) }),
+        stopping_at: stopping.then(|| if stopped { ago(age + 50) } else { ago(age) }),
+        stopped_at: stopped.then(|| ago(age)),
+    }
+}
+
+fn record(state: State, age: i64, cluster: &str) -> Record {
+    let live = matches!(state, State::Ready | State::Draining);
+    Record {
+        task_id: ID.into(),
+        task_arn: task_arn(ID),
+        cluster_arn: cluster.into(),
+        group: Some("service:orders".into()),
+        queue_name: format!("tasksub-{ID}"),
+        queue_arn: format!("arn:aws:sqs:us-east-1:123456789012:tasksub-{ID}"),
+        queue_url: live.then(|| format!("https://sqs/tasksub-{ID}")),
+        topic_arn: TOPIC.into(),
+        subscription_arn: (state == State::Ready).then(|| format!("{TOPIC}:sub")),
+        state,
+        version: 3,
+        created_at: ago(age + 100),
+        updated_at: ago(age),
+        expires_at: None,
+    }
+}
+
+fn queue(id: &str) -> SeenQueue {
+    SeenQueue {
+        name: format!("tasksub-{id}"),
+        url: format!("https://sqs/tasksub-{id}"),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Tags {
+    Ours,
+    Untagged,
+    OtherTask,
+    OtherCluster,
+}
+
+fn details(age: i64, tags: Tags) -> QueueDetails {
+    let mut t = BTreeMap::new();
+    match tags {
+        Tags::Ours => {
+            t.insert(tags::TASK_ARN.to_owned(), task_arn(ID));
+            t.insert(tags::CLUSTER.to_owned(), PROD.to_owned());
+        }
+        Tags::Untagged => {}
+        Tags::OtherTask => {
+            t.insert(tags::TASK_ARN.to_owned(), task_arn("ffffffffffffffffffffffffffffffff"));
+        }
+        Tags::OtherCluster => {
+            t.insert(tags::TASK_ARN.to_owned(), task_arn(ID));
+            t.insert(tags::CLUSTER.to_owned(), OTHER.to_owned());
+        }
+    }
+    QueueDetails {
+        created_at: Some(ago(age)),
+        tags: t,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Want {
+    Act(ActionKind, Vec<Step>),
+    Hold(&'static str),
+    Nothing,
+}
+
+fn outcome(r: Reconciled) -> Want {
+    assert!(r.actions.len() + r.held.len() <= 1, "{r:?}");
+    if let Some(a) = r.actions.into_iter().next() {
+        return Want::Act(a.kind, a.plan.steps);
+    }
+    match r.held.into_iter().next() {
+        Some(h) => Want::Hold(h.hold.code()),
+        None => Want::Nothing,
+    }
+}
+
+struct Row {
+    name: &'static str,
+    ecs: Option<EcsTask>,
+    opaque: bool,
+    record: Option<Record>,
+    /// `Some(None)`: the queue is listed but vanished before its details were read.
+    queue: Option<Option<QueueDetails>>,
+    want: Want,
+}
+
+fn row(name: &'static str, ecs: Option<EcsTask>, record: Option<Record>, want: Want) -> Row {
+    Row {
+        name,
+        ecs,
+        opaque: false,
+        record,
+        queue: None,
+        want,
+    }
+}
+
+impl Row {
+    fn queue(mut self, d: Option<QueueDetails>) -> Self {
+        self.queue = Some(d);
+        self
+    }
+    fn opaque(mut self) -> Self {
+        self.opaque = true;
+        self
+    }
+    fn run(self) {
+        let mut inv = Inventory::default();
+        inv.tasks.extend(self.ecs);
+        inv.records.extend(self.record);
+        if self.opaque {
+            inv.opaque.insert(ID.to_owned());
+        }
+        if let Some(d) = self.queue {
+            let q = queue(ID);
+            if let Some(d) = d {
+                inv.details.insert(q.name.clone(), d);
+            }
+            inv.queues.push(q);
+        }
+        let got = outcome(reconcile(&inv, &settings(), GRACE, now()));
+        assert_eq!(got, self.want, "{}", self.name);
+    }
+}
+
+#[test]
+fn reconcile_table() {
+    use ActionKind::*;
+    use State::*;
+    use Step::*;
+    let gone = Tombstone(Gone);
+    let ours = "service:orders";
+    let provision = || vec![Claim, CreateQueue, Subscribe, MarkReady];
+    #[rustfmt::skip]
+    let rows = vec![
+        // running tasks: provision what is missing, finish what a crash left half done
+        row("running, no record", Some(task("RUNNING", "RUNNING", 700, ours)), None, Want::Act(Provision, provision())),
+        row("pending, no record", Some(task("PENDING", "RUNNING", 700, ours)), None, Want::Act(Provision, provision())),
+        row("running, no record, queue exists", Some(task("RUNNING", "RUNNING", 700, ours)), None, Want::Act(Provision, provision()))
+            .queue(None),
+        row("running, no record, young", Some(task("RUNNING", "RUNNING", 10, ours)), None, Want::Hold("grace")),
+        row("running, foreign group", Some(task("RUNNING", "RUNNING", 700, "service:other")), None, Want::Nothing),
+        row("running, READY", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Ready, 700, PROD)), Want::Nothing)
+            .queue(None),
+        row("running, PROVISIONING crashed", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Provisioning, 700, PROD)),
+            Want::Act(FinishProvisioning, vec![CreateQueue, Subscribe, MarkReady])),
+        row("running, PROVISIONING in flight", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Provisioning, 5, PROD)),
+            Want::Hold("grace")),
+        row("running, DRAINING", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Draining, 700, PROD)), Want::Nothing)
+            .queue(None),
+        row("running, GONE", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Gone, 700, PROD)), Want::Nothing),
+        // stopping tasks: unsubscribe if the stop event was lost; never delete a draining queue
+        row("stopping, READY", Some(task("RUNNING", "STOPPED", 700, ours)), Some(record(Ready, 900, PROD)),
+            Want::Act(Drain, vec![Unsubscribe, MarkDraining])).queue(None),
+        row("stopping, READY, young", Some(task("RUNNING", "STOPPED", 10, ours)), Some(record(Ready, 900, PROD)),
+            Want::Hold("grace")),
+        row("stopping, DRAINING", Some(task("STOPPING", "STOPPED", 700, ours)), Some(record(Draining, 700, PROD)), Want::Nothing)
+            .queue(None),
+        row("stopping, no record, queue", Some(task("DEACTIVATING", "STOPPED", 700, ours)), None, Want::Nothing).queue(None),
+        row("winding down while desired RUNNING", Some(task("DEACTIVATING", "RUNNING", 700, ours)), Some(record(Ready, 700, PROD)),
+            Want::Nothing).queue(None),
+        row("listed, not described", None, Some(record(Ready, 9000, PROD)), Want::Nothing).queue(None).opaque(),
+        // stopped tasks: tear down whatever is left
+        row("stopped, READY", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Ready, 900, PROD)),
+            Want::Act(RemoveOrphan, vec![Unsubscribe, DeleteQueue, gone])).queue(None),
+        row("stopped, PROVISIONING", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Provisioning, 900, PROD)),
+            Want::Act(RemoveOrphan, vec![RecoverSubscription, Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
+        row("stopped, DRAINING", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Draining, 900, PROD)),
+            Want::Act(RemoveOrphan, vec![DeleteQueue, gone])).queue(None),
+        row("stopped, no record, queue", Some(task("STOPPED", "STOPPED", 700, "service:other")), None,
+            Want::Act(RemoveOrphan, vec![LookupQueueUrl, DeleteQueue, gone])).queue(None),
+        row("stopped, no record, no queue", Some(task("STOPPED", "STOPPED", 700, ours)), None, Want::Nothing),
+        row("stopped recently", Some(task("STOPPED", "STOPPED", 30, ours)), Some(record(Ready, 900, PROD)), Want::Hold("grace"))
+            .queue(None),
+        row("stopped, GONE, queue left", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Gone, 700, PROD)),
+            Want::Act(RemoveStrayQueue, vec![DeleteQueue])).queue(None),
+        row("stopped, GONE", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Gone, 700, PROD)), Want::Nothing),
+        // tasks ECS does not know (stopped long ago, or never listed)
+        row("unknown, READY", None, Some(record(Ready, 700, PROD)), Want::Act(RemoveOrphan, vec![Unsubscribe, DeleteQueue, gone]))
+            .queue(None),
+        row("unknown, PROVISIONING", None, Some(record(Provisioning, 700, PROD)),
+            Want::Act(RemoveOrphan, vec![RecoverSubscription, Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
+        row("unknown, READY, young", None, Some(record(Ready, 100, PROD)), Want::Hold("grace")).queue(None),
+        row("unknown, READY, cluster out of scope", None, Some(record(Ready, 700, OTHER)), Want::Hold("foreign-cluster"))
+            .queue(None),
+        row("unknown, no record, tagged queue", None, None, Want::Act(RemoveOrphan, vec![LookupQueueUrl, DeleteQueue, gone]))
+            .queue(Some(details(700, Tags::Ours))),
+        row("unknown, no record, untagged queue", None, None, Want::Act(RemoveOrphan, vec![LookupQueueUrl, DeleteQueue, gone]))
+            .queue(Some(details(700, Tags::Untagged))),
+        row("unknown, no record, young queue", None, None, Want::Hold("grace")).queue(Some(details(30, Tags::Ours))),
+        row("unknown, queue tagged for another task", None, None, Want::Hold("foreign-queue"))
+            .queue(Some(details(700, Tags::OtherTask))),
+        row("unknown, queue tagged for another cluster", None, None, Want::Hold("foreign-cluster"))
+            .queue(Some(details(700, Tags::OtherCluster))),
+        row("unknown, queue vanished before its details", None, None, Want::Nothing).queue(None),
+        row("unknown, GONE, queue left", None, Some(record(Gone, 700, PROD)), Want::Act(RemoveStrayQueue, vec![DeleteQueue]))
+            .queue(None),
+        row("unknown, GONE, queue left recently", None, Some(record(Gone, 60, PROD)), Want::Hold("grace")).queue(None),
+        row("unknown, GONE", None, Some(record(Gone, 700, PROD)), Want::Nothing),
+    ];
+    for r in rows {
+        r.run();
+    }
+}
+
+#[test]
+fn grace_zero_acts_at_once() {
+    let inv = Inventory {
+        tasks: vec![task("STOPPED", "STOPPED", 0, "service:orders")],
+        records: vec![record(State::Ready, 0, PROD)],
+        ..Inventory::default()
+    };
+    let r = reconcile(&inv, &settings(), 0, now());
+    assert_eq!(r.actions.len(), 1);
+    assert_eq!(r.actions[0].kind, ActionKind::RemoveOrphan);
+}
+
+#[test]
+fn queues_outside_the_prefix_or_not_named_by_a_task_are_never_touched() {
+    let inv = Inventory {
+        queues: vec![
+            SeenQueue {
+                name: "orders-dlq".into(),
+                url: "https://sqs/orders-dlq".into(),
+            },
+            queue(&"a".repeat(70)),
+        ],
+        ..Inventory::default()
+    };
+    assert!(needs_details(&inv, &settings()).is_empty());
+    let r = reconcile(&inv, &settings(), 0, now());
+    assert!(r.actions.is_empty(), "{r:?}");
+    assert_eq!(r.held.len(), 1);
+    assert_eq!(r.held[0].hold, Hold::UnrecognisedName);
+    assert_eq!(
+        r.held[0].queue.as_deref(),
+        Some(format!("tasksub-{}", "a".repeat(70)).as_str())
+    );
+}
+
+#[test]
+fn only_orphan_candidates_need_details() {
+    let ids = ["a1", "b2", "c3", "d4", "e5"];
+    let mut inv = Inventory {
+        queues: ids.iter().map(|id| queue(id)).collect(),
+        ..Inventory::default()
+    };
+    let mut with_record = record(State::Ready, 0, PROD);
+    with_record.task_id = "a1".into();
+    inv.records.push(with_record);
+    let mut running = task("RUNNING", "RUNNING", 0, "service:orders");
+    running.task_arn = task_arn("b2");
+    let mut stopped = task("STOPPED", "STOPPED", 0, "service:orders");
+    stopped.task_arn = task_arn("c3");
+    inv.tasks = vec![running, stopped];
+    inv.opaque.insert("d4".into());
+    let names: Vec<&str> = needs_details(&inv, &settings())
+        .iter()
+        .map(|q| q.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["tasksub-e5"]);
+}
+
+#[test]
+fn a_task_listed_twice_counts_with_its_later_status() {
+    let inv = Inventory {
+        tasks: vec![
+            task("RUNNING", "RUNNING", 700, "service:orders"),
+            task("STOPPED", "STOPPED", 700, "service:orders"),
+        ],
+        records: vec![record(State::Ready, 700, PROD)],
+        ..Inventory::default()
+    };
+    let r = reconcile(&inv, &settings(), GRACE, now());
+    assert_eq!(r.actions.len(), 1);
+    assert_eq!(
+        (r.actions[0].kind, r.actions[0].ecs),
+        (ActionKind::RemoveOrphan, Ecs::Stopped)
+    );
+}
+
+#[test]
+fn plans_carry_the_facts_of_their_source() {
+    // an orphan queue: the tombstone names the task and cluster from the queue's tags
+    let mut inv = Inventory {
+        queues: vec![queue(ID)],
+        ..Inventory::default()
+    };
+    inv.details.insert(format!("tasksub-{ID}"), details(700, Tags::Ours));
+    let a = reconcile(&inv, &settings(), GRACE, now()).actions.remove(0);
+    assert_eq!(
+        (a.plan.record.task_arn.as_str(), a.plan.record.cluster_arn.as_str()),
+        (task_arn(ID).as_str(), PROD)
+    );
+    assert_eq!(a.plan.expected, None);
+    // untagged: the task ARN is derived from the name (old format) and the cluster is unknown
+    inv.details
+        .insert(format!("tasksub-{ID}"), details(700, Tags::Untagged));
+    let a = reconcile(&inv, &settings(), GRACE, now()).actions.remove(0);
+    assert_eq!(
+        a.plan.record.task_arn,
+        format!("arn:aws:ecs:us-east-1:123456789012:task/{ID}")
+    );
+    assert_eq!(a.plan.record.cluster_arn, "");
+    assert_eq!(a.plan.record.queue_name, format!("tasksub-{ID}"));
+    // a stray queue: the plan deletes the listed URL and expects the tombstone
+    let inv = Inventory {
+        queues: vec![queue(ID)],
+        records: vec![record(State::Gone, 700, PROD)],
+        ..Inventory::default()
+    };
+    let a = reconcile(&inv, &settings(), GRACE, now()).actions.remove(0);
+    assert_eq!(
+        a.plan.record.queue_url.as_deref(),
+        Some(format!("https://sqs/tasksub-{ID}").as_str())
+    );
+    assert_eq!(a.plan.expected, Some(State::Gone));
+    // a provision: the record is made from the ECS description
+    let inv = Inventory {
+        tasks: vec![task("RUNNING", "RUNNING", 700, "service:orders")],
+        ..Inventory::default()
+    };
+    let a = reconcile(&inv, &settings(), GRACE, now()).actions.remove(0);
+    assert_eq!(a.plan.record.version, 9);
+    assert_eq!(a.plan.record.group.as_deref(), Some("service:orders"));
+    assert_eq!(a.intent, Intent::Provision);
+}
+
+#[test]
+fn replanning_after_a_conflict_uses_decide() {
+    let inv = Inventory {
+        tasks: vec![task("RUNNING", "RUNNING", 700, "service:orders")],
+        ..Inventory::default()
+    };
+    let s = settings();
+    let a = reconcile(&inv, &s, GRACE, now()).actions.remove(0);
+    // the Lambda won the race and finished
+    let ready = record(State::Ready, 0, PROD);
+    assert_eq!(a.replan(Some(&ready), &s, now()), Decision::Skip(Skip::AlreadyReady));
+    // the Lambda claimed and crashed: carry on from its claim
+    let claimed = record(State::Provisioning, 0, PROD);
+    match a.replan(Some(&claimed), &s, now()) {
+        Decision::Act(p) => assert_eq!(p.steps, vec![Step::CreateQueue, Step::Subscribe, Step::MarkReady]),
+        d => panic!("{d:?}"),
+    }
+}
