@@ -41,7 +41,12 @@ fn received(m: aws_sdk_sqs::types::Message) -> Option<Received> {
         message_id: m.message_id?,
         receipt: m.receipt_handle?,
         body: m.body.unwrap_or_default(),
-        attributes: m.message_attributes.unwrap_or_default().into_iter().map(|(k, v)| (k, attribute(v))).collect(),
+        attributes: m
+            .message_attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, attribute(v)))
+            .collect(),
         system: m
             .attributes
             .unwrap_or_default()
@@ -54,7 +59,12 @@ fn received(m: aws_sdk_sqs::types::Message) -> Option<Received> {
 fn failures(failed: Vec<aws_sdk_sqs::types::BatchResultErrorEntry>) -> Vec<EntryFailure> {
     failed
         .into_iter()
-        .filter_map(|f| Some(EntryFailure { index: f.id.parse().ok()?, code: f.code }))
+        .filter_map(|f| {
+            Some(EntryFailure {
+                index: f.id.parse().ok()?,
+                code: f.code,
+            })
+        })
         .collect()
 }
 
@@ -71,17 +81,32 @@ impl QueueApi for SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await?;
-        Ok(out.messages.unwrap_or_default().into_iter().filter_map(received).collect())
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(received)
+            .collect())
     }
 
     async fn delete_batch(&self, receipts: &[String]) -> Result<Vec<EntryFailure>, BoxError> {
         let entries = receipts
             .iter()
             .enumerate()
-            .map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(r).build())
+            .map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(r)
+                    .build()
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let out =
-            self.client.delete_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await?;
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
         Ok(failures(out.failed))
     }
 
@@ -147,9 +172,9 @@ impl RecordReader for DynamoRecords {
         let Some(item) = out.item else { return Ok(None) };
         match item.get(attr::STATE) {
             None => Ok(None),
-            Some(DynamoValue::S(s)) => {
-                State::parse(s).map(Some).ok_or_else(|| format!("record has an unknown state {s:?}").into())
-            }
+            Some(DynamoValue::S(s)) => State::parse(s)
+                .map(Some)
+                .ok_or_else(|| format!("record has an unknown state {s:?}").into()),
             Some(_) => Err("record state is not a string".into()),
         }
     }

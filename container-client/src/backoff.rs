@@ -59,7 +59,11 @@ mod tests {
             let mut rng = fastrand::Rng::with_seed(attempt as u64);
             for _ in 0..100 {
                 let d = B.delay(attempt, &mut rng);
-                assert!(d >= c / 2 && d <= c, "attempt {attempt}: {d:?} outside [{:?}, {c:?}]", c / 2);
+                assert!(
+                    d >= c / 2 && d <= c,
+                    "attempt {attempt}: {d:?} outside [{:?}, {c:?}]",
+                    c / 2
+                );
             }
         }
     }

@@ -15,7 +15,9 @@ use tracing::Instrument;
 use crate::aws::{DynamoRecords, SqsLocator, SqsQueue};
 use crate::backoff::Backoff;
 use crate::consume::{self, ConsumeConfig, RunReport, LONG_POLL_WAIT, RECEIVE_ERROR_BACKOFF};
-use crate::metadata::{MetadataEndpoint, METADATA_ATTEMPTS, METADATA_CONNECT_TIMEOUT, METADATA_READ_TIMEOUT, METADATA_URI_VAR};
+use crate::metadata::{
+    MetadataEndpoint, METADATA_ATTEMPTS, METADATA_CONNECT_TIMEOUT, METADATA_READ_TIMEOUT, METADATA_URI_VAR,
+};
 use crate::wait::{self, QUEUE_WAIT_LIMIT};
 use crate::{Error, Handler, TaskIdentity, TaskQueue};
 
@@ -262,7 +264,10 @@ impl ClientBuilder {
             receive_backoff: RECEIVE_ERROR_BACKOFF,
         };
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        let records = table.map(|table| DynamoRecords { client: aws_sdk_dynamodb::Client::new(sdk), table });
+        let records = table.map(|table| DynamoRecords {
+            client: aws_sdk_dynamodb::Client::new(sdk),
+            table,
+        });
         Ok(Client {
             inner: Arc::new(Inner {
                 sqs,
@@ -284,7 +289,11 @@ impl ClientBuilder {
                 Err(Error::invalid_config(setting, reason))
             }
         };
-        check((1..=1000).contains(&self.max_concurrency), "max_concurrency", "must be 1..=1000")?;
+        check(
+            (1..=1000).contains(&self.max_concurrency),
+            "max_concurrency",
+            "must be 1..=1000",
+        )?;
         check(
             (Duration::from_secs(1)..=SQS_MAX_VISIBILITY).contains(&self.visibility_timeout),
             "visibility_timeout",
@@ -295,7 +304,11 @@ impl ClientBuilder {
             "max_visibility_extension",
             "must be at most 12 h",
         )?;
-        check(!self.delete_flush_interval.is_zero(), "delete_flush_interval", "must be above zero")?;
+        check(
+            !self.delete_flush_interval.is_zero(),
+            "delete_flush_interval",
+            "must be above zero",
+        )?;
         check(!self.wait_limit.is_zero(), "wait_limit", "must be above zero")?;
         check(self.metadata_attempts >= 1, "metadata_attempts", "must be at least 1")?;
         check(
@@ -304,7 +317,11 @@ impl ClientBuilder {
             "must be above zero",
         )?;
         if let Some(b) = self.retry_backoff {
-            check(b.initial <= b.max && b.max <= SQS_MAX_VISIBILITY, "retry_backoff", "need initial <= max <= 12 h")?;
+            check(
+                b.initial <= b.max && b.max <= SQS_MAX_VISIBILITY,
+                "retry_backoff",
+                "need initial <= max <= 12 h",
+            )?;
         }
         if let Some(w) = self.dedup_window {
             check(!w.is_zero(), "dedup_window", "must be above zero")?;
@@ -351,7 +368,11 @@ impl Client {
         let queue_name = QueueName::for_task(&self.inner.prefix, &parsed.task_id)
             .map_err(|e| Error::invalid_config(vars::QUEUE_PREFIX, e.to_string()))?;
         tracing::info!(action = "discover", task_id = %parsed.task_id, queue = %queue_name, "task discovered");
-        Ok(TaskIdentity { task_arn, parsed, queue_name })
+        Ok(TaskIdentity {
+            task_arn,
+            parsed,
+            queue_name,
+        })
     }
 
     /// Discovers the task, then waits (never creates) until its queue exists and, if configured,
@@ -364,7 +385,9 @@ impl Client {
         };
         let deadline = Instant::now() + self.inner.wait_limit;
         let mut rng = fastrand::Rng::new();
-        let locator = SqsLocator { client: self.inner.sqs.clone() };
+        let locator = SqsLocator {
+            client: self.inner.sqs.clone(),
+        };
         let name = identity.queue_name.as_str();
         let Some(url) = wait::queue_url(&locator, name, deadline, shutdown, &mut rng).await? else {
             return Ok(None);
@@ -385,7 +408,11 @@ impl Client {
     /// queue was ready (`subscribed: false`); errors are discovery and wait failures.
     pub async fn run<H: Handler>(&self, handler: H, shutdown: CancellationToken) -> Result<RunReport, Error> {
         let stop = shutdown.child_token();
-        let _sigterm = if self.inner.handle_sigterm { on_sigterm(stop.clone()) } else { None };
+        let _sigterm = if self.inner.handle_sigterm {
+            on_sigterm(stop.clone())
+        } else {
+            None
+        };
         let Some(queue) = self.connect(&stop).await? else {
             tracing::info!(action = "stopped", "shutdown before the queue was ready");
             return Ok(RunReport::default());
@@ -397,7 +424,10 @@ impl Client {
         );
         async {
             handler.on_subscribed(&queue).await;
-            let sqs = SqsQueue { client: self.inner.sqs.clone(), url: queue.url.clone() };
+            let sqs = SqsQueue {
+                client: self.inner.sqs.clone(),
+                url: queue.url.clone(),
+            };
             let mut report = consume::consume(sqs, Arc::new(handler), self.inner.consume.clone(), stop).await;
             report.subscribed = true;
             Ok(report)

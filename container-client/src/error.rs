@@ -25,13 +25,22 @@ pub(crate) enum Kind {
     /// A setting (builder value or environment variable) is invalid.
     InvalidConfig { setting: &'static str, reason: String },
     /// The task metadata endpoint could not be reached, timed out or answered with an error status.
-    MetadataUnreachable { uri: String, attempts: u32, status: Option<u16>, timed_out: bool },
+    MetadataUnreachable {
+        uri: String,
+        attempts: u32,
+        status: Option<u16>,
+        timed_out: bool,
+    },
     /// The task metadata endpoint answered, but not with a usable task ARN.
     MetadataInvalid { uri: String, reason: String },
     /// The queue did not appear within the wait limit.
     QueueMissing { queue: String, waited: Duration },
     /// The record did not reach READY within the wait limit.
-    NotReady { task_id: String, waited: Duration, last: Option<State> },
+    NotReady {
+        task_id: String,
+        waited: Duration,
+        last: Option<State>,
+    },
     /// The record says the task is already stopping or gone: its queue will never be ready.
     TaskStopping { task_id: String, state: State },
 }
@@ -51,7 +60,10 @@ impl Error {
     }
 
     pub(crate) fn invalid_config(setting: &'static str, reason: impl Into<String>) -> Self {
-        Self::new(Kind::InvalidConfig { setting, reason: reason.into() })
+        Self::new(Kind::InvalidConfig {
+            setting,
+            reason: reason.into(),
+        })
     }
 
     /// True for configuration problems: a missing environment variable or an invalid setting.
@@ -137,15 +149,31 @@ impl fmt::Display for Error {
                  set it, or configure it on the ClientBuilder for local runs)"
             ),
             Kind::InvalidConfig { setting, reason } => write!(f, "invalid setting {setting}: {reason}"),
-            Kind::MetadataUnreachable { uri, attempts, status: Some(code), .. } => write!(
+            Kind::MetadataUnreachable {
+                uri,
+                attempts,
+                status: Some(code),
+                ..
+            } => write!(
                 f,
                 "task metadata endpoint {uri} answered HTTP {code} (gave up after {attempts} attempt(s))"
             ),
-            Kind::MetadataUnreachable { uri, attempts, timed_out: true, .. } => {
-                write!(f, "task metadata endpoint {uri} timed out (gave up after {attempts} attempt(s))")
+            Kind::MetadataUnreachable {
+                uri,
+                attempts,
+                timed_out: true,
+                ..
+            } => {
+                write!(
+                    f,
+                    "task metadata endpoint {uri} timed out (gave up after {attempts} attempt(s))"
+                )
             }
             Kind::MetadataUnreachable { uri, attempts, .. } => {
-                write!(f, "task metadata endpoint {uri} is unreachable (gave up after {attempts} attempt(s))")
+                write!(
+                    f,
+                    "task metadata endpoint {uri} is unreachable (gave up after {attempts} attempt(s))"
+                )
             }
             Kind::MetadataInvalid { uri, reason } => {
                 write!(f, "task metadata from {uri} is unusable: {reason}")
@@ -158,7 +186,11 @@ impl fmt::Display for Error {
             ),
             Kind::NotReady { task_id, waited, last } => {
                 let last = last.map_or("no record", State::as_str);
-                write!(f, "task {task_id} was not READY within {} s (last seen: {last})", waited.as_secs())
+                write!(
+                    f,
+                    "task {task_id} was not READY within {} s (last seen: {last})",
+                    waited.as_secs()
+                )
             }
             Kind::TaskStopping { task_id, state } => {
                 write!(f, "task {task_id} is already {state}: its queue will not become ready")
@@ -191,7 +223,10 @@ mod tests {
     #[test]
     fn predicates_partition_the_kinds() {
         let cases = [
-            (Error::missing_env("ECS_CONTAINER_METADATA_URI_V4"), "config missing_env"),
+            (
+                Error::missing_env("ECS_CONTAINER_METADATA_URI_V4"),
+                "config missing_env",
+            ),
             (Error::invalid_config("TASKSUB_QUEUE_PREFIX", "bad"), "config"),
             (
                 Error::new(Kind::MetadataUnreachable {
@@ -202,13 +237,35 @@ mod tests {
                 }),
                 "unreachable timeout",
             ),
-            (Error::new(Kind::MetadataInvalid { uri: "http://x".into(), reason: "r".into() }), "invalid"),
-            (Error::new(Kind::QueueMissing { queue: "q".into(), waited: Duration::from_secs(1) }), "timeout missing"),
             (
-                Error::new(Kind::NotReady { task_id: "t".into(), waited: Duration::ZERO, last: None }),
+                Error::new(Kind::MetadataInvalid {
+                    uri: "http://x".into(),
+                    reason: "r".into(),
+                }),
+                "invalid",
+            ),
+            (
+                Error::new(Kind::QueueMissing {
+                    queue: "q".into(),
+                    waited: Duration::from_secs(1),
+                }),
+                "timeout missing",
+            ),
+            (
+                Error::new(Kind::NotReady {
+                    task_id: "t".into(),
+                    waited: Duration::ZERO,
+                    last: None,
+                }),
                 "timeout not_ready",
             ),
-            (Error::new(Kind::TaskStopping { task_id: "t".into(), state: State::Gone }), "stopping"),
+            (
+                Error::new(Kind::TaskStopping {
+                    task_id: "t".into(),
+                    state: State::Gone,
+                }),
+                "stopping",
+            ),
         ];
         for (e, expected) in cases {
             let got: Vec<&str> = [

@@ -104,3 +104,8 @@ pub use tasksub_core::naming::{QueueName, TaskId};
 pub use tasksub_core::record::State;
 pub use tokio_util::sync::CancellationToken;
 pub use wait::QUEUE_WAIT_LIMIT;
+
+/// The README's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

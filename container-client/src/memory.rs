@@ -94,7 +94,13 @@ impl MemoryQueue {
     /// IDs of messages that are not deleted and visible now.
     pub(crate) fn visible(&self) -> Vec<String> {
         let now = Instant::now();
-        self.with(|s| s.messages.iter().filter(|m| !m.deleted && m.visible_at <= now).map(|m| m.id.clone()).collect())
+        self.with(|s| {
+            s.messages
+                .iter()
+                .filter(|m| !m.deleted && m.visible_at <= now)
+                .map(|m| m.id.clone())
+                .collect()
+        })
     }
 
     /// How often a message was received.
@@ -112,7 +118,12 @@ impl MemoryQueue {
         self.with(|s| {
             let mut out = Vec::new();
             let mut next = s.next;
-            for m in s.messages.iter_mut().filter(|m| !m.deleted && m.visible_at <= now).take(max.min(MAX_BATCH)) {
+            for m in s
+                .messages
+                .iter_mut()
+                .filter(|m| !m.deleted && m.visible_at <= now)
+                .take(max.min(MAX_BATCH))
+            {
                 next += 1;
                 let receipt = format!("rh-{}-{next}", m.id);
                 m.receipt = Some(receipt.clone());
@@ -123,7 +134,9 @@ impl MemoryQueue {
                     receipt,
                     body: m.body.clone(),
                     attributes: m.attributes.clone(),
-                    system: [("ApproximateReceiveCount".to_owned(), m.receive_count.to_string())].into_iter().collect(),
+                    system: [("ApproximateReceiveCount".to_owned(), m.receive_count.to_string())]
+                        .into_iter()
+                        .collect(),
                 });
             }
             s.next = next;
@@ -157,12 +170,22 @@ impl QueueApi for MemoryQueue {
         assert!(receipts.len() <= MAX_BATCH, "SQS batches hold at most 10 entries");
         let now = Instant::now();
         Ok(self.with(|s| {
-            s.calls.push(Call::Delete { at: now, count: receipts.len() });
+            s.calls.push(Call::Delete {
+                at: now,
+                count: receipts.len(),
+            });
             let mut failures = Vec::new();
             for (index, r) in receipts.iter().enumerate() {
-                match s.messages.iter_mut().find(|m| !m.deleted && m.receipt.as_ref() == Some(r)) {
+                match s
+                    .messages
+                    .iter_mut()
+                    .find(|m| !m.deleted && m.receipt.as_ref() == Some(r))
+                {
                     Some(m) => m.deleted = true,
-                    None => failures.push(EntryFailure { index, code: "ReceiptHandleIsInvalid".into() }),
+                    None => failures.push(EntryFailure {
+                        index,
+                        code: "ReceiptHandleIsInvalid".into(),
+                    }),
                 }
             }
             failures
@@ -173,18 +196,31 @@ impl QueueApi for MemoryQueue {
         assert!(entries.len() <= MAX_BATCH, "SQS batches hold at most 10 entries");
         let now = Instant::now();
         self.with(|s| {
-            s.calls.push(Call::Visibility { at: now, entries: entries.iter().map(|(_, d)| *d).collect() });
+            s.calls.push(Call::Visibility {
+                at: now,
+                entries: entries.iter().map(|(_, d)| *d).collect(),
+            });
             if s.fail_visibility_calls > 0 {
                 s.fail_visibility_calls -= 1;
                 return Err("injected visibility failure".into());
             }
             let mut failures = Vec::new();
             for (index, (r, d)) in entries.iter().enumerate() {
-                match s.messages.iter_mut().find(|m| !m.deleted && m.receipt.as_ref() == Some(r)) {
+                match s
+                    .messages
+                    .iter_mut()
+                    .find(|m| !m.deleted && m.receipt.as_ref() == Some(r))
+                {
                     // Like SQS: a message whose visibility already ended is no longer in flight.
                     Some(m) if m.visible_at > now => m.visible_at = now + *d,
-                    Some(_) => failures.push(EntryFailure { index, code: "MessageNotInflight".into() }),
-                    None => failures.push(EntryFailure { index, code: "ReceiptHandleIsInvalid".into() }),
+                    Some(_) => failures.push(EntryFailure {
+                        index,
+                        code: "MessageNotInflight".into(),
+                    }),
+                    None => failures.push(EntryFailure {
+                        index,
+                        code: "ReceiptHandleIsInvalid".into(),
+                    }),
                 }
             }
             Ok(failures)
@@ -201,8 +237,14 @@ pub(crate) struct ScriptedLocator {
 
 impl ScriptedLocator {
     pub(crate) fn new(answers: impl IntoIterator<Item = Result<Option<&'static str>, &'static str>>) -> Self {
-        let answers = answers.into_iter().map(|a| a.map(|o| o.map(str::to_owned)).map_err(str::to_owned)).collect();
-        Self { answers: Mutex::new(answers), calls: Mutex::new(Vec::new()) }
+        let answers = answers
+            .into_iter()
+            .map(|a| a.map(|o| o.map(str::to_owned)).map_err(str::to_owned))
+            .collect();
+        Self {
+            answers: Mutex::new(answers),
+            calls: Mutex::new(Vec::new()),
+        }
     }
 }
 
@@ -226,7 +268,10 @@ pub(crate) struct ScriptedRecords {
 
 impl ScriptedRecords {
     pub(crate) fn new(states: impl IntoIterator<Item = Option<State>>) -> Self {
-        Self { states: Mutex::new(states.into_iter().collect()), calls: Mutex::new(0) }
+        Self {
+            states: Mutex::new(states.into_iter().collect()),
+            calls: Mutex::new(0),
+        }
     }
 }
 
@@ -234,6 +279,10 @@ impl RecordReader for ScriptedRecords {
     async fn state(&self, _task_id: &str) -> Result<Option<State>, BoxError> {
         *self.calls.lock().unwrap() += 1;
         let mut states = self.states.lock().unwrap();
-        Ok(if states.len() > 1 { states.pop_front().flatten() } else { states.front().copied().flatten() })
+        Ok(if states.len() > 1 {
+            states.pop_front().flatten()
+        } else {
+            states.front().copied().flatten()
+        })
     }
 }

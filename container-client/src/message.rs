@@ -197,7 +197,10 @@ impl EnvelopeAttribute {
         } else {
             AttributeValue::String(self.value)
         };
-        Attribute { data_type: self.data_type, value }
+        Attribute {
+            data_type: self.data_type,
+            value,
+        }
     }
 }
 
@@ -206,21 +209,30 @@ fn envelope(body: &str) -> Option<Envelope> {
     if !body.trim_start().starts_with('{') {
         return None;
     }
-    serde_json::from_str::<Envelope>(body).ok().filter(|e| e.kind == "Notification")
+    serde_json::from_str::<Envelope>(body)
+        .ok()
+        .filter(|e| e.kind == "Notification")
 }
 
 impl Message {
     /// Builds the handler's view of a received message, unwrapping an SNS envelope when asked to.
     pub(crate) fn from_received(raw: &Received, unwrap_envelope: bool) -> Self {
-        let receive_count = raw.system.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+        let receive_count = raw
+            .system
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
         let sent = raw
             .system
             .get("SentTimestamp")
             .and_then(|ms| ms.parse::<i64>().ok())
             .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
         if let Some(env) = unwrap_envelope.then(|| envelope(&raw.body)).flatten() {
-            let mut attributes: BTreeMap<String, Attribute> =
-                env.message_attributes.into_iter().map(|(k, v)| (k, v.into_attribute())).collect();
+            let mut attributes: BTreeMap<String, Attribute> = env
+                .message_attributes
+                .into_iter()
+                .map(|(k, v)| (k, v.into_attribute()))
+                .collect();
             // SQS-level attributes (rare with an envelope) never override the published ones.
             for (k, v) in &raw.attributes {
                 attributes.entry(k.clone()).or_insert_with(|| v.clone());

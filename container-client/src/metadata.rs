@@ -47,7 +47,11 @@ pub(crate) struct MetadataEndpoint {
 
 /// Why one attempt failed.
 enum Attempt {
-    Retryable { status: Option<u16>, timed_out: bool, source: Option<crate::BoxError> },
+    Retryable {
+        status: Option<u16>,
+        timed_out: bool,
+        source: Option<crate::BoxError>,
+    },
     Fatal(Error),
 }
 
@@ -63,9 +67,7 @@ impl MetadataEndpoint {
             .parse()
             .ok()
             .filter(|u: &hyper::Uri| u.scheme_str() == Some("http") && u.host().is_some())
-            .ok_or_else(|| {
-                Error::invalid_config(METADATA_URI_VAR, format!("{:?} is not an http:// URI", self.base))
-            })
+            .ok_or_else(|| Error::invalid_config(METADATA_URI_VAR, format!("{:?} is not an http:// URI", self.base)))
     }
 
     /// Checks the endpoint URI without any I/O.
@@ -88,8 +90,17 @@ impl MetadataEndpoint {
             match self.once(&client, &uri).await {
                 Ok(body) => return parse_task_arn(&body).map_err(|e| e.at(&uri_text)),
                 Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Retryable { status, timed_out, source }) if attempt == attempts => {
-                    let e = Error::new(Kind::MetadataUnreachable { uri: uri_text, attempts, status, timed_out });
+                Err(Attempt::Retryable {
+                    status,
+                    timed_out,
+                    source,
+                }) if attempt == attempts => {
+                    let e = Error::new(Kind::MetadataUnreachable {
+                        uri: uri_text,
+                        attempts,
+                        status,
+                        timed_out,
+                    });
                     return Err(match source {
                         Some(s) => e.with_source(s),
                         None => e,
@@ -113,7 +124,11 @@ impl MetadataEndpoint {
             })?;
             let status = response.status();
             if status.is_server_error() {
-                return Err(Attempt::Retryable { status: Some(status.as_u16()), timed_out: false, source: None });
+                return Err(Attempt::Retryable {
+                    status: Some(status.as_u16()),
+                    timed_out: false,
+                    source: None,
+                });
             }
             if !status.is_success() {
                 return Err(Attempt::Fatal(Error::new(Kind::MetadataUnreachable {
@@ -124,15 +139,22 @@ impl MetadataEndpoint {
                 })));
             }
             let body = Limited::new(response.into_body(), MAX_METADATA_BYTES);
-            body.collect().await.map(|c| c.to_bytes()).map_err(|e| Attempt::Retryable {
-                status: None,
-                timed_out: false,
-                source: Some(e),
-            })
+            body.collect()
+                .await
+                .map(|c| c.to_bytes())
+                .map_err(|e| Attempt::Retryable {
+                    status: None,
+                    timed_out: false,
+                    source: Some(e),
+                })
         };
         match tokio::time::timeout(self.read_timeout + self.connect_timeout, exchange).await {
             Ok(result) => result,
-            Err(elapsed) => Err(Attempt::Retryable { status: None, timed_out: true, source: Some(elapsed.into()) }),
+            Err(elapsed) => Err(Attempt::Retryable {
+                status: None,
+                timed_out: true,
+                source: Some(elapsed.into()),
+            }),
         }
     }
 }
@@ -146,7 +168,10 @@ pub(crate) struct Unusable {
 
 impl Unusable {
     fn at(self, uri: &str) -> Error {
-        let e = Error::new(Kind::MetadataInvalid { uri: uri.to_owned(), reason: self.reason });
+        let e = Error::new(Kind::MetadataInvalid {
+            uri: uri.to_owned(),
+            reason: self.reason,
+        });
         match self.source {
             Some(s) => e.with_source(s),
             None => e,
@@ -157,10 +182,15 @@ impl Unusable {
 /// Reads the task ARN from a task document (`TaskARN`) or a container document (the
 /// `com.amazonaws.ecs.task-arn` label), and parses it with the shared naming contract.
 pub(crate) fn parse_task_arn(body: &[u8]) -> Result<(String, TaskArn), Unusable> {
-    let doc: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Unusable { reason: "the response is not JSON".into(), source: Some(e.into()) })?;
+    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|e| Unusable {
+        reason: "the response is not JSON".into(),
+        source: Some(e.into()),
+    })?;
     if !doc.is_object() {
-        return Err(Unusable { reason: "the response is not a JSON object".into(), source: None });
+        return Err(Unusable {
+            reason: "the response is not a JSON object".into(),
+            source: None,
+        });
     }
     let arn = doc
         .get("TaskARN")
@@ -172,7 +202,10 @@ pub(crate) fn parse_task_arn(body: &[u8]) -> Result<(String, TaskArn), Unusable>
         })?;
     match TaskArn::parse(arn) {
         Ok(parsed) => Ok((arn.to_owned(), parsed)),
-        Err(e) => Err(Unusable { reason: format!("{arn:?} is not a task ARN"), source: Some(e.into()) }),
+        Err(e) => Err(Unusable {
+            reason: format!("{arn:?} is not a task ARN"),
+            source: Some(e.into()),
+        }),
     }
 }
 
@@ -194,7 +227,12 @@ mod tests {
         files.sort();
         files
             .into_iter()
-            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -207,7 +245,10 @@ mod tests {
             let expected = match doc.get("TaskARN") {
                 Some(arn) => arn.as_str().unwrap().to_owned(),
                 None => {
-                    assert!(name.contains("container-metadata"), "{name}: only container documents lack TaskARN");
+                    assert!(
+                        name.contains("container-metadata"),
+                        "{name}: only container documents lack TaskARN"
+                    );
                     doc["Labels"][TASK_ARN_LABEL].as_str().unwrap().to_owned()
                 }
             };
@@ -223,7 +264,8 @@ mod tests {
     #[test]
     fn container_documents_use_the_task_arn_label() {
         let body = std::fs::read(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/task-metadata-v4/fargate-container-metadata-docs.json"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures/task-metadata-v4/fargate-container-metadata-docs.json"),
         )
         .unwrap();
         let (_, arn) = parse_task_arn(&body).unwrap();
@@ -245,12 +287,20 @@ mod tests {
             (b"<html>", "not JSON"),
             (b"[1,2]", "not a JSON object"),
             (b"{\"Cluster\":\"default\"}", "no TaskARN field"),
-            (b"{\"TaskARN\":\"arn:aws:ecs:us-east-1:1:container/x\"}", "is not a task ARN"),
+            (
+                b"{\"TaskARN\":\"arn:aws:ecs:us-east-1:1:container/x\"}",
+                "is not a task ARN",
+            ),
             (b"{\"TaskARN\":42}", "no TaskARN field"),
         ];
         for (body, reason) in rows {
             let e = parse_task_arn(body).unwrap_err();
-            assert!(e.reason.contains(reason), "{:?}: {}", String::from_utf8_lossy(body), e.reason);
+            assert!(
+                e.reason.contains(reason),
+                "{:?}: {}",
+                String::from_utf8_lossy(body),
+                e.reason
+            );
             assert!(e.at("http://x/task").is_metadata_invalid());
         }
     }

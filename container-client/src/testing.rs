@@ -86,7 +86,11 @@ impl MetadataServerBuilder {
                 tokio::spawn(serve(stream, state.clone(), n));
             }
         });
-        Ok(MetadataServer { uri, requests, _task: AbortOnDropHandle::new(task) })
+        Ok(MetadataServer {
+            uri,
+            requests,
+            _task: AbortOnDropHandle::new(task),
+        })
     }
 }
 

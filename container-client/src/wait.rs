@@ -112,7 +112,10 @@ pub(crate) async fn queue_url<L: QueueLocator>(
         Waited::Stopped => Ok(None),
         Waited::Fatal(e) => Err(e),
         Waited::Deadline(last) => {
-            let e = Error::new(Kind::QueueMissing { queue: queue.to_owned(), waited: started.elapsed() });
+            let e = Error::new(Kind::QueueMissing {
+                queue: queue.to_owned(),
+                waited: started.elapsed(),
+            });
             Err(with_last(e, last))
         }
     }
@@ -153,14 +156,23 @@ pub(crate) async fn ready<R: RecordReader>(
     .await;
     match waited {
         Waited::Found(()) => {
-            tracing::info!(action = "wait-ready", task_id, waited_ms = started.elapsed().as_millis() as u64, "record READY");
+            tracing::info!(
+                action = "wait-ready",
+                task_id,
+                waited_ms = started.elapsed().as_millis() as u64,
+                "record READY"
+            );
             Ok(true)
         }
         Waited::Stopped => Ok(false),
         Waited::Fatal(e) => Err(e),
         Waited::Deadline(last) => {
             let state = last_state.lock().expect("not poisoned").flatten();
-            let e = Error::new(Kind::NotReady { task_id: task_id.to_owned(), waited: started.elapsed(), last: state });
+            let e = Error::new(Kind::NotReady {
+                task_id: task_id.to_owned(),
+                waited: started.elapsed(),
+                last: state,
+            });
             Err(with_last(e, last))
         }
     }
@@ -180,9 +192,15 @@ mod tests {
         // GIVEN a queue that appears at the fourth lookup
         let loc = ScriptedLocator::new([Ok(None), Ok(None), Ok(None), Ok(Some("http://q/url"))]);
         let t0 = Instant::now();
-        let url = queue_url(&loc, "tasksub-x", t0 + QUEUE_WAIT_LIMIT, &CancellationToken::new(), &mut fastrand::Rng::with_seed(7))
-            .await
-            .unwrap();
+        let url = queue_url(
+            &loc,
+            "tasksub-x",
+            t0 + QUEUE_WAIT_LIMIT,
+            &CancellationToken::new(),
+            &mut fastrand::Rng::with_seed(7),
+        )
+        .await
+        .unwrap();
         // THEN it is returned, and the checks were spaced by the jittered backoff
         assert_eq!(url.as_deref(), Some("http://q/url"));
         let calls = loc.calls.lock().unwrap().clone();
@@ -198,28 +216,49 @@ mod tests {
     async fn a_queue_that_never_appears_fails_at_the_limit() {
         let loc = ScriptedLocator::new([]);
         let t0 = Instant::now();
-        let e = queue_url(&loc, "tasksub-x", t0 + secs(120), &CancellationToken::new(), &mut fastrand::Rng::new())
-            .await
-            .unwrap_err();
+        let e = queue_url(
+            &loc,
+            "tasksub-x",
+            t0 + secs(120),
+            &CancellationToken::new(),
+            &mut fastrand::Rng::new(),
+        )
+        .await
+        .unwrap_err();
         assert!(e.is_queue_missing() && e.is_timeout(), "{e}");
         assert_eq!(t0.elapsed(), secs(120), "the last check is made at the deadline");
         assert!(e.to_string().contains("tasksub-x did not appear within 120 s"), "{e}");
         let calls = loc.calls.lock().unwrap().len();
-        assert!((14..=40).contains(&calls), "backoff up to ~10 s, never a hot loop: {calls} checks");
+        assert!(
+            (14..=40).contains(&calls),
+            "backoff up to ~10 s, never a hot loop: {calls} checks"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn lookup_errors_are_retried_and_the_last_one_is_the_source() {
         let loc = ScriptedLocator::new([Err("throttled"), Ok(Some("http://q/url"))]);
-        let url = queue_url(&loc, "q", Instant::now() + secs(60), &CancellationToken::new(), &mut fastrand::Rng::new())
-            .await
-            .unwrap();
+        let url = queue_url(
+            &loc,
+            "q",
+            Instant::now() + secs(60),
+            &CancellationToken::new(),
+            &mut fastrand::Rng::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(url.as_deref(), Some("http://q/url"));
 
         let loc = ScriptedLocator::new(std::iter::repeat_n(Err("AccessDenied"), 100));
-        let e = queue_url(&loc, "q", Instant::now() + secs(5), &CancellationToken::new(), &mut fastrand::Rng::new())
-            .await
-            .unwrap_err();
+        let e = queue_url(
+            &loc,
+            "q",
+            Instant::now() + secs(5),
+            &CancellationToken::new(),
+            &mut fastrand::Rng::new(),
+        )
+        .await
+        .unwrap_err();
         assert!(e.is_queue_missing());
         assert_eq!(std::error::Error::source(&e).unwrap().to_string(), "AccessDenied");
     }
@@ -234,7 +273,9 @@ mod tests {
             s.cancel();
         });
         let t0 = Instant::now();
-        let found = queue_url(&loc, "q", t0 + secs(120), &stop, &mut fastrand::Rng::new()).await.unwrap();
+        let found = queue_url(&loc, "q", t0 + secs(120), &stop, &mut fastrand::Rng::new())
+            .await
+            .unwrap();
         assert_eq!(found, None);
         assert_eq!(t0.elapsed(), secs(7));
     }
@@ -242,9 +283,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ready_waits_through_no_record_and_provisioning() {
         let records = ScriptedRecords::new([None, Some(State::Provisioning), Some(State::Ready)]);
-        let ok = ready(&records, "t", Instant::now() + secs(60), &CancellationToken::new(), &mut fastrand::Rng::new())
-            .await
-            .unwrap();
+        let ok = ready(
+            &records,
+            "t",
+            Instant::now() + secs(60),
+            &CancellationToken::new(),
+            &mut fastrand::Rng::new(),
+        )
+        .await
+        .unwrap();
         assert!(ok);
         assert_eq!(*records.calls.lock().unwrap(), 3);
     }
@@ -254,9 +301,15 @@ mod tests {
         for state in [State::Draining, State::Gone] {
             let records = ScriptedRecords::new([Some(state)]);
             let t0 = Instant::now();
-            let e = ready(&records, "t", t0 + secs(60), &CancellationToken::new(), &mut fastrand::Rng::new())
-                .await
-                .unwrap_err();
+            let e = ready(
+                &records,
+                "t",
+                t0 + secs(60),
+                &CancellationToken::new(),
+                &mut fastrand::Rng::new(),
+            )
+            .await
+            .unwrap_err();
             assert!(e.is_task_stopping(), "{e}");
             assert_eq!(e.record_state(), Some(state));
             assert_eq!(t0.elapsed(), Duration::ZERO);
@@ -266,9 +319,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_record_that_never_gets_ready_fails_at_the_limit() {
         let records = ScriptedRecords::new([Some(State::Provisioning)]);
-        let e = ready(&records, "t", Instant::now() + secs(30), &CancellationToken::new(), &mut fastrand::Rng::new())
-            .await
-            .unwrap_err();
+        let e = ready(
+            &records,
+            "t",
+            Instant::now() + secs(30),
+            &CancellationToken::new(),
+            &mut fastrand::Rng::new(),
+        )
+        .await
+        .unwrap_err();
         assert!(e.is_not_ready() && e.is_timeout(), "{e}");
         assert_eq!(e.record_state(), Some(State::Provisioning));
         assert!(e.to_string().contains("last seen: PROVISIONING"), "{e}");

@@ -20,7 +20,10 @@ pub(crate) struct Batcher<T> {
 
 impl<T> Batcher<T> {
     pub(crate) fn new(flush_interval: Duration) -> Self {
-        Self { flush_interval, pending: VecDeque::new() }
+        Self {
+            flush_interval,
+            pending: VecDeque::new(),
+        }
     }
 
     /// Adds an item; true when a full batch is now waiting (flush it without waiting for the timer).

@@ -40,7 +40,13 @@ impl Dedup {
     }
 
     pub(crate) fn with_capacity(window: Duration, capacity: usize) -> Self {
-        Self { window, capacity, handled: HashMap::new(), order: VecDeque::new(), in_flight: HashSet::new() }
+        Self {
+            window,
+            capacity,
+            handled: HashMap::new(),
+            order: VecDeque::new(),
+            in_flight: HashSet::new(),
+        }
     }
 
     fn expire(&mut self, now: Instant) {
@@ -102,7 +108,11 @@ mod tests {
         let mut d = Dedup::new(W);
         assert_eq!(d.check("a", t0), Verdict::New);
         d.finish("a", false, t0);
-        assert_eq!(d.check("a", t0), Verdict::New, "a redelivery after failure is handled again");
+        assert_eq!(
+            d.check("a", t0),
+            Verdict::New,
+            "a redelivery after failure is handled again"
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub(crate) struct Leases {
 
 impl Leases {
     pub(crate) fn new(visibility: Duration, max_extension: Duration) -> Self {
-        Self { visibility, max_extension, map: HashMap::new() }
+        Self {
+            visibility,
+            max_extension,
+            map: HashMap::new(),
+        }
     }
 
     /// How long before expiry a lease is renewed.
@@ -49,7 +53,12 @@ impl Leases {
 
     /// Registers a message just received.
     pub(crate) fn insert(&mut self, key: u64, message_id: String, receipt: String, now: Instant) {
-        let lease = Lease { message_id, receipt, received: now, visible_at: now + self.visibility };
+        let lease = Lease {
+            message_id,
+            receipt,
+            received: now,
+            visible_at: now + self.visibility,
+        };
         self.map.insert(key, lease);
     }
 
@@ -136,9 +145,20 @@ mod tests {
         assert!(l.take_due(t0 + secs(19)).is_empty(), "not due before a third is left");
         let due = l.take_due(t0 + secs(20));
         assert_eq!(due.len(), 1);
-        assert_eq!((due[0].key, due[0].message_id.as_str(), due[0].receipt.as_str(), due[0].visibility), (1, "m", "r", V));
+        assert_eq!(
+            (
+                due[0].key,
+                due[0].message_id.as_str(),
+                due[0].receipt.as_str(),
+                due[0].visibility
+            ),
+            (1, "m", "r", V)
+        );
         assert_eq!(l.next_due(), Some(t0 + secs(40)));
-        assert!(l.take_due(t0 + secs(21)).is_empty(), "renewed leases are not due again at once");
+        assert!(
+            l.take_due(t0 + secs(21)).is_empty(),
+            "renewed leases are not due again at once"
+        );
     }
 
     #[test]

@@ -91,7 +91,10 @@ struct Pending {
 
 impl From<Lease> for Pending {
     fn from(l: Lease) -> Self {
-        Self { message_id: l.message_id, receipt: l.receipt }
+        Self {
+            message_id: l.message_id,
+            receipt: l.receipt,
+        }
     }
 }
 
@@ -140,7 +143,9 @@ impl<Q: QueueApi> Shared<Q> {
     }
 
     fn settle_success(&self, key: u64, dedup_key: &str, now: Instant) {
-        let Some(lease) = lock(&self.leases).remove(key) else { return };
+        let Some(lease) = lock(&self.leases).remove(key) else {
+            return;
+        };
         if let Some(d) = &self.dedup {
             lock(d).finish(dedup_key, true, now);
         }
@@ -149,7 +154,9 @@ impl<Q: QueueApi> Shared<Q> {
     }
 
     fn settle_failure(&self, key: u64, dedup_key: &str, receive_count: u32, now: Instant) {
-        let Some(lease) = lock(&self.leases).remove(key) else { return };
+        let Some(lease) = lock(&self.leases).remove(key) else {
+            return;
+        };
         if let Some(d) = &self.dedup {
             lock(d).finish(dedup_key, false, now);
         }
@@ -235,7 +242,11 @@ pub(crate) async fn consume<Q: QueueApi, H: Handler>(
     let flusher = tokio::spawn(flush_loop(shared.clone(), background.clone()).instrument(span));
     let handlers = TaskTracker::new();
 
-    tracing::info!(action = "consume", max_concurrency = shared.cfg.max_concurrency, "consuming");
+    tracing::info!(
+        action = "consume",
+        max_concurrency = shared.cfg.max_concurrency,
+        "consuming"
+    );
     poll_loop(&shared, &handler, &handlers, &abandon, &stop).await;
     drain(&shared, &handlers, &abandon).await;
 
@@ -343,11 +354,21 @@ fn dispatch<Q: QueueApi, H: Handler>(
             Verdict::Handled => {
                 tracing::debug!(action = "dedup", message_id, "copy of a handled message; deleting it");
                 lock(&shared.report).duplicates += 1;
-                shared.ack(Pending { message_id: raw.message_id, receipt: raw.receipt }, now);
+                shared.ack(
+                    Pending {
+                        message_id: raw.message_id,
+                        receipt: raw.receipt,
+                    },
+                    now,
+                );
                 return;
             }
             Verdict::InFlight => {
-                tracing::debug!(action = "dedup", message_id, "copy of a message being handled; leaving it");
+                tracing::debug!(
+                    action = "dedup",
+                    message_id,
+                    "copy of a message being handled; leaving it"
+                );
                 return;
             }
         }
@@ -381,8 +402,7 @@ async fn supervise<Q: QueueApi, H: Handler>(
     let dedup_key = message.dedup_key().to_owned();
     let receive_count = message.receive_count();
     let started = Instant::now();
-    let mut job =
-        tokio::spawn(async move { handler.handle(message).await }.instrument(tracing::Span::current()));
+    let mut job = tokio::spawn(async move { handler.handle(message).await }.instrument(tracing::Span::current()));
     let outcome = tokio::select! {
         r = &mut job => Some(r),
         _ = abandon.cancelled() => {
@@ -396,7 +416,12 @@ async fn supervise<Q: QueueApi, H: Handler>(
     let now = Instant::now();
     let elapsed_ms = (now - started).as_millis() as u64;
     match outcome {
-        None => tracing::debug!(action = "handle", message_id, elapsed_ms, "handler abandoned at the drain deadline"),
+        None => tracing::debug!(
+            action = "handle",
+            message_id,
+            elapsed_ms,
+            "handler abandoned at the drain deadline"
+        ),
         Some(Ok(Ok(()))) => {
             tracing::debug!(action = "handle", message_id, elapsed_ms, "handled");
             shared.settle_success(key, &dedup_key, now);
@@ -406,7 +431,13 @@ async fn supervise<Q: QueueApi, H: Handler>(
             shared.settle_failure(key, &dedup_key, receive_count, now);
         }
         Some(Err(_panic)) => {
-            tracing::error!(action = "handle", message_id, receive_count, elapsed_ms, "handler panicked; message left for redelivery");
+            tracing::error!(
+                action = "handle",
+                message_id,
+                receive_count,
+                elapsed_ms,
+                "handler panicked; message left for redelivery"
+            );
             shared.settle_failure(key, &dedup_key, receive_count, now);
         }
     }
@@ -416,10 +447,22 @@ async fn drain<Q: QueueApi>(shared: &Shared<Q>, handlers: &TaskTracker, abandon:
     handlers.close();
     let in_flight = lock(&shared.leases).len();
     let drain_ms = shared.cfg.drain_timeout.as_millis() as u64;
-    tracing::info!(action = "drain", in_flight, drain_ms, "polling stopped; waiting for in-flight handlers");
-    if tokio::time::timeout(shared.cfg.drain_timeout, handlers.wait()).await.is_err() {
+    tracing::info!(
+        action = "drain",
+        in_flight,
+        drain_ms,
+        "polling stopped; waiting for in-flight handlers"
+    );
+    if tokio::time::timeout(shared.cfg.drain_timeout, handlers.wait())
+        .await
+        .is_err()
+    {
         let unfinished = lock(&shared.leases).len();
-        tracing::warn!(action = "drain", unfinished, "drain deadline passed; abandoning unfinished handlers");
+        tracing::warn!(
+            action = "drain",
+            unfinished,
+            "drain deadline passed; abandoning unfinished handlers"
+        );
         abandon.cancel();
         handlers.wait().await;
     }
@@ -430,7 +473,11 @@ async fn return_unfinished<Q: QueueApi>(shared: &Shared<Q>) {
     if unfinished.is_empty() {
         return;
     }
-    tracing::info!(action = "return", count = unfinished.len(), "returning unfinished messages to the queue");
+    tracing::info!(
+        action = "return",
+        count = unfinished.len(),
+        "returning unfinished messages to the queue"
+    );
     let entries: Vec<(Pending, Duration)> = unfinished.into_iter().map(|l| (l.into(), Duration::ZERO)).collect();
     for batch in chunks(entries) {
         let accepted = shared.set_visibility(&batch, "return").await;
@@ -458,7 +505,11 @@ async fn heartbeat_loop<Q: QueueApi>(shared: Arc<Shared<Q>>, stop: CancellationT
                         let message_id = batch.get(f.index).map_or("?", |r| r.message_id.as_str());
                         tracing::debug!(action = "heartbeat", message_id, code = %f.code, "extension refused (settled meanwhile?)");
                     }
-                    tracing::debug!(action = "heartbeat", count = batch.len() - failures.len().min(batch.len()), "visibility extended");
+                    tracing::debug!(
+                        action = "heartbeat",
+                        count = batch.len() - failures.len().min(batch.len()),
+                        "visibility extended"
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(action = "heartbeat", count = batch.len(), error = %DisplayErrorContext(&*e), "ChangeMessageVisibilityBatch failed; retrying shortly");
@@ -483,7 +534,10 @@ async fn heartbeat_loop<Q: QueueApi>(shared: Arc<Shared<Q>>, stop: CancellationT
 /// Sends deletes (and retry-backoff visibility changes) when a batch is full or its interval passed.
 async fn flush_loop<Q: QueueApi>(shared: Arc<Shared<Q>>, stop: CancellationToken) {
     loop {
-        let next = [lock(&shared.deletes).next_due(), lock(&shared.backoffs).next_due()].into_iter().flatten().min();
+        let next = [lock(&shared.deletes).next_due(), lock(&shared.backoffs).next_due()]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             biased;
             _ = stop.cancelled() => return,

@@ -54,17 +54,41 @@ async fn ok(_: Message) -> Result<(), BoxError> {
 }
 
 fn deletes(q: &MemoryQueue) -> Vec<usize> {
-    q.calls().into_iter().filter_map(|c| if let Call::Delete { count, .. } = c { Some(count) } else { None }).collect()
+    q.calls()
+        .into_iter()
+        .filter_map(|c| {
+            if let Call::Delete { count, .. } = c {
+                Some(count)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn receives(q: &MemoryQueue) -> Vec<(Instant, usize)> {
-    q.calls().into_iter().filter_map(|c| if let Call::Receive { at, max } = c { Some((at, max)) } else { None }).collect()
+    q.calls()
+        .into_iter()
+        .filter_map(|c| {
+            if let Call::Receive { at, max } = c {
+                Some((at, max))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn extensions(q: &MemoryQueue) -> Vec<(Instant, Vec<Duration>)> {
     q.calls()
         .into_iter()
-        .filter_map(|c| if let Call::Visibility { at, entries } = c { Some((at, entries)) } else { None })
+        .filter_map(|c| {
+            if let Call::Visibility { at, entries } = c {
+                Some((at, entries))
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
@@ -85,7 +109,10 @@ async fn successes_are_deleted_in_batches_of_up_to_ten() {
     assert_eq!(sizes.iter().sum::<usize>(), 25);
     assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
     assert!(sizes.len() <= 4, "batched, not one call per message: {sizes:?}");
-    assert_eq!((report.received, report.succeeded, report.deleted, report.failed), (25, 25, 25, 0));
+    assert_eq!(
+        (report.received, report.succeeded, report.deleted, report.failed),
+        (25, 25, 25, 0)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -142,7 +169,10 @@ async fn retry_backoff_sets_the_visibility_of_a_failed_message() {
             Ok(())
         }
     };
-    let cfg = ConsumeConfig { failure_backoff: Some(Backoff::new(secs(5), secs(60))), ..config() };
+    let cfg = ConsumeConfig {
+        failure_backoff: Some(Backoff::new(secs(5), secs(60))),
+        ..config()
+    };
     let run = start(&q, handler, cfg);
     // WHEN the run goes on for 20 s
     sleep(secs(20)).await;
@@ -186,14 +216,21 @@ async fn renewals_stop_at_the_max_extension() {
     let q = MemoryQueue::new();
     let id = q.send("stuck");
     let handler = |_m: Message| std::future::pending::<Result<(), BoxError>>();
-    let cfg = ConsumeConfig { max_extension: secs(45), max_concurrency: 2, ..config() };
+    let cfg = ConsumeConfig {
+        max_extension: secs(45),
+        max_concurrency: 2,
+        ..config()
+    };
     let run = start(&q, handler, cfg);
     // WHEN 60 s pass
     sleep(secs(60)).await;
     // THEN the message became visible at 45 s and was delivered again
     assert_eq!(q.receive_count(&id), 2);
     let report = run.stop().await;
-    assert_eq!(report.returned, 1, "the second delivery goes back at shutdown; the first receipt is stale");
+    assert_eq!(
+        report.returned, 1,
+        "the second delivery goes back at shutdown; the first receipt is stale"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -237,7 +274,14 @@ async fn concurrency_is_bounded_and_receives_ask_only_for_free_slots() {
             Ok::<(), BoxError>(())
         }
     };
-    let run = start(&q, handler, ConsumeConfig { max_concurrency: 3, ..config() });
+    let run = start(
+        &q,
+        handler,
+        ConsumeConfig {
+            max_concurrency: 3,
+            ..config()
+        },
+    );
     sleep(secs(25)).await;
     let report = run.stop().await;
     // THEN never more than 3 ran at once, and no receive asked for more than the free slots
@@ -262,7 +306,10 @@ async fn receive_errors_are_backed_off_never_a_hot_loop() {
     for (i, pair) in at.windows(2).take(5).enumerate() {
         let gap = pair[1] - pair[0];
         let ceiling = RECEIVE_ERROR_BACKOFF.ceiling(i as u32);
-        assert!(gap >= ceiling / 2 && gap <= ceiling, "gap {i}: {gap:?} vs ceiling {ceiling:?}");
+        assert!(
+            gap >= ceiling / 2 && gap <= ceiling,
+            "gap {i}: {gap:?} vs ceiling {ceiling:?}"
+        );
     }
     // AND once SQS answers again the message is handled
     assert_eq!(q.deleted(), [id]);
@@ -351,7 +398,8 @@ async fn a_panicking_handler_is_a_failure() {
 #[tokio::test(start_paused = true)]
 async fn redelivered_copies_are_deleted_without_calling_the_handler() {
     // GIVEN the same SNS message delivered twice (two SQS messages, one SNS message ID)
-    let envelope = r#"{"Type":"Notification","MessageId":"sns-1","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"hi"}"#;
+    let envelope =
+        r#"{"Type":"Notification","MessageId":"sns-1","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"hi"}"#;
     let q = MemoryQueue::new();
     let ids = [q.send(envelope), q.send(envelope)];
     let calls = Arc::new(AtomicUsize::new(0));
@@ -361,7 +409,11 @@ async fn redelivered_copies_are_deleted_without_calling_the_handler() {
         assert_eq!(m.body(), "hi");
         async { Ok::<(), BoxError>(()) }
     };
-    let cfg = ConsumeConfig { dedup_window: Some(secs(300)), max_concurrency: 1, ..config() };
+    let cfg = ConsumeConfig {
+        dedup_window: Some(secs(300)),
+        max_concurrency: 1,
+        ..config()
+    };
     let run = start(&q, handler, cfg);
     sleep(secs(3)).await;
     let report = run.stop().await;
@@ -370,5 +422,8 @@ async fn redelivered_copies_are_deleted_without_calling_the_handler() {
     let mut deleted = q.deleted();
     deleted.sort();
     assert_eq!(deleted, ids);
-    assert_eq!((report.received, report.succeeded, report.duplicates, report.deleted), (2, 1, 1, 2));
+    assert_eq!(
+        (report.received, report.succeeded, report.duplicates, report.deleted),
+        (2, 1, 1, 2)
+    );
 }

@@ -1,0 +1,490 @@
+//! The client on the real SDK path, against moto: the end-to-end flow with the controller, and the
+//! failure cases on the wire (redelivery, heartbeats, shutdown mid-batch, a queue that appears late).
+//!
+//! Every test uses its own prefix, topic and table, so they run in parallel on one emulator.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use tasksub_client::testing::{with_task_arn, MetadataServer};
+use tasksub_client::{BoxError, Client, ClientBuilder, Delivery, Message, RunReport, State};
+use tasksub_core::record::attr;
+use tasksub_core::settings::{vars, Settings};
+use tasksub_tests::moto::{unique, Moto};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const TASK_DOC: &str = "../fixtures/task-metadata-v4/fargate-task-metadata-pv1.4-2020-docs.json";
+
+fn fixture(path: &str) -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+/// One test's world: an SDK config for moto, a task, its metadata endpoint and a unique prefix.
+struct World {
+    sdk: SdkConfig,
+    sqs: aws_sdk_sqs::Client,
+    prefix: String,
+    task_arn: String,
+    queue_name: String,
+    metadata: MetadataServer,
+}
+
+impl World {
+    async fn new(label: &str) -> Self {
+        let id = format!("{:0>32}", unique(label).to_lowercase());
+        Self::for_task(
+            label,
+            &format!("arn:aws:ecs:us-east-1:123456789012:task/tests/{}", &id[id.len() - 32..]),
+        )
+        .await
+    }
+
+    async fn for_task(label: &str, task_arn: &str) -> Self {
+        let sdk = Moto::get().sdk_config().await;
+        let prefix = format!("{}-", unique(label));
+        let task_id = task_arn.rsplit('/').next().unwrap();
+        let metadata = MetadataServer::serve_task(with_task_arn(&fixture(TASK_DOC), task_arn).unwrap())
+            .await
+            .unwrap();
+        Self {
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sdk,
+            queue_name: format!("{prefix}{task_id}"),
+            prefix,
+            task_arn: task_arn.to_owned(),
+            metadata,
+        }
+    }
+
+    /// A builder reading nothing from the process environment.
+    fn builder(&self) -> ClientBuilder {
+        Client::builder()
+            .env_lookup(|_| None)
+            .metadata_uri(self.metadata.uri())
+            .queue_prefix(&self.prefix)
+            .handle_sigterm(false)
+    }
+
+    /// Stands in for the controller in the failure-case tests (the end-to-end test uses the real one).
+    async fn create_queue(&self) -> String {
+        self.sqs
+            .create_queue()
+            .queue_name(&self.queue_name)
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap()
+    }
+
+    async fn send(&self, url: &str, body: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Visible plus in-flight messages.
+    async fn remaining(&self, url: &str) -> (u64, u64) {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let attrs = out.attributes.unwrap_or_default();
+        let n = |k: QueueAttributeName| attrs.get(&k).map_or(0, |v| v.parse().unwrap());
+        (
+            n(QueueAttributeName::ApproximateNumberOfMessages),
+            n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        )
+    }
+
+    /// Bodies a plain receive gets right now (they are then hidden for 30 s).
+    async fn visible_bodies(&self, url: &str) -> Vec<String> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let mut bodies: Vec<String> = out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.body)
+            .collect();
+        bodies.sort();
+        bodies
+    }
+}
+
+/// Forwards every handled message to the test, failing or sleeping as `behave` says.
+fn forwarding(
+    behave: impl Fn(&Message) -> Option<Duration> + Send + Sync + 'static,
+) -> (impl tasksub_client::Handler, mpsc::UnboundedReceiver<Message>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handler = move |m: Message| {
+        let tx = tx.clone();
+        let pause = behave(&m);
+        async move {
+            if let Some(d) = pause {
+                tokio::time::sleep(d).await;
+            }
+            let fail = m.body().starts_with("fail-once") && m.receive_count() == 1;
+            tx.send(m).ok();
+            if fail {
+                Err::<(), BoxError>("failing the first delivery".into())
+            } else {
+                Ok(())
+            }
+        }
+    };
+    (handler, rx)
+}
+
+fn spawn_run<H: tasksub_client::Handler>(client: Client, handler: H) -> (CancellationToken, JoinHandle<RunReport>) {
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    (
+        stop,
+        tokio::spawn(async move { client.run(handler, s).await.expect("run") }),
+    )
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Message>, within: Duration) -> Message {
+    tokio::time::timeout(within, rx.recv())
+        .await
+        .expect("a message in time")
+        .expect("channel open")
+}
+
+async fn create_table(sdk: &SdkConfig, name: &str) {
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attr::TASK_ID)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(attr::TASK_ID)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_provisions_the_queue_from_a_replayed_event() {
+    // GIVEN a topic and a record table, and the controller's settings
+    let event_json = fixture("../fixtures/ecs-events/fargate-task-running-awsvpc-docs.json");
+    let mut event: serde_json::Value = serde_json::from_str(&event_json).unwrap();
+    event["time"] = serde_json::Value::String(chrono::Utc::now().to_rfc3339());
+    let task_arn = event["detail"]["taskArn"].as_str().unwrap().to_owned();
+    let w = World::for_task("e2e", &task_arn).await;
+    let sns = aws_sdk_sns::Client::new(&w.sdk);
+    let topic_arn = sns
+        .create_topic()
+        .name(unique("e2e"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let table = unique("e2e-records");
+    create_table(&w.sdk, &table).await;
+    let settings: BTreeMap<String, String> = [
+        (vars::TOPIC_ARN, topic_arn.as_str()),
+        (vars::TABLE, table.as_str()),
+        (vars::CLUSTERS, "FargateCluster"),
+        (vars::QUEUE_PREFIX, w.prefix.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let settings = Settings::from_map(&settings).unwrap();
+    let controller = tasksub_functions::Controller::new(settings, &w.sdk, tasksub_core::decide::Role::Provisioner);
+
+    // AND a client in that task, started before the queue exists, waiting for READY
+    let client = w.builder().wait_for_ready(&table).build(&w.sdk).unwrap();
+    let (handler, mut rx) = forwarding(|_| None);
+    let (stop, run) = spawn_run(client, handler);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // WHEN the controller handles the replayed RUNNING event
+    let outcome = controller.handle_json(&event).await.expect("the controller provisions");
+    println!("controller outcome: {outcome:?}");
+    // AND a message is published on the topic once the client found its queue
+    let url = loop {
+        if let Ok(out) = w.sqs.get_queue_url().queue_name(&w.queue_name).send().await {
+            break out.queue_url.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let published = sns
+        .publish()
+        .topic_arn(&topic_arn)
+        .message(r#"{"invalidate":"prices"}"#)
+        .message_attributes(
+            "kind",
+            aws_sdk_sns::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value("cache")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // THEN the client receives it (raw delivery, attributes kept) and deletes it
+    let m = next(&mut rx, Duration::from_secs(60)).await;
+    assert_eq!(m.body(), r#"{"invalidate":"prices"}"#);
+    assert_eq!(m.delivery(), Delivery::Raw);
+    assert_eq!(m.attribute("kind"), Some("cache"));
+    assert_eq!(m.receive_count(), 1);
+    assert!(published.message_id.is_some());
+    // AND on shutdown it drains and returns
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let the 1 s delete flush run
+    stop.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.subscribed);
+    assert_eq!(
+        (report.received, report.succeeded, report.deleted, report.returned),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(w.remaining(&url).await, (0, 0), "deleted, nothing in flight");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_envelopes_are_unwrapped_on_the_wire() {
+    // GIVEN a subscription with raw delivery off
+    let w = World::new("envelope").await;
+    let url = w.create_queue().await;
+    let sns = aws_sdk_sns::Client::new(&w.sdk);
+    let topic_arn = sns
+        .create_topic()
+        .name(unique("envelope"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{}", w.queue_name);
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+    let (handler, mut rx) = forwarding(|_| None);
+    let (stop, run) = spawn_run(w.builder().build(&w.sdk).unwrap(), handler);
+    // WHEN a message with attributes is published
+    let published = sns
+        .publish()
+        .topic_arn(&topic_arn)
+        .subject("greeting")
+        .message("hello")
+        .message_attributes(
+            "n",
+            aws_sdk_sns::types::MessageAttributeValue::builder()
+                .data_type("Number")
+                .string_value("7")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // THEN the handler sees the published body and attributes, and the SNS identity
+    let m = next(&mut rx, Duration::from_secs(30)).await;
+    assert_eq!(m.delivery(), Delivery::SnsEnvelope);
+    assert_eq!(m.body(), "hello");
+    assert_eq!(m.attribute("n"), Some("7"));
+    assert_eq!(m.sns_message_id(), published.message_id.as_deref());
+    assert_eq!(m.topic_arn(), Some(topic_arn.as_str()));
+    assert_eq!(m.subject(), Some("greeting"));
+    assert!(m.timestamp().is_some());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.cancel();
+    let report = run.await.unwrap();
+    assert_eq!(report.deleted, 1);
+    assert_eq!(w.remaining(&url).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_message_is_redelivered_and_then_deleted() {
+    let w = World::new("redeliver").await;
+    let url = w.create_queue().await;
+    w.send(&url, "fail-once").await;
+    let (handler, mut rx) = forwarding(|_| None);
+    let client = w
+        .builder()
+        .visibility_timeout(Duration::from_secs(2))
+        .build(&w.sdk)
+        .unwrap();
+    let (stop, run) = spawn_run(client, handler);
+    // The first delivery fails; the same message comes back after its 2 s visibility timeout.
+    let first = next(&mut rx, Duration::from_secs(30)).await;
+    let second = next(&mut rx, Duration::from_secs(30)).await;
+    assert_eq!((first.receive_count(), second.receive_count()), (1, 2));
+    assert_eq!(first.sqs_message_id(), second.sqs_message_id());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.cancel();
+    let report = run.await.unwrap();
+    assert_eq!((report.failed, report.succeeded, report.deleted), (1, 1, 1));
+    assert_eq!(w.remaining(&url).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slower_than_the_visibility_timeout_is_not_redelivered() {
+    let w = World::new("slow").await;
+    let url = w.create_queue().await;
+    w.send(&url, "slow").await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let (handler, mut rx) = forwarding(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+        Some(Duration::from_secs(6))
+    });
+    // A 2 s visibility timeout, a 6 s handler: only the heartbeat keeps the message hidden.
+    let client = w
+        .builder()
+        .visibility_timeout(Duration::from_secs(2))
+        .max_concurrency(2)
+        .build(&w.sdk)
+        .unwrap();
+    let (stop, run) = spawn_run(client, handler);
+    next(&mut rx, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    let report = run.await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "never handed out twice while working");
+    assert_eq!((report.received, report.deleted), (1, 1));
+    assert_eq!(w.remaining(&url).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_mid_batch_returns_unfinished_messages_and_deletes_finished_ones() {
+    let w = World::new("midbatch").await;
+    let url = w.create_queue().await;
+    for body in ["quick-1", "quick-2", "slow-1", "slow-2"] {
+        w.send(&url, body).await;
+    }
+    let (handler, mut rx) = forwarding(|m| m.body().starts_with("slow").then_some(Duration::from_secs(3600)));
+    let client = w.builder().drain_timeout(Duration::from_secs(1)).build(&w.sdk).unwrap();
+    let (stop, run) = spawn_run(client, handler);
+    // WHEN both quick messages were handled (their deletes still pending) and shutdown starts
+    let mut quick = Vec::new();
+    while quick.len() < 2 {
+        quick.push(next(&mut rx, Duration::from_secs(30)).await.into_body());
+    }
+    let started = Instant::now();
+    stop.cancel();
+    let report = run.await.unwrap();
+    // THEN run returned after the 1 s drain deadline, the quick ones are deleted and the slow ones
+    // are visible again at once (not after the 30 s visibility timeout)
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!((report.succeeded, report.deleted, report.returned), (2, 2, 2));
+    assert_eq!(w.visible_bodies(&url).await, ["slow-1", "slow-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_may_appear_after_the_client_started() {
+    let w = World::new("late").await;
+    let (handler, mut rx) = forwarding(|_| None);
+    let (stop, run) = spawn_run(w.builder().build(&w.sdk).unwrap(), handler);
+    // The client is already waiting when the queue is created.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!run.is_finished());
+    let url = w.create_queue().await;
+    w.send(&url, "first").await;
+    let m = next(&mut rx, Duration::from_secs(30)).await;
+    assert_eq!(m.body(), "first");
+    stop.cancel();
+    assert_eq!(run.await.unwrap().deleted, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_never_appears_is_an_error_and_is_never_created() {
+    let w = World::new("never").await;
+    let client = w.builder().wait_limit(Duration::from_secs(2)).build(&w.sdk).unwrap();
+    let e = client
+        .run(|_m: Message| async { Ok::<(), BoxError>(()) }, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(e.is_queue_missing() && e.is_timeout(), "{e}");
+    assert!(
+        std::error::Error::source(&e).is_none(),
+        "moto's answer maps to QueueDoesNotExist, not an error: {e:?}"
+    );
+    assert!(
+        w.sqs.get_queue_url().queue_name(&w.queue_name).send().await.is_err(),
+        "the client never creates it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_read_from_the_record() {
+    let w = World::new("ready").await;
+    w.create_queue().await;
+    let table = unique("ready-records");
+    create_table(&w.sdk, &table).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&w.sdk);
+    let task_id = w.task_arn.rsplit('/').next().unwrap().to_owned();
+    let put = |state: State| {
+        ddb.put_item()
+            .table_name(&table)
+            .item(attr::TASK_ID, Av::S(task_id.clone()))
+            .item(attr::STATE, Av::S(state.as_str().to_owned()))
+            .send()
+    };
+    put(State::Provisioning).await.unwrap();
+    let client = w.builder().wait_for_ready(&table).build(&w.sdk).unwrap();
+    let stop = CancellationToken::new();
+    let connecting = tokio::spawn({
+        let (client, stop) = (client.clone(), stop.clone());
+        async move { client.connect(&stop).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!connecting.is_finished(), "PROVISIONING is not READY");
+    put(State::Ready).await.unwrap();
+    let queue = connecting.await.unwrap().unwrap().expect("connected");
+    assert_eq!(queue.queue_name().as_str(), w.queue_name);
+
+    put(State::Draining).await.unwrap();
+    let e = client.connect(&stop).await.unwrap_err();
+    assert!(e.is_task_stopping(), "{e}");
+}
