@@ -74,7 +74,7 @@ if [ "$enable_sweeper" = false ]; then
 fi
 
 # --------------------------------------------------------------------------- build
-echo "sam build ($template): Architecture=$arch EnableSweeper=$enable_sweeper (cargo-lambda $(cargo-lambda --version 2>/dev/null | awk '{print $2}'))"
+echo "sam build ($template): Architecture=$arch EnableSweeper=$enable_sweeper ($(cargo lambda --version 2>/dev/null | head -1))"
 cd "$INFRA"
 rm -rf .aws-sam/build
 t0=$SECONDS
