@@ -6,7 +6,9 @@
 //! - [`events`]: ECS task state change events as EventBridge delivers them; the public samples.
 //! - [`world`]: a controller plus a way to observe records, queues, subscriptions and delivery.
 //! - [`scenarios`]: the scenarios, generic over the world.
+//! - [`proxy`]: a fault-injecting proxy between the SDK and moto, which also enforces AWS rules moto lacks.
 pub mod events;
 pub mod moto;
+pub mod proxy;
 pub mod scenarios;
 pub mod world;
