@@ -60,7 +60,7 @@ pub async fn list(args: ListArgs, sdk: &aws_config::SdkConfig) -> anyhow::Result
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             println!(
                 "{:<36} {:<12} {:>7} {:<25} {}",
-                r.task_id, r.state, r.version, updated, r.queue_name
+                r.task_id, r.state.as_str(), r.version, updated, r.queue_name
             );
         }
         println!("{} record(s)", records.len());
