@@ -75,13 +75,28 @@ pub async fn handle<P: Ports>(
     reads_first: bool,
     task_id: &str,
 ) -> Result<Handled, HandleError> {
-    let mut stored = if reads_first {
+    let stored = if reads_first {
         ports.get(task_id).await.map_err(|e| fail("read-record", e))?
     } else {
         None
     };
+    converge(ports, settings, now, stored, |stored| {
+        decide::decide(event, stored, settings, now)
+    })
+    .await
+}
+
+/// Plans with `decide` from what is stored, executes, and plans again after a conflict. The event
+/// functions decide from an event; the sweeper from what it found in ECS and in the table.
+pub async fn converge<P: Ports>(
+    ports: &P,
+    settings: &Settings,
+    now: DateTime<Utc>,
+    mut stored: Option<Record>,
+    decide: impl Fn(Option<&Record>) -> Result<Decision, decide::DecideError>,
+) -> Result<Handled, HandleError> {
     for _ in 0..MAX_ROUNDS {
-        let plan = match decide::decide(event, stored.as_ref(), settings, now).map_err(HandleError::Decide)? {
+        let plan = match decide(stored.as_ref()).map_err(HandleError::Decide)? {
             Decision::Skip(skip) => return Ok(Handled::Skipped(skip)),
             Decision::Act(plan) => *plan,
         };

@@ -3,16 +3,20 @@
 //!
 //! It mirrors the AWS behaviours the controller depends on, including the ones moto lacks: CreateQueue
 //! with different attributes fails, a deleted queue name is blocked for 60 s (of the fake's own clock),
-//! Subscribe with changed attributes is refused, deleting what is gone is `NotFound`.
+//! Subscribe with changed attributes is refused, deleting what is gone is `NotFound`. It also holds ECS
+//! tasks for the sweeper: DescribeTasks refuses more than 100 ARNs, and unknown ARNs come back MISSING.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
 use tasksub_core::outcome::ErrorKind;
+use tasksub_core::reconcile::{EcsTask, QueueDetails};
 use tasksub_core::record::Record;
 
-use crate::ports::{Expect, PortError, Queues, Records, Subscriptions, Written};
+use crate::ports::{
+    Described, Desired, Expect, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, Written, DESCRIBE_BATCH,
+};
 
 /// One stored queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,8 @@ pub struct FakeQueue {
     pub attributes: BTreeMap<String, String>,
     /// Tags as created.
     pub tags: BTreeMap<String, String>,
+    /// When it was created (the fake's clock).
+    pub created_at: DateTime<Utc>,
 }
 
 /// One stored subscription.
@@ -44,6 +50,7 @@ struct State {
     subscriptions: BTreeMap<String, FakeSubscription>,
     next_sub: u64,
     now: Option<DateTime<Utc>>,
+    tasks: BTreeMap<String, EcsTask>,
 }
 
 /// The fake. Cheap to clone; clones share state.
@@ -93,16 +100,38 @@ impl Fake {
 
     /// Inserts a queue directly (test setup, e.g. an orphan).
     pub fn insert_queue(&self, name: &str) -> String {
+        self.insert_tagged_queue(name, BTreeMap::new())
+    }
+
+    /// Inserts a queue with tags directly (test setup).
+    pub fn insert_tagged_queue(&self, name: &str, tags: BTreeMap<String, String>) -> String {
         let mut s = self.lock();
+        let created_at = now_of(&s);
         s.queues.insert(
             name.to_owned(),
             FakeQueue {
                 name: name.to_owned(),
                 attributes: BTreeMap::new(),
-                tags: BTreeMap::new(),
+                tags,
+                created_at,
             },
         );
         self.url_of(name)
+    }
+
+    /// Adds or replaces an ECS task (test setup; `stop_task` and friends are just another `put_task`).
+    pub fn put_task(&self, task: EcsTask) {
+        self.lock().tasks.insert(task.task_arn.clone(), task);
+    }
+
+    /// Forgets an ECS task, as ECS does about an hour after it stopped.
+    pub fn forget_task(&self, task_arn: &str) {
+        self.lock().tasks.remove(task_arn);
+    }
+
+    /// Every ECS task held.
+    pub fn tasks(&self) -> Vec<EcsTask> {
+        self.lock().tasks.values().cloned().collect()
     }
 
     fn url_of(&self, name: &str) -> String {
@@ -180,6 +209,7 @@ impl Queues for Fake {
                     name: name.to_owned(),
                     attributes,
                     tags: owned(tags),
+                    created_at: now,
                 };
                 s.queues.insert(name.to_owned(), q);
             }
@@ -254,5 +284,52 @@ impl Subscriptions for Fake {
             Some(_) => Ok(()),
             None => Err(not_found("Unsubscribe", subscription_arn)),
         }
+    }
+}
+
+impl QueueInspect for Fake {
+    async fn details(&self, url: &str) -> Result<QueueDetails, PortError> {
+        let s = self.lock();
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let q = s
+            .queues
+            .get(name)
+            .ok_or_else(|| not_found("GetQueueAttributes", name))?;
+        Ok(QueueDetails {
+            created_at: Some(q.created_at),
+            tags: q.tags.clone(),
+        })
+    }
+}
+
+/// True when `cluster` (a name or an ARN, as ListTasks accepts) names the cluster of this ARN.
+fn same_cluster(cluster: &str, cluster_arn: &str) -> bool {
+    cluster == cluster_arn || cluster_arn.rsplit('/').next() == Some(cluster)
+}
+
+impl Tasks for Fake {
+    async fn list_tasks(&self, cluster: &str, desired: Desired) -> Result<Vec<String>, PortError> {
+        let s = self.lock();
+        Ok(s.tasks
+            .values()
+            .filter(|t| same_cluster(cluster, &t.cluster_arn) && t.desired_status.as_str() == desired.as_str())
+            .map(|t| t.task_arn.clone())
+            .collect())
+    }
+
+    async fn describe_tasks(&self, cluster: &str, task_arns: &[String]) -> Result<Described, PortError> {
+        if task_arns.len() > DESCRIBE_BATCH {
+            let msg = format!("{} tasks in one DescribeTasks", task_arns.len());
+            return Err(PortError::new(ErrorKind::Invalid, "DescribeTasks", msg));
+        }
+        let s = self.lock();
+        let mut d = Described::default();
+        for arn in task_arns {
+            match s.tasks.get(arn).filter(|t| same_cluster(cluster, &t.cluster_arn)) {
+                Some(t) => d.tasks.push(t.clone()),
+                None => d.missing.push(arn.clone()),
+            }
+        }
+        Ok(d)
     }
 }

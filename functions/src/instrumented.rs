@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tasksub_core::outcome::ErrorKind;
+use tasksub_core::reconcile::QueueDetails;
 use tasksub_core::record::Record;
 
-use crate::ports::{Expect, PortError, Queues, Records, Subscriptions, Written};
+use crate::ports::{
+    Described, Desired, Expect, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, Written,
+};
 
 /// AWS operations that change something.
 pub const WRITE_OPS: &[&str] = &[
@@ -148,5 +151,24 @@ impl<P: Subscriptions> Subscriptions for Instrumented<P> {
     async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), PortError> {
         self.enter("Unsubscribe")?;
         self.inner.unsubscribe(subscription_arn).await
+    }
+}
+
+impl<P: QueueInspect> QueueInspect for Instrumented<P> {
+    async fn details(&self, url: &str) -> Result<QueueDetails, PortError> {
+        self.enter("GetQueueAttributes")?;
+        self.enter("ListQueueTags")?;
+        self.inner.details(url).await
+    }
+}
+
+impl<P: Tasks> Tasks for Instrumented<P> {
+    async fn list_tasks(&self, cluster: &str, desired: Desired) -> Result<Vec<String>, PortError> {
+        self.enter("ListTasks")?;
+        self.inner.list_tasks(cluster, desired).await
+    }
+    async fn describe_tasks(&self, cluster: &str, task_arns: &[String]) -> Result<Described, PortError> {
+        self.enter("DescribeTasks")?;
+        self.inner.describe_tasks(cluster, task_arns).await
     }
 }

@@ -1,14 +1,16 @@
 //! tasksub-functions: the Lambda side of tasksub.
 //!
 //! # Layout
-//! - [`ports`]: one trait per capability (records, queues, subscriptions).
+//! - [`ports`]: one trait per capability (records, queues, subscriptions, ECS tasks).
 //! - [`aws`]: the ports on the AWS SDK.
 //! - [`fake`]: the ports in memory.
 //! - [`instrumented`]: call counters and fault injection around any ports.
 //! - [`executor`]: runs a plan from `tasksub_core::decide`, the only sequential code.
 //! - [`handler`]: [`Controller::handle_json`], the one code path of the functions, the CLI and the tests.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
-//! - [`runtime`]: logging and the Lambda entry point shared by the binaries.
+//! - [`pace`]: the sweeper's rate limit on its own mutating calls.
+//! - [`sweeper`]: gather, reconcile, execute; the scheduled `sweeper` function and `tasksub sweep`.
+//! - [`runtime`]: logging and the Lambda entry points shared by the binaries.
 #![warn(missing_docs)]
 
 pub mod aws;
@@ -17,7 +19,9 @@ pub mod fake;
 pub mod handler;
 pub mod instrumented;
 pub mod metrics;
+pub mod pace;
 pub mod ports;
 pub mod runtime;
+pub mod sweeper;
 
 pub use handler::{Controller, HandlerError, Outcome};

@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 
 use tasksub_core::outcome::ErrorKind;
+use tasksub_core::reconcile::{EcsTask, QueueDetails};
 use tasksub_core::record::{Record, State};
 
 /// A failed call, classified.
@@ -115,6 +116,62 @@ pub trait Subscriptions: Send + Sync {
     ) -> impl Future<Output = Result<String, PortError>> + Send;
     /// Removes a subscription (`NotFound` if it does not exist).
     fn unsubscribe(&self, subscription_arn: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// What the sweeper reads about one queue (only for orphan candidates).
+pub trait QueueInspect: Send + Sync {
+    /// `CreatedTimestamp` and tags of a queue (`NotFound` if it does not exist).
+    fn details(&self, url: &str) -> impl Future<Output = Result<QueueDetails, PortError>> + Send;
+}
+
+/// Which ListTasks filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desired {
+    /// `desiredStatus=RUNNING`: starting and running tasks.
+    Running,
+    /// `desiredStatus=STOPPED`: stopping tasks and tasks stopped recently (ECS keeps them about an hour).
+    Stopped,
+}
+
+impl Desired {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// What DescribeTasks returned for a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Described {
+    /// The tasks described.
+    pub tasks: Vec<EcsTask>,
+    /// ARNs ECS reports as MISSING (or did not return at all).
+    pub missing: Vec<String>,
+    /// ARNs that failed for another reason, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// The most task ARNs one DescribeTasks call accepts.
+pub const DESCRIBE_BATCH: usize = 100;
+
+/// ECS tasks (the sweeper's source of truth).
+pub trait Tasks: Send + Sync {
+    /// Every task ARN of `cluster` with this desired status (all pages). A cluster that does not exist
+    /// is `NotFound`.
+    fn list_tasks(
+        &self,
+        cluster: &str,
+        desired: Desired,
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+    /// Describes at most [`DESCRIBE_BATCH`] tasks of `cluster`.
+    fn describe_tasks(
+        &self,
+        cluster: &str,
+        task_arns: &[String],
+    ) -> impl Future<Output = Result<Described, PortError>> + Send;
 }
 
 /// Everything the executor needs.

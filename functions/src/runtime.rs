@@ -1,14 +1,19 @@
 //! What every binary does at start: JSON logs, settings parsed once, clients built once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use tasksub_core::decide::Role;
-use tasksub_core::settings::Settings;
+use tasksub_core::settings::{Settings, SweepSettings};
 use tracing::Instrument;
 
 use crate::handler::{Controller, HandlerError, Outcome};
 use crate::metrics::Sink;
+use crate::sweeper::{Report, RunOptions, SweepError, Sweeper};
+
+/// Time kept free before the sweeper's Lambda deadline: no action starts later.
+pub const SWEEP_DEADLINE_MARGIN: Duration = Duration::from_secs(20);
 
 /// Installs the JSON log subscriber (binaries only; libraries never do). `RUST_LOG` filters.
 pub fn init_logging() {
@@ -46,4 +51,47 @@ pub async fn run_lambda(role: Role) -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// The sweeper function: settings and clients once, then one sweep per scheduled invocation (the payload
+/// is ignored). The invocation fails when the sweep was aborted or some action failed, so the function's
+/// error alarm sees it; the summary is logged either way.
+pub async fn run_sweeper() -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = settings_from_env().inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
+    let sweep = SweepSettings::from_lookup(env).inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sweeper = Arc::new(Sweeper::new(settings, sweep, &sdk).with_metrics(Sink::Stdout));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let sweeper = Arc::clone(&sweeper);
+        async move {
+            let span = tracing::info_span!("sweep", request_id = %event.context.request_id);
+            let options = RunOptions {
+                stop_by: stop_by(event.context.deadline),
+                ..RunOptions::default()
+            };
+            let result: Result<Report, SweepError> = async {
+                let report = Box::pin(sweeper.run(options, chrono::Utc::now())).await?;
+                match report.errors {
+                    0 => Ok(report),
+                    errors => Err(SweepError::Incomplete { errors }),
+                }
+            }
+            .instrument(span)
+            .await;
+            result
+        }
+    }))
+    .await
+}
+
+/// The instant after which no action starts, from the invocation deadline (epoch milliseconds).
+fn stop_by(deadline_ms: u64) -> Option<tokio::time::Instant> {
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).ok()?;
+    if deadline_ms == 0 {
+        return None;
+    }
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(tokio::time::Instant::now() + left.saturating_sub(SWEEP_DEADLINE_MARGIN))
 }

@@ -27,6 +27,7 @@ const NOT_FOUND: &[&str] = &[
     "NotFound",
     "NotFoundException",
     "ResourceNotFoundException",
+    "ClusterNotFoundException",
 ];
 const DELETED_RECENTLY: &[&str] = &["AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"];
 const ACCESS_DENIED: &[&str] = &[
@@ -102,6 +103,7 @@ mod tests {
             ("AWS.SimpleQueueService.NonExistentQueue", ErrorKind::NotFound),
             ("QueueDoesNotExist", ErrorKind::NotFound),
             ("NotFound", ErrorKind::NotFound),
+            ("ClusterNotFoundException", ErrorKind::NotFound),
             (
                 "AWS.SimpleQueueService.QueueDeletedRecently",
                 ErrorKind::DeletedRecently,

@@ -6,8 +6,10 @@ pub mod item;
 mod queues;
 mod records;
 mod subscriptions;
+mod tasks;
 
 pub use errors::classify;
+pub use tasks::AwsTasks;
 
 /// SQS, SNS and DynamoDB clients plus the table name.
 #[derive(Debug, Clone)]

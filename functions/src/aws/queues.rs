@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::DateTime;
+use tasksub_core::reconcile::QueueDetails;
 
 use super::{classify, AwsPorts};
-use crate::ports::{PortError, Queues};
+use crate::ports::{PortError, QueueInspect, Queues};
 
 impl Queues for AwsPorts {
     async fn create(
@@ -60,5 +62,40 @@ impl Queues for AwsPorts {
             out.extend(page.queue_urls().iter().cloned());
         }
         Ok(out)
+    }
+}
+
+impl QueueInspect for AwsPorts {
+    async fn details(&self, url: &str) -> Result<QueueDetails, PortError> {
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::CreatedTimestamp)
+            .send()
+            .await
+            .map_err(|e| classify("GetQueueAttributes", &e))?;
+        let created_at = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::CreatedTimestamp))
+            // Epoch seconds; moto sends a fraction, so parse as a float.
+            .and_then(|v| v.parse::<f64>().ok())
+            .and_then(|secs| DateTime::from_timestamp(secs.trunc() as i64, 0));
+        let tags = self
+            .sqs
+            .list_queue_tags()
+            .queue_url(url)
+            .send()
+            .await
+            .map_err(|e| classify("ListQueueTags", &e))?;
+        Ok(QueueDetails {
+            created_at,
+            tags: tags
+                .tags()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
     }
 }

@@ -1,0 +1,114 @@
+//! Reading what exists: the records (Scan), the queues under the prefix (ListQueues), then ECS (ListTasks
+//! per cluster and desired status, DescribeTasks by 100). ECS comes last, so a task whose record or queue
+//! was seen is listed by then. Never ListSubscriptionsByTopic: it is slow (30 TPS) and grows with the
+//! topic.
+
+use std::collections::BTreeSet;
+
+use tasksub_core::naming::{queue_name_from_url, TaskArn};
+use tasksub_core::outcome::ErrorKind;
+use tasksub_core::reconcile::{needs_details, Inventory, SeenQueue};
+use tasksub_core::settings::Settings;
+use tracing::warn;
+
+use crate::ports::{Desired, PortError, QueueInspect, Queues, Records, Tasks, DESCRIBE_BATCH};
+
+/// What a gather produced besides the inventory.
+#[derive(Debug, Default)]
+pub(super) struct Gathered {
+    pub inventory: Inventory,
+    pub tasks_seen: usize,
+    pub missing_clusters: Vec<String>,
+    /// Reads that failed without making the sweep unsafe (their subjects are left alone).
+    pub errors: usize,
+}
+
+/// A read whose failure makes any verdict unsafe: the sweep stops.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sweep aborted, nothing changed: {0}")]
+pub struct GatherFailed(pub PortError);
+
+fn task_id(arn: &str) -> String {
+    TaskArn::parse(arn)
+        .map(|a| a.task_id.as_str().to_owned())
+        .unwrap_or_else(|_| arn.rsplit('/').next().unwrap_or(arn).to_owned())
+}
+
+pub(super) async fn gather<P, T>(ports: &P, tasks: &T, settings: &Settings) -> Result<Gathered, GatherFailed>
+where
+    P: Records + Queues + QueueInspect,
+    T: Tasks,
+{
+    let mut g = Gathered::default();
+    let inv = &mut g.inventory;
+    inv.records = Records::list(ports).await.map_err(GatherFailed)?;
+    let prefix = settings.queue.prefix.as_str();
+    inv.queues = Queues::list(ports, prefix)
+        .await
+        .map_err(GatherFailed)?
+        .into_iter()
+        .filter_map(|url| {
+            let name = queue_name_from_url(&url)?;
+            name.as_str().starts_with(prefix).then(|| SeenQueue {
+                name: name.as_str().to_owned(),
+                url,
+            })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for cluster in &settings.scope.clusters {
+        let mut arns = BTreeSet::new();
+        for desired in [Desired::Running, Desired::Stopped] {
+            match tasks.list_tasks(cluster, desired).await {
+                Ok(listed) => arns.extend(listed),
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    warn!(cluster, action = "list-tasks", outcome = "missing-cluster", error = %e, "configured cluster does not exist: treated as running no task");
+                    g.missing_clusters.push(cluster.clone());
+                    break;
+                }
+                Err(e) => return Err(GatherFailed(e)),
+            }
+        }
+        let arns: Vec<String> = arns.into_iter().collect();
+        for batch in arns.chunks(DESCRIBE_BATCH) {
+            match tasks.describe_tasks(cluster, batch).await {
+                Ok(d) => {
+                    for (arn, reason) in &d.failed {
+                        warn!(
+                            cluster,
+                            task_arn = arn,
+                            reason,
+                            action = "describe-tasks",
+                            outcome = "failed",
+                            "task left alone"
+                        );
+                        inv.opaque.insert(task_id(arn));
+                    }
+                    inv.tasks.extend(d.tasks);
+                }
+                Err(e) => {
+                    // Listed, so they exist: left alone this run rather than judged unknown.
+                    warn!(cluster, action = "describe-tasks", outcome = "failed", error = %e, tasks = batch.len(), "tasks left alone");
+                    g.errors += 1;
+                    inv.opaque.extend(batch.iter().map(|a| task_id(a)));
+                }
+            }
+        }
+        seen.extend(arns);
+    }
+    g.tasks_seen = seen.len();
+    let wanted: Vec<SeenQueue> = needs_details(&g.inventory, settings).into_iter().cloned().collect();
+    for q in wanted {
+        match ports.details(&q.url).await {
+            Ok(d) => {
+                g.inventory.details.insert(q.name, d);
+            }
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => {
+                warn!(queue = q.name, action = "queue-details", outcome = "failed", error = %e, "queue left alone");
+                g.errors += 1;
+            }
+        }
+    }
+    Ok(g)
+}

@@ -1,0 +1,219 @@
+//! The sweeper: gathers what exists, asks [`tasksub_core::reconcile`] what to do, and does it through the
+//! executor ([`crate::executor::converge`], the code path of the event functions) at a limited pace.
+//!
+//! It repairs what lost or failed events left behind: queues and records of tasks that stopped or
+//! vanished, provisionings a crash interrupted, running tasks that never got a queue, stopping tasks
+//! still subscribed. It never touches a queue outside the prefix or the queue of a live task, and
+//! leaves GONE tombstones to their TTL. A dry run reports the same plan and changes nothing.
+
+mod gather;
+mod report;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tasksub_core::decide::Decision;
+use tasksub_core::reconcile::{self, Action, ActionKind, Hold};
+use tasksub_core::record::Record;
+use tasksub_core::settings::{Settings, SweepSettings};
+use tokio::time::Instant;
+use tracing::info;
+
+pub use gather::GatherFailed;
+pub use report::{ActionReport, HeldReport, Report};
+
+use crate::aws::{AwsPorts, AwsTasks};
+use crate::executor::{self, HandleError, Handled};
+use crate::metrics::Sink;
+use crate::pace::Paced;
+use crate::ports::{Ports, QueueInspect, Tasks};
+
+/// How one run goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Report what would be done, change nothing.
+    pub dry_run: bool,
+    /// Overrides the configured grace period.
+    pub grace_seconds: Option<u64>,
+    /// Start no action after this instant (the Lambda's deadline minus a margin).
+    pub stop_by: Option<Instant>,
+}
+
+/// The sweeper: settings and clients built once.
+#[derive(Debug)]
+pub struct Sweeper<P = AwsPorts, T = AwsTasks> {
+    settings: Settings,
+    sweep: SweepSettings,
+    ports: P,
+    tasks: T,
+    metrics: Sink,
+}
+
+impl Sweeper<AwsPorts, AwsTasks> {
+    /// A sweeper on the AWS SDK.
+    pub fn new(settings: Settings, sweep: SweepSettings, sdk: &aws_config::SdkConfig) -> Self {
+        let ports = AwsPorts::new(sdk, &settings.table);
+        Self::with_ports(settings, sweep, ports, AwsTasks::new(sdk))
+    }
+}
+
+impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
+    /// A sweeper on any ports (the fake in tests).
+    pub fn with_ports(settings: Settings, sweep: SweepSettings, ports: P, tasks: T) -> Self {
+        Self {
+            settings,
+            sweep,
+            ports,
+            tasks,
+            metrics: Sink::Off,
+        }
+    }
+
+    /// Sends the summary's EMF lines to `sink` (the Lambda uses stdout; the default is off).
+    pub fn with_metrics(mut self, sink: Sink) -> Self {
+        self.metrics = sink;
+        self
+    }
+
+    /// The ports.
+    pub fn ports(&self) -> &P {
+        &self.ports
+    }
+
+    /// The ECS port.
+    pub fn tasks(&self) -> &T {
+        &self.tasks
+    }
+
+    /// One sweep at `now`. Fails only when a read that every verdict depends on fails (then nothing was
+    /// changed); failed actions are counted in the report and the sweep goes on.
+    pub async fn run(&self, options: RunOptions, now: DateTime<Utc>) -> Result<Report, GatherFailed> {
+        let started = Instant::now();
+        let grace_seconds = options.grace_seconds.unwrap_or(self.sweep.grace_seconds);
+        let g = gather::gather(&self.ports, &self.tasks, &self.settings).await?;
+        let verdict = reconcile::reconcile(&g.inventory, &self.settings, grace_seconds, now);
+        let mut report = Report {
+            dry_run: options.dry_run,
+            grace_seconds,
+            records_seen: g.inventory.records.len(),
+            queues_seen: g.inventory.queues.len(),
+            tasks_seen: g.tasks_seen,
+            missing_clusters: g.missing_clusters,
+            errors: g.errors,
+            held: verdict.held.iter().map(HeldReport::from).collect(),
+            waiting: verdict
+                .held
+                .iter()
+                .filter(|h| matches!(h.hold, Hold::Grace { .. }))
+                .count(),
+            orphans_found: verdict.actions.iter().filter(|a| a.kind.is_orphan()).count(),
+            ..Report::default()
+        };
+        let stored: BTreeMap<&str, &Record> = g.inventory.records.iter().map(|r| (r.task_id.as_str(), r)).collect();
+        let paced = Paced::new(&self.ports, Duration::from_millis(self.sweep.min_interval_ms));
+        let mut started_actions = 0;
+        for action in &verdict.actions {
+            let mut line = ActionReport::planned(action);
+            let out_of_time = options.stop_by.is_some_and(|t| Instant::now() >= t);
+            if options.dry_run {
+                info!(task_id = action.task_id, action = action.kind.as_str(), outcome = "planned", steps = ?line.steps);
+            } else if started_actions >= self.sweep.max_actions || out_of_time {
+                line.outcome = "deferred";
+                report.deferred += 1;
+            } else {
+                started_actions += 1;
+                let stored = stored.get(action.task_id.as_str()).copied();
+                let result = Box::pin(self.execute(&paced, action, stored, now)).await;
+                self.account(&mut report, &mut line, action.kind, result);
+            }
+            report.actions.push(line);
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report.log();
+        report.emit(&self.metrics, now);
+        Ok(report)
+    }
+
+    async fn execute(
+        &self,
+        paced: &Paced<'_, P>,
+        action: &Action,
+        stored: Option<&Record>,
+        now: DateTime<Utc>,
+    ) -> Result<Handled, HandleError> {
+        // The first round runs the reconciler's plan; after a conflict, decide again from what is stored.
+        let first = AtomicBool::new(true);
+        let settings = &self.settings;
+        executor::converge(paced, settings, now, stored.cloned(), |current| {
+            Ok(if first.swap(false, Ordering::Relaxed) {
+                Decision::Act(Box::new(action.plan.clone()))
+            } else {
+                action.replan(current, settings, now)
+            })
+        })
+        .await
+    }
+
+    fn account(
+        &self,
+        report: &mut Report,
+        line: &mut ActionReport,
+        kind: ActionKind,
+        result: Result<Handled, HandleError>,
+    ) {
+        match result {
+            Ok(Handled::Applied { state, .. }) => {
+                line.outcome = "done";
+                line.state = Some(state.as_str());
+                match kind {
+                    ActionKind::RemoveOrphan | ActionKind::RemoveStrayQueue => report.orphans_removed += 1,
+                    ActionKind::FinishProvisioning => report.resumed += 1,
+                    ActionKind::Provision => report.provisioned += 1,
+                    ActionKind::Drain => report.drained += 1,
+                }
+            }
+            Ok(Handled::Skipped(skip)) => {
+                line.outcome = "skipped";
+                line.detail = Some(skip.to_string());
+            }
+            Ok(Handled::Compensated { .. }) => {
+                line.outcome = "compensated";
+                line.detail = Some("a teardown won the race; our work was undone".to_owned());
+            }
+            Err(e) => {
+                line.outcome = "failed";
+                line.detail = Some(e.to_string());
+                report.errors += 1;
+            }
+        }
+    }
+}
+
+/// Why a scheduled sweep reports failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SweepError {
+    /// A read every verdict depends on failed: nothing was changed.
+    #[error(transparent)]
+    Aborted(#[from] GatherFailed),
+    /// The sweep ran, but some actions or reads failed (the summary names them).
+    #[error("{errors} sweep action(s) or read(s) failed; see the sweep summary")]
+    Incomplete {
+        /// How many.
+        errors: usize,
+    },
+}
+
+impl From<SweepError> for lambda_runtime::Diagnostic {
+    fn from(e: SweepError) -> Self {
+        let error_type = match e {
+            SweepError::Aborted(_) => "tasksub.Sweep.Aborted",
+            SweepError::Incomplete { .. } => "tasksub.Sweep.Incomplete",
+        };
+        Self {
+            error_type: error_type.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}

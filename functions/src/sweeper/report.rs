@@ -1,0 +1,191 @@
+//! What one sweep found and did: the Lambda's response, the CLI's output, one log line and EMF metrics.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tasksub_core::reconcile::{Action, Held, Hold};
+
+use crate::metrics::{Sink, Unit};
+
+/// The summary of one sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// The grace period applied.
+    pub grace_seconds: u64,
+    /// Records in the table (every state).
+    pub records_seen: usize,
+    /// Queues under the prefix.
+    pub queues_seen: usize,
+    /// Distinct ECS tasks listed in our clusters (desired RUNNING or STOPPED).
+    pub tasks_seen: usize,
+    /// Configured clusters ECS does not know (treated as running nothing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_clusters: Vec<String>,
+    /// Tasks whose leftovers (record and/or queue) are due for removal.
+    pub orphans_found: usize,
+    /// Of those, removed by this run.
+    pub orphans_removed: usize,
+    /// Interrupted provisionings finished.
+    pub resumed: usize,
+    /// Running tasks without a record, provisioned.
+    pub provisioned: usize,
+    /// Stopping tasks whose subscription was removed.
+    pub drained: usize,
+    /// Actions still inside the grace period.
+    pub waiting: usize,
+    /// Due actions left for the next run (the per-run cap or the deadline was reached).
+    pub deferred: usize,
+    /// Failed actions and failed reads (the sweep itself went on).
+    pub errors: usize,
+    /// Wall-clock duration of the run.
+    pub duration_ms: u64,
+    /// Every due action and what became of it.
+    pub actions: Vec<ActionReport>,
+    /// What was left alone for a reason worth knowing (healthy tasks are not listed).
+    pub held: Vec<HeldReport>,
+}
+
+/// One action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionReport {
+    /// `remove-orphan`, `remove-stray-queue`, `finish-provisioning`, `provision`, `drain`.
+    pub action: &'static str,
+    /// The task.
+    pub task_id: String,
+    /// What ECS says: `running`, `stopping`, `stopped`, `unknown`.
+    pub ecs: &'static str,
+    /// The queue under the prefix, if one was listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// The record's state before the action, if there was a record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_state: Option<&'static str>,
+    /// The planned steps.
+    pub steps: Vec<&'static str>,
+    /// `planned` (dry run), `done`, `skipped`, `compensated`, `failed`, `deferred`.
+    pub outcome: &'static str,
+    /// The record's state after the action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
+    /// Why it was skipped or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ActionReport {
+    /// The report of a planned action, before it runs.
+    pub fn planned(a: &Action) -> Self {
+        Self {
+            action: a.kind.as_str(),
+            task_id: a.task_id.clone(),
+            ecs: a.ecs.as_str(),
+            queue: a.queue.clone(),
+            record_state: a.record_state.map(|s| s.as_str()),
+            steps: a.plan.steps.iter().map(|s| s.as_str()).collect(),
+            outcome: "planned",
+            state: None,
+            detail: None,
+        }
+    }
+}
+
+/// One thing left alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldReport {
+    /// `grace`, `foreign-cluster`, `foreign-queue`, `unrecognised-name`, `bad-name` or a decide skip code.
+    pub reason: &'static str,
+    /// The task, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// The queue, when one was listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// For `grace`: the action it will be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
+    /// For `grace`: when it becomes due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
+    /// More words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl From<&Held> for HeldReport {
+    fn from(h: &Held) -> Self {
+        let (action, due_at, detail) = match &h.hold {
+            Hold::Grace { kind, until } => (Some(kind.as_str()), Some(*until), None),
+            Hold::ForeignCluster(c) => (None, None, Some(format!("cluster {c} is not in TASKSUB_CLUSTERS"))),
+            Hold::ForeignQueue => (None, None, Some("the queue's tags name another task".to_owned())),
+            Hold::UnrecognisedName => (
+                None,
+                None,
+                Some("the name after the prefix is not a task ID".to_owned()),
+            ),
+            Hold::BadName(e) => (None, None, Some(e.clone())),
+            Hold::Skip(s) => (None, None, Some(s.to_string())),
+        };
+        Self {
+            reason: h.hold.code(),
+            task_id: h.task_id.clone(),
+            queue: h.queue.clone(),
+            action,
+            due_at,
+            detail,
+        }
+    }
+}
+
+impl Report {
+    /// Logs the summary as one structured line.
+    pub fn log(&self) {
+        tracing::info!(
+            action = "sweep",
+            dry_run = self.dry_run,
+            grace_seconds = self.grace_seconds,
+            records_seen = self.records_seen,
+            queues_seen = self.queues_seen,
+            tasks_seen = self.tasks_seen,
+            orphans_found = self.orphans_found,
+            orphans_removed = self.orphans_removed,
+            resumed = self.resumed,
+            provisioned = self.provisioned,
+            drained = self.drained,
+            waiting = self.waiting,
+            deferred = self.deferred,
+            errors = self.errors,
+            duration_ms = self.duration_ms,
+            "sweep summary"
+        );
+    }
+
+    /// Emits the counts as EMF metrics (dimension `Function=sweeper`). Dry runs emit nothing.
+    pub fn emit(&self, sink: &Sink, now: DateTime<Utc>) {
+        if self.dry_run {
+            return;
+        }
+        let c = |n: usize| n as f64;
+        sink.emit(
+            now.timestamp_millis(),
+            &[("Function", "sweeper")],
+            &[
+                ("RecordsSeen", Unit::Count, c(self.records_seen)),
+                ("QueuesSeen", Unit::Count, c(self.queues_seen)),
+                ("TasksSeen", Unit::Count, c(self.tasks_seen)),
+                ("OrphansFound", Unit::Count, c(self.orphans_found)),
+                ("OrphansRemoved", Unit::Count, c(self.orphans_removed)),
+                ("Resumed", Unit::Count, c(self.resumed)),
+                ("Provisioned", Unit::Count, c(self.provisioned)),
+                ("Drained", Unit::Count, c(self.drained)),
+                ("Waiting", Unit::Count, c(self.waiting)),
+                ("Deferred", Unit::Count, c(self.deferred)),
+                ("SweepErrors", Unit::Count, c(self.errors)),
+                ("SweepDuration", Unit::Milliseconds, self.duration_ms as f64),
+            ],
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! The sweeper: the same scenarios on the fake and on moto's ECS, then the fake alone for what needs
+//! fault injection or a paused clock (rate limit, caps, deadline, aborted and partial sweeps, metrics).
+
+use tasksub_core::event::TaskStatus;
+use tasksub_core::outcome::ErrorKind;
+use tasksub_core::record::State;
+use tasksub_core::settings::SweepSettings;
+use tasksub_functions::metrics::Sink;
+use tasksub_functions::sweeper::RunOptions;
+use tasksub_tests::events::Task;
+use tasksub_tests::scenarios::handle;
+use tasksub_tests::sweep_scenarios as s;
+use tasksub_tests::sweep_world::{FakeSweepWorld, MotoSweepWorld, SweepWorld, GROUP};
+use tasksub_tests::world::World;
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+#[tokio::test]
+async fn fake_sweep_converges_every_situation() {
+    s::sweep_converges_every_situation(&FakeSweepWorld::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_sweep_converges_every_situation() {
+    s::sweep_converges_every_situation(&MotoSweepWorld::new().await).await;
+}
+
+#[tokio::test]
+async fn fake_grace_holds_back_fresh_leftovers() {
+    s::grace_holds_back_fresh_leftovers(&FakeSweepWorld::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_grace_holds_back_fresh_leftovers() {
+    s::grace_holds_back_fresh_leftovers(&MotoSweepWorld::new().await).await;
+}
+
+#[tokio::test]
+async fn fake_sweep_at_scale() {
+    let r = s::sweep_at_scale(&FakeSweepWorld::new(), 250, 150).await;
+    println!(
+        "fake sweep: {} tasks, {} queues, {} orphans removed in {} ms",
+        r.tasks_seen, r.queues_seen, r.orphans_removed, r.duration_ms
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_sweep_at_scale() {
+    let r = s::sweep_at_scale(&MotoSweepWorld::new().await, 120, 150).await;
+    println!(
+        "moto sweep: {} tasks, {} queues, {} orphans removed in {} ms",
+        r.tasks_seen, r.queues_seen, r.orphans_removed, r.duration_ms
+    );
+}
+
+/// Records of tasks ECS does not know (READY, so each teardown is three writes).
+async fn vanished(w: &FakeSweepWorld, n: usize) -> Vec<Task> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t = w.unknown_task();
+        handle(w.world(), &t.event("RUNNING", "RUNNING", 1)).await;
+        out.push(t);
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_rate_limit_spaces_the_sweepers_writes() {
+    let w = FakeSweepWorld::new();
+    vanished(&w, 5).await;
+    let sweeper = w.sweeper_with(SweepSettings {
+        grace_seconds: 0,
+        min_interval_ms: 20,
+        max_actions: 100,
+    });
+    let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!(report.orphans_removed, 5);
+    let writes = sweeper.ports().write_calls().len();
+    assert_eq!(writes, 15, "Unsubscribe, DeleteQueue, PutItem per task");
+    assert!(
+        report.duration_ms >= (writes as u64 - 1) * 20,
+        "at least one interval between two writes: {report:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_cap_defers_the_rest_to_the_next_run() {
+    let w = FakeSweepWorld::new();
+    let tasks = vanished(&w, 3).await;
+    let sweeper = w.sweeper_with(SweepSettings {
+        grace_seconds: 0,
+        min_interval_ms: 0,
+        max_actions: 2,
+    });
+    let first = sweeper.run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!((first.orphans_found, first.orphans_removed, first.deferred), (3, 2, 1));
+    assert_eq!(first.actions.iter().filter(|a| a.outcome == "deferred").count(), 1);
+    let second = sweeper.run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!(
+        (second.orphans_found, second.orphans_removed, second.deferred),
+        (1, 1, 0)
+    );
+    for t in &tasks {
+        assert_eq!(w.world().observe(t).await.record.unwrap().state, State::Gone);
+    }
+}
+
+#[tokio::test]
+async fn past_the_deadline_no_action_starts() {
+    let w = FakeSweepWorld::new();
+    vanished(&w, 2).await;
+    let sweeper = w.sweeper(0);
+    let options = RunOptions {
+        stop_by: Some(tokio::time::Instant::now()),
+        ..RunOptions::default()
+    };
+    let report = sweeper.run(options, now()).await.unwrap();
+    assert_eq!(
+        (report.orphans_found, report.deferred, report.orphans_removed),
+        (2, 2, 0)
+    );
+    assert!(sweeper.ports().write_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_listing_aborts_the_sweep_before_any_change() {
+    for (on_tasks, op) in [(true, "ListTasks"), (false, "Scan"), (false, "ListQueues")] {
+        let w = FakeSweepWorld::new();
+        vanished(&w, 1).await;
+        let sweeper = w.sweeper(0);
+        if on_tasks {
+            sweeper.tasks().fail_nth(op, 1, ErrorKind::Throttled);
+        } else {
+            sweeper.ports().fail_nth(op, 1, ErrorKind::Throttled);
+        }
+        let err = sweeper.run(RunOptions::default(), now()).await.unwrap_err();
+        assert!(err.to_string().contains("nothing changed"), "{op}: {err}");
+        assert!(sweeper.ports().write_calls().is_empty(), "{op}");
+    }
+}
+
+#[tokio::test]
+async fn tasks_that_cannot_be_described_are_left_alone() {
+    let w = FakeSweepWorld::new();
+    let t = w.start_tasks(1, GROUP).await.remove(0);
+    handle(w.world(), &t.event("RUNNING", "RUNNING", 1)).await;
+    w.stop_task(&t).await;
+    let sweeper = w.sweeper(0);
+    sweeper.tasks().fail_nth("DescribeTasks", 1, ErrorKind::Throttled);
+    let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!((report.errors, report.orphans_found), (1, 0), "{report:#?}");
+    assert_eq!(w.world().observe(&t).await.record.unwrap().state, State::Ready);
+    let report = w.sweeper(0).run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!(report.orphans_removed, 1, "the next sweep removes it");
+}
+
+#[tokio::test]
+async fn a_failed_action_is_counted_and_the_others_go_on() {
+    let w = FakeSweepWorld::new();
+    vanished(&w, 2).await;
+    let sweeper = w.sweeper(0);
+    sweeper.ports().fail_nth("DeleteQueue", 1, ErrorKind::AccessDenied);
+    let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!((report.orphans_found, report.orphans_removed, report.errors), (2, 1, 1));
+    let failed = report.actions.iter().find(|a| a.outcome == "failed").unwrap();
+    assert!(failed.detail.as_deref().unwrap().contains("delete-queue"), "{failed:?}");
+}
+
+#[tokio::test]
+async fn a_cluster_ecs_does_not_know_runs_no_task() {
+    let w = FakeSweepWorld::new();
+    let t = vanished(&w, 1).await.remove(0);
+    let sweeper = w.sweeper(0);
+    // the first configured cluster is `prod`, where the task ran
+    sweeper.tasks().fail_nth("ListTasks", 1, ErrorKind::NotFound);
+    let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!(report.missing_clusters.len(), 1, "{report:#?}");
+    assert_eq!(report.orphans_removed, 1);
+    assert_eq!(w.world().observe(&t).await.record.unwrap().state, State::Gone);
+}
+
+#[tokio::test]
+async fn a_stopping_task_still_subscribed_is_drained() {
+    let w = FakeSweepWorld::new();
+    let t = w.start_tasks(1, GROUP).await.remove(0);
+    handle(w.world(), &t.event("RUNNING", "RUNNING", 1)).await;
+    let mut ecs = w.fake().tasks().remove(0);
+    ecs.desired_status = TaskStatus::Stopped;
+    ecs.stopping_at = Some(now());
+    w.fake().put_task(ecs);
+    let report = w.sweeper(0).run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!((report.drained, report.orphans_found), (1, 0), "{report:#?}");
+    let o = w.world().observe(&t).await;
+    assert_eq!(o.record.unwrap().state, State::Draining);
+    assert!(o.queue_exists, "the draining queue stays until the task stops");
+    assert!(o.subscriptions.is_empty());
+}
+
+#[tokio::test]
+async fn a_queue_that_outlived_its_tombstone_is_deleted() {
+    let w = FakeSweepWorld::new();
+    let t = w.unknown_task();
+    let (start, _, stopped) = t.lifecycle();
+    handle(w.world(), &start[0]).await;
+    handle(w.world(), &stopped[0]).await;
+    let name = format!("tasksub-{}", t.id);
+    w.make_queue(&name, &[]).await;
+    let report = w.sweeper(0).run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!(report.actions[0].action, "remove-stray-queue");
+    assert_eq!(report.actions[0].steps, vec!["delete-queue"]);
+    assert!(!w.queue_exists(&name).await);
+    assert_eq!(w.world().observe(&t).await.record.unwrap().state, State::Gone);
+}
+
+#[tokio::test]
+async fn the_summary_is_emitted_as_emf_and_serialises_in_camel_case() {
+    let w = FakeSweepWorld::new();
+    vanished(&w, 2).await;
+    let (sink, buf) = Sink::buffer();
+    let dry = w.sweeper(0).with_metrics(sink.clone());
+    dry.run(
+        RunOptions {
+            dry_run: true,
+            ..RunOptions::default()
+        },
+        now(),
+    )
+    .await
+    .unwrap();
+    assert!(buf.lock().unwrap().is_empty(), "a dry run emits no metrics");
+    let report = w
+        .sweeper(0)
+        .with_metrics(sink)
+        .run(RunOptions::default(), now())
+        .await
+        .unwrap();
+    let lines = buf.lock().unwrap().clone();
+    assert_eq!(lines.len(), 1);
+    let emf: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(emf["Function"], "sweeper");
+    assert_eq!(emf["OrphansFound"], 2.0);
+    assert_eq!(emf["OrphansRemoved"], 2.0);
+    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "tasksub");
+    let names: Vec<&str> = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "RecordsSeen",
+        "QueuesSeen",
+        "TasksSeen",
+        "Resumed",
+        "Provisioned",
+        "SweepErrors",
+        "SweepDuration",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["orphansRemoved"], 2);
+    assert_eq!(json["actions"][0]["action"], "remove-orphan");
+    assert_eq!(json["actions"][0]["outcome"], "done");
+    assert_eq!(json["actions"][0]["state"], "GONE");
+}
+
+#[tokio::test]
+async fn describe_batches_hold_at_most_100_tasks() {
+    let w = FakeSweepWorld::new();
+    w.start_tasks(201, "service:other").await;
+    let sweeper = w.sweeper(0);
+    let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!(report.tasks_seen, 201);
+    let calls = sweeper.tasks().calls();
+    assert_eq!(calls.iter().filter(|c| **c == "DescribeTasks").count(), 3, "{calls:?}");
+    assert_eq!(report.errors, 0, "the fake refuses batches over 100");
+}
