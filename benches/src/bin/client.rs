@@ -1,0 +1,317 @@
+//! Client throughput: `tasksub_client::Client` draining N messages from its task queue on moto, against a
+//! naive receive-one/delete-one loop (`ReceiveMessage(MaxNumberOfMessages=1, WaitTimeSeconds=0)` then
+//! `DeleteMessage`, per message), with 1, 4 and 16 concurrent handlers. Both use the same SDK config;
+//! the runs alternate (which one goes first flips every repetition), each on a fresh, freshly filled
+//! queue. We also read moto's own CPU time (`/proc/<pid>/stat`) and its per-request time, because moto
+//! is the bottleneck here, not the consumer.
+//!
+//! Run: `scripts/bench client`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde::Serialize;
+use serde_json::json;
+use tasksub_bench::events::Task;
+use tasksub_bench::moto::{tag_totals, Moto};
+use tasksub_bench::report::{ratio, table};
+use tasksub_bench::stats::median;
+use tasksub_bench::sys::process_cpu;
+use tasksub_bench::tap::{sdk_config, Tap};
+use tasksub_client::testing::{with_task_arn, MetadataServer};
+use tasksub_client::{CancellationToken, Client, Message};
+use tokio::sync::Semaphore;
+
+#[derive(Parser, Debug)]
+#[command(about = "Client throughput: tasksub-client vs a naive receive-one/delete-one loop, on moto")]
+struct Args {
+    /// Messages per run.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Concurrent handlers.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    handlers: Vec<usize>,
+    /// Repetitions per (handlers, variant).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Do not write results or BENCHMARKS.md.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Run {
+    variant: &'static str,
+    handlers: usize,
+    rep: usize,
+    wall_ms: f64,
+    msgs_per_s: f64,
+    handled: u64,
+    left_in_queue: i64,
+    calls: u64,
+    client_cpu_ms: f64,
+    moto_cpu_ms: f64,
+    moto_app_ms: f64,
+}
+
+const PREFIX: &str = "tasksub-";
+
+async fn fresh_queue(sqs: &aws_sdk_sqs::Client, tap: &Tap, n: usize) -> anyhow::Result<(Task, String)> {
+    tap.set_tag("fill");
+    let task = Task::new();
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{PREFIX}{}", task.id))
+        .send()
+        .await?
+        .queue_url()
+        .context("queue url")?
+        .to_owned();
+    let sem = Arc::new(Semaphore::new(8));
+    let mut set = tokio::task::JoinSet::new();
+    for chunk in 0..n.div_ceil(10) {
+        let (sqs, url, sem) = (sqs.clone(), url.clone(), sem.clone());
+        let count = (n - chunk * 10).min(10);
+        set.spawn(async move {
+            let _p = sem.acquire_owned().await.expect("semaphore");
+            let mut req = sqs.send_message_batch().queue_url(&url);
+            for i in 0..count {
+                let body = json!({"kind": "config-changed", "seq": chunk * 10 + i, "pad": "x".repeat(160)});
+                req = req.entries(
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body.to_string())
+                        .build()
+                        .expect("entry"),
+                );
+            }
+            req.send().await.map(|o| o.failed().len())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        if r?? > 0 {
+            bail!("SendMessageBatch had failures");
+        }
+    }
+    Ok((task, url))
+}
+
+async fn left(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<i64> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await?;
+    let attrs = out.attributes().cloned().unwrap_or_default();
+    let get = |a: A| attrs.get(&a).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    Ok(get(A::ApproximateNumberOfMessages) + get(A::ApproximateNumberOfMessagesNotVisible))
+}
+
+async fn run_client(sdk: &aws_config::SdkConfig, task: &Task, handlers: usize, n: u64) -> anyhow::Result<u64> {
+    let recorded = std::fs::read_to_string(
+        tasksub_bench::repo_root().join("fixtures/task-metadata-v4/fargate-task-metadata-pv1.4-2020-docs.json"),
+    )?;
+    let server = MetadataServer::serve_task(with_task_arn(&recorded, &task.arn)?).await?;
+    let client = Client::builder()
+        .metadata_uri(server.uri())
+        .queue_prefix(PREFIX)
+        .skip_ready_check()
+        .max_concurrency(handlers)
+        .handle_sigterm(false)
+        .build(sdk)?;
+    let stop = CancellationToken::new();
+    let handled = Arc::new(AtomicU64::new(0));
+    let (h, s) = (handled.clone(), stop.clone());
+    let report = client
+        .run(
+            move |message: Message| {
+                let (h, s) = (h.clone(), s.clone());
+                async move {
+                    std::hint::black_box(message.body().len());
+                    if h.fetch_add(1, Ordering::SeqCst) + 1 >= n {
+                        s.cancel();
+                    }
+                    Ok::<(), std::io::Error>(())
+                }
+            },
+            stop,
+        )
+        .await?;
+    if report.deleted != n {
+        eprintln!("  client report: {report:?}");
+    }
+    Ok(report.succeeded)
+}
+
+async fn run_naive(sqs: &aws_sdk_sqs::Client, url: &str, handlers: usize, n: u64) -> anyhow::Result<u64> {
+    let handled = Arc::new(AtomicU64::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..handlers {
+        let (sqs, url, handled) = (sqs.clone(), url.to_owned(), handled.clone());
+        set.spawn(async move {
+            while handled.load(Ordering::SeqCst) < n {
+                let out = sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(1)
+                    .wait_time_seconds(0)
+                    .send()
+                    .await?;
+                for m in out.messages() {
+                    std::hint::black_box(m.body().map(str::len));
+                    sqs.delete_message()
+                        .queue_url(&url)
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .send()
+                        .await?;
+                    handled.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    Ok(handled.load(Ordering::SeqCst))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let load_before = tasksub_bench::sys::loadavg();
+    let moto = Moto::start()?;
+    let (sdk, tap) = sdk_config(moto.endpoint()).await?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let n = args.messages as u64;
+    let mut runs = Vec::new();
+    for &handlers in &args.handlers {
+        for rep in 0..args.reps {
+            let order: [&'static str; 2] = if rep % 2 == 0 {
+                ["naive", "tasksub-client"]
+            } else {
+                ["tasksub-client", "naive"]
+            };
+            for variant in order {
+                let (task, url) = fresh_queue(&sqs, &tap, args.messages).await?;
+                let tag = format!("{variant}-h{handlers}-r{rep}");
+                tap.set_tag(&tag);
+                let m0 = tap.mark();
+                let (c0, mc0) = (process_cpu(), moto.cpu());
+                let t0 = Instant::now();
+                let handled = match variant {
+                    "naive" => run_naive(&sqs, &url, handlers, n).await?,
+                    _ => run_client(&sdk, &task, handlers, n).await?,
+                };
+                let wall = t0.elapsed().as_secs_f64();
+                let client_cpu = (process_cpu() - c0).as_secs_f64() * 1e3;
+                let moto_cpu = (moto.cpu() - mc0).as_secs_f64() * 1e3;
+                let calls = (tap.mark() - m0).calls;
+                tap.set_tag("check");
+                let left_in_queue = left(&sqs, &url).await?;
+                let (_, moto_app, _) = tag_totals(&moto.stats()?, &tag);
+                let r = Run {
+                    variant,
+                    handlers,
+                    rep,
+                    wall_ms: wall * 1e3,
+                    msgs_per_s: handled as f64 / wall,
+                    handled,
+                    left_in_queue,
+                    calls,
+                    client_cpu_ms: client_cpu,
+                    moto_cpu_ms: moto_cpu,
+                    moto_app_ms: moto_app,
+                };
+                eprintln!(
+                    "{variant} h={handlers} rep {rep}: {:.0} msg/s, {} calls, client CPU {:.0} ms, moto CPU {:.0} ms, left {} (load {})",
+                    r.msgs_per_s,
+                    calls,
+                    client_cpu,
+                    moto_cpu,
+                    left_in_queue,
+                    tasksub_bench::sys::loadavg()
+                );
+                runs.push(r);
+                tap.set_tag("cleanup");
+                sqs.delete_queue().queue_url(&url).send().await?;
+            }
+        }
+    }
+
+    let mut rows = Vec::new();
+    for &handlers in &args.handlers {
+        let pick = |v: &str| -> Vec<&Run> {
+            runs.iter()
+                .filter(|r| r.variant == v && r.handlers == handlers)
+                .collect()
+        };
+        let (naive, ours) = (pick("naive"), pick("tasksub-client"));
+        let med = |rs: &[&Run], f: fn(&Run) -> f64| median(&rs.iter().map(|r| f(r)).collect::<Vec<_>>());
+        let paired: Vec<f64> = ours
+            .iter()
+            .zip(&naive)
+            .map(|(o, v)| o.msgs_per_s / v.msgs_per_s)
+            .collect();
+        for (label, rs) in [("naive receive-one/delete-one", &naive), ("**tasksub-client**", &ours)] {
+            let per_msg = |f: fn(&Run) -> f64| med(rs, f);
+            rows.push(vec![
+                label.to_owned(),
+                handlers.to_string(),
+                format!("{:.0}", per_msg(|r| r.msgs_per_s)),
+                format!("{:.2}", per_msg(|r| r.calls as f64 / r.handled.max(1) as f64)),
+                format!("{:.0}", per_msg(|r| r.client_cpu_ms * 1e3 / r.handled.max(1) as f64)),
+                format!("{:.0}", per_msg(|r| r.moto_cpu_ms * 1e3 / r.handled.max(1) as f64)),
+                format!("{:.0}", per_msg(|r| r.moto_app_ms * 1e3 / r.handled.max(1) as f64)),
+                if std::ptr::eq(rs, &ours) {
+                    format!(
+                        "{} ({} paired)",
+                        ratio(med(&ours, |r| r.msgs_per_s) / med(&naive, |r| r.msgs_per_s)),
+                        ratio(median(&paired))
+                    )
+                } else {
+                    String::new()
+                },
+                rs.iter()
+                    .map(|r| r.left_in_queue.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]);
+        }
+    }
+    let mut doc = String::new();
+    doc.push_str(&format!(
+        "{} messages per run, {} repetitions per cell, alternating order; each run on a fresh queue on one timed \
+         moto. Machine: {}; load average before: {load_before}, after: {}.\n\n",
+        args.messages,
+        args.reps,
+        tasksub_bench::machine(),
+        tasksub_bench::sys::loadavg()
+    ));
+    doc.push_str(&table(
+        &[
+            "consumer",
+            "handlers",
+            "msgs/s (median)",
+            "AWS calls / msg",
+            "client CPU µs / msg",
+            "moto CPU µs / msg",
+            "moto app µs / msg",
+            "speed-up",
+            "left in queue",
+        ],
+        &rows,
+    ));
+    let json = json!({"machine": tasksub_bench::machine(), "runs": runs});
+    println!("{doc}");
+    if !args.dry_run {
+        tasksub_bench::report::publish("client", &doc, &json)?;
+    }
+    Ok(())
+}
