@@ -31,6 +31,12 @@ enum Command {
     Show(commands::records::ShowArgs),
     /// Create the SNS topic and the DynamoDB table (with TTL) on the configured endpoint.
     InitLocal(commands::init::Args),
+    /// Reconcile records, queues under the prefix and ECS once, as the scheduled sweeper does; print the
+    /// report as JSON.
+    Sweep(commands::sweep::Args),
+    /// Check a deployment (settings, topic, table, clusters, permissions, orphan queues) and say what
+    /// is wrong and how to fix it. Exit 0 healthy, 1 problems found.
+    Doctor(commands::doctor::Args),
 }
 
 #[tokio::main]
@@ -43,6 +49,8 @@ async fn main() -> ExitCode {
         Command::List(args) => commands::records::list(args, &sdk).await,
         Command::Show(args) => commands::records::show(args, &sdk).await,
         Command::InitLocal(args) => commands::init::run(args, &sdk).await,
+        Command::Sweep(args) => commands::sweep::run(args, &sdk).await,
+        Command::Doctor(args) => commands::doctor::run(args, &sdk).await,
     };
     match result {
         Ok(code) => code,

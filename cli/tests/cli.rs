@@ -36,6 +36,8 @@ fn every_subcommand_has_help() {
         vec!["list", "--help"],
         vec!["show", "--help"],
         vec!["init-local", "--help"],
+        vec!["sweep", "--help"],
+        vec!["doctor", "--help"],
     ] {
         let o = tasksub(&sub, &[]);
         assert!(o.status.success(), "{sub:?}: {}", stderr(&o));
@@ -48,11 +50,7 @@ fn every_subcommand_has_help() {
 #[test]
 fn missing_settings_are_named_and_exit_2() {
     let dir = std::env::temp_dir().join(unique("evt"));
-    std::fs::write(
-        &dir,
-        Task::new("prod").event("RUNNING", "RUNNING", 1).to_string(),
-    )
-    .unwrap();
+    std::fs::write(&dir, Task::new("prod").event("RUNNING", "RUNNING", 1).to_string()).unwrap();
     let o = tasksub(&["replay", dir.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("TASKSUB_TOPIC_ARN"), "{}", stderr(&o));
@@ -71,11 +69,9 @@ fn init_replay_list_show_on_the_emulator() {
         .expect("topic export")
         .to_owned();
     // init-local is idempotent
-    assert!(
-        tasksub(&["init-local", "--topic", &topic, "--table", &table], &[])
-            .status
-            .success()
-    );
+    assert!(tasksub(&["init-local", "--topic", &topic, "--table", &table], &[])
+        .status
+        .success());
 
     let prefix = format!("{}-", unique("cli"));
     let env = [
@@ -90,15 +86,9 @@ fn init_replay_list_show_on_the_emulator() {
     std::fs::create_dir_all(&dir).unwrap();
     let start_file = dir.join("start.json");
     std::fs::write(&start_file, serde_json::to_string(&start).unwrap()).unwrap();
-    let o = tasksub(
-        &["replay", "--role", "running", start_file.to_str().unwrap()],
-        &env,
-    );
+    let o = tasksub(&["replay", "--role", "running", start_file.to_str().unwrap()], &env);
     assert!(o.status.success(), "{}", stderr(&o));
-    let lines: Vec<serde_json::Value> = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["state"], "READY");
     assert_eq!(lines[1]["reason"], "already-ready");
@@ -116,22 +106,12 @@ fn init_replay_list_show_on_the_emulator() {
 
     // stop events as JSON lines through stdin-less files
     let stop_file = dir.join("stop.jsonl");
-    let jsonl: Vec<String> = stop_initiated
-        .iter()
-        .chain(&stopped)
-        .map(|e| e.to_string())
-        .collect();
+    let jsonl: Vec<String> = stop_initiated.iter().chain(&stopped).map(|e| e.to_string()).collect();
     std::fs::write(&stop_file, jsonl.join("\n")).unwrap();
-    let o = tasksub(
-        &["replay", "--role", "stopped", stop_file.to_str().unwrap()],
-        &env,
-    );
+    let o = tasksub(&["replay", "--role", "stopped", stop_file.to_str().unwrap()], &env);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = tasksub(&["list", "--state", "gone", "--json"], &env);
-    let gone: Vec<serde_json::Value> = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let gone: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(gone.len(), 1);
     assert_eq!(gone[0]["taskId"], task.id);
 
@@ -145,10 +125,6 @@ fn init_replay_list_show_on_the_emulator() {
     )
     .unwrap();
     let o = tasksub(&["replay", bad.to_str().unwrap()], &env);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "a malformed event is a permanent failure"
-    );
+    assert_eq!(o.status.code(), Some(1), "a malformed event is a permanent failure");
     assert!(stdout(&o).contains("tasksub.Permanent.MalformedEvent"));
 }

@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use tasksub_core::record::attr;
 
@@ -29,17 +28,9 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
         .send()
         .await
         .context("CreateTopic")?;
-    let topic_arn = topic
-        .topic_arn()
-        .context("CreateTopic returned no ARN")?
-        .to_owned();
+    let topic_arn = topic.topic_arn().context("CreateTopic returned no ARN")?.to_owned();
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let exists = ddb
-        .describe_table()
-        .table_name(&args.table)
-        .send()
-        .await
-        .is_ok();
+    let exists = ddb.describe_table().table_name(&args.table).send().await.is_ok();
     if !exists {
         ddb.create_table()
             .table_name(&args.table)

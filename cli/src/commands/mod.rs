@@ -1,8 +1,10 @@
 //! The subcommands.
 
+pub mod doctor;
 pub mod init;
 pub mod records;
 pub mod replay;
+pub mod sweep;
 
 /// Exit code: an event failed permanently, or what was asked for does not exist.
 pub const EXIT_FAILED: u8 = 1;

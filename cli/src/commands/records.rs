@@ -34,8 +34,7 @@ pub struct ShowArgs {
 }
 
 fn parse_state(s: &str) -> Result<State, String> {
-    State::parse(&s.to_ascii_uppercase())
-        .ok_or_else(|| format!("{s:?} is not PROVISIONING, READY, DRAINING or GONE"))
+    State::parse(&s.to_ascii_uppercase()).ok_or_else(|| format!("{s:?} is not PROVISIONING, READY, DRAINING or GONE"))
 }
 
 /// Prints every record (optionally of one state).
@@ -55,12 +54,14 @@ pub async fn list(args: ListArgs, sdk: &aws_config::SdkConfig) -> anyhow::Result
             "TASK ID", "STATE", "VERSION", "UPDATED"
         );
         for r in &records {
-            let updated = r
-                .updated_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let updated = r.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             println!(
                 "{:<36} {:<12} {:>7} {:<25} {}",
-                r.task_id, r.state.as_str(), r.version, updated, r.queue_name
+                r.task_id,
+                r.state.as_str(),
+                r.version,
+                updated,
+                r.queue_name
             );
         }
         println!("{} record(s)", records.len());

@@ -49,8 +49,7 @@ fn load(path: &PathBuf) -> anyhow::Result<Vec<serde_json::Value>> {
             .filter(|l| !l.trim().is_empty())
             .enumerate()
             .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))
+                serde_json::from_str(l).with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))
             })
             .collect(),
     }
@@ -68,10 +67,7 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
     let mut worst = 0u8;
     for path in &args.files {
         for event in load(path)? {
-            let now = match (
-                args.at_event_time,
-                event.get("time").and_then(|t| t.as_str()),
-            ) {
+            let now = match (args.at_event_time, event.get("time").and_then(|t| t.as_str())) {
                 (true, Some(t)) => chrono::DateTime::parse_from_rfc3339(t)
                     .map(|t| t.with_timezone(&chrono::Utc))
                     .unwrap_or_else(|_| chrono::Utc::now()),
@@ -80,13 +76,10 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
             match controller.handle_json_at(&event, now).await {
                 Ok(outcome) => println!("{}", serde_json::to_string(&outcome)?),
                 Err(e) => {
-                    let line = serde_json::json!({"outcome": "error", "errorType": e.error_type(), "error": e.to_string()});
+                    let line =
+                        serde_json::json!({"outcome": "error", "errorType": e.error_type(), "error": e.to_string()});
                     println!("{line}");
-                    worst = worst.max(if e.is_retryable() {
-                        EXIT_TRANSIENT
-                    } else {
-                        EXIT_FAILED
-                    });
+                    worst = worst.max(if e.is_retryable() { EXIT_TRANSIENT } else { EXIT_FAILED });
                 }
             }
         }
