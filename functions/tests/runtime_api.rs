@@ -246,3 +246,69 @@ fn a_missing_setting_fails_the_cold_start_and_names_it() {
     );
     assert!(text.contains("TASKSUB_TOPIC_ARN"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_removes_an_orphan_on_a_scheduled_invocation() {
+    let mut env = deployment().await;
+    env.push(("TASKSUB_SWEEP_GRACE_SECONDS", "0".into()));
+    let prefix = env
+        .iter()
+        .find(|(k, _)| *k == "TASKSUB_QUEUE_PREFIX")
+        .unwrap()
+        .1
+        .clone();
+    let sqs = aws_sdk_sqs::Client::new(&Moto::get().sdk_config().await);
+    let orphan = format!("{prefix}0123456789abcdef0123456789abcdef");
+    sqs.create_queue().queue_name(&orphan).send().await.unwrap();
+
+    let rt = Runtime::start();
+    let sweeper = spawn(env!("CARGO_BIN_EXE_sweeper"), &rt.addr, &env);
+    let scheduled = serde_json::json!({"version": "0", "id": "s1", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-11-24T12:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": {}});
+    let r = rt.invoke(scheduled.clone());
+    assert!(r.ok, "{:?}", r.body);
+    assert_eq!(r.body["orphansRemoved"], 1, "{:#}", r.body);
+    assert_eq!(r.body["missingClusters"][0], "prod", "{:#}", r.body);
+    assert!(
+        sqs.get_queue_url().queue_name(&orphan).send().await.is_err(),
+        "the orphan queue is gone"
+    );
+    let again = rt.invoke(scheduled);
+    assert_eq!(again.body["orphansFound"], 0);
+    let logs = output_of(sweeper);
+    let lines: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "sweep summary" && l["fields"]["orphans_removed"] == 1),
+        "one structured summary line per sweep:\n{logs}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["Function"] == "sweeper" && l["OrphansRemoved"] == 1.0),
+        "EMF line for the sweep:\n{logs}"
+    );
+}
+
+#[test]
+fn a_bad_sweep_setting_fails_the_sweepers_cold_start_and_names_it() {
+    let rt = Runtime::start();
+    let env = [
+        ("TASKSUB_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t".to_owned()),
+        ("TASKSUB_TABLE", "records".to_owned()),
+        ("TASKSUB_CLUSTERS", "prod".to_owned()),
+        ("TASKSUB_SWEEP_GRACE_SECONDS", "soon".to_owned()),
+    ];
+    let out = spawn(env!("CARGO_BIN_EXE_sweeper"), &rt.addr, &env)
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("TASKSUB_SWEEP_GRACE_SECONDS"), "{text}");
+}
