@@ -100,82 +100,58 @@ impl Shared {
         self.state.lock().expect("proxy state lock")
     }
 
+    /// Records what was done with a call.
+    fn record(&self, call: &Call, handling: Handling) {
+        let queue = match &call.params {
+            Params::CreateQueue { name } | Params::DeleteQueue { name } => Some(name.clone()),
+            _ => None,
+        };
+        self.lock().seen.push(Seen {
+            service: call.service,
+            op: call.op.clone(),
+            queue,
+            handling,
+        });
+    }
+
+    /// The fault to inject, and whether AWS would refuse the call (asked only when it is forwarded).
+    fn judge(&self, call: &Call) -> (Option<Fault>, Option<Refusal>) {
+        let mut st = self.lock();
+        let fault = st.faults.pick(&call.op);
+        let refusal = match fault {
+            Some(f) if !f.forwards() => None,
+            _ => st.aws.check(call),
+        };
+        (fault, refusal)
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
         let (parts, body) = req.into_parts();
         let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
         let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
         let call = Call::parse(target, &body);
-        let (fault, refusal) = {
-            let mut st = self.lock();
-            let fault = st.faults.pick(&call.op);
-            let refusal = match fault {
-                Some(f) if !f.forwards() => None,
-                _ => st.aws.check(&call),
-            };
-            (fault, refusal)
-        };
+        let (fault, refusal) = self.judge(&call);
         let request_id = format!("proxy-{:08x}", fastrand::u32(..));
-        let queue = match &call.params {
-            Params::CreateQueue { name } | Params::DeleteQueue { name } => Some(name.clone()),
-            _ => None,
-        };
-        let record = |handling| {
-            self.lock().seen.push(Seen {
-                service: call.service,
-                op: call.op.clone(),
-                queue: queue.clone(),
-                handling,
-            })
-        };
         let response = match (fault, refusal) {
             (Some(Fault::Drop), _) => {
-                record(Handling::Injected(Fault::Drop));
+                self.record(&call, Handling::Injected(Fault::Drop));
                 return Err(Dropped);
             }
-            (Some(Fault::Throttle), _) => {
-                record(Handling::Injected(Fault::Throttle));
-                return Ok(wire::render(call.service, &wire::throttling(call.service), &request_id));
-            }
-            (Some(f @ Fault::Status(status)), _) => {
-                record(Handling::Injected(f));
-                return Ok(wire::render(
-                    call.service,
-                    &wire::server_error(call.service, status),
-                    &request_id,
-                ));
+            (Some(f @ (Fault::Throttle | Fault::Status(_))), _) => {
+                self.record(&call, Handling::Injected(f));
+                let e = match f {
+                    Fault::Status(status) => wire::server_error(call.service, status),
+                    _ => wire::throttling(call.service),
+                };
+                return Ok(wire::render(call.service, &e, &request_id));
             }
             (_, Some(refusal)) => {
-                record(Handling::Refused(refusal));
-                let e = match refusal {
-                    Refusal::QueueDeletedRecently => wire::QUEUE_DELETED_RECENTLY,
-                    Refusal::SubscriptionAttributesDiffer => wire::SUBSCRIPTION_EXISTS,
-                };
-                wire::render(call.service, &e, &request_id)
+                self.record(&call, Handling::Refused(refusal));
+                wire::render(call.service, &wire::refusal(refusal), &request_id)
             }
             (_, None) => {
-                let response = self.forward(parts, body).await;
-                let (status, response) = match response {
-                    Ok((status, headers, body)) => {
-                        if (200..300).contains(&status) {
-                            self.lock().aws.observe(&call, &body);
-                        }
-                        let mut builder = Response::builder().status(status);
-                        for (k, v) in headers.iter() {
-                            if !HOP_BY_HOP.contains(&k.as_str()) {
-                                builder = builder.header(k, v);
-                            }
-                        }
-                        (status, builder.body(Full::new(body)).expect("a valid response"))
-                    }
-                    Err(_) => (
-                        502,
-                        wire::render(call.service, &wire::server_error(call.service, 500), &request_id),
-                    ),
-                };
-                record(match fault {
-                    Some(f) => Handling::Injected(f),
-                    None => Handling::Forwarded(status),
-                });
+                let (status, response) = self.forward_and_observe(&call, parts, body, &request_id).await;
+                self.record(&call, fault.map_or(Handling::Forwarded(status), Handling::Injected));
                 response
             }
         };
@@ -187,6 +163,30 @@ impl Shared {
             }
             _ => Ok(response),
         }
+    }
+
+    /// Forwards to moto; teaches the AWS rules from a success. A failure to reach moto is a 502.
+    async fn forward_and_observe(
+        &self,
+        call: &Call,
+        parts: hyper::http::request::Parts,
+        body: Bytes,
+        request_id: &str,
+    ) -> (u16, Response<Full<Bytes>>) {
+        let Ok((status, headers, body)) = self.forward(parts, body).await else {
+            let e = wire::server_error(call.service, 502);
+            return (502, wire::render(call.service, &e, request_id));
+        };
+        if (200..300).contains(&status) {
+            self.lock().aws.observe(call, &body);
+        }
+        let mut builder = Response::builder().status(status);
+        for (k, v) in headers.iter() {
+            if !HOP_BY_HOP.contains(&k.as_str()) {
+                builder = builder.header(k, v);
+            }
+        }
+        (status, builder.body(Full::new(body)).expect("a valid response"))
     }
 
     async fn forward(

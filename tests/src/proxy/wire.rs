@@ -8,6 +8,7 @@ use hyper::body::Bytes;
 use hyper::Response;
 
 use super::call::Service;
+use super::rules::Refusal;
 
 /// One AWS error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,14 @@ pub const SUBSCRIPTION_EXISTS: AwsError = AwsError {
     fault: "Sender",
     message: "Invalid parameter: Attributes Reason: Subscription already exists with different attributes",
 };
+
+/// The error for a refusal of the emulated AWS rules.
+pub fn refusal(r: Refusal) -> AwsError {
+    match r {
+        Refusal::QueueDeletedRecently => QUEUE_DELETED_RECENTLY,
+        Refusal::SubscriptionAttributesDiffer => SUBSCRIPTION_EXISTS,
+    }
+}
 
 /// The HTTP response for `e` from `service`.
 pub fn render(service: Service, e: &AwsError, request_id: &str) -> Response<Full<Bytes>> {
