@@ -1,9 +1,14 @@
-//! Client throughput: `tasksub_client::Client` draining N messages from its task queue on moto, against a
-//! naive receive-one/delete-one loop (`ReceiveMessage(MaxNumberOfMessages=1, WaitTimeSeconds=0)` then
+//! Client throughput: `tasksub_client::Client` consuming N messages from its task queue on moto, against a
+//! naive receive-one/delete-one loop (`ReceiveMessage(MaxNumberOfMessages=1)` with the SQS default short poll then
 //! `DeleteMessage`, per message), with 1, 4 and 16 concurrent handlers. Both use the same SDK config;
-//! the runs alternate (which one goes first flips every repetition), each on a fresh, freshly filled
-//! queue. We also read moto's own CPU time (`/proc/<pid>/stat`) and its per-request time, because moto
-//! is the bottleneck here, not the consumer.
+//! the runs alternate (which one goes first flips every repetition), each on a fresh queue.
+//!
+//! The N messages flow through a queue kept about `--backlog` deep by a producer thread (its own
+//! runtime and SDK client; its CPU time is measured on its thread and subtracted), instead of being
+//! filled up front: moto 5.2.5 scans every message of a queue, through a slow datetime-based clock, on
+//! every SendMessage, ReceiveMessage and DeleteMessage entry, so a 10,000-deep queue costs about 50 ms
+//! of moto time per message whatever the consumer does (see BENCHMARKS.md). We also read moto's own CPU
+//! time (`/proc/<pid>/stat`) and its per-request time, because moto is the bottleneck, not the consumer.
 //!
 //! Run: `scripts/bench client`.
 
@@ -23,7 +28,6 @@ use tasksub_bench::sys::process_cpu;
 use tasksub_bench::tap::{sdk_config, Tap};
 use tasksub_client::testing::{with_task_arn, MetadataServer};
 use tasksub_client::{CancellationToken, Client, Message};
-use tokio::sync::Semaphore;
 
 #[derive(Parser, Debug)]
 #[command(about = "Client throughput: tasksub-client vs a naive receive-one/delete-one loop, on moto")]
@@ -34,8 +38,11 @@ struct Args {
     /// Concurrent handlers.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     handlers: Vec<usize>,
+    /// Messages kept in the queue ahead of the consumer (visible + in flight), by the producer.
+    #[arg(long, default_value_t = 50)]
+    backlog: u64,
     /// Repetitions per (handlers, variant).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     reps: usize,
     /// Do not write results or BENCHMARKS.md.
     #[arg(long)]
@@ -59,8 +66,8 @@ struct Run {
 
 const PREFIX: &str = "tasksub-";
 
-async fn fresh_queue(sqs: &aws_sdk_sqs::Client, tap: &Tap, n: usize) -> anyhow::Result<(Task, String)> {
-    tap.set_tag("fill");
+async fn fresh_queue(sqs: &aws_sdk_sqs::Client, tap: &Tap) -> anyhow::Result<(Task, String)> {
+    tap.set_tag("setup");
     let task = Task::new();
     let url = sqs
         .create_queue()
@@ -70,33 +77,50 @@ async fn fresh_queue(sqs: &aws_sdk_sqs::Client, tap: &Tap, n: usize) -> anyhow::
         .queue_url()
         .context("queue url")?
         .to_owned();
-    let sem = Arc::new(Semaphore::new(8));
-    let mut set = tokio::task::JoinSet::new();
-    for chunk in 0..n.div_ceil(10) {
-        let (sqs, url, sem) = (sqs.clone(), url.clone(), sem.clone());
-        let count = (n - chunk * 10).min(10);
-        set.spawn(async move {
-            let _p = sem.acquire_owned().await.expect("semaphore");
-            let mut req = sqs.send_message_batch().queue_url(&url);
-            for i in 0..count {
-                let body = json!({"kind": "config-changed", "seq": chunk * 10 + i, "pad": "x".repeat(160)});
-                req = req.entries(
-                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body.to_string())
-                        .build()
-                        .expect("entry"),
-                );
-            }
-            req.send().await.map(|o| o.failed().len())
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        if r?? > 0 {
-            bail!("SendMessageBatch had failures");
-        }
-    }
     Ok((task, url))
+}
+
+/// Keeps the queue about `backlog` messages ahead of the consumer until `n` were sent, from its own
+/// thread and runtime. Returns the messages sent and the thread's CPU time.
+fn producer(
+    endpoint: String,
+    url: String,
+    n: u64,
+    backlog: u64,
+    handled: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<anyhow::Result<(u64, f64)>> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let sent = rt.block_on(async {
+            let (sdk, tap) = sdk_config(&endpoint).await?;
+            tap.set_tag("producer");
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let mut sent = 0u64;
+            while sent < n {
+                if sent.saturating_sub(handled.load(Ordering::SeqCst)) + 10 > backlog {
+                    tokio::time::sleep(std::time::Duration::from_micros(500)).await;
+                    continue;
+                }
+                let count = (n - sent).min(10);
+                let mut req = sqs.send_message_batch().queue_url(&url);
+                for i in 0..count {
+                    let body = json!({"kind": "config-changed", "seq": sent + i, "pad": "x".repeat(160)});
+                    req = req.entries(
+                        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(body.to_string())
+                            .build()?,
+                    );
+                }
+                if !req.send().await?.failed().is_empty() {
+                    bail!("SendMessageBatch had failures");
+                }
+                sent += count;
+            }
+            Ok::<u64, anyhow::Error>(sent)
+        })?;
+        Ok((sent, tasksub_bench::sys::thread_cpu().as_secs_f64() * 1e3))
+    })
 }
 
 async fn left(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<i64> {
@@ -113,7 +137,13 @@ async fn left(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<i64> {
     Ok(get(A::ApproximateNumberOfMessages) + get(A::ApproximateNumberOfMessagesNotVisible))
 }
 
-async fn run_client(sdk: &aws_config::SdkConfig, task: &Task, handlers: usize, n: u64) -> anyhow::Result<u64> {
+async fn run_client(
+    sdk: &aws_config::SdkConfig,
+    task: &Task,
+    handlers: usize,
+    n: u64,
+    handled: Arc<AtomicU64>,
+) -> anyhow::Result<u64> {
     let recorded = std::fs::read_to_string(
         tasksub_bench::repo_root().join("fixtures/task-metadata-v4/fargate-task-metadata-pv1.4-2020-docs.json"),
     )?;
@@ -126,8 +156,7 @@ async fn run_client(sdk: &aws_config::SdkConfig, task: &Task, handlers: usize, n
         .handle_sigterm(false)
         .build(sdk)?;
     let stop = CancellationToken::new();
-    let handled = Arc::new(AtomicU64::new(0));
-    let (h, s) = (handled.clone(), stop.clone());
+    let (h, s) = (handled, stop.clone());
     let report = client
         .run(
             move |message: Message| {
@@ -149,13 +178,19 @@ async fn run_client(sdk: &aws_config::SdkConfig, task: &Task, handlers: usize, n
     Ok(report.succeeded)
 }
 
-async fn run_naive(sqs: &aws_sdk_sqs::Client, url: &str, handlers: usize, n: u64) -> anyhow::Result<u64> {
-    let handled = Arc::new(AtomicU64::new(0));
+async fn run_naive(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    handlers: usize,
+    n: u64,
+    handled: Arc<AtomicU64>,
+) -> anyhow::Result<u64> {
+    let done = Arc::new(tokio::sync::Notify::new());
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..handlers {
-        let (sqs, url, handled) = (sqs.clone(), url.to_owned(), handled.clone());
+        let (sqs, url, handled, done) = (sqs.clone(), url.to_owned(), handled.clone(), done.clone());
         set.spawn(async move {
-            while handled.load(Ordering::SeqCst) < n {
+            loop {
                 let out = sqs
                     .receive_message()
                     .queue_url(&url)
@@ -170,15 +205,22 @@ async fn run_naive(sqs: &aws_sdk_sqs::Client, url: &str, handlers: usize, n: u64
                         .receipt_handle(m.receipt_handle().unwrap_or_default())
                         .send()
                         .await?;
-                    handled.fetch_add(1, Ordering::SeqCst);
+                    if handled.fetch_add(1, Ordering::SeqCst) + 1 >= n {
+                        done.notify_one();
+                    }
                 }
             }
+            #[allow(unreachable_code)]
             Ok::<(), anyhow::Error>(())
         });
     }
-    while let Some(r) = set.join_next().await {
-        r??;
+    tokio::select! {
+        _ = done.notified() => {}
+        Some(r) = set.join_next() => { r??; bail!("a naive loop ended early"); }
     }
+    // The other loops poll an empty queue: stop them.
+    set.abort_all();
+    while set.join_next().await.is_some() {}
     Ok(handled.load(Ordering::SeqCst))
 }
 
@@ -199,23 +241,35 @@ async fn main() -> anyhow::Result<()> {
                 ["tasksub-client", "naive"]
             };
             for variant in order {
-                let (task, url) = fresh_queue(&sqs, &tap, args.messages).await?;
+                let (task, url) = fresh_queue(&sqs, &tap).await?;
                 let tag = format!("{variant}-h{handlers}-r{rep}");
                 tap.set_tag(&tag);
+                let handled_count = Arc::new(AtomicU64::new(0));
                 let m0 = tap.mark();
                 let (c0, mc0) = (process_cpu(), moto.cpu());
                 let t0 = Instant::now();
+                let feed = producer(
+                    moto.endpoint().to_owned(),
+                    url.clone(),
+                    n,
+                    args.backlog,
+                    handled_count.clone(),
+                );
                 let handled = match variant {
-                    "naive" => run_naive(&sqs, &url, handlers, n).await?,
-                    _ => run_client(&sdk, &task, handlers, n).await?,
+                    "naive" => run_naive(&sqs, &url, handlers, n, handled_count).await?,
+                    _ => run_client(&sdk, &task, handlers, n, handled_count).await?,
                 };
                 let wall = t0.elapsed().as_secs_f64();
-                let client_cpu = (process_cpu() - c0).as_secs_f64() * 1e3;
+                let (sent, producer_cpu) = feed.join().map_err(|_| anyhow::anyhow!("producer panicked"))??;
+                let client_cpu = (process_cpu() - c0).as_secs_f64() * 1e3 - producer_cpu;
                 let moto_cpu = (moto.cpu() - mc0).as_secs_f64() * 1e3;
                 let calls = (tap.mark() - m0).calls;
                 tap.set_tag("check");
                 let left_in_queue = left(&sqs, &url).await?;
                 let (_, moto_app, _) = tag_totals(&moto.stats()?, &tag);
+                if sent != n {
+                    bail!("the producer sent {sent} of {n}");
+                }
                 let r = Run {
                     variant,
                     handlers,
@@ -287,9 +341,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut doc = String::new();
     doc.push_str(&format!(
-        "{} messages per run, {} repetitions per cell, alternating order; each run on a fresh queue on one timed \
-         moto. Machine: {}; load average before: {load_before}, after: {}.\n\n",
+        "{} messages per run through a queue kept about {} messages deep by a producer; {} repetitions per cell, \
+         alternating order; each run on a fresh queue on one timed moto. Machine: {}; load average before: \
+         {load_before}, after: {}.\n\n",
         args.messages,
+        args.backlog,
         args.reps,
         tasksub_bench::machine(),
         tasksub_bench::sys::loadavg()

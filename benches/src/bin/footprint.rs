@@ -287,8 +287,11 @@ async fn main() -> anyhow::Result<()> {
     let mut size_rows = Vec::new();
     let mut sizes = BTreeMap::new();
     for (arch, dir) in [("x86_64", &x86), ("arm64", &arm)] {
-        for f in FUNCTIONS {
+        for f in FUNCTIONS.iter().chain(&["sweeper"]) {
             let p = dir.join(f).join("bootstrap");
+            if *f == "sweeper" && !p.exists() {
+                continue;
+            }
             let note = build[arch]["note"].as_str().unwrap_or("").to_owned();
             match file_size(&p) {
                 Some(bytes) => {
@@ -296,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
                     sizes.insert(format!("{arch}/{f}"), json!({"bytes": bytes, "zipped": zipped}));
                     size_rows.push(vec![
                         arch.to_owned(),
-                        f.to_owned(),
+                        (*f).to_owned(),
                         mib(bytes),
                         zipped.map(mib).unwrap_or_default(),
                         if bytes <= 8_000_000 {
@@ -312,7 +315,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 None => size_rows.push(vec![
                     arch.to_owned(),
-                    f.to_owned(),
+                    (*f).to_owned(),
                     "not built".into(),
                     String::new(),
                     String::new(),
