@@ -233,6 +233,14 @@ async fn perform<P: Ports>(
             let attrs = policy::subscription_attributes(settings);
             match ports.subscribe(&record.topic_arn, &record.queue_arn, &attrs).await {
                 Ok(arn) => record.subscription_arn = Some(arn),
+                // A subscription exists with other attributes (the settings changed since it was made):
+                // find it by listing the topic's subscriptions. Rare, so the 30 TPS list is affordable.
+                Err(e) if step == Step::RecoverSubscription && e.kind == ErrorKind::Invalid => {
+                    match ports.find(&record.topic_arn, &record.queue_arn).await {
+                        Ok(found) => record.subscription_arn = found,
+                        Err(e) => treat(e)?,
+                    }
+                }
                 Err(e) => treat(e)?,
             }
             Ok(None)

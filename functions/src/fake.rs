@@ -285,6 +285,11 @@ impl Subscriptions for Fake {
             None => Err(not_found("Unsubscribe", subscription_arn)),
         }
     }
+
+    async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
+        let s = self.lock();
+        Ok(s.subscriptions.iter().find(|(_, v)| v.topic_arn == topic_arn && v.endpoint == endpoint).map(|(a, _)| a.clone()))
+    }
 }
 
 impl QueueInspect for Fake {

@@ -152,6 +152,10 @@ impl<P: Subscriptions> Subscriptions for Instrumented<P> {
         self.enter("Unsubscribe")?;
         self.inner.unsubscribe(subscription_arn).await
     }
+    async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
+        self.enter("ListSubscriptionsByTopic")?;
+        self.inner.find(topic_arn, endpoint).await
+    }
 }
 
 impl<P: QueueInspect> QueueInspect for Instrumented<P> {

@@ -90,6 +90,10 @@ impl<P: Subscriptions> Subscriptions for Paced<'_, P> {
         self.turn().await;
         self.inner.unsubscribe(subscription_arn).await
     }
+    async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
+        self.turn().await;
+        self.inner.find(topic_arn, endpoint).await
+    }
 }
 
 #[cfg(test)]

@@ -116,6 +116,10 @@ pub trait Subscriptions: Send + Sync {
     ) -> impl Future<Output = Result<String, PortError>> + Send;
     /// Removes a subscription (`NotFound` if it does not exist).
     fn unsubscribe(&self, subscription_arn: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The ARN of the topic's subscription to `endpoint`, by listing the topic's subscriptions
+    /// (ListSubscriptionsByTopic, 30 TPS): only for the rare recovery path where an idempotent Subscribe
+    /// is refused because the settings changed since the subscription was made.
+    fn find(&self, topic_arn: &str, endpoint: &str) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
 }
 
 /// What the sweeper reads about one queue (only for orphan candidates).

@@ -588,14 +588,12 @@ async fn injected_errors_parse_as_the_real_ones() {
     assert_eq!(p.proxy.seen().last().unwrap().handling, Handling::Forwarded(400));
 }
 
-/// FINDING (open): a provisioning crashed after Subscribe, then the subscription settings changed before
-/// the task stopped. Teardown must recover the unrecorded subscription's ARN with a Subscribe carrying
-/// the *new* attributes, which AWS refuses (InvalidParameter, permanent): the stop fails for good and the
-/// queue and subscription stay (the sweeper runs the same plan). Ignored until `decide`/the executor
-/// can recover the ARN another way (e.g. ListSubscriptionsByTopic, or the attributes kept in the
-/// record); `cargo test -p tasksub-tests --test faults -- --ignored` shows it.
+/// A provisioning crashed after Subscribe, then the subscription settings changed before the task
+/// stopped. Teardown's idempotent Subscribe (to learn the unrecorded subscription's ARN) now carries
+/// the *new* attributes, which AWS refuses (InvalidParameter; the proxy emulates it, moto accepts):
+/// the executor then finds the subscription by listing the topic's subscriptions (a rare path, so the
+/// 30 TPS ListSubscriptionsByTopic is affordable) and removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open finding: teardown after a settings change cannot recover an unrecorded subscription"]
 async fn teardown_after_a_settings_change_recovers_the_unrecorded_subscription() {
     let p = Proxied::new(18, RetryConfig::disabled(), default_timeouts()).await;
     let task = p.world.task();

@@ -201,7 +201,7 @@ export class TasksubStack extends Stack {
       type: 'String', default: 'rate(5 minutes)', description: 'EventBridge schedule expression of the sweeper.',
     });
     const sweepGraceSeconds = new CfnParameter(this, 'SweepGraceSeconds', {
-      type: 'Number', default: 600, minValue: 0,
+      type: 'Number', default: 600, minValue: 0, maxValue: 604800,
       description: 'TASKSUB_SWEEP_GRACE_SECONDS - minimum age before the sweeper touches a queue or record.',
     });
     const taskRoleName = new CfnParameter(this, 'TaskRoleName', {
