@@ -381,7 +381,7 @@ export class TasksubStack extends Stack {
     }));
     onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TopicSubscriptions',
-      actions: ['sns:Subscribe', 'sns:Unsubscribe'],
+      actions: ['sns:Subscribe', 'sns:Unsubscribe', 'sns:ListSubscriptionsByTopic'],
       resources: [topicArn],
     }));
 
@@ -426,7 +426,7 @@ export class TasksubStack extends Stack {
     }));
     sweeper.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TopicSubscriptions',
-      actions: ['sns:Subscribe', 'sns:Unsubscribe'],
+      actions: ['sns:Subscribe', 'sns:Unsubscribe', 'sns:ListSubscriptionsByTopic'],
       resources: [topicArn],
     }));
     sweeper.addToRolePolicy(new iam.PolicyStatement({

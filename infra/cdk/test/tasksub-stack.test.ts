@@ -114,7 +114,7 @@ describe('IAM', () => {
     const st = statementsOf('OnTaskStoppedFunction');
     assert.deepEqual(actionsOf(st), [
       'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem',
-      'sns:Subscribe', 'sns:Unsubscribe',
+      'sns:ListSubscriptionsByTopic', 'sns:Subscribe', 'sns:Unsubscribe',
       'sqs:DeleteQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage',
     ].sort());
   });
