@@ -288,7 +288,10 @@ impl Subscriptions for Fake {
 
     async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
         let s = self.lock();
-        Ok(s.subscriptions.iter().find(|(_, v)| v.topic_arn == topic_arn && v.endpoint == endpoint).map(|(a, _)| a.clone()))
+        Ok(s.subscriptions
+            .iter()
+            .find(|(_, v)| v.topic_arn == topic_arn && v.endpoint == endpoint)
+            .map(|(a, _)| a.clone()))
     }
 }
 

@@ -119,9 +119,5 @@ pub fn unique(label: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    format!(
-        "{label}{}{n}x{:x}",
-        std::process::id() % 10_000,
-        nanos % 0xffff
-    )
+    format!("{label}{}{n}x{:x}", std::process::id() % 10_000, nanos % 0xffff)
 }

@@ -48,11 +48,7 @@ async fn assert_ready<W: World>(w: &W, task: &Task) {
     let r = o.record.unwrap_or_else(|| panic!("[{b}] no record"));
     assert_eq!(r.state, State::Ready, "[{b}]");
     assert!(o.queue_exists, "[{b}] no queue");
-    assert_eq!(
-        o.subscriptions.len(),
-        1,
-        "[{b}] expected exactly one subscription"
-    );
+    assert_eq!(o.subscriptions.len(), 1, "[{b}] expected exactly one subscription");
     assert_eq!(
         r.subscription_arn.as_deref(),
         Some(o.subscriptions[0].as_str()),
@@ -67,19 +63,12 @@ pub async fn full_lifecycle<W: World>(w: &W) {
     let (start, stop_initiated, stopped) = task.lifecycle();
     let first = handle(w, &start[0]).await;
     assert_eq!(first.outcome, "applied");
-    assert_eq!(
-        first.steps,
-        vec!["claim", "create-queue", "subscribe", "mark-ready"]
-    );
+    assert_eq!(first.steps, vec!["claim", "create-queue", "subscribe", "mark-ready"]);
     assert_ready(w, &task).await;
     let wire = w.wire(&task).await.expect("queue and subscription");
-    let policy: Value =
-        serde_json::from_str(&wire.queue_attributes["Policy"]).expect("policy JSON");
+    let policy: Value = serde_json::from_str(&wire.queue_attributes["Policy"]).expect("policy JSON");
     let st = &policy["Statement"][0];
-    assert_eq!(
-        st["Principal"],
-        serde_json::json!({"Service": "sns.amazonaws.com"})
-    );
+    assert_eq!(st["Principal"], serde_json::json!({"Service": "sns.amazonaws.com"}));
     assert_eq!(
         st["Condition"]["ArnEquals"]["aws:SourceArn"],
         w.settings().topic.as_str()
@@ -141,10 +130,7 @@ pub async fn stopped_before_running<W: World>(w: &W) {
     let task = w.task();
     let (start, _, stopped) = task.lifecycle();
     let out = handle(w, &stopped[0]).await;
-    assert_eq!(
-        out.steps,
-        vec!["lookup-queue-url", "delete-queue", "tombstone-gone"]
-    );
+    assert_eq!(out.steps, vec!["lookup-queue-url", "delete-queue", "tombstone-gone"]);
     for e in &start {
         assert_eq!(handle(w, e).await.reason, Some("tombstoned"));
     }
@@ -196,10 +182,7 @@ pub async fn stop_initiated_without_stopped<W: World>(w: &W) {
 pub async fn stop_initiated_for_unknown_task<W: World>(w: &W) {
     let task = w.task();
     let (start, stop_initiated, stopped) = task.lifecycle();
-    assert_eq!(
-        handle(w, &stop_initiated[1]).await.steps,
-        vec!["tombstone-draining"]
-    );
+    assert_eq!(handle(w, &stop_initiated[1]).await.steps, vec!["tombstone-draining"]);
     assert_eq!(handle(w, &start[1]).await.reason, Some("tombstoned"));
     assert_eq!(
         handle(w, &stopped[0]).await.steps,
@@ -251,11 +234,7 @@ pub async fn public_samples_are_handled<W: World>(w: &W) {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         if name.starts_with("ignore-") {
             assert_eq!(out.reason, Some("other-detail-type"), "{name}");
-            assert!(
-                w.calls().calls().is_empty(),
-                "[{}] {name} made calls",
-                w.backend()
-            );
+            assert!(w.calls().calls().is_empty(), "[{}] {name} made calls", w.backend());
         } else {
             assert!(!out.outcome.is_empty(), "{name}");
         }
@@ -268,8 +247,7 @@ pub async fn malformed_events_change_nothing<W: World>(w: &W) {
     let mut broken = task.event("RUNNING", "RUNNING", 3);
     broken["detail"]["lastStatus"] = Value::Null;
     let mut bad_arn = task.event("RUNNING", "RUNNING", 3);
-    bad_arn["detail"]["taskArn"] =
-        Value::String("arn:aws:ecs:us-east-1:123456789012:task/prod/bad.id".into());
+    bad_arn["detail"]["taskArn"] = Value::String("arn:aws:ecs:us-east-1:123456789012:task/prod/bad.id".into());
     w.calls().reset_calls();
     for e in [serde_json::json!({"hello": "world"}), broken, bad_arn] {
         let err = w.controller().handle_json(&e).await.unwrap_err();
@@ -300,10 +278,7 @@ pub async fn call_budget<W: World>(w: &W) -> Vec<(String, Vec<&'static str>)> {
 
     w.calls().reset_calls();
     handle(w, &start[1]).await;
-    assert!(
-        w.calls().calls().is_empty(),
-        "a warm duplicate makes no call"
-    );
+    assert!(w.calls().calls().is_empty(), "a warm duplicate makes no call");
     step("duplicate start (warm instance)", w.calls().calls());
 
     let cold = w.cold_controller(Role::Provisioner);
@@ -319,15 +294,9 @@ pub async fn call_budget<W: World>(w: &W) -> Vec<(String, Vec<&'static str>)> {
         before,
         "the rejected claim wrote nothing"
     );
-    step(
-        "duplicate start (cold instance, claim rejected)",
-        cold.ports().calls(),
-    );
+    step("duplicate start (cold instance, claim rejected)", cold.ports().calls());
 
-    for (label, e) in [
-        ("stop initiated", &stop_initiated[0]),
-        ("stopped", &stopped[0]),
-    ] {
+    for (label, e) in [("stop initiated", &stop_initiated[0]), ("stopped", &stopped[0])] {
         w.calls().reset_calls();
         handle(w, e).await;
         let calls = w.calls().calls();
@@ -336,21 +305,13 @@ pub async fn call_budget<W: World>(w: &W) -> Vec<(String, Vec<&'static str>)> {
     }
     w.calls().reset_calls();
     handle(w, &stopped[0]).await;
-    assert!(
-        w.calls().write_calls().is_empty(),
-        "a duplicate STOPPED writes nothing"
-    );
+    assert!(w.calls().write_calls().is_empty(), "a duplicate STOPPED writes nothing");
     step("duplicate stopped", w.calls().calls());
     report
 }
 
 /// Provisioning calls, in order, with the op each maps to.
-const PROVISION_OPS: [(&str, usize); 4] = [
-    ("PutItem", 1),
-    ("CreateQueue", 1),
-    ("Subscribe", 1),
-    ("PutItem", 2),
-];
+const PROVISION_OPS: [(&str, usize); 4] = [("PutItem", 1), ("CreateQueue", 1), ("Subscribe", 1), ("PutItem", 2)];
 
 /// A crash (a transient failure) after each provisioning step, then the event is redelivered: the task
 /// converges to exactly one queue and one subscription.
@@ -364,18 +325,9 @@ pub async fn crash_during_provisioning_then_redelivery<W: World>(make: impl Asyn
         assert!(err.is_retryable(), "{op}#{nth}: {err}");
         let fresh = w.cold_controller(Role::Provisioner);
         let out = fresh.handle_json(&event).await.unwrap();
-        assert_eq!(
-            out.outcome,
-            "applied",
-            "[{}] {op}#{nth}: {out:?}",
-            w.backend()
-        );
+        assert_eq!(out.outcome, "applied", "[{}] {op}#{nth}: {out:?}", w.backend());
         assert_ready(&w, &task).await;
-        assert!(
-            w.delivers(&task).await,
-            "[{}] after crash at {op}#{nth}",
-            w.backend()
-        );
+        assert!(w.delivers(&task).await, "[{}] after crash at {op}#{nth}", w.backend());
         // and the task can still be torn down completely
         let (_, stop_initiated, stopped) = task.lifecycle();
         handle(&w, &stop_initiated[0]).await;
@@ -431,10 +383,7 @@ pub async fn unrecorded_subscription_is_recovered<W: World>(w: &W) {
         "the crash left a subscription"
     );
     let out = handle(w, &stop_initiated[0]).await;
-    assert_eq!(
-        out.steps,
-        vec!["recover-subscription", "unsubscribe", "mark-draining"]
-    );
+    assert_eq!(out.steps, vec!["recover-subscription", "unsubscribe", "mark-draining"]);
     assert!(w.observe(&task).await.subscriptions.is_empty());
     handle(w, &stopped[0]).await;
     assert_nothing_left(w, &task).await;
@@ -443,8 +392,7 @@ pub async fn unrecorded_subscription_is_recovered<W: World>(w: &W) {
 /// Permanent errors are reported as such and not retried.
 pub async fn permanent_errors_are_not_retryable<W: World>(w: &W) {
     let task = w.task();
-    w.calls()
-        .fail_nth("CreateQueue", 1, ErrorKind::AccessDenied);
+    w.calls().fail_nth("CreateQueue", 1, ErrorKind::AccessDenied);
     let err = w
         .controller()
         .handle_json(&task.event("PENDING", "RUNNING", 2))
@@ -466,25 +414,15 @@ pub async fn the_two_functions_split_the_work<W: World>(w: &W) {
         Some("wrong-function")
     );
     assert!(stopping.ports().calls().is_empty());
-    assert_eq!(
-        running.handle_json(&start[0]).await.unwrap().state,
-        Some("READY")
-    );
+    assert_eq!(running.handle_json(&start[0]).await.unwrap().state, Some("READY"));
     assert_eq!(
         running.handle_json(&stopped[0]).await.unwrap().reason,
         Some("wrong-function")
     );
     assert_eq!(
-        stopping
-            .handle_json(&stop_initiated[0])
-            .await
-            .unwrap()
-            .state,
+        stopping.handle_json(&stop_initiated[0]).await.unwrap().state,
         Some("DRAINING")
     );
-    assert_eq!(
-        stopping.handle_json(&stopped[0]).await.unwrap().state,
-        Some("GONE")
-    );
+    assert_eq!(stopping.handle_json(&stopped[0]).await.unwrap().state, Some("GONE"));
     assert_nothing_left(w, &task).await;
 }

@@ -102,20 +102,11 @@ impl FakeWorld {
     }
     /// A fresh world with extra settings.
     pub fn with(extra: &[(&str, &str)]) -> Self {
-        let mut m = settings_map(
-            &format!("arn:aws:sns:{REGION}:{ACCOUNT}:fanout"),
-            "records",
-            "tasksub-",
-        );
-        m.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
+        let mut m = settings_map(&format!("arn:aws:sns:{REGION}:{ACCOUNT}:fanout"), "records", "tasksub-");
+        m.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = Settings::from_map(&m).expect("settings");
         let fake = Fake::new();
-        let controller =
-            Controller::with_ports(settings, Instrumented::new(fake.clone()), Role::Any);
+        let controller = Controller::with_ports(settings, Instrumented::new(fake.clone()), Role::Any);
         Self { fake, controller }
     }
     /// The fake behind the instrumentation.
@@ -139,11 +130,7 @@ impl World for FakeWorld {
         &self.controller
     }
     fn cold_controller(&self, role: Role) -> Controller<Instrumented<Fake>> {
-        Controller::with_ports(
-            self.settings().clone(),
-            Instrumented::new(self.fake.clone()),
-            role,
-        )
+        Controller::with_ports(self.settings().clone(), Instrumented::new(self.fake.clone()), role)
     }
     async fn observe(&self, task: &Task) -> Observed {
         let name = format!("{}{}", self.settings().queue.prefix.as_str(), task.id);
@@ -171,11 +158,7 @@ impl World for FakeWorld {
         let name = format!("{}{}", self.settings().queue.prefix.as_str(), task.id);
         let q = self.fake.queues().into_iter().find(|q| q.name == name)?;
         let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}");
-        let s = self
-            .fake
-            .subscriptions()
-            .into_values()
-            .find(|s| s.endpoint == arn)?;
+        let s = self.fake.subscriptions().into_values().find(|s| s.endpoint == arn)?;
         Some(Wire {
             queue_attributes: q.attributes,
             queue_tags: q.tags,
@@ -214,15 +197,10 @@ impl MotoWorld {
         let table = format!("records-{id}");
         create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
         let mut m = settings_map(&topic_arn, &table, &format!("ts{id}-"));
-        m.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
+        m.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = Settings::from_map(&m).expect("settings");
         let aws = AwsPorts::new(&sdk, &table);
-        let controller =
-            Controller::with_ports(settings, Instrumented::new(aws.clone()), Role::Any);
+        let controller = Controller::with_ports(settings, Instrumented::new(aws.clone()), Role::Any);
         Self {
             sqs: aws_sdk_sqs::Client::new(&sdk),
             sns,
@@ -274,9 +252,7 @@ impl MotoWorld {
 
 /// Creates a records table the way the infrastructure does (key `taskId`, on demand).
 pub async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
     ddb.create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -308,11 +284,7 @@ impl World for MotoWorld {
         &self.controller
     }
     fn cold_controller(&self, role: Role) -> Controller<Instrumented<AwsPorts>> {
-        Controller::with_ports(
-            self.settings().clone(),
-            Instrumented::new(self.aws.clone()),
-            role,
-        )
+        Controller::with_ports(self.settings().clone(), Instrumented::new(self.aws.clone()), role)
     }
     async fn observe(&self, task: &Task) -> Observed {
         let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{}", self.queue_name(task));
@@ -381,10 +353,7 @@ impl World for MotoWorld {
             .send()
             .await
             .expect("ListQueues");
-        (
-            queues.queue_urls().len(),
-            self.topic_subscriptions().await.len(),
-        )
+        (queues.queue_urls().len(), self.topic_subscriptions().await.len())
     }
     async fn wire(&self, task: &Task) -> Option<Wire> {
         use aws_sdk_sqs::types::QueueAttributeName;
@@ -405,11 +374,7 @@ impl World for MotoWorld {
             .await
             .expect("ListQueueTags");
         let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{}", self.queue_name(task));
-        let (sub, _) = self
-            .topic_subscriptions()
-            .await
-            .into_iter()
-            .find(|(_, e)| *e == arn)?;
+        let (sub, _) = self.topic_subscriptions().await.into_iter().find(|(_, e)| *e == arn)?;
         let sattrs = self
             .sns
             .get_subscription_attributes()

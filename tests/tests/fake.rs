@@ -51,9 +51,7 @@ async fn metrics_lines_parse_back() {
     use tasksub_tests::world::World;
     let w = FakeWorld::new();
     let (sink, buf) = Sink::buffer();
-    let running = w
-        .cold_controller(Role::Provisioner)
-        .with_metrics(sink.clone());
+    let running = w.cold_controller(Role::Provisioner).with_metrics(sink.clone());
     let stopping = w.cold_controller(Role::Teardown).with_metrics(sink);
     let task = w.task();
     let (start, stop_initiated, stopped) = task.lifecycle();
@@ -68,11 +66,7 @@ async fn metrics_lines_parse_back() {
     stopping
         .ports()
         .fail_nth("GetItem", 1, tasksub_core::outcome::ErrorKind::Throttled);
-    assert!(stopping
-        .handle_json(&stopped[0])
-        .await
-        .unwrap_err()
-        .is_retryable());
+    assert!(stopping.handle_json(&stopped[0]).await.unwrap_err().is_retryable());
     let lines: Vec<serde_json::Value> = buf
         .lock()
         .unwrap()

@@ -37,10 +37,18 @@ impl Subscriptions for AwsPorts {
     }
 
     async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
-        let mut pages = self.sns.list_subscriptions_by_topic().topic_arn(topic_arn).into_paginator().send();
+        let mut pages = self
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(topic_arn)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("ListSubscriptionsByTopic", &e))?;
-            let found = page.subscriptions().iter().find(|s| s.protocol() == Some("sqs") && s.endpoint() == Some(endpoint));
+            let found = page
+                .subscriptions()
+                .iter()
+                .find(|s| s.protocol() == Some("sqs") && s.endpoint() == Some(endpoint));
             if let Some(arn) = found.and_then(|s| s.subscription_arn()) {
                 return Ok(Some(arn.to_owned()));
             }
