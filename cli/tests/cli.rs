@@ -1,32 +1,11 @@
 //! The CLI as an operator uses it: the real binary, real arguments, moto behind AWS_ENDPOINT_URL.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{stderr, stdout, tasksub};
 
 use tasksub_tests::events::Task;
-use tasksub_tests::moto::{unique, Moto};
-
-fn tasksub(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tasksub"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", Moto::get().endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run tasksub")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use tasksub_tests::moto::unique;
 
 #[test]
 fn every_subcommand_has_help() {

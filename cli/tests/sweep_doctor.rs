@@ -1,28 +1,11 @@
 //! `tasksub sweep` and `tasksub doctor` as an operator runs them: the real binary against moto.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{stdout, tasksub};
 
 use tasksub_tests::ecs::EcsCluster;
 use tasksub_tests::moto::{unique, Moto};
-
-fn tasksub(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tasksub"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", Moto::get().endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run tasksub")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// A deployment on moto: topic and table (with TTL) by `init-local`, an ECS cluster, a queue prefix.
 struct Deployment {
