@@ -7,6 +7,8 @@ stdout line (the benchmark times nothing across the pipe: every duration is meas
     -> {"wall_ms", "done_ms": [per event, from the burst start], "service_ms": [...], "calls", "errors"}
   {"op": "quit"}
 
+With BENCH_ADDED_LATENCY_MS set, every request waits that long before it is sent (like the Rust side).
+
 Every request a client sends carries `x-bench-tag: T` (added after signing, like the Rust side) so the
 timed moto can attribute its own time to the variant. HTTP sends are counted with botocore's
 `before-send` event, so retries count too.
@@ -14,6 +16,7 @@ timed moto can attribute its own time to the variant. HTTP sends are counted wit
 
 import ctypes
 import json
+import os
 import signal
 import sys
 import threading
@@ -32,8 +35,13 @@ _lock = threading.Lock()
 _calls = [0]
 
 
+ADDED_LATENCY_S = float(os.environ.get("BENCH_ADDED_LATENCY_MS", "0")) / 1000.0
+
+
 def _before_send(request, **_kwargs):
     request.headers["x-bench-tag"] = getattr(_state, "tag", "-")
+    if ADDED_LATENCY_S:
+        time.sleep(ADDED_LATENCY_S)  # the same stand-in for network + service latency as the Rust side
     with _lock:
         _calls[0] += 1
 

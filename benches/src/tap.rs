@@ -30,6 +30,7 @@ pub struct Call {
 #[derive(Debug)]
 pub struct Tap {
     tag: RwLock<Arc<str>>,
+    delay_us: AtomicU64,
     calls: AtomicU64,
     nanos: AtomicU64,
     log: Mutex<Vec<Call>>,
@@ -39,6 +40,7 @@ impl Default for Tap {
     fn default() -> Self {
         Self {
             tag: RwLock::new(Arc::from("-")),
+            delay_us: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             nanos: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
@@ -69,6 +71,13 @@ impl Tap {
     /// Sets the tag sent with every following request.
     pub fn set_tag(&self, tag: &str) {
         *self.tag.write().expect("tag lock") = Arc::from(tag);
+    }
+
+    /// Adds `delay` to every following request before it is sent (a stand-in for the network and
+    /// service latency of real AWS, which the loopback emulator does not have; requests in flight at
+    /// the same time wait concurrently, as they would on separate connections to AWS).
+    pub fn set_added_latency(&self, delay: Duration) {
+        self.delay_us.store(delay.as_micros() as u64, Ordering::SeqCst);
     }
 
     /// The counters now.
@@ -139,10 +148,14 @@ impl HttpConnector for TapConnector {
         let tag = self.tap.tag.read().expect("tag lock").clone();
         let op = operation(&request);
         request.headers_mut().insert("x-bench-tag", tag.to_string());
-        let fut = self.inner.call(request);
+        let delay = Duration::from_micros(self.tap.delay_us.load(Ordering::SeqCst));
+        let inner = self.inner.clone();
         let tap = self.tap.clone();
         HttpConnectorFuture::new(async move {
-            let result = fut.await;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let result = inner.call(request).await;
             tap.record(Call {
                 tag,
                 op,

@@ -65,6 +65,10 @@ struct Args {
     /// Events through the in-memory fake (our own code alone).
     #[arg(long, default_value_t = 2000)]
     fake_events: usize,
+    /// Latency added to every AWS request on both sides (ms), a stand-in for real AWS's network and
+    /// service time, which the loopback emulator lacks. Results go to `controller-latency<N>`.
+    #[arg(long, default_value_t = 0)]
+    added_latency_ms: u64,
     /// Do not write results or BENCHMARKS.md.
     #[arg(long)]
     dry_run: bool,
@@ -592,6 +596,11 @@ async fn main() -> anyhow::Result<()> {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     tap.set_tag("setup");
+    let name = if args.added_latency_ms > 0 {
+        format!("controller-latency{}", args.added_latency_ms)
+    } else {
+        "controller".to_owned()
+    };
     let ours_topic = sns
         .create_topic()
         .name("bench-ours")
@@ -625,8 +634,10 @@ async fn main() -> anyhow::Result<()> {
         ("LEAN_TOPIC_ARN", ours_topic.clone()),
         ("LEAN_TABLE", "bench-lean".to_owned()),
         ("LEAN_PREFIX", "lean-".to_owned()),
+        ("BENCH_ADDED_LATENCY_MS", args.added_latency_ms.to_string()),
     ]);
     let mut worker = Worker::start(&env)?;
+    tap.set_added_latency(Duration::from_millis(args.added_latency_ms));
 
     // Our own code alone (in-memory ports), before anything else loads the machine.
     let (fake_start, fake_stop) = fake_cost(&settings, args.fake_events).await?;
@@ -734,7 +745,7 @@ async fn main() -> anyhow::Result<()> {
     });
     println!("{doc}");
     if !args.dry_run {
-        tasksub_bench::report::publish("controller", &doc, &json)?;
+        tasksub_bench::report::publish(&name, &doc, &json)?;
     }
     drop(worker);
     Ok(())
@@ -758,6 +769,13 @@ fn render(
 ) -> String {
     let mut out = String::new();
     let get = |v: &str, e: &str| samples.get(&key(v, e)).cloned().unwrap_or_default();
+    if args.added_latency_ms > 0 {
+        out.push_str(&format!(
+            "**{} ms added to every AWS request on both sides** (before it is sent), as a stand-in for the \
+             network and service time of real AWS.\n\n",
+            args.added_latency_ms
+        ));
+    }
     out.push_str(&format!(
         "Run: {} measured iterations after {} warm-up, every variant once per iteration in rotating order, \
          on one timed moto 5.2.5. Machine: {}. Load average before / after latency / after bursts: {} / {} / {}.\n\n",
