@@ -10,9 +10,9 @@
 //! and its queue receives one published message, and every reordered task has no queue; after the
 //! stops, zero queues under the prefix, zero subscriptions on the topic, every record a GONE tombstone.
 //!
-//! Size: `TASKSUB_BURST_TASKS` (default [`CI_TASKS`] = 100, about 15 s in a debug build on a 2-core
+//! Size: `TASKSUB_BURST_TASKS` (default [`CI_TASKS`] = 100, about 11 s in a debug build on a 2-core
 //! box; its 95 live tasks fit moto's publish fan-out, see [`MOTO_FANOUT`]); seed: `TASKSUB_BURST_SEED`.
-//! The full 1,000 (the summary line shows with `--nocapture`):
+//! The full 1,000 (about 150 s on that box, moto-bound; the summary line shows with `--nocapture`):
 //!
 //! ```text
 //! TASKSUB_BURST_TASKS=1000 cargo test -p tasksub-tests --release --test burst -- --nocapture
