@@ -17,8 +17,7 @@ pub const SWEEP_DEADLINE_MARGIN: Duration = Duration::from_secs(20);
 
 /// Installs the JSON log subscriber (binaries only; libraries never do). `RUST_LOG` filters.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter("info");
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -27,6 +26,25 @@ pub fn init_logging() {
         .with_target(false)
         .without_time()
         .init();
+}
+
+/// The SDK crates that, below `info`, log request details including the access key ID.
+const SDK_CRATES_CAPPED_AT_INFO: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_sigv4",
+    "aws_config",
+];
+
+/// `RUST_LOG` (or `default`), with the SDK's credential-touching crates capped at `info` whatever it says:
+/// credentials, even the access key ID, never reach the logs.
+pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    for krate in SDK_CRATES_CAPPED_AT_INFO {
+        filter = filter.add_directive(format!("{krate}=info").parse().expect("a valid directive"));
+    }
+    filter
 }
 
 /// Parses settings from the process environment.

@@ -184,6 +184,8 @@ async fn deployment() -> Vec<(&'static str, String)> {
         ("TASKSUB_TABLE", table),
         ("TASKSUB_CLUSTERS", "prod".into()),
         ("TASKSUB_QUEUE_PREFIX", format!("{}-", unique("rt"))),
+        // Everything at trace: even then no credential (not even the access key ID) may reach the logs.
+        ("RUST_LOG", "trace".into()),
     ]
 }
 

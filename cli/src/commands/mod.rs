@@ -16,8 +16,7 @@ pub const EXIT_TRANSIENT: u8 = 3;
 /// Logs go to stderr as JSON (the same shape as the functions'), so stdout stays machine-readable.
 /// `RUST_LOG` filters; the default shows warnings only.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tasksub_functions::runtime::log_filter("warn");
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
