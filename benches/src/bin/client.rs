@@ -39,10 +39,10 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     handlers: Vec<usize>,
     /// Messages kept in the queue ahead of the consumer (visible + in flight), by the producer.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 30)]
     backlog: u64,
     /// Repetitions per (handlers, variant).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     reps: usize,
     /// Do not write results or BENCHMARKS.md.
     #[arg(long)]
