@@ -1,7 +1,7 @@
-//! ECS task state change events as EventBridge delivers them (the same shape the tests use).
+//! ECS task state change events as EventBridge delivers them: the tests' own builder
+//! (`tasksub_tests::events`), so the benchmarks replay exactly what the scenario suite replays.
 
-use chrono::Utc;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::{ACCOUNT, REGION};
 
@@ -13,9 +13,10 @@ pub fn cluster_arn() -> String {
     format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}")
 }
 
-/// A task with a fresh 32-hex-character ID.
+/// A task with a fresh 32-hex-character ID in [`CLUSTER`], and the three events the benchmarks use.
 #[derive(Debug, Clone)]
 pub struct Task {
+    inner: tasksub_tests::events::Task,
     /// Task ARN (new format).
     pub arn: String,
     /// Task ID.
@@ -25,50 +26,17 @@ pub struct Task {
 impl Task {
     /// A new task, unique in this process and run.
     pub fn new() -> Self {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(1);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos() as u64;
-        let id = format!("{:016x}{:08x}{:08x}", nanos, std::process::id(), n);
+        let inner = tasksub_tests::events::Task::new(CLUSTER);
         Self {
-            arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{CLUSTER}/{id}"),
-            id,
+            arn: inner.arn.clone(),
+            id: inner.id.clone(),
+            inner,
         }
     }
 
     /// An `ECS Task State Change` event now.
     pub fn event(&self, last: &str, desired: &str, version: u64) -> Value {
-        let now = Utc::now();
-        let mut detail = json!({
-            "taskArn": self.arn,
-            "clusterArn": cluster_arn(),
-            "lastStatus": last,
-            "desiredStatus": desired,
-            "version": version,
-            "launchType": "FARGATE",
-            "group": "service:orders",
-            "taskDefinitionArn": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/app:1"),
-            "containers": [{"name": "app", "lastStatus": last}],
-            "updatedAt": now.to_rfc3339(),
-        });
-        if desired == "STOPPED" {
-            detail["stoppedReason"] = json!("Scaling activity initiated by deployment");
-            detail["stopCode"] = json!("ServiceSchedulerInitiated");
-        }
-        json!({
-            "version": "0",
-            "id": format!("{}-{version}-{last}", self.id),
-            "detail-type": "ECS Task State Change",
-            "source": "aws.ecs",
-            "account": ACCOUNT,
-            "time": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "region": REGION,
-            "resources": [self.arn],
-            "detail": detail,
-        })
+        self.inner.event(last, desired, version)
     }
 
     /// The event both designs provision on: RUNNING / desired RUNNING.
