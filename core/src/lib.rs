@@ -23,6 +23,8 @@ pub mod policy;
 pub mod reconcile;
 pub mod record;
 pub mod settings;
+#[cfg(test)]
+mod test_support;
 
 /// The version of tasksub, written into queue tags so every queue names the controller that made it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

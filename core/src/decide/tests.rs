@@ -1,30 +1,10 @@
 //! Every rule of `decide` is a row.
 
-use chrono::TimeZone;
-
 use super::*;
 use crate::event::TaskStateChange;
-use crate::settings::vars;
+use crate::test_support::{now, settings, PROD};
 
 const TASK: &str = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef";
-const PROD: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/prod";
-
-fn settings() -> Settings {
-    let m = [
-        (vars::TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:fanout"),
-        (vars::TABLE, "records"),
-        (vars::CLUSTERS, PROD),
-        (vars::SERVICE_GROUPS, "service:orders"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    Settings::from_map(&m).unwrap()
-}
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
-}
 
 fn event(last: &str, desired: &str) -> TaskEvent {
     serde_json::from_value(serde_json::json!({

@@ -1,32 +1,11 @@
 //! Every rule of `reconcile` is a row.
 
-use chrono::TimeZone;
-
 use super::*;
-use crate::settings::vars;
+use crate::test_support::{now, settings, PROD, TOPIC};
 
 const ID: &str = "0123456789abcdef0123456789abcdef";
-const PROD: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/prod";
 const OTHER: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/other";
-const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:fanout";
 const GRACE: u64 = 600;
-
-fn settings() -> Settings {
-    let m = [
-        (vars::TOPIC_ARN, TOPIC),
-        (vars::TABLE, "records"),
-        (vars::CLUSTERS, PROD),
-        (vars::SERVICE_GROUPS, "service:orders"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    Settings::from_map(&m).unwrap()
-}
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
-}
 
 fn ago(seconds: i64) -> DateTime<Utc> {
     now() - Duration::seconds(seconds)
