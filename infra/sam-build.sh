@@ -80,7 +80,7 @@ rm -rf .aws-sam/build
 t0=$SECONDS
 sam build --template-file "$template" \
   --parameter-overrides "Architecture=$arch" "EnableSweeper=$enable_sweeper" \
-    "ClusterArns=arn:aws:ecs:$AWS_DEFAULT_REGION:123456789012:cluster/build"
+    "ClusterArns=arn:aws:ecs:$AWS_DEFAULT_REGION:123456789012:cluster/build" "AlarmTopicArn=NONE"
 echo "sam build took $((SECONDS - t0))s"
 
 # --------------------------------------------------------------------------- check

