@@ -17,6 +17,7 @@ import {
   CfnOutput,
   CfnParameter,
   CfnResource,
+  CfnRule,
   Duration,
   Fn,
   RemovalPolicy,
@@ -43,6 +44,27 @@ export interface TasksubStackProps extends StackProps {
   readonly architecture?: ArchitectureName;
   /** Cargo workspace manifest. Default: the repository's Cargo.toml (two levels up from infra/cdk). */
   readonly manifestPath?: string;
+}
+
+/** The sweeper's Lambda timeout (seconds). */
+export const SWEEPER_TIMEOUT_SECONDS = 240;
+/**
+ * The sweep schedules the stack accepts (Rules.SweepsCannotOverlap): each fires less often than a sweep
+ * can run, so two sweeps never overlap. Cron expressions are refused (they can fire every minute).
+ */
+export const SWEEP_SCHEDULES = [
+  'rate(5 minutes)', 'rate(10 minutes)', 'rate(15 minutes)', 'rate(20 minutes)', 'rate(30 minutes)', 'rate(1 hour)',
+  'rate(2 hours)', 'rate(3 hours)', 'rate(6 hours)', 'rate(12 hours)', 'rate(1 day)',
+];
+
+/** Seconds between two runs of a rate() expression. */
+export function ratePeriodSeconds(expression: string): number {
+  const m = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression);
+  if (!m) {
+    throw new Error(`not a rate() expression: ${expression}`);
+  }
+  const unit = { minute: 60, hour: 3600, day: 86400 }[m[2].replace(/s$/, '') as 'minute' | 'hour' | 'day'];
+  return Number(m[1]) * unit;
 }
 
 const LOG_RETENTION_DAYS = [
@@ -72,7 +94,11 @@ class SendOnlySqsDestination implements lambda.IDestination {
   constructor(private readonly queue: sqs.IQueue) {}
 
   bind(_scope: Construct, fn: lambda.IFunction): lambda.DestinationConfig {
-    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.queue.queueArn] }));
+    fn.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'OnFailureDestination',
+      actions: ['sqs:SendMessage'],
+      resources: [this.queue.queueArn],
+    }));
     return { destination: this.queue.queueArn };
   }
 }
@@ -93,7 +119,7 @@ export class TasksubStack extends Stack {
     // resolves under CreateTopic and the alarm topic only under HasAlarmTopic.
     Validations.of(this).acknowledge(
       { id: 'CloudFormation-Validate::W1001', reason: 'conditional reference guarded by the same Fn::If condition' },
-      { id: 'CloudFormation-Validate::W1030', reason: 'AlarmTopicArn is only used under HasAlarmTopic (non-empty)' },
+      { id: 'CloudFormation-Validate::W1030', reason: 'AlarmTopicArn is only used under HasAlarmTopic (not NONE)' },
     );
     const archName: ArchitectureName = props.architecture ?? 'arm64';
     const architecture = archName === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
@@ -187,7 +213,8 @@ export class TasksubStack extends Stack {
       description: 'Memory (MB) of the functions; 512 MB gives enough CPU for a fast TLS handshake.',
     });
     const logLevel = new CfnParameter(this, 'LogLevel', {
-      type: 'String', default: 'info', description: 'RUST_LOG of the functions.',
+      type: 'String', default: 'info', allowedValues: ['error', 'warn', 'info', 'debug', 'trace'],
+      description: 'RUST_LOG of the functions.',
     });
     const logRetentionDays = new CfnParameter(this, 'LogRetentionDays', {
       type: 'Number', default: '30', allowedValues: LOG_RETENTION_DAYS,
@@ -198,7 +225,11 @@ export class TasksubStack extends Stack {
       description: 'Deploy the scheduled orphan sweeper (binary `sweeper`).',
     });
     const sweepSchedule = new CfnParameter(this, 'SweepSchedule', {
-      type: 'String', default: 'rate(5 minutes)', description: 'EventBridge schedule expression of the sweeper.',
+      type: 'String',
+      default: 'rate(5 minutes)',
+      description:
+        "EventBridge schedule expression of the sweeper. At least 5 minutes apart (the sweeper's timeout is " +
+        '240 s), so two sweeps never overlap: see Rules.SweepsCannotOverlap for the accepted values.',
     });
     const sweepGraceSeconds = new CfnParameter(this, 'SweepGraceSeconds', {
       type: 'Number', default: 600, minValue: 0, maxValue: 604800,
@@ -212,7 +243,11 @@ export class TasksubStack extends Stack {
         'to it. Empty = attach it yourself (output TaskRolePolicyArn).',
     });
     const alarmTopicArn = new CfnParameter(this, 'AlarmTopicArn', {
-      type: 'String', default: '', description: 'Optional SNS topic ARN notified by the alarms.',
+      type: 'String',
+      allowedPattern: '^(NONE|arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256})$',
+      description:
+        'Required. SNS topic ARN notified by the alarms, or NONE to deploy alarms that notify nobody (the ' +
+        'AlarmsNotifyNobody output then says so).',
     });
 
     // ------------------------------------------------------------------ conditions (as in SAM)
@@ -240,7 +275,32 @@ export class TasksubStack extends Stack {
       expression: Fn.conditionEquals(enableSweeper.valueAsString, 'true'),
     });
     const hasTaskRole = new CfnCondition(this, 'HasTaskRole', { expression: notEmpty(taskRoleName.valueAsString) });
-    const hasAlarmTopic = new CfnCondition(this, 'HasAlarmTopic', { expression: notEmpty(alarmTopicArn.valueAsString) });
+    const hasAlarmTopic = new CfnCondition(this, 'HasAlarmTopic', {
+      expression: Fn.conditionNot(Fn.conditionEquals(alarmTopicArn.valueAsString, 'NONE')),
+    });
+    const noAlarmTopic = new CfnCondition(this, 'NoAlarmTopic', {
+      expression: Fn.conditionEquals(alarmTopicArn.valueAsString, 'NONE'),
+    });
+
+    // ------------------------------------------------------------------ rules (as in SAM)
+    // The sweeper's timeout is SWEEPER_TIMEOUT_SECONDS: every accepted schedule fires less often, so a
+    // sweep has ended (or been stopped by Lambda) before the next one starts.
+    for (const expression of SWEEP_SCHEDULES) {
+      if (ratePeriodSeconds(expression) <= SWEEPER_TIMEOUT_SECONDS) {
+        throw new Error(`${expression} fires before a ${SWEEPER_TIMEOUT_SECONDS}s sweep has ended`);
+      }
+    }
+    new CfnRule(this, 'SweepsCannotOverlap', {
+      ruleCondition: Fn.conditionEquals(enableSweeper.valueAsString, 'true'),
+      assertions: [
+        {
+          assert: Fn.conditionContains(SWEEP_SCHEDULES, sweepSchedule.valueAsString),
+          assertDescription:
+            'SweepSchedule must be one of rate(5 minutes) ... rate(1 day): the sweeper runs up to 240 s and ' +
+            'sweeps must not overlap.',
+        },
+      ],
+    });
 
     const ifThen = (cond: CfnCondition, yes: unknown, no: unknown) => Fn.conditionIf(cond.logicalId, yes, no);
     const orNoValue = (cond: CfnCondition, value: unknown) => Token.asString(ifThen(cond, value, Aws.NO_VALUE));
@@ -290,6 +350,21 @@ export class TasksubStack extends Stack {
     });
     conditionAll(taskQueueDlq, createQueueDlq);
     setLogicalId(taskQueueDlq, 'TaskQueueDlq');
+    const denyInsecureTransport = (queueArn: string) => ({
+      Sid: 'DenyInsecureTransport',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: 'sqs:*',
+      Resource: queueArn,
+      Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+    });
+    // SQS moves messages from the task queues itself (redrive needs no Allow); nothing may use plain HTTP.
+    const taskQueueDlqPolicy = new sqs.CfnQueuePolicy(this, 'TaskQueueDlqPolicy', {
+      queues: [taskQueueDlq.queueUrl],
+      policyDocument: { Version: '2012-10-17', Statement: [denyInsecureTransport(taskQueueDlq.queueArn)] },
+    });
+    taskQueueDlqPolicy.cfnOptions.condition = createQueueDlq;
+    setLogicalId(taskQueueDlqPolicy, 'TaskQueueDlqPolicy');
 
     // ------------------------------------------------------------------ functions
     const environment: Record<string, string> = {
@@ -321,7 +396,19 @@ export class TasksubStack extends Stack {
       });
       (logGroup.node.defaultChild as logs.CfnLogGroup).retentionInDays = logRetentionDays.valueAsNumber;
       setLogicalId(logGroup, `${logicalId.replace(/Function$/, '')}LogGroup`);
+      // Own role, no AWSLambdaBasicExecutionRole (logs:* on *): only the own log group is writable.
+      const role = new iam.Role(this, `${logicalId}Role`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: `tasksub ${binary}`,
+      });
+      setLogicalId(role, `${logicalId}Role`);
+      role.addToPolicy(new iam.PolicyStatement({
+        sid: 'OwnLogGroup',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }));
       const fn = new RustFunction(this, logicalId, {
+        role,
         manifestPath,
         binaryName: binary,
         architecture,
@@ -347,21 +434,37 @@ export class TasksubStack extends Stack {
       'tasksub - provision the queue and subscription of a RUNNING task',
       { timeout: 30, retryAttempts: 2, maxEventAge: 3600 },
     );
+    // Statements shared by the roles (infra/tests/test_iam.py checks each role against its code).
+    const subscribeTaskQueues = () => new iam.PolicyStatement({
+      sid: 'SubscribeTaskQueues',
+      actions: ['sns:Subscribe'],
+      resources: [topicArn],
+      conditions: { StringEquals: { 'sns:Protocol': 'sqs' }, StringLike: { 'sns:Endpoint': queueArnPattern } },
+    });
+    const findSubscription = () => new iam.PolicyStatement({
+      sid: 'FindSubscription',
+      actions: ['sns:ListSubscriptionsByTopic'],
+      resources: [topicArn],
+    });
+    // sns:Unsubscribe has no resource-level permissions and no service condition keys in AWS's
+    // authorization data (the subscription ARN is not a resource type IAM knows), so Resource "*" is the
+    // only grant that works; no condition narrows it. SNS itself only lets the topic owner or the
+    // subscription owner unsubscribe, i.e. subscriptions of topics in this account.
+    const unsubscribe = () => new iam.PolicyStatement({ sid: 'Unsubscribe', actions: ['sns:Unsubscribe'], resources: ['*'] });
+
     onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
-      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      actions: ['dynamodb:PutItem'],
       resources: [table.attrArn],
     }));
+    // DeleteQueue: the compensation after losing a race to a teardown deletes the queue it made.
     onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TaskQueues',
-      actions: ['sqs:CreateQueue', 'sqs:TagQueue', 'sqs:GetQueueAttributes'],
+      actions: ['sqs:CreateQueue', 'sqs:TagQueue', 'sqs:DeleteQueue'],
       resources: [queueArnPattern],
     }));
-    onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
-      sid: 'TopicSubscriptions',
-      actions: ['sns:Subscribe', 'sns:Unsubscribe'],
-      resources: [topicArn],
-    }));
+    onTaskRunning.addToRolePolicy(subscribeTaskQueues());
+    onTaskRunning.addToRolePolicy(unsubscribe());
 
     const onTaskStopped = rustFunction(
       'OnTaskStoppedFunction',
@@ -371,7 +474,7 @@ export class TasksubStack extends Stack {
     );
     onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
-      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],
       resources: [table.attrArn],
     }));
     onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
@@ -379,28 +482,30 @@ export class TasksubStack extends Stack {
       actions: ['sqs:GetQueueUrl', 'sqs:DeleteQueue'],
       resources: [queueArnPattern],
     }));
-    onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
-      sid: 'TopicSubscriptions',
-      actions: ['sns:Subscribe', 'sns:Unsubscribe', 'sns:ListSubscriptionsByTopic'],
-      resources: [topicArn],
-    }));
+    // RecoverSubscription re-subscribes (idempotent) to learn the subscription ARN.
+    onTaskStopped.addToRolePolicy(subscribeTaskQueues());
+    onTaskStopped.addToRolePolicy(findSubscription());
+    onTaskStopped.addToRolePolicy(unsubscribe());
 
     const sweeper = rustFunction(
       'SweeperFunction',
       'sweeper',
       'tasksub - reconcile queues, subscriptions and records with the running tasks',
       {
-        timeout: 240,
+        timeout: SWEEPER_TIMEOUT_SECONDS,
         retryAttempts: 0,
         maxEventAge: 300,
         extraEnv: { TASKSUB_SWEEP_GRACE_SECONDS: sweepGraceSeconds.valueAsString },
       },
     );
     const clusterCondition = { ArnEquals: { 'ecs:cluster': clusterArns.valueAsList } };
+    // AWS's authorization data lists container-instance as ListTasks' resource type, but a ListTasks
+    // without a containerInstance filter is authorized against "*"; the cluster is narrowed by ecs:cluster
+    // (infra/README.md, "IAM oracle").
     sweeper.addToRolePolicy(new iam.PolicyStatement({
       sid: 'ListTasksOfOurClusters',
       actions: ['ecs:ListTasks'],
-      resources: [Fn.sub('arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:container-instance/*')],
+      resources: ['*'],
       conditions: clusterCondition,
     }));
     sweeper.addToRolePolicy(new iam.PolicyStatement({
@@ -424,14 +529,12 @@ export class TasksubStack extends Stack {
       ],
       resources: [queueArnPattern],
     }));
-    sweeper.addToRolePolicy(new iam.PolicyStatement({
-      sid: 'TopicSubscriptions',
-      actions: ['sns:Subscribe', 'sns:Unsubscribe', 'sns:ListSubscriptionsByTopic'],
-      resources: [topicArn],
-    }));
+    sweeper.addToRolePolicy(subscribeTaskQueues());
+    sweeper.addToRolePolicy(findSubscription());
+    sweeper.addToRolePolicy(unsubscribe());
     sweeper.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
-      actions: ['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      actions: ['dynamodb:Scan', 'dynamodb:PutItem'],
       resources: [table.attrArn],
     }));
 
@@ -511,14 +614,7 @@ export class TasksubStack extends Stack {
           dlqStatement('EventBridgeDeadLettersTaskRunning', runningRule),
           dlqStatement('EventBridgeDeadLettersTaskStopped', stoppedRule),
           ifThen(sweeperEnabled, dlqStatement('EventBridgeDeadLettersSweep', sweepRule), Aws.NO_VALUE),
-          {
-            Sid: 'DenyInsecureTransport',
-            Effect: 'Deny',
-            Principal: '*',
-            Action: 'sqs:*',
-            Resource: eventDlq.queueArn,
-            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
-          },
+          denyInsecureTransport(eventDlq.queueArn),
         ],
       },
     });
@@ -536,7 +632,6 @@ export class TasksubStack extends Stack {
             Effect: 'Allow',
             Action: [
               'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl',
-              'sqs:GetQueueAttributes',
             ],
             Resource: queueArnPattern,
           },
@@ -584,14 +679,32 @@ export class TasksubStack extends Stack {
       { name: 'FunctionName', value: onTaskStopped.functionName }, 'Sum');
     const sweeperAlarm = alarm('SweeperErrorsAlarm', 'tasksub - sweeper function errors', 'AWS/Lambda', 'Errors',
       { name: 'FunctionName', value: sweeper.functionName }, 'Sum');
+    const sweeperAlarms = [sweeperAlarm];
+    for (const [prefix, label, fn] of [
+      ['OnTaskRunning', 'on-task-running', onTaskRunning],
+      ['OnTaskStopped', 'on-task-stopped', onTaskStopped],
+      ['Sweeper', 'sweeper', sweeper],
+    ] as const) {
+      for (const [metric, what] of [
+        ['Throttles', 'throttled invocations (concurrency limit reached)'],
+        ['DestinationDeliveryFailures', 'failed invocations could not be delivered to the event DLQ'],
+      ] as const) {
+        const a = alarm(`${prefix}${metric}Alarm`, `tasksub - ${label} ${what}`, 'AWS/Lambda', metric,
+          { name: 'FunctionName', value: fn.functionName }, 'Sum');
+        if (prefix === 'Sweeper') {
+          sweeperAlarms.push(a);
+        }
+      }
+    }
 
     // Everything of the sweeper is conditional on EnableSweeper.
     conditionAll(sweeper, sweeperEnabled);
-    for (const c of [sweepRule, sweepPermission, sweeperAlarm]) {
+    for (const c of [sweepRule, sweepPermission, ...sweeperAlarms]) {
       c.cfnOptions.condition = sweeperEnabled;
     }
     const sweeperLogGroup = this.node.findChild('SweeperLogGroup');
     conditionAll(sweeperLogGroup, sweeperEnabled);
+    conditionAll(this.node.findChild('SweeperFunctionRole'), sweeperEnabled);
 
     // ------------------------------------------------------------------ outputs (as in SAM)
     const output = (id: string, value: string, description?: string, condition?: CfnCondition) => {
@@ -613,5 +726,8 @@ export class TasksubStack extends Stack {
     output('SweeperFunctionName', sweeper.functionName, undefined, sweeperEnabled);
     output('TaskRunningRuleName', runningRule.ref);
     output('TaskStoppedRuleName', stoppedRule.ref);
+    output('AlarmsNotifyNobody', 'WARNING - alarms notify nobody (AlarmTopicArn=NONE)',
+      'WARNING - AlarmTopicArn is NONE - the DLQ, error, throttle and destination-failure alarms notify nobody. ' +
+      'Redeploy with an SNS topic ARN.', noAlarmTopic);
   }
 }

@@ -7,7 +7,9 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { App, DefaultStackSynthesizer } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { ArchitectureName, TasksubStack } from '../lib/tasksub-stack';
+import {
+  ArchitectureName, SWEEP_SCHEDULES, SWEEPER_TIMEOUT_SECONDS, TasksubStack, ratePeriodSeconds,
+} from '../lib/tasksub-stack';
 
 function synth(architecture: ArchitectureName = 'arm64'): Template {
   const app = new App({ analyticsReporting: false, context: { 'aws:cdk:bundling-stacks': [] } });
@@ -101,33 +103,74 @@ describe('functions', () => {
 });
 
 describe('IAM', () => {
-  it('provisioning function has exactly the contract actions, scoped', () => {
+  // infra/tests/test_iam.py checks the same against the Rust sources and AWS's authorization data.
+  const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+  it('provisioning function has exactly the actions its code issues', () => {
     const st = statementsOf('OnTaskRunningFunction');
     assert.deepEqual(actionsOf(st), [
-      'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem',
-      'sns:Subscribe', 'sns:Unsubscribe',
-      'sqs:CreateQueue', 'sqs:GetQueueAttributes', 'sqs:SendMessage', 'sqs:TagQueue',
+      ...LOGS, 'dynamodb:PutItem', 'sns:Subscribe', 'sns:Unsubscribe',
+      'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:SendMessage', 'sqs:TagQueue',
     ].sort());
   });
 
-  it('teardown function has exactly the contract actions, scoped', () => {
+  it('teardown function has exactly the actions its code issues', () => {
     const st = statementsOf('OnTaskStoppedFunction');
     assert.deepEqual(actionsOf(st), [
-      'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem',
+      ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem',
       'sns:ListSubscriptionsByTopic', 'sns:Subscribe', 'sns:Unsubscribe',
       'sqs:DeleteQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage',
     ].sort());
   });
 
-  it('no statement uses Resource * except the sweeper sqs:ListQueues', () => {
+  it('sweeper has exactly the actions its code issues', () => {
+    assert.deepEqual(actionsOf(statementsOf('SweeperFunction')), [
+      ...LOGS, 'dynamodb:PutItem', 'dynamodb:Scan', 'ecs:DescribeTasks', 'ecs:ListTasks',
+      'sns:ListSubscriptionsByTopic', 'sns:Subscribe', 'sns:Unsubscribe',
+      'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ListQueueTags',
+      'sqs:ListQueues', 'sqs:SendMessage', 'sqs:TagQueue',
+    ].sort());
+  });
+
+  it('roles carry no managed policy and write only their own log group', () => {
+    for (const [id, role] of resourcesOf('AWS::IAM::Role')) {
+      assert.equal(role.Properties.ManagedPolicyArns, undefined, id);
+    }
+    for (const fn of ['OnTaskRunning', 'OnTaskStopped', 'Sweeper']) {
+      const st = statementsOf(`${fn}Function`).find((s) => s.Sid === 'OwnLogGroup');
+      assert.deepEqual(st.Resource, { 'Fn::GetAtt': [`${fn}LogGroup`, 'Arn'] });
+    }
+  });
+
+  it('Resource * only where IAM accepts nothing else: sqs:ListQueues, sns:Unsubscribe, ecs:ListTasks', () => {
     const all = [
       ...resourcesOf('AWS::IAM::Policy').flatMap(([id, p]) => p.Properties.PolicyDocument.Statement.map((s: any) => [id, s])),
       ...resourcesOf('AWS::IAM::ManagedPolicy').flatMap(([id, p]) => p.Properties.PolicyDocument.Statement.map((s: any) => [id, s])),
     ];
     const star = all.filter(([, s]) => [s.Resource].flat().includes('*'));
-    assert.equal(star.length, 1);
-    assert.equal(star[0][1].Action, 'sqs:ListQueues');
-    assert.match(star[0][0], /^SweeperFunction/);
+    assert.deepEqual(
+      star.map(([id, s]) => `${id.replace(/DefaultPolicy.*$/, '')} ${s.Action}`).sort(),
+      [
+        'OnTaskRunningFunctionRole sns:Unsubscribe',
+        'OnTaskStoppedFunctionRole sns:Unsubscribe',
+        'SweeperFunctionRole ecs:ListTasks',
+        'SweeperFunctionRole sns:Unsubscribe',
+        'SweeperFunctionRole sqs:ListQueues',
+      ],
+    );
+    const listTasks = star.find(([, s]) => s.Action === 'ecs:ListTasks')[1];
+    assert.deepEqual(listTasks.Condition, { ArnEquals: { 'ecs:cluster': { Ref: 'ClusterArns' } } });
+  });
+
+  it('subscribe only SQS endpoints of the prefix', () => {
+    for (const fn of ['OnTaskRunningFunction', 'OnTaskStoppedFunction', 'SweeperFunction']) {
+      const st = statementsOf(fn).find((s) => s.Sid === 'SubscribeTaskQueues');
+      assert.equal(st.Action, 'sns:Subscribe');
+      assert.deepEqual(st.Condition.StringEquals, { 'sns:Protocol': 'sqs' });
+      assert.equal(
+        st.Condition.StringLike['sns:Endpoint']['Fn::Sub'][0],
+        'arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${Prefix}*',
+      );
+    }
   });
 
   it('queue ARNs are the prefix pattern', () => {
@@ -151,10 +194,7 @@ describe('IAM', () => {
       PolicyDocument: {
         Statement: [
           Match.objectLike({
-            Action: [
-              'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl',
-              'sqs:GetQueueAttributes',
-            ],
+            Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl'],
           }),
           Match.objectLike({ Action: 'dynamodb:GetItem', Resource: { 'Fn::GetAtt': ['Table', 'Arn'] } }),
         ],
@@ -176,6 +216,16 @@ describe('state', () => {
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       },
     });
+  });
+
+  it('both DLQs refuse plain HTTP', () => {
+    for (const id of ['EventDlqPolicy', 'TaskQueueDlqPolicy']) {
+      const statements = json.Resources[id].Properties.PolicyDocument.Statement;
+      const deny = statements.find((s: any) => s.Sid === 'DenyInsecureTransport');
+      assert.deepEqual(deny.Condition, { Bool: { 'aws:SecureTransport': 'false' } }, id);
+      assert.equal(deny.Effect, 'Deny');
+    }
+    assert.equal(json.Resources.TaskQueueDlqPolicy.Condition, 'CreateQueueDlq');
   });
 
   it('topic is conditional and encrypted; queues are encrypted', () => {
@@ -240,18 +290,47 @@ describe('EventBridge', () => {
 });
 
 describe('operations', () => {
-  it('alarms on both DLQs and on errors of each function', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+  it('alarms on both DLQs and on errors, throttles and destination failures of each function', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 11);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['EventDlq', 'QueueName'] } }],
     });
     for (const fn of ['OnTaskRunningFunction', 'OnTaskStoppedFunction', 'SweeperFunction']) {
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        MetricName: 'Errors',
-        Dimensions: [{ Name: 'FunctionName', Value: { Ref: fn } }],
-      });
+      for (const metric of ['Errors', 'Throttles', 'DestinationDeliveryFailures']) {
+        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          MetricName: metric,
+          Dimensions: [{ Name: 'FunctionName', Value: { Ref: fn } }],
+        });
+      }
     }
+  });
+
+  it('an alarm topic is required, or NONE with a loud output', () => {
+    assert.equal(json.Parameters.AlarmTopicArn.Default, undefined);
+    assert.match('NONE', new RegExp(json.Parameters.AlarmTopicArn.AllowedPattern));
+    assert.doesNotMatch('', new RegExp(json.Parameters.AlarmTopicArn.AllowedPattern));
+    assert.equal(json.Outputs.AlarmsNotifyNobody.Condition, 'NoAlarmTopic');
+    for (const [id, a] of resourcesOf('AWS::CloudWatch::Alarm')) {
+      assert.deepEqual(a.Properties.AlarmActions, {
+        'Fn::If': ['HasAlarmTopic', [{ Ref: 'AlarmTopicArn' }], { Ref: 'AWS::NoValue' }],
+      }, id);
+    }
+  });
+
+  it('log level is one of the RUST_LOG levels', () => {
+    assert.deepEqual(json.Parameters.LogLevel.AllowedValues, ['error', 'warn', 'info', 'debug', 'trace']);
+  });
+
+  it('sweeps cannot overlap: every accepted schedule fires less often than the sweeper can run', () => {
+    const rules = (template.toJSON() as any).Rules;
+    const assertion = rules.SweepsCannotOverlap.Assertions[0].Assert['Fn::Contains'];
+    assert.deepEqual(assertion, [SWEEP_SCHEDULES, { Ref: 'SweepSchedule' }]);
+    assert.equal(json.Resources.SweeperFunction.Properties.Timeout, SWEEPER_TIMEOUT_SECONDS);
+    for (const e of SWEEP_SCHEDULES) {
+      assert.ok(ratePeriodSeconds(e) > SWEEPER_TIMEOUT_SECONDS, e);
+    }
+    assert.ok(SWEEP_SCHEDULES.includes(json.Parameters.SweepSchedule.Default));
   });
 
   it('outputs what the app needs', () => {
