@@ -425,16 +425,18 @@ fn working_record(
         created_at: now,
         updated_at: now,
         expires_at: None,
+        revision: 0,
     });
     r.version = r.version.max(event_version);
     r.updated_at = now;
     r
 }
 
-/// The record a step leaves behind (what the conditional write stores).
+/// The record a step leaves behind (what the conditional write stores): one revision on.
 pub fn apply(record: &Record, step: Step, settings: &Settings, now: DateTime<Utc>) -> Record {
     let mut r = record.clone();
     r.updated_at = now;
+    r.revision = record.revision + 1;
     match step {
         Step::Claim => r.state = State::Provisioning,
         Step::MarkReady => r.state = State::Ready,
@@ -455,13 +457,20 @@ pub fn apply(record: &Record, step: Step, settings: &Settings, now: DateTime<Utc
     r
 }
 
-/// After MarkReady lost a race (the record moved on while we provisioned), what undoes our work.
-/// `ours` holds the queue URL and subscription ARN this invocation created.
-pub fn after_lost_race(current: Option<&Record>, ours: &Record) -> Vec<Step> {
+/// After MarkReady lost a race (the record moved on while we provisioned), what undoes our work:
+/// `Some(steps)` to compensate, `None` to decide again from `current` (another provisioning holds the
+/// record: our queue and subscription are the same resources it is making, so undoing them would
+/// unsubscribe a live task). `ours` holds the queue URL and subscription ARN this invocation created.
+///
+/// Only what the current record does not name is undone: a subscription ARN it names is live (or its
+/// owner's teardown removes it), and a queue is deleted only when the task is GONE (or its record is).
+pub fn after_lost_race(current: Option<&Record>, ours: &Record) -> Option<Vec<Step>> {
+    let mine = ours.subscription_arn.as_deref();
     match current.map(|r| (r.state, r.subscription_arn.as_deref())) {
-        Some((State::Ready, sub)) if sub == ours.subscription_arn.as_deref() => vec![],
-        Some((State::Ready | State::Draining | State::Provisioning, _)) => vec![Step::Unsubscribe],
-        Some((State::Gone, _)) | None => vec![Step::Unsubscribe, Step::DeleteQueue],
+        Some((State::Provisioning, _)) => None,
+        Some((State::Ready, named)) if named == mine => Some(vec![]),
+        Some((State::Ready | State::Draining, _)) => Some(vec![Step::Unsubscribe]),
+        Some((State::Gone, _)) | None => Some(vec![Step::Unsubscribe, Step::DeleteQueue]),
     }
 }
 

@@ -10,17 +10,24 @@
 //! | running | PROVISIONING | any | `finish-provisioning` (a crash left it half done) |
 //! | stopping (desired STOPPED) | PROVISIONING, READY | any | `drain` (unsubscribe, mark DRAINING) |
 //! | stopped | PROVISIONING, READY, DRAINING | any | `remove-orphan` (teardown, GONE tombstone) |
-//! | stopped | none | exists | `remove-orphan` |
+//! | stopped | none | exists, tasksub's tags name this task | `remove-orphan` |
 //! | unknown to ECS (cluster in scope) | PROVISIONING, READY, DRAINING | any | `remove-orphan` |
-//! | unknown to ECS | none | exists, tags agree | `remove-orphan` |
+//! | unknown to ECS | none | exists, tasksub's tags name this task | `remove-orphan` |
+//! | stopped or unknown | none | exists, no tasksub tags | held (`untagged`): ownership unproven |
 //! | stopped or unknown | GONE | exists | `remove-stray-queue` (DeleteQueue only; the tombstone stays) |
 //! | anything else | | | nothing (GONE records expire by TTL; a live task's queue is never touched) |
 //!
 //! Every action waits until its reference time is older than the grace period: the task's `createdAt`
 //! (provision), the record's `updatedAt` (finish-provisioning, unknown tasks, stray queues), `stoppingAt`
 //! (drain), `stoppedAt` (stopped tasks) or the queue's `CreatedTimestamp` (orphan queues). A missing time
-//! does not hold anything back. Queues whose name after the prefix is not a task ID, or whose tags name
-//! another task or a cluster outside our scope, are never touched.
+//! does not hold anything back. Queues whose name after the prefix is not a task ID, whose tags name
+//! another task or a cluster outside our scope, or that carry no tasksub tags at all, are never touched:
+//! a name is no proof of ownership, only tasksub's own tags (or a record) are.
+//!
+//! Subscriptions are judged by [`subscriptions::orphan_subscriptions`] (ListSubscriptionsByTopic); the
+//! sweeper removes them before any queue, so a record-less queue is never deleted while subscribed.
+
+pub mod subscriptions;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -65,6 +72,17 @@ pub struct SeenQueue {
     pub url: String,
 }
 
+/// A subscription on one of our topics, as ListSubscriptionsByTopic returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenSubscription {
+    /// The subscription ARN.
+    pub arn: String,
+    /// Its endpoint (a queue ARN for protocol `sqs`).
+    pub endpoint: String,
+    /// Its protocol (`sqs`, `https`, `lambda`...).
+    pub protocol: String,
+}
+
 /// What the sweeper reads about a queue that has no record and whose task ECS does not know.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueDetails {
@@ -88,6 +106,9 @@ pub struct Inventory {
     pub opaque: BTreeSet<String>,
     /// Details of the queues [`needs_details`] named, by queue name.
     pub details: BTreeMap<String, QueueDetails>,
+    /// The topic's subscriptions, listed before the records were read (so a subscription made by a
+    /// provisioning in flight always finds its claim).
+    pub subscriptions: Vec<SeenSubscription>,
 }
 
 /// What the sweeper does for one task.
@@ -200,6 +221,10 @@ pub enum Hold {
     ForeignQueue,
     /// The name after the prefix is not a task ID.
     UnrecognisedName,
+    /// A record-less queue without tasksub's tags: ownership unproven, never deleted.
+    Untagged,
+    /// A subscription whose task is being provisioned (or runs without a record yet): left to provisioning.
+    InFlight,
     /// No task names could be derived (a malformed ARN in a record or tag).
     BadName(String),
     /// `decide` found nothing to do.
@@ -214,6 +239,8 @@ impl Hold {
             Self::ForeignCluster(_) => "foreign-cluster",
             Self::ForeignQueue => "foreign-queue",
             Self::UnrecognisedName => "unrecognised-name",
+            Self::Untagged => "untagged",
+            Self::InFlight => "in-flight",
             Self::BadName(_) => "bad-name",
             Self::Skip(s) => s.code(),
         }
@@ -240,8 +267,8 @@ pub struct Reconciled {
     pub held: Vec<Held>,
 }
 
-/// The queues that need [`QueueDetails`] before [`reconcile`]: no record, and ECS knows nothing of their
-/// task. Only these cost extra calls.
+/// The queues that need [`QueueDetails`] (tags) before [`reconcile`]: no record, and ECS does not say
+/// their task runs. Only these cost extra calls; without tasksub's tags such a queue is never touched.
 pub fn needs_details<'a>(inv: &'a Inventory, settings: &Settings) -> Vec<&'a SeenQueue> {
     let records: BTreeSet<&str> = inv.records.iter().map(|r| r.task_id.as_str()).collect();
     let known = index_tasks(&inv.tasks);
@@ -249,7 +276,10 @@ pub fn needs_details<'a>(inv: &'a Inventory, settings: &Settings) -> Vec<&'a See
         .iter()
         .filter(|q| {
             task_of_queue(q, settings).is_some_and(|id| {
-                !records.contains(id.as_str()) && !known.contains_key(id.as_str()) && !inv.opaque.contains(&id)
+                let alive = known
+                    .get(id.as_str())
+                    .is_some_and(|t| matches!(classify(t), Ecs::Running | Ecs::Busy));
+                !records.contains(id.as_str()) && !alive && !inv.opaque.contains(&id)
             })
         })
         .collect()
@@ -408,13 +438,16 @@ impl Cx<'_> {
                 s,
                 t.stopped_at,
             ),
-            (Ecs::Stopped, Some(t), None) if s.queue.is_some() => self.act(
-                ActionKind::RemoveOrphan,
-                Intent::Stopped,
-                facts_of_task(t),
-                s,
-                t.stopped_at,
-            ),
+            (Ecs::Stopped, Some(t), None) if s.queue.is_some() => match proven(s) {
+                Err(hold) => Some(Err(hold)),
+                Ok(()) => self.act(
+                    ActionKind::RemoveOrphan,
+                    Intent::Stopped,
+                    facts_of_task(t),
+                    s,
+                    t.stopped_at,
+                ),
+            },
             (Ecs::Unknown, _, Some(_)) => {
                 let r = s.record?;
                 if !self.settings.scope.owns_cluster(&r.cluster_arn) {
@@ -439,16 +472,10 @@ impl Cx<'_> {
         // No details: the queue vanished between ListQueues and the detail calls.
         let d = s.details?;
         let tag = |k: &str| d.tags.get(k).filter(|v| !v.is_empty()).cloned();
-        let task_arn = match tag(tags::TASK_ARN) {
-            Some(arn) => match TaskArn::parse(&arn) {
-                Ok(parsed) if parsed.task_id.as_str() == s.id => arn,
-                _ => return Some(Err(Hold::ForeignQueue)),
-            },
-            None => {
-                let t = &self.settings.topic;
-                format!("arn:{}:ecs:{}:{}:task/{}", t.partition, t.region, t.account, s.id)
-            }
-        };
+        if let Err(hold) = proven(s) {
+            return Some(Err(hold));
+        }
+        let task_arn = tag(tags::TASK_ARN).unwrap_or_default();
         let cluster_arn = tag(tags::CLUSTER).unwrap_or_default();
         if !cluster_arn.is_empty() && !self.settings.scope.owns_cluster(&cluster_arn) {
             return Some(Err(Hold::ForeignCluster(cluster_arn)));
@@ -540,6 +567,20 @@ impl Cx<'_> {
             facts,
             plan,
         }
+    }
+}
+
+/// A record-less queue is ours only when tasksub's tags name its task (no details: it vanished).
+fn proven(s: &Subject<'_>) -> Result<(), Hold> {
+    let Some(d) = s.details else {
+        return Err(Hold::Untagged);
+    };
+    match d.tags.get(tags::TASK_ARN).filter(|v| !v.is_empty()) {
+        None => Err(Hold::Untagged),
+        Some(arn) => match TaskArn::parse(arn) {
+            Ok(parsed) if parsed.task_id.as_str() == s.id => Ok(()),
+            _ => Err(Hold::ForeignQueue),
+        },
     }
 }
 

@@ -5,8 +5,22 @@
 //!      │             └──────────────────────▲
 //!      └────────────────────────────────────┘
 //! ```
-//! Invariants the executor keeps: `READY` ⇒ queue and subscription exist and are recorded;
-//! `DRAINING` ⇒ no subscription; `GONE` ⇒ neither queue nor subscription. A state never moves back.
+//! Every write is conditional on the record's `revision`: a writer names the revision it read (or
+//! "absent") and stores `revision + 1`. A write therefore proves it saw the latest write, including
+//! every field it relies on (the subscription ARN above all), not only the state; two invocations
+//! racing on one task cannot both win, and the loser learns exactly what it lost to.
+//!
+//! Invariants (checked at quiescence by the interleaving explorer, `tests/tests/explore.rs`, over the
+//! real executor on the fake, and by the crash-loop scenario on moto):
+//! 1. Nothing of ours without a live record naming it: a subscription of ours exists only while a
+//!    `READY` record names its ARN (or a `PROVISIONING` writer is still in flight); a queue of ours exists
+//!    only while its record is `PROVISIONING`, `READY` or `DRAINING`.
+//! 2. `GONE` is final: no write moves a record out of `GONE` (only the TTL removes it).
+//! 3. A live task is never unsubscribed: a task that was never stopped ends `READY`, with its queue and
+//!    the subscription its record names.
+//! 4. `DRAINING` ⇒ no subscription; `GONE` ⇒ neither queue nor subscription.
+//! 5. A writer that loses a race undoes what it created and only that (a subscription ARN the current
+//!    record names is never undone).
 
 use std::fmt;
 
@@ -85,6 +99,8 @@ pub mod attr {
     pub const UPDATED_AT: &str = "updatedAt";
     /// TTL attribute (epoch seconds).
     pub const EXPIRES_AT: &str = "expiresAt";
+    /// Write counter: every conditional write expects the revision it read and stores the next one.
+    pub const REVISION: &str = "revision";
 }
 
 /// One task's record.
@@ -123,4 +139,8 @@ pub struct Record {
     /// Expiry of a tombstone, epoch seconds (DynamoDB TTL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// How many writes the record has seen (1 after the claim). Records written before revisions
+    /// existed read as 0.
+    #[serde(default)]
+    pub revision: u64,
 }

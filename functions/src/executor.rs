@@ -155,16 +155,21 @@ pub async fn run<P: Ports>(
         expected,
         steps,
     } = plan;
+    // Whether the working record is stored (read, or written by us): every write names its revision.
+    let mut stored = expected.is_some();
     let mut done = Vec::with_capacity(steps.len());
     for step in steps {
-        let result = perform(ports, step, &mut record, expected, settings, now).await;
+        let result = perform(ports, step, &mut record, &mut stored, settings, now).await;
         log_step(&record, intent.as_str(), step, &result);
         match result {
-            Ok(None) => done.push(step),
+            Ok(None) | Ok(Some(Written::Applied)) => done.push(step),
             Ok(Some(Written::Conflict(current))) if step == Step::MarkReady => {
+                let Some(undo) = after_lost_race(current.as_ref(), &record) else {
+                    return Ok(Executed::Redecide(current));
+                };
                 done.push(step);
-                for undo in after_lost_race(current.as_ref(), &record) {
-                    let r = perform(ports, undo, &mut record, expected, settings, now).await;
+                for undo in undo {
+                    let r = perform(ports, undo, &mut record, &mut stored, settings, now).await;
                     log_step(&record, "compensate", undo, &r);
                     r?;
                     done.push(undo);
@@ -172,7 +177,6 @@ pub async fn run<P: Ports>(
                 return Ok(Executed::Compensated { steps: done });
             }
             Ok(Some(Written::Conflict(current))) => return Ok(Executed::Redecide(current)),
-            Ok(Some(Written::Applied)) => done.push(step),
             Err(e) => return Err(e),
         }
     }
@@ -184,7 +188,7 @@ async fn perform<P: Ports>(
     ports: &P,
     step: Step,
     record: &mut Record,
-    expected: Option<State>,
+    stored: &mut bool,
     settings: &Settings,
     now: DateTime<Utc>,
 ) -> Result<Option<Written>, StepFailed> {
@@ -206,14 +210,11 @@ async fn perform<P: Ports>(
     match step {
         Step::Claim | Step::MarkReady | Step::MarkDraining | Step::Tombstone(_) => {
             let next = decide::apply(record, step, settings, now);
-            let expect = match step {
-                Step::Claim => Expect::Absent,
-                Step::MarkReady => Expect::AnyOf(&[State::Provisioning, State::Ready]),
-                _ => Expect::from_read(expected),
-            };
+            let expect = Expect::over(stored.then_some(&*record));
             match ports.put(&next, expect).await {
                 Ok(Written::Applied) => {
                     *record = next;
+                    *stored = true;
                     Ok(Some(Written::Applied))
                 }
                 Ok(conflict) => Ok(Some(conflict)),

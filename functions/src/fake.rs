@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
 use tasksub_core::outcome::ErrorKind;
-use tasksub_core::reconcile::{EcsTask, QueueDetails};
+use tasksub_core::reconcile::{EcsTask, QueueDetails, SeenSubscription};
 use tasksub_core::record::Record;
 
 use crate::ports::{
-    Described, Desired, Expect, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, Written, DESCRIBE_BATCH,
+    Described, Desired, Expect, PortError, QueueInspect, Queues, Records, SubscriptionPage, Subscriptions, Tasks,
+    Written, DESCRIBE_BATCH,
 };
 
 /// One stored queue.
@@ -292,6 +293,27 @@ impl Subscriptions for Fake {
             .iter()
             .find(|(_, v)| v.topic_arn == topic_arn && v.endpoint == endpoint)
             .map(|(a, _)| a.clone()))
+    }
+
+    async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        const PAGE: usize = 100;
+        let s = self.lock();
+        let start: usize = next.as_deref().map_or(0, |t| t.parse().unwrap_or(0));
+        let all: Vec<SeenSubscription> = s
+            .subscriptions
+            .iter()
+            .filter(|(_, v)| v.topic_arn == topic_arn)
+            .map(|(arn, v)| SeenSubscription {
+                arn: arn.clone(),
+                endpoint: v.endpoint.clone(),
+                protocol: "sqs".to_owned(),
+            })
+            .collect();
+        let end = (start + PAGE).min(all.len());
+        Ok(SubscriptionPage {
+            subscriptions: all[start.min(end)..end].to_vec(),
+            next: (end < all.len()).then(|| end.to_string()),
+        })
     }
 }
 

@@ -9,7 +9,8 @@ use tasksub_core::reconcile::QueueDetails;
 use tasksub_core::record::Record;
 
 use crate::ports::{
-    Described, Desired, Expect, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, Written,
+    Described, Desired, Expect, PortError, QueueInspect, Queues, Records, SubscriptionPage, Subscriptions, Tasks,
+    Written,
 };
 
 /// AWS operations that change something.
@@ -155,6 +156,10 @@ impl<P: Subscriptions> Subscriptions for Instrumented<P> {
     async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
         self.enter("ListSubscriptionsByTopic")?;
         self.inner.find(topic_arn, endpoint).await
+    }
+    async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        self.enter("ListSubscriptionsByTopic")?;
+        self.inner.list_by_topic(topic_arn, next).await
     }
 }
 

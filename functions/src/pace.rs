@@ -9,7 +9,7 @@ use tasksub_core::record::Record;
 use tokio::sync::Mutex;
 use tokio::time::{sleep_until, Instant};
 
-use crate::ports::{Expect, PortError, Queues, Records, Subscriptions, Written};
+use crate::ports::{Expect, PortError, Queues, Records, SubscriptionPage, Subscriptions, Written};
 
 /// Ports whose mutating calls are spaced at least `interval` apart.
 #[derive(Debug)]
@@ -93,6 +93,11 @@ impl<P: Subscriptions> Subscriptions for Paced<'_, P> {
     async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
         self.turn().await;
         self.inner.find(topic_arn, endpoint).await
+    }
+    /// Paced although a read: ListSubscriptionsByTopic's account quota (30 TPS) is the tightest we meet.
+    async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        self.turn().await;
+        self.inner.list_by_topic(topic_arn, next).await
     }
 }
 

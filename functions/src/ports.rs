@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 
 use tasksub_core::outcome::ErrorKind;
-use tasksub_core::reconcile::{EcsTask, QueueDetails};
+use tasksub_core::reconcile::{EcsTask, QueueDetails, SeenSubscription};
 use tasksub_core::record::{Record, State};
 
 /// A failed call, classified.
@@ -44,9 +44,13 @@ impl std::error::Error for PortError {}
 pub enum Expect {
     /// No record.
     Absent,
-    /// A record in exactly this state.
+    /// The record exactly as read: this revision (records written before revisions existed are 0).
+    /// What the executor uses for every write after the claim.
+    Revision(u64),
+    /// A record in exactly this state, whatever else changed (kept for the reference-design baseline
+    /// in benches/, which reproduces the state-only conditions; the executor never uses it).
     State(State),
-    /// A record in one of these states.
+    /// A record in one of these states (as [`Expect::State`]: baseline only).
     AnyOf(&'static [State]),
 }
 
@@ -55,14 +59,15 @@ impl Expect {
     pub fn holds(self, current: Option<&Record>) -> bool {
         match (self, current) {
             (Self::Absent, None) => true,
+            (Self::Revision(n), Some(r)) => r.revision == n,
             (Self::State(s), Some(r)) => r.state == s,
             (Self::AnyOf(states), Some(r)) => states.contains(&r.state),
             _ => false,
         }
     }
-    /// The expectation for "the state read before deciding" (`None` = absent).
-    pub fn from_read(state: Option<State>) -> Self {
-        state.map_or(Self::Absent, Self::State)
+    /// The expectation for a write over `stored` (`None` = no record was read).
+    pub fn over(stored: Option<&Record>) -> Self {
+        stored.map_or(Self::Absent, |r| Self::Revision(r.revision))
     }
 }
 
@@ -120,6 +125,22 @@ pub trait Subscriptions: Send + Sync {
     /// (ListSubscriptionsByTopic, 30 TPS): only for the rare recovery path where an idempotent Subscribe
     /// is refused because the settings changed since the subscription was made.
     fn find(&self, topic_arn: &str, endpoint: &str) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+    /// One page of the topic's subscriptions (ListSubscriptionsByTopic: 100 a page, 30 TPS per account),
+    /// for the sweeper's orphan-subscription pass.
+    fn list_by_topic(
+        &self,
+        topic_arn: &str,
+        next: Option<String>,
+    ) -> impl Future<Output = Result<SubscriptionPage, PortError>> + Send;
+}
+
+/// One page of a topic's subscriptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionPage {
+    /// The subscriptions on this page.
+    pub subscriptions: Vec<SeenSubscription>,
+    /// The token of the next page, if any.
+    pub next: Option<String>,
 }
 
 /// What the sweeper reads about one queue (only for orphan candidates).

@@ -11,6 +11,7 @@
 //! - [`proxy`]: a fault-injecting proxy between the SDK and moto, which also enforces AWS rules moto lacks.
 pub mod ecs;
 pub mod events;
+pub mod explore;
 pub mod moto;
 pub mod proxy;
 pub mod scenarios;

@@ -74,7 +74,7 @@ pub trait World {
     }
 }
 
-fn settings_map(topic_arn: &str, table: &str, prefix: &str) -> BTreeMap<String, String> {
+pub fn settings_map(topic_arn: &str, table: &str, prefix: &str) -> BTreeMap<String, String> {
     [
         (vars::TOPIC_ARN, topic_arn.to_owned()),
         (vars::TABLE, table.to_owned()),

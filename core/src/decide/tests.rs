@@ -33,6 +33,7 @@ fn stored(state: State, sub: bool, url: bool) -> Record {
         created_at: now(),
         updated_at: now(),
         expires_at: None,
+        revision: 3,
     }
 }
 
@@ -213,19 +214,45 @@ fn apply_moves_state_and_clears_what_no_longer_exists() {
 #[test]
 fn a_lost_race_is_undone_according_to_who_won() {
     let ours = stored(State::Ready, true, true);
-    assert_eq!(after_lost_race(Some(&ours), &ours), vec![]);
+    // The winner recorded the very subscription we made (Subscribe is idempotent): nothing to undo.
+    assert_eq!(after_lost_race(Some(&ours), &ours), Some(vec![]));
+    // The winner recorded another subscription: ours is unrecorded, undo it (and only it).
     let mut other = ours.clone();
     other.subscription_arn = Some("arn:other".into());
-    assert_eq!(after_lost_race(Some(&other), &ours), vec![Step::Unsubscribe]);
+    assert_eq!(after_lost_race(Some(&other), &ours), Some(vec![Step::Unsubscribe]));
+    // A teardown won: unsubscribe ours; the queue is the draining container's until STOPPED.
     assert_eq!(
         after_lost_race(Some(&stored(State::Draining, false, true)), &ours),
-        vec![Step::Unsubscribe]
+        Some(vec![Step::Unsubscribe])
     );
+    // The task is gone (or its record is): everything we made goes.
     assert_eq!(
         after_lost_race(Some(&stored(State::Gone, false, false)), &ours),
-        vec![Step::Unsubscribe, Step::DeleteQueue]
+        Some(vec![Step::Unsubscribe, Step::DeleteQueue])
     );
-    assert_eq!(after_lost_race(None, &ours), vec![Step::Unsubscribe, Step::DeleteQueue]);
+    assert_eq!(
+        after_lost_race(None, &ours),
+        Some(vec![Step::Unsubscribe, Step::DeleteQueue])
+    );
+    // Another provisioning holds the record: our resources are its resources; decide again.
+    assert_eq!(
+        after_lost_race(Some(&stored(State::Provisioning, false, true)), &ours),
+        None
+    );
+}
+
+#[test]
+fn every_write_moves_the_revision_on_by_one() {
+    let s = settings();
+    let r = stored(State::Ready, true, true);
+    for step in [
+        Step::Claim,
+        Step::MarkReady,
+        Step::MarkDraining,
+        Step::Tombstone(State::Gone),
+    ] {
+        assert_eq!(apply(&r, step, &s, now()).revision, r.revision + 1, "{step:?}");
+    }
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn record(state: State, age: i64, cluster: &str) -> Record {
         created_at: ago(age + 100),
         updated_at: ago(age),
         expires_at: None,
+        revision: 1,
     }
 }
 

@@ -32,6 +32,7 @@ pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
         }
     }
     item.insert(attr::VERSION.to_owned(), AttributeValue::N(r.version.to_string()));
+    item.insert(attr::REVISION.to_owned(), AttributeValue::N(r.revision.to_string()));
     if let Some(exp) = r.expires_at {
         item.insert(attr::EXPIRES_AT.to_owned(), AttributeValue::N(exp.to_string()));
     }
@@ -72,6 +73,7 @@ pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Record, BadIt
         created_at: time(attr::CREATED_AT)?,
         updated_at: time(attr::UPDATED_AT)?,
         expires_at: num(attr::EXPIRES_AT).transpose()?,
+        revision: num(attr::REVISION).transpose()?.unwrap_or(0).max(0) as u64,
     })
 }
 

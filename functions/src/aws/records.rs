@@ -36,6 +36,16 @@ impl Records for AwsPorts {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         req = match expect {
             Expect::Absent => req.condition_expression(format!("attribute_not_exists({})", attr::TASK_ID)),
+            // Revision 0 is also a record written before revisions existed (no attribute).
+            Expect::Revision(0) => req
+                .condition_expression("attribute_exists(#id) AND (attribute_not_exists(#rev) OR #rev = :rev)")
+                .expression_attribute_names("#id", attr::TASK_ID)
+                .expression_attribute_names("#rev", attr::REVISION)
+                .expression_attribute_values(":rev", AttributeValue::N("0".into())),
+            Expect::Revision(n) => req
+                .condition_expression("#rev = :rev")
+                .expression_attribute_names("#rev", attr::REVISION)
+                .expression_attribute_values(":rev", AttributeValue::N(n.to_string())),
             Expect::State(s) => req
                 .condition_expression("#st = :s0")
                 .expression_attribute_names("#st", attr::STATE)

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::{classify, AwsPorts};
-use crate::ports::{PortError, Subscriptions};
+use tasksub_core::reconcile::SeenSubscription;
+
+use crate::ports::{PortError, SubscriptionPage, Subscriptions};
 
 impl Subscriptions for AwsPorts {
     async fn subscribe(
@@ -54,5 +56,31 @@ impl Subscriptions for AwsPorts {
             }
         }
         Ok(None)
+    }
+
+    async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        let page = self
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(topic_arn)
+            .set_next_token(next)
+            .send()
+            .await
+            .map_err(|e| classify("ListSubscriptionsByTopic", &e))?;
+        let subscriptions = page
+            .subscriptions()
+            .iter()
+            .filter_map(|s| {
+                Some(SeenSubscription {
+                    arn: s.subscription_arn()?.to_owned(),
+                    endpoint: s.endpoint().unwrap_or_default().to_owned(),
+                    protocol: s.protocol().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect();
+        Ok(SubscriptionPage {
+            subscriptions,
+            next: page.next_token().map(str::to_owned),
+        })
     }
 }

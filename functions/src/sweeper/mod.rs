@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tasksub_core::decide::Decision;
+use tasksub_core::outcome::ErrorKind;
+use tasksub_core::reconcile::subscriptions::orphan_subscriptions;
 use tasksub_core::reconcile::{self, Action, ActionKind, Hold};
 use tasksub_core::record::Record;
 use tasksub_core::settings::{Settings, SweepSettings};
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use gather::GatherFailed;
 pub use report::{ActionReport, HeldReport, Report};
@@ -28,7 +30,7 @@ use crate::aws::{AwsPorts, AwsTasks};
 use crate::executor::{self, HandleError, Handled};
 use crate::metrics::Sink;
 use crate::pace::Paced;
-use crate::ports::{Ports, QueueInspect, Tasks};
+use crate::ports::{Ports, QueueInspect, Subscriptions, Tasks};
 
 /// How one run goes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,8 +94,12 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
     pub async fn run(&self, options: RunOptions, now: DateTime<Utc>) -> Result<Report, GatherFailed> {
         let started = Instant::now();
         let grace_seconds = options.grace_seconds.unwrap_or(self.sweep.grace_seconds);
-        let g = gather::gather(&self.ports, &self.tasks, &self.settings).await?;
+        let paced = Paced::new(&self.ports, Duration::from_millis(self.sweep.min_interval_ms));
+        // Subscriptions first, records after: a subscription made meanwhile always finds its claim.
+        let subscriptions = gather::subscriptions(&paced, &self.settings).await?;
+        let g = gather::gather(&self.ports, &self.tasks, &self.settings, &subscriptions).await?;
         let verdict = reconcile::reconcile(&g.inventory, &self.settings, grace_seconds, now);
+        let subs = orphan_subscriptions(&g.inventory, &self.settings, grace_seconds, now);
         let mut report = Report {
             dry_run: options.dry_run,
             grace_seconds,
@@ -102,18 +108,57 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
             tasks_seen: g.tasks_seen,
             missing_clusters: g.missing_clusters,
             errors: g.errors,
-            held: verdict.held.iter().map(HeldReport::from).collect(),
+            subscriptions_seen: g.inventory.subscriptions.len(),
+            orphan_subscriptions_found: subs.unsubscribe.len(),
+            held: verdict
+                .held
+                .iter()
+                .map(HeldReport::from)
+                .chain(subs.held.iter().map(HeldReport::from))
+                .collect(),
             waiting: verdict
                 .held
                 .iter()
-                .filter(|h| matches!(h.hold, Hold::Grace { .. }))
+                .map(|h| &h.hold)
+                .chain(subs.held.iter().map(|h| &h.hold))
+                .filter(|h| matches!(h, Hold::Grace { .. }))
                 .count(),
             orphans_found: verdict.actions.iter().filter(|a| a.kind.is_orphan()).count(),
             ..Report::default()
         };
         let stored: BTreeMap<&str, &Record> = g.inventory.records.iter().map(|r| (r.task_id.as_str(), r)).collect();
-        let paced = Paced::new(&self.ports, Duration::from_millis(self.sweep.min_interval_ms));
         let mut started_actions = 0;
+        // Orphan subscriptions before any queue: a record-less queue is never deleted while subscribed.
+        for orphan in &subs.unsubscribe {
+            let out_of_time = options.stop_by.is_some_and(|t| Instant::now() >= t);
+            let outcome = if options.dry_run {
+                "planned"
+            } else if started_actions >= self.sweep.max_actions || out_of_time {
+                report.deferred += 1;
+                "deferred"
+            } else {
+                started_actions += 1;
+                match paced.unsubscribe(&orphan.arn).await {
+                    Ok(()) => {
+                        report.orphan_subscriptions_removed += 1;
+                        "done"
+                    }
+                    Err(e) if e.kind == ErrorKind::NotFound => "done",
+                    Err(e) => {
+                        warn!(task_id = orphan.task_id, action = "unsubscribe-orphan", outcome = "failed", error = %e);
+                        report.errors += 1;
+                        "failed"
+                    }
+                }
+            };
+            info!(
+                task_id = orphan.task_id,
+                queue = orphan.queue,
+                action = "unsubscribe-orphan",
+                outcome
+            );
+            report.actions.push(ActionReport::unsubscribe(orphan, outcome));
+        }
         for action in &verdict.actions {
             let mut line = ActionReport::planned(action);
             let out_of_time = options.stop_by.is_some_and(|t| Instant::now() >= t);

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tasksub_core::reconcile::subscriptions::{HeldSubscription, Unsubscribe};
 use tasksub_core::reconcile::{Action, Held, Hold};
 
 use crate::metrics::{Sink, Unit};
@@ -23,6 +24,12 @@ pub struct Report {
     /// Configured clusters ECS does not know (treated as running nothing).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_clusters: Vec<String>,
+    /// Subscriptions on the topic (every endpoint).
+    pub subscriptions_seen: usize,
+    /// Subscriptions to our queues that no live record names, due for removal.
+    pub orphan_subscriptions_found: usize,
+    /// Of those, removed by this run.
+    pub orphan_subscriptions_removed: usize,
     /// Tasks whose leftovers (record and/or queue) are due for removal.
     pub orphans_found: usize,
     /// Of those, removed by this run.
@@ -76,6 +83,21 @@ pub struct ActionReport {
 }
 
 impl ActionReport {
+    /// The report of an orphan subscription's removal.
+    pub fn unsubscribe(u: &Unsubscribe, outcome: &'static str) -> Self {
+        Self {
+            action: "unsubscribe-orphan",
+            task_id: u.task_id.clone(),
+            ecs: "-",
+            queue: Some(u.queue.clone()),
+            record_state: u.record_state.map(|s| s.as_str()),
+            steps: vec!["unsubscribe"],
+            outcome,
+            state: None,
+            detail: Some(u.arn.clone()),
+        }
+    }
+
     /// The report of a planned action, before it runs.
     pub fn planned(a: &Action) -> Self {
         Self {
@@ -127,6 +149,14 @@ impl From<&Held> for HeldReport {
                 Some("the name after the prefix is not a task ID".to_owned()),
             ),
             Hold::BadName(e) => (None, None, Some(e.clone())),
+            Hold::Untagged => (
+                None,
+                None,
+                Some(
+                    "no tasksub tags: ownership unproven, never deleted (delete it yourself if it is ours)".to_owned(),
+                ),
+            ),
+            Hold::InFlight => (None, None, Some("its task is being provisioned or runs".to_owned())),
             Hold::Skip(s) => (None, None, Some(s.to_string())),
         };
         Self {
@@ -137,6 +167,19 @@ impl From<&Held> for HeldReport {
             due_at,
             detail,
         }
+    }
+}
+
+impl From<&HeldSubscription> for HeldReport {
+    fn from(h: &HeldSubscription) -> Self {
+        let held = Held {
+            task_id: Some(h.task_id.clone()),
+            queue: None,
+            hold: h.hold.clone(),
+        };
+        let mut r = Self::from(&held);
+        r.detail = Some(format!("subscription {}: {}", h.arn, r.detail.unwrap_or_default()));
+        r
     }
 }
 

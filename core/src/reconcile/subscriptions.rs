@@ -1,0 +1,286 @@
+//! The sweeper's subscription pass: which of the topic's subscriptions are orphans of ours.
+//!
+//! | subscription endpoint | record of its task | ECS | verdict |
+//! |---|---|---|---|
+//! | not `sqs`, another account or region, outside the prefix, not a task ID | | | never touched (not listed) |
+//! | our queue | READY, names this subscription | any | healthy (not listed) |
+//! | our queue | PROVISIONING | any | held `in-flight`: provisioning records it, or the sweeper finishes it |
+//! | our queue | none | running / busy | held `in-flight`: the `provision` action subscribes (same ARN) and records it |
+//! | our queue | READY naming another ARN, DRAINING, GONE | any | `unsubscribe` once the record is older than the grace |
+//! | our queue, existing, with tasksub's tags naming the task | none | stopped / unknown | `unsubscribe` once the queue is older than the grace |
+//! | our queue, no longer existing | none | stopped / unknown | `unsubscribe` |
+//! | our queue, existing, untagged or tagged for another task | none | stopped / unknown | held `untagged` / `foreign-queue` |
+//!
+//! Why this is safe: a subscription exists only after its task's claim (claim → Subscribe), and the
+//! sweeper lists subscriptions before it reads the records, so a subscription made by a provisioning in
+//! flight always finds at least its PROVISIONING record. A record that does not name a subscription
+//! never comes to name it later unless it is PROVISIONING: MarkReady is the only write that records a
+//! subscription, and it expects the PROVISIONING revision it read.
+
+use super::*;
+use crate::naming::queue_arn;
+
+/// A subscription to remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsubscribe {
+    /// The subscription ARN.
+    pub arn: String,
+    /// The task whose queue it feeds.
+    pub task_id: String,
+    /// The queue name.
+    pub queue: String,
+    /// The record's state, if any.
+    pub record_state: Option<State>,
+}
+
+/// A subscription left alone, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldSubscription {
+    /// The subscription ARN.
+    pub arn: String,
+    /// The task whose queue it feeds.
+    pub task_id: String,
+    /// Why.
+    pub hold: Hold,
+}
+
+/// The verdict of the subscription pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionVerdict {
+    /// Orphans to unsubscribe.
+    pub unsubscribe: Vec<Unsubscribe>,
+    /// Subscriptions of ours left alone for now.
+    pub held: Vec<HeldSubscription>,
+}
+
+/// The task ID and queue name of an endpoint that is one of our queues by name and place (same account
+/// and region as our queues, under the prefix, a task ID after it); `None` for anything else.
+pub fn our_endpoint(s: &SeenSubscription, settings: &Settings) -> Option<(String, String)> {
+    if s.protocol != "sqs" {
+        return None;
+    }
+    let name = QueueName::from_existing(s.endpoint.rsplit(':').next()?);
+    if queue_arn(&settings.topic, &name) != s.endpoint {
+        return None;
+    }
+    let id = name.task_id(&settings.queue.prefix)?;
+    Some((id.as_str().to_owned(), name.as_str().to_owned()))
+}
+
+/// Judges every subscription of the inventory.
+pub fn orphan_subscriptions(
+    inv: &Inventory,
+    settings: &Settings,
+    grace_seconds: u64,
+    now: DateTime<Utc>,
+) -> SubscriptionVerdict {
+    let grace = Duration::seconds(grace_seconds.min(i64::MAX as u64 / 1000) as i64);
+    let records: BTreeMap<&str, &Record> = inv.records.iter().map(|r| (r.task_id.as_str(), r)).collect();
+    let queues: BTreeMap<&str, &SeenQueue> = inv.queues.iter().map(|q| (q.name.as_str(), q)).collect();
+    let tasks = index_tasks(&inv.tasks);
+    let mut out = SubscriptionVerdict::default();
+    for s in &inv.subscriptions {
+        let Some((id, queue)) = our_endpoint(s, settings) else {
+            continue;
+        };
+        let record = records.get(id.as_str()).copied();
+        let alive = inv.opaque.contains(&id)
+            || tasks
+                .get(id.as_str())
+                .is_some_and(|t| matches!(classify(t), Ecs::Running | Ecs::Busy));
+        let since = match record {
+            Some(r) if r.state == State::Ready && r.subscription_arn.as_deref() == Some(s.arn.as_str()) => continue,
+            Some(r) if r.state == State::Provisioning => Err(Hold::InFlight),
+            Some(r) => Ok(Some(r.updated_at)),
+            None if alive => Err(Hold::InFlight),
+            None => match queues.get(queue.as_str()) {
+                None => Ok(None),
+                Some(q) => owned_queue(inv.details.get(&q.name), &id),
+            },
+        };
+        let hold = match since {
+            Err(hold) => Some(hold),
+            Ok(Some(t)) if now - t < grace => Some(Hold::Grace {
+                kind: ActionKind::RemoveOrphan,
+                until: t + grace,
+            }),
+            Ok(_) => None,
+        };
+        match hold {
+            Some(hold) => out.held.push(HeldSubscription {
+                arn: s.arn.clone(),
+                task_id: id,
+                hold,
+            }),
+            None => out.unsubscribe.push(Unsubscribe {
+                arn: s.arn.clone(),
+                task_id: id,
+                queue,
+                record_state: record.map(|r| r.state),
+            }),
+        }
+    }
+    out
+}
+
+/// An existing record-less queue is ours when tasksub's tags name the task; the grace runs from its
+/// creation.
+fn owned_queue(details: Option<&QueueDetails>, id: &str) -> Result<Option<DateTime<Utc>>, Hold> {
+    let d = details.ok_or(Hold::Untagged)?;
+    match d.tags.get(tags::TASK_ARN).filter(|v| !v.is_empty()) {
+        None => Err(Hold::Untagged),
+        Some(arn) => match TaskArn::parse(arn) {
+            Ok(parsed) if parsed.task_id.as_str() == id => Ok(d.created_at),
+            _ => Err(Hold::ForeignQueue),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{now, settings};
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
+    fn sub(endpoint: &str, protocol: &str) -> SeenSubscription {
+        SeenSubscription {
+            arn: format!("arn:aws:sns:us-east-1:123456789012:fanout:{}", endpoint.len()),
+            endpoint: endpoint.to_owned(),
+            protocol: protocol.to_owned(),
+        }
+    }
+
+    fn ours() -> String {
+        format!("arn:aws:sqs:us-east-1:123456789012:tasksub-{ID}")
+    }
+
+    fn record(state: State, sub: Option<&str>, age_seconds: i64) -> Record {
+        Record {
+            task_id: ID.into(),
+            task_arn: format!("arn:aws:ecs:us-east-1:123456789012:task/prod/{ID}"),
+            cluster_arn: "arn:aws:ecs:us-east-1:123456789012:cluster/prod".into(),
+            group: None,
+            queue_name: format!("tasksub-{ID}"),
+            queue_arn: ours(),
+            queue_url: None,
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:fanout".into(),
+            subscription_arn: sub.map(str::to_owned),
+            state,
+            version: 1,
+            created_at: now(),
+            updated_at: now() - Duration::seconds(age_seconds),
+            expires_at: None,
+            revision: 2,
+        }
+    }
+
+    fn queue(tags: &[(&str, String)], age_seconds: i64) -> (SeenQueue, QueueDetails) {
+        let name = format!("tasksub-{ID}");
+        let q = SeenQueue {
+            url: format!("http://sqs/{name}"),
+            name,
+        };
+        let d = QueueDetails {
+            created_at: Some(now() - Duration::seconds(age_seconds)),
+            tags: tags.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+        };
+        (q, d)
+    }
+
+    fn judge(inv: Inventory) -> (Vec<String>, Vec<&'static str>) {
+        let v = orphan_subscriptions(&inv, &settings(), 600, now());
+        let codes = v.held.iter().map(|h| h.hold.code()).collect();
+        (v.unsubscribe.into_iter().map(|u| u.arn).collect(), codes)
+    }
+
+    fn with(s: SeenSubscription, records: Vec<Record>, queue: Option<(SeenQueue, QueueDetails)>) -> Inventory {
+        let mut inv = Inventory {
+            subscriptions: vec![s],
+            records,
+            ..Inventory::default()
+        };
+        if let Some((q, d)) = queue {
+            inv.details.insert(q.name.clone(), d);
+            inv.queues.push(q);
+        }
+        inv
+    }
+
+    #[test]
+    fn endpoints_that_are_not_ours_are_never_touched() {
+        let other_account = format!("arn:aws:sqs:us-east-1:999999999999:tasksub-{ID}");
+        let other_region = format!("arn:aws:sqs:eu-west-1:123456789012:tasksub-{ID}");
+        for s in [
+            sub(&ours(), "lambda"),
+            sub("https://example.invalid/hook", "https"),
+            sub(&other_account, "sqs"),
+            sub(&other_region, "sqs"),
+            sub("arn:aws:sqs:us-east-1:123456789012:orders", "sqs"),
+            sub("arn:aws:sqs:us-east-1:123456789012:tasksub-not.a.task", "sqs"),
+        ] {
+            assert_eq!(judge(with(s.clone(), vec![], None)), (vec![], vec![]), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_subscription_the_ready_record_names_is_healthy() {
+        let s = sub(&ours(), "sqs");
+        let inv = with(s.clone(), vec![record(State::Ready, Some(&s.arn), 9999)], None);
+        assert_eq!(judge(inv), (vec![], vec![]));
+    }
+
+    #[test]
+    fn unnamed_subscriptions_of_stopping_or_gone_tasks_go_after_the_grace() {
+        let s = sub(&ours(), "sqs");
+        for (state, named) in [
+            (State::Ready, Some("arn:other")),
+            (State::Draining, None),
+            (State::Gone, None),
+        ] {
+            let old = with(s.clone(), vec![record(state, named, 601)], None);
+            assert_eq!(judge(old), (vec![s.arn.clone()], vec![]), "{state}");
+            let young = with(s.clone(), vec![record(state, named, 5)], None);
+            assert_eq!(judge(young), (vec![], vec!["grace"]), "{state}");
+        }
+    }
+
+    #[test]
+    fn provisioning_and_running_tasks_keep_their_subscription() {
+        let s = sub(&ours(), "sqs");
+        let inv = with(s.clone(), vec![record(State::Provisioning, None, 9999)], None);
+        assert_eq!(judge(inv), (vec![], vec!["in-flight"]));
+        let mut inv = with(s.clone(), vec![], None);
+        inv.opaque.insert(ID.into());
+        assert_eq!(judge(inv), (vec![], vec!["in-flight"]));
+    }
+
+    #[test]
+    fn record_less_subscriptions_go_only_when_the_queue_is_gone_or_proven_ours() {
+        let s = sub(&ours(), "sqs");
+        // The queue is gone: nothing can claim the subscription.
+        assert_eq!(judge(with(s.clone(), vec![], None)), (vec![s.arn.clone()], vec![]));
+        let task_arn = format!("arn:aws:ecs:us-east-1:123456789012:task/prod/{ID}");
+        let tagged = queue(&[(tags::TASK_ARN, task_arn)], 601);
+        assert_eq!(
+            judge(with(s.clone(), vec![], Some(tagged))),
+            (vec![s.arn.clone()], vec![])
+        );
+        let young = queue(
+            &[(
+                tags::TASK_ARN,
+                format!("arn:aws:ecs:us-east-1:123456789012:task/prod/{ID}"),
+            )],
+            5,
+        );
+        assert_eq!(judge(with(s.clone(), vec![], Some(young))), (vec![], vec!["grace"]));
+        let untagged = queue(&[("team", "payments".into())], 9999);
+        assert_eq!(
+            judge(with(s.clone(), vec![], Some(untagged))),
+            (vec![], vec!["untagged"])
+        );
+        let other = "arn:aws:ecs:us-east-1:123456789012:task/prod/ffffffffffffffffffffffffffffffff".to_owned();
+        let foreign = queue(&[(tags::TASK_ARN, other)], 9999);
+        assert_eq!(judge(with(s, vec![], Some(foreign))), (vec![], vec!["foreign-queue"]));
+    }
+}

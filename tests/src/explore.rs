@@ -1,0 +1,432 @@
+//! The interleaving explorer: several invocations for one task (duplicate starts, stop-initiated,
+//! STOPPED, a sweeper pass) run the real handler, executor and sweeper code on the in-memory fake, while
+//! a seeded scheduler decides, at every port call, which invocation proceeds, and may crash the chosen
+//! one instead (its call never happens; Lambda redelivers the event). Retryable failures are redelivered
+//! as Lambda's async retries would be. At quiescence the invariants of `tasksub_core::record` are
+//! checked. Everything is a function of the seed: a failure prints the seed and the schedule, and
+//! [`explore_one`] replays it.
+//!
+//! The futures are polled by hand with a no-op waker: the fake answers at once, so an invocation is
+//! pending only at a gate, and the scheduler alone decides the order.
+
+pub mod gated;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::Value;
+use tasksub_core::decide::Role;
+use tasksub_core::event::TaskStatus;
+use tasksub_core::reconcile::EcsTask;
+use tasksub_core::record::State;
+use tasksub_core::settings::{Settings, SweepSettings};
+use tasksub_functions::fake::Fake;
+use tasksub_functions::sweeper::{RunOptions, Sweeper};
+use tasksub_functions::Controller;
+
+use crate::events::{Task, ACCOUNT, REGION};
+use crate::world::{settings_map, OUR_CLUSTER};
+use gated::{lock, Board, Gated, Shared};
+
+/// How the task's life ends in a schedule (what ECS says at the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Never stopped: only start events.
+    Running,
+    /// Stop initiated, STOPPED never delivered.
+    Stopping,
+    /// Stopped.
+    Stopped,
+}
+
+/// One invocation's input.
+#[derive(Debug, Clone)]
+enum Job {
+    Event { label: String, payload: Value },
+    Sweep,
+}
+
+impl Job {
+    fn label(&self) -> &str {
+        match self {
+            Self::Event { label, .. } => label,
+            Self::Sweep => "sweep",
+        }
+    }
+}
+
+/// What one schedule did.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The seed.
+    pub seed: u64,
+    /// How the task ends.
+    pub fate: Fate,
+    /// Every scheduling decision, in order: `label:Op` or `label:CRASH@Op`.
+    pub schedule: Vec<String>,
+    /// Crashes injected.
+    pub crashes: usize,
+    /// Invocations that gave up (retries exhausted: Lambda's on-failure destination).
+    pub dead_letters: usize,
+    /// Whether a final sweep ran before the checks (after a crash or a dead letter).
+    pub swept: bool,
+    /// Violated invariants (empty: the schedule passed).
+    pub violations: Vec<String>,
+}
+
+impl Run {
+    /// The failure report: seed, fate and schedule.
+    pub fn report(&self) -> String {
+        let mut s = format!(
+            "seed {} ({:?}): {}\n  schedule:",
+            self.seed,
+            self.fate,
+            self.violations.join("; ")
+        );
+        for (i, step) in self.schedule.iter().enumerate() {
+            let _ = write!(s, "{}{}", if i % 8 == 0 { "\n    " } else { " " }, step);
+        }
+        s
+    }
+}
+
+/// Explorer options.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Emulate the conditions before revisions (to show the explorer finds the old race).
+    pub legacy: bool,
+    /// Most crashes injected per schedule.
+    pub max_crashes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            legacy: false,
+            max_crashes: 2,
+        }
+    }
+}
+
+/// Lambda's async invocation: the first attempt plus two retries.
+const ATTEMPTS: usize = 3;
+const PREFIX: &str = "tasksub-";
+
+fn settings() -> Settings {
+    let m = settings_map(&format!("arn:aws:sns:{REGION}:{ACCOUNT}:fanout"), "records", PREFIX);
+    Settings::from_map(&m).expect("settings")
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+fn sweep_settings() -> SweepSettings {
+    SweepSettings {
+        grace_seconds: 0,
+        min_interval_ms: 0,
+        max_actions: 1000,
+    }
+}
+
+/// A task ID in ECS's format, from the seed.
+fn task_for(seed: u64) -> Task {
+    let mut t = Task::new(OUR_CLUSTER);
+    let id = format!("{:016x}{:016x}", seed, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    t.arn = t.arn.replace(&t.id, &id);
+    t.id = id;
+    t
+}
+
+fn ecs_truth(task: &Task, fate: Fate) -> EcsTask {
+    let (last, desired) = match fate {
+        Fate::Running => (TaskStatus::Running, TaskStatus::Running),
+        Fate::Stopping => (TaskStatus::Running, TaskStatus::Stopped),
+        Fate::Stopped => (TaskStatus::Stopped, TaskStatus::Stopped),
+    };
+    EcsTask {
+        task_arn: task.arn.clone(),
+        cluster_arn: task.cluster.clone(),
+        group: task.group.clone(),
+        last_status: last,
+        desired_status: desired,
+        version: Some(9),
+        created_at: Some(now() - Duration::hours(1)),
+        stopping_at: (fate != Fate::Running).then(|| now() - Duration::minutes(30)),
+        stopped_at: (fate == Fate::Stopped).then(|| now() - Duration::minutes(20)),
+    }
+}
+
+/// The jobs of one schedule, from the seed.
+fn jobs_for(rng: &mut fastrand::Rng, task: &Task, fate: Fate) -> Vec<Job> {
+    let ev = |label: &str, last: &str, desired: &str, version: u64| Job::Event {
+        label: label.to_owned(),
+        payload: task.event_at(last, desired, version, now()),
+    };
+    let mut jobs = vec![ev("prov", "PROVISIONING", "RUNNING", 1)];
+    for i in 0..rng.usize(1..=2) {
+        jobs.push(ev(&format!("run{i}"), "RUNNING", "RUNNING", 3));
+    }
+    if fate != Fate::Running {
+        for i in 0..rng.usize(1..=2) {
+            jobs.push(ev(&format!("stop{i}"), "RUNNING", "STOPPED", 4));
+        }
+    }
+    if fate == Fate::Stopped {
+        for i in 0..rng.usize(1..=2) {
+            jobs.push(ev(&format!("stopped{i}"), "STOPPED", "STOPPED", 6));
+        }
+    }
+    if rng.u8(0..10) < 3 {
+        jobs.push(Job::Sweep);
+    }
+    jobs
+}
+
+type Fut = Pin<Box<dyn Future<Output = Result<(), bool>>>>;
+
+fn start(job: &Job, fake: &Fake, board: &Shared, id: usize) -> Fut {
+    let ports = Gated::new(fake.clone(), board.clone(), id);
+    match job.clone() {
+        Job::Event { payload, .. } => Box::pin(async move {
+            let c = Controller::with_ports(settings(), ports, Role::Any);
+            c.handle_json_at(&payload, now())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.is_retryable())
+        }),
+        Job::Sweep => Box::pin(async move {
+            let s = Sweeper::with_ports(settings(), sweep_settings(), ports.clone(), ports);
+            let options = RunOptions {
+                grace_seconds: Some(0),
+                ..RunOptions::default()
+            };
+            s.run(options, now()).await.map(|_| ()).map_err(|_| true)
+        }),
+    }
+}
+
+struct Live {
+    job: Job,
+    attempt: usize,
+    fut: Fut,
+}
+
+/// Runs one schedule.
+pub fn explore_one(seed: u64, options: Options) -> Run {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let fate = [Fate::Running, Fate::Stopping, Fate::Stopped, Fate::Stopped][rng.usize(0..4)];
+    let task = task_for(seed);
+    let fake = Fake::new();
+    fake.set_now(now());
+    fake.put_task(ecs_truth(&task, fate));
+    let board: Shared = Arc::new(std::sync::Mutex::new(Board {
+        legacy: options.legacy,
+        ..Board::default()
+    }));
+    let mut run = Run {
+        seed,
+        fate,
+        schedule: Vec::new(),
+        crashes: 0,
+        dead_letters: 0,
+        swept: false,
+        violations: Vec::new(),
+    };
+    // A third of the schedules crash nothing: their invariants must hold without the final sweep.
+    let crash_budget = rng.usize(0..=options.max_crashes);
+    let mut next_id = 0;
+    let mut live: BTreeMap<usize, Live> = BTreeMap::new();
+    for job in jobs_for(&mut rng, &task, fate) {
+        live.insert(
+            next_id,
+            Live {
+                fut: start(&job, &fake, &board, next_id),
+                job,
+                attempt: 1,
+            },
+        );
+        next_id += 1;
+    }
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        // Run every invocation to its next gate (or its end).
+        let ids: Vec<usize> = live.keys().copied().collect();
+        for id in ids {
+            if lock(&board).waiting.contains_key(&id) {
+                continue;
+            }
+            let inv = live.get_mut(&id).expect("live");
+            if let Poll::Ready(result) = inv.fut.as_mut().poll(&mut cx) {
+                let inv = live.remove(&id).expect("live");
+                if let Err(true) = result {
+                    if inv.attempt < ATTEMPTS {
+                        let fut = start(&inv.job, &fake, &board, next_id);
+                        live.insert(
+                            next_id,
+                            Live {
+                                fut,
+                                job: inv.job,
+                                attempt: inv.attempt + 1,
+                            },
+                        );
+                        next_id += 1;
+                    } else {
+                        run.dead_letters += 1;
+                    }
+                } else if let Err(false) = result {
+                    run.dead_letters += 1;
+                }
+            } else {
+                assert!(
+                    lock(&board).waiting.contains_key(&id),
+                    "an invocation is pending outside a gate"
+                );
+            }
+        }
+        let waiting: Vec<(usize, &'static str)> = lock(&board).waiting.iter().map(|(i, o)| (*i, *o)).collect();
+        if waiting.is_empty() {
+            if live.is_empty() {
+                break;
+            }
+            continue;
+        }
+        let (id, op) = waiting[rng.usize(0..waiting.len())];
+        let label = live[&id].job.label().to_owned();
+        if run.crashes < crash_budget && rng.u8(0..100) < 4 {
+            // Crash before this call: the invocation dies; Lambda delivers the event again.
+            run.crashes += 1;
+            run.schedule.push(format!("{label}:CRASH@{op}"));
+            let inv = live.remove(&id).expect("live");
+            let mut b = lock(&board);
+            b.waiting.remove(&id);
+            drop(b);
+            let fut = start(&inv.job, &fake, &board, next_id);
+            live.insert(
+                next_id,
+                Live {
+                    fut,
+                    job: inv.job,
+                    attempt: inv.attempt,
+                },
+            );
+            next_id += 1;
+        } else {
+            run.schedule.push(format!("{label}:{op}"));
+            lock(&board).granted.insert(id);
+            lock(&board).waiting.remove(&id);
+        }
+    }
+    run.violations = std::mem::take(&mut lock(&board).violations);
+    if run.crashes > 0 || run.dead_letters > 0 {
+        // What only the sweeper repairs: a crash between a lost race and its compensation.
+        run.swept = true;
+        sweep_now(&fake);
+    }
+    run.violations.extend(check(&fake, &task, fate));
+    run
+}
+
+fn sweep_now(fake: &Fake) {
+    let s = Sweeper::with_ports(settings(), sweep_settings(), fake.clone(), fake.clone());
+    let options = RunOptions {
+        grace_seconds: Some(0),
+        ..RunOptions::default()
+    };
+    let mut f = std::pin::pin!(s.run(options, now()));
+    let mut cx = Context::from_waker(Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(r) => {
+            r.expect("final sweep");
+        }
+        Poll::Pending => panic!("the fake never waits"),
+    }
+}
+
+/// The invariants at quiescence.
+pub fn check(fake: &Fake, task: &Task, fate: Fate) -> Vec<String> {
+    let mut v = Vec::new();
+    let queue = format!("{PREFIX}{}", task.id);
+    let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
+    let subs: Vec<String> = fake
+        .subscriptions()
+        .into_iter()
+        .filter(|(_, s)| s.endpoint == queue_arn)
+        .map(|(arn, _)| arn)
+        .collect();
+    let queue_exists = fake.queues().iter().any(|q| q.name == queue);
+    let record = fake.record(&task.id);
+    let state = record.as_ref().map(|r| r.state);
+    match fate {
+        Fate::Running => {
+            if state != Some(State::Ready) {
+                v.push(format!("a task never stopped ends {state:?}, not READY"));
+            }
+            let named = record.as_ref().and_then(|r| r.subscription_arn.clone());
+            if subs.len() != 1 || named.as_ref() != subs.first() {
+                v.push(format!(
+                    "a live task's subscriptions are {subs:?}, its record names {named:?}"
+                ));
+            }
+            if !queue_exists {
+                v.push("a live task has no queue".into());
+            }
+        }
+        Fate::Stopping => {
+            if state != Some(State::Draining) {
+                v.push(format!("a stopping task ends {state:?}, not DRAINING"));
+            }
+            if !subs.is_empty() {
+                v.push(format!("leaked subscriptions of a stopping task: {subs:?}"));
+            }
+        }
+        Fate::Stopped => {
+            if state != Some(State::Gone) {
+                v.push(format!("a stopped task ends {state:?}, not GONE"));
+            }
+            if !subs.is_empty() {
+                v.push(format!("leaked subscriptions of a stopped task: {subs:?}"));
+            }
+            if queue_exists {
+                v.push("leaked queue of a stopped task".into());
+            }
+        }
+    }
+    v
+}
+
+/// Totals over many schedules.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    /// Schedules run.
+    pub schedules: usize,
+    /// Scheduling decisions made in all.
+    pub decisions: usize,
+    /// Crashes injected in all.
+    pub crashes: usize,
+    /// Schedules that needed the final sweep.
+    pub swept: usize,
+    /// The failing runs.
+    pub failures: Vec<Run>,
+}
+
+/// Runs `count` schedules from `first_seed` on.
+pub fn explore(first_seed: u64, count: usize, options: Options) -> Summary {
+    let mut s = Summary::default();
+    for seed in first_seed..first_seed + count as u64 {
+        let run = explore_one(seed, options);
+        s.schedules += 1;
+        s.decisions += run.schedule.len();
+        s.crashes += run.crashes;
+        s.swept += usize::from(run.swept);
+        if !run.violations.is_empty() {
+            s.failures.push(run);
+        }
+    }
+    s
+}

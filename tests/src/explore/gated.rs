@@ -1,0 +1,214 @@
+//! Ports that ask the scheduler before every call: one [`Gated`] per invocation, all sharing one
+//! [`Board`]. A call parks its invocation at the gate until the scheduler grants it; the fake underneath
+//! answers synchronously, so a port call is atomic and the gates are the only interleaving points.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use tasksub_core::reconcile::QueueDetails;
+use tasksub_core::record::{Record, State};
+use tasksub_functions::fake::Fake;
+use tasksub_functions::ports::{
+    Described, Desired, Expect, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, Written,
+};
+
+/// What the scheduler and the gates share.
+#[derive(Debug, Default)]
+pub struct Board {
+    /// Invocation → the operation it waits to call.
+    pub waiting: BTreeMap<usize, &'static str>,
+    /// Invocations allowed to make their next call.
+    pub granted: BTreeSet<usize>,
+    /// Invariant violations seen while running (checked at every write).
+    pub violations: Vec<String>,
+    /// Emulate the conditions before revisions (state only; MarkReady accepts PROVISIONING or READY).
+    pub legacy: bool,
+    /// Per invocation, the record it last read or wrote (for the legacy conditions).
+    pub seen: BTreeMap<usize, Option<Record>>,
+}
+
+/// The shared board.
+pub type Shared = Arc<Mutex<Board>>;
+
+/// Locks the board.
+pub fn lock(board: &Shared) -> MutexGuard<'_, Board> {
+    board.lock().expect("board lock")
+}
+
+/// Ports of one invocation.
+#[derive(Debug, Clone)]
+pub struct Gated {
+    inner: Fake,
+    board: Shared,
+    id: usize,
+}
+
+impl Gated {
+    /// The ports of invocation `id`.
+    pub fn new(inner: Fake, board: Shared, id: usize) -> Self {
+        Self { inner, board, id }
+    }
+
+    fn gate(&self, op: &'static str) -> Gate<'_> {
+        Gate {
+            board: &self.board,
+            id: self.id,
+            op,
+        }
+    }
+
+    fn saw(&self, record: Option<Record>) {
+        lock(&self.board).seen.insert(self.id, record);
+    }
+
+    /// The pre-revision conditions: the state this invocation last saw (MarkReady: PROVISIONING or READY).
+    fn legacy_put(&self, record: &Record) -> Written {
+        let current = self.inner.record(&record.task_id);
+        let seen = lock(&self.board).seen.get(&self.id).cloned().flatten().map(|r| r.state);
+        let holds = match (record.state, current.as_ref()) {
+            (State::Ready, Some(c)) => matches!(c.state, State::Provisioning | State::Ready),
+            (_, Some(c)) => Some(c.state) == seen,
+            (_, None) => false,
+        };
+        if !holds {
+            return Written::Conflict(current);
+        }
+        let c = current.expect("held on a stored record");
+        let mut next = record.clone();
+        next.revision = c.revision + 1;
+        self.inner.insert_record(next);
+        Written::Applied
+    }
+}
+
+/// Parks until the scheduler grants this invocation its next call.
+struct Gate<'a> {
+    board: &'a Shared,
+    id: usize,
+    op: &'static str,
+}
+
+impl Future for Gate<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        let mut b = lock(self.board);
+        if b.granted.remove(&self.id) {
+            b.waiting.remove(&self.id);
+            Poll::Ready(())
+        } else {
+            b.waiting.insert(self.id, self.op);
+            Poll::Pending
+        }
+    }
+}
+
+impl Records for Gated {
+    async fn get(&self, task_id: &str) -> Result<Option<Record>, PortError> {
+        self.gate("GetItem").await;
+        let r = self.inner.get(task_id).await;
+        if let Ok(found) = &r {
+            self.saw(found.clone());
+        }
+        r
+    }
+
+    async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
+        self.gate("PutItem").await;
+        let before = self.inner.record(&record.task_id);
+        let legacy = lock(&self.board).legacy;
+        let written = match expect {
+            Expect::Revision(_) if legacy => self.legacy_put(record),
+            _ => self.inner.put(record, expect).await?,
+        };
+        match &written {
+            Written::Applied => {
+                if before.as_ref().is_some_and(|b| b.state == State::Gone) && record.state != State::Gone {
+                    lock(&self.board)
+                        .violations
+                        .push(format!("GONE came back: {} written over a GONE record", record.state));
+                }
+                self.saw(self.inner.record(&record.task_id));
+            }
+            Written::Conflict(current) => self.saw(current.clone()),
+        }
+        Ok(written)
+    }
+
+    async fn list(&self) -> Result<Vec<Record>, PortError> {
+        self.gate("Scan").await;
+        Records::list(&self.inner).await
+    }
+}
+
+impl Queues for Gated {
+    async fn create(
+        &self,
+        name: &str,
+        attributes: &BTreeMap<&'static str, String>,
+        tags: &BTreeMap<&'static str, String>,
+    ) -> Result<String, PortError> {
+        self.gate("CreateQueue").await;
+        self.inner.create(name, attributes, tags).await
+    }
+    async fn url(&self, name: &str) -> Result<String, PortError> {
+        self.gate("GetQueueUrl").await;
+        self.inner.url(name).await
+    }
+    async fn delete(&self, url: &str) -> Result<(), PortError> {
+        self.gate("DeleteQueue").await;
+        self.inner.delete(url).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        self.gate("ListQueues").await;
+        Queues::list(&self.inner, prefix).await
+    }
+}
+
+impl Subscriptions for Gated {
+    async fn subscribe(
+        &self,
+        topic_arn: &str,
+        queue_arn: &str,
+        attributes: &BTreeMap<&'static str, String>,
+    ) -> Result<String, PortError> {
+        self.gate("Subscribe").await;
+        self.inner.subscribe(topic_arn, queue_arn, attributes).await
+    }
+    async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), PortError> {
+        self.gate("Unsubscribe").await;
+        self.inner.unsubscribe(subscription_arn).await
+    }
+    async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
+        self.gate("ListSubscriptionsByTopic").await;
+        self.inner.find(topic_arn, endpoint).await
+    }
+    async fn list_by_topic(
+        &self,
+        topic_arn: &str,
+        next: Option<String>,
+    ) -> Result<tasksub_functions::ports::SubscriptionPage, PortError> {
+        self.gate("ListSubscriptionsByTopic").await;
+        self.inner.list_by_topic(topic_arn, next).await
+    }
+}
+
+impl QueueInspect for Gated {
+    async fn details(&self, url: &str) -> Result<QueueDetails, PortError> {
+        self.gate("GetQueueAttributes").await;
+        self.inner.details(url).await
+    }
+}
+
+impl Tasks for Gated {
+    async fn list_tasks(&self, cluster: &str, desired: Desired) -> Result<Vec<String>, PortError> {
+        self.gate("ListTasks").await;
+        self.inner.list_tasks(cluster, desired).await
+    }
+    async fn describe_tasks(&self, cluster: &str, task_arns: &[String]) -> Result<Described, PortError> {
+        self.gate("DescribeTasks").await;
+        self.inner.describe_tasks(cluster, task_arns).await
+    }
+}
