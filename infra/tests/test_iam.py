@@ -586,7 +586,8 @@ CODE_CALLS: dict[str, list[tuple[str, str]]] = {
                              "(ReturnValuesOnConditionCheckFailure), so Provision never reads first"),
         ("sqs:CreateQueue", "executor CreateQueue (attributes and tags in one call)"),
         ("sns:Subscribe", "executor Subscribe"),
-        ("sns:Unsubscribe", "compensation after MarkReady lost a race (decide::after_lost_race)"),
+        ("sns:Unsubscribe", "compensation after MarkReady lost a race (decide::after_lost_race: READY "
+                            "naming another subscription, DRAINING, GONE or absent)"),
         ("sqs:DeleteQueue", "compensation when the record is GONE/absent: deletes the queue it created "
                             "(URL from CreateQueue, so no GetQueueUrl)"),
         *LAMBDA_RUNTIME,
@@ -611,8 +612,9 @@ CODE_CALLS: dict[str, list[tuple[str, str]]] = {
         ("dynamodb:PutItem", "converge: Claim/MarkReady/MarkDraining/Tombstone (stored record comes from Scan)"),
         ("sqs:CreateQueue", "converge: Provision / FinishProvisioning"),
         ("sns:Subscribe", "converge: Subscribe / RecoverSubscription"),
-        ("sns:ListSubscriptionsByTopic", "converge: RecoverSubscription fallback (Subscriptions::find)"),
-        ("sns:Unsubscribe", "converge: Drain / Stopped / compensation"),
+        ("sns:ListSubscriptionsByTopic", "gather::subscriptions (orphan-subscription pass, Subscriptions::"
+                                         "list_by_topic) and the RecoverSubscription fallback (find)"),
+        ("sns:Unsubscribe", "orphan subscriptions (Sweeper::run) and converge: Drain / Stopped / compensation"),
         ("sqs:GetQueueUrl", "converge: LookupQueueUrl"),
         ("sqs:DeleteQueue", "converge: RemoveOrphan / RemoveStrayQueue / Stopped"),
         *LAMBDA_RUNTIME,
