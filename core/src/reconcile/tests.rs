@@ -200,8 +200,13 @@ fn reconcile_table() {
             Want::Act(RemoveOrphan, vec![RecoverSubscription, Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
         row("stopped, DRAINING", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Draining, 900, PROD)),
             Want::Act(RemoveOrphan, vec![DeleteQueue, gone])).queue(None),
-        row("stopped, no record, queue", Some(task("STOPPED", "STOPPED", 700, "service:other")), None,
-            Want::Act(RemoveOrphan, vec![LookupQueueUrl, DeleteQueue, gone])).queue(None),
+        row("stopped, no record, tagged queue", Some(task("STOPPED", "STOPPED", 700, "service:other")), None,
+            Want::Act(RemoveOrphan, vec![LookupQueueUrl, DeleteQueue, gone])).queue(Some(details(700, Tags::Ours))),
+        // a name is no proof of ownership: a record-less queue without tasksub's tags is never deleted
+        row("stopped, no record, untagged queue", Some(task("STOPPED", "STOPPED", 700, ours)), None,
+            Want::Hold("untagged")).queue(Some(details(700, Tags::Untagged))),
+        row("stopped, no record, queue without details", Some(task("STOPPED", "STOPPED", 700, ours)), None,
+            Want::Hold("untagged")).queue(None),
         row("stopped, no record, no queue", Some(task("STOPPED", "STOPPED", 700, ours)), None, Want::Nothing),
         row("stopped recently", Some(task("STOPPED", "STOPPED", 30, ours)), Some(record(Ready, 900, PROD)), Want::Hold("grace"))
             .queue(None),
@@ -218,7 +223,7 @@ fn reconcile_table() {
             .queue(None),
         row("unknown, no record, tagged queue", None, None, Want::Act(RemoveOrphan, vec![LookupQueueUrl, DeleteQueue, gone]))
             .queue(Some(details(700, Tags::Ours))),
-        row("unknown, no record, untagged queue", None, None, Want::Act(RemoveOrphan, vec![LookupQueueUrl, DeleteQueue, gone]))
+        row("unknown, no record, untagged queue", None, None, Want::Hold("untagged"))
             .queue(Some(details(700, Tags::Untagged))),
         row("unknown, no record, young queue", None, None, Want::Hold("grace")).queue(Some(details(30, Tags::Ours))),
         row("unknown, queue tagged for another task", None, None, Want::Hold("foreign-queue"))
@@ -291,7 +296,8 @@ fn only_orphan_candidates_need_details() {
         .iter()
         .map(|q| q.name.as_str())
         .collect();
-    assert_eq!(names, vec!["tasksub-e5"]);
+    // c3's task stopped and e5's is unknown: both need their tags to prove ownership.
+    assert_eq!(names, vec!["tasksub-c3", "tasksub-e5"]);
 }
 
 #[test]
@@ -326,16 +332,12 @@ fn plans_carry_the_facts_of_their_source() {
         (task_arn(ID).as_str(), PROD)
     );
     assert_eq!(a.plan.expected, None);
-    // untagged: the task ARN is derived from the name (old format) and the cluster is unknown
+    // untagged: ownership unproven, so no plan at all (held and reported)
     inv.details
         .insert(format!("tasksub-{ID}"), details(700, Tags::Untagged));
-    let a = reconcile(&inv, &settings(), GRACE, now()).actions.remove(0);
-    assert_eq!(
-        a.plan.record.task_arn,
-        format!("arn:aws:ecs:us-east-1:123456789012:task/{ID}")
-    );
-    assert_eq!(a.plan.record.cluster_arn, "");
-    assert_eq!(a.plan.record.queue_name, format!("tasksub-{ID}"));
+    let r = reconcile(&inv, &settings(), GRACE, now());
+    assert!(r.actions.is_empty());
+    assert_eq!(r.held[0].hold, Hold::Untagged);
     // a stray queue: the plan deletes the listed URL and expects the tombstone
     let inv = Inventory {
         queues: vec![queue(ID)],

@@ -101,8 +101,13 @@ mod tests {
             created_at: now,
             updated_at: now,
             expires_at: None,
+            revision: 4,
         };
         assert_eq!(from_item(&to_item(&r)).unwrap(), r);
+        // A record written before revisions existed reads as revision 0.
+        let mut legacy = to_item(&r);
+        legacy.remove(attr::REVISION);
+        assert_eq!(from_item(&legacy).unwrap().revision, 0);
         r.group = None;
         r.subscription_arn = None;
         r.expires_at = Some(1_800_000_000);
