@@ -4,11 +4,12 @@
 //! Every check reads; none creates, changes or deletes anything. Permissions are those of the caller
 //! (the operator's credentials, not the functions' roles), probed with calls that cannot change state:
 //! a GetQueueUrl of a name no task can have answers NonExistentQueue when allowed and AccessDenied when
-//! not. Writes (CreateQueue, TagQueue, DeleteQueue, Subscribe, Unsubscribe, PutItem, UpdateItem) cannot be
+//! not. Writes (CreateQueue, TagQueue, DeleteQueue, Subscribe, Unsubscribe, PutItem) cannot be
 //! probed without side effects and are listed as not checked.
 //!
 //! Exit codes: 0 healthy, 1 problems found (including unusable settings), 2 bad usage.
 
+mod leftovers;
 mod probes;
 
 use std::process::ExitCode;

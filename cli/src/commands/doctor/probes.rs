@@ -1,15 +1,13 @@
 //! The checks that call AWS. Each one reads; none changes anything.
 
-use std::collections::BTreeSet;
-
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType, ScalarAttributeType, TimeToLiveStatus};
 use tasksub_core::naming::queue_name_from_url;
 use tasksub_core::record::attr;
 use tasksub_core::settings::Settings;
 use tasksub_functions::aws::{classify, AwsPorts};
-use tasksub_functions::ports::{Queues, Records};
+use tasksub_functions::ports::{Queues, Records, Subscriptions};
 
-use super::{permission, Absent, Check};
+use super::{leftovers, permission, Absent, Check};
 
 /// Actions the functions use that no read can probe.
 const WRITES: &[&str] = &[
@@ -19,11 +17,10 @@ const WRITES: &[&str] = &[
     "sns:Subscribe",
     "sns:Unsubscribe",
     "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
 ];
 
-/// How many orphan names the report prints.
-const NAMES_SHOWN: usize = 20;
+/// Most pages of subscriptions doctor reads (100 a page; ListSubscriptionsByTopic allows 30 a second).
+const SUBSCRIPTION_PAGES: usize = 50;
 
 struct Clients {
     sns: aws_sdk_sns::Client,
@@ -78,9 +75,11 @@ pub(super) async fn all(sdk: &aws_config::SdkConfig, settings: &Settings) -> Vec
         ));
     }
     if table_ok {
-        out.push(orphans(&c, settings).await);
+        out.extend(leftovers(&c, settings).await);
     } else {
-        out.push(Check::not_checked("orphan queues", "needs the table"));
+        for name in ["orphan queues", "orphan subscriptions", "records without queue"] {
+            out.push(Check::not_checked(name, "needs the table"));
+        }
     }
     out
 }
@@ -276,41 +275,46 @@ async fn queues(c: &Clients, settings: &Settings, out: &mut Vec<Check>) {
     ));
 }
 
-/// Queues under the prefix without any record: left by a crash or a deleted record; the sweeper removes
-/// them.
-async fn orphans(c: &Clients, settings: &Settings) -> Check {
-    let prefix = settings.queue.prefix.as_str();
+/// The leftover checks: orphan queues, orphan subscriptions, live records whose queue is missing.
+async fn leftovers(c: &Clients, settings: &Settings) -> Vec<Check> {
+    const NAMES: [&str; 3] = ["orphan queues", "orphan subscriptions", "records without queue"];
+    let moot = |why: String| NAMES.iter().map(|n| Check::not_checked(*n, why.clone())).collect();
     let records = match Records::list(&c.ports).await {
         Ok(r) => r,
-        Err(e) => return Check::not_checked("orphan queues", format!("could not scan the table: {e}")),
+        Err(e) => return moot(format!("could not scan the table: {e}")),
     };
-    let urls = match Queues::list(&c.ports, prefix).await {
-        Ok(u) => u,
-        Err(e) => return Check::not_checked("orphan queues", format!("could not list queues: {e}")),
+    let queues: Vec<String> = match Queues::list(&c.ports, settings.queue.prefix.as_str()).await {
+        Ok(u) => u
+            .iter()
+            .filter_map(|u| queue_name_from_url(u))
+            .map(|n| n.as_str().to_owned())
+            .collect(),
+        Err(e) => return moot(format!("could not list queues: {e}")),
     };
-    let recorded: BTreeSet<&str> = records.iter().map(|r| r.queue_name.as_str()).collect();
-    let orphans: Vec<String> = urls
-        .iter()
-        .filter_map(|u| queue_name_from_url(u))
-        .map(|n| n.as_str().to_owned())
-        .filter(|n| n.starts_with(prefix) && !recorded.contains(n.as_str()))
-        .collect();
-    if orphans.is_empty() {
-        return Check::ok(
-            "orphan queues",
-            format!(
-                "none: every one of the {} queue(s) under {prefix:?} has a record",
-                urls.len()
-            ),
-        );
+    let mut out = vec![
+        leftovers::orphan_queues(&records, &queues, settings),
+        leftovers::records_without_queue(&records, &queues),
+    ];
+    let mut subs = Vec::new();
+    let mut next = None;
+    for _ in 0..SUBSCRIPTION_PAGES {
+        match c.ports.list_by_topic(settings.topic.as_str(), next).await {
+            Ok(page) => {
+                subs.extend(page.subscriptions);
+                next = page.next;
+            }
+            Err(e) => {
+                out.push(Check::not_checked(
+                    "orphan subscriptions",
+                    format!("could not list the topic's subscriptions: {e}"),
+                ));
+                return out;
+            }
+        }
+        if next.is_none() {
+            break;
+        }
     }
-    let mut names = orphans.iter().take(NAMES_SHOWN).cloned().collect::<Vec<_>>().join(", ");
-    if orphans.len() > NAMES_SHOWN {
-        names.push_str(&format!(", and {} more", orphans.len() - NAMES_SHOWN));
-    }
-    Check::problem(
-        "orphan queues",
-        format!("{} queue(s) under {prefix:?} have no record: {names}", orphans.len()),
-        "review with `tasksub sweep --dry-run`, then remove with `tasksub sweep` (the scheduled sweeper does the same)",
-    )
+    out.push(leftovers::orphan_subscriptions(&records, &subs, settings));
+    out
 }
