@@ -262,3 +262,115 @@ pub async fn sweep_at_scale<S: SweepWorld>(s: &S, tasks: usize, orphans: usize) 
     );
     report
 }
+
+/// Planted orphans: (1) a record-less queue of ours (tasksub's tags) with a live subscription; (2) a
+/// subscription whose queue and record are gone; (3) an untagged queue under the prefix whose name looks
+/// like a task's, subscribed; (4) a foreign queue outside the prefix, subscribed. One sweep removes the
+/// first two (the subscription before the queue) and touches neither the third nor the fourth, which
+/// it reports as held; a second sweep finds nothing more to do.
+pub async fn planted_orphans_are_removed_and_foreign_ones_kept<S: SweepWorld>(s: &S) {
+    use tasksub_core::naming::{queue_arn, QueueName};
+    use tasksub_functions::ports::Subscriptions;
+    let w = s.world();
+    let b = w.backend();
+    let ports = w.calls().inner();
+    let topic = &w.settings().topic;
+    let attrs = BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
+    let subscribe = |name: String| {
+        let endpoint = queue_arn(topic, &QueueName::from_existing(&name));
+        let attrs = attrs.clone();
+        async move {
+            ports
+                .subscribe(topic.as_str(), &endpoint, &attrs)
+                .await
+                .expect("Subscribe")
+        }
+    };
+    // (1) record-less, tagged, subscribed
+    let lost = s.unknown_task();
+    make_orphan_queue(s, &lost).await;
+    let lost_sub = subscribe(queue_name(w, &lost)).await;
+    // (2) a subscription to a queue that no longer exists, no record
+    let vanished = s.unknown_task();
+    let vanished_sub = subscribe(queue_name(w, &vanished)).await;
+    // (3) untagged, under the prefix, a name that looks like a task ID
+    let untagged = format!("{}billing", w.settings().queue.prefix.as_str());
+    s.make_queue(&untagged, &[]).await;
+    let untagged_sub = subscribe(untagged.clone()).await;
+    // (4) outside the prefix
+    let foreign = unique("orders-");
+    s.make_queue(&foreign, &[("team", "payments")]).await;
+    let foreign_sub = subscribe(foreign.clone()).await;
+
+    let report = s
+        .sweeper(0)
+        .run(RunOptions::default(), chrono::Utc::now())
+        .await
+        .expect("sweep");
+    let subs = listed_subscriptions(ports, topic.as_str()).await;
+    assert!(
+        !subs.contains(&lost_sub),
+        "[{b}] the lost queue's subscription was removed"
+    );
+    assert!(
+        !subs.contains(&vanished_sub),
+        "[{b}] the vanished queue's subscription was removed"
+    );
+    assert!(
+        subs.contains(&untagged_sub),
+        "[{b}] an untagged queue's subscription is kept"
+    );
+    assert!(
+        subs.contains(&foreign_sub),
+        "[{b}] a foreign queue's subscription is kept"
+    );
+    assert!(
+        !s.queue_exists(&queue_name(w, &lost)).await,
+        "[{b}] the lost queue was removed"
+    );
+    assert!(s.queue_exists(&untagged).await, "[{b}] the untagged queue is kept");
+    assert!(s.queue_exists(&foreign).await, "[{b}] the foreign queue is kept");
+    assert_eq!(
+        (report.orphan_subscriptions_found, report.orphan_subscriptions_removed),
+        (2, 2),
+        "[{b}] {report:#?}"
+    );
+    let first_unsubscribe = report.actions.iter().position(|a| a.action == "unsubscribe-orphan");
+    let first_delete = report.actions.iter().position(|a| a.steps.contains(&"delete-queue"));
+    assert!(
+        first_unsubscribe < first_delete,
+        "[{b}] subscriptions go before queues: {report:#?}"
+    );
+    let untagged_held = report.held.iter().filter(|h| h.reason == "untagged").count();
+    assert_eq!(
+        untagged_held, 2,
+        "[{b}] the untagged queue and its subscription are held: {:#?}",
+        report.held
+    );
+    let again = s
+        .sweeper(0)
+        .run(RunOptions::default(), chrono::Utc::now())
+        .await
+        .expect("sweep");
+    assert_eq!(
+        (again.orphan_subscriptions_found, again.orphans_found),
+        (0, 0),
+        "[{b}] {again:#?}"
+    );
+}
+
+async fn listed_subscriptions<P: tasksub_functions::ports::Subscriptions>(ports: &P, topic: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next = None;
+    loop {
+        let page = ports
+            .list_by_topic(topic, next)
+            .await
+            .expect("ListSubscriptionsByTopic");
+        out.extend(page.subscriptions.into_iter().map(|s| s.arn));
+        next = page.next;
+        if next.is_none() {
+            return out;
+        }
+    }
+}

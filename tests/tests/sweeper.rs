@@ -278,3 +278,13 @@ async fn describe_batches_hold_at_most_100_tasks() {
     assert_eq!(calls.iter().filter(|c| **c == "DescribeTasks").count(), 3, "{calls:?}");
     assert_eq!(report.errors, 0, "the fake refuses batches over 100");
 }
+
+#[tokio::test]
+async fn fake_planted_orphans_are_removed_and_foreign_ones_kept() {
+    s::planted_orphans_are_removed_and_foreign_ones_kept(&FakeSweepWorld::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_planted_orphans_are_removed_and_foreign_ones_kept() {
+    s::planted_orphans_are_removed_and_foreign_ones_kept(&MotoSweepWorld::new().await).await;
+}
