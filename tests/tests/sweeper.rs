@@ -288,3 +288,52 @@ async fn fake_planted_orphans_are_removed_and_foreign_ones_kept() {
 async fn moto_planted_orphans_are_removed_and_foreign_ones_kept() {
     s::planted_orphans_are_removed_and_foreign_ones_kept(&MotoSweepWorld::new().await).await;
 }
+
+/// What the subscription pass costs per 1,000 subscriptions on the topic (900 healthy, 100 orphans) at
+/// the default pace (one paced call every 100 ms; the clock is tokio's, paused): 10 pages of
+/// ListSubscriptionsByTopic and one Unsubscribe per orphan, nothing else written. The figures printed
+/// are virtual seconds, the cost of the pacing (a measurement, not an assertion on time).
+#[tokio::test(start_paused = true)]
+async fn the_subscription_pass_costs_ten_list_calls_per_thousand_subscriptions() {
+    use tasksub_core::naming::{queue_arn, QueueName};
+    use tasksub_functions::ports::Subscriptions;
+    let w = FakeSweepWorld::new();
+    for t in w.start_tasks(900, GROUP).await {
+        handle(w.world(), &t.event("RUNNING", "RUNNING", 1)).await;
+    }
+    let settings = w.world().settings().clone();
+    let attrs = std::collections::BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
+    for _ in 0..100 {
+        let gone = w.unknown_task();
+        let name = format!("{}{}", settings.queue.prefix.as_str(), gone.id);
+        let endpoint = queue_arn(&settings.topic, &QueueName::from_existing(&name));
+        w.fake()
+            .subscribe(settings.topic.as_str(), &endpoint, &attrs)
+            .await
+            .unwrap();
+    }
+    let sweeper = w.sweeper_with(SweepSettings {
+        grace_seconds: 0,
+        ..SweepSettings::default()
+    });
+    let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
+    let calls = sweeper.ports().calls();
+    let count = |op: &str| calls.iter().filter(|c| **c == op).count();
+    assert_eq!(count("ListSubscriptionsByTopic"), 10, "100 subscriptions a page");
+    assert_eq!(report.subscriptions_seen, 1000);
+    assert_eq!(
+        (report.orphan_subscriptions_found, report.orphan_subscriptions_removed),
+        (100, 100)
+    );
+    assert_eq!(
+        sweeper.ports().write_calls(),
+        vec!["Unsubscribe"; 100],
+        "nothing else changed"
+    );
+    println!(
+        "subscription pass, 1,000 subscriptions (100 orphans) at 100 ms pace: {} list calls, {} unsubscribes, {:.1} s (virtual)",
+        count("ListSubscriptionsByTopic"),
+        count("Unsubscribe"),
+        report.duration_ms as f64 / 1000.0
+    );
+}

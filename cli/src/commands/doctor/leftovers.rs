@@ -174,10 +174,10 @@ mod tests {
         );
         let gone = [record(State::Gone, None)];
         assert_eq!(
-            orphan_subscriptions(&gone, &[named.clone()], &s).status,
+            orphan_subscriptions(&gone, std::slice::from_ref(&named), &s).status,
             Status::Problem
         );
-        assert_eq!(orphan_subscriptions(&[], &[named.clone()], &s).status, Status::Problem);
+        assert_eq!(orphan_subscriptions(&[], std::slice::from_ref(&named), &s).status, Status::Problem);
         let provisioning = [record(State::Provisioning, None)];
         assert_eq!(orphan_subscriptions(&provisioning, &[named], &s).status, Status::Ok);
     }
