@@ -10,10 +10,13 @@ use std::fmt;
 
 /// Longest queue name SQS accepts.
 pub const MAX_QUEUE_NAME_LEN: usize = 80;
-/// Longest task ID we accept (real IDs are 32 hex chars, old-format IDs 36-char UUIDs).
-pub const MAX_TASK_ID_LEN: usize = 64;
+/// Longest task ID we accept: old-format IDs are 36-char UUIDs (new-format IDs are 32 hex chars).
+pub const MAX_TASK_ID_LEN: usize = 36;
 /// Default queue name prefix.
 pub const DEFAULT_PREFIX: &str = "tasksub-";
+/// Every queue prefix starts with this word followed by `-` or `_`, so a prefix can never be a common word
+/// that other queues of the account start with (`orders`, `prod`...).
+pub const PREFIX_STEM: &str = "tasksub";
 
 /// Why a name could not be derived.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,11 +27,17 @@ pub enum NamingError {
     /// The string is not an SNS topic ARN.
     #[error("not an SNS topic ARN: {0:?}")]
     NotATopicArn(String),
-    /// The task ID has characters SQS does not allow in a name, or is too long.
-    #[error("invalid task ID {0:?}: expected 1..=64 chars of [A-Za-z0-9_-]")]
+    /// The task ID is in neither of ECS's formats.
+    #[error(
+        "invalid task ID {0:?}: expected ECS's format, 32 lowercase hex characters, or a lowercase UUID \
+         (8-4-4-4-12 hex, old-format ARNs)"
+    )]
     InvalidTaskId(String),
-    /// The prefix has characters SQS does not allow in a name.
-    #[error("invalid queue prefix {0:?}: expected 1..=47 chars of [A-Za-z0-9_-]")]
+    /// The prefix does not start with `tasksub-`/`tasksub_`, is too long or has characters SQS refuses.
+    #[error(
+        "invalid queue prefix {0:?}: expected \"tasksub-\" or \"tasksub_\" followed by at most 39 chars of \
+         [A-Za-z0-9_-] (47 in all)"
+    )]
     InvalidPrefix(String),
     /// Prefix plus task ID exceed 80 characters.
     #[error("queue name {0:?} is longer than 80 characters")]
@@ -58,10 +67,20 @@ pub struct TaskArn {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(String);
 
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 impl TaskId {
-    /// Validates a bare task ID.
+    /// Validates a bare task ID: ECS's 32 lowercase hex characters, or a lowercase UUID (`8-4-4-4-12`, the
+    /// old ARN format, also what moto generates). Anything else is refused, so a queue name under the prefix
+    /// is a task's queue only if its suffix is a real task ID.
     pub fn new(id: &str) -> Result<Self, NamingError> {
-        if id.is_empty() || id.len() > MAX_TASK_ID_LEN || !id.chars().all(is_name_char) {
+        let hex32 = id.len() == 32 && is_lower_hex(id);
+        let uuid = id.len() == MAX_TASK_ID_LEN
+            && id.split('-').map(str::len).eq([8, 4, 4, 4, 12])
+            && is_lower_hex(&id.replace('-', ""));
+        if !(hex32 || uuid) {
             return Err(NamingError::InvalidTaskId(id.to_owned()));
         }
         Ok(Self(id.to_owned()))
@@ -170,10 +189,14 @@ impl fmt::Display for TopicArn {
 pub struct QueuePrefix(String);
 
 impl QueuePrefix {
-    /// Validates a prefix: 1..=47 chars of `[A-Za-z0-9_-]`, which leaves room for a 32-char task ID
-    /// (old-format 36-char IDs fit with prefixes up to 44 chars).
+    /// Validates a prefix: `tasksub-` or `tasksub_` ([`PREFIX_STEM`] and a separator), then `[A-Za-z0-9_-]`,
+    /// 47 chars at most, which leaves room for a 32-char task ID (old-format 36-char IDs fit with prefixes
+    /// up to 44 chars). The stem keeps the prefix from being a common word that other queues start with.
     pub fn new(p: &str) -> Result<Self, NamingError> {
-        if p.is_empty() || p.len() > MAX_QUEUE_NAME_LEN - 33 || !p.chars().all(is_name_char) {
+        let stemmed = p
+            .strip_prefix(PREFIX_STEM)
+            .is_some_and(|rest| rest.starts_with('-') || rest.starts_with('_'));
+        if !stemmed || p.len() > MAX_QUEUE_NAME_LEN - 33 || !p.chars().all(is_name_char) {
             return Err(NamingError::InvalidPrefix(p.to_owned()));
         }
         Ok(Self(p.to_owned()))
@@ -287,7 +310,11 @@ mod tests {
                 None,
                 "b99d40b3-5176-4f71-9a52-9dbd6f1cebef",
             ),
-            ("arn:aws-cn:ecs:cn-north-1:111122223333:task/c/0123", Some("c"), "0123"),
+            (
+                "arn:aws-cn:ecs:cn-north-1:111122223333:task/c/0123456789abcdef0123456789abcdef",
+                Some("c"),
+                "0123456789abcdef0123456789abcdef",
+            ),
         ];
         for (arn, cluster, id) in rows {
             let t = TaskArn::parse(arn).unwrap();
@@ -307,6 +334,8 @@ mod tests {
             "arn:aws:ecs:us-east-1:1:task/c/id.with.dots",
             "arn:aws:ecs:us-east-1:1:task/a/b/c",
             "arn:aws:ecs::1:task/c/x",
+            "arn:aws:ecs:us-east-1:1:task/c/0123",
+            "arn:aws:ecs:us-east-1:1:task/c/billing",
         ] {
             assert!(TaskArn::parse(arn).is_err(), "{arn:?} should be refused");
         }
@@ -334,17 +363,72 @@ mod tests {
 
     #[test]
     fn names_never_exceed_80_chars() {
-        let prefix = QueuePrefix::new(&"p".repeat(47)).unwrap();
-        let id = TaskId::new(&"a".repeat(34)).unwrap();
+        let prefix = QueuePrefix::new(&format!("tasksub-{}", "p".repeat(39))).unwrap();
+        let id = TaskId::new("b99d40b3-5176-4f71-9a52-9dbd6f1cebef").unwrap();
         assert!(matches!(
             QueueName::for_task(&prefix, &id),
             Err(NamingError::TooLong(_))
         ));
         let id = TaskId::new(&"a".repeat(32)).unwrap();
         assert_eq!(QueueName::for_task(&prefix, &id).unwrap().as_str().len(), 79);
-        assert!(QueuePrefix::new(&"p".repeat(48)).is_err());
-        assert!(QueuePrefix::new("bad.prefix").is_err());
-        assert!(QueuePrefix::new("").is_err());
+        assert!(QueuePrefix::new(&format!("tasksub-{}", "p".repeat(40))).is_err());
+    }
+
+    #[test]
+    fn task_ids_are_in_an_ecs_format() {
+        for ok in [
+            "c13b4cb40f1f4fe4a2971f76ae5a47ad",
+            "b99d40b3-5176-4f71-9a52-9dbd6f1cebef",
+        ] {
+            assert_eq!(TaskId::new(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            "0123",
+            "billing",
+            "C13B4CB40F1F4FE4A2971F76AE5A47AD",
+            "c13b4cb40f1f4fe4a2971f76ae5a47a",
+            "c13b4cb40f1f4fe4a2971f76ae5a47adf",
+            "g13b4cb40f1f4fe4a2971f76ae5a47ad",
+            "b99d40b3-5176-4f71-9a52-9dbd6f1cebe_",
+            "b99d40b35-176-4f71-9a52-9dbd6f1cebef",
+            "b99d40b3-5176-4f71-9a52-9dbd6f1cebef0",
+        ] {
+            let err = TaskId::new(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{bad:?}")) && err.contains("32 lowercase hex"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn prefixes_start_with_the_stem() {
+        for ok in [
+            "tasksub-",
+            "tasksub_",
+            "tasksub-1a2b3c4d-",
+            "tasksub-orders_",
+            "tasksub--",
+        ] {
+            assert_eq!(QueuePrefix::new(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            "tasksub",
+            "tasksubx-",
+            "orders-",
+            "prod",
+            "ts123-",
+            "Tasksub-",
+            "tasksub-bad.prefix",
+        ] {
+            let err = QueuePrefix::new(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{bad:?}")) && err.contains("\"tasksub-\""),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -366,6 +450,7 @@ mod tests {
     #[test]
     fn queue_names_come_back_from_urls() {
         let n = queue_name_from_url("http://127.0.0.1:5055/123456789012/tasksub-abc").unwrap();
+        assert!(n.task_id(&QueuePrefix::default()).is_none(), "not a task ID");
         assert_eq!(n.as_str(), "tasksub-abc");
         assert!(queue_name_from_url("https://sqs.us-east-1.amazonaws.com/").is_none());
         assert!(queue_name_from_url("").is_none());

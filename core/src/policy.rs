@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::settings::Settings;
 
-/// The queue policy: only `sns.amazonaws.com`, and only for our topic, may send.
+/// The queue policy: only `sns.amazonaws.com`, and only for our topic, may send; nobody else may send at
+/// all (an explicit Deny, so no identity policy of the account can open the queue to other senders); and
+/// nothing reaches the queue without TLS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct QueuePolicy {
@@ -26,47 +28,66 @@ struct Statement {
     principal: Principal,
     action: &'static str,
     resource: String,
-    condition: Condition,
+    condition: BTreeMap<&'static str, BTreeMap<&'static str, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-struct Principal {
-    #[serde(rename = "Service")]
-    service: &'static str,
+#[serde(untagged)]
+enum Principal {
+    Service {
+        #[serde(rename = "Service")]
+        service: &'static str,
+    },
+    /// `"*"`: every principal (only ever in a Deny).
+    Everyone(&'static str),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-struct Condition {
-    #[serde(rename = "ArnEquals")]
-    arn_equals: SourceArn,
+fn condition(
+    operator: &'static str,
+    key: &'static str,
+    value: &str,
+) -> BTreeMap<&'static str, BTreeMap<&'static str, String>> {
+    BTreeMap::from([(operator, BTreeMap::from([(key, value.to_owned())]))])
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-struct SourceArn {
-    #[serde(rename = "aws:SourceArn")]
-    source_arn: String,
-}
+/// Longest policy SQS accepts, in bytes.
+pub const MAX_POLICY_BYTES: usize = 8192;
 
 impl QueuePolicy {
-    /// The policy for one queue and one topic.
+    /// The policy for one queue and one topic: the Allow for the topic first, then the two Denies.
     pub fn for_topic(queue_arn: &str, topic_arn: &str) -> Self {
         Self {
             version: "2012-10-17",
             id: format!("{queue_arn}/tasksub"),
-            statement: vec![Statement {
-                sid: "AllowTopicOnly",
-                effect: "Allow",
-                principal: Principal {
-                    service: "sns.amazonaws.com",
-                },
-                action: "sqs:SendMessage",
-                resource: queue_arn.to_owned(),
-                condition: Condition {
-                    arn_equals: SourceArn {
-                        source_arn: topic_arn.to_owned(),
+            statement: vec![
+                Statement {
+                    sid: "AllowTopicOnly",
+                    effect: "Allow",
+                    principal: Principal::Service {
+                        service: "sns.amazonaws.com",
                     },
+                    action: "sqs:SendMessage",
+                    resource: queue_arn.to_owned(),
+                    condition: condition("ArnEquals", "aws:SourceArn", topic_arn),
                 },
-            }],
+                // A request without aws:SourceArn (any direct SendMessage) matches ArnNotEquals too.
+                Statement {
+                    sid: "DenyOtherSenders",
+                    effect: "Deny",
+                    principal: Principal::Everyone("*"),
+                    action: "sqs:SendMessage",
+                    resource: queue_arn.to_owned(),
+                    condition: condition("ArnNotEquals", "aws:SourceArn", topic_arn),
+                },
+                Statement {
+                    sid: "DenyInsecureTransport",
+                    effect: "Deny",
+                    principal: Principal::Everyone("*"),
+                    action: "sqs:*",
+                    resource: queue_arn.to_owned(),
+                    condition: condition("Bool", "aws:SecureTransport", "false"),
+                },
+            ],
         }
     }
     /// The policy as the JSON string SQS expects.
@@ -116,17 +137,49 @@ pub mod tags {
     pub const GROUP: &str = "tasksub:group";
     /// The tasksub version that created the queue.
     pub const VERSION: &str = "tasksub:version";
+    /// The stack (deployment) that created the queue (`TASKSUB_STACK`): the stack's IAM policies admit
+    /// CreateQueue only with this tag and every other queue action only on queues carrying it.
+    pub const STACK: &str = "tasksub:stack";
+    /// Every key tasksub writes (the `aws:TagKeys` of its CreateQueue).
+    pub const ALL: [&str; 5] = [TASK_ARN, CLUSTER, GROUP, VERSION, STACK];
 }
 
-/// Tags for a task queue: who owns it, so orphans can be attributed and swept.
-pub fn queue_tags(task_arn: &str, cluster_arn: &str, group: Option<&str>) -> BTreeMap<&'static str, String> {
+/// Longest tag value AWS accepts, in characters.
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+/// What replaces the middle of a value that is too long.
+pub const ELISION: &str = "...";
+const KEEP_HEAD: usize = 100;
+
+/// A tag value within [`MAX_TAG_VALUE_CHARS`]: a longer one keeps its first 100 and its last 153 characters
+/// around [`ELISION`]. The end survives, so a long task ARN still parses and names its task ID (an ECS
+/// cluster name may have 255 characters, so task and cluster ARNs and groups can exceed 256).
+pub fn fit_tag_value(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= MAX_TAG_VALUE_CHARS {
+        return value.to_owned();
+    }
+    let keep_tail = MAX_TAG_VALUE_CHARS - KEEP_HEAD - ELISION.len();
+    let head: String = value.chars().take(KEEP_HEAD).collect();
+    let tail: String = value.chars().skip(n - keep_tail).collect();
+    format!("{head}{ELISION}{tail}")
+}
+
+/// Tags for a task queue: who owns it (the stack, the task), so orphans can be attributed and swept and
+/// IAM can tell tasksub's queues from any other. Every value fits AWS's 256-character limit.
+pub fn queue_tags(
+    settings: &Settings,
+    task_arn: &str,
+    cluster_arn: &str,
+    group: Option<&str>,
+) -> BTreeMap<&'static str, String> {
     let mut t = BTreeMap::from([
-        (tags::TASK_ARN, task_arn.to_owned()),
-        (tags::CLUSTER, cluster_arn.to_owned()),
-        (tags::VERSION, crate::VERSION.to_owned()),
+        (tags::TASK_ARN, fit_tag_value(task_arn)),
+        (tags::CLUSTER, fit_tag_value(cluster_arn)),
+        (tags::VERSION, fit_tag_value(crate::VERSION)),
+        (tags::STACK, fit_tag_value(&settings.stack)),
     ]);
     if let Some(g) = group {
-        t.insert(tags::GROUP, g.to_owned());
+        t.insert(tags::GROUP, fit_tag_value(g));
     }
     t
 }
@@ -178,14 +231,54 @@ mod tests {
         .unwrap();
         let st = &json["Statement"][0];
         assert_eq!(json["Version"], "2012-10-17");
+        assert_eq!(st["Effect"], "Allow");
         assert_eq!(st["Principal"], serde_json::json!({"Service": "sns.amazonaws.com"}));
         assert_eq!(st["Action"], "sqs:SendMessage");
         assert_eq!(st["Resource"], "arn:aws:sqs:us-east-1:1:q\"x");
         assert_eq!(
-            st["Condition"]["ArnEquals"]["aws:SourceArn"],
-            "arn:aws:sns:us-east-1:1:t"
+            st["Condition"],
+            serde_json::json!({"ArnEquals": {"aws:SourceArn": "arn:aws:sns:us-east-1:1:t"}})
         );
-        assert_eq!(json["Statement"].as_array().unwrap().len(), 1);
+        assert_eq!(json["Statement"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn policy_denies_other_senders_and_plain_http() {
+        let (q, t) = ("arn:aws:sqs:us-east-1:1:q", "arn:aws:sns:us-east-1:1:t");
+        let json: serde_json::Value = serde_json::from_str(&QueuePolicy::for_topic(q, t).to_json()).unwrap();
+        let denies: Vec<_> = json["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Effect"] == "Deny")
+            .cloned()
+            .collect();
+        assert_eq!(
+            denies,
+            vec![
+                serde_json::json!({"Sid": "DenyOtherSenders", "Effect": "Deny", "Principal": "*",
+                    "Action": "sqs:SendMessage", "Resource": q,
+                    "Condition": {"ArnNotEquals": {"aws:SourceArn": t}}}),
+                serde_json::json!({"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*",
+                    "Action": "sqs:*", "Resource": q,
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}),
+            ]
+        );
+        // The Allow is never public; only Denies name every principal.
+        for st in json["Statement"].as_array().unwrap() {
+            assert!(st["Effect"] == "Deny" || st["Principal"] != "*", "{st}");
+        }
+    }
+
+    #[test]
+    fn policy_stays_far_below_the_8_kb_limit() {
+        // The longest names AWS allows: an 80-char queue, a 256-char topic, the longest partition/region.
+        let q = format!("arn:aws-us-gov:sqs:us-gov-west-1:123456789012:{}", "q".repeat(80));
+        let t = format!("arn:aws-us-gov:sns:us-gov-west-1:123456789012:{}", "t".repeat(256));
+        let json = QueuePolicy::for_topic(&q, &t).to_json();
+        assert!(json.len() < MAX_POLICY_BYTES / 4, "{} bytes", json.len());
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["Statement"][1]["Condition"]["ArnNotEquals"]["aws:SourceArn"], t);
     }
 
     #[test]
@@ -224,9 +317,42 @@ mod tests {
 
     #[test]
     fn tags_name_the_owner() {
-        let t = queue_tags("arn:task", "arn:cluster", Some("service:orders"));
+        let s = settings(&[(vars::STACK, "tasksub-prod")]);
+        let t = queue_tags(&s, "arn:task", "arn:cluster", Some("service:orders"));
         assert_eq!(t[tags::GROUP], "service:orders");
         assert_eq!(t[tags::VERSION], crate::VERSION);
-        assert!(!queue_tags("a", "b", None).contains_key(tags::GROUP));
+        assert_eq!(t[tags::STACK], "tasksub-prod");
+        assert!(t.keys().all(|k| tags::ALL.contains(k)));
+        assert!(!queue_tags(&s, "a", "b", None).contains_key(tags::GROUP));
+        assert_eq!(queue_tags(&settings(&[]), "a", "b", None)[tags::STACK], "tasksub");
+    }
+
+    #[test]
+    fn long_tag_values_are_elided_to_256_chars_and_a_task_arn_still_names_its_task() {
+        let cluster = "c".repeat(255);
+        let id = "c13b4cb40f1f4fe4a2971f76ae5a47ad";
+        let task_arn = format!("arn:aws:ecs:us-east-1:123456789012:task/{cluster}/{id}");
+        let cluster_arn = format!("arn:aws:ecs:us-east-1:123456789012:cluster/{cluster}");
+        let group = format!("service:{}", "s".repeat(255));
+        let t = queue_tags(&settings(&[]), &task_arn, &cluster_arn, Some(&group));
+        for (k, v) in &t {
+            assert!(
+                v.chars().count() <= MAX_TAG_VALUE_CHARS,
+                "{k}: {} chars",
+                v.chars().count()
+            );
+        }
+        assert_eq!(t[tags::TASK_ARN].chars().count(), MAX_TAG_VALUE_CHARS);
+        assert!(t[tags::TASK_ARN].contains(ELISION));
+        assert!(t[tags::TASK_ARN].starts_with("arn:aws:ecs:us-east-1:123456789012:task/ccc"));
+        let parsed = crate::naming::TaskArn::parse(&t[tags::TASK_ARN]).unwrap();
+        assert_eq!(parsed.task_id.as_str(), id);
+        assert!(t[tags::CLUSTER].contains(ELISION) && t[tags::GROUP].contains(ELISION));
+        // Short values, and values of exactly 256 characters, are kept as they are.
+        assert_eq!(fit_tag_value(&"x".repeat(256)), "x".repeat(256));
+        assert_eq!(fit_tag_value("service:orders"), "service:orders");
+        // Characters, not bytes.
+        let wide = "é".repeat(300);
+        assert_eq!(fit_tag_value(&wide).chars().count(), MAX_TAG_VALUE_CHARS);
     }
 }

@@ -87,7 +87,15 @@ pub struct Settings {
     pub subscription: SubscriptionSettings,
     /// How long GONE tombstones live, in seconds; also the age beyond which a start event is ignored.
     pub tombstone_ttl_seconds: u64,
+    /// The deployment (CloudFormation stack name) this controller belongs to, written as the queue tag
+    /// `tasksub:stack`; the stack's IAM admits only queues carrying it. Default [`DEFAULT_STACK`].
+    pub stack: String,
 }
+
+/// The stack tag value when `TASKSUB_STACK` is not set (local runs and tests; SAM and CDK always set it).
+pub const DEFAULT_STACK: &str = "tasksub";
+/// Longest `TASKSUB_STACK` (a CloudFormation stack name has at most 128 characters).
+pub const MAX_STACK_LEN: usize = 128;
 
 /// Setting names, as environment variables.
 pub mod vars {
@@ -119,6 +127,8 @@ pub mod vars {
     pub const QUEUE_VISIBILITY_SECONDS: &str = "TASKSUB_QUEUE_VISIBILITY_SECONDS";
     /// Tombstone TTL.
     pub const TOMBSTONE_TTL_SECONDS: &str = "TASKSUB_TOMBSTONE_TTL_SECONDS";
+    /// The stack (deployment) name, the value of every queue's `tasksub:stack` tag.
+    pub const STACK: &str = "TASKSUB_STACK";
     /// Sweeper: minimum age before it touches a record, queue or task.
     pub const SWEEP_GRACE_SECONDS: &str = "TASKSUB_SWEEP_GRACE_SECONDS";
     /// Sweeper: minimum interval between two of its mutating calls.
@@ -253,6 +263,16 @@ impl Settings {
             Some(p) => QueuePrefix::new(&p).map_err(invalid(QUEUE_PREFIX))?,
             None => QueuePrefix::default(),
         };
+        let stack = env.get(STACK).unwrap_or_else(|| DEFAULT_STACK.to_owned());
+        let stack_char = |c: char| c.is_ascii_alphanumeric() || "-_.:/=+@".contains(c);
+        if stack.len() > MAX_STACK_LEN || !stack.chars().all(stack_char) {
+            return Err(SettingsError::Invalid {
+                name: STACK,
+                reason: format!(
+                    "{stack:?} is not a stack name: expected 1..={MAX_STACK_LEN} chars of [A-Za-z0-9-_.:/=+@]"
+                ),
+            });
+        }
         let filter_policy = match env.get(FILTER_POLICY) {
             Some(raw) => {
                 let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| SettingsError::Invalid {
@@ -302,6 +322,7 @@ impl Settings {
                 dlq_arn: env.sqs_arn(SUBSCRIPTION_DLQ_ARN)?,
             },
             tombstone_ttl_seconds: env.number(TOMBSTONE_TTL_SECONDS, 86_400, 60..=31_536_000)?,
+            stack,
         })
     }
 
@@ -342,6 +363,10 @@ mod tests {
             .owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/staging"));
         assert!(!s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/other"));
         assert!(s.scope.owns_group(None));
+        assert_eq!(s.stack, DEFAULT_STACK);
+        let mut env = base();
+        env.insert(vars::STACK.into(), " tasksub-prod ".into());
+        assert_eq!(Settings::from_map(&env).unwrap().stack, "tasksub-prod");
     }
 
     #[test]
@@ -360,6 +385,21 @@ mod tests {
                 vars::QUEUE_PREFIX,
                 Some("bad.prefix"),
                 "invalid setting TASKSUB_QUEUE_PREFIX",
+            ),
+            (
+                vars::QUEUE_PREFIX,
+                Some("orders-"),
+                "invalid setting TASKSUB_QUEUE_PREFIX: invalid queue prefix \"orders-\": expected \"tasksub-\"",
+            ),
+            (
+                vars::STACK,
+                Some("my stack"),
+                "invalid setting TASKSUB_STACK: \"my stack\" is not a stack name",
+            ),
+            (
+                vars::STACK,
+                Some(&*"s".repeat(129).leak()),
+                "invalid setting TASKSUB_STACK",
             ),
             (
                 vars::RAW_DELIVERY,

@@ -223,7 +223,7 @@ async fn perform<P: Ports>(
         }
         Step::CreateQueue => {
             let attrs = policy::queue_attributes(settings, &record.queue_arn);
-            let tags = policy::queue_tags(&record.task_arn, &record.cluster_arn, record.group.as_deref());
+            let tags = policy::queue_tags(settings, &record.task_arn, &record.cluster_arn, record.group.as_deref());
             match ports.create(&record.queue_name, &attrs, &tags).await {
                 Ok(url) => record.queue_url = Some(url),
                 Err(e) => treat(e)?,

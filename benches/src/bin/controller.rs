@@ -304,7 +304,7 @@ mod whatif {
             let mut record = decide::apply(&record, Step::Claim, s, now);
             written(ports.put(&record, Expect::Absent).await)?;
             let attrs = policy::queue_attributes(s, &record.queue_arn);
-            let tags = policy::queue_tags(&record.task_arn, &record.cluster_arn, record.group.as_deref());
+            let tags = policy::queue_tags(s, &record.task_arn, &record.cluster_arn, record.group.as_deref());
             let sub_attrs = policy::subscription_attributes(s);
             let (url, sub) = tokio::join!(
                 ports.create(&record.queue_name, &attrs, &tags),
