@@ -36,13 +36,37 @@ const SDK_CRATES_CAPPED_AT_INFO: &[&str] = &[
     "aws_config",
 ];
 
-/// `RUST_LOG` (or `default`), with the SDK's credential-touching crates capped at `info` whatever it says:
-/// credentials, even the access key ID, never reach the logs.
+/// The Lambda runtime crates, which at `trace` log every raw event body ("raw JSON event received from
+/// Lambda", with the whole payload) and the invocation metadata. Their `debug` carries no payload.
+const RUNTIME_CRATES_CAPPED_AT_DEBUG: &[&str] = &["lambda_runtime", "lambda_runtime_api_client"];
+
+/// `RUST_LOG` (or `default`), with the SDK's credential-touching crates capped at `info` and the Lambda
+/// runtime's crates at `debug` whatever it says: credentials, even the access key ID, and raw event bodies
+/// never reach the logs.
 pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    for krate in SDK_CRATES_CAPPED_AT_INFO {
-        filter = filter.add_directive(format!("{krate}=info").parse().expect("a valid directive"));
+    log_filter_from(
+        std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
+            .ok()
+            .as_deref(),
+        default,
+    )
+}
+
+/// [`log_filter`] for a given `RUST_LOG` value (`None`, or a value that does not parse: `default`).
+pub fn log_filter_from(rust_log: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = rust_log
+        .and_then(|spec| tracing_subscriber::EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    let caps = SDK_CRATES_CAPPED_AT_INFO
+        .iter()
+        .map(|krate| format!("{krate}=info"))
+        .chain(
+            RUNTIME_CRATES_CAPPED_AT_DEBUG
+                .iter()
+                .map(|krate| format!("{krate}=debug")),
+        );
+    for directive in caps {
+        filter = filter.add_directive(directive.parse().expect("a valid directive"));
     }
     filter
 }
@@ -112,4 +136,67 @@ fn stop_by(deadline_ms: u64) -> Option<tokio::time::Instant> {
     }
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
     Some(tokio::time::Instant::now() + left.saturating_sub(SWEEP_DEADLINE_MARGIN))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged_with(rust_log: &str) -> String {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(log_filter_from(Some(rust_log), "info"))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            // What lambda_runtime 1.x logs in layers/api_response.rs for every invocation.
+            tracing::trace!(
+                target: "lambda_runtime::layers::api_response",
+                body = "{\"detail\":{\"overrides\":\"SECRET-ENV\"}}",
+                "raw JSON event received from Lambda"
+            );
+            tracing::trace!(target: "lambda_runtime_api_client::body", "SECRET-CLIENT-TRACE");
+            tracing::debug!(target: "lambda_runtime::runtime", "runtime-debug-kept");
+            tracing::trace!(target: "aws_sigv4::http_request", "SECRET-SIGNING");
+            tracing::trace!(target: "tasksub_functions::handler", "own-trace-kept");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    #[test]
+    fn raw_events_never_reach_the_logs_whatever_rust_log_says() {
+        for rust_log in [
+            "trace",
+            "lambda_runtime=trace,trace",
+            "lambda_runtime_api_client=trace,debug",
+        ] {
+            let logs = logged_with(rust_log);
+            assert!(!logs.contains("SECRET"), "{rust_log}: {logs}");
+            assert!(!logs.contains("raw JSON event"), "{rust_log}: {logs}");
+            assert!(
+                logs.contains("runtime-debug-kept"),
+                "{rust_log}: the runtime's debug stays: {logs}"
+            );
+        }
+        assert!(logged_with("trace").contains("own-trace-kept"));
+    }
 }
