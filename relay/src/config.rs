@@ -1,0 +1,317 @@
+//! The relay's settings: flags or environment variables, validated once (pure).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::Parser;
+use hyper::Uri;
+
+/// Consume this ECS task's tasksub queue and POST each message to an app on localhost.
+///
+/// Every flag can also be set through the environment variable shown. Exit status: 0 clean drain,
+/// 1 internal error, 2 bad configuration, 3 discovery or queue wait failed, 4 the app never became
+/// healthy within --app-wait, 5 the health listener could not be bound.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tasksub-relay", version)]
+pub struct Args {
+    /// Where each message is POSTed; loopback only (127.0.0.0/8, ::1 or localhost), plain http.
+    #[arg(long, env = "TASKSUB_RELAY_TARGET")]
+    pub target: Option<String>,
+    /// GET this URL until it answers 2xx before consuming (loopback only). Unset: do not wait.
+    #[arg(long, env = "TASKSUB_RELAY_APP_HEALTH")]
+    pub app_health: Option<String>,
+    /// Give up (exit 4) when the app is not healthy after this long; 0 waits forever.
+    #[arg(long, env = "TASKSUB_RELAY_APP_WAIT", default_value = "0", value_parser = parse_duration)]
+    pub app_wait: Duration,
+    /// Address of the relay's own health endpoint (`GET /healthz`: 200 only while consuming).
+    #[arg(long, env = "TASKSUB_RELAY_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Deliveries in flight at once (also the most messages held at once).
+    #[arg(long, env = "TASKSUB_RELAY_CONCURRENCY", default_value_t = 10)]
+    pub concurrency: usize,
+    /// Longest wait for the app's answer to one POST (headers and body).
+    #[arg(long, env = "TASKSUB_RELAY_REQUEST_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Messages with a larger body are not delivered (left for redelivery, then the DLQ).
+    #[arg(long, env = "TASKSUB_RELAY_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Visibility timeout of each receive, renewed while a delivery is in flight.
+    #[arg(long, env = "TASKSUB_RELAY_VISIBILITY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub visibility_timeout: Duration,
+    /// After SIGTERM, how long in-flight deliveries may take before their messages are returned.
+    #[arg(long, env = "TASKSUB_RELAY_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// How long to wait for the task's queue (and READY when TASKSUB_TABLE is set).
+    #[arg(long, env = "TASKSUB_RELAY_QUEUE_WAIT", default_value = "120s", value_parser = parse_duration)]
+    pub queue_wait: Duration,
+    /// How long one message may be held while the app answers 429/503, before it is left for redelivery.
+    #[arg(long, env = "TASKSUB_RELAY_BACKPRESSURE_LIMIT", default_value = "60s", value_parser = parse_duration)]
+    pub backpressure_limit: Duration,
+    /// Attempts of one delivery when the app cannot be reached (connection refused or reset).
+    #[arg(long, env = "TASKSUB_RELAY_CONNECT_ATTEMPTS", default_value_t = 3)]
+    pub connect_attempts: u32,
+    /// After a failed delivery (other status, timeout), keep the message hidden this long before it is
+    /// redelivered, doubling per receive up to 15 min. Unset: it reappears when its visibility ends.
+    #[arg(long, env = "TASKSUB_RELAY_FAILURE_BACKOFF", value_parser = parse_duration)]
+    pub failure_backoff: Option<Duration>,
+    /// Only ask the relay's own health endpoint (at --listen) and exit 0 when it answers 200, else 1:
+    /// the container health check command (the image has no shell or curl).
+    #[arg(long)]
+    pub check_health: bool,
+    /// Local runs (feature `local`): serve a stand-in task metadata endpoint for this task ARN instead
+    /// of reading ECS_CONTAINER_METADATA_URI_V4.
+    #[cfg(feature = "local")]
+    #[arg(long)]
+    pub task_arn: Option<String>,
+}
+
+/// A configuration error (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("bad configuration: {setting}: {reason}")]
+pub struct ConfigError {
+    /// The flag or variable at fault.
+    pub setting: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The POST target.
+    pub target: Uri,
+    /// The app's health URL, if any.
+    pub app_health: Option<Uri>,
+    /// Limit of the wait for the app (`None`: forever).
+    pub app_wait: Option<Duration>,
+    /// The relay's health listener.
+    pub listen: SocketAddr,
+    /// Deliveries at once.
+    pub concurrency: usize,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Largest body delivered.
+    pub max_body_bytes: usize,
+    /// Visibility timeout.
+    pub visibility_timeout: Duration,
+    /// Drain window.
+    pub drain_timeout: Duration,
+    /// Queue wait limit.
+    pub queue_wait: Duration,
+    /// Longest hold of one message under backpressure.
+    pub backpressure_limit: Duration,
+    /// Attempts when the app is unreachable.
+    pub connect_attempts: u32,
+    /// Redelivery delay after a failure.
+    pub failure_backoff: Option<Duration>,
+}
+
+impl Config {
+    /// Validates the arguments.
+    pub fn from_args(args: &Args) -> Result<Self, ConfigError> {
+        let target = args
+            .target
+            .as_deref()
+            .ok_or_else(|| bad("TASKSUB_RELAY_TARGET", "required (e.g. http://127.0.0.1:8080/messages)"))?;
+        let target = loopback_url("TASKSUB_RELAY_TARGET", target)?;
+        let app_health = match args.app_health.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(u) => Some(loopback_url("TASKSUB_RELAY_APP_HEALTH", u)?),
+            None => None,
+        };
+        let check = |ok: bool, setting: &'static str, reason: &str| if ok { Ok(()) } else { Err(bad(setting, reason)) };
+        check(
+            (1..=1000).contains(&args.concurrency),
+            "TASKSUB_RELAY_CONCURRENCY",
+            "must be 1..=1000",
+        )?;
+        check(
+            !args.request_timeout.is_zero(),
+            "TASKSUB_RELAY_REQUEST_TIMEOUT",
+            "must be above zero",
+        )?;
+        check(
+            args.max_body_bytes > 0,
+            "TASKSUB_RELAY_MAX_BODY_BYTES",
+            "must be above zero",
+        )?;
+        check(
+            (Duration::from_secs(1)..=Duration::from_secs(12 * 3600)).contains(&args.visibility_timeout),
+            "TASKSUB_RELAY_VISIBILITY_TIMEOUT",
+            "must be 1 s..=12 h",
+        )?;
+        check(
+            !args.queue_wait.is_zero(),
+            "TASKSUB_RELAY_QUEUE_WAIT",
+            "must be above zero",
+        )?;
+        check(
+            args.connect_attempts >= 1,
+            "TASKSUB_RELAY_CONNECT_ATTEMPTS",
+            "must be at least 1",
+        )?;
+        if let Some(b) = args.failure_backoff {
+            check(
+                !b.is_zero() && b <= Duration::from_secs(900),
+                "TASKSUB_RELAY_FAILURE_BACKOFF",
+                "must be above zero and at most 15 min",
+            )?;
+        }
+        Ok(Self {
+            target,
+            app_health,
+            app_wait: (!args.app_wait.is_zero()).then_some(args.app_wait),
+            listen: args.listen,
+            concurrency: args.concurrency,
+            request_timeout: args.request_timeout,
+            max_body_bytes: args.max_body_bytes,
+            visibility_timeout: args.visibility_timeout,
+            drain_timeout: args.drain_timeout,
+            queue_wait: args.queue_wait,
+            backpressure_limit: args.backpressure_limit,
+            connect_attempts: args.connect_attempts,
+            failure_backoff: args.failure_backoff,
+        })
+    }
+}
+
+/// Parses `http://<loopback host>[:port]/path`; anything else is refused.
+pub fn loopback_url(setting: &'static str, url: &str) -> Result<Uri, ConfigError> {
+    let uri: Uri = url
+        .trim()
+        .parse()
+        .map_err(|e| bad(setting, format!("not a URL ({e}): {url:?}")))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(bad(
+                setting,
+                format!("scheme {other:?} is not supported: use plain http to a loopback address"),
+            ))
+        }
+        None => return Err(bad(setting, format!("an absolute http:// URL is required, got {url:?}"))),
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(bad(setting, "credentials in the URL are not allowed"));
+    }
+    let host = uri.host().unwrap_or_default();
+    if !is_loopback_host(host) {
+        return Err(bad(
+            setting,
+            format!(
+                "only loopback targets are allowed (127.0.0.0/8, [::1] or localhost), got host {host:?}: \
+                 the relay delivers to an app in its own task"
+            ),
+        ));
+    }
+    Ok(uri)
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `15`, `15s`, `500ms`, `2m`, `0.5s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (e.g. 15s, 500ms, 2m)"))?;
+    if !value.is_finite() || value < 0.0 || value * scale > 86_400.0 {
+        return Err(format!("out of range: {text:?}"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(target: &str) -> Args {
+        Args::parse_from(["tasksub-relay", "--target", target])
+    }
+
+    #[test]
+    fn loopback_targets_are_accepted() {
+        for url in [
+            "http://127.0.0.1:8080/messages",
+            "http://localhost:3000/",
+            "http://LOCALHOST/x",
+            "http://[::1]:8080/m",
+            "http://127.1.2.3/",
+        ] {
+            assert!(Config::from_args(&args(url)).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn other_targets_are_configuration_errors() {
+        for url in [
+            "http://10.0.0.1:8080/messages",
+            "http://example.com/",
+            "http://169.254.170.2/v4",
+            "https://127.0.0.1/",
+            "127.0.0.1:8080/messages",
+            "http://user:pw@127.0.0.1/",
+            "http://localhost.example.com/",
+            "http://0.0.0.0:8080/",
+        ] {
+            let e = Config::from_args(&args(url)).unwrap_err();
+            assert_eq!(e.setting, "TASKSUB_RELAY_TARGET", "{url}: {e}");
+        }
+        let e = Config::from_args(&args("http://example.com/")).unwrap_err();
+        assert!(e.to_string().contains("only loopback targets"), "{e}");
+        let mut a = args("http://127.0.0.1/");
+        a.app_health = Some("http://db.internal/health".into());
+        assert_eq!(Config::from_args(&a).unwrap_err().setting, "TASKSUB_RELAY_APP_HEALTH");
+        a.target = None;
+        assert_eq!(Config::from_args(&a).unwrap_err().setting, "TASKSUB_RELAY_TARGET");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("15").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("15s").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("0.5s").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let mut a = args("http://127.0.0.1/");
+        a.concurrency = 0;
+        assert_eq!(Config::from_args(&a).unwrap_err().setting, "TASKSUB_RELAY_CONCURRENCY");
+        let mut a = args("http://127.0.0.1/");
+        a.visibility_timeout = Duration::from_millis(10);
+        assert_eq!(
+            Config::from_args(&a).unwrap_err().setting,
+            "TASKSUB_RELAY_VISIBILITY_TIMEOUT"
+        );
+        let c = Config::from_args(&args("http://127.0.0.1/")).unwrap();
+        assert_eq!(c.app_wait, None);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8081");
+    }
+}

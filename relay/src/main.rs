@@ -1,0 +1,162 @@
+//! `tasksub-relay`: consume this ECS task's tasksub queue and POST each message to an app on localhost.
+//! See the crate docs (`relay/src/lib.rs`) and the README section "Non-Rust apps: the relay".
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aws_smithy_types::error::display::DisplayErrorContext;
+use clap::Parser;
+use tasksub_client::{CancellationToken, Client};
+use tasksub_relay::config::{Args, Config};
+use tasksub_relay::deliver::{wait_for_app, Phase, Relay, Status};
+use tasksub_relay::{health, EXIT_APP_UNHEALTHY, EXIT_CONFIG, EXIT_DISCOVERY, EXIT_INTERNAL, EXIT_LISTEN, EXIT_OK};
+
+#[cfg(feature = "local")]
+const RECORDED_TASK: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../fixtures/task-metadata-v4/fargate-task-metadata-pv1.4-2020-docs.json"
+));
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.check_health {
+        return if health::check(args.listen).await {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
+    ExitCode::from(run(args).await)
+}
+
+/// Cancels `stop` on SIGTERM or SIGINT and marks the relay as draining.
+fn on_signals(stop: CancellationToken, status: Arc<Status>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    for (kind, name) in [(SignalKind::terminate(), "SIGTERM"), (SignalKind::interrupt(), "SIGINT")] {
+        match signal(kind) {
+            Ok(mut s) => {
+                let (stop, status) = (stop.clone(), status.clone());
+                tokio::spawn(async move {
+                    if s.recv().await.is_some() {
+                        tracing::info!(action = "shutdown", signal = name, "signal received; draining");
+                        status.set(Phase::Draining);
+                        stop.cancel();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(signal = name, error = %e, "cannot listen for the signal"),
+        }
+    }
+}
+
+async fn run(args: Args) -> u8 {
+    let cfg = match Config::from_args(&args) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::error!(setting = e.setting, "{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let status = Arc::new(Status::default());
+    let stop = CancellationToken::new();
+    on_signals(stop.clone(), status.clone());
+    let _health = match health::serve(cfg.listen, status.clone()).await {
+        Ok((addr, handle)) => {
+            tracing::info!(action = "listen", %addr, path = health::PATH, "health endpoint up");
+            handle
+        }
+        Err(e) => {
+            tracing::error!(addr = %cfg.listen, error = %e, "cannot bind the health endpoint");
+            return EXIT_LISTEN;
+        }
+    };
+
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut builder = Client::builder()
+        .max_concurrency(cfg.concurrency)
+        .visibility_timeout(cfg.visibility_timeout)
+        .drain_timeout(cfg.drain_timeout)
+        .wait_limit(cfg.queue_wait)
+        .handle_sigterm(false);
+    if let Some(b) = cfg.failure_backoff {
+        builder = builder.retry_backoff(b, std::time::Duration::from_secs(900));
+    }
+    #[cfg(feature = "local")]
+    let _metadata = match &args.task_arn {
+        Some(arn) => {
+            let doc = match tasksub_client::testing::with_task_arn(RECORDED_TASK, arn) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "bad recorded task document");
+                    return EXIT_INTERNAL;
+                }
+            };
+            match tasksub_client::testing::MetadataServer::serve_task(doc).await {
+                Ok(server) => {
+                    tracing::info!(uri = server.uri(), "serving a stand-in task metadata endpoint");
+                    builder = builder.metadata_uri(server.uri());
+                    Some(server)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the stand-in metadata endpoint");
+                    return EXIT_INTERNAL;
+                }
+            }
+        }
+        None => None,
+    };
+    let client = match builder.build(&sdk) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(setting = e.setting(), error = %DisplayErrorContext(&e), "bad configuration");
+            return if e.is_config() { EXIT_CONFIG } else { EXIT_INTERNAL };
+        }
+    };
+
+    if let Some(url) = &cfg.app_health {
+        status.set(Phase::WaitingForApp);
+        match wait_for_app(url, cfg.app_wait, &stop).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(action = "stopped", "shutdown while waiting for the app");
+                return EXIT_OK;
+            }
+            Err(waited) => {
+                tracing::error!(action = "app-health", %url, waited_ms = waited.as_millis() as u64, "the app never became healthy");
+                return EXIT_APP_UNHEALTHY;
+            }
+        }
+    }
+    status.set(Phase::Connecting);
+    tracing::info!(action = "connect", target = %cfg.target, concurrency = cfg.concurrency, "finding this task's queue");
+    let relay = Relay::new(cfg.clone(), status.clone(), stop.clone());
+    match client.run(relay, stop).await {
+        Ok(report) => {
+            tracing::info!(
+                action = "stopped",
+                subscribed = report.subscribed,
+                received = report.received,
+                delivered = report.succeeded,
+                failed = report.failed,
+                deleted = report.deleted,
+                returned = report.returned,
+                "relay stopped"
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            tracing::error!(action = "connect", error = %DisplayErrorContext(&e), "discovery or the queue wait failed");
+            if e.is_config() {
+                EXIT_CONFIG
+            } else {
+                EXIT_DISCOVERY
+            }
+        }
+    }
+}
