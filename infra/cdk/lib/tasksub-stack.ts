@@ -67,6 +67,41 @@ export function ratePeriodSeconds(expression: string): number {
   return Number(m[1]) * unit;
 }
 
+/** The queue tag naming the stack that created a task queue (tasksub-core `policy::tags::STACK`). */
+export const STACK_TAG = 'tasksub:stack';
+/** Every tag key tasksub writes on a task queue (tasksub-core `policy::tags::ALL`). */
+export const QUEUE_TAG_KEYS = ['tasksub:task-arn', 'tasksub:cluster', 'tasksub:group', 'tasksub:version', STACK_TAG];
+
+/**
+ * What the task rules forward to the functions (and so to the event DLQ and the on-failure destination):
+ * the envelope and the six detail fields tasksub-core's parser and decide() use, never
+ * overrides.containerOverrides[].environment or any other container detail. Strings need their quotes
+ * (EventBridge neither quotes nor escapes values); detail.version is a number. Same as template.yaml.
+ */
+export const TRIMMED_TASK_EVENT = {
+  inputPathsMap: {
+    eventVersion: '$.version',
+    id: '$.id',
+    detailType: '$.detail-type',
+    source: '$.source',
+    account: '$.account',
+    time: '$.time',
+    region: '$.region',
+    resources: '$.resources',
+    taskArn: '$.detail.taskArn',
+    clusterArn: '$.detail.clusterArn',
+    lastStatus: '$.detail.lastStatus',
+    desiredStatus: '$.detail.desiredStatus',
+    group: '$.detail.group',
+    version: '$.detail.version',
+  },
+  inputTemplate:
+    '{"version": "<eventVersion>", "id": "<id>", "detail-type": "<detailType>", "source": "<source>", ' +
+    '"account": "<account>", "time": "<time>", "region": "<region>", "resources": <resources>, ' +
+    '"detail": {"taskArn": "<taskArn>", "clusterArn": "<clusterArn>", "lastStatus": "<lastStatus>", ' +
+    '"desiredStatus": "<desiredStatus>", "group": "<group>", "version": <version>}}',
+};
+
 const LOG_RETENTION_DAYS = [
   '1', '3', '5', '7', '14', '30', '60', '90', '120', '150', '180', '365', '400', '545', '731', '1096',
   '1827', '2192', '2557', '2922', '3288', '3653',
@@ -141,11 +176,13 @@ export class TasksubStack extends Stack {
     const queuePrefix = new CfnParameter(this, 'QueuePrefix', {
       type: 'String',
       default: '',
-      allowedPattern: '^[A-Za-z0-9_-]{0,47}$',
+      allowedPattern: '^(|tasksub[-_][A-Za-z0-9_-]{0,39})$',
+      constraintDescription: 'empty, or "tasksub-" / "tasksub_" followed by at most 39 of [A-Za-z0-9_-]',
       description:
         'Name prefix of the per-task queues. Empty (default) = "tasksub-<first 8 hex of the stack id>-", unique ' +
-        'per stack. It must not be the prefix of any other queue in the account/region: the functions may delete ' +
-        'queues that start with it.',
+        'per stack. A custom prefix starts with "tasksub-" or "tasksub_" (so it is never a common word) and must ' +
+        "not be the start of any other stack's queue names. The functions may only delete queues tagged " +
+        "tasksub:stack=<this stack's name>.",
     });
     const existingTopicArn = new CfnParameter(this, 'ExistingTopicArn', {
       type: 'String',
@@ -383,6 +420,7 @@ export class TasksubStack extends Stack {
       TASKSUB_QUEUE_RETENTION_SECONDS: queueRetentionSeconds.valueAsString,
       TASKSUB_QUEUE_VISIBILITY_SECONDS: queueVisibilitySeconds.valueAsString,
       TASKSUB_TOMBSTONE_TTL_SECONDS: tombstoneTtlSeconds.valueAsString,
+      TASKSUB_STACK: Aws.STACK_NAME,
     };
 
     const rustFunction = (
@@ -451,18 +489,36 @@ export class TasksubStack extends Stack {
     // only grant that works; no condition narrows it. SNS itself only lets the topic owner or the
     // subscription owner unsubscribe, i.e. subscriptions of topics in this account.
     const unsubscribe = () => new iam.PolicyStatement({ sid: 'Unsubscribe', actions: ['sns:Unsubscribe'], resources: ['*'] });
+    // Queue ownership IAM can enforce: every task queue is created with the tag tasksub:stack=<stack name>
+    // (TASKSUB_STACK, tasksub-core policy::queue_tags), and nothing but reads works on a queue without it.
+    const ownedByThisStack = { StringEquals: { [`aws:ResourceTag/${STACK_TAG}`]: Aws.STACK_NAME } };
+    // CreateQueue (and the sqs:TagQueue that tags on create needs) only with this stack's tag and only
+    // tasksub's tag keys.
+    const createTaggedTaskQueues = () => new iam.PolicyStatement({
+      sid: 'CreateTaggedTaskQueues',
+      actions: ['sqs:CreateQueue', 'sqs:TagQueue'],
+      resources: [queueArnPattern],
+      conditions: {
+        StringEquals: { [`aws:RequestTag/${STACK_TAG}`]: Aws.STACK_NAME },
+        'ForAllValues:StringEquals': { 'aws:TagKeys': QUEUE_TAG_KEYS },
+      },
+    });
+    // DeleteQueue only of queues carrying this stack's tag: never a queue tasksub did not create.
+    const deleteOwnTaskQueues = () => new iam.PolicyStatement({
+      sid: 'DeleteOwnTaskQueues',
+      actions: ['sqs:DeleteQueue'],
+      resources: [queueArnPattern],
+      conditions: ownedByThisStack,
+    });
 
     onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
       actions: ['dynamodb:PutItem'],
       resources: [table.attrArn],
     }));
+    onTaskRunning.addToRolePolicy(createTaggedTaskQueues());
     // DeleteQueue: the compensation after losing a race to a teardown deletes the queue it made.
-    onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
-      sid: 'TaskQueues',
-      actions: ['sqs:CreateQueue', 'sqs:TagQueue', 'sqs:DeleteQueue'],
-      resources: [queueArnPattern],
-    }));
+    onTaskRunning.addToRolePolicy(deleteOwnTaskQueues());
     onTaskRunning.addToRolePolicy(subscribeTaskQueues());
     onTaskRunning.addToRolePolicy(unsubscribe());
 
@@ -477,11 +533,13 @@ export class TasksubStack extends Stack {
       actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],
       resources: [table.attrArn],
     }));
+    // GetQueueUrl is not tag-conditioned: a queue that is gone must answer "does not exist".
     onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TaskQueues',
-      actions: ['sqs:GetQueueUrl', 'sqs:DeleteQueue'],
+      actions: ['sqs:GetQueueUrl'],
       resources: [queueArnPattern],
     }));
+    onTaskStopped.addToRolePolicy(deleteOwnTaskQueues());
     // RecoverSubscription re-subscribes (idempotent) to learn the subscription ARN.
     onTaskStopped.addToRolePolicy(subscribeTaskQueues());
     onTaskStopped.addToRolePolicy(findSubscription());
@@ -521,14 +579,15 @@ export class TasksubStack extends Stack {
       actions: ['sqs:ListQueues'],
       resources: ['*'],
     }));
+    // Reads are not tag-conditioned: the sweeper must see the tags of untagged or foreign queues under the
+    // prefix to report (and keep) them, and a vanished queue must answer "does not exist".
     sweeper.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TaskQueues',
-      actions: [
-        'sqs:ListQueueTags', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes', 'sqs:DeleteQueue', 'sqs:CreateQueue',
-        'sqs:TagQueue',
-      ],
+      actions: ['sqs:ListQueueTags', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes'],
       resources: [queueArnPattern],
     }));
+    sweeper.addToRolePolicy(createTaggedTaskQueues());
+    sweeper.addToRolePolicy(deleteOwnTaskQueues());
     sweeper.addToRolePolicy(subscribeTaskQueues());
     sweeper.addToRolePolicy(findSubscription());
     sweeper.addToRolePolicy(unsubscribe());
@@ -549,9 +608,16 @@ export class TasksubStack extends Stack {
         ...statusFilter,
       },
     });
-    const ruleTarget = (id: string, fn: lambda.IFunction, retries: number, maxAge: number) => ({
+    const ruleTarget = (
+      id: string,
+      fn: lambda.IFunction,
+      retries: number,
+      maxAge: number,
+      inputTransformer?: events.CfnRule.InputTransformerProperty,
+    ) => ({
       id,
       arn: fn.functionArn,
+      inputTransformer,
       retryPolicy: { maximumRetryAttempts: retries, maximumEventAgeInSeconds: maxAge },
       deadLetterConfig: { arn: eventDlq.queueArn },
     });
@@ -563,7 +629,7 @@ export class TasksubStack extends Stack {
         desiredStatus: ['RUNNING'],
         lastStatus: ['PROVISIONING', 'PENDING', 'ACTIVATING', 'RUNNING'],
       }),
-      targets: [ruleTarget('on-task-running', onTaskRunning, 185, 86400)],
+      targets: [ruleTarget('on-task-running', onTaskRunning, 185, 86400, TRIMMED_TASK_EVENT)],
     });
     setLogicalId(runningRule, 'TaskRunningRule');
 
@@ -571,7 +637,7 @@ export class TasksubStack extends Stack {
       description: 'tasksub - tasks of our clusters that are stopping or stopped',
       state: 'ENABLED',
       eventPattern: taskPattern({ $or: [{ desiredStatus: ['STOPPED'] }, { lastStatus: ['STOPPED'] }] }),
-      targets: [ruleTarget('on-task-stopped', onTaskStopped, 185, 86400)],
+      targets: [ruleTarget('on-task-stopped', onTaskStopped, 185, 86400, TRIMMED_TASK_EVENT)],
     });
     setLogicalId(stoppedRule, 'TaskStoppedRule');
 
@@ -627,13 +693,16 @@ export class TasksubStack extends Stack {
       policyDocument: {
         Version: '2012-10-17',
         Statement: [
+          // Discovery by name is not tag-conditioned: until the queue exists, GetQueueUrl must answer "does
+          // not exist" (the client waits for it), not AccessDenied.
+          { Sid: 'FindTaskQueue', Effect: 'Allow', Action: 'sqs:GetQueueUrl', Resource: queueArnPattern },
+          // Messages only of queues carrying this stack's tag: never a queue tasksub did not create.
           {
             Sid: 'ConsumeTaskQueue',
             Effect: 'Allow',
-            Action: [
-              'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl',
-            ],
+            Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'],
             Resource: queueArnPattern,
+            Condition: ownedByThisStack,
           },
           { Sid: 'ReadTaskRecord', Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: table.attrArn },
         ],

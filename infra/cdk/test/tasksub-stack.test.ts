@@ -47,6 +47,7 @@ const CONTRACT_ENV = [
   'TASKSUB_QUEUE_VISIBILITY_SECONDS',
   'TASKSUB_RAW_DELIVERY',
   'TASKSUB_SERVICE_GROUPS',
+  'TASKSUB_STACK',
   'TASKSUB_SUBSCRIPTION_DLQ_ARN',
   'TASKSUB_TABLE',
   'TASKSUB_TOMBSTONE_TTL_SECONDS',
@@ -180,6 +181,56 @@ describe('IAM', () => {
     assert.equal(sub[1].Prefix['Fn::If'][0], 'UseDefaultQueuePrefix');
   });
 
+  it('create task queues only with the stack tag and delete only queues carrying it', () => {
+    const owned = { StringEquals: { 'aws:ResourceTag/tasksub:stack': { Ref: 'AWS::StackName' } } };
+    for (const fn of ['OnTaskRunningFunction', 'OnTaskStoppedFunction', 'SweeperFunction']) {
+      const statements = statementsOf(fn);
+      const del = statements.filter((s) => actionsOf([s]).includes('sqs:DeleteQueue'));
+      assert.equal(del.length, 1, fn);
+      assert.equal(del[0].Sid, 'DeleteOwnTaskQueues', fn);
+      assert.deepEqual(del[0].Condition, owned, fn);
+      for (const s of statements.filter((x) => actionsOf([x]).some((a) => /^sqs:(CreateQueue|TagQueue)$/.test(a)))) {
+        assert.equal(s.Sid, 'CreateTaggedTaskQueues', fn);
+        assert.deepEqual(s.Condition, {
+          StringEquals: { 'aws:RequestTag/tasksub:stack': { Ref: 'AWS::StackName' } },
+          'ForAllValues:StringEquals': {
+            'aws:TagKeys': ['tasksub:task-arn', 'tasksub:cluster', 'tasksub:group', 'tasksub:version', 'tasksub:stack'],
+          },
+        }, fn);
+      }
+    }
+    const env = json.Resources.OnTaskRunningFunction.Properties.Environment.Variables;
+    assert.deepEqual(env.TASKSUB_STACK, { Ref: 'AWS::StackName' });
+  });
+
+  it('queue prefixes start with tasksub- or tasksub_', () => {
+    const re = new RegExp(json.Parameters.QueuePrefix.AllowedPattern);
+    for (const ok of ['', 'tasksub-', 'tasksub_', 'tasksub-orders-', `tasksub-${'p'.repeat(39)}`]) {
+      assert.match(ok, re);
+    }
+    for (const bad of ['orders-', 'tasksub', 'tasksubx-', 'prod', `tasksub-${'p'.repeat(40)}`, 'tasksub-a.b']) {
+      assert.doesNotMatch(bad, re);
+    }
+  });
+
+  it('task rules forward only the trimmed event', () => {
+    for (const id of ['TaskRunningRule', 'TaskStoppedRule']) {
+      const [target] = json.Resources[id].Properties.Targets;
+      const t = target.InputTransformer;
+      assert.ok(t, id);
+      assert.ok(!JSON.stringify(t).includes('overrides'), id);
+      assert.deepEqual(Object.values(t.InputPathsMap).filter((p: any) => p.startsWith('$.detail.')).sort(), [
+        '$.detail.clusterArn', '$.detail.desiredStatus', '$.detail.group', '$.detail.lastStatus',
+        '$.detail.taskArn', '$.detail.version',
+      ]);
+      const filled = t.InputTemplate.replace('<resources>', '[]').replace('<version>', '1');
+      const shape = JSON.parse(filled);
+      assert.deepEqual(Object.keys(shape.detail).sort(),
+        ['clusterArn', 'desiredStatus', 'group', 'lastStatus', 'taskArn', 'version']);
+    }
+    assert.equal(json.Resources.SweepRule.Properties.Targets[0].InputTransformer, undefined);
+  });
+
   it('sweeper reads ECS only for our clusters', () => {
     const st = statementsOf('SweeperFunction').filter((s) => String(s.Action).startsWith('ecs:'));
     assert.equal(st.length, 2);
@@ -193,8 +244,11 @@ describe('IAM', () => {
       Roles: { 'Fn::If': ['HasTaskRole', [{ Ref: 'TaskRoleName' }], { Ref: 'AWS::NoValue' }] },
       PolicyDocument: {
         Statement: [
+          Match.objectLike({ Sid: 'FindTaskQueue', Action: 'sqs:GetQueueUrl' }),
           Match.objectLike({
-            Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl'],
+            Sid: 'ConsumeTaskQueue',
+            Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'],
+            Condition: { StringEquals: { 'aws:ResourceTag/tasksub:stack': { Ref: 'AWS::StackName' } } },
           }),
           Match.objectLike({ Action: 'dynamodb:GetItem', Resource: { 'Fn::GetAtt': ['Table', 'Arn'] } }),
         ],
