@@ -474,5 +474,8 @@ pub fn after_lost_race(current: Option<&Record>, ours: &Record) -> Option<Vec<St
     }
 }
 
+mod stages;
+pub use stages::stages;
+
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,11 @@
 //! racing on one task cannot both win, and the loser learns exactly what it lost to.
 //!
 //! Invariants (checked at quiescence by the interleaving explorer, `tests/tests/explore.rs`, over the
-//! real executor on the fake, and by the crash-loop scenario on moto):
+//! real executor on the fake, and by the crash-loop scenario on moto). They hold from the events alone
+//! when no invocation dies or fails; an invocation that crashes, or fails after a call that created
+//! something, while a teardown tombstones the record, may leave what only the sweeper's next pass
+//! removes (the redelivered event finds the tombstone), so the explorer checks those schedules after
+//! one sweep:
 //! 1. Nothing of ours without a live record naming it: a subscription of ours exists only while a
 //!    `READY` record names its ARN (or a `PROVISIONING` writer is still in flight); a queue of ours exists
 //!    only while its record is `PROVISIONING`, `READY` or `DRAINING`.

@@ -142,7 +142,7 @@ impl From<StepFailed> for HandleError {
     }
 }
 
-/// Runs one plan.
+/// Runs one plan, stage by stage ([`decide::stages`]): the steps of a stage are issued concurrently.
 pub async fn run<P: Ports>(
     ports: &P,
     plan: Plan,
@@ -158,12 +158,23 @@ pub async fn run<P: Ports>(
     // Whether the working record is stored (read, or written by us): every write names its revision.
     let mut stored = expected.is_some();
     let mut done = Vec::with_capacity(steps.len());
-    for step in steps {
+    let cx = Cx { settings, now };
+    for stage in decide::stages(&steps) {
+        let [step] = stage[..] else {
+            if let Err(e) = run_concurrently(ports, &stage, &mut record, intent.as_str(), cx).await {
+                if stage.contains(&Step::Subscribe) {
+                    undo_after_failure(ports, &mut record, cx).await;
+                }
+                return Err(e);
+            }
+            done.extend(stage);
+            continue;
+        };
         let result = perform(ports, step, &mut record, &mut stored, settings, now).await;
         log_step(&record, intent.as_str(), step, &result);
-        match result {
-            Ok(None) | Ok(Some(Written::Applied)) => done.push(step),
-            Ok(Some(Written::Conflict(current))) if step == Step::MarkReady => {
+        match result? {
+            None | Some(Written::Applied) => done.push(step),
+            Some(Written::Conflict(current)) if step == Step::MarkReady => {
                 let Some(undo) = after_lost_race(current.as_ref(), &record) else {
                     return Ok(Executed::Redecide(current));
                 };
@@ -176,11 +187,69 @@ pub async fn run<P: Ports>(
                 }
                 return Ok(Executed::Compensated { steps: done });
             }
-            Ok(Some(Written::Conflict(current))) => return Ok(Executed::Redecide(current)),
-            Err(e) => return Err(e),
+            Some(Written::Conflict(current)) => return Ok(Executed::Redecide(current)),
         }
     }
     Ok(Executed::Done { steps: done, record })
+}
+
+/// A provisioning stage failed after one of its calls succeeded (e.g. Subscribe made a subscription
+/// while CreateQueue met QueueDeletedRecently because a teardown just removed the queue). The
+/// redelivered event would find a tombstone and do nothing, so undo now what the current record does
+/// not name, exactly as after a lost MarkReady; a PROVISIONING record is left to the redelivery (its
+/// Subscribe is idempotent, and the resources may be another provisioning's too). Best effort: the
+/// invocation fails with the stage's error whatever happens here, and the sweeper is the backstop.
+async fn undo_after_failure<P: Ports>(ports: &P, record: &mut Record, cx: Cx<'_>) {
+    let Ok(current) = ports.get(&record.task_id).await else {
+        return;
+    };
+    let mut stored = true;
+    for undo in after_lost_race(current.as_ref(), record).unwrap_or_default() {
+        let r = perform(ports, undo, record, &mut stored, cx.settings, cx.now).await;
+        log_step(record, "compensate", undo, &r);
+        if r.is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Cx<'a> {
+    settings: &'a Settings,
+    now: DateTime<Utc>,
+}
+
+/// A stage of two calls of different chains (never a write): both are issued at once, each on its own
+/// copy of the record; what each learned (its chain's field) is merged back, then the first error, if
+/// any, ends the invocation.
+async fn run_concurrently<P: Ports>(
+    ports: &P,
+    stage: &[Step],
+    record: &mut Record,
+    intent: &str,
+    cx: Cx<'_>,
+) -> Result<(), StepFailed> {
+    let &[a, b] = stage else {
+        unreachable!("a stage holds one step per chain: {stage:?}");
+    };
+    let (mut ra, mut rb) = (record.clone(), record.clone());
+    let (mut no, mut nope) = (true, true);
+    let (xa, xb) = tokio::join!(
+        perform(ports, a, &mut ra, &mut no, cx.settings, cx.now),
+        perform(ports, b, &mut rb, &mut nope, cx.settings, cx.now)
+    );
+    for (step, learned, result) in [(a, &ra, &xa), (b, &rb, &xb)] {
+        log_step(learned, intent, step, result);
+        match step {
+            Step::RecoverSubscription | Step::Subscribe | Step::Unsubscribe => {
+                record.subscription_arn.clone_from(&learned.subscription_arn)
+            }
+            _ => record.queue_url.clone_from(&learned.queue_url),
+        }
+    }
+    xa?;
+    xb?;
+    Ok(())
 }
 
 /// One step. `Ok(Some(..))` for conditional writes, `Ok(None)` for the rest.

@@ -73,6 +73,8 @@ pub struct Run {
     pub crashes: usize,
     /// Invocations that gave up (retries exhausted: Lambda's on-failure destination).
     pub dead_letters: usize,
+    /// Invocations that failed (and were retried or dead-lettered).
+    pub failures: usize,
     /// Whether a final sweep ran before the checks (after a crash or a dead letter).
     pub swept: bool,
     /// Violated invariants (empty: the schedule passed).
@@ -235,6 +237,7 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
         schedule: Vec::new(),
         crashes: 0,
         dead_letters: 0,
+        failures: 0,
         swept: false,
         violations: Vec::new(),
     };
@@ -258,12 +261,15 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
         // Run every invocation to its next gate (or its end).
         let ids: Vec<usize> = live.keys().copied().collect();
         for id in ids {
-            if lock(&board).waiting.contains_key(&id) {
+            if !runnable(&lock(&board), id) {
                 continue;
             }
             let inv = live.get_mut(&id).expect("live");
             if let Poll::Ready(result) = inv.fut.as_mut().poll(&mut cx) {
                 let inv = live.remove(&id).expect("live");
+                if result.is_err() {
+                    run.failures += 1;
+                }
                 if let Err(true) = result {
                     if inv.attempt < ATTEMPTS {
                         let fut = start(&inv.job, &fake, &board, next_id);
@@ -283,20 +289,18 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
                     run.dead_letters += 1;
                 }
             } else {
-                assert!(
-                    lock(&board).waiting.contains_key(&id),
-                    "an invocation is pending outside a gate"
-                );
+                assert!(parked(&lock(&board), id), "an invocation is pending outside a gate");
             }
         }
-        let waiting: Vec<(usize, &'static str)> = lock(&board).waiting.iter().map(|(i, o)| (*i, *o)).collect();
+        let waiting: Vec<((usize, usize), &'static str)> = lock(&board).waiting.iter().map(|(k, o)| (*k, *o)).collect();
         if waiting.is_empty() {
             if live.is_empty() {
                 break;
             }
             continue;
         }
-        let (id, op) = waiting[rng.usize(0..waiting.len())];
+        let (key, op) = waiting[rng.usize(0..waiting.len())];
+        let id = key.0;
         let label = live[&id].job.label().to_owned();
         if run.crashes < crash_budget && rng.u8(0..100) < 4 {
             // Crash before this call: the invocation dies; Lambda delivers the event again.
@@ -304,7 +308,8 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
             run.schedule.push(format!("{label}:CRASH@{op}"));
             let inv = live.remove(&id).expect("live");
             let mut b = lock(&board);
-            b.waiting.remove(&id);
+            b.waiting.retain(|(i, _), _| *i != id);
+            b.granted.retain(|(i, _)| *i != id);
             drop(b);
             let fut = start(&inv.job, &fake, &board, next_id);
             live.insert(
@@ -318,18 +323,29 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
             next_id += 1;
         } else {
             run.schedule.push(format!("{label}:{op}"));
-            lock(&board).granted.insert(id);
-            lock(&board).waiting.remove(&id);
+            let mut b = lock(&board);
+            b.granted.insert(key);
+            b.waiting.remove(&key);
         }
     }
     run.violations = std::mem::take(&mut lock(&board).violations);
-    if run.crashes > 0 || run.dead_letters > 0 {
-        // What only the sweeper repairs: a crash between a lost race and its compensation.
+    if run.crashes > 0 || run.failures > 0 {
+        // What only the sweeper repairs: an invocation that died (crash) or failed (error) after it
+        // created something, while a teardown moved the record to a tombstone meanwhile.
         run.swept = true;
         sweep_now(&fake);
     }
     run.violations.extend(check(&fake, &task, fate));
     run
+}
+
+/// An invocation waits at no gate (new, or between calls) or was granted one of its calls.
+fn runnable(b: &Board, id: usize) -> bool {
+    !parked(b, id) || b.granted.iter().any(|(i, _)| *i == id)
+}
+
+fn parked(b: &Board, id: usize) -> bool {
+    b.waiting.keys().any(|(i, _)| *i == id)
 }
 
 fn sweep_now(fake: &Fake) {

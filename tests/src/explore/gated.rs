@@ -18,10 +18,13 @@ use tasksub_functions::ports::{
 /// What the scheduler and the gates share.
 #[derive(Debug, Default)]
 pub struct Board {
-    /// Invocation → the operation it waits to call.
-    pub waiting: BTreeMap<usize, &'static str>,
-    /// Invocations allowed to make their next call.
-    pub granted: BTreeSet<usize>,
+    /// (invocation, call) → the operation it waits to call. An invocation may wait at two gates at once
+    /// (the executor issues independent calls concurrently).
+    pub waiting: BTreeMap<(usize, usize), &'static str>,
+    /// Calls allowed to proceed.
+    pub granted: BTreeSet<(usize, usize)>,
+    /// Calls made so far, per invocation (the next call's number).
+    pub calls: BTreeMap<usize, usize>,
     /// Invariant violations seen while running (checked at every write).
     pub violations: Vec<String>,
     /// Emulate the conditions before revisions (state only; MarkReady accepts PROVISIONING or READY).
@@ -53,9 +56,13 @@ impl Gated {
     }
 
     fn gate(&self, op: &'static str) -> Gate<'_> {
+        let mut b = lock(&self.board);
+        let n = b.calls.entry(self.id).or_default();
+        let key = (self.id, *n);
+        *n += 1;
         Gate {
             board: &self.board,
-            id: self.id,
+            key,
             op,
         }
     }
@@ -87,7 +94,7 @@ impl Gated {
 /// Parks until the scheduler grants this invocation its next call.
 struct Gate<'a> {
     board: &'a Shared,
-    id: usize,
+    key: (usize, usize),
     op: &'static str,
 }
 
@@ -95,11 +102,11 @@ impl Future for Gate<'_> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
         let mut b = lock(self.board);
-        if b.granted.remove(&self.id) {
-            b.waiting.remove(&self.id);
+        if b.granted.remove(&self.key) {
+            b.waiting.remove(&self.key);
             Poll::Ready(())
         } else {
-            b.waiting.insert(self.id, self.op);
+            b.waiting.insert(self.key, self.op);
             Poll::Pending
         }
     }
