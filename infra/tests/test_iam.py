@@ -60,7 +60,7 @@ PSEUDO = {
 PARAMETERS = {
     "ClusterArns": [f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/blue", f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/green"],
     "ServiceGroups": ["service:orders"],
-    "QueuePrefix": "myprefix-",
+    "QueuePrefix": "tasksub-my-",
     "ExistingTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:existing-topic",
     "SubscriptionDlqArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:subscription-dlq",
     "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:alarms",
@@ -358,6 +358,8 @@ def key_type(prefix: str, key: str) -> str | None:
     return None
 
 
+# The tag keys: global, but evaluated only by actions whose authorization data lists them.
+TAG_KEYS = {"aws:requesttag", "aws:resourcetag", "aws:tagkeys"}
 GLOBAL_KEY_TYPES = {"aws:securetransport": "Bool", "aws:sourcearn": "ARN", "aws:sourceaccount": "String",
                     "aws:principalaccount": "String", "aws:resourceaccount": "String", "aws:principalarn": "ARN",
                     "aws:sourceowner": "String", "aws:principalorgid": "String", "aws:sourcevpce": "String",
@@ -463,6 +465,12 @@ def check_statement(stmt: dict) -> list[str]:
             base = op.split(":")[-1].replace("IfExists", "")
             for key in keys:
                 kl = key.lower()
+                if kl.split("/")[0] in TAG_KEYS and not key_valid(key, allowed):
+                    # Global keys, but only actions (or their resource types) that list them evaluate them:
+                    # anything else would make the statement never match (Allow) or never apply (Deny).
+                    problems.append(f"{action}: condition key {key} is not supported by it in AWS's data "
+                                    f"(valid: {', '.join(sorted(allowed)) or 'none but global aws: keys'})")
+                    continue
                 if kl.startswith("aws:"):
                     ktype = GLOBAL_KEY_TYPES.get(kl.split("/")[0])
                 elif key_valid(key, allowed):
@@ -518,6 +526,13 @@ def test_oracle_catches_known_mistakes():
          "Resource": f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/*",
          "Condition": {"ArnEquals": {"ecs:cluster": [f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/c"]}}},
         {"Effect": "Allow", "Action": "ecs:ListTasks", "Resource": "*"},
+        # DeleteQueue has no request tags; sns:Unsubscribe no resource tags; ListQueues no resource at all.
+        {"Effect": "Allow", "Action": "sqs:DeleteQueue", "Resource": queue,
+         "Condition": {"StringEquals": {"aws:RequestTag/tasksub:stack": "s"}}},
+        {"Effect": "Allow", "Action": "sns:Unsubscribe", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/tasksub:stack": "s"}}},
+        {"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*",
+         "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": ["tasksub:stack"]}}},
     ]
     for st in bad:
         assert check_statement(st), st
@@ -532,6 +547,11 @@ def test_oracle_catches_known_mistakes():
          "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:g:*"},
         {"Effect": "Deny", "Action": "sqs:*", "Principal": "*", "Resource": queue,
          "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Effect": "Allow", "Action": ["sqs:CreateQueue", "sqs:TagQueue"], "Resource": queue,
+         "Condition": {"StringEquals": {"aws:RequestTag/tasksub:stack": "s"},
+                       "ForAllValues:StringEquals": {"aws:TagKeys": ["tasksub:stack"]}}},
+        {"Effect": "Allow", "Action": ["sqs:DeleteQueue", "sqs:ReceiveMessage", "sqs:GetQueueUrl"], "Resource": queue,
+         "Condition": {"StringEquals": {"aws:ResourceTag/tasksub:stack": "s"}}},
     ]
     for st in good:
         assert check_statement(st) == [], (st, check_statement(st))
@@ -783,3 +803,96 @@ def test_sweep_schedules_outlast_the_sweeper(name):
         assert m, f"{name}: {expr} is not a rate() expression"
         period = int(m.group(1)) * SECONDS[m.group(2).rstrip("s")]
         assert period > timeout, f"{name}: {expr} fires every {period}s but a sweep may run {timeout}s"
+
+
+# ================================================================================================ ownership
+# Queue ownership IAM enforces (infra/README.md, "Queue ownership"): tasksub tags every task queue with
+# tasksub:stack=<stack name>; the actions that change a queue or its messages are allowed only on queues
+# carrying it, and CreateQueue/TagQueue only with it and only tasksub's tag keys. Reads stay unconditioned
+# (READ_UNCONDITIONED, with why).
+STACK_TAG = "tasksub:stack"
+OWNED_ACTIONS = {"sqs:DeleteQueue", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
+TAGGING_ACTIONS = {"sqs:CreateQueue", "sqs:TagQueue"}
+READ_UNCONDITIONED = {
+    "sqs:GetQueueUrl": "a queue that does not exist (yet, for the client; any more, for teardown) must answer "
+                       "NonExistentQueue, which a resource-tag condition would turn into AccessDenied",
+    "sqs:ListQueueTags": "the sweeper reads the tags of untagged/foreign queues under the prefix to report them",
+    "sqs:GetQueueAttributes": "the sweeper reads CreatedTimestamp of every queue under the prefix",
+}
+
+
+def core_tag_keys() -> list[str]:
+    """tasksub-core's policy::tags constants, from the source (so the templates cannot drift from it)."""
+    text = (REPO / "core" / "src" / "policy.rs").read_text(encoding="utf-8")
+    block = text[text.index("pub mod tags {"):]
+    block = block[: block.index("\n}\n")]
+    return re.findall(r'pub const [A-Z_]+: &str = "(tasksub:[a-z-]+)";', block)
+
+
+def test_sqs_supports_the_ownership_condition_keys():
+    """AWS's authorization data: the queue resource type carries aws:ResourceTag (so every queue action
+    evaluates it), and CreateQueue and TagQueue evaluate aws:RequestTag and aws:TagKeys."""
+    svc = service("sqs")
+    for action in OWNED_ACTIONS | set(READ_UNCONDITIONED):
+        priv = svc["privileges"][action.split(":")[1]]
+        assert key_valid(f"aws:ResourceTag/{STACK_TAG}", condition_keys("sqs", priv)), action
+    for action in TAGGING_ACTIONS:
+        keys = condition_keys("sqs", svc["privileges"][action.split(":")[1]])
+        assert key_valid(f"aws:RequestTag/{STACK_TAG}", keys) and key_valid("aws:TagKeys", keys), action
+    priv = svc["privileges"]["DeleteQueue"]
+    assert not key_valid(f"aws:RequestTag/{STACK_TAG}", condition_keys("sqs", priv))
+    keys = core_tag_keys()
+    assert STACK_TAG in keys and len(keys) == len(set(keys)) == 5, keys
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_queue_actions_are_limited_to_queues_of_this_stack(name):
+    stack = PSEUDO["AWS::StackName"]
+    owned = {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": stack}}
+    tagging = {
+        "StringEquals": {f"aws:RequestTag/{STACK_TAG}": stack},
+        "ForAllValues:StringEquals": {"aws:TagKeys": core_tag_keys()},
+    }
+    problems, seen = [], set()
+    for holder, kind, st in resolved_statements(template(name)):
+        if kind != "identity" or st.get("Effect") != "Allow":
+            continue
+        actions = set(as_list(st.get("Action", [])))
+        if any("*" in a for a in actions if a.startswith("sqs:")):
+            problems.append(f"{holder} {st.get('Sid')}: wildcard SQS action {sorted(actions)}")
+        cond = st.get("Condition") or {}
+        if actions & OWNED_ACTIONS:
+            seen |= actions & OWNED_ACTIONS
+            if not actions <= OWNED_ACTIONS or cond != owned:
+                problems.append(f"{holder} {st.get('Sid')}: {sorted(actions)} needs exactly {owned}, has {cond}")
+        if actions & TAGGING_ACTIONS:
+            seen |= actions & TAGGING_ACTIONS
+            if not actions <= TAGGING_ACTIONS or cond != tagging:
+                problems.append(f"{holder} {st.get('Sid')}: {sorted(actions)} needs exactly {tagging}, has {cond}")
+        for a in actions & set(READ_UNCONDITIONED):
+            if cond:
+                problems.append(f"{holder} {st.get('Sid')}: {a} must stay unconditioned: {READ_UNCONDITIONED[a]}")
+    assert seen == OWNED_ACTIONS | TAGGING_ACTIONS, seen
+    assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("name", ["sam", "cdk"])
+def test_the_functions_get_the_stack_name(name):
+    tpl = template(name)
+    if name == "sam":
+        envs = [tpl["Globals"]["Function"]["Environment"]["Variables"]]
+    else:
+        envs = [r["Properties"]["Environment"]["Variables"] for r in tpl["Resources"].values()
+                if r.get("Type") == "AWS::Lambda::Function"]
+    assert envs
+    for env in envs:
+        assert env["TASKSUB_STACK"] == {"Ref": "AWS::StackName"}
+
+
+@pytest.mark.parametrize("name", ["sam", "cdk"])
+def test_the_queue_prefix_pattern_is_tasksubs(name):
+    pattern = re.compile(template(name)["Parameters"]["QueuePrefix"]["AllowedPattern"])
+    for ok in ["", "tasksub-", "tasksub_", "tasksub-1a2b3c4d-", "tasksub-" + "p" * 39]:
+        assert pattern.fullmatch(ok), ok
+    for bad in ["orders-", "prod", "tasksub", "tasksubx-", "ts123-", "tasksub-" + "p" * 40, "tasksub-a.b"]:
+        assert not pattern.fullmatch(bad), bad
