@@ -196,7 +196,7 @@ impl MotoWorld {
         let topic_arn = topic.topic_arn().expect("topic arn").to_owned();
         let table = format!("records-{id}");
         create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
-        let mut m = settings_map(&topic_arn, &table, &format!("ts{id}-"));
+        let mut m = settings_map(&topic_arn, &table, &format!("tasksub-{id}-"));
         m.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = Settings::from_map(&m).expect("settings");
         let aws = AwsPorts::new(&sdk, &table);
