@@ -194,8 +194,6 @@ pub async fn stop_initiated_for_unknown_task<W: World>(w: &W) {
 /// Events for another cluster (and another service group) make no AWS call.
 pub async fn foreign_events_make_no_call<W: World>(w: &W) {
     let foreign = Task::new("someone-elses");
-    let mut other_group = w.task();
-    other_group.group = Some("service:billing".into());
     w.calls().reset_calls();
     for task in [&foreign] {
         let (start, stop_initiated, stopped) = task.lifecycle();
@@ -213,10 +211,90 @@ pub async fn foreign_events_make_no_call<W: World>(w: &W) {
     assert!(w.observe(&foreign).await.record.is_none());
 }
 
-/// Every public sample: the `ignore-*` ones are skipped without a call; the task samples are handled
-/// at their own time (they are years old) and leave a consistent state.
+/// With `TASKSUB_SERVICE_GROUPS=service:orders` (the world given must be made with it): a task of
+/// another group, or of none, is skipped with no AWS call whatever its events; a task of our group gets
+/// its queue.
+pub async fn service_groups_scope_the_tasks<W: World>(w: &W) {
+    let mut other_group = w.task();
+    other_group.group = Some("service:billing".into());
+    let mut no_group = w.task();
+    no_group.group = None;
+    w.calls().reset_calls();
+    for task in [&other_group, &no_group] {
+        let (start, stop_initiated, stopped) = task.lifecycle();
+        for e in start.iter().chain(&stop_initiated).chain(&stopped) {
+            assert_eq!(
+                handle(w, e).await.reason,
+                Some("foreign-group"),
+                "[{}] {:?}",
+                w.backend(),
+                task.group
+            );
+        }
+        assert!(
+            w.observe(task).await.record.is_none(),
+            "[{}] {:?}",
+            w.backend(),
+            task.group
+        );
+    }
+    assert_eq!(
+        w.calls().calls(),
+        Vec::<&str>::new(),
+        "[{}] out-of-group events made calls",
+        w.backend()
+    );
+    let ours = w.task();
+    assert_eq!(ours.group.as_deref(), Some("service:orders"));
+    assert_eq!(
+        handle(w, &ours.event("RUNNING", "RUNNING", 3)).await.state,
+        Some("READY")
+    );
+}
+
+/// What each public sample leads to in a world scoped to the clusters `prod`, `FargateCluster` and
+/// `default`, handled in name order at its own time (they are years old): `outcome:state-or-reason`, or
+/// `rejected` for a permanent input error.
+const SAMPLE_OUTCOMES: &[(&str, &str)] = &[
+    (
+        "ec2-task-pending-two-containers-overrides-nri-flex.json",
+        "skipped:foreign-cluster",
+    ),
+    (
+        "ec2-task-running-container-stopped-old-arn-docs-2016.json",
+        "applied:READY",
+    ),
+    (
+        "ec2-task-stopped-user-initiated-capacity-provider-aws-samples.json",
+        "skipped:foreign-cluster",
+    ),
+    // The docs' placeholder task ID ("...9dbd6fEXAMPLE") is neither 32 hex characters nor a UUID.
+    ("fargate-spot-task-termination-notice-partial-docs.json", "rejected"),
+    ("fargate-task-running-awsvpc-docs.json", "applied:READY"),
+    // The same task as the sample before: a duplicate start.
+    ("fargate-task-running-env-override-dotnet.json", "skipped:already-ready"),
+    (
+        "fargate-task-running-exec-enabled-arkime.json",
+        "skipped:foreign-cluster",
+    ),
+    (
+        "fargate-task-stopped-service-scheduler-exit137-arkime.json",
+        "skipped:foreign-cluster",
+    ),
+];
+
+/// Every public sample leads to its expected outcome: the `ignore-*` ones are skipped without a call, the
+/// task samples as [`SAMPLE_OUTCOMES`] says.
 pub async fn public_samples_are_handled<W: World>(w: &W) {
-    for (name, json) in public_samples() {
+    let samples = public_samples();
+    let tasks: Vec<&str> = samples
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !n.starts_with("ignore-"))
+        .collect();
+    let listed: Vec<&str> = SAMPLE_OUTCOMES.iter().map(|(n, _)| *n).collect();
+    assert_eq!(tasks, listed, "every task sample has an expected outcome");
+    for (name, json) in samples {
         w.calls().reset_calls();
         let now = json["time"]
             .as_str()
@@ -227,16 +305,24 @@ pub async fn public_samples_are_handled<W: World>(w: &W) {
                     + chrono::Duration::seconds(2)
             })
             .unwrap_or_else(chrono::Utc::now);
-        let out = w
-            .controller()
-            .handle_json_at(&json, now)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = match w.controller().handle_json_at(&json, now).await {
+            Ok(out) => format!("{}:{}", out.outcome, out.state.or(out.reason).unwrap_or("-")),
+            Err(e) if !e.is_retryable() => "rejected".to_owned(),
+            Err(e) => panic!("{name}: {e}"),
+        };
         if name.starts_with("ignore-") {
-            assert_eq!(out.reason, Some("other-detail-type"), "{name}");
-            assert!(w.calls().calls().is_empty(), "[{}] {name} made calls", w.backend());
+            assert_eq!(got, "skipped:other-detail-type", "{name}");
         } else {
-            assert!(!out.outcome.is_empty(), "{name}");
+            let want = SAMPLE_OUTCOMES.iter().find(|(n, _)| *n == name).map(|(_, o)| *o);
+            assert_eq!(Some(got.as_str()), want, "[{}] {name}", w.backend());
+        }
+        if !got.starts_with("applied") {
+            assert!(
+                w.calls().calls().len() <= 1,
+                "[{}] {name} made calls: {:?}",
+                w.backend(),
+                w.calls().calls()
+            );
         }
     }
 }

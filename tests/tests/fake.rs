@@ -97,3 +97,9 @@ async fn metrics_lines_parse_back() {
         assert!(l["Function"] == "on-task-running" || l["Function"] == "on-task-stopped");
     }
 }
+
+#[tokio::test]
+async fn service_groups_scope_the_tasks() {
+    use tasksub_core::settings::vars;
+    s::service_groups_scope_the_tasks(&FakeWorld::with(&[(vars::SERVICE_GROUPS, "service:orders")])).await;
+}

@@ -43,3 +43,9 @@ async fn crash_during_provisioning_then_redelivery() {
 async fn crash_during_teardown_then_redelivery() {
     s::crash_during_teardown_then_redelivery(async || MotoWorld::new().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_groups_scope_the_tasks() {
+    use tasksub_core::settings::vars;
+    s::service_groups_scope_the_tasks(&MotoWorld::with(&[(vars::SERVICE_GROUPS, "service:orders")]).await).await;
+}
