@@ -183,7 +183,7 @@ async fn deployment() -> Vec<(&'static str, String)> {
         ("TASKSUB_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
         ("TASKSUB_TABLE", table),
         ("TASKSUB_CLUSTERS", "prod".into()),
-        ("TASKSUB_QUEUE_PREFIX", format!("{}-", unique("rt"))),
+        ("TASKSUB_QUEUE_PREFIX", format!("tasksub-{}-", unique("rt"))),
         // Everything at trace: even then no credential (not even the access key ID) may reach the logs.
         ("RUST_LOG", "trace".into()),
     ]
