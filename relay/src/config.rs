@@ -195,7 +195,12 @@ pub fn loopback_url(setting: &'static str, url: &str) -> Result<Uri, ConfigError
                 format!("scheme {other:?} is not supported: use plain http to a loopback address"),
             ))
         }
-        None => return Err(bad(setting, format!("an absolute http:// URL is required, got {url:?}"))),
+        None => {
+            return Err(bad(
+                setting,
+                format!("an absolute http:// URL is required, got {url:?}"),
+            ))
+        }
     }
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
         return Err(bad(setting, "credentials in the URL are not allowed"));

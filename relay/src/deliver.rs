@@ -100,11 +100,9 @@ impl Status {
     }
     /// Moves to `phase` (never back from draining).
     pub fn set(&self, phase: Phase) {
-        let _ = self
-            .phase
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
-                (p != Phase::Draining as u8).then_some(phase as u8)
-            });
+        let _ = self.phase.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+            (p != Phase::Draining as u8).then_some(phase as u8)
+        });
     }
 }
 
@@ -253,12 +251,16 @@ impl Relay {
                     self.status.backpressured.fetch_add(1, Ordering::Relaxed);
                     let delay = retry_after
                         .map(|d| d.min(MAX_BACKPRESSURE_PAUSE))
-                        .unwrap_or_else(|| {
-                            jittered(FIRST_BACKPRESSURE_PAUSE, busy, MAX_BACKPRESSURE_PAUSE, &mut rng)
-                        });
+                        .unwrap_or_else(|| jittered(FIRST_BACKPRESSURE_PAUSE, busy, MAX_BACKPRESSURE_PAUSE, &mut rng));
                     busy += 1;
                     if started.elapsed() + delay > self.cfg.backpressure_limit {
-                        tracing::warn!(action = "deliver", message_id, status, receive_count, "app still busy at the backpressure limit; left for redelivery");
+                        tracing::warn!(
+                            action = "deliver",
+                            message_id,
+                            status,
+                            receive_count,
+                            "app still busy at the backpressure limit; left for redelivery"
+                        );
                         return Err(format!("app busy ({status})").into());
                     }
                     tracing::info!(
@@ -274,11 +276,23 @@ impl Relay {
                     self.status.unreachable.fetch_add(1, Ordering::Relaxed);
                     unreachable += 1;
                     if unreachable >= self.cfg.connect_attempts {
-                        tracing::warn!(action = "deliver", message_id, receive_count, error, "app unreachable; left for redelivery");
+                        tracing::warn!(
+                            action = "deliver",
+                            message_id,
+                            receive_count,
+                            error,
+                            "app unreachable; left for redelivery"
+                        );
                         return Err(format!("app unreachable: {error}").into());
                     }
                     let delay = jittered(FIRST_CONNECT_RETRY, unreachable - 1, Duration::from_secs(5), &mut rng);
-                    tracing::info!(action = "deliver", message_id, error, delay_ms = delay.as_millis() as u64, "app unreachable; retrying");
+                    tracing::info!(
+                        action = "deliver",
+                        message_id,
+                        error,
+                        delay_ms = delay.as_millis() as u64,
+                        "app unreachable; retrying"
+                    );
                     if !self.wait(delay).await {
                         return Err("shutting down".into());
                     }
@@ -337,11 +351,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// GETs the app's health URL until it answers 2xx. `Ok(false)` when `stop` fired first; `Err` after
 /// `limit`.
-pub async fn wait_for_app(
-    url: &Uri,
-    limit: Option<Duration>,
-    stop: &CancellationToken,
-) -> Result<bool, Duration> {
+pub async fn wait_for_app(url: &Uri, limit: Option<Duration>, stop: &CancellationToken) -> Result<bool, Duration> {
     let http = http_client(Duration::from_secs(2));
     let started = Instant::now();
     let mut rng = fastrand::Rng::new();
@@ -372,7 +382,12 @@ pub async fn wait_for_app(
         if limit.is_some_and(|l| elapsed >= l) {
             return Err(elapsed);
         }
-        let delay = jittered(Duration::from_millis(250), attempt.min(2), Duration::from_secs(1), &mut rng);
+        let delay = jittered(
+            Duration::from_millis(250),
+            attempt.min(2),
+            Duration::from_secs(1),
+            &mut rng,
+        );
         tokio::select! {
             biased;
             _ = stop.cancelled() => return Ok(false),
@@ -396,8 +411,14 @@ mod tests {
             Outcome::Busy(503, Some(Duration::from_secs(3)))
         );
         let date = HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
-        assert_eq!(classify(StatusCode::SERVICE_UNAVAILABLE, Some(&date)), Outcome::Busy(503, None));
-        assert_eq!(classify(StatusCode::INTERNAL_SERVER_ERROR, None), Outcome::Rejected(500));
+        assert_eq!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, Some(&date)),
+            Outcome::Busy(503, None)
+        );
+        assert_eq!(
+            classify(StatusCode::INTERNAL_SERVER_ERROR, None),
+            Outcome::Rejected(500)
+        );
         assert_eq!(classify(StatusCode::BAD_REQUEST, None), Outcome::Rejected(400));
         assert_eq!(classify(StatusCode::MOVED_PERMANENTLY, None), Outcome::Rejected(301));
     }
@@ -407,7 +428,9 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(7);
         for n in 0..40 {
             let d = jittered(Duration::from_millis(200), n, Duration::from_secs(10), &mut rng);
-            let full = Duration::from_millis(200).saturating_mul(1 << n.min(16)).min(Duration::from_secs(10));
+            let full = Duration::from_millis(200)
+                .saturating_mul(1 << n.min(16))
+                .min(Duration::from_secs(10));
             assert!(d >= full / 2 && d <= full, "{n}: {d:?}");
         }
     }

@@ -164,7 +164,6 @@ pub fn message_headers(message: &Message) -> HeaderMap {
     h
 }
 
-
 fn encode_attribute(attribute: &Attribute) -> String {
     match &attribute.value {
         AttributeValue::String(s) => encode_value(s),
@@ -226,7 +225,16 @@ mod tests {
 
     #[test]
     fn values_are_header_safe_and_round_trip() {
-        for value in ["cache", "a b", "100%", "line\nbreak", "ünïcödé ✓", " padded ", "x=1&y=2", ""] {
+        for value in [
+            "cache",
+            "a b",
+            "100%",
+            "line\nbreak",
+            "ünïcödé ✓",
+            " padded ",
+            "x=1&y=2",
+            "",
+        ] {
             let encoded = encode_value(value);
             assert!(HeaderValue::from_str(&encoded).is_ok(), "{encoded}");
             assert!(!encoded.contains(' ') && !encoded.contains('\n'), "{encoded}");
@@ -265,7 +273,11 @@ mod tests {
         let mut h = HeaderMap::new();
         let mut types = Vec::new();
         for (name, a) in &attributes {
-            insert(&mut h, &format!("{ATTR_PREFIX}{}", encode_name(name)), &encode_attribute(a));
+            insert(
+                &mut h,
+                &format!("{ATTR_PREFIX}{}", encode_name(name)),
+                &encode_attribute(a),
+            );
             types.push(format!("{}={}", encode_name(name), encode_value(&a.data_type)));
         }
         insert(&mut h, ATTR_TYPES, &types.join(","));

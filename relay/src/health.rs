@@ -84,7 +84,9 @@ pub async fn check(addr: SocketAddr) -> bool {
         return false;
     };
     let http = http_client(Duration::from_secs(2));
-    let request = Request::get(uri).body(Full::new(Bytes::new())).expect("a valid request");
+    let request = Request::get(uri)
+        .body(Full::new(Bytes::new()))
+        .expect("a valid request");
     match tokio::time::timeout(Duration::from_secs(3), http.request(request)).await {
         Ok(Ok(r)) => {
             let ok = r.status() == StatusCode::OK;

@@ -38,7 +38,10 @@ async fn main() -> ExitCode {
 /// Cancels `stop` on SIGTERM or SIGINT and marks the relay as draining.
 fn on_signals(stop: CancellationToken, status: Arc<Status>) {
     use tokio::signal::unix::{signal, SignalKind};
-    for (kind, name) in [(SignalKind::terminate(), "SIGTERM"), (SignalKind::interrupt(), "SIGINT")] {
+    for (kind, name) in [
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::interrupt(), "SIGINT"),
+    ] {
         match signal(kind) {
             Ok(mut s) => {
                 let (stop, status) = (stop.clone(), status.clone());
@@ -135,6 +138,22 @@ async fn run(args: Args) -> u8 {
     }
     status.set(Phase::Connecting);
     tracing::info!(action = "connect", target = %cfg.target, concurrency = cfg.concurrency, "finding this task's queue");
+    // Connect first so the health endpoint turns 200 as soon as the queue is known (the client calls
+    // `on_subscribed` only when a READY record confirms the subscription); `run` then finds it at once.
+    match client.connect(&stop).await {
+        Ok(Some(queue)) => {
+            tracing::info!(action = "connect", queue = %queue.queue_name(), "queue found; relaying");
+            status.set(Phase::Consuming);
+        }
+        Ok(None) => {
+            tracing::info!(action = "stopped", "shutdown before the queue was ready");
+            return EXIT_OK;
+        }
+        Err(e) => {
+            tracing::error!(action = "connect", error = %DisplayErrorContext(&e), "discovery or the queue wait failed");
+            return if e.is_config() { EXIT_CONFIG } else { EXIT_DISCOVERY };
+        }
+    }
     let relay = Relay::new(cfg.clone(), status.clone(), stop.clone());
     match client.run(relay, stop).await {
         Ok(report) => {
