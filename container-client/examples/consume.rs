@@ -46,17 +46,25 @@ struct Args {
     /// Stop (drain and exit 0) after this many messages were handled.
     #[arg(long)]
     max_messages: Option<u64>,
-    /// Stop (drain and exit 0) after this many seconds without a message, once subscribed.
+    /// Stop (drain and exit 0) after this many seconds without a message, counted from the subscription
+    /// (with --table) or from the first message.
     #[arg(long)]
     idle_exit: Option<u64>,
     /// Handlers running at once.
     #[arg(long, default_value_t = tasksub_client::DEFAULT_MAX_CONCURRENCY)]
     concurrency: usize,
+    /// Simulated work per message, in milliseconds (to watch a drain: SIGTERM while handlers work).
+    #[arg(long, default_value_t = 0)]
+    work_ms: u64,
+    /// Time in-flight handlers get after SIGTERM, in milliseconds (default: the client's 20 s).
+    #[arg(long)]
+    drain_timeout_ms: Option<u64>,
 }
 
 /// The app: counts messages and stops the client when told to.
 struct App {
     handled: AtomicU64,
+    work: Duration,
     max_messages: Option<u64>,
     last_activity: Mutex<Option<Instant>>,
     stop: CancellationToken,
@@ -75,6 +83,10 @@ impl Handler for App {
             receive_count = message.receive_count(),
             "received message"
         );
+        if !self.work.is_zero() {
+            tokio::time::sleep(self.work).await;
+            tracing::info!(n, message_id = message.sqs_message_id(), "work done");
+        }
         if self.max_messages.is_some_and(|max| n >= max) {
             tracing::info!(n, "max messages reached; shutting down");
             self.stop.cancel();
@@ -108,6 +120,9 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), BoxError> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let mut builder = Client::builder().max_concurrency(args.concurrency);
+    if let Some(ms) = args.drain_timeout_ms {
+        builder = builder.drain_timeout(Duration::from_millis(ms));
+    }
     // Kept alive until the end of `run`: the stand-in stops when dropped.
     let _metadata = match &args.task_arn {
         Some(arn) => {
@@ -127,6 +142,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let stop = CancellationToken::new();
     let app = Arc::new(App {
         handled: AtomicU64::new(0),
+        work: Duration::from_millis(args.work_ms),
         max_messages: args.max_messages,
         last_activity: Mutex::new(None),
         stop: stop.clone(),

@@ -24,6 +24,8 @@ fn whole_seconds(d: Duration) -> i32 {
 pub(crate) struct SqsQueue {
     pub client: aws_sdk_sqs::Client,
     pub url: String,
+    /// The client's timeouts plus the long poll's wait.
+    pub receive_timeouts: aws_smithy_types::timeout::TimeoutConfig,
 }
 
 fn attribute(value: aws_sdk_sqs::types::MessageAttributeValue) -> Attribute {
@@ -79,6 +81,8 @@ impl QueueApi for SqsQueue {
             .visibility_timeout(whole_seconds(visibility))
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(self.receive_timeouts.clone()))
             .send()
             .await?;
         Ok(out

@@ -5,6 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_sqs::config::{ProvideCredentials, SharedCredentialsProvider};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::timeout::TimeoutConfig;
 use tasksub_core::naming::{QueueName, QueuePrefix};
 use tasksub_core::settings::vars;
 use tokio::time::Instant;
@@ -35,6 +39,14 @@ pub const DELETE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest visibility timeout SQS accepts.
 const SQS_MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+/// Default time to establish a TCP (and TLS) connection to SQS or DynamoDB.
+pub const SDK_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default limit of one attempt of an SQS or DynamoDB call (GetQueueUrl, GetItem, deletes, visibility
+/// changes). ReceiveMessage gets [`LONG_POLL_WAIT`] more, since SQS holds a long poll that long.
+pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default limit of one SQS or DynamoDB call, its retries included (ReceiveMessage: [`LONG_POLL_WAIT`]
+/// more). An endpoint that accepts connections and never answers fails within this.
+pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -69,6 +81,32 @@ pub struct ClientBuilder {
     dedup_window: Option<Duration>,
     unwrap_sns_envelope: bool,
     handle_sigterm: bool,
+    sdk_timeouts: SdkTimeouts,
+}
+
+/// Timeouts of the SQS and DynamoDB clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SdkTimeouts {
+    pub connect: Duration,
+    pub attempt: Duration,
+    pub operation: Duration,
+}
+
+impl SdkTimeouts {
+    pub(crate) const DEFAULT: Self = Self {
+        connect: SDK_CONNECT_TIMEOUT,
+        attempt: SDK_ATTEMPT_TIMEOUT,
+        operation: SDK_OPERATION_TIMEOUT,
+    };
+
+    /// The SDK's form, with `extra` added to the attempt and operation limits (a long poll's wait).
+    pub(crate) fn config(&self, extra: Duration) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt + extra)
+            .operation_timeout(self.operation + extra)
+            .build()
+    }
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -103,6 +141,7 @@ impl Default for ClientBuilder {
             dedup_window: None,
             unwrap_sns_envelope: true,
             handle_sigterm: true,
+            sdk_timeouts: SdkTimeouts::DEFAULT,
         }
     }
 }
@@ -144,13 +183,15 @@ impl ClientBuilder {
     }
 
     /// Also wait until the controller's record in this DynamoDB table says READY (the subscription is
-    /// live), instead of taking the table from `TASKSUB_TABLE`.
+    /// live), instead of taking the table from `TASKSUB_TABLE`. This is the only way the client can
+    /// confirm the subscription, so [`Handler::on_subscribed`] is called only when a table is known.
     pub fn wait_for_ready(mut self, table: impl Into<String>) -> Self {
         self.ready = ReadyCheck::Table(table.into());
         self
     }
 
-    /// Do not wait for READY, even when `TASKSUB_TABLE` is set: the queue existing is enough.
+    /// Do not wait for READY, even when `TASKSUB_TABLE` is set: the queue existing is enough to start
+    /// consuming. The subscription is then unconfirmed and [`Handler::on_subscribed`] is not called.
     pub fn skip_ready_check(mut self) -> Self {
         self.ready = ReadyCheck::Off;
         self
@@ -204,8 +245,14 @@ impl ClientBuilder {
         self
     }
 
-    /// Delete, without calling the handler, copies of a message already handled within `window`
-    /// (keyed by SNS message ID, else SQS message ID). Off by default.
+    /// Delete, without calling the handler, copies of a message already handled within `window`, keyed
+    /// by [`Message::dedup_key`](crate::Message::dedup_key). Off by default.
+    ///
+    /// With raw delivery (tasksub's default) the SNS message ID is gone and every SNS redelivery is a
+    /// new SQS message with a new ID, so **only a publisher-set
+    /// [`DEDUP_ID_ATTRIBUTE`](crate::DEDUP_ID_ATTRIBUTE) (`tasksub-dedup-id`) makes this catch SNS
+    /// duplicates**. Without it, it catches SNS duplicates only when raw delivery is off (the envelope's
+    /// `MessageId`), and otherwise nothing beyond a redelivery of the same SQS message.
     pub fn dedup_window(mut self, window: Duration) -> Self {
         self.dedup_window = Some(window);
         self
@@ -224,12 +271,43 @@ impl ClientBuilder {
         self
     }
 
+    /// Timeouts of the SQS and DynamoDB clients (defaults: [`SDK_CONNECT_TIMEOUT`],
+    /// [`SDK_ATTEMPT_TIMEOUT`], [`SDK_OPERATION_TIMEOUT`]): to connect, for one attempt of a call, and
+    /// for the whole call with its retries. ReceiveMessage gets [`LONG_POLL_WAIT`] more on the last two.
+    /// They replace any timeouts of the `SdkConfig` passed to [`ClientBuilder::build`].
+    pub fn sdk_timeouts(mut self, connect: Duration, attempt: Duration, operation: Duration) -> Self {
+        self.sdk_timeouts = SdkTimeouts {
+            connect,
+            attempt,
+            operation,
+        };
+        self
+    }
+
     fn env(&self, name: &str) -> Option<String> {
         (self.env)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
     /// Reads the environment once, validates everything and builds the SDK clients.
+    ///
+    /// `sdk` must have a region and a credentials provider (what `aws_config::load_defaults` gives):
+    /// without either this is a configuration error ([`Error::is_config`]), never a retried failure.
+    /// Whether the provider actually finds credentials is checked once by [`Client::connect`].
     pub fn build(self, sdk: &SdkConfig) -> Result<Client, Error> {
+        if sdk.region().is_none() {
+            return Err(Error::invalid_config(
+                "AWS_REGION",
+                "the SdkConfig has no region: set AWS_REGION (ECS sets it in every task) or give the \
+                 SdkConfig one",
+            ));
+        }
+        let Some(credentials) = sdk.credentials_provider() else {
+            return Err(Error::invalid_config(
+                "credentials",
+                "the SdkConfig has no credentials provider: load it with aws_config::load_defaults (the \
+                 task role in ECS) or give it one",
+            ));
+        };
         let base = match self.metadata_uri.clone().or_else(|| self.env(METADATA_URI_VAR)) {
             Some(uri) => uri,
             None => return Err(Error::missing_env(METADATA_URI_VAR)),
@@ -263,15 +341,33 @@ impl ClientBuilder {
             unwrap_envelope: self.unwrap_sns_envelope,
             receive_backoff: RECEIVE_ERROR_BACKOFF,
         };
-        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let timeouts = self.sdk_timeouts.config(Duration::ZERO);
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(sdk)
+                .timeout_config(timeouts.clone())
+                .build(),
+        );
         let records = table.map(|table| DynamoRecords {
-            client: aws_sdk_dynamodb::Client::new(sdk),
+            client: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .timeout_config(timeouts)
+                    .build(),
+            ),
             table,
         });
+        if records.is_none() {
+            tracing::warn!(
+                action = "configure",
+                "TASKSUB_TABLE is not set: the subscription cannot be confirmed, so on_subscribed will not \
+                 be called (messages published before the subscription existed are not reloaded)"
+            );
+        }
         Ok(Client {
             inner: Arc::new(Inner {
                 sqs,
                 records,
+                credentials,
+                receive_timeouts: self.sdk_timeouts.config(LONG_POLL_WAIT),
                 metadata,
                 prefix,
                 wait_limit: self.wait_limit,
@@ -310,6 +406,12 @@ impl ClientBuilder {
             "must be above zero",
         )?;
         check(!self.wait_limit.is_zero(), "wait_limit", "must be above zero")?;
+        let t = self.sdk_timeouts;
+        check(
+            !t.connect.is_zero() && !t.attempt.is_zero() && t.attempt <= t.operation,
+            "sdk_timeouts",
+            "need 0 < connect, 0 < attempt <= operation",
+        )?;
         check(self.metadata_attempts >= 1, "metadata_attempts", "must be at least 1")?;
         check(
             !self.metadata_connect_timeout.is_zero() && !self.metadata_read_timeout.is_zero(),
@@ -333,6 +435,8 @@ impl ClientBuilder {
 struct Inner {
     sqs: aws_sdk_sqs::Client,
     records: Option<DynamoRecords>,
+    credentials: SharedCredentialsProvider,
+    receive_timeouts: TimeoutConfig,
     metadata: MetadataEndpoint,
     prefix: QueuePrefix,
     wait_limit: Duration,
@@ -375,13 +479,40 @@ impl Client {
         })
     }
 
-    /// Discovers the task, then waits (never creates) until its queue exists and, if configured,
-    /// its record is READY. `Ok(None)` when `shutdown` fired first.
+    /// Resolves credentials once: none found (or a broken credentials setup) is a configuration error,
+    /// not something to retry for the whole wait limit. Other provider failures (a timeout) are left
+    /// to the SDK calls, which retry them.
+    async fn check_credentials(&self) -> Result<(), Error> {
+        match self.inner.credentials.provide_credentials().await {
+            Ok(_) => Ok(()),
+            Err(e @ (CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_))) => {
+                Err(Error::invalid_config(
+                    "credentials",
+                    "no AWS credentials found (in ECS: give the task a task role; locally: set \
+                     AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
+                )
+                .with_source(e))
+            }
+            Err(e) => {
+                tracing::warn!(action = "credentials", error = %DisplayErrorContext(&e), "credentials not resolved yet; continuing");
+                Ok(())
+            }
+        }
+    }
+
+    /// Discovers the task, then waits (never creates) until its queue exists and, if a table is
+    /// known, its record is READY ([`TaskQueue::subscription_confirmed`]). `Ok(None)` when `shutdown`
+    /// fired first.
     pub async fn connect(&self, shutdown: &CancellationToken) -> Result<Option<TaskQueue>, Error> {
         let identity = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(None),
             r = self.discover() => r?,
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(None),
+            r = self.check_credentials() => r?,
         };
         let deadline = Instant::now() + self.inner.wait_limit;
         let mut rng = fastrand::Rng::new();
@@ -392,17 +523,24 @@ impl Client {
         let Some(url) = wait::queue_url(&locator, name, deadline, shutdown, &mut rng).await? else {
             return Ok(None);
         };
+        let mut confirmed = false;
         if let Some(records) = &self.inner.records {
             let task_id = identity.task_id().as_str();
             if !wait::ready(records, task_id, deadline, shutdown, &mut rng).await? {
                 return Ok(None);
             }
+            confirmed = true;
         }
-        Ok(Some(TaskQueue { identity, url }))
+        Ok(Some(TaskQueue {
+            identity,
+            url,
+            confirmed,
+        }))
     }
 
     /// Runs the whole life of the consumer: [`connect`](Client::connect), then
-    /// [`Handler::on_subscribed`] once, then consume until `shutdown` (or SIGTERM) and drain.
+    /// [`Handler::on_subscribed`] once if the subscription is confirmed (a READY record), then consume
+    /// until `shutdown` (or SIGTERM) and drain.
     ///
     /// Returns `Ok` with what was done once draining finished, also when shutdown came before the
     /// queue was ready (`subscribed: false`); errors are discovery and wait failures.
@@ -423,10 +561,13 @@ impl Client {
             queue = %queue.queue_name()
         );
         async {
-            handler.on_subscribed(&queue).await;
+            if queue.subscription_confirmed() {
+                handler.on_subscribed(&queue).await;
+            }
             let sqs = SqsQueue {
                 client: self.inner.sqs.clone(),
                 url: queue.url.clone(),
+                receive_timeouts: self.inner.receive_timeouts.clone(),
             };
             let mut report = consume::consume(sqs, Arc::new(handler), self.inner.consume.clone(), stop).await;
             report.subscribed = true;
@@ -459,5 +600,71 @@ fn on_sigterm(stop: CancellationToken) -> Option<AbortOnDropHandle<()>> {
     {
         let _ = stop;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdk() -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(SharedCredentialsProvider::new(aws_sdk_sqs::config::Credentials::new(
+                "a", "b", None, None, "test",
+            )))
+            .build()
+    }
+
+    fn builder() -> ClientBuilder {
+        Client::builder()
+            .env_lookup(|_| None)
+            .metadata_uri("http://127.0.0.1:9/v4/x")
+            .handle_sigterm(false)
+    }
+
+    #[test]
+    fn every_sdk_client_has_connect_attempt_and_operation_timeouts() {
+        let client = builder().wait_for_ready("records").build(&sdk()).unwrap();
+        let expected = TimeoutConfig::builder()
+            .connect_timeout(SDK_CONNECT_TIMEOUT)
+            .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+            .operation_timeout(SDK_OPERATION_TIMEOUT)
+            .build();
+        assert_eq!(client.inner.sqs.config().timeout_config(), Some(&expected));
+        let ddb = &client.inner.records.as_ref().unwrap().client;
+        assert_eq!(ddb.config().timeout_config(), Some(&expected));
+        // ReceiveMessage: the long poll's 20 s on top of the attempt and operation limits.
+        let receive = &client.inner.receive_timeouts;
+        assert_eq!(receive.connect_timeout(), Some(SDK_CONNECT_TIMEOUT));
+        assert_eq!(
+            receive.operation_attempt_timeout(),
+            Some(SDK_ATTEMPT_TIMEOUT + LONG_POLL_WAIT)
+        );
+        assert_eq!(
+            receive.operation_timeout(),
+            Some(SDK_OPERATION_TIMEOUT + LONG_POLL_WAIT)
+        );
+        assert!(SDK_ATTEMPT_TIMEOUT <= SDK_OPERATION_TIMEOUT);
+    }
+
+    #[test]
+    fn the_ready_wait_is_the_default_when_the_table_is_in_the_environment() {
+        let with_table = builder()
+            .env_lookup(|k| (k == vars::TABLE).then(|| "records".to_owned()))
+            .build(&sdk())
+            .unwrap();
+        assert_eq!(
+            with_table.inner.records.as_ref().map(|r| r.table.as_str()),
+            Some("records")
+        );
+        let skipped = builder()
+            .env_lookup(|k| (k == vars::TABLE).then(|| "records".to_owned()))
+            .skip_ready_check()
+            .build(&sdk())
+            .unwrap();
+        assert!(skipped.inner.records.is_none());
+        assert!(builder().build(&sdk()).unwrap().inner.records.is_none());
     }
 }

@@ -16,9 +16,14 @@ pub trait Handler: Send + Sync + 'static {
     /// Handles one message. Never log its body if it may hold secrets or personal data.
     fn handle(&self, message: Message) -> impl Future<Output = Result<(), BoxError>> + Send;
 
-    /// Called once, after the queue exists (and the record is READY, if configured) and before the
+    /// Called once, when the controller's record says READY (the queue is subscribed), before the
     /// first message is received. A broadcast subscriber misses whatever was published before its
     /// subscription existed: reload that state here (e.g. fetch the full configuration once).
+    ///
+    /// It needs the record table (`TASKSUB_TABLE` or
+    /// [`ClientBuilder::wait_for_ready`](crate::ClientBuilder::wait_for_ready)): without it the client
+    /// cannot tell a subscribed queue from one that merely exists, so the hook is **not called** (and
+    /// a warning is logged at build time).
     fn on_subscribed(&self, queue: &TaskQueue) -> impl Future<Output = ()> + Send {
         let _ = queue;
         async {}

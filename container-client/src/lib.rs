@@ -8,9 +8,11 @@
 //!    for the task ARN, and derive the queue name with the naming contract the controller uses
 //!    ([`tasksub_core::naming`]): `<TASKSUB_QUEUE_PREFIX><task id>`.
 //! 2. **Wait** — GetQueueUrl with jittered backoff until the queue exists (2 minutes by default) and,
-//!    when `TASKSUB_TABLE` is set, until the controller's record says READY (the subscription is live).
-//! 3. **Resync** — call [`Handler::on_subscribed`] once: reload whatever was published before the
-//!    subscription existed.
+//!    when the record table is known (`TASKSUB_TABLE`, or [`ClientBuilder::wait_for_ready`]), until
+//!    the controller's record says READY. Waiting for READY is the default whenever the table is known.
+//! 3. **Resync** — call [`Handler::on_subscribed`] once, **only when the record said READY**: reload
+//!    whatever was published before the subscription existed. Without a table the hook is not called
+//!    (see [Subscription](#subscription)).
 //! 4. **Consume** — 20 s long polls of up to 10 messages, at most `max_concurrency` handlers at once,
 //!    successful messages deleted in batches, failed ones left for redelivery, visibility renewed while
 //!    a handler works.
@@ -42,13 +44,38 @@
 //!
 //! Implement [`Handler`] on your own type to also get the [`Handler::on_subscribed`] hook.
 //!
+//! # Subscription
+//! The controller provisions a task as claim → CreateQueue → Subscribe → MarkReady, and may run
+//! CreateQueue and Subscribe concurrently: a queue that exists is **not** known to be subscribed. The
+//! READY record is the only sound signal, so:
+//! - with a table (`TASKSUB_TABLE` or [`ClientBuilder::wait_for_ready`]), the client waits for READY
+//!   (by default) and then calls [`Handler::on_subscribed`] exactly once, before the first message;
+//! - without one (or with [`ClientBuilder::skip_ready_check`]), it consumes as soon as the queue exists,
+//!   [`TaskQueue::subscription_confirmed`] is false and `on_subscribed` is **never called** (a warning
+//!   is logged). Apps that must resync set `TASKSUB_TABLE` and grant `dynamodb:GetItem`.
+//!
+//! Checking the queue policy or listing the topic's subscriptions instead was rejected: it needs the
+//! topic ARN and `sns:ListSubscriptionsByTopic` in every task role, and a subscription can be listed
+//! before the controller is done with the task.
+//!
 //! # Environment
 //! | variable | meaning |
 //! |---|---|
 //! | `ECS_CONTAINER_METADATA_URI_V4` | set by ECS; [`ClientBuilder::metadata_uri`] overrides it for local runs |
 //! | `TASKSUB_QUEUE_PREFIX` | queue name prefix, default `tasksub-` (must match the controller's) |
-//! | `TASKSUB_TABLE` | optional: wait until the task's record is READY |
+//! | `TASKSUB_TABLE` | the controller's record table: wait until the task's record is READY, then call `on_subscribed` |
 //! | `AWS_REGION`, credentials, `AWS_ENDPOINT_URL` | read by `aws-config` when the app loads its `SdkConfig` |
+//!
+//! A missing region or credentials provider fails [`ClientBuilder::build`], and credentials the
+//! provider cannot find fail [`Client::connect`] at once: both are configuration errors
+//! ([`Error::is_config`]), never retried.
+//!
+//! # Timeouts
+//! Every SQS and DynamoDB call is bounded ([`ClientBuilder::sdk_timeouts`]): [`SDK_CONNECT_TIMEOUT`]
+//! to connect, [`SDK_ATTEMPT_TIMEOUT`] per attempt and [`SDK_OPERATION_TIMEOUT`] per call with its
+//! retries; ReceiveMessage gets [`LONG_POLL_WAIT`] more on both. The metadata request has its own
+//! ([`METADATA_CONNECT_TIMEOUT`], [`METADATA_READ_TIMEOUT`], [`METADATA_ATTEMPTS`]); a metadata response
+//! above [`METADATA_MAX_BYTES`] is an immediate error, not retried.
 //!
 //! The task role needs `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:ChangeMessageVisibility`,
 //! `sqs:GetQueueUrl` on `<prefix>*`, and `dynamodb:GetItem` on the table if READY is awaited.
@@ -59,6 +86,12 @@
 //! - A failed (or panicked) handler's message is redelivered; unfinished messages are made visible
 //!   again at shutdown. Delivery is at least once: make handlers idempotent, or use
 //!   [`ClientBuilder::dedup_window`].
+//! - Duplicate suppression is keyed by [`Message::dedup_key`]. With raw delivery (tasksub's default)
+//!   SNS drops its message ID and each SNS redelivery is a new SQS message, so it catches SNS
+//!   duplicates **only if publishers set the [`DEDUP_ID_ATTRIBUTE`] (`tasksub-dedup-id`) message
+//!   attribute** to a stable ID of the event; with raw delivery off the envelope's `MessageId` is used.
+//! - On SIGTERM (unless [`ClientBuilder::handle_sigterm`] is off) [`Client::run`] drains and returns;
+//!   the process then exits normally (status 0 in the example app).
 //! - Nothing logged carries message bodies, receipt handles or credentials.
 //!
 //! # Layout
@@ -68,7 +101,7 @@
 //! - `consume`: the loop (batcher, leases/heartbeats, dedup, drain).
 //! - `message`: the typed [`Message`] and SNS envelope unwrapping.
 //! - `port` / `aws`: the small internal ports and their SDK implementations.
-//! - [`testing`] (feature `testing`): a loopback stand-in for the metadata endpoint.
+//! - `testing` (feature `testing`): a loopback stand-in for the metadata endpoint.
 #![warn(missing_docs)]
 
 mod aws;
@@ -90,14 +123,15 @@ pub mod testing;
 
 pub use client::{
     Client, ClientBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_VISIBILITY_TIMEOUT, DELETE_FLUSH_INTERVAL, DRAIN_TIMEOUT,
-    MAX_VISIBILITY_EXTENSION,
+    MAX_VISIBILITY_EXTENSION, SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT,
 };
 pub use consume::{RunReport, LONG_POLL_WAIT};
 pub use error::{BoxError, Error};
 pub use handler::Handler;
-pub use message::{Attribute, AttributeValue, Delivery, Message};
+pub use message::{Attribute, AttributeValue, Delivery, Message, DEDUP_ID_ATTRIBUTE};
 pub use metadata::{
-    METADATA_ATTEMPTS, METADATA_CONNECT_TIMEOUT, METADATA_READ_TIMEOUT, METADATA_URI_VAR, TASK_ARN_LABEL,
+    METADATA_ATTEMPTS, METADATA_CONNECT_TIMEOUT, METADATA_MAX_BYTES, METADATA_READ_TIMEOUT, METADATA_URI_VAR,
+    TASK_ARN_LABEL,
 };
 pub use task::{TaskIdentity, TaskQueue};
 pub use tasksub_core::naming::{QueueName, TaskId};

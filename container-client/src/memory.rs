@@ -60,13 +60,18 @@ impl MemoryQueue {
 
     /// Sends a message; returns its ID.
     pub(crate) fn send(&self, body: &str) -> String {
+        self.send_with(body, BTreeMap::new())
+    }
+
+    /// Sends a message with message attributes; returns its ID.
+    pub(crate) fn send_with(&self, body: &str, attributes: BTreeMap<String, Attribute>) -> String {
         self.with(|s| {
             s.next += 1;
             let id = format!("m{}", s.next);
             s.messages.push(Stored {
                 id: id.clone(),
                 body: body.to_owned(),
-                attributes: BTreeMap::new(),
+                attributes,
                 visible_at: Instant::now(),
                 receive_count: 0,
                 receipt: None,

@@ -11,6 +11,14 @@ use std::fmt;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 
+/// The message attribute a publisher sets to name a message for duplicate suppression
+/// ([`crate::ClientBuilder::dedup_window`]): copies carrying the same value are handled once.
+///
+/// Set it on `sns:Publish` (a `String` attribute): it reaches the queue with raw delivery on or off,
+/// and it is the only key that also catches a publisher's own retry (a second `Publish` of the same
+/// event gets a new SNS message ID).
+pub const DEDUP_ID_ATTRIBUTE: &str = "tasksub-dedup-id";
+
 /// A message attribute value.
 #[derive(Clone, PartialEq, Eq)]
 pub enum AttributeValue {
@@ -122,9 +130,14 @@ impl Message {
     pub fn receive_count(&self) -> u32 {
         self.receive_count
     }
-    /// The key duplicate suppression uses: the SNS message ID if known, else the SQS message ID.
-    pub(crate) fn dedup_key(&self) -> &str {
-        self.sns_message_id.as_deref().unwrap_or(&self.sqs_message_id)
+    /// The key duplicate suppression uses: the publisher's [`DEDUP_ID_ATTRIBUTE`] if set (non-empty),
+    /// else the SNS message ID if known (envelope delivery), else the SQS message ID (which only
+    /// matches a redelivery of the very same SQS message).
+    pub fn dedup_key(&self) -> &str {
+        self.attribute(DEDUP_ID_ATTRIBUTE)
+            .filter(|v| !v.is_empty())
+            .or(self.sns_message_id.as_deref())
+            .unwrap_or(&self.sqs_message_id)
     }
 }
 
@@ -332,6 +345,38 @@ mod tests {
             assert_eq!(m.timestamp().unwrap().timestamp_millis(), 1_700_000_000_123);
             assert_eq!(m.dedup_key(), "sqs-1");
         }
+    }
+
+    #[test]
+    fn the_dedup_attribute_wins_over_every_message_id() {
+        let with_attr = |body: &str, v: &str| {
+            let mut r = received(body);
+            r.attributes.insert(
+                DEDUP_ID_ATTRIBUTE.into(),
+                Attribute {
+                    data_type: "String".into(),
+                    value: AttributeValue::String(v.into()),
+                },
+            );
+            r
+        };
+        // Raw delivery: the attribute, not the SQS message ID.
+        assert_eq!(
+            Message::from_received(&with_attr("x", "evt-1"), true).dedup_key(),
+            "evt-1"
+        );
+        // Envelope: the attribute (published inside the envelope or on the SQS message), not the SNS ID.
+        assert_eq!(
+            Message::from_received(&with_attr(ENVELOPE, "evt-2"), true).dedup_key(),
+            "evt-2"
+        );
+        let inside = ENVELOPE.replace(
+            r#""kind": {"Type": "String", "Value": "price"},"#,
+            r#""kind": {"Type": "String", "Value": "price"}, "tasksub-dedup-id": {"Type": "String", "Value": "evt-3"},"#,
+        );
+        assert_eq!(Message::from_received(&received(&inside), true).dedup_key(), "evt-3");
+        // An empty attribute is ignored.
+        assert_eq!(Message::from_received(&with_attr("x", ""), true).dedup_key(), "sqs-1");
     }
 
     #[test]

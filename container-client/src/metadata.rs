@@ -33,8 +33,9 @@ pub const METADATA_READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub const METADATA_ATTEMPTS: u32 = 3;
 /// Delay between attempts.
 const METADATA_RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
-/// A task document is a few KiB; anything above this is not one.
-const MAX_METADATA_BYTES: usize = 1 << 20;
+/// Largest metadata response accepted. A task document is a few KiB; anything above this is not one,
+/// and is reported at once ([`crate::Error::is_metadata_invalid`]), never retried.
+pub const METADATA_MAX_BYTES: usize = 1 << 20;
 
 /// How to reach the metadata endpoint.
 #[derive(Debug, Clone)]
@@ -138,15 +139,31 @@ impl MetadataEndpoint {
                     timed_out: false,
                 })));
             }
-            let body = Limited::new(response.into_body(), MAX_METADATA_BYTES);
-            body.collect()
-                .await
-                .map(|c| c.to_bytes())
-                .map_err(|e| Attempt::Retryable {
-                    status: None,
-                    timed_out: false,
-                    source: Some(e),
-                })
+            let too_large = || {
+                Attempt::Fatal(Error::new(Kind::MetadataInvalid {
+                    uri: uri.to_string(),
+                    reason: format!("the response is larger than the {METADATA_MAX_BYTES}-byte limit"),
+                }))
+            };
+            let declared = response
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > METADATA_MAX_BYTES as u64) {
+                return Err(too_large());
+            }
+            let body = Limited::new(response.into_body(), METADATA_MAX_BYTES);
+            body.collect().await.map(|c| c.to_bytes()).map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    too_large()
+                } else {
+                    Attempt::Retryable {
+                        status: None,
+                        timed_out: false,
+                        source: Some(e),
+                    }
+                }
+            })
         };
         match tokio::time::timeout(self.read_timeout + self.connect_timeout, exchange).await {
             Ok(result) => result,

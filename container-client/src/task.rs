@@ -34,11 +34,12 @@ impl TaskIdentity {
     }
 }
 
-/// This task's queue, found (and READY, if configured).
+/// This task's queue, found (and READY, when a table is known).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskQueue {
     pub(crate) identity: TaskIdentity,
     pub(crate) url: String,
+    pub(crate) confirmed: bool,
 }
 
 impl TaskQueue {
@@ -53,5 +54,10 @@ impl TaskQueue {
     /// The queue URL.
     pub fn queue_url(&self) -> &str {
         &self.url
+    }
+    /// True when the controller's record said READY, i.e. the queue is subscribed to the topic. False
+    /// without a table (`TASKSUB_TABLE`): the queue existing does not mean it is subscribed yet.
+    pub fn subscription_confirmed(&self) -> bool {
+        self.confirmed
     }
 }

@@ -14,6 +14,9 @@ fn sdk() -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new("testing", "testing", None, None, "tests"),
+        ))
         .build()
 }
 
@@ -108,10 +111,13 @@ async fn the_queue_prefix_comes_from_the_environment() {
     )
     .unwrap();
     let server = MetadataServer::serve_task(doc).await.unwrap();
-    let me = discover(&server, builder(&[("TASKSUB_QUEUE_PREFIX", "orders_")]))
+    let me = discover(&server, builder(&[("TASKSUB_QUEUE_PREFIX", "tasksub_orders_")]))
         .await
         .unwrap();
-    assert_eq!(me.queue_name().as_str(), "orders_b99d40b3-5176-4f71-9a52-9dbd6f1cebef");
+    assert_eq!(
+        me.queue_name().as_str(),
+        "tasksub_orders_b99d40b3-5176-4f71-9a52-9dbd6f1cebef"
+    );
     assert_eq!(me.cluster(), None, "old ARN format");
 }
 
@@ -232,4 +238,51 @@ async fn bad_json_is_reported_as_invalid_metadata() {
         assert!(e.to_string().contains(reason), "{e}");
         assert_eq!(server.requests(), 1, "not retried");
     }
+}
+
+#[tokio::test]
+async fn an_oversized_response_is_an_immediate_error_naming_the_limit() {
+    // Both framings: chunked (no length up front, cut by the body limit) and a declared Content-Length.
+    let big = format!(
+        r#"{{"TaskARN":"arn:aws:ecs:us-east-1:1:task/c/0123456789abcdef0123456789abcdef","Pad":"{}"}}"#,
+        "x".repeat(tasksub_client::METADATA_MAX_BYTES)
+    );
+    let server = MetadataServer::serve_task(big).await.unwrap();
+    let started = std::time::Instant::now();
+    let e = discover(&server, builder(&[])).await.unwrap_err();
+    assert!(e.is_metadata_invalid() && !e.is_metadata_unreachable(), "{e}");
+    assert!(e.to_string().contains("larger than the 1048576-byte limit"), "{e}");
+    assert_eq!(server.requests(), 1, "not retried");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    // A declared Content-Length above the limit is refused from the head, before any body arrives.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}/v4/x", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    let _server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n{";
+            let _ = stream.write_all(head.as_bytes()).await;
+            held.push(stream); // the rest of the body never comes
+        }
+    });
+    let started = std::time::Instant::now();
+    let e = builder(&[])
+        .metadata_uri(uri)
+        .metadata_timeouts(Duration::from_secs(2), Duration::from_secs(30))
+        .build(&sdk())
+        .unwrap()
+        .discover()
+        .await
+        .unwrap_err();
+    assert!(e.is_metadata_invalid(), "{e}");
+    assert!(e.to_string().contains("1048576-byte limit"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "not retried");
 }

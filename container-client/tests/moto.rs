@@ -29,6 +29,19 @@ fn fixture(path: &str) -> String {
     std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
 }
 
+/// A fresh 32-hex-digit task ID (the naming contract accepts only hex IDs).
+fn hex_task_id(label: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let keys = std::collections::hash_map::RandomState::new();
+    let half = |salt: &[u8]| {
+        let mut h = keys.build_hasher();
+        h.write(salt);
+        h.write(unique(label).as_bytes());
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(b"a"), half(b"b"))
+}
+
 /// One test's world: an SDK config for moto, a task, its metadata endpoint and a unique prefix.
 struct World {
     sdk: SdkConfig,
@@ -41,17 +54,13 @@ struct World {
 
 impl World {
     async fn new(label: &str) -> Self {
-        let id = format!("{:0>32}", unique(label).to_lowercase());
-        Self::for_task(
-            label,
-            &format!("arn:aws:ecs:us-east-1:123456789012:task/tests/{}", &id[id.len() - 32..]),
-        )
-        .await
+        let id = hex_task_id(label);
+        Self::for_task(label, &format!("arn:aws:ecs:us-east-1:123456789012:task/tests/{id}")).await
     }
 
     async fn for_task(label: &str, task_arn: &str) -> Self {
         let sdk = Moto::get().sdk_config().await;
-        let prefix = format!("{}-", unique(label));
+        let prefix = format!("tasksub-{}-", unique(label));
         let task_id = task_arn.rsplit('/').next().unwrap();
         let metadata = MetadataServer::serve_task(with_task_arn(&fixture(TASK_DOC), task_arn).unwrap())
             .await
@@ -487,4 +496,94 @@ async fn ready_is_read_from_the_record() {
     put(State::Draining).await.unwrap();
     let e = client.connect(&stop).await.unwrap_err();
     assert!(e.is_task_stopping(), "{e}");
+}
+
+/// Counts `on_subscribed` calls and forwards messages.
+struct Hooked {
+    subscribed: Arc<AtomicUsize>,
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+impl tasksub_client::Handler for Hooked {
+    async fn handle(&self, message: Message) -> Result<(), BoxError> {
+        self.tx.send(message).ok();
+        Ok(())
+    }
+    async fn on_subscribed(&self, queue: &tasksub_client::TaskQueue) {
+        assert!(queue.subscription_confirmed());
+        self.subscribed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn hooked() -> (Hooked, Arc<AtomicUsize>, mpsc::UnboundedReceiver<Message>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let subscribed = Arc::new(AtomicUsize::new(0));
+    (
+        Hooked {
+            subscribed: subscribed.clone(),
+            tx,
+        },
+        subscribed,
+        rx,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_subscribed_fires_once_and_only_when_the_record_is_ready() {
+    // GIVEN the queue exists (the controller created it) but the record is still PROVISIONING, and
+    // the table comes from TASKSUB_TABLE (the READY wait is the default when it is known)
+    let w = World::new("hook").await;
+    let url = w.create_queue().await;
+    w.send(&url, "early").await;
+    let table = unique("hook-records");
+    create_table(&w.sdk, &table).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&w.sdk);
+    let task_id = w.task_arn.rsplit('/').next().unwrap().to_owned();
+    let put = |state: State| {
+        ddb.put_item()
+            .table_name(&table)
+            .item(attr::TASK_ID, Av::S(task_id.clone()))
+            .item(attr::STATE, Av::S(state.as_str().to_owned()))
+            .send()
+    };
+    put(State::Provisioning).await.unwrap();
+    let t = table.clone();
+    let client = w
+        .builder()
+        .env_lookup(move |k| (k == vars::TABLE).then(|| t.clone()))
+        .build(&w.sdk)
+        .unwrap();
+    let (handler, subscribed, mut rx) = hooked();
+    let (stop, run) = spawn_run(client, handler);
+    // WHEN the client has been waiting a while: no hook, no message (the queue existing is not enough)
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(subscribed.load(Ordering::SeqCst), 0, "not subscribed before READY");
+    assert!(rx.try_recv().is_err(), "nothing consumed before READY");
+    // AND the controller marks the record READY
+    put(State::Ready).await.unwrap();
+    // THEN the hook fires once, before the first message
+    let first = next(&mut rx, Duration::from_secs(30)).await;
+    assert_eq!(first.body(), "early");
+    assert_eq!(subscribed.load(Ordering::SeqCst), 1);
+    w.send(&url, "later").await;
+    assert_eq!(next(&mut rx, Duration::from_secs(30)).await.body(), "later");
+    stop.cancel();
+    let report = run.await.unwrap();
+    assert!(report.subscribed);
+    assert_eq!(subscribed.load(Ordering::SeqCst), 1, "exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_table_on_subscribed_is_never_called() {
+    // The queue existing does not prove the subscription: without a table the hook is not called,
+    // but messages are still consumed.
+    let w = World::new("nohook").await;
+    let url = w.create_queue().await;
+    w.send(&url, "m").await;
+    let (handler, subscribed, mut rx) = hooked();
+    let (stop, run) = spawn_run(w.builder().build(&w.sdk).unwrap(), handler);
+    assert_eq!(next(&mut rx, Duration::from_secs(30)).await.body(), "m");
+    stop.cancel();
+    run.await.unwrap();
+    assert_eq!(subscribed.load(Ordering::SeqCst), 0);
 }

@@ -427,3 +427,69 @@ async fn redelivered_copies_are_deleted_without_calling_the_handler() {
         (2, 1, 1, 2)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn raw_copies_with_the_same_dedup_attribute_are_handled_once() {
+    // GIVEN raw delivery: two SQS messages with new IDs, one publisher-set tasksub-dedup-id, and a
+    // third message with another ID
+    let attrs = |v: &str| {
+        [(
+            crate::DEDUP_ID_ATTRIBUTE.to_owned(),
+            crate::Attribute {
+                data_type: "String".into(),
+                value: crate::AttributeValue::String(v.into()),
+            },
+        )]
+        .into_iter()
+        .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let q = MemoryQueue::new();
+    let ids = [
+        q.send_with("order-7", attrs("evt-7")),
+        q.send_with("order-7", attrs("evt-7")),
+        q.send_with("order-8", attrs("evt-8")),
+    ];
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let handler = move |_m: Message| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<(), BoxError>(()) }
+    };
+    let cfg = ConsumeConfig {
+        dedup_window: Some(secs(300)),
+        max_concurrency: 1,
+        ..config()
+    };
+    let run = start(&q, handler, cfg);
+    sleep(secs(3)).await;
+    let report = run.stop().await;
+    // THEN the handler ran once per dedup ID, and every copy is deleted
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let mut deleted = q.deleted();
+    deleted.sort();
+    assert_eq!(deleted, ids);
+    assert_eq!((report.received, report.succeeded, report.duplicates), (3, 2, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_dedup_attribute_raw_copies_are_all_handled() {
+    // Raw delivery without tasksub-dedup-id: nothing identifies the copies, as documented.
+    let q = MemoryQueue::new();
+    q.send("same");
+    q.send("same");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let handler = move |_m: Message| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<(), BoxError>(()) }
+    };
+    let cfg = ConsumeConfig {
+        dedup_window: Some(secs(300)),
+        ..config()
+    };
+    let run = start(&q, handler, cfg);
+    sleep(secs(3)).await;
+    let report = run.stop().await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(report.duplicates, 0);
+}
