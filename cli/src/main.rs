@@ -43,7 +43,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     commands::init_logging();
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = tasksub_functions::sdk::load().await;
     let result = match cli.command {
         Command::Replay(args) => commands::replay::run(args, &sdk).await,
         Command::List(args) => commands::records::list(args, &sdk).await,
@@ -56,7 +56,7 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(commands::EXIT_USAGE)
+            ExitCode::from(commands::exit_code_of(&e))
         }
     }
 }

@@ -138,7 +138,8 @@ impl fmt::Display for Skip {
             Self::OtherSource(s) => write!(f, "source {s:?} is not aws.ecs"),
             Self::OtherDetailType(d) => write!(f, "detail-type {d:?} is not a task state change"),
             Self::ForeignCluster(c) => write!(f, "cluster {c} is not in scope"),
-            Self::ForeignGroup(g) => write!(f, "group {g:?} is not in scope"),
+            Self::ForeignGroup(Some(g)) => write!(f, "group {g} is not in scope"),
+            Self::ForeignGroup(None) => f.write_str("the task has no group, and service groups are configured"),
             Self::NotActionable { last, desired } => {
                 write!(f, "lastStatus {last} / desiredStatus {desired} needs no action")
             }

@@ -131,12 +131,41 @@ pub type TaskEvent = EventBridgeEvent<TaskStateChange>;
 /// Why an incoming payload is not a task event we can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
-    /// Not JSON, or not an EventBridge envelope.
-    #[error("malformed EventBridge event: {0}")]
-    Malformed(String),
-    /// A task state change whose detail lacks a required field or has a wrong type.
-    #[error("malformed ECS Task State Change detail: {0}")]
-    MalformedDetail(String),
+    /// The EventBridge envelope is not what EventBridge sends (a field of the envelope is missing or has
+    /// the wrong type; `field` is `.` when the payload is not an object at all).
+    #[error("malformed EventBridge event: field `{field}`: {problem}")]
+    Malformed {
+        /// The envelope field, e.g. `account` or `detail-type`.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An ECS Task State Change whose detail (or a field the task event needs) is missing or mistyped.
+    #[error("malformed ECS Task State Change: field `{field}`: {problem}")]
+    MalformedDetail {
+        /// The field's path, e.g. `detail.lastStatus` or `time`.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl EventError {
+    /// The path of the field at fault.
+    pub fn field(&self) -> &str {
+        match self {
+            Self::Malformed { field, .. } | Self::MalformedDetail { field, .. } => field,
+        }
+    }
+}
+
+/// The path and message of a deserialisation error (`.` for the root).
+fn located(e: serde_path_to_error::Error<serde_json::Error>) -> (String, String) {
+    let path = e.path().to_string();
+    let problem = e.into_inner().to_string();
+    // serde_json appends " at line 1 column 2" to some messages; the field path says where.
+    let problem = problem.split(" at line ").next().unwrap_or_default().to_owned();
+    (path, problem)
 }
 
 /// What an incoming payload turned out to be.
@@ -156,14 +185,20 @@ pub enum Incoming {
 /// Parses a raw EventBridge payload. Other sources and detail-types are [`Incoming::Other`], not errors;
 /// a task state change with a broken detail is an error.
 pub fn parse(value: &serde_json::Value) -> Result<Incoming, EventError> {
-    let envelope = Envelope::deserialize(value).map_err(|e| EventError::Malformed(e.to_string()))?;
+    let envelope: Envelope = serde_path_to_error::deserialize(value).map_err(|e| {
+        let (field, problem) = located(e);
+        EventError::Malformed { field, problem }
+    })?;
     if envelope.source != ECS_SOURCE || envelope.detail_type != TASK_STATE_CHANGE {
         return Ok(Incoming::Other {
             source: envelope.source,
             detail_type: envelope.detail_type,
         });
     }
-    let event = TaskEvent::deserialize(value).map_err(|e| EventError::MalformedDetail(e.to_string()))?;
+    let event: TaskEvent = serde_path_to_error::deserialize(value).map_err(|e| match located(e) {
+        (field, problem) if field.starts_with("detail") => EventError::MalformedDetail { field, problem },
+        (field, problem) => EventError::Malformed { field, problem },
+    })?;
     Ok(Incoming::Task(Box::new(event)))
 }
 

@@ -20,6 +20,9 @@ pub enum ErrorKind {
     AccessDenied,
     /// The request is invalid (bad attribute, bad ARN, a changed-attribute re-subscribe).
     Invalid,
+    /// The client is not configured: no credentials, no region, or an unusable endpoint. Permanent
+    /// until someone fixes the configuration.
+    Config,
     /// Anything else.
     Other,
 }
@@ -35,8 +38,20 @@ impl ErrorKind {
             Self::DeletedRecently => "deleted-recently",
             Self::AccessDenied => "access-denied",
             Self::Invalid => "invalid",
+            Self::Config => "config",
             Self::Other => "other",
         }
+    }
+}
+
+impl ErrorKind {
+    /// True when the same call may succeed later: the one classification every caller uses (executor,
+    /// sweeper, CLI exit codes).
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::Throttled | Self::Transient | Self::DeletedRecently | Self::Other
+        )
     }
 }
 
@@ -61,8 +76,8 @@ pub fn disposition(step: Step, kind: ErrorKind) -> Disposition {
     match (kind, step) {
         (K::NotFound, S::Unsubscribe | S::DeleteQueue | S::LookupQueueUrl | S::RecoverSubscription) => Done,
         (K::Conflict, S::Claim | S::MarkReady | S::MarkDraining | S::Tombstone(_)) => Redecide,
-        (K::Throttled | K::Transient | K::DeletedRecently | K::Other, _) => Retry,
-        (K::NotFound | K::Conflict | K::AccessDenied | K::Invalid, _) => Fail,
+        (k, _) if k.is_transient() => Retry,
+        _ => Fail,
     }
 }
 
@@ -91,6 +106,8 @@ mod tests {
             (S::Subscribe, K::Throttled, Retry),
             (S::Claim, K::Transient, Retry),
             (S::DeleteQueue, K::Other, Retry),
+            (S::CreateQueue, K::Config, Fail),
+            (S::Claim, K::Config, Fail),
             (S::CreateQueue, K::AccessDenied, Fail),
             (S::Subscribe, K::Invalid, Fail),
             (S::CreateQueue, K::Conflict, Fail),

@@ -55,6 +55,39 @@ fn malformed_payloads_are_errors_not_skips() {
     }
 }
 
+/// A malformed event's error names the field at fault, and calls an envelope field an envelope field.
+#[test]
+fn malformed_events_name_the_field() {
+    let sample = || -> serde_json::Value {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/ecs-events/fargate-task-running-awsvpc-docs.json"
+        ))
+        .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let mut account = sample();
+    account["account"] = serde_json::json!(111122223333u64);
+    let mut last = sample();
+    last["detail"]["lastStatus"] = serde_json::Value::Null;
+    let mut arn = sample();
+    arn["detail"].as_object_mut().unwrap().remove("taskArn");
+    let mut kind = sample();
+    kind["detail-type"] = serde_json::json!(5);
+    for (json, field, envelope) in [
+        (account, "account", true),
+        (last, "detail.lastStatus", false),
+        (arn, "detail", false),
+        (kind, "detail-type", true),
+    ] {
+        let e = parse(&json).unwrap_err();
+        assert_eq!(e.field(), field, "{e}");
+        let text = e.to_string();
+        assert!(text.contains(&format!("field `{field}`")), "{text}");
+        assert_eq!(text.starts_with("malformed EventBridge event"), envelope, "{text}");
+    }
+}
+
 #[test]
 fn other_sources_are_recognised() {
     let json =

@@ -129,10 +129,7 @@ pub enum HandleError {
 }
 
 fn fail(step: &'static str, error: PortError) -> StepFailed {
-    let retry = matches!(
-        error.kind,
-        ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::DeletedRecently | ErrorKind::Other
-    );
+    let retry = error.kind.is_transient();
     StepFailed { step, error, retry }
 }
 

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pace;
 pub mod ports;
 pub mod runtime;
+pub mod sdk;
 pub mod sweeper;
 
 pub use handler::{Controller, HandlerError, Outcome};

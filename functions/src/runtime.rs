@@ -81,7 +81,7 @@ pub fn settings_from_env() -> Result<Settings, tasksub_core::settings::SettingsE
 pub async fn run_lambda(role: Role) -> Result<(), lambda_runtime::Error> {
     init_logging();
     let settings = settings_from_env().inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = crate::sdk::load().await;
     let controller = Arc::new(Controller::new(settings, &sdk, role).with_metrics(Sink::Stdout));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let controller = Arc::clone(&controller);
@@ -103,7 +103,7 @@ pub async fn run_sweeper() -> Result<(), lambda_runtime::Error> {
     let env = |k: &str| std::env::var(k).ok();
     let settings = settings_from_env().inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
     let sweep = SweepSettings::from_lookup(env).inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = crate::sdk::load().await;
     let sweeper = Arc::new(Sweeper::new(settings, sweep, &sdk).with_metrics(Sink::Stdout));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let sweeper = Arc::clone(&sweeper);

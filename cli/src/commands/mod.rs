@@ -13,6 +13,21 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code: a transient failure; retrying may succeed.
 pub const EXIT_TRANSIENT: u8 = 3;
 
+/// The exit code for a command's error: an AWS call's failure by its kind (transient 3; a missing
+/// credential, region or endpoint 2, a usage problem; any other refusal 1), anything else (bad input
+/// files, bad settings) 2.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    use tasksub_core::outcome::ErrorKind;
+    let port = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<tasksub_functions::ports::PortError>());
+    match port.map(|p| p.kind) {
+        Some(k) if k.is_transient() => EXIT_TRANSIENT,
+        Some(ErrorKind::Config) | None => EXIT_USAGE,
+        Some(_) => EXIT_FAILED,
+    }
+}
+
 /// Logs go to stderr as JSON (the same shape as the functions'), so stdout stays machine-readable.
 /// `RUST_LOG` filters; the default shows warnings only.
 pub fn init_logging() {

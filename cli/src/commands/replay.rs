@@ -65,8 +65,16 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
     };
     let controller = Controller::new(settings, sdk, role);
     let mut worst = 0u8;
+    let mut events = Vec::new();
     for path in &args.files {
-        for event in load(path)? {
+        events.extend(load(path)?);
+    }
+    if events.is_empty() {
+        let files: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
+        anyhow::bail!("no event in {}: nothing was replayed", files.join(", "));
+    }
+    {
+        for event in events {
             let now = match (args.at_event_time, event.get("time").and_then(|t| t.as_str())) {
                 (true, Some(t)) => chrono::DateTime::parse_from_rfc3339(t)
                     .map(|t| t.with_timezone(&chrono::Utc))

@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use tasksub_core::outcome::ErrorKind;
 use tasksub_core::settings::SweepSettings;
 use tasksub_functions::runtime::settings_from_env;
 use tasksub_functions::sweeper::{RunOptions, Sweeper};
@@ -39,7 +38,7 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
         }
         Err(e) => {
             eprintln!("error: {e}");
-            let transient = matches!(e.0.kind, ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::Other);
+            let transient = e.0.kind.is_transient();
             Ok(ExitCode::from(if transient { EXIT_TRANSIENT } else { EXIT_FAILED }))
         }
     }

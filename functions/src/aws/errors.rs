@@ -77,7 +77,11 @@ where
 {
     let message = DisplayErrorContext(err).to_string();
     let kind = match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
+        // No credentials, no region, an unresolvable endpoint: the request never left; retrying will not
+        // help. Network failures (I/O, timeouts) are transient.
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => ErrorKind::Transient,
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => ErrorKind::Config,
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or_default();
             let server_error = se.raw().status().is_server_error();
@@ -88,6 +92,10 @@ where
             })
         }
         _ => ErrorKind::Other,
+    };
+    let message = match kind {
+        ErrorKind::Config => format!("the AWS client is not configured (no credentials, no region, or an unusable endpoint): {message}"),
+        _ => message,
     };
     PortError::new(kind, op, message)
 }

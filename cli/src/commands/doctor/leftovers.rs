@@ -177,7 +177,10 @@ mod tests {
             orphan_subscriptions(&gone, std::slice::from_ref(&named), &s).status,
             Status::Problem
         );
-        assert_eq!(orphan_subscriptions(&[], std::slice::from_ref(&named), &s).status, Status::Problem);
+        assert_eq!(
+            orphan_subscriptions(&[], std::slice::from_ref(&named), &s).status,
+            Status::Problem
+        );
         let provisioning = [record(State::Provisioning, None)];
         assert_eq!(orphan_subscriptions(&provisioning, &[named], &s).status, Status::Ok);
     }

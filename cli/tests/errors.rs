@@ -1,0 +1,90 @@
+//! A broken environment gets a clear error and the documented exit code: 2 for usage and configuration
+//! (no event to replay, no credentials, no region), 3 for a transient failure (an endpoint that accepts
+//! connections and never answers: bounded by the SDK timeouts, never a hang).
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{stderr, tasksub};
+use tasksub_tests::moto::{unique, Moto};
+
+/// `tasksub` with only PATH and `env` (no credentials, no region unless given; no instance metadata).
+fn bare(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tasksub"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/tasksub-test-config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/tasksub-test-credentials");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run tasksub")
+}
+
+#[test]
+fn an_empty_replay_says_so_and_exits_2() {
+    let file = std::env::temp_dir().join(unique("empty-"));
+    std::fs::write(&file, "\n\n").unwrap();
+    let env = [
+        ("TASKSUB_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t"),
+        ("TASKSUB_TABLE", "records"),
+        ("TASKSUB_CLUSTERS", "prod"),
+    ];
+    let o = tasksub(&["replay", file.to_str().unwrap()], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no event in"), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_credentials_or_region_are_configuration_errors() {
+    let endpoint = Moto::get().endpoint();
+    let no_credentials = [("AWS_REGION", "us-east-1"), ("AWS_ENDPOINT_URL", endpoint)];
+    let no_region = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_ENDPOINT_URL", endpoint),
+    ];
+    for (what, env) in [("credentials", &no_credentials[..]), ("region", &no_region[..])] {
+        let started = Instant::now();
+        let o = bare(&["list", "--table", "records"], env);
+        assert_eq!(o.status.code(), Some(2), "no {what}: {}", stderr(&o));
+        assert!(stderr(&o).contains("not configured"), "no {what}: {}", stderr(&o));
+        assert!(started.elapsed() < Duration::from_secs(20), "no {what}: no retry loop");
+    }
+}
+
+/// A server that accepts connections and never answers.
+fn black_hole() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(64) {
+            held.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+    });
+    url
+}
+
+#[test]
+fn an_endpoint_that_never_answers_is_transient_and_bounded() {
+    let url = black_hole();
+    let env = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_ENDPOINT_URL", url.as_str()),
+    ];
+    let started = Instant::now();
+    let o = bare(&["show", "--table", "records", "0123456789abcdef0123456789abcdef"], &env);
+    let took = started.elapsed();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    // The operation timeout (25 s) bounds it; a little slack for process start-up.
+    assert!(took < Duration::from_secs(40), "took {took:?}");
+}
