@@ -187,6 +187,82 @@ mod tests {
         Duration::from_secs(s)
     }
 
+    /// Log lines written while the guard lives (this thread only: the tests run on one thread).
+    #[derive(Clone, Default)]
+    struct Logs(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+        type Writer = Logs;
+        fn make_writer(&'a self) -> Logs {
+            self.clone()
+        }
+    }
+
+    impl Logs {
+        fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+            let logs = Self::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(logs.clone())
+                .with_ansi(false)
+                .finish();
+            (logs.clone(), tracing::subscriber::set_default(subscriber))
+        }
+        fn count(&self, needle: &str) -> usize {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).matches(needle).count()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_queue_is_logged_once_not_at_every_check() {
+        let (logs, _guard) = Logs::capture();
+        let loc = ScriptedLocator::new([Ok(None), Ok(None), Ok(None), Ok(Some("http://q/url"))]);
+        let url = queue_url(
+            &loc,
+            "q",
+            Instant::now() + secs(60),
+            &CancellationToken::new(),
+            &mut fastrand::Rng::new(),
+        )
+        .await
+        .unwrap();
+        assert!(url.is_some());
+        assert_eq!(logs.count("queue does not exist yet"), 1);
+        assert_eq!(logs.count("queue found"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_new_record_state_is_logged_once() {
+        let (logs, _guard) = Logs::capture();
+        let records = ScriptedRecords::new([
+            None,
+            Some(State::Provisioning),
+            Some(State::Provisioning),
+            Some(State::Ready),
+        ]);
+        let ok = ready(
+            &records,
+            "t",
+            Instant::now() + secs(60),
+            &CancellationToken::new(),
+            &mut fastrand::Rng::new(),
+        )
+        .await
+        .unwrap();
+        assert!(ok);
+        assert_eq!(logs.count("record not READY yet"), 2, "no record, then PROVISIONING once");
+        assert_eq!(logs.count("PROVISIONING"), 1);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_queue_is_found_once_it_appears_with_backoff_between_checks() {
         // GIVEN a queue that appears at the fourth lookup

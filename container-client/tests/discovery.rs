@@ -286,3 +286,59 @@ async fn an_oversized_response_is_an_immediate_error_naming_the_limit() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "not retried");
 }
+
+/// A one-shot HTTP server on 127.0.0.1 answering every request with `response` (then holding the
+/// connection open); returns its base URI and the number of connections accepted.
+async fn raw_server(response: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}/v4/x", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream.write_all(&response).await;
+            held.push(stream);
+        }
+    });
+    (uri, accepted)
+}
+
+#[tokio::test]
+async fn a_response_of_exactly_the_limit_is_accepted() {
+    let arn = "arn:aws:ecs:us-east-1:1:task/c/0123456789abcdef0123456789abcdef";
+    let frame = format!(r#"{{"TaskARN":"{arn}","Pad":""}}"#);
+    let body = format!(
+        r#"{{"TaskARN":"{arn}","Pad":"{}"}}"#,
+        "x".repeat(tasksub_client::METADATA_MAX_BYTES - frame.len())
+    );
+    assert_eq!(body.len(), tasksub_client::METADATA_MAX_BYTES);
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(body.as_bytes());
+    let (uri, _) = raw_server(response).await;
+    let me = builder(&[]).metadata_uri(uri).build(&sdk()).unwrap().discover().await.unwrap();
+    assert_eq!(me.task_arn(), arn);
+}
+
+#[tokio::test]
+async fn an_answer_within_the_connect_plus_read_time_is_not_a_timeout() {
+    // 300 ms of delay against 1 s to connect and 1 s to read: well within the limit.
+    let server = MetadataServer::builder()
+        .task(r#"{"TaskARN":"arn:aws:ecs:us-east-1:1:task/c/0123456789abcdef0123456789abcdef"}"#)
+        .delay(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let b = builder(&[])
+        .metadata_timeouts(Duration::from_secs(1), Duration::from_secs(1))
+        .metadata_attempts(1);
+    discover(&server, b).await.unwrap();
+}
