@@ -41,6 +41,7 @@ struct State0 {
     calls: Vec<Call>,
     fail_receives: usize,
     fail_visibility_calls: usize,
+    fail_delete_calls: usize,
 }
 
 /// The queue; clones share it.
@@ -89,6 +90,11 @@ impl MemoryQueue {
     /// The next `n` visibility calls fail.
     pub(crate) fn fail_visibility_calls(&self, n: usize) {
         self.with(|s| s.fail_visibility_calls = n);
+    }
+
+    /// The next `n` delete calls fail.
+    pub(crate) fn fail_delete_calls(&self, n: usize) {
+        self.with(|s| s.fail_delete_calls = n);
     }
 
     /// IDs of deleted messages.
@@ -174,11 +180,15 @@ impl QueueApi for MemoryQueue {
     async fn delete_batch(&self, receipts: &[String]) -> Result<Vec<EntryFailure>, BoxError> {
         assert!(receipts.len() <= MAX_BATCH, "SQS batches hold at most 10 entries");
         let now = Instant::now();
-        Ok(self.with(|s| {
+        self.with(|s| {
             s.calls.push(Call::Delete {
                 at: now,
                 count: receipts.len(),
             });
+            if s.fail_delete_calls > 0 {
+                s.fail_delete_calls -= 1;
+                return Err("injected delete failure".into());
+            }
             let mut failures = Vec::new();
             for (index, r) in receipts.iter().enumerate() {
                 match s
@@ -193,8 +203,8 @@ impl QueueApi for MemoryQueue {
                     }),
                 }
             }
-            failures
-        }))
+            Ok(failures)
+        })
     }
 
     async fn change_visibility_batch(&self, entries: &[(String, Duration)]) -> Result<Vec<EntryFailure>, BoxError> {

@@ -259,7 +259,11 @@ mod tests {
         .await
         .unwrap();
         assert!(ok);
-        assert_eq!(logs.count("record not READY yet"), 2, "no record, then PROVISIONING once");
+        assert_eq!(
+            logs.count("record not READY yet"),
+            2,
+            "no record, then PROVISIONING once"
+        );
         assert_eq!(logs.count("PROVISIONING"), 1);
     }
 

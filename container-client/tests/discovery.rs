@@ -324,7 +324,13 @@ async fn a_response_of_exactly_the_limit_is_accepted() {
     .into_bytes();
     response.extend_from_slice(body.as_bytes());
     let (uri, _) = raw_server(response).await;
-    let me = builder(&[]).metadata_uri(uri).build(&sdk()).unwrap().discover().await.unwrap();
+    let me = builder(&[])
+        .metadata_uri(uri)
+        .build(&sdk())
+        .unwrap()
+        .discover()
+        .await
+        .unwrap();
     assert_eq!(me.task_arn(), arn);
 }
 

@@ -493,3 +493,79 @@ async fn without_a_dedup_attribute_raw_copies_are_all_handled() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(report.duplicates, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_delete_call_is_retried() {
+    let q = MemoryQueue::new();
+    let id = q.send("a");
+    q.fail_delete_calls(2);
+    let run = start(&q, ok, config());
+    sleep(secs(5)).await;
+    let report = run.stop().await;
+    // Two failed calls, then the third attempt deletes it.
+    assert_eq!(deletes(&q), [1, 1, 1]);
+    assert_eq!(q.deleted(), [id]);
+    assert_eq!((report.deleted, report.delete_failures), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delete_failing_every_attempt_is_given_up_and_counted() {
+    let q = MemoryQueue::new();
+    q.send("a");
+    q.send("b");
+    q.fail_delete_calls(usize::MAX);
+    let run = start(&q, ok, config());
+    sleep(secs(5)).await;
+    let report = run.stop().await;
+    // ACK_ATTEMPTS calls for the one batch of two, then given up: both will be redelivered.
+    assert_eq!(deletes(&q), [2; ACK_ATTEMPTS as usize]);
+    assert!(q.deleted().is_empty());
+    assert_eq!((report.succeeded, report.deleted, report.delete_failures), (2, 0, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_delete_entries_are_counted_apart_from_the_deleted_ones() {
+    // GIVEN a handler slower than the visibility timeout with renewals capped at the receive's
+    // visibility: the message is redelivered, so the first receipt is stale by the time it is acked
+    let q = MemoryQueue::new();
+    let id = q.send("slow");
+    q.send("quick");
+    let handler = |m: Message| async move {
+        if m.body() == "slow" && m.receive_count() == 1 {
+            sleep(secs(10)).await;
+        }
+        Ok::<(), BoxError>(())
+    };
+    let cfg = ConsumeConfig {
+        visibility: secs(2),
+        max_extension: secs(2),
+        ..config()
+    };
+    let run = start(&q, handler, cfg);
+    sleep(secs(20)).await;
+    let report = run.stop().await;
+    assert!(q.deleted().contains(&id));
+    // The redelivered copy and "quick" were deleted; the stale receipt was refused.
+    assert_eq!((report.deleted, report.delete_failures), (2, 1), "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_receive_never_asks_for_more_than_ten() {
+    let q = MemoryQueue::new();
+    for i in 0..25 {
+        q.send(&format!("m{i}"));
+    }
+    let slow = |_m: Message| async {
+        sleep(secs(1)).await;
+        Ok::<(), BoxError>(())
+    };
+    let cfg = ConsumeConfig {
+        max_concurrency: 30,
+        ..config()
+    };
+    let run = start(&q, slow, cfg);
+    sleep(secs(5)).await;
+    run.stop().await;
+    let asked: Vec<usize> = receives(&q).into_iter().map(|(_, max)| max).collect();
+    assert_eq!(asked.iter().max(), Some(&10), "{asked:?}");
+}
