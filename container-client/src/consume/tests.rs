@@ -569,3 +569,33 @@ async fn a_receive_never_asks_for_more_than_ten() {
     let asked: Vec<usize> = receives(&q).into_iter().map(|(_, max)| max).collect();
     assert_eq!(asked.iter().max(), Some(&10), "{asked:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn returning_unfinished_messages_is_retried_with_backoff_then_given_up() {
+    // GIVEN an endless handler, a 1 s drain deadline, and visibility calls that always fail
+    let q = MemoryQueue::new();
+    q.send("endless");
+    let handler = |_m: Message| async move {
+        std::future::pending::<()>().await;
+        Ok::<(), BoxError>(())
+    };
+    let cfg = ConsumeConfig {
+        drain_timeout: secs(1),
+        ..config()
+    };
+    let run = start(&q, handler, cfg);
+    sleep(Duration::from_millis(100)).await;
+    q.fail_visibility_calls(usize::MAX);
+    let asked = Instant::now();
+    let report = run.stop().await;
+    // THEN ACK_ATTEMPTS calls, with the backoff between them only (100-200 ms, then 200-400 ms),
+    // none after the last, and nothing counted as returned
+    let calls = extensions(&q);
+    assert_eq!(calls.len(), ACK_ATTEMPTS as usize, "{calls:?}");
+    let after_drain = asked.elapsed() - secs(1);
+    assert!(
+        after_drain >= Duration::from_millis(300) && after_drain <= Duration::from_millis(600),
+        "{after_drain:?}"
+    );
+    assert_eq!(report.returned, 0);
+}
