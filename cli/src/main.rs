@@ -44,6 +44,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     commands::init_logging();
     let sdk = tasksub_functions::sdk::load().await;
+    if let Err(e) = tasksub_functions::sdk::check(&sdk) {
+        eprintln!("error: {e}");
+        return ExitCode::from(commands::EXIT_USAGE);
+    }
     let result = match cli.command {
         Command::Replay(args) => commands::replay::run(args, &sdk).await,
         Command::List(args) => commands::records::list(args, &sdk).await,

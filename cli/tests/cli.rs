@@ -52,7 +52,7 @@ fn init_replay_list_show_on_the_emulator() {
         .status
         .success());
 
-    let prefix = format!("{}-", unique("cli"));
+    let prefix = format!("tasksub-{}-", unique("cli"));
     let env = [
         ("TASKSUB_TOPIC_ARN", topic_arn.as_str()),
         ("TASKSUB_TABLE", table.as_str()),

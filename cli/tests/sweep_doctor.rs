@@ -26,7 +26,7 @@ impl Deployment {
             .find_map(|l| l.strip_prefix("export TASKSUB_TOPIC_ARN="))
             .expect("topic export")
             .to_owned();
-        let prefix = format!("{}-", unique("doc"));
+        let prefix = format!("tasksub-{}-", unique("doc"));
         Self {
             env: vec![
                 ("TASKSUB_TOPIC_ARN", topic_arn),
@@ -49,9 +49,13 @@ impl Deployment {
     }
     async fn orphan(&self) -> String {
         let name = format!("{}{}", self.prefix, "0123456789abcdef0123456789abcdef");
+        // Ours by tasksub's tags (a name proves nothing): the task, and the default stack.
+        let task_arn = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef";
         self.sqs
             .create_queue()
             .queue_name(&name)
+            .tags("tasksub:task-arn", task_arn)
+            .tags("tasksub:stack", "tasksub")
             .send()
             .await
             .expect("CreateQueue");

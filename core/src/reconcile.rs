@@ -223,6 +223,9 @@ pub enum Hold {
     UnrecognisedName,
     /// A record-less queue without tasksub's tags: ownership unproven, never deleted.
     Untagged,
+    /// A record-less queue whose `tasksub:stack` tag names another deployment, or is missing (a queue
+    /// made before stack tags): not ours to delete (and our IAM would refuse it).
+    OtherStack,
     /// A subscription whose task is being provisioned (or runs without a record yet): left to provisioning.
     InFlight,
     /// No task names could be derived (a malformed ARN in a record or tag).
@@ -240,6 +243,7 @@ impl Hold {
             Self::ForeignQueue => "foreign-queue",
             Self::UnrecognisedName => "unrecognised-name",
             Self::Untagged => "untagged",
+            Self::OtherStack => "other-stack",
             Self::InFlight => "in-flight",
             Self::BadName(_) => "bad-name",
             Self::Skip(s) => s.code(),
@@ -438,7 +442,7 @@ impl Cx<'_> {
                 s,
                 t.stopped_at,
             ),
-            (Ecs::Stopped, Some(t), None) if s.queue.is_some() => match proven(s) {
+            (Ecs::Stopped, Some(t), None) if s.queue.is_some() => match proven(s.details, s.id, self.settings) {
                 Err(hold) => Some(Err(hold)),
                 Ok(()) => self.act(
                     ActionKind::RemoveOrphan,
@@ -472,7 +476,7 @@ impl Cx<'_> {
         // No details: the queue vanished between ListQueues and the detail calls.
         let d = s.details?;
         let tag = |k: &str| d.tags.get(k).filter(|v| !v.is_empty()).cloned();
-        if let Err(hold) = proven(s) {
+        if let Err(hold) = proven(s.details, s.id, self.settings) {
             return Some(Err(hold));
         }
         let task_arn = tag(tags::TASK_ARN).unwrap_or_default();
@@ -570,17 +574,22 @@ impl Cx<'_> {
     }
 }
 
-/// A record-less queue is ours only when tasksub's tags name its task (no details: it vanished).
-fn proven(s: &Subject<'_>) -> Result<(), Hold> {
-    let Some(d) = s.details else {
-        return Err(Hold::Untagged);
-    };
-    match d.tags.get(tags::TASK_ARN).filter(|v| !v.is_empty()) {
-        None => Err(Hold::Untagged),
-        Some(arn) => match TaskArn::parse(arn) {
-            Ok(parsed) if parsed.task_id.as_str() == s.id => Ok(()),
-            _ => Err(Hold::ForeignQueue),
-        },
+/// A record-less queue is ours only when tasksub's tags name its task and our stack (no details: it
+/// vanished, or could not be read).
+fn proven(details: Option<&QueueDetails>, id: &str, settings: &Settings) -> Result<(), Hold> {
+    let d = details.ok_or(Hold::Untagged)?;
+    let arn = d
+        .tags
+        .get(tags::TASK_ARN)
+        .filter(|v| !v.is_empty())
+        .ok_or(Hold::Untagged)?;
+    match TaskArn::parse(arn) {
+        Ok(parsed) if parsed.task_id.as_str() == id => {}
+        _ => return Err(Hold::ForeignQueue),
+    }
+    match d.tags.get(tags::STACK) {
+        Some(stack) if *stack == settings.stack => Ok(()),
+        _ => Err(Hold::OtherStack),
     }
 }
 

@@ -82,6 +82,7 @@ pub async fn run_lambda(role: Role) -> Result<(), lambda_runtime::Error> {
     init_logging();
     let settings = settings_from_env().inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
     let sdk = crate::sdk::load().await;
+    crate::sdk::check(&sdk).inspect_err(|e| tracing::error!(error = %e, "unusable AWS configuration"))?;
     let controller = Arc::new(Controller::new(settings, &sdk, role).with_metrics(Sink::Stdout));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let controller = Arc::clone(&controller);
@@ -104,6 +105,7 @@ pub async fn run_sweeper() -> Result<(), lambda_runtime::Error> {
     let settings = settings_from_env().inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
     let sweep = SweepSettings::from_lookup(env).inspect_err(|e| tracing::error!(error = %e, "invalid settings"))?;
     let sdk = crate::sdk::load().await;
+    crate::sdk::check(&sdk).inspect_err(|e| tracing::error!(error = %e, "unusable AWS configuration"))?;
     let sweeper = Arc::new(Sweeper::new(settings, sweep, &sdk).with_metrics(Sink::Stdout));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let sweeper = Arc::clone(&sweeper);

@@ -33,6 +33,20 @@ pub fn timeouts() -> TimeoutConfig {
         .build()
 }
 
+/// The SDK configuration cannot work: no region was found (`AWS_REGION`, a profile's `region`). Missing
+/// credentials show up at the first call instead (as an [`ErrorKind::Config`] error), because the
+/// default chain only looks when asked.
+///
+/// [`ErrorKind::Config`]: tasksub_core::outcome::ErrorKind::Config
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no AWS region is configured: set AWS_REGION (or a region in the AWS profile)")]
+pub struct NoRegion;
+
+/// Checks what can be checked before the first call: a region.
+pub fn check(sdk: &SdkConfig) -> Result<(), NoRegion> {
+    sdk.region().map(drop).ok_or(NoRegion)
+}
+
 /// The SDK configuration from the environment, with [`timeouts`].
 pub async fn load() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())

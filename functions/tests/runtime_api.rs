@@ -261,7 +261,15 @@ async fn the_sweeper_removes_an_orphan_on_a_scheduled_invocation() {
         .clone();
     let sqs = aws_sdk_sqs::Client::new(&Moto::get().sdk_config().await);
     let orphan = format!("{prefix}0123456789abcdef0123456789abcdef");
-    sqs.create_queue().queue_name(&orphan).send().await.unwrap();
+    // Ours by tasksub's tags (a name proves nothing): the task, and the default stack.
+    let task_arn = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef";
+    sqs.create_queue()
+        .queue_name(&orphan)
+        .tags("tasksub:task-arn", task_arn)
+        .tags("tasksub:stack", "tasksub")
+        .send()
+        .await
+        .unwrap();
 
     let rt = Runtime::start();
     let sweeper = spawn(env!("CARGO_BIN_EXE_sweeper"), &rt.addr, &env);

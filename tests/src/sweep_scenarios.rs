@@ -37,8 +37,16 @@ fn queue_name<W: World>(w: &W, task: &Task) -> String {
 
 async fn make_orphan_queue<S: SweepWorld>(s: &S, task: &Task) {
     let name = queue_name(s.world(), task);
-    s.make_queue(&name, &[(tags::TASK_ARN, &task.arn), (tags::CLUSTER, &task.cluster)])
-        .await;
+    let stack = s.world().settings().stack.clone();
+    s.make_queue(
+        &name,
+        &[
+            (tags::TASK_ARN, &task.arn),
+            (tags::CLUSTER, &task.cluster),
+            (tags::STACK, &stack),
+        ],
+    )
+    .await;
 }
 
 async fn assert_gone<W: World>(w: &W, task: &Task, what: &str) {
@@ -264,8 +272,8 @@ pub async fn sweep_at_scale<S: SweepWorld>(s: &S, tasks: usize, orphans: usize) 
 }
 
 /// Planted orphans: (1) a record-less queue of ours (tasksub's tags) with a live subscription; (2) a
-/// subscription whose queue and record are gone; (3) an untagged queue under the prefix whose name looks
-/// like a task's, subscribed; (4) a foreign queue outside the prefix, subscribed. One sweep removes the
+/// subscription whose queue and record are gone; (3) an untagged queue under the prefix named exactly
+/// like a task's queue, subscribed; (4) a foreign queue outside the prefix, subscribed. One sweep removes the
 /// first two (the subscription before the queue) and touches neither the third nor the fourth, which
 /// it reports as held; a second sweep finds nothing more to do.
 pub async fn planted_orphans_are_removed_and_foreign_ones_kept<S: SweepWorld>(s: &S) {
@@ -293,8 +301,8 @@ pub async fn planted_orphans_are_removed_and_foreign_ones_kept<S: SweepWorld>(s:
     // (2) a subscription to a queue that no longer exists, no record
     let vanished = s.unknown_task();
     let vanished_sub = subscribe(queue_name(w, &vanished)).await;
-    // (3) untagged, under the prefix, a name that looks like a task ID
-    let untagged = format!("{}billing", w.settings().queue.prefix.as_str());
+    // (3) untagged, under the prefix, named exactly like a task's queue
+    let untagged = queue_name(w, &s.unknown_task());
     s.make_queue(&untagged, &[]).await;
     let untagged_sub = subscribe(untagged.clone()).await;
     // (4) outside the prefix

@@ -91,10 +91,25 @@ async fn queue_policy_admits_only_the_topic() {
         let queue_arn = &wire.queue_attributes["QueueArn"];
         assert!(queue_arn.ends_with(&task.id), "{queue_arn}");
         let statements = policy["Statement"].as_array().expect("statements");
-        assert!(!statements.is_empty());
-        for st in statements {
+        // Every Allow admits the topic alone; the Denies only narrow (TLS only, the topic only).
+        let allows: Vec<&Value> = statements.iter().filter(|s| s["Effect"] == "Allow").collect();
+        assert_eq!(allows.len(), 1, "{policy}");
+        for st in allows {
             assert_eq!(too_open(st, queue_arn, &topic), None, "{policy}");
         }
+        let denies: Vec<&Value> = statements.iter().filter(|s| s["Effect"] == "Deny").collect();
+        assert!(
+            denies
+                .iter()
+                .any(|d| d["Condition"]["Bool"]["aws:SecureTransport"] == "false"),
+            "a TLS-only deny: {policy}"
+        );
+        assert!(
+            denies
+                .iter()
+                .any(|d| d["Condition"]["ArnNotEquals"]["aws:SourceArn"] == topic.as_str()),
+            "a deny for any sender but the topic: {policy}"
+        );
         assert_eq!(
             wire.queue_attributes["SqsManagedSseEnabled"], "true",
             "encrypted at rest"

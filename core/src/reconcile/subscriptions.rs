@@ -95,7 +95,7 @@ pub fn orphan_subscriptions(
             None if alive => Err(Hold::InFlight),
             None => match queues.get(queue.as_str()) {
                 None => Ok(None),
-                Some(q) => owned_queue(inv.details.get(&q.name), &id),
+                Some(q) => proven(inv.details.get(&q.name), &id, settings).map(|()| inv.details[&q.name].created_at),
             },
         };
         let hold = match since {
@@ -121,19 +121,6 @@ pub fn orphan_subscriptions(
         }
     }
     out
-}
-
-/// An existing record-less queue is ours when tasksub's tags name the task; the grace runs from its
-/// creation.
-fn owned_queue(details: Option<&QueueDetails>, id: &str) -> Result<Option<DateTime<Utc>>, Hold> {
-    let d = details.ok_or(Hold::Untagged)?;
-    match d.tags.get(tags::TASK_ARN).filter(|v| !v.is_empty()) {
-        None => Err(Hold::Untagged),
-        Some(arn) => match TaskArn::parse(arn) {
-            Ok(parsed) if parsed.task_id.as_str() == id => Ok(d.created_at),
-            _ => Err(Hold::ForeignQueue),
-        },
-    }
 }
 
 #[cfg(test)]
@@ -261,16 +248,16 @@ mod tests {
         // The queue is gone: nothing can claim the subscription.
         assert_eq!(judge(with(s.clone(), vec![], None)), (vec![s.arn.clone()], vec![]));
         let task_arn = format!("arn:aws:ecs:us-east-1:123456789012:task/prod/{ID}");
-        let tagged = queue(&[(tags::TASK_ARN, task_arn)], 601);
+        let tagged = queue(
+            &[(tags::TASK_ARN, task_arn.clone()), (tags::STACK, "tasksub".into())],
+            601,
+        );
         assert_eq!(
             judge(with(s.clone(), vec![], Some(tagged))),
             (vec![s.arn.clone()], vec![])
         );
         let young = queue(
-            &[(
-                tags::TASK_ARN,
-                format!("arn:aws:ecs:us-east-1:123456789012:task/prod/{ID}"),
-            )],
+            &[(tags::TASK_ARN, task_arn.clone()), (tags::STACK, "tasksub".into())],
             5,
         );
         assert_eq!(judge(with(s.clone(), vec![], Some(young))), (vec![], vec!["grace"]));
@@ -280,7 +267,24 @@ mod tests {
             (vec![], vec!["untagged"])
         );
         let other = "arn:aws:ecs:us-east-1:123456789012:task/prod/ffffffffffffffffffffffffffffffff".to_owned();
-        let foreign = queue(&[(tags::TASK_ARN, other)], 9999);
-        assert_eq!(judge(with(s, vec![], Some(foreign))), (vec![], vec!["foreign-queue"]));
+        let foreign = queue(&[(tags::TASK_ARN, other), (tags::STACK, "tasksub".into())], 9999);
+        assert_eq!(
+            judge(with(s.clone(), vec![], Some(foreign))),
+            (vec![], vec!["foreign-queue"])
+        );
+        // another deployment's queue (or one made before stack tags) is not ours to unsubscribe
+        let other_stack = queue(
+            &[
+                (tags::TASK_ARN, task_arn.clone()),
+                (tags::STACK, "tasksub-staging".into()),
+            ],
+            9999,
+        );
+        assert_eq!(
+            judge(with(s.clone(), vec![], Some(other_stack))),
+            (vec![], vec!["other-stack"])
+        );
+        let no_stack = queue(&[(tags::TASK_ARN, task_arn)], 9999);
+        assert_eq!(judge(with(s, vec![], Some(no_stack))), (vec![], vec!["other-stack"]));
     }
 }

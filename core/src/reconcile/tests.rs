@@ -64,6 +64,7 @@ enum Tags {
     Ours,
     Untagged,
     OtherTask,
+    OtherStack,
     OtherCluster,
 }
 
@@ -73,6 +74,11 @@ fn details(age: i64, tags: Tags) -> QueueDetails {
         Tags::Ours => {
             t.insert(tags::TASK_ARN.to_owned(), task_arn(ID));
             t.insert(tags::CLUSTER.to_owned(), PROD.to_owned());
+            t.insert(tags::STACK.to_owned(), "tasksub".to_owned());
+        }
+        Tags::OtherStack => {
+            t.insert(tags::TASK_ARN.to_owned(), task_arn(ID));
+            t.insert(tags::STACK.to_owned(), "tasksub-staging".to_owned());
         }
         Tags::Untagged => {}
         Tags::OtherTask => {
@@ -81,6 +87,7 @@ fn details(age: i64, tags: Tags) -> QueueDetails {
         Tags::OtherCluster => {
             t.insert(tags::TASK_ARN.to_owned(), task_arn(ID));
             t.insert(tags::CLUSTER.to_owned(), OTHER.to_owned());
+            t.insert(tags::STACK.to_owned(), "tasksub".to_owned());
         }
     }
     QueueDetails {
@@ -226,6 +233,8 @@ fn reconcile_table() {
         row("unknown, no record, untagged queue", None, None, Want::Hold("untagged"))
             .queue(Some(details(700, Tags::Untagged))),
         row("unknown, no record, young queue", None, None, Want::Hold("grace")).queue(Some(details(30, Tags::Ours))),
+        row("unknown, queue of another stack", None, None, Want::Hold("other-stack"))
+            .queue(Some(details(700, Tags::OtherStack))),
         row("unknown, queue tagged for another task", None, None, Want::Hold("foreign-queue"))
             .queue(Some(details(700, Tags::OtherTask))),
         row("unknown, queue tagged for another cluster", None, None, Want::Hold("foreign-cluster"))
@@ -278,26 +287,30 @@ fn queues_outside_the_prefix_or_not_named_by_a_task_are_never_touched() {
 
 #[test]
 fn only_orphan_candidates_need_details() {
-    let ids = ["a1", "b2", "c3", "d4", "e5"];
+    let id = |s: &str| format!("{s}{}", "0".repeat(30));
+    let ids = ["a1", "b2", "c3", "d4", "e5"].map(id);
     let mut inv = Inventory {
         queues: ids.iter().map(|id| queue(id)).collect(),
         ..Inventory::default()
     };
     let mut with_record = record(State::Ready, 0, PROD);
-    with_record.task_id = "a1".into();
+    with_record.task_id = id("a1");
     inv.records.push(with_record);
     let mut running = task("RUNNING", "RUNNING", 0, "service:orders");
-    running.task_arn = task_arn("b2");
+    running.task_arn = task_arn(&id("b2"));
     let mut stopped = task("STOPPED", "STOPPED", 0, "service:orders");
-    stopped.task_arn = task_arn("c3");
+    stopped.task_arn = task_arn(&id("c3"));
     inv.tasks = vec![running, stopped];
-    inv.opaque.insert("d4".into());
-    let names: Vec<&str> = needs_details(&inv, &settings())
+    inv.opaque.insert(id("d4"));
+    let names: Vec<String> = needs_details(&inv, &settings())
         .iter()
-        .map(|q| q.name.as_str())
+        .map(|q| q.name.clone())
         .collect();
     // c3's task stopped and e5's is unknown: both need their tags to prove ownership.
-    assert_eq!(names, vec!["tasksub-c3", "tasksub-e5"]);
+    assert_eq!(
+        names,
+        vec![format!("tasksub-{}", id("c3")), format!("tasksub-{}", id("e5"))]
+    );
 }
 
 #[test]

@@ -71,6 +71,21 @@ fn kind_of_code(code: &str) -> Option<ErrorKind> {
 }
 
 /// Classifies any SDK error of any operation.
+/// True when the error's cause is a credential that could not be loaded, or an endpoint that could not be
+/// resolved (no region): typed causes, found by walking the source chain.
+fn unconfigured(err: &(dyn std::error::Error + 'static)) -> bool {
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError;
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.is::<CredentialsError>() || e.is::<ResolveEndpointError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 pub fn classify<E>(op: &'static str, err: &SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -79,9 +94,9 @@ where
     let kind = match err {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
         // No credentials, no region, an unresolvable endpoint: the request never left; retrying will not
-        // help. Network failures (I/O, timeouts) are transient.
-        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => ErrorKind::Transient,
-        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => ErrorKind::Config,
+        // help. Any other dispatch failure (refused, dropped, reset connections) is transient.
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) if unconfigured(err) => ErrorKind::Config,
+        SdkError::DispatchFailure(_) => ErrorKind::Transient,
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or_default();
             let server_error = se.raw().status().is_server_error();
@@ -94,7 +109,9 @@ where
         _ => ErrorKind::Other,
     };
     let message = match kind {
-        ErrorKind::Config => format!("the AWS client is not configured (no credentials, no region, or an unusable endpoint): {message}"),
+        ErrorKind::Config => {
+            format!("the AWS client is not configured (no credentials, no region, or an unusable endpoint): {message}")
+        }
         _ => message,
     };
     PortError::new(kind, op, message)

@@ -157,6 +157,11 @@ impl From<&Held> for HeldReport {
                 ),
             ),
             Hold::InFlight => (None, None, Some("its task is being provisioned or runs".to_owned())),
+            Hold::OtherStack => (
+                None,
+                None,
+                Some("its tasksub:stack tag names another deployment (or none): not ours to delete".to_owned()),
+            ),
             Hold::Skip(s) => (None, None, Some(s.to_string())),
         };
         Self {
