@@ -109,7 +109,7 @@ impl MetadataEndpoint {
                 }
                 Err(Attempt::Retryable { status, timed_out, .. }) => {
                     tracing::debug!(action = "metadata", attempt, ?status, timed_out, "task metadata retry");
-                    tokio::time::sleep(METADATA_RETRY.delay(attempt - 1, &mut rng)).await;
+                    tokio::time::sleep(pause_after(attempt, &mut rng)).await;
                 }
             }
         }
@@ -174,6 +174,11 @@ impl MetadataEndpoint {
             }),
         }
     }
+}
+
+/// The pause after failed attempt `attempt` (1-based): the backoff's first step after the first failure.
+fn pause_after(attempt: u32, rng: &mut fastrand::Rng) -> Duration {
+    METADATA_RETRY.delay(attempt - 1, rng)
 }
 
 /// A metadata document without a usable task ARN (the URI is added by the caller).
@@ -288,6 +293,18 @@ mod tests {
         let (_, arn) = parse_task_arn(&body).unwrap();
         assert_eq!(arn.task_id.as_str(), "cd189a933e5849daa93386466019ab50");
         assert_eq!(arn.cluster.as_deref(), Some("default"));
+    }
+
+    #[test]
+    fn retries_pause_200_ms_then_double() {
+        let ms = Duration::from_millis;
+        let mut rng = fastrand::Rng::with_seed(1);
+        for _ in 0..50 {
+            let first = pause_after(1, &mut rng);
+            assert!(first >= ms(100) && first <= ms(200), "{first:?}");
+            let second = pause_after(2, &mut rng);
+            assert!(second >= ms(200) && second <= ms(400), "{second:?}");
+        }
     }
 
     #[test]
