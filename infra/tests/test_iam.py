@@ -604,6 +604,8 @@ CODE_CALLS: dict[str, list[tuple[str, str]]] = {
     "OnTaskRunningFunctionRole": [  # binary on-task-running: Role::Provisioner, intent Provision
         ("dynamodb:PutItem", "executor Claim/MarkReady: conditional put; a conflict returns the item "
                              "(ReturnValuesOnConditionCheckFailure), so Provision never reads first"),
+        ("dynamodb:GetItem", "executor::undo_after_failure: after a failed {CreateQueue || Subscribe} "
+                             "stage, read the record to undo what it does not name"),
         ("sqs:CreateQueue", "executor CreateQueue (attributes and tags in one call)"),
         ("sns:Subscribe", "executor Subscribe"),
         ("sns:Unsubscribe", "compensation after MarkReady lost a race (decide::after_lost_race: READY "
@@ -624,6 +626,7 @@ CODE_CALLS: dict[str, list[tuple[str, str]]] = {
     ],
     "SweeperFunctionRole": [  # binary sweeper: gather + executor::converge over every intent
         ("dynamodb:Scan", "gather: Records::list"),
+        ("dynamodb:GetItem", "converge: executor::undo_after_failure after a failed provisioning stage"),
         ("sqs:ListQueues", "gather: Queues::list(prefix)"),
         ("sqs:GetQueueAttributes", "gather: QueueInspect::details (CreatedTimestamp)"),
         ("sqs:ListQueueTags", "gather: QueueInspect::details (tags)"),

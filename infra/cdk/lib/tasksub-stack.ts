@@ -511,9 +511,11 @@ export class TasksubStack extends Stack {
       conditions: ownedByThisStack,
     });
 
+    // GetItem: after a failed {CreateQueue || Subscribe} stage, the executor reads the record to undo
+    // what it does not name (executor::undo_after_failure).
     onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
-      actions: ['dynamodb:PutItem'],
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],
       resources: [table.attrArn],
     }));
     onTaskRunning.addToRolePolicy(createTaggedTaskQueues());
@@ -593,7 +595,7 @@ export class TasksubStack extends Stack {
     sweeper.addToRolePolicy(unsubscribe());
     sweeper.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
-      actions: ['dynamodb:Scan', 'dynamodb:PutItem'],
+      actions: ['dynamodb:Scan', 'dynamodb:PutItem', 'dynamodb:GetItem'], // GetItem: executor::undo_after_failure
       resources: [table.attrArn],
     }));
 

@@ -109,7 +109,7 @@ describe('IAM', () => {
   it('provisioning function has exactly the actions its code issues', () => {
     const st = statementsOf('OnTaskRunningFunction');
     assert.deepEqual(actionsOf(st), [
-      ...LOGS, 'dynamodb:PutItem', 'sns:Subscribe', 'sns:Unsubscribe',
+      ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'sns:Subscribe', 'sns:Unsubscribe',
       'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:SendMessage', 'sqs:TagQueue',
     ].sort());
   });
@@ -125,7 +125,7 @@ describe('IAM', () => {
 
   it('sweeper has exactly the actions its code issues', () => {
     assert.deepEqual(actionsOf(statementsOf('SweeperFunction')), [
-      ...LOGS, 'dynamodb:PutItem', 'dynamodb:Scan', 'ecs:DescribeTasks', 'ecs:ListTasks',
+      ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan', 'ecs:DescribeTasks', 'ecs:ListTasks',
       'sns:ListSubscriptionsByTopic', 'sns:Subscribe', 'sns:Unsubscribe',
       'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ListQueueTags',
       'sqs:ListQueues', 'sqs:SendMessage', 'sqs:TagQueue',
