@@ -392,3 +392,45 @@ fn replanning_after_a_conflict_uses_decide() {
         d => panic!("{d:?}"),
     }
 }
+
+/// The prefix blast radius: a common-word prefix such as `prod-` is refused outright (a prefix starts with
+/// `tasksub-`), and under our prefix no queue tasksub did not make for this stack is ever planned for
+/// deletion: queues whose names are not task queues, a queue tagged by another team, one of another
+/// deployment, all kept, whatever ECS says (nothing here).
+#[test]
+fn foreign_queues_under_the_prefix_are_never_planned() {
+    assert!(crate::naming::QueuePrefix::new("prod-").is_err());
+    let other_id = "f".repeat(32);
+    let named = |n: &str| SeenQueue {
+        name: n.to_owned(),
+        url: format!("https://sqs/{n}"),
+    };
+    let mut inv = Inventory {
+        queues: vec![
+            named("tasksub-orders"),
+            named("tasksub-orders-dlq"),
+            queue(ID),
+            queue(&other_id),
+        ],
+        ..Inventory::default()
+    };
+    let team = QueueDetails {
+        created_at: Some(ago(9999)),
+        tags: BTreeMap::from([("team".to_owned(), "payments".to_owned())]),
+    };
+    inv.details.insert(format!("tasksub-{ID}"), team);
+    let mut staging = details(9999, Tags::Ours);
+    staging
+        .tags
+        .insert(tags::STACK.to_owned(), "tasksub-staging".to_owned());
+    staging.tags.insert(tags::TASK_ARN.to_owned(), task_arn(&other_id));
+    inv.details.insert(format!("tasksub-{other_id}"), staging);
+    let r = reconcile(&inv, &settings(), 0, now());
+    assert!(r.actions.is_empty(), "{:#?}", r.actions);
+    let mut held: Vec<&str> = r.held.iter().map(|h| h.hold.code()).collect();
+    held.sort();
+    assert_eq!(
+        held,
+        ["other-stack", "unrecognised-name", "unrecognised-name", "untagged"]
+    );
+}
