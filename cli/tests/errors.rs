@@ -13,6 +13,10 @@ use tasksub_tests::moto::{unique, Moto};
 
 /// `tasksub` with only PATH and `env` (no credentials, no region unless given; no instance metadata).
 fn bare(args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(args, env).output().expect("run tasksub")
+}
+
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tasksub"));
     cmd.args(args)
         .env_clear()
@@ -23,7 +27,7 @@ fn bare(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run tasksub")
+    cmd
 }
 
 #[test]
@@ -81,13 +85,28 @@ fn an_endpoint_that_never_answers_is_transient_and_bounded() {
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("AWS_ENDPOINT_URL", url.as_str()),
     ];
+    // Without SDK timeouts this would hang for good: the child is killed after 60 s and the test fails.
     let started = Instant::now();
-    let o = bare(
+    let mut child = command(
         &["show", "--table", "records", "0123456789abcdef0123456789abcdef"],
         &env,
-    );
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("run tasksub");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("tasksub show hung on an endpoint that never answers");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let took = started.elapsed();
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(status.code(), Some(3));
     // The operation timeout (25 s) bounds it; a little slack for process start-up.
     assert!(took < Duration::from_secs(40), "took {took:?}");
 }

@@ -271,3 +271,15 @@ fn detail_round_trips() {
     let back: TaskStateChange = serde_json::from_value(json).unwrap();
     assert_eq!(back, e.detail);
 }
+
+#[test]
+fn skips_read_plainly() {
+    assert_eq!(
+        Skip::ForeignGroup(Some("service:billing".into())).to_string(),
+        "group service:billing is not in scope"
+    );
+    assert_eq!(
+        Skip::ForeignGroup(None).to_string(),
+        "the task has no group, and service groups are configured"
+    );
+}
