@@ -225,13 +225,25 @@ pub enum Decision {
     Skip(Skip),
 }
 
-/// An event that passed the scope checks.
+/// An event that passed the scope checks: everything the rest of the path needs, derived once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
     /// What the event asks for.
     pub intent: Intent,
     /// Every name derived from the task ARN.
     pub names: TaskNames,
+    /// The facts the event carries about its task.
+    pub facts: TaskFacts,
+    /// When the event happened (`time`), for latency metrics.
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl Admitted {
+    /// The plan for this event given what is stored ([`plan_for`]); the executor calls it once per
+    /// round without admitting the event again.
+    pub fn plan(&self, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>) -> Decision {
+        plan_for(self.intent, &self.names, &self.facts, stored, settings, now)
+    }
 }
 
 /// Why an admitted-looking event cannot be acted on at all: a permanent input error.
@@ -289,7 +301,12 @@ pub fn admit(
         }
     }
     let names = TaskNames::derive(&d.task_arn, &settings.queue.prefix, &settings.topic)?;
-    Ok(Ok(Admitted { intent, names }))
+    Ok(Ok(Admitted {
+        intent,
+        names,
+        facts: TaskFacts::of_event(event),
+        time: event.time,
+    }))
 }
 
 /// Decides what to do. `stored` is the record as read (teardown) or as returned by a rejected claim
@@ -300,19 +317,10 @@ pub fn decide(
     settings: &Settings,
     now: DateTime<Utc>,
 ) -> Result<Decision, DecideError> {
-    let admitted = match admit(event, settings, now)? {
-        Ok(a) => a,
-        Err(skip) => return Ok(Decision::Skip(skip)),
-    };
-    let facts = TaskFacts::of_event(event);
-    Ok(plan_for(
-        admitted.intent,
-        &admitted.names,
-        &facts,
-        stored,
-        settings,
-        now,
-    ))
+    Ok(match admit(event, settings, now)? {
+        Ok(admitted) => admitted.plan(stored, settings, now),
+        Err(skip) => Decision::Skip(skip),
+    })
 }
 
 /// What a plan needs to know about a task besides its names: from an event, or (for the sweeper) from an

@@ -2,8 +2,7 @@
 //! to do is decided in `tasksub_core::decide`, how to treat each failure in `tasksub_core::outcome`.
 
 use chrono::{DateTime, Utc};
-use tasksub_core::decide::{self, after_lost_race, Decision, Plan, Skip, Step};
-use tasksub_core::event::TaskEvent;
+use tasksub_core::decide::{self, after_lost_race, Admitted, Decision, Plan, Skip, Step};
 use tasksub_core::outcome::{disposition, Disposition, ErrorKind};
 use tasksub_core::policy;
 use tasksub_core::record::{Record, State};
@@ -66,22 +65,21 @@ pub enum Handled {
     },
 }
 
-/// Reads (for teardown), decides, executes, and decides again after a conflict.
+/// Reads (for teardown), plans, executes, and plans again after a conflict, for an event admitted once.
 pub async fn handle<P: Ports>(
     ports: &P,
-    event: &TaskEvent,
+    admitted: &Admitted,
     settings: &Settings,
     now: DateTime<Utc>,
-    reads_first: bool,
-    task_id: &str,
 ) -> Result<Handled, HandleError> {
-    let stored = if reads_first {
-        ports.get(task_id).await.map_err(|e| fail("read-record", e))?
+    let stored = if admitted.intent.reads_first() {
+        let key = admitted.names.record_key();
+        ports.get(key).await.map_err(|e| fail("read-record", e))?
     } else {
         None
     };
     converge(ports, settings, now, stored, |stored| {
-        decide::decide(event, stored, settings, now)
+        Ok(admitted.plan(stored, settings, now))
     })
     .await
 }

@@ -135,7 +135,7 @@ impl<P: Ports> Controller<P> {
         let handled = match cached {
             Some(State::Ready) => Ok(Handled::Skipped(Skip::AlreadyReady)),
             Some(state) => Ok(Handled::Skipped(Skip::Tombstoned(state))),
-            None => executor::handle(&self.ports, &event, &self.settings, now, intent.reads_first(), &task_id).await,
+            None => executor::handle(&self.ports, &admitted, &self.settings, now).await,
         };
         if let Some(state) = settled_state(&handled) {
             self.settled.note(&task_id, state);
@@ -151,7 +151,7 @@ impl<P: Ports> Controller<P> {
                     outcome = "applied",
                     state = state.as_str()
                 );
-                let latency = event.time.map(|t| (now - t).num_milliseconds().max(0) as f64);
+                let latency = admitted.time.map(|t| (now - t).num_milliseconds().max(0) as f64);
                 match (state, latency) {
                     (State::Ready, Some(ms)) => {
                         self.metric(now, None, &[("ProvisioningLatency", Unit::Milliseconds, ms)])

@@ -21,6 +21,7 @@ pub fn tasksub(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// Standard output as text.
+#[allow(dead_code)] // not every test file reads stdout
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

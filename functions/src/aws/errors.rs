@@ -70,7 +70,6 @@ fn kind_of_code(code: &str) -> Option<ErrorKind> {
     table.iter().find(|(codes, _)| codes.contains(&code)).map(|(_, k)| *k)
 }
 
-/// Classifies any SDK error of any operation.
 /// True when the error's cause is a credential that could not be loaded, or an endpoint that could not be
 /// resolved (no region): typed causes, found by walking the source chain.
 fn unconfigured(err: &(dyn std::error::Error + 'static)) -> bool {
@@ -86,6 +85,7 @@ fn unconfigured(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Classifies any SDK error of any operation.
 pub fn classify<E>(op: &'static str, err: &SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
