@@ -14,6 +14,7 @@ pub mod events;
 pub mod explore;
 pub mod moto;
 pub mod proxy;
+pub mod quota;
 pub mod scenarios;
 pub mod sweep_scenarios;
 pub mod sweep_world;

@@ -249,6 +249,12 @@ export class TasksubStack extends Stack {
       type: 'Number', default: 512, minValue: 128, maxValue: 10240,
       description: 'Memory (MB) of the functions; 512 MB gives enough CPU for a fast TLS handshake.',
     });
+    const eventFunctionConcurrency = new CfnParameter(this, 'EventFunctionConcurrency', {
+      type: 'Number', default: 5, minValue: 1, maxValue: 1000,
+      description: 'Reserved concurrency of each event function. A start makes one Subscribe in three round ' +
+        'trips, so 5 at once stay under SNS\'s 100 Subscribe/Unsubscribe TPS per account; a burst waits in ' +
+        'Lambda\'s async queue instead of being throttled into retries (BENCHMARKS.md, quota burst).',
+    });
     const logLevel = new CfnParameter(this, 'LogLevel', {
       type: 'String', default: 'info', allowedValues: ['error', 'warn', 'info', 'debug', 'trace'],
       description: 'RUST_LOG of the functions.',
@@ -427,7 +433,10 @@ export class TasksubStack extends Stack {
       logicalId: string,
       binary: string,
       description: string,
-      opts: { timeout: number; retryAttempts: number; maxEventAge: number; extraEnv?: Record<string, string> },
+      opts: {
+        timeout: number; retryAttempts: number; maxEventAge: number; extraEnv?: Record<string, string>;
+        reservedConcurrency?: number;
+      },
     ): RustFunction => {
       const logGroup = new logs.LogGroup(this, `${logicalId.replace(/Function$/, '')}LogGroup`, {
         removalPolicy: RemovalPolicy.DESTROY,
@@ -462,6 +471,9 @@ export class TasksubStack extends Stack {
       });
       const cfnFn = fn.node.defaultChild as lambda.CfnFunction;
       cfnFn.addPropertyOverride('Architectures', [architectureParam.valueAsString]);
+      if (opts.reservedConcurrency !== undefined) {
+        cfnFn.reservedConcurrentExecutions = opts.reservedConcurrency;
+      }
       setLogicalId(fn, logicalId);
       return fn;
     };
@@ -470,7 +482,7 @@ export class TasksubStack extends Stack {
       'OnTaskRunningFunction',
       'on-task-running',
       'tasksub - provision the queue and subscription of a RUNNING task',
-      { timeout: 30, retryAttempts: 2, maxEventAge: 3600 },
+      { timeout: 30, retryAttempts: 2, maxEventAge: 3600, reservedConcurrency: eventFunctionConcurrency.valueAsNumber },
     );
     // Statements shared by the roles (infra/tests/test_iam.py checks each role against its code).
     const subscribeTaskQueues = () => new iam.PolicyStatement({
@@ -528,7 +540,7 @@ export class TasksubStack extends Stack {
       'OnTaskStoppedFunction',
       'on-task-stopped',
       'tasksub - unsubscribe and delete the queue of a stopping task',
-      { timeout: 30, retryAttempts: 2, maxEventAge: 3600 },
+      { timeout: 30, retryAttempts: 2, maxEventAge: 3600, reservedConcurrency: eventFunctionConcurrency.valueAsNumber },
     );
     onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',

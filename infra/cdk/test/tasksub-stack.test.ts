@@ -93,6 +93,14 @@ describe('functions', () => {
     }
   });
 
+  it('event functions have the reserved concurrency that keeps a burst under the SNS quota', () => {
+    for (const id of ['OnTaskRunningFunction', 'OnTaskStoppedFunction']) {
+      const fn = resourcesOf('AWS::Lambda::Function').find(([logicalId]) => logicalId === id);
+      assert.ok(fn, id);
+      assert.deepEqual(fn[1].Properties.ReservedConcurrentExecutions, { Ref: 'EventFunctionConcurrency' }, id);
+    }
+  });
+
   it('sweeper and everything of it is conditional on EnableSweeper', () => {
     const sweeperIds = Object.keys(json.Resources).filter((id) => /^Sweep/.test(id));
     assert.ok(sweeperIds.length >= 7, sweeperIds.join(','));
