@@ -260,6 +260,28 @@ pub fn queue_name_from_url(url: &str) -> Option<QueueName> {
     (!last.is_empty() && last.chars().all(is_name_char)).then(|| QueueName(last.to_owned()))
 }
 
+/// The queue name of an SQS queue ARN (`arn:<partition>:sqs:<region>:<account>:<name>`); `None` for
+/// anything else.
+pub fn queue_name_from_arn(arn: &str) -> Option<QueueName> {
+    let p = split_arn(arn).filter(|p| p.service == "sqs")?;
+    let name = p.resource;
+    (!name.is_empty() && name.chars().all(is_name_char)).then(|| QueueName(name.to_owned()))
+}
+
+/// A cluster's name from its ARN (`arn:...:cluster/<name>`), or the argument itself when it is a name.
+pub fn cluster_name(arn_or_name: &str) -> &str {
+    match split_arn(arn_or_name) {
+        Some(p) if p.service == "ecs" => p.resource.strip_prefix("cluster/").unwrap_or(p.resource),
+        _ => arn_or_name,
+    }
+}
+
+/// The task ID of a task ARN as a slice of it, when the ARN is valid (both formats).
+pub fn task_id_of(task_arn: &str) -> Option<&str> {
+    let id = TaskArn::parse(task_arn).ok()?.task_id;
+    task_arn.get(task_arn.len() - id.as_str().len()..)
+}
+
 /// Everything derived from one task ARN, in one place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskNames {
@@ -454,5 +476,21 @@ mod tests {
         assert_eq!(n.as_str(), "tasksub-abc");
         assert!(queue_name_from_url("https://sqs.us-east-1.amazonaws.com/").is_none());
         assert!(queue_name_from_url("").is_none());
+    }
+
+    #[test]
+    fn arn_helpers_parse_only_what_they_name() {
+        let q = "arn:aws:sqs:us-east-1:123456789012:tasksub-0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            queue_name_from_arn(q).unwrap().as_str(),
+            "tasksub-0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(queue_name_from_arn("arn:aws:sns:us-east-1:123456789012:topic"), None);
+        assert_eq!(queue_name_from_arn("https://example.invalid/hook"), None);
+        assert_eq!(cluster_name("arn:aws:ecs:us-east-1:123456789012:cluster/prod"), "prod");
+        assert_eq!(cluster_name("prod"), "prod");
+        let t = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef";
+        assert_eq!(task_id_of(t), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(task_id_of("arn:aws:ecs:us-east-1:123456789012:task/prod/bad.id"), None);
     }
 }

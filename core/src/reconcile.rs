@@ -375,7 +375,7 @@ fn index_tasks(tasks: &[EcsTask]) -> BTreeMap<&str, &EcsTask> {
     };
     let mut out: BTreeMap<&str, &EcsTask> = BTreeMap::new();
     for t in tasks {
-        let Some(id) = t.task_arn.rsplit('/').next() else {
+        let Some(id) = crate::naming::task_id_of(&t.task_arn) else {
             continue;
         };
         match out.get(id) {

@@ -35,7 +35,7 @@ pub struct Scope {
 impl Scope {
     /// True when the cluster ARN is one of ours.
     pub fn owns_cluster(&self, cluster_arn: &str) -> bool {
-        let name = cluster_arn.rsplit('/').next().unwrap_or(cluster_arn);
+        let name = crate::naming::cluster_name(cluster_arn);
         self.clusters.iter().any(|c| c == cluster_arn || c == name)
     }
     /// True when the group is one of ours (or no groups are configured).

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
+use tasksub_core::naming::{cluster_name, queue_name_from_url};
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::reconcile::{EcsTask, QueueDetails, SeenSubscription};
 use tasksub_core::record::Record;
@@ -229,7 +230,9 @@ impl Queues for Fake {
 
     async fn delete(&self, url: &str) -> Result<(), PortError> {
         let mut s = self.lock();
-        let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+        let name = queue_name_from_url(url)
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
         if s.queues.remove(&name).is_none() {
             return Err(not_found("DeleteQueue", &name));
         }
@@ -320,7 +323,10 @@ impl Subscriptions for Fake {
 impl QueueInspect for Fake {
     async fn details(&self, url: &str) -> Result<QueueDetails, PortError> {
         let s = self.lock();
-        let name = url.rsplit('/').next().unwrap_or_default();
+        let name = queue_name_from_url(url)
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
+        let name = name.as_str();
         let q = s
             .queues
             .get(name)
@@ -334,7 +340,7 @@ impl QueueInspect for Fake {
 
 /// True when `cluster` (a name or an ARN, as ListTasks accepts) names the cluster of this ARN.
 fn same_cluster(cluster: &str, cluster_arn: &str) -> bool {
-    cluster == cluster_arn || cluster_arn.rsplit('/').next() == Some(cluster)
+    cluster == cluster_arn || cluster_name(cluster_arn) == cluster
 }
 
 impl Tasks for Fake {

@@ -59,7 +59,7 @@ pub fn our_endpoint(s: &SeenSubscription, settings: &Settings) -> Option<(String
     if s.protocol != "sqs" {
         return None;
     }
-    let name = QueueName::from_existing(s.endpoint.rsplit(':').next()?);
+    let name = crate::naming::queue_name_from_arn(&s.endpoint)?;
     if queue_arn(&settings.topic, &name) != s.endpoint {
         return None;
     }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use tasksub_core::naming::{queue_name_from_url, TaskArn};
+use tasksub_core::naming::{queue_name_from_url, task_id_of};
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::reconcile::{needs_details, Inventory, SeenQueue, SeenSubscription};
 use tasksub_core::settings::Settings;
@@ -28,10 +28,9 @@ pub(super) struct Gathered {
 #[error("sweep aborted, nothing changed: {0}")]
 pub struct GatherFailed(pub PortError);
 
+/// The task ID of a listed ARN (an ARN that does not parse stays whole: it matches no queue).
 fn task_id(arn: &str) -> String {
-    TaskArn::parse(arn)
-        .map(|a| a.task_id.as_str().to_owned())
-        .unwrap_or_else(|_| arn.rsplit('/').next().unwrap_or(arn).to_owned())
+    task_id_of(arn).unwrap_or(arn).to_owned()
 }
 
 /// Most pages of ListSubscriptionsByTopic one sweep reads (100 subscriptions a page): 10,000 subscriptions,

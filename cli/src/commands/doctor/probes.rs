@@ -210,7 +210,7 @@ async fn clusters(c: &Clients, settings: &Settings, out: &mut Vec<Check>) {
                 continue;
             }
         }
-        let name = cluster.rsplit('/').next().unwrap_or(cluster);
+        let name = tasksub_core::naming::cluster_name(cluster);
         let probe = format!(
             "arn:{}:ecs:{}:{}:task/{name}/{:032x}",
             t.partition, t.region, t.account, 0
