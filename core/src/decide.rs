@@ -117,19 +117,6 @@ impl Skip {
             Self::AlreadyGone => "already-gone",
         }
     }
-    /// True for skips decided from the event alone, before any AWS call.
-    pub fn is_out_of_scope(&self) -> bool {
-        matches!(
-            self,
-            Self::OtherSource(_)
-                | Self::OtherDetailType(_)
-                | Self::ForeignCluster(_)
-                | Self::ForeignGroup(_)
-                | Self::NotActionable { .. }
-                | Self::WrongFunction(_)
-                | Self::TooOld { .. }
-        )
-    }
 }
 
 impl fmt::Display for Skip {

@@ -126,11 +126,6 @@ impl Fake {
         self.lock().tasks.insert(task.task_arn.clone(), task);
     }
 
-    /// Forgets an ECS task, as ECS does about an hour after it stopped.
-    pub fn forget_task(&self, task_arn: &str) {
-        self.lock().tasks.remove(task_arn);
-    }
-
     /// Every ECS task held.
     pub fn tasks(&self) -> Vec<EcsTask> {
         self.lock().tasks.values().cloned().collect()

@@ -15,13 +15,15 @@ use crate::sweeper::{Report, RunOptions, SweepError, Sweeper};
 /// Time kept free before the sweeper's Lambda deadline: no action starts later.
 pub const SWEEP_DEADLINE_MARGIN: Duration = Duration::from_secs(20);
 
-/// Installs the JSON log subscriber (binaries only; libraries never do). `RUST_LOG` filters.
+/// Installs the JSON log subscriber (binaries only; libraries never do). `RUST_LOG` filters. Every line
+/// logged while an invocation runs carries its span, `{"span":{"name":"event","request_id":...}}`, so a
+/// line can be tied to its invocation.
 pub fn init_logging() {
     let filter = log_filter("info");
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_current_span(false)
+        .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .without_time()

@@ -229,6 +229,14 @@ async fn both_functions_run_the_lifecycle_through_the_runtime_api() {
         "EMF line for teardown"
     );
     assert!(!logs.contains("testing"), "credentials must never be logged");
+    let ours: Vec<&Value> = lines.iter().filter(|l| l["fields"]["task_id"].is_string()).collect();
+    assert!(!ours.is_empty());
+    for l in ours {
+        assert!(
+            l["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+            "every line of an invocation names its request: {l}"
+        );
+    }
 }
 
 #[test]

@@ -150,14 +150,6 @@ fn scope_is_checked_before_anything_else() {
 }
 
 #[test]
-fn out_of_scope_skips_are_marked_as_such() {
-    assert!(Skip::ForeignCluster("x".into()).is_out_of_scope());
-    assert!(Skip::TooOld { age_seconds: 1 }.is_out_of_scope());
-    assert!(!Skip::AlreadyReady.is_out_of_scope());
-    assert!(!Skip::AlreadyGone.is_out_of_scope());
-}
-
-#[test]
 fn stale_start_events_are_never_acted_on() {
     let mut e = event("RUNNING", "RUNNING");
     e.time = Some(now() - Duration::days(2));
