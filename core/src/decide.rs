@@ -460,13 +460,19 @@ pub fn apply(record: &Record, step: Step, settings: &Settings, now: DateTime<Utc
 ///
 /// Only what the current record does not name is undone: a subscription ARN it names is live (or its
 /// owner's teardown removes it), and a queue is deleted only when the task is GONE (or its record is).
+///
+/// A DRAINING record that names no queue URL never reached READY: no teardown knows the queue, and a
+/// STOPPED that looked the name up before our CreateQueue will not look again, so the queue goes too
+/// (found by the explorer: a late provisioner re-created the queue between the lookup and the tombstone).
 pub fn after_lost_race(current: Option<&Record>, ours: &Record) -> Option<Vec<Step>> {
     let mine = ours.subscription_arn.as_deref();
-    match current.map(|r| (r.state, r.subscription_arn.as_deref())) {
-        Some((State::Provisioning, _)) => None,
-        Some((State::Ready, named)) if named == mine => Some(vec![]),
-        Some((State::Ready | State::Draining, _)) => Some(vec![Step::Unsubscribe]),
-        Some((State::Gone, _)) | None => Some(vec![Step::Unsubscribe, Step::DeleteQueue]),
+    match current.map(|r| (r.state, r.subscription_arn.as_deref(), r.queue_url.is_some())) {
+        Some((State::Provisioning, _, _)) => None,
+        Some((State::Ready, named, _)) if named == mine => Some(vec![]),
+        Some((State::Ready, _, _)) | Some((State::Draining, _, true)) => Some(vec![Step::Unsubscribe]),
+        Some((State::Draining, _, false) | (State::Gone, _, _)) | None => {
+            Some(vec![Step::Unsubscribe, Step::DeleteQueue])
+        }
     }
 }
 

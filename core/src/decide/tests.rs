@@ -217,6 +217,11 @@ fn a_lost_race_is_undone_according_to_who_won() {
         after_lost_race(Some(&stored(State::Draining, false, true)), &ours),
         Some(vec![Step::Unsubscribe])
     );
+    // ...unless the DRAINING record never knew a queue (it never was READY): nobody else will delete it.
+    assert_eq!(
+        after_lost_race(Some(&stored(State::Draining, false, false)), &ours),
+        Some(vec![Step::Unsubscribe, Step::DeleteQueue])
+    );
     // The task is gone (or its record is): everything we made goes.
     assert_eq!(
         after_lost_race(Some(&stored(State::Gone, false, false)), &ours),
