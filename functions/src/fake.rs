@@ -53,6 +53,8 @@ struct State {
     next_sub: u64,
     now: Option<DateTime<Utc>>,
     tasks: BTreeMap<String, EcsTask>,
+    /// Tasks ListTasks lists but DescribeTasks reports MISSING (ECS's eventual consistency).
+    undescribed: std::collections::BTreeSet<String>,
 }
 
 /// The fake. Cheap to clone; clones share state.
@@ -124,6 +126,11 @@ impl Fake {
     /// Adds or replaces an ECS task (test setup; `stop_task` and friends are just another `put_task`).
     pub fn put_task(&self, task: EcsTask) {
         self.lock().tasks.insert(task.task_arn.clone(), task);
+    }
+
+    /// From now on DescribeTasks reports this (still listed) task MISSING, as ECS may for a moment.
+    pub fn describe_as_missing(&self, task_arn: &str) {
+        self.lock().undescribed.insert(task_arn.to_owned());
     }
 
     /// Every ECS task held.
@@ -356,7 +363,8 @@ impl Tasks for Fake {
         let s = self.lock();
         let mut d = Described::default();
         for arn in task_arns {
-            match s.tasks.get(arn).filter(|t| same_cluster(cluster, &t.cluster_arn)) {
+            let described = s.tasks.get(arn).filter(|t| !s.undescribed.contains(&t.task_arn));
+            match described.filter(|t| same_cluster(cluster, &t.cluster_arn)) {
                 Some(t) => d.tasks.push(t.clone()),
                 None => d.missing.push(arn.clone()),
             }

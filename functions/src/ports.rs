@@ -44,9 +44,11 @@ impl std::error::Error for PortError {}
 pub enum Expect {
     /// No record.
     Absent,
-    /// The record exactly as read: this revision (records written before revisions existed are 0).
-    /// What the executor uses for every write after the claim.
-    Revision(u64),
+    /// The record exactly as read: this revision and this state (records written before revisions
+    /// existed are revision 0). What the executor uses for every write after the claim. The state is
+    /// pinned too, so a writer of the pre-revision code (which drops the attribute, resetting it to 0)
+    /// cannot make an old revision match again with another state (ABA).
+    Revision(u64, State),
     /// A record in exactly this state, whatever else changed (kept for the reference-design baseline
     /// in benches/, which reproduces the state-only conditions; the executor never uses it).
     State(State),
@@ -59,7 +61,7 @@ impl Expect {
     pub fn holds(self, current: Option<&Record>) -> bool {
         match (self, current) {
             (Self::Absent, None) => true,
-            (Self::Revision(n), Some(r)) => r.revision == n,
+            (Self::Revision(n, s), Some(r)) => r.revision == n && r.state == s,
             (Self::State(s), Some(r)) => r.state == s,
             (Self::AnyOf(states), Some(r)) => states.contains(&r.state),
             _ => false,
@@ -67,7 +69,7 @@ impl Expect {
     }
     /// The expectation for a write over `stored` (`None` = no record was read).
     pub fn over(stored: Option<&Record>) -> Self {
-        stored.map_or(Self::Absent, |r| Self::Revision(r.revision))
+        stored.map_or(Self::Absent, |r| Self::Revision(r.revision, r.state))
     }
 }
 

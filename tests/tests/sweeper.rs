@@ -337,3 +337,18 @@ async fn the_subscription_pass_costs_ten_list_calls_per_thousand_subscriptions()
         report.duration_ms as f64 / 1000.0
     );
 }
+
+/// A task ListTasks lists and DescribeTasks then reports MISSING is alive as far as the sweeper knows:
+/// it is never torn down on that pass (a GONE tombstone would be final for a live task).
+#[tokio::test]
+async fn a_listed_task_reported_missing_is_left_alone() {
+    let w = FakeSweepWorld::new();
+    let t = w.start_tasks(1, GROUP).await.remove(0);
+    handle(w.world(), &t.event("RUNNING", "RUNNING", 1)).await;
+    w.fake().describe_as_missing(&t.arn);
+    let report = w.sweeper(0).run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!((report.orphans_found, report.orphans_removed), (0, 0), "{report:#?}");
+    let o = w.world().observe(&t).await;
+    assert_eq!(o.record.unwrap().state, State::Ready);
+    assert_eq!(o.subscriptions.len(), 1);
+}

@@ -37,15 +37,21 @@ impl Records for AwsPorts {
         req = match expect {
             Expect::Absent => req.condition_expression(format!("attribute_not_exists({})", attr::TASK_ID)),
             // Revision 0 is also a record written before revisions existed (no attribute).
-            Expect::Revision(0) => req
-                .condition_expression("attribute_exists(#id) AND (attribute_not_exists(#rev) OR #rev = :rev)")
+            Expect::Revision(0, s) => req
+                .condition_expression(
+                    "attribute_exists(#id) AND (attribute_not_exists(#rev) OR #rev = :rev) AND #st = :st",
+                )
                 .expression_attribute_names("#id", attr::TASK_ID)
                 .expression_attribute_names("#rev", attr::REVISION)
-                .expression_attribute_values(":rev", AttributeValue::N("0".into())),
-            Expect::Revision(n) => req
-                .condition_expression("#rev = :rev")
+                .expression_attribute_names("#st", attr::STATE)
+                .expression_attribute_values(":rev", AttributeValue::N("0".into()))
+                .expression_attribute_values(":st", AttributeValue::S(s.as_str().to_owned())),
+            Expect::Revision(n, s) => req
+                .condition_expression("#rev = :rev AND #st = :st")
                 .expression_attribute_names("#rev", attr::REVISION)
-                .expression_attribute_values(":rev", AttributeValue::N(n.to_string())),
+                .expression_attribute_names("#st", attr::STATE)
+                .expression_attribute_values(":rev", AttributeValue::N(n.to_string()))
+                .expression_attribute_values(":st", AttributeValue::S(s.as_str().to_owned())),
             Expect::State(s) => req
                 .condition_expression("#st = :s0")
                 .expression_attribute_names("#st", attr::STATE)

@@ -110,6 +110,18 @@ where
         for batch in arns.chunks(DESCRIBE_BATCH) {
             match tasks.describe_tasks(cluster, batch).await {
                 Ok(d) => {
+                    // Listed, then reported MISSING (or left out): alive a moment ago, so never judged
+                    // unknown on this pass (a teardown of a live task would be final).
+                    for arn in &d.missing {
+                        warn!(
+                            cluster,
+                            task_arn = arn,
+                            action = "describe-tasks",
+                            outcome = "missing",
+                            "listed task not described: left alone"
+                        );
+                        inv.opaque.insert(task_id(arn));
+                    }
                     for (arn, reason) in &d.failed {
                         warn!(
                             cluster,

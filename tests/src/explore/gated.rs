@@ -127,7 +127,7 @@ impl Records for Gated {
         let before = self.inner.record(&record.task_id);
         let legacy = lock(&self.board).legacy;
         let written = match expect {
-            Expect::Revision(_) if legacy => self.legacy_put(record),
+            Expect::Revision(..) if legacy => self.legacy_put(record),
             _ => self.inner.put(record, expect).await?,
         };
         match &written {
