@@ -205,3 +205,42 @@ pub trait Tasks: Send + Sync {
 pub trait Ports: Records + Queues + Subscriptions {}
 
 impl<T: Records + Queues + Subscriptions> Ports for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: State, revision: u64) -> Record {
+        let now = chrono::Utc::now();
+        Record {
+            task_id: "t".into(),
+            task_arn: "a".into(),
+            cluster_arn: "c".into(),
+            group: None,
+            queue_name: "q".into(),
+            queue_arn: "qa".into(),
+            queue_url: None,
+            topic_arn: "ta".into(),
+            subscription_arn: None,
+            state,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            revision,
+        }
+    }
+
+    #[test]
+    fn a_revision_expectation_pins_revision_and_state() {
+        let read = record(State::Provisioning, 1);
+        let expect = Expect::over(Some(&read));
+        assert!(expect.holds(Some(&read)));
+        // the same revision number with another state: a pre-revision writer reset the counter (ABA)
+        assert!(!expect.holds(Some(&record(State::Gone, 1))));
+        assert!(!expect.holds(Some(&record(State::Provisioning, 2))));
+        assert!(!expect.holds(None));
+        assert_eq!(Expect::over(None), Expect::Absent);
+        assert!(Expect::Absent.holds(None) && !Expect::Absent.holds(Some(&read)));
+    }
+}
