@@ -55,6 +55,8 @@ struct State {
     tasks: BTreeMap<String, EcsTask>,
     /// Tasks ListTasks lists but DescribeTasks reports MISSING (ECS's eventual consistency).
     undescribed: std::collections::BTreeSet<String>,
+    /// Queues that exist but ListQueues does not list yet (SQS's eventual consistency).
+    unlisted: std::collections::BTreeSet<String>,
 }
 
 /// The fake. Cheap to clone; clones share state.
@@ -126,6 +128,11 @@ impl Fake {
     /// Adds or replaces an ECS task (test setup; `stop_task` and friends are just another `put_task`).
     pub fn put_task(&self, task: EcsTask) {
         self.lock().tasks.insert(task.task_arn.clone(), task);
+    }
+
+    /// From now on ListQueues leaves this queue out, as SQS may for a new queue.
+    pub fn hide_from_listing(&self, queue_name: &str) {
+        self.lock().unlisted.insert(queue_name.to_owned());
     }
 
     /// From now on DescribeTasks reports this (still listed) task MISSING, as ECS may for a moment.
@@ -247,7 +254,7 @@ impl Queues for Fake {
         let s = self.lock();
         Ok(s.queues
             .keys()
-            .filter(|n| n.starts_with(prefix))
+            .filter(|n| n.starts_with(prefix) && !s.unlisted.contains(*n))
             .map(|n| self.url_of(n))
             .collect())
     }

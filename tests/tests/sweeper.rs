@@ -352,3 +352,38 @@ async fn a_listed_task_reported_missing_is_left_alone() {
     assert_eq!(o.record.unwrap().state, State::Ready);
     assert_eq!(o.subscriptions.len(), 1);
 }
+
+/// ListQueues lags behind new queues: a subscription to a record-less queue that is not listed yet is not
+/// taken for an orphan of a vanished queue; GetQueueUrl finds the queue, its tags say it is another
+/// deployment's, and its subscription is kept.
+#[tokio::test]
+async fn a_subscription_to_an_unlisted_queue_of_another_stack_is_kept() {
+    use tasksub_core::naming::{queue_arn, QueueName};
+    use tasksub_core::policy::tags;
+    use tasksub_functions::ports::Subscriptions;
+    let w = FakeSweepWorld::new();
+    let t = w.unknown_task();
+    let settings = w.world().settings().clone();
+    let name = format!("{}{}", settings.queue.prefix.as_str(), t.id);
+    w.make_queue(&name, &[(tags::TASK_ARN, &t.arn), (tags::STACK, "tasksub-staging")])
+        .await;
+    w.fake().hide_from_listing(&name);
+    let endpoint = queue_arn(&settings.topic, &QueueName::from_existing(&name));
+    let attrs = std::collections::BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
+    let arn = w
+        .fake()
+        .subscribe(settings.topic.as_str(), &endpoint, &attrs)
+        .await
+        .unwrap();
+    let report = w.sweeper(0).run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!(report.orphan_subscriptions_found, 0, "{report:#?}");
+    assert!(
+        w.fake().subscriptions().contains_key(&arn),
+        "another deployment's subscription is kept"
+    );
+    assert!(
+        report.held.iter().any(|h| h.reason == "other-stack"),
+        "{:#?}",
+        report.held
+    );
+}

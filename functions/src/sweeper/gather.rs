@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use tasksub_core::naming::{queue_name_from_url, task_id_of};
 use tasksub_core::outcome::ErrorKind;
+use tasksub_core::reconcile::subscriptions::our_endpoint;
 use tasksub_core::reconcile::{needs_details, Inventory, SeenQueue, SeenSubscription};
 use tasksub_core::settings::Settings;
 use tracing::warn;
@@ -31,6 +32,32 @@ pub struct GatherFailed(pub PortError);
 /// The task ID of a listed ARN (an ARN that does not parse stays whole: it matches no queue).
 fn task_id(arn: &str) -> String {
     task_id_of(arn).unwrap_or(arn).to_owned()
+}
+
+/// A subscription to one of our queue names with no record, whose queue ListQueues did not list: ListQueues
+/// lags behind new queues, so ask GetQueueUrl before taking the queue for gone. A queue found this way is
+/// added to the inventory (its tags are then read, and only tasksub's tags of our stack make it ours).
+async fn confirm_unlisted_queues<P: Queues>(ports: &P, settings: &Settings, g: &mut Gathered) {
+    let inv = &mut g.inventory;
+    let recorded: BTreeSet<&str> = inv.records.iter().map(|r| r.task_id.as_str()).collect();
+    let listed: BTreeSet<&str> = inv.queues.iter().map(|q| q.name.as_str()).collect();
+    let unlisted: Vec<(String, String)> = inv
+        .subscriptions
+        .iter()
+        .filter_map(|s| our_endpoint(s, settings))
+        .filter(|(id, name)| !recorded.contains(id.as_str()) && !listed.contains(name.as_str()))
+        .collect();
+    for (id, name) in unlisted {
+        match ports.url(&name).await {
+            Ok(url) => inv.queues.push(SeenQueue { name, url }),
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => {
+                warn!(queue = name, action = "confirm-queue", outcome = "failed", error = %e, "subscription left alone");
+                g.errors += 1;
+                inv.opaque.insert(id);
+            }
+        }
+    }
 }
 
 /// Most pages of ListSubscriptionsByTopic one sweep reads (100 subscriptions a page): 10,000 subscriptions,
@@ -147,6 +174,7 @@ where
     }
     g.tasks_seen = seen.len();
     g.inventory.subscriptions = subscriptions.to_vec();
+    confirm_unlisted_queues(ports, settings, &mut g).await;
     let wanted: Vec<SeenQueue> = needs_details(&g.inventory, settings).into_iter().cloned().collect();
     for q in wanted {
         match ports.details(&q.url).await {
