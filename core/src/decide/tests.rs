@@ -280,3 +280,77 @@ fn skips_read_plainly() {
         "the task has no group, and service groups are configured"
     );
 }
+
+/// The names in logs, metrics, the Lambda response and the CLI output are a contract: each is pinned.
+#[test]
+fn stable_names_are_pinned() {
+    use crate::record::State;
+    let intents = [Intent::Provision, Intent::StopInitiated, Intent::Stopped].map(Intent::as_str);
+    assert_eq!(intents, ["provision", "stop-initiated", "stopped"]);
+    // Only provisioning claims instead of reading first.
+    let reads = [Intent::Provision, Intent::StopInitiated, Intent::Stopped].map(Intent::reads_first);
+    assert_eq!(reads, [false, true, true]);
+    let steps = [
+        Step::Claim,
+        Step::CreateQueue,
+        Step::Subscribe,
+        Step::MarkReady,
+        Step::RecoverSubscription,
+        Step::Unsubscribe,
+        Step::LookupQueueUrl,
+        Step::DeleteQueue,
+        Step::MarkDraining,
+        Step::Tombstone(State::Draining),
+        Step::Tombstone(State::Gone),
+    ]
+    .map(Step::as_str);
+    assert_eq!(
+        steps,
+        [
+            "claim",
+            "create-queue",
+            "subscribe",
+            "mark-ready",
+            "recover-subscription",
+            "unsubscribe",
+            "lookup-queue-url",
+            "delete-queue",
+            "mark-draining",
+            "tombstone-draining",
+            "tombstone-gone"
+        ]
+    );
+    let skips = [
+        Skip::OtherSource("x".into()),
+        Skip::OtherDetailType("x".into()),
+        Skip::ForeignCluster("x".into()),
+        Skip::ForeignGroup(None),
+        Skip::NotActionable {
+            last: crate::event::TaskStatus::Pending,
+            desired: crate::event::TaskStatus::Stopped,
+        },
+        Skip::WrongFunction(Intent::Stopped),
+        Skip::TooOld { age_seconds: 1 },
+        Skip::AlreadyReady,
+        Skip::Tombstoned(State::Gone),
+        Skip::AlreadyDraining(State::Draining),
+        Skip::AlreadyGone,
+    ];
+    let codes: Vec<&str> = skips.iter().map(Skip::code).collect();
+    assert_eq!(
+        codes,
+        [
+            "other-source",
+            "other-detail-type",
+            "foreign-cluster",
+            "foreign-group",
+            "not-actionable",
+            "wrong-function",
+            "too-old",
+            "already-ready",
+            "tombstoned",
+            "already-draining",
+            "already-gone"
+        ]
+    );
+}
