@@ -290,6 +290,12 @@ async fn perform<P: Ports>(
             let tags = policy::queue_tags(settings, &record.task_arn, &record.cluster_arn, record.group.as_deref());
             match ports.create(&record.queue_name, &attrs, &tags).await {
                 Ok(url) => record.queue_url = Some(url),
+                // The queue exists with other attributes (a crashed provisioning made it before the
+                // settings changed): adopt it as it is rather than stay PROVISIONING for good.
+                Err(e) if e.kind == ErrorKind::Invalid => match ports.url(&record.queue_name).await {
+                    Ok(url) => record.queue_url = Some(url),
+                    Err(_) => treat(e)?,
+                },
                 Err(e) => treat(e)?,
             }
             Ok(None)
@@ -298,11 +304,14 @@ async fn perform<P: Ports>(
             let attrs = policy::subscription_attributes(settings);
             match ports.subscribe(&record.topic_arn, &record.queue_arn, &attrs).await {
                 Ok(arn) => record.subscription_arn = Some(arn),
-                // A subscription exists with other attributes (the settings changed since it was made):
-                // find it by listing the topic's subscriptions. Rare, so the 30 TPS list is affordable.
-                Err(e) if step == Step::RecoverSubscription && e.kind == ErrorKind::Invalid => {
+                // A subscription exists with other attributes (the settings changed since a crashed
+                // provisioning made it): find it by listing the topic's subscriptions, to remove it
+                // (recover) or to record it (subscribe). Rare, so the 30 TPS list is affordable.
+                Err(e) if e.kind == ErrorKind::Invalid => {
                     match ports.find(&record.topic_arn, &record.queue_arn).await {
-                        Ok(found) => record.subscription_arn = found,
+                        Ok(Some(found)) => record.subscription_arn = Some(found),
+                        Ok(None) if step == Step::RecoverSubscription => record.subscription_arn = None,
+                        Ok(None) => treat(e)?,
                         Err(e) => treat(e)?,
                     }
                 }

@@ -606,6 +606,8 @@ CODE_CALLS: dict[str, list[tuple[str, str]]] = {
                              "(ReturnValuesOnConditionCheckFailure), so Provision never reads first"),
         ("dynamodb:GetItem", "executor::undo_after_failure: after a failed {CreateQueue || Subscribe} "
                              "stage, read the record to undo what it does not name"),
+        ("sqs:GetQueueUrl", "executor CreateQueue refused as QueueAlreadyExists: adopt the existing queue"),
+        ("sns:ListSubscriptionsByTopic", "executor Subscribe refused for other attributes: Subscriptions::find"),
         ("sqs:CreateQueue", "executor CreateQueue (attributes and tags in one call)"),
         ("sns:Subscribe", "executor Subscribe"),
         ("sns:Unsubscribe", "compensation after MarkReady lost a race (decide::after_lost_race: READY "

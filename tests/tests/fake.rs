@@ -103,3 +103,36 @@ async fn service_groups_scope_the_tasks() {
     use tasksub_core::settings::vars;
     s::service_groups_scope_the_tasks(&FakeWorld::with(&[(vars::SERVICE_GROUPS, "service:orders")])).await;
 }
+
+/// A provisioning that crashed after CreateQueue and Subscribe, then a settings change (other queue and
+/// subscription attributes), then the redelivered start: AWS refuses both re-creations (QueueAlreadyExists,
+/// Subscribe with other attributes; the fake enforces both), so the executor adopts the existing queue
+/// and finds the existing subscription, and the task ends READY instead of PROVISIONING for good.
+#[tokio::test]
+async fn a_provisioning_interrupted_by_a_settings_change_still_finishes() {
+    use tasksub_core::decide::Role;
+    use tasksub_core::outcome::ErrorKind;
+    use tasksub_functions::instrumented::Instrumented;
+    use tasksub_functions::Controller;
+    use tasksub_tests::world::World;
+    let w = FakeWorld::new();
+    let task = w.task();
+    let start = task.event("RUNNING", "RUNNING", 3);
+    w.calls().fail_nth("PutItem", 2, ErrorKind::Transient);
+    assert!(
+        w.controller().handle_json(&start).await.is_err(),
+        "crashed before MarkReady"
+    );
+    let mut changed = w.settings().clone();
+    changed.subscription.raw_delivery = !changed.subscription.raw_delivery;
+    changed.queue.visibility_seconds += 7;
+    let redelivery = Controller::with_ports(changed, Instrumented::new(w.fake().clone()), Role::Any);
+    let out = redelivery.handle_json(&start).await.expect("the redelivery finishes");
+    assert_eq!(out.state, Some("READY"));
+    let o = w.observe(&task).await;
+    assert_eq!(o.subscriptions.len(), 1);
+    assert_eq!(
+        o.record.unwrap().subscription_arn.as_deref(),
+        Some(o.subscriptions[0].as_str())
+    );
+}

@@ -535,6 +535,14 @@ export class TasksubStack extends Stack {
     onTaskRunning.addToRolePolicy(deleteOwnTaskQueues());
     onTaskRunning.addToRolePolicy(subscribeTaskQueues());
     onTaskRunning.addToRolePolicy(unsubscribe());
+    // After a settings change a crashed provisioning's queue and subscription are adopted: CreateQueue
+    // refused (QueueAlreadyExists) → GetQueueUrl; Subscribe refused (other attributes) → list to find it.
+    onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'TaskQueues',
+      actions: ['sqs:GetQueueUrl'],
+      resources: [queueArnPattern],
+    }));
+    onTaskRunning.addToRolePolicy(findSubscription());
 
     const onTaskStopped = rustFunction(
       'OnTaskStoppedFunction',

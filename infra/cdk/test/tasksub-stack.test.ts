@@ -117,8 +117,8 @@ describe('IAM', () => {
   it('provisioning function has exactly the actions its code issues', () => {
     const st = statementsOf('OnTaskRunningFunction');
     assert.deepEqual(actionsOf(st), [
-      ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'sns:Subscribe', 'sns:Unsubscribe',
-      'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:SendMessage', 'sqs:TagQueue',
+      ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'sns:ListSubscriptionsByTopic', 'sns:Subscribe',
+      'sns:Unsubscribe', 'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage', 'sqs:TagQueue',
     ].sort());
   });
 
