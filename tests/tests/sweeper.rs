@@ -387,3 +387,18 @@ async fn a_subscription_to_an_unlisted_queue_of_another_stack_is_kept() {
         report.held
     );
 }
+
+/// A throttled ListSubscriptionsByTopic (its 30 TPS quota is the whole account's) skips the subscription
+/// pass only: the rest of the sweep runs, and the failure is counted.
+#[tokio::test]
+async fn a_failed_subscription_listing_skips_only_that_pass() {
+    let w = FakeSweepWorld::new();
+    vanished(&w, 1).await;
+    let sweeper = w.sweeper(0);
+    sweeper
+        .ports()
+        .fail_nth("ListSubscriptionsByTopic", 1, ErrorKind::Throttled);
+    let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
+    assert_eq!((report.errors, report.subscriptions_seen), (1, 0), "{report:#?}");
+    assert_eq!(report.orphans_removed, 1, "the rest of the sweep ran");
+}

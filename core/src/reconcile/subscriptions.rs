@@ -5,6 +5,7 @@
 //! | not `sqs`, another account or region, outside the prefix, not a task ID | | | never touched (not listed) |
 //! | our queue | READY, names this subscription | any | healthy (not listed) |
 //! | our queue | PROVISIONING | any | held `in-flight`: provisioning records it, or the sweeper finishes it |
+//! | our queue | READY naming no subscription (written before ARNs were recorded) | any | held `in-flight` |
 //! | our queue | none | running / busy | held `in-flight`: the `provision` action subscribes (same ARN) and records it |
 //! | our queue | READY naming another ARN, DRAINING, GONE | any | `unsubscribe` once the record is older than the grace |
 //! | our queue, existing, with tasksub's tags naming the task | none | stopped / unknown | `unsubscribe` once the queue is older than the grace |
@@ -91,6 +92,9 @@ pub fn orphan_subscriptions(
         let since = match record {
             Some(r) if r.state == State::Ready && r.subscription_arn.as_deref() == Some(s.arn.as_str()) => continue,
             Some(r) if r.state == State::Provisioning => Err(Hold::InFlight),
+            // A READY record that names no subscription was written before subscription ARNs were
+            // recorded: this may be its live subscription, so it is left alone.
+            Some(r) if r.state == State::Ready && r.subscription_arn.is_none() => Err(Hold::InFlight),
             Some(r) => Ok(Some(r.updated_at)),
             None if alive => Err(Hold::InFlight),
             None => match queues.get(queue.as_str()) {
@@ -237,6 +241,12 @@ mod tests {
         let s = sub(&ours(), "sqs");
         let inv = with(s.clone(), vec![record(State::Provisioning, None, 9999)], None);
         assert_eq!(judge(inv), (vec![], vec!["in-flight"]));
+        let legacy = with(s.clone(), vec![record(State::Ready, None, 9999)], None);
+        assert_eq!(
+            judge(legacy),
+            (vec![], vec!["in-flight"]),
+            "a READY record naming no subscription"
+        );
         let mut inv = with(s.clone(), vec![], None);
         inv.opaque.insert(ID.into());
         assert_eq!(judge(inv), (vec![], vec!["in-flight"]));

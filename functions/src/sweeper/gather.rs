@@ -1,7 +1,8 @@
-//! Reading what exists: the records (Scan), the queues under the prefix (ListQueues), then ECS (ListTasks
-//! per cluster and desired status, DescribeTasks by 100). ECS comes last, so a task whose record or queue
-//! was seen is listed by then. Never ListSubscriptionsByTopic: it is slow (30 TPS) and grows with the
-//! topic.
+//! Reading what exists: the topic's subscriptions first (ListSubscriptionsByTopic, paced, capped), then
+//! the records (Scan), the queues under the prefix (ListQueues; a subscribed queue ListQueues missed is
+//! confirmed with GetQueueUrl), then ECS (ListTasks per cluster and desired status, DescribeTasks by 100).
+//! Subscriptions come before records, so a subscription made meanwhile finds its claim; ECS comes last, so
+//! a task whose record or queue was seen is listed by then.
 
 use std::collections::BTreeSet;
 
@@ -61,7 +62,9 @@ async fn confirm_unlisted_queues<P: Queues>(ports: &P, settings: &Settings, g: &
 }
 
 /// Most pages of ListSubscriptionsByTopic one sweep reads (100 subscriptions a page): 10,000 subscriptions,
-/// about 6 minutes at the default pace of 10 calls a second. Past it the rest waits for the next sweep.
+/// about 10 s at the default pace of 10 calls a second. A topic with more is only partly swept: every
+/// sweep starts again at the first page (the sweeper keeps no state between runs), so subscriptions past
+/// the cap are never judged; the capped warning says so.
 pub const MAX_SUBSCRIPTION_PAGES: usize = 100;
 
 /// The topic's subscriptions, every page up to [`MAX_SUBSCRIPTION_PAGES`], paced (30 TPS account quota).

@@ -96,7 +96,14 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         let grace_seconds = options.grace_seconds.unwrap_or(self.sweep.grace_seconds);
         let paced = Paced::new(&self.ports, Duration::from_millis(self.sweep.min_interval_ms));
         // Subscriptions first, records after: a subscription made meanwhile always finds its claim.
-        let subscriptions = gather::subscriptions(&paced, &self.settings).await?;
+        // A failed listing (the 30 TPS quota is the account's) skips only the subscription pass.
+        let (subscriptions, listing_failed) = match gather::subscriptions(&paced, &self.settings).await {
+            Ok(subs) => (subs, false),
+            Err(GatherFailed(e)) => {
+                warn!(action = "list-subscriptions", outcome = "failed", error = %e, "subscription pass skipped this run");
+                (Vec::new(), true)
+            }
+        };
         let g = gather::gather(&self.ports, &self.tasks, &self.settings, &subscriptions).await?;
         let verdict = reconcile::reconcile(&g.inventory, &self.settings, grace_seconds, now);
         let subs = orphan_subscriptions(&g.inventory, &self.settings, grace_seconds, now);
@@ -107,8 +114,8 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
             queues_seen: g.inventory.queues.len(),
             tasks_seen: g.tasks_seen,
             missing_clusters: g.missing_clusters,
-            errors: g.errors,
             subscriptions_seen: g.inventory.subscriptions.len(),
+            errors: g.errors + usize::from(listing_failed),
             orphan_subscriptions_found: subs.unsubscribe.len(),
             held: verdict
                 .held
