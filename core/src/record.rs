@@ -11,11 +11,14 @@
 //! racing on one task cannot both win, and the loser learns exactly what it lost to.
 //!
 //! Invariants (checked at quiescence by the interleaving explorer, `tests/tests/explore.rs`, over the
-//! real executor on the fake, and by the crash-loop scenario on moto). They hold from the events alone
-//! when no invocation dies or fails; an invocation that crashes, or fails after a call that created
-//! something, while a teardown tombstones the record, may leave what only the sweeper's next pass
-//! removes (the redelivered event finds the tombstone), so the explorer checks those schedules after
-//! one sweep:
+//! real executor on the fake, and by the crash-loop scenario on moto). From the events alone, when no
+//! invocation dies or fails, every subscription invariant holds; the one thing a rare interleaving may
+//! leave is an empty, unsubscribed queue of a stopped task (a provisioner that lost to a READY record a
+//! teardown was about to tombstone re-created the queue after the teardown deleted it, past SQS's 60 s
+//! block: 3 of 50,000 explored schedules). An invocation that crashes, or fails after a call that
+//! created something, while a teardown tombstones the record, may leave a queue or a subscription the
+//! redelivered event cannot see (it finds the tombstone). The sweeper's next pass removes both, so the
+//! explorer checks every schedule again after one sweep:
 //! 1. Nothing of ours without a live record naming it: a subscription of ours exists only while a
 //!    `READY` record names its ARN (or a `PROVISIONING` writer is still in flight); a queue of ours exists
 //!    only while its record is `PROVISIONING`, `READY` or `DRAINING`.

@@ -21,12 +21,13 @@ fn no_schedule_leaks_or_resurrects_or_unsubscribes_a_live_task() {
     let first = env_or("TASKSUB_EXPLORE_SEED", 1);
     let s = explore(first, count, Options::default());
     println!(
-        "explorer: {} schedules (seeds {first}..{}), {} scheduling decisions, {} crashes injected, {} schedules needed the final sweep, {} failed",
+        "explorer: {} schedules (seeds {first}..{}), {} scheduling decisions, {} crashes injected, {} schedules with a crash or failure (checked after one sweep), {} clean schedules left an empty queue until the sweep, {} failed",
         s.schedules,
         first + count as u64,
         s.decisions,
         s.crashes,
         s.swept,
+        s.stray_queues,
         s.failures.len()
     );
     if let Some(f) = s.failures.first() {
