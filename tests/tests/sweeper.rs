@@ -242,6 +242,9 @@ async fn the_summary_is_emitted_as_emf_and_serialises_in_camel_case() {
     assert_eq!(emf["Function"], "sweeper");
     assert_eq!(emf["OrphansFound"], 2.0);
     assert_eq!(emf["OrphansRemoved"], 2.0);
+    // The mass-removal alarms (SAM and CDK) watch these two.
+    assert_eq!(emf["OrphanSubscriptionsRemoved"], 0.0);
+    assert!(emf["OrphanSubscriptionsFound"].is_number());
     assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "tasksub");
     let names: Vec<&str> = emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
         .as_array()

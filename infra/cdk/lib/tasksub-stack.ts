@@ -46,6 +46,9 @@ export interface TasksubStackProps extends StackProps {
   readonly manifestPath?: string;
 }
 
+/** Orphans removed by one sweep (5-minute sum) that raise the mass-removal alarms. */
+export const MASS_ORPHAN_THRESHOLD = 50;
+
 /** The sweeper's Lambda timeout (seconds). */
 export const SWEEPER_TIMEOUT_SECONDS = 240;
 /**
@@ -786,6 +789,18 @@ export class TasksubStack extends Stack {
           sweeperAlarms.push(a);
         }
       }
+    }
+
+    // Mass orphan removals: a sweep that removes many queues or subscriptions at once means events were lost
+    // on a large scale (or the scope settings changed): someone should look.
+    for (const [metric, what] of [
+      ['OrphansRemoved', 'removed many orphan queues/records in one sweep (events lost at scale?)'],
+      ['OrphanSubscriptionsRemoved', 'removed many orphan subscriptions in one sweep (events lost at scale?)'],
+    ] as const) {
+      const a = alarm(`Sweeper${metric}Alarm`, `tasksub - sweeper ${what}`, 'tasksub', metric,
+        { name: 'Function', value: 'sweeper' }, 'Sum');
+      a.threshold = MASS_ORPHAN_THRESHOLD;
+      sweeperAlarms.push(a);
     }
 
     // Everything of the sweeper is conditional on EnableSweeper.

@@ -353,7 +353,13 @@ describe('EventBridge', () => {
 
 describe('operations', () => {
   it('alarms on both DLQs and on errors, throttles and destination failures of each function', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 11);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 13);
+    for (const metric of ['OrphansRemoved', 'OrphanSubscriptionsRemoved']) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'tasksub', MetricName: metric, Threshold: 50,
+        Dimensions: [{ Name: 'Function', Value: 'sweeper' }],
+      });
+    }
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['EventDlq', 'QueueName'] } }],
