@@ -484,3 +484,35 @@ async fn a_non_loopback_target_is_a_configuration_error() {
     let mut relay = w.relay(free_port(), &[("TASKSUB_RELAY_TARGET", "http://example.com/messages")]);
     assert_eq!(relay.exit_code(Duration::from_secs(10)).await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_never_posted_and_stays_for_the_dlq() {
+    let w = World::new("rbig").await;
+    let url = w.create_queue().await;
+    let big = w.send(&url, &"x".repeat(2048)).await;
+    let small = w.send(&url, "small enough").await;
+    let port = free_port();
+    let mut app = App::start(port).await;
+    let mut relay = w.relay(
+        port,
+        &[
+            ("TASKSUB_RELAY_MAX_BODY_BYTES", "1024"),
+            ("TASKSUB_RELAY_VISIBILITY_TIMEOUT", "2s"),
+        ],
+    );
+    let answered = app.next("answered", Duration::from_secs(30)).await;
+    assert_eq!(answered["message_id"], small.as_str());
+    // The big one is received again and again (its receive count climbs toward the DLQ) but never posted.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (visible, in_flight) = w.remaining(&url).await;
+    assert_eq!(visible + in_flight, 1, "only the oversized message is left");
+    while let Ok(line) = app.lines.try_recv() {
+        app.seen.push(line);
+    }
+    assert!(
+        app.seen.iter().all(|l| l["message_id"] != big.as_str()),
+        "the oversized body was posted: {:?}",
+        app.seen
+    );
+    assert_eq!(relay.stop().await, 0);
+}
