@@ -157,6 +157,16 @@ fn stale_start_events_are_never_acted_on() {
         steps(decide(&e, None, &settings(), now()).unwrap()),
         Err(Skip::TooOld { age_seconds: 172_800 })
     );
+    // the boundary: exactly the tombstone lifetime old is still acted on, a second more is not (a
+    // tombstone written after the event expires no earlier than the event's time plus the lifetime)
+    let ttl = settings().tombstone_ttl_seconds as i64;
+    e.time = Some(now() - Duration::seconds(ttl));
+    assert!(steps(decide(&e, None, &settings(), now()).unwrap()).is_ok());
+    e.time = Some(now() - Duration::seconds(ttl + 1));
+    assert_eq!(
+        steps(decide(&e, None, &settings(), now()).unwrap()),
+        Err(Skip::TooOld { age_seconds: ttl + 1 })
+    );
     // a stop event of any age is still acted on: cleanup is always safe
     e.detail.desired_status = TaskStatus::Stopped;
     e.detail.last_status = TaskStatus::Stopped;
