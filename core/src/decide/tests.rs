@@ -249,6 +249,17 @@ fn a_lost_race_is_undone_according_to_who_won() {
 }
 
 #[test]
+fn each_write_stores_its_state() {
+    let s = settings();
+    let gone = stored(State::Gone, false, false);
+    assert_eq!(apply(&gone, Step::Claim, &s, now()).state, State::Provisioning);
+    let provisioning = stored(State::Provisioning, true, true);
+    let ready = apply(&provisioning, Step::MarkReady, &s, now());
+    assert_eq!((ready.state, ready.subscription_arn.is_some()), (State::Ready, true));
+    assert_eq!(apply(&ready, Step::MarkDraining, &s, now()).state, State::Draining);
+}
+
+#[test]
 fn every_write_moves_the_revision_on_by_one() {
     let s = settings();
     let r = stored(State::Ready, true, true);
