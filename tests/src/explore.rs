@@ -1,6 +1,7 @@
 //! The interleaving explorer: several invocations for one task (duplicate starts, stop-initiated,
 //! STOPPED, a sweeper pass) run the real handler, executor and sweeper code on the in-memory fake, while
-//! a seeded scheduler decides, at every port call, which invocation proceeds, and may crash the chosen
+//! a seeded scheduler decides, at every port call, which invocation proceeds, may let the call take
+//! effect and lose its answer (a transient error after the effect), and may crash the chosen
 //! one instead (its call never happens; Lambda redelivers the event). Retryable failures are redelivered
 //! as Lambda's async retries would be. At quiescence the invariants of `tasksub_core::record` are
 //! checked. Everything is a function of the seed: a failure prints the seed and the schedule, and
@@ -74,6 +75,8 @@ pub struct Run {
     pub schedule: Vec<String>,
     /// Crashes injected.
     pub crashes: usize,
+    /// Calls that took effect but whose answer was lost.
+    pub lost_answers: usize,
     /// Invocations that gave up (retries exhausted: Lambda's on-failure destination).
     pub dead_letters: usize,
     /// Invocations that failed (and were retried or dead-lettered).
@@ -213,7 +216,12 @@ fn start(job: &Job, fake: &Fake, board: &Shared, id: usize) -> Fut {
                 grace_seconds: Some(0),
                 ..RunOptions::default()
             };
-            s.run(options, now()).await.map(|_| ()).map_err(|_| true)
+            // A sweep whose actions failed counts as a failed invocation (the next scheduled sweep is its
+            // retry): what a failed action created is only the next sweep's to remove.
+            match s.run(options, now()).await {
+                Ok(report) if report.errors == 0 => Ok(()),
+                _ => Err(true),
+            }
         }),
     }
 }
@@ -241,6 +249,7 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
         fate,
         schedule: Vec::new(),
         crashes: 0,
+        lost_answers: 0,
         dead_letters: 0,
         failures: 0,
         swept: false,
@@ -323,6 +332,7 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
             let mut b = lock(&board);
             b.waiting.retain(|(i, _), _| *i != id);
             b.granted.retain(|(i, _)| *i != id);
+            b.lose_answer.retain(|(i, _)| *i != id);
             drop(b);
             let fut = start(&inv.job, &fake, &board, next_id);
             live.insert(
@@ -335,10 +345,18 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
             );
             next_id += 1;
         } else {
-            run.schedule.push(format!("{label}:{op}"));
+            // Sometimes the call goes through and its answer is lost: the invocation sees a transient
+            // error after the effect (and fails, and is redelivered).
+            let lose = run.lost_answers < crash_budget && rng.u8(0..100) < 3;
+            run.lost_answers += usize::from(lose);
+            run.schedule
+                .push(format!("{label}:{op}{}", if lose { "(answer lost)" } else { "" }));
             let mut b = lock(&board);
             b.granted.insert(key);
             b.waiting.remove(&key);
+            if lose {
+                b.lose_answer.insert(key);
+            }
         }
     }
     run.violations = std::mem::take(&mut lock(&board).violations);

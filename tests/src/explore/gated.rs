@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
+use tasksub_core::outcome::ErrorKind;
 use tasksub_core::reconcile::QueueDetails;
 use tasksub_core::record::{Record, State};
 use tasksub_functions::fake::Fake;
@@ -25,6 +26,9 @@ pub struct Board {
     pub granted: BTreeSet<(usize, usize)>,
     /// Calls made so far, per invocation (the next call's number).
     pub calls: BTreeMap<usize, usize>,
+    /// Granted calls whose answer is lost: the call takes effect, the caller gets a transient error (a
+    /// connection dropped after the request went through).
+    pub lose_answer: BTreeSet<(usize, usize)>,
     /// Invariant violations seen while running (checked at every write).
     pub violations: Vec<String>,
     /// Emulate the conditions before revisions (state only; MarkReady accepts PROVISIONING or READY).
@@ -98,13 +102,26 @@ struct Gate<'a> {
     op: &'static str,
 }
 
+/// The answer of a call whose answer the scheduler chose to lose.
+fn answer<T>(lost: bool, op: &'static str, r: Result<T, PortError>) -> Result<T, PortError> {
+    if lost {
+        return Err(PortError::new(
+            ErrorKind::Transient,
+            op,
+            "connection lost after the request was sent",
+        ));
+    }
+    r
+}
+
 impl Future for Gate<'_> {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+    /// True when the call's answer is to be lost.
+    type Output = bool;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<bool> {
         let mut b = lock(self.board);
         if b.granted.remove(&self.key) {
             b.waiting.remove(&self.key);
-            Poll::Ready(())
+            Poll::Ready(b.lose_answer.remove(&self.key))
         } else {
             b.waiting.insert(self.key, self.op);
             Poll::Pending
@@ -114,16 +131,16 @@ impl Future for Gate<'_> {
 
 impl Records for Gated {
     async fn get(&self, task_id: &str) -> Result<Option<Record>, PortError> {
-        self.gate("GetItem").await;
+        let lost = self.gate("GetItem").await;
         let r = self.inner.get(task_id).await;
         if let Ok(found) = &r {
             self.saw(found.clone());
         }
-        r
+        answer(lost, "GetItem", r)
     }
 
     async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
-        self.gate("PutItem").await;
+        let lost = self.gate("PutItem").await;
         let before = self.inner.record(&record.task_id);
         let legacy = lock(&self.board).legacy;
         let written = match expect {
@@ -141,12 +158,12 @@ impl Records for Gated {
             }
             Written::Conflict(current) => self.saw(current.clone()),
         }
-        Ok(written)
+        answer(lost, "PutItem", Ok(written))
     }
 
     async fn list(&self) -> Result<Vec<Record>, PortError> {
-        self.gate("Scan").await;
-        Records::list(&self.inner).await
+        let lost = self.gate("Scan").await;
+        answer(lost, "Scan", Records::list(&self.inner).await)
     }
 }
 
@@ -157,20 +174,20 @@ impl Queues for Gated {
         attributes: &BTreeMap<&'static str, String>,
         tags: &BTreeMap<&'static str, String>,
     ) -> Result<String, PortError> {
-        self.gate("CreateQueue").await;
-        self.inner.create(name, attributes, tags).await
+        let lost = self.gate("CreateQueue").await;
+        answer(lost, "CreateQueue", self.inner.create(name, attributes, tags).await)
     }
     async fn url(&self, name: &str) -> Result<String, PortError> {
-        self.gate("GetQueueUrl").await;
-        self.inner.url(name).await
+        let lost = self.gate("GetQueueUrl").await;
+        answer(lost, "GetQueueUrl", self.inner.url(name).await)
     }
     async fn delete(&self, url: &str) -> Result<(), PortError> {
-        self.gate("DeleteQueue").await;
-        self.inner.delete(url).await
+        let lost = self.gate("DeleteQueue").await;
+        answer(lost, "DeleteQueue", self.inner.delete(url).await)
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
-        self.gate("ListQueues").await;
-        Queues::list(&self.inner, prefix).await
+        let lost = self.gate("ListQueues").await;
+        answer(lost, "ListQueues", Queues::list(&self.inner, prefix).await)
     }
 }
 
@@ -181,41 +198,57 @@ impl Subscriptions for Gated {
         queue_arn: &str,
         attributes: &BTreeMap<&'static str, String>,
     ) -> Result<String, PortError> {
-        self.gate("Subscribe").await;
-        self.inner.subscribe(topic_arn, queue_arn, attributes).await
+        let lost = self.gate("Subscribe").await;
+        answer(
+            lost,
+            "Subscribe",
+            self.inner.subscribe(topic_arn, queue_arn, attributes).await,
+        )
     }
     async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), PortError> {
-        self.gate("Unsubscribe").await;
-        self.inner.unsubscribe(subscription_arn).await
+        let lost = self.gate("Unsubscribe").await;
+        answer(lost, "Unsubscribe", self.inner.unsubscribe(subscription_arn).await)
     }
     async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
-        self.gate("ListSubscriptionsByTopic").await;
-        self.inner.find(topic_arn, endpoint).await
+        let lost = self.gate("ListSubscriptionsByTopic").await;
+        answer(
+            lost,
+            "ListSubscriptionsByTopic",
+            self.inner.find(topic_arn, endpoint).await,
+        )
     }
     async fn list_by_topic(
         &self,
         topic_arn: &str,
         next: Option<String>,
     ) -> Result<tasksub_functions::ports::SubscriptionPage, PortError> {
-        self.gate("ListSubscriptionsByTopic").await;
-        self.inner.list_by_topic(topic_arn, next).await
+        let lost = self.gate("ListSubscriptionsByTopic").await;
+        answer(
+            lost,
+            "ListSubscriptionsByTopic",
+            self.inner.list_by_topic(topic_arn, next).await,
+        )
     }
 }
 
 impl QueueInspect for Gated {
     async fn details(&self, url: &str) -> Result<QueueDetails, PortError> {
-        self.gate("GetQueueAttributes").await;
-        self.inner.details(url).await
+        let lost = self.gate("GetQueueAttributes").await;
+        answer(lost, "GetQueueAttributes", self.inner.details(url).await)
     }
 }
 
 impl Tasks for Gated {
     async fn list_tasks(&self, cluster: &str, desired: Desired) -> Result<Vec<String>, PortError> {
-        self.gate("ListTasks").await;
-        self.inner.list_tasks(cluster, desired).await
+        let lost = self.gate("ListTasks").await;
+        answer(lost, "ListTasks", self.inner.list_tasks(cluster, desired).await)
     }
     async fn describe_tasks(&self, cluster: &str, task_arns: &[String]) -> Result<Described, PortError> {
-        self.gate("DescribeTasks").await;
-        self.inner.describe_tasks(cluster, task_arns).await
+        let lost = self.gate("DescribeTasks").await;
+        answer(
+            lost,
+            "DescribeTasks",
+            self.inner.describe_tasks(cluster, task_arns).await,
+        )
     }
 }
