@@ -526,7 +526,7 @@ impl Cx<'_> {
         let t = since?;
         (self.now - t < self.grace).then(|| Hold::Grace {
             kind,
-            until: t + self.grace,
+            until: t.checked_add_signed(self.grace).unwrap_or(DateTime::<Utc>::MAX_UTC),
         })
     }
 

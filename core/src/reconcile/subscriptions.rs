@@ -106,7 +106,7 @@ pub fn orphan_subscriptions(
             Err(hold) => Some(hold),
             Ok(Some(t)) if now - t < grace => Some(Hold::Grace {
                 kind: ActionKind::RemoveOrphan,
-                until: t + grace,
+                until: t.checked_add_signed(grace).unwrap_or(DateTime::<Utc>::MAX_UTC),
             }),
             Ok(_) => None,
         };
@@ -234,6 +234,30 @@ mod tests {
             let young = with(s.clone(), vec![record(state, named, 5)], None);
             assert_eq!(judge(young), (vec![], vec!["grace"]), "{state}");
         }
+    }
+
+    #[test]
+    fn the_grace_period_is_exact_and_says_when_it_ends() {
+        let s = sub(&ours(), "sqs");
+        let inv = |age| with(s.clone(), vec![record(State::Draining, None, age)], None);
+        // exactly the grace old: due
+        assert_eq!(judge(inv(600)), (vec![s.arn.clone()], vec![]));
+        // a second younger: held until the record's update plus the grace
+        let v = orphan_subscriptions(&inv(599), &settings(), 600, now());
+        let until = now() - Duration::seconds(599) + Duration::seconds(600);
+        assert_eq!(
+            v.held[0].hold,
+            Hold::Grace {
+                kind: ActionKind::RemoveOrphan,
+                until
+            }
+        );
+        // a long grace is honoured as given (no wrap-around in the overflow guard)
+        let v = orphan_subscriptions(&inv(9_000), &settings(), 10_000, now());
+        assert!(v.unsubscribe.is_empty() && v.held.len() == 1, "{v:?}");
+        // an absurd grace holds everything, and does not panic
+        let v = orphan_subscriptions(&inv(9_000), &settings(), u64::MAX, now());
+        assert!(v.unsubscribe.is_empty(), "{v:?}");
     }
 
     #[test]

@@ -434,3 +434,16 @@ fn foreign_queues_under_the_prefix_are_never_planned() {
         ["other-stack", "unrecognised-name", "unrecognised-name", "untagged"]
     );
 }
+
+/// `--grace-seconds` is the operator's: any value holds things back, none panics.
+#[test]
+fn an_absurd_grace_holds_everything_without_panicking() {
+    let inv = Inventory {
+        records: vec![record(State::Ready, 700, PROD)],
+        queues: vec![queue(ID)],
+        ..Inventory::default()
+    };
+    let r = reconcile(&inv, &settings(), u64::MAX, now());
+    assert!(r.actions.is_empty());
+    assert_eq!(r.held[0].hold.code(), "grace");
+}
