@@ -358,6 +358,10 @@ mod tests {
             "arn:aws:ecs::1:task/c/x",
             "arn:aws:ecs:us-east-1:1:task/c/0123",
             "arn:aws:ecs:us-east-1:1:task/c/billing",
+            // a valid task ID, but an ARN without partition, region or account
+            "arn::ecs:us-east-1:1:task/c/0123456789abcdef0123456789abcdef",
+            "arn:aws:ecs::1:task/c/0123456789abcdef0123456789abcdef",
+            "arn:aws:ecs:us-east-1::task/c/0123456789abcdef0123456789abcdef",
         ] {
             assert!(TaskArn::parse(arn).is_err(), "{arn:?} should be refused");
         }
