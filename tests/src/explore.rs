@@ -239,7 +239,10 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
     let task = task_for(seed);
     let fake = Fake::new();
     fake.set_now(now());
-    fake.put_task(ecs_truth(&task, fate));
+    // ECS first says the task runs; at a random decision it moves to its fate (a sweeper pass may see
+    // either, and race the stop events with a provisioning of its own).
+    fake.put_task(ecs_truth(&task, Fate::Running));
+    let mut ecs_moved = fate == Fate::Running;
     let board: Shared = Arc::new(std::sync::Mutex::new(Board {
         legacy: options.legacy,
         ..Board::default()
@@ -315,6 +318,11 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
             }
             continue;
         }
+        if !ecs_moved && rng.u8(0..100) < 5 {
+            ecs_moved = true;
+            fake.put_task(ecs_truth(&task, fate));
+            run.schedule.push(format!("ecs:{fate:?}"));
+        }
         if rng.u8(0..100) < 2 {
             // Time passes: SQS's 60 s QueueDeletedRecently block ends, so a late CreateQueue succeeds.
             clock += Duration::seconds(61);
@@ -358,6 +366,9 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
                 b.lose_answer.insert(key);
             }
         }
+    }
+    if !ecs_moved {
+        fake.put_task(ecs_truth(&task, fate));
     }
     run.violations = std::mem::take(&mut lock(&board).violations);
     if run.crashes == 0 && run.failures == 0 {
