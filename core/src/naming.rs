@@ -497,4 +497,25 @@ mod tests {
         assert_eq!(task_id_of(t), Some("0123456789abcdef0123456789abcdef"));
         assert_eq!(task_id_of("arn:aws:ecs:us-east-1:123456789012:task/prod/bad.id"), None);
     }
+
+    #[test]
+    fn names_display_as_themselves_and_the_length_limit_is_exact() {
+        let topic = TopicArn::parse("arn:aws:sns:us-east-1:123456789012:fanout").unwrap();
+        assert_eq!(topic.as_str(), "arn:aws:sns:us-east-1:123456789012:fanout");
+        assert_eq!(topic.to_string(), topic.as_str());
+        let id = TaskId::new("0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(id.to_string(), "0123456789abcdef0123456789abcdef");
+        let uuid = TaskId::new("b99d40b3-5176-4f71-9a52-9dbd6f1cebef").unwrap();
+        // 44 + 36 = 80 characters: the longest name SQS accepts
+        let prefix = QueuePrefix::new(&format!("tasksub-{}", "p".repeat(36))).unwrap();
+        let name = QueueName::for_task(&prefix, &uuid).unwrap();
+        assert_eq!((name.as_str().len(), name.to_string()), (80, name.as_str().to_owned()));
+        let longer = QueuePrefix::new(&format!("tasksub-{}", "p".repeat(37))).unwrap();
+        assert!(matches!(
+            QueueName::for_task(&longer, &uuid),
+            Err(NamingError::TooLong(_))
+        ));
+        // a task ARN with an empty cluster segment is not a task ARN
+        assert!(TaskArn::parse("arn:aws:ecs:us-east-1:1:task//0123456789abcdef0123456789abcdef").is_err());
+    }
 }
