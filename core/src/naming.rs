@@ -493,6 +493,11 @@ mod tests {
         assert_eq!(queue_name_from_arn("https://example.invalid/hook"), None);
         assert_eq!(cluster_name("arn:aws:ecs:us-east-1:123456789012:cluster/prod"), "prod");
         assert_eq!(cluster_name("prod"), "prod");
+        // only an ECS ARN names a cluster; an empty or odd queue name is no queue name
+        let other = "arn:aws:sqs:us-east-1:123456789012:cluster/prod";
+        assert_eq!(cluster_name(other), other);
+        assert_eq!(queue_name_from_arn("arn:aws:sqs:us-east-1:123456789012:"), None);
+        assert_eq!(queue_name_from_arn("arn:aws:sqs:us-east-1:123456789012:bad.name"), None);
         let t = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef";
         assert_eq!(task_id_of(t), Some("0123456789abcdef0123456789abcdef"));
         assert_eq!(task_id_of("arn:aws:ecs:us-east-1:123456789012:task/prod/bad.id"), None);
