@@ -329,6 +329,47 @@ fn a_task_listed_twice_counts_with_its_later_status() {
         (r.actions[0].kind, r.actions[0].ecs),
         (ActionKind::RemoveOrphan, Ecs::Stopped)
     );
+    // whatever order the two listings came in: the later status is the stopped one
+    let mut reversed = inv.clone();
+    reversed.tasks.reverse();
+    let r = reconcile(&reversed, &settings(), GRACE, now());
+    assert_eq!(
+        (r.actions[0].kind, r.actions[0].ecs),
+        (ActionKind::RemoveOrphan, Ecs::Stopped)
+    );
+}
+
+/// The names in the sweeper's report and metrics are a contract; only removals count as orphans.
+#[test]
+fn action_and_ecs_names_are_pinned() {
+    use ActionKind::*;
+    let kinds = [RemoveOrphan, RemoveStrayQueue, FinishProvisioning, Provision, Drain];
+    let names = kinds.map(ActionKind::as_str);
+    assert_eq!(
+        names,
+        [
+            "remove-orphan",
+            "remove-stray-queue",
+            "finish-provisioning",
+            "provision",
+            "drain"
+        ]
+    );
+    assert_eq!(kinds.map(ActionKind::is_orphan), [true, true, false, false, false]);
+    let ecs = [Ecs::Running, Ecs::Stopping, Ecs::Stopped, Ecs::Busy, Ecs::Unknown].map(Ecs::as_str);
+    assert_eq!(ecs, ["running", "stopping", "stopped", "busy", "unknown"]);
+}
+
+/// A long grace is honoured as given (the overflow guard does not wrap it).
+#[test]
+fn a_long_grace_is_honoured() {
+    let inv = Inventory {
+        records: vec![record(State::Ready, 9_000, PROD)],
+        ..Inventory::default()
+    };
+    let r = reconcile(&inv, &settings(), 10_000, now());
+    assert!(r.actions.is_empty(), "{:?}", r.actions);
+    assert_eq!(r.held[0].hold.code(), "grace");
 }
 
 #[test]
