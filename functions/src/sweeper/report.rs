@@ -226,8 +226,16 @@ impl Report {
                 ("TasksSeen", Unit::Count, c(self.tasks_seen)),
                 ("OrphansFound", Unit::Count, c(self.orphans_found)),
                 ("OrphansRemoved", Unit::Count, c(self.orphans_removed)),
-                ("OrphanSubscriptionsFound", Unit::Count, c(self.orphan_subscriptions_found)),
-                ("OrphanSubscriptionsRemoved", Unit::Count, c(self.orphan_subscriptions_removed)),
+                (
+                    "OrphanSubscriptionsFound",
+                    Unit::Count,
+                    c(self.orphan_subscriptions_found),
+                ),
+                (
+                    "OrphanSubscriptionsRemoved",
+                    Unit::Count,
+                    c(self.orphan_subscriptions_removed),
+                ),
                 ("Resumed", Unit::Count, c(self.resumed)),
                 ("Provisioned", Unit::Count, c(self.provisioned)),
                 ("Drained", Unit::Count, c(self.drained)),
