@@ -430,11 +430,12 @@ async fn a_redelivered_start_waits_out_queue_deleted_recently() {
 }
 
 /// A configuration change (raw delivery off) deployed while a provisioning had crashed after Subscribe:
-/// the new instance's Subscribe carries other attributes, AWS refuses it with InvalidParameter, and the
-/// controller reports a permanent error (retrying cannot help) instead of looping. moto alone would
-/// have silently changed the subscription.
+/// the new instance's Subscribe carries other attributes and AWS refuses it with InvalidParameter (the
+/// proxy emulates it; moto alone would silently change the subscription). Rather than stay PROVISIONING
+/// for good, the executor finds the existing subscription by listing the topic's subscriptions, records
+/// it as it is (attributes unchanged), and the task ends READY; its teardown then leaves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscribe_with_changed_attributes_is_a_permanent_error() {
+async fn subscribe_with_changed_attributes_adopts_the_existing_subscription() {
     let p = Proxied::new(16, RetryConfig::disabled(), default_timeouts()).await;
     let task = p.world.task();
     let (start, stop_initiated, stopped) = task.lifecycle();
@@ -450,14 +451,8 @@ async fn subscribe_with_changed_attributes_is_a_permanent_error() {
     let mut changed = p.settings().clone();
     changed.subscription.raw_delivery = false;
     let new = p.controller_with(changed, Role::Any);
-    let err = new.handle_json(&start[1]).await.unwrap_err();
-    assert!(!err.is_retryable(), "{err}");
-    assert_eq!(err.error_type(), "tasksub.Permanent");
-    let text = err.to_string();
-    assert!(
-        text.contains("subscribe") && text.contains("invalid") && text.contains("InvalidParameter"),
-        "{text}"
-    );
+    let out = new.handle_json(&start[1]).await.expect("the redelivery finishes");
+    assert_eq!(out.state, Some("READY"));
     let refused = p
         .proxy
         .seen()
@@ -465,12 +460,11 @@ async fn subscribe_with_changed_attributes_is_a_permanent_error() {
         .filter(|s| s.handling == Handling::Refused(Refusal::SubscriptionAttributesDiffer))
         .count();
     assert_eq!(refused, 1);
+    assert!(p.proxy.count("ListSubscriptionsByTopic") >= 1, "found by listing");
+    p.assert_ready(&task, "adopted with the old attributes").await;
     let wire = p.world.wire(&task).await.expect("queue and subscription");
     assert_eq!(wire.subscription_attributes["RawMessageDelivery"], "true", "unchanged");
 
-    // the instance with the settings the subscription was made with converges, and the task ends clean
-    Proxied::deliver(&old, &start[1], MAX_DELIVERIES).await;
-    p.assert_ready(&task, "old settings").await;
     new.handle_json(&stop_initiated[0]).await.unwrap();
     new.handle_json(&stopped[0]).await.unwrap();
     p.assert_gone(&task, "after the stop").await;
