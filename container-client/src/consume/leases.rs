@@ -161,6 +161,19 @@ mod tests {
         );
     }
 
+    /// The in-flight count the drain logs (`in_flight`, `unfinished`).
+    #[test]
+    fn len_counts_the_leases_in_flight() {
+        let t0 = Instant::now();
+        let mut l = Leases::new(V, secs(3600));
+        assert_eq!(l.len(), 0);
+        l.insert(1, "m".into(), "r".into(), t0);
+        l.insert(2, "n".into(), "s".into(), t0);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l.drain().len(), 2);
+        assert_eq!(l.len(), 0);
+    }
+
     #[test]
     fn a_late_tick_still_renews_for_a_full_visibility() {
         let t0 = Instant::now();
