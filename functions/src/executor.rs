@@ -174,12 +174,7 @@ pub async fn run<P: Ports>(
                     return Ok(Executed::Redecide(current));
                 };
                 done.push(step);
-                for undo in undo {
-                    let r = perform(ports, undo, &mut record, &mut stored, settings, now).await;
-                    log_step(&record, "compensate", undo, &r);
-                    r?;
-                    done.push(undo);
-                }
+                done.extend(compensate(ports, undo, &mut record, &mut stored, cx).await?);
                 return Ok(Executed::Compensated { steps: done });
             }
             Some(Written::Conflict(current)) => return Ok(Executed::Redecide(current)),
@@ -198,14 +193,25 @@ async fn undo_after_failure<P: Ports>(ports: &P, record: &mut Record, cx: Cx<'_>
     let Ok(current) = ports.get(&record.task_id).await else {
         return;
     };
-    let mut stored = true;
-    for undo in after_lost_race(current.as_ref(), record).unwrap_or_default() {
-        let r = perform(ports, undo, record, &mut stored, cx.settings, cx.now).await;
-        log_step(record, "compensate", undo, &r);
-        if r.is_err() {
-            return;
-        }
+    let undo = after_lost_race(current.as_ref(), record).unwrap_or_default();
+    // Best effort: a failed undo is logged by `compensate`, and the stage's error is what is returned.
+    let _ = compensate(ports, undo, record, &mut true, cx).await;
+}
+
+/// Runs the steps that undo our work, in order, each logged as `compensate`; stops at the first failure.
+async fn compensate<P: Ports>(
+    ports: &P,
+    undo: Vec<Step>,
+    record: &mut Record,
+    stored: &mut bool,
+    cx: Cx<'_>,
+) -> Result<Vec<Step>, StepFailed> {
+    for &step in &undo {
+        let r = perform(ports, step, record, stored, cx.settings, cx.now).await;
+        log_step(record, "compensate", step, &r);
+        r?;
     }
+    Ok(undo)
 }
 
 #[derive(Clone, Copy)]
