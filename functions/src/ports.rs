@@ -145,6 +145,26 @@ pub struct SubscriptionPage {
     pub next: Option<String>,
 }
 
+/// Every subscription of a topic, page after page, reading at most `max_pages` pages; the flag is true
+/// when pages were left unread. Shared by the sweeper, `doctor` and the tests.
+pub async fn list_topic<S: Subscriptions>(
+    s: &S,
+    topic_arn: &str,
+    max_pages: usize,
+) -> Result<(Vec<SeenSubscription>, bool), PortError> {
+    let mut out = Vec::new();
+    let mut next = None;
+    for _ in 0..max_pages {
+        let page = s.list_by_topic(topic_arn, next).await?;
+        out.extend(page.subscriptions);
+        next = page.next;
+        if next.is_none() {
+            break;
+        }
+    }
+    Ok((out, next.is_some()))
+}
+
 /// What the sweeper reads about one queue (only for orphan candidates).
 pub trait QueueInspect: Send + Sync {
     /// `CreatedTimestamp` and tags of a queue (`NotFound` if it does not exist).

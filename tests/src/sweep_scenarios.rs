@@ -368,17 +368,8 @@ pub async fn planted_orphans_are_removed_and_foreign_ones_kept<S: SweepWorld>(s:
 }
 
 async fn listed_subscriptions<P: tasksub_functions::ports::Subscriptions>(ports: &P, topic: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut next = None;
-    loop {
-        let page = ports
-            .list_by_topic(topic, next)
-            .await
-            .expect("ListSubscriptionsByTopic");
-        out.extend(page.subscriptions.into_iter().map(|s| s.arn));
-        next = page.next;
-        if next.is_none() {
-            return out;
-        }
-    }
+    let (subs, _) = tasksub_functions::ports::list_topic(ports, topic, usize::MAX)
+        .await
+        .expect("ListSubscriptionsByTopic");
+    subs.into_iter().map(|s| s.arn).collect()
 }

@@ -13,7 +13,9 @@ use tasksub_core::reconcile::{needs_details, Inventory, SeenQueue, SeenSubscript
 use tasksub_core::settings::Settings;
 use tracing::warn;
 
-use crate::ports::{Desired, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, DESCRIBE_BATCH};
+use crate::ports::{
+    list_topic, Desired, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, DESCRIBE_BATCH,
+};
 
 /// What a gather produced besides the inventory.
 #[derive(Debug, Default)]
@@ -72,20 +74,10 @@ pub(super) async fn subscriptions<S: Subscriptions>(
     paced: &S,
     settings: &Settings,
 ) -> Result<Vec<SeenSubscription>, GatherFailed> {
-    let mut out = Vec::new();
-    let mut next = None;
-    for _ in 0..MAX_SUBSCRIPTION_PAGES {
-        let page = paced
-            .list_by_topic(settings.topic.as_str(), next)
-            .await
-            .map_err(GatherFailed)?;
-        out.extend(page.subscriptions);
-        next = page.next;
-        if next.is_none() {
-            break;
-        }
-    }
-    if next.is_some() {
+    let (out, capped) = list_topic(paced, settings.topic.as_str(), MAX_SUBSCRIPTION_PAGES)
+        .await
+        .map_err(GatherFailed)?;
+    if capped {
         warn!(
             action = "list-subscriptions",
             outcome = "capped",

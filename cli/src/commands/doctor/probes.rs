@@ -5,7 +5,7 @@ use tasksub_core::naming::queue_name_from_url;
 use tasksub_core::record::attr;
 use tasksub_core::settings::Settings;
 use tasksub_functions::aws::{classify, AwsPorts};
-use tasksub_functions::ports::{Queues, Records, Subscriptions};
+use tasksub_functions::ports::{list_topic, Queues, Records};
 
 use super::{leftovers, permission, Absent, Check};
 
@@ -295,26 +295,14 @@ async fn leftovers(c: &Clients, settings: &Settings) -> Vec<Check> {
         leftovers::orphan_queues(&records, &queues, settings),
         leftovers::records_without_queue(&records, &queues),
     ];
-    let mut subs = Vec::new();
-    let mut next = None;
-    for _ in 0..SUBSCRIPTION_PAGES {
-        match c.ports.list_by_topic(settings.topic.as_str(), next).await {
-            Ok(page) => {
-                subs.extend(page.subscriptions);
-                next = page.next;
-            }
-            Err(e) => {
-                out.push(Check::not_checked(
-                    "orphan subscriptions",
-                    format!("could not list the topic's subscriptions: {e}"),
-                ));
-                return out;
-            }
+    let subs = match list_topic(&c.ports, settings.topic.as_str(), SUBSCRIPTION_PAGES).await {
+        Ok((subs, _)) => subs,
+        Err(e) => {
+            let why = format!("could not list the topic's subscriptions: {e}");
+            out.push(Check::not_checked("orphan subscriptions", why));
+            return out;
         }
-        if next.is_none() {
-            break;
-        }
-    }
+    };
     out.push(leftovers::orphan_subscriptions(&records, &subs, settings));
     out
 }
