@@ -18,7 +18,8 @@ use tracing::Instrument;
 
 use crate::aws::{DynamoRecords, SqsLocator, SqsQueue};
 use crate::backoff::Backoff;
-use crate::consume::{self, ConsumeConfig, RunReport, LONG_POLL_WAIT, RECEIVE_ERROR_BACKOFF};
+use crate::consume::{self, ConsumeConfig, Order, RunReport, LONG_POLL_WAIT, RECEIVE_ERROR_BACKOFF};
+use crate::message::Envelopes;
 use crate::metadata::{
     MetadataEndpoint, METADATA_ATTEMPTS, METADATA_CONNECT_TIMEOUT, METADATA_READ_TIMEOUT, METADATA_URI_VAR,
 };
@@ -338,8 +339,13 @@ impl ClientBuilder {
             drain_timeout: self.drain_timeout,
             failure_backoff: self.retry_backoff,
             dedup_window: self.dedup_window,
-            unwrap_envelope: self.unwrap_sns_envelope,
+            envelopes: if self.unwrap_sns_envelope {
+                Envelopes::Unwrap
+            } else {
+                Envelopes::Keep
+            },
             receive_backoff: RECEIVE_ERROR_BACKOFF,
+            order: Order::Any,
         };
         let timeouts = self.sdk_timeouts.config(Duration::ZERO);
         let sqs = aws_sdk_sqs::Client::from_conf(

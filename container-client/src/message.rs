@@ -19,6 +19,9 @@ use serde::Deserialize;
 /// event gets a new SNS message ID).
 pub const DEDUP_ID_ATTRIBUTE: &str = "tasksub-dedup-id";
 
+/// The SQS system attribute naming a FIFO message's group.
+pub(crate) const GROUP_ID: &str = "MessageGroupId";
+
 /// A message attribute value.
 #[derive(Clone, PartialEq, Eq)]
 pub enum AttributeValue {
@@ -78,6 +81,7 @@ pub struct Message {
     pub(crate) subject: Option<String>,
     pub(crate) timestamp: Option<DateTime<Utc>>,
     pub(crate) receive_count: u32,
+    pub(crate) group_id: Option<String>,
 }
 
 impl Message {
@@ -130,6 +134,11 @@ impl Message {
     pub fn receive_count(&self) -> u32 {
         self.receive_count
     }
+    /// The message group of a FIFO queue (`MessageGroupId`); `None` on a standard queue. Messages of
+    /// one group are handled one at a time, in order.
+    pub fn group_id(&self) -> Option<&str> {
+        self.group_id.as_deref()
+    }
     /// The key duplicate suppression uses: the publisher's [`DEDUP_ID_ATTRIBUTE`] if set (non-empty),
     /// else the SNS message ID if known (envelope delivery), else the SQS message ID (which only
     /// matches a redelivery of the very same SQS message).
@@ -152,6 +161,7 @@ impl fmt::Debug for Message {
             .field("topic_arn", &self.topic_arn)
             .field("timestamp", &self.timestamp)
             .field("receive_count", &self.receive_count)
+            .field("group_id", &self.group_id)
             .finish()
     }
 }
@@ -163,7 +173,7 @@ pub(crate) struct Received {
     pub receipt: String,
     pub body: String,
     pub attributes: BTreeMap<String, Attribute>,
-    /// SQS system attributes (`ApproximateReceiveCount`, `SentTimestamp`, ...).
+    /// SQS system attributes (`ApproximateReceiveCount`, `SentTimestamp`, `MessageGroupId`, ...).
     pub system: BTreeMap<String, String>,
 }
 
@@ -217,9 +227,12 @@ impl EnvelopeAttribute {
     }
 }
 
+/// The first character of a JSON object (a named constant keeps braces out of code lines).
+const OBJECT_START: char = '{';
+
 /// Parses an SNS notification envelope; `None` when the body is not one.
 fn envelope(body: &str) -> Option<Envelope> {
-    if !body.trim_start().starts_with('{') {
+    if !body.trim_start().starts_with(OBJECT_START) {
         return None;
     }
     serde_json::from_str::<Envelope>(body)
@@ -227,47 +240,31 @@ fn envelope(body: &str) -> Option<Envelope> {
         .filter(|e| e.kind == "Notification")
 }
 
+/// Whether SNS envelopes (raw delivery off) are unwrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Envelopes {
+    /// The handler sees the published body and attributes.
+    Unwrap,
+    /// The handler sees the SQS body as is.
+    Keep,
+}
+
 impl Message {
     /// Builds the handler's view of a received message, unwrapping an SNS envelope when asked to.
-    pub(crate) fn from_received(raw: &Received, unwrap_envelope: bool) -> Self {
-        let receive_count = raw
-            .system
-            .get("ApproximateReceiveCount")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(1);
-        let sent = raw
-            .system
-            .get("SentTimestamp")
-            .and_then(|ms| ms.parse::<i64>().ok())
-            .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
-        if let Some(env) = unwrap_envelope.then(|| envelope(&raw.body)).flatten() {
-            let mut attributes: BTreeMap<String, Attribute> = env
-                .message_attributes
-                .into_iter()
-                .map(|(k, v)| (k, v.into_attribute()))
-                .collect();
-            // SQS-level attributes (rare with an envelope) never override the published ones.
-            for (k, v) in &raw.attributes {
-                attributes.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-            let timestamp = env
-                .timestamp
-                .as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .or(sent);
-            return Self {
-                sqs_message_id: raw.message_id.clone(),
-                body: env.message,
-                attributes,
-                delivery: Delivery::SnsEnvelope,
-                sns_message_id: Some(env.message_id),
-                topic_arn: Some(env.topic_arn),
-                subject: env.subject,
-                timestamp,
-                receive_count,
-            };
+    pub(crate) fn from_received(raw: &Received, envelopes: Envelopes) -> Self {
+        let message = Self::raw(raw);
+        match envelopes {
+            Envelopes::Unwrap => match envelope(&raw.body) {
+                Some(env) => message.unwrapped(env),
+                None => message,
+            },
+            Envelopes::Keep => message,
         }
+    }
+
+    /// The message as SQS returned it.
+    fn raw(raw: &Received) -> Self {
+        let system = |name: &str| raw.system.get(name);
         Self {
             sqs_message_id: raw.message_id.clone(),
             body: raw.body.clone(),
@@ -276,8 +273,42 @@ impl Message {
             sns_message_id: None,
             topic_arn: None,
             subject: None,
-            timestamp: sent,
-            receive_count,
+            timestamp: system("SentTimestamp")
+                .and_then(|ms| ms.parse::<i64>().ok())
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+            receive_count: system("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+            group_id: system(GROUP_ID).cloned(),
+        }
+    }
+
+    /// The published message inside the envelope `env` of this SQS message.
+    fn unwrapped(self, env: Envelope) -> Self {
+        let mut attributes: BTreeMap<String, Attribute> = env
+            .message_attributes
+            .into_iter()
+            .map(|(k, v)| (k, v.into_attribute()))
+            .collect();
+        // SQS-level attributes (rare with an envelope) never override the published ones.
+        for (k, v) in self.attributes {
+            attributes.entry(k).or_insert(v);
+        }
+        let timestamp = env
+            .timestamp
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .or(self.timestamp);
+        Self {
+            body: env.message,
+            attributes,
+            delivery: Delivery::SnsEnvelope,
+            sns_message_id: Some(env.message_id),
+            topic_arn: Some(env.topic_arn),
+            subject: env.subject,
+            timestamp,
+            ..self
         }
     }
 }
@@ -320,7 +351,7 @@ mod tests {
 
     #[test]
     fn envelopes_are_unwrapped() {
-        let m = Message::from_received(&received(ENVELOPE), true);
+        let m = Message::from_received(&received(ENVELOPE), Envelopes::Unwrap);
         assert_eq!(m.delivery(), Delivery::SnsEnvelope);
         assert_eq!(m.body(), r#"{"price":42}"#);
         assert_eq!(m.body_json::<serde_json::Value>().unwrap()["price"], 42);
@@ -338,7 +369,7 @@ mod tests {
     #[test]
     fn raw_bodies_pass_through() {
         for body in [r#"{"price":42}"#, "plain text", r#"{"Type":"Other","Message":"x"}"#, ""] {
-            let m = Message::from_received(&received(body), true);
+            let m = Message::from_received(&received(body), Envelopes::Unwrap);
             assert_eq!(m.delivery(), Delivery::Raw, "{body:?}");
             assert_eq!(m.body(), body);
             assert_eq!(m.sns_message_id(), None);
@@ -362,33 +393,39 @@ mod tests {
         };
         // Raw delivery: the attribute, not the SQS message ID.
         assert_eq!(
-            Message::from_received(&with_attr("x", "evt-1"), true).dedup_key(),
+            Message::from_received(&with_attr("x", "evt-1"), Envelopes::Unwrap).dedup_key(),
             "evt-1"
         );
         // Envelope: the attribute (published inside the envelope or on the SQS message), not the SNS ID.
         assert_eq!(
-            Message::from_received(&with_attr(ENVELOPE, "evt-2"), true).dedup_key(),
+            Message::from_received(&with_attr(ENVELOPE, "evt-2"), Envelopes::Unwrap).dedup_key(),
             "evt-2"
         );
         let inside = ENVELOPE.replace(
             r#""kind": {"Type": "String", "Value": "price"},"#,
             r#""kind": {"Type": "String", "Value": "price"}, "tasksub-dedup-id": {"Type": "String", "Value": "evt-3"},"#,
         );
-        assert_eq!(Message::from_received(&received(&inside), true).dedup_key(), "evt-3");
+        assert_eq!(
+            Message::from_received(&received(&inside), Envelopes::Unwrap).dedup_key(),
+            "evt-3"
+        );
         // An empty attribute is ignored.
-        assert_eq!(Message::from_received(&with_attr("x", ""), true).dedup_key(), "sqs-1");
+        assert_eq!(
+            Message::from_received(&with_attr("x", ""), Envelopes::Unwrap).dedup_key(),
+            "sqs-1"
+        );
     }
 
     #[test]
     fn unwrapping_can_be_turned_off() {
-        let m = Message::from_received(&received(ENVELOPE), false);
+        let m = Message::from_received(&received(ENVELOPE), Envelopes::Keep);
         assert_eq!(m.delivery(), Delivery::Raw);
         assert_eq!(m.body(), ENVELOPE);
     }
 
     #[test]
     fn debug_never_shows_the_body() {
-        let m = Message::from_received(&received(r#"{"secret":"hunter2"}"#), true);
+        let m = Message::from_received(&received(r#"{"secret":"hunter2"}"#), Envelopes::Unwrap);
         let text = format!("{m:?}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("body_bytes: 20"), "{text}");

@@ -24,6 +24,15 @@ pub(crate) enum Verdict {
     InFlight,
 }
 
+/// How the handling of a key ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The handler returned `Ok`: the key is remembered for the window.
+    Succeeded,
+    /// The handler failed, panicked, or never ran: the key is forgotten (a redelivery is handled).
+    Failed,
+}
+
 /// Recently handled and in-flight keys.
 #[derive(Debug)]
 pub(crate) struct Dedup {
@@ -75,9 +84,9 @@ impl Dedup {
     }
 
     /// Settles an in-flight key; only a success is remembered.
-    pub(crate) fn finish(&mut self, key: &str, succeeded: bool, now: Instant) {
+    pub(crate) fn finish(&mut self, key: &str, outcome: Outcome, now: Instant) {
         self.in_flight.remove(key);
-        if succeeded {
+        if outcome == Outcome::Succeeded {
             self.handled.insert(key.to_owned(), now);
             self.order.push_back((now, key.to_owned()));
             self.expire(now);
@@ -97,7 +106,7 @@ mod tests {
         let mut d = Dedup::new(W);
         assert_eq!(d.check("a", t0), Verdict::New);
         assert_eq!(d.check("a", t0), Verdict::InFlight);
-        d.finish("a", true, t0);
+        d.finish("a", Outcome::Succeeded, t0);
         assert_eq!(d.check("a", t0 + Duration::from_secs(59)), Verdict::Handled);
         assert_eq!(d.check("a", t0 + W), Verdict::New, "forgotten after the window");
     }
@@ -107,7 +116,7 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Dedup::new(W);
         assert_eq!(d.check("a", t0), Verdict::New);
-        d.finish("a", false, t0);
+        d.finish("a", Outcome::Failed, t0);
         assert_eq!(
             d.check("a", t0),
             Verdict::New,
@@ -121,7 +130,7 @@ mod tests {
         let mut d = Dedup::with_capacity(W, 2);
         for k in ["a", "b", "c"] {
             d.check(k, t0);
-            d.finish(k, true, t0);
+            d.finish(k, Outcome::Succeeded, t0);
         }
         assert_eq!(d.check("a", t0), Verdict::New, "the oldest was evicted");
         assert_eq!(d.check("c", t0), Verdict::Handled);

@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::ack::ACK_ATTEMPTS;
 use super::*;
 use crate::memory::{Call, MemoryQueue};
 use crate::{BoxError, Message};
@@ -26,8 +27,9 @@ fn config() -> ConsumeConfig {
         drain_timeout: secs(20),
         failure_backoff: None,
         dedup_window: None,
-        unwrap_envelope: true,
+        envelopes: Envelopes::Unwrap,
         receive_backoff: RECEIVE_ERROR_BACKOFF,
+        order: Order::Any,
     }
 }
 

@@ -1,0 +1,281 @@
+//! Acknowledgements: settling a handled message, batched deletes and visibility changes, and the one
+//! retry loop every batch call goes through ([`BatchCall::send`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_smithy_types::error::display::DisplayErrorContext;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::batcher::chunks;
+use super::dedup::Outcome;
+use super::leases::{Lease, Renewal};
+use super::{lock, sleep_until_opt, Shared};
+use crate::backoff::Backoff;
+use crate::port::{EntryFailure, QueueApi};
+use crate::BoxError;
+
+/// Attempts of one DeleteMessageBatch / ChangeMessageVisibilityBatch call before giving up on it.
+pub(super) const ACK_ATTEMPTS: u32 = 3;
+/// Delay between those attempts.
+const ACK_RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
+
+/// A message to acknowledge (its receipt handle is never logged).
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub message_id: String,
+    pub receipt: String,
+}
+
+impl From<Lease> for Pending {
+    fn from(l: Lease) -> Self {
+        Self {
+            message_id: l.message_id,
+            receipt: l.receipt,
+        }
+    }
+}
+
+/// An entry of a batch call, named in logs by its message ID (never its receipt handle).
+pub(super) trait Entry {
+    fn message_id(&self) -> &str;
+}
+
+impl Entry for Pending {
+    fn message_id(&self) -> &str {
+        &self.message_id
+    }
+}
+
+impl Entry for (Pending, Duration) {
+    fn message_id(&self) -> &str {
+        &self.0.message_id
+    }
+}
+
+impl Entry for Renewal {
+    fn message_id(&self) -> &str {
+        &self.message_id
+    }
+}
+
+/// The message IDs and error codes of the entries SQS refused.
+pub(super) fn refused<'a, E: Entry>(
+    batch: &'a [E],
+    failures: &'a [EntryFailure],
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    failures
+        .iter()
+        .map(|f| (batch.get(f.index).map_or("?", Entry::message_id), f.code.as_str()))
+}
+
+/// How many entries of a batch SQS accepted.
+pub(super) fn accepted(len: usize, failures: &[EntryFailure]) -> usize {
+    len - failures.len().min(len)
+}
+
+/// One kind of batch call: its SQS name and log action, and how often a failed call is tried.
+pub(super) struct BatchCall {
+    pub op: &'static str,
+    pub action: &'static str,
+    pub attempts: u32,
+}
+
+impl BatchCall {
+    /// Makes the call, retrying a failed call (not refused entries) with a short backoff. Returns the
+    /// refused entries, or the last error once every attempt failed (the caller logs it).
+    pub(super) async fn send<F, Fut>(&self, count: usize, call: F) -> Result<Vec<EntryFailure>, BoxError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Vec<EntryFailure>, BoxError>>,
+    {
+        let mut rng = fastrand::Rng::new();
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Err(e) if attempt + 1 < self.attempts => {
+                    let (op, action) = (self.op, self.action);
+                    tracing::warn!(action, count, error = %DisplayErrorContext(&*e), "{op} failed; retrying");
+                    tokio::time::sleep(ACK_RETRY.delay(attempt, &mut rng)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+const DELETE: BatchCall = BatchCall {
+    op: "DeleteMessageBatch",
+    action: "delete",
+    attempts: ACK_ATTEMPTS,
+};
+
+impl<Q: QueueApi> Shared<Q> {
+    /// Queues the delete of a message.
+    pub(super) fn ack(&self, pending: Pending, now: Instant) {
+        lock(&self.deletes).push(pending, now);
+        self.flush_now.notify_one();
+    }
+
+    /// Queues a visibility change of a message.
+    fn change_visibility(&self, pending: Pending, visibility: Duration, now: Instant) {
+        lock(&self.visibility).push((pending, visibility), now);
+        self.flush_now.notify_one();
+    }
+
+    /// Settles a handled message: deleted after a success; after a failure left for redelivery, or
+    /// made visible after the retry backoff.
+    pub(super) fn settle(&self, key: u64, dedup_key: &str, outcome: Outcome, receive_count: u32) {
+        let now = Instant::now();
+        let Some(lease) = lock(&self.leases).remove(key) else {
+            return;
+        };
+        if let Some(d) = &self.dedup {
+            lock(d).finish(dedup_key, outcome, now);
+        }
+        match outcome {
+            Outcome::Succeeded => {
+                lock(&self.report).succeeded += 1;
+                self.ack(lease.into(), now);
+            }
+            Outcome::Failed => {
+                lock(&self.report).failed += 1;
+                if let Some(backoff) = self.cfg.failure_backoff {
+                    let visibility = backoff.ceiling(receive_count.saturating_sub(1));
+                    self.change_visibility(lease.into(), visibility, now);
+                }
+            }
+        }
+    }
+
+    /// Gives a message back unhandled (FIFO: it was behind a failed message of its group): visible at
+    /// once, so SQS redelivers it after the failed one.
+    pub(super) fn release(&self, key: u64, dedup_key: &str) {
+        let now = Instant::now();
+        let Some(lease) = lock(&self.leases).remove(key) else {
+            return;
+        };
+        if let Some(d) = &self.dedup {
+            lock(d).finish(dedup_key, Outcome::Failed, now);
+        }
+        lock(&self.report).released += 1;
+        tracing::debug!(action = "release", message_id = %lease.message_id, "behind a failed message of its group; released unhandled");
+        self.change_visibility(lease.into(), Duration::ZERO, now);
+    }
+
+    /// One DeleteMessageBatch, retried on call failure.
+    async fn delete(&self, batch: Vec<Pending>) {
+        let receipts: Vec<String> = batch.iter().map(|p| p.receipt.clone()).collect();
+        match DELETE.send(batch.len(), || self.queue.delete_batch(&receipts)).await {
+            Ok(failures) => {
+                for (message_id, code) in refused(&batch, &failures) {
+                    tracing::warn!(
+                        action = "delete",
+                        message_id,
+                        code,
+                        "delete refused; the message will be redelivered"
+                    );
+                }
+                let deleted = accepted(batch.len(), &failures) as u64;
+                let mut report = lock(&self.report);
+                report.deleted += deleted;
+                report.delete_failures += failures.len() as u64;
+                tracing::debug!(action = "delete", count = deleted, "messages deleted");
+            }
+            Err(e) => {
+                tracing::error!(action = "delete", count = batch.len(), error = %DisplayErrorContext(&*e), "DeleteMessageBatch failed; these messages will be redelivered");
+                lock(&self.report).delete_failures += batch.len() as u64;
+            }
+        }
+    }
+
+    /// One ChangeMessageVisibilityBatch, retried on call failure; returns how many SQS accepted.
+    async fn set_visibility(&self, batch: &[(Pending, Duration)], action: &'static str) -> usize {
+        let entries: Vec<(String, Duration)> = batch.iter().map(|(p, d)| (p.receipt.clone(), *d)).collect();
+        let call = BatchCall {
+            op: "ChangeMessageVisibilityBatch",
+            action,
+            attempts: ACK_ATTEMPTS,
+        };
+        match call
+            .send(batch.len(), || self.queue.change_visibility_batch(&entries))
+            .await
+        {
+            Ok(failures) => {
+                for (message_id, code) in refused(batch, &failures) {
+                    tracing::warn!(action, message_id, code, "visibility change refused");
+                }
+                accepted(batch.len(), &failures)
+            }
+            Err(e) => {
+                tracing::error!(action, count = batch.len(), error = %DisplayErrorContext(&*e), "ChangeMessageVisibilityBatch failed");
+                0
+            }
+        }
+    }
+}
+
+/// Which pending acknowledgements to send.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Flush {
+    /// Full batches, and partial ones whose oldest entry has waited the flush interval.
+    Due(Instant),
+    /// Everything (shutdown).
+    All,
+}
+
+/// Sends pending deletes, then pending visibility changes.
+pub(super) async fn flush<Q: QueueApi>(shared: &Shared<Q>, which: Flush) {
+    let deletes = match which {
+        Flush::Due(now) => lock(&shared.deletes).take_ready(now),
+        Flush::All => lock(&shared.deletes).take_all(),
+    };
+    for batch in deletes {
+        shared.delete(batch).await;
+    }
+    let changes = match which {
+        Flush::Due(now) => lock(&shared.visibility).take_ready(now),
+        Flush::All => lock(&shared.visibility).take_all(),
+    };
+    for batch in changes {
+        shared.set_visibility(&batch, "retry-backoff").await;
+    }
+}
+
+/// Sends deletes (and visibility changes) when a batch is full or its interval passed.
+pub(super) async fn flush_loop<Q: QueueApi>(shared: Arc<Shared<Q>>, stop: CancellationToken) {
+    loop {
+        let next = [lock(&shared.deletes).next_due(), lock(&shared.visibility).next_due()]
+            .into_iter()
+            .flatten()
+            .min();
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = shared.flush_now.notified() => {}
+            _ = sleep_until_opt(next) => {}
+        }
+        flush(&shared, Flush::Due(Instant::now())).await;
+    }
+}
+
+/// Shutdown: makes every message still held visible again (visibility 0).
+pub(super) async fn return_unfinished<Q: QueueApi>(shared: &Shared<Q>) {
+    let unfinished = lock(&shared.leases).drain();
+    if unfinished.is_empty() {
+        return;
+    }
+    tracing::info!(
+        action = "return",
+        count = unfinished.len(),
+        "returning unfinished messages to the queue"
+    );
+    let entries: Vec<(Pending, Duration)> = unfinished.into_iter().map(|l| (l.into(), Duration::ZERO)).collect();
+    for batch in chunks(entries) {
+        let accepted = shared.set_visibility(&batch, "return").await;
+        lock(&shared.report).returned += accepted as u64;
+    }
+}
