@@ -61,7 +61,8 @@ PARAMETERS = {
     "ClusterArns": [f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/blue", f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/green"],
     "ServiceGroups": ["service:orders"],
     "QueuePrefix": "tasksub-my-",
-    "ExistingTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:existing-topic",
+    # Two topics: one in another account, one in another region (TopicArns: any account and region).
+    "TopicArns": ["arn:aws:sns:us-east-1:210987654321:orders", f"arn:aws:sns:eu-west-1:{ACCOUNT}:flags"],
     "SubscriptionDlqArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:subscription-dlq",
     "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:alarms",
     "TaskRoleName": "app-task-role",

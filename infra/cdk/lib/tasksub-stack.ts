@@ -46,6 +46,13 @@ export interface TasksubStackProps extends StackProps {
   readonly manifestPath?: string;
 }
 
+/**
+ * The TopicArns parameter's pattern, applied by CloudFormation to each element: an SNS topic ARN of any
+ * partition, region and account, with a standard name or a FIFO name ending in .fifo; or empty (create one).
+ */
+export const TOPIC_ARN_PATTERN =
+  '^(|arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:([A-Za-z0-9_-]{1,256}|[A-Za-z0-9_-]{1,251}[.]fifo))$';
+
 /** Orphans removed by one sweep (5-minute sum) that raise the mass-removal alarms. */
 export const MASS_ORPHAN_THRESHOLD = 50;
 
@@ -147,8 +154,8 @@ export class TasksubStack extends Stack {
       description:
         'tasksub - per-ECS-task SQS queues subscribed to an SNS topic. EventBridge rules on ECS Task State ' +
         'Change events drive two Rust functions (on-task-running / on-task-stopped); a scheduled sweeper ' +
-        'reconciles orphans. Least privilege: every write is scoped to the queue prefix, the topic and the ' +
-        'table. Every physical name is derived from the stack, so several stacks can coexist.',
+        'reconciles orphans. Least privilege: every write is scoped to the queue prefix, the configured ' +
+        'topics and the table. Every physical name is derived from the stack, so several stacks can coexist.',
       ...props,
     });
     // CDK-generated DependsOn on the service role duplicates the GetAtt; harmless.
@@ -187,11 +194,28 @@ export class TasksubStack extends Stack {
         "not be the start of any other stack's queue names. The functions may only delete queues tagged " +
         "tasksub:stack=<this stack's name>.",
     });
-    const existingTopicArn = new CfnParameter(this, 'ExistingTopicArn', {
+    // Applied to each element: an SNS topic ARN of any partition, region and account; standard names or
+    // FIFO names ending in .fifo (256 characters in all).
+    const topicArns = new CfnParameter(this, 'TopicArns', {
+      type: 'CommaDelimitedList',
+      default: '',
+      allowedPattern: TOPIC_ARN_PATTERN,
+      constraintDescription:
+        'comma-separated SNS topic ARNs (arn:<partition>:sns:<region>:<12-digit account>:<name>[.fifo]), or empty',
+      description:
+        'TASKSUB_TOPIC_ARNS - the existing SNS topics every task queue subscribes to, comma-separated; any ' +
+        "account and region (a topic of another account needs its owner's topic policy: " +
+        'infra/snippets/foreign-topic-policy.yaml). All FIFO (.fifo) or none. Empty (default) = create one ' +
+        'encrypted standard topic in this stack.',
+    });
+    const topicSettings = new CfnParameter(this, 'TopicSettings', {
       type: 'String',
       default: '',
-      allowedPattern: '^(|arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256})$',
-      description: 'Use this existing SNS topic. Empty (default) = create an encrypted topic in this stack.',
+      description:
+        'TASKSUB_TOPIC_SETTINGS - optional JSON object of per-topic subscription settings keyed by topic name ' +
+        '(or full topic ARN), e.g. {"orders":{"filterPolicy":{"kind":["invalidate"]},"rawDelivery":false}}. ' +
+        'Fields rawDelivery, filterPolicy, filterPolicyScope, dlqArn, replaySeconds (FIFO only); the ' +
+        'RawMessageDelivery/FilterPolicy/FilterPolicyScope/SubscriptionDlqArn parameters are the defaults.',
     });
     const topicKmsKeyId = new CfnParameter(this, 'TopicKmsKeyId', {
       type: 'String',
@@ -305,8 +329,9 @@ export class TasksubStack extends Stack {
       expression: Fn.conditionEquals(queuePrefix.valueAsString, ''),
     });
     const createTopic = new CfnCondition(this, 'CreateTopic', {
-      expression: Fn.conditionEquals(existingTopicArn.valueAsString, ''),
+      expression: Fn.conditionEquals(Fn.join('', topicArns.valueAsList), ''),
     });
+    const hasTopicSettings = new CfnCondition(this, 'HasTopicSettings', { expression: notEmpty(topicSettings.valueAsString) });
     const createQueueDlq = new CfnCondition(this, 'CreateQueueDlq', {
       expression: Fn.conditionEquals(enableQueueDlq.valueAsString, 'true'),
     });
@@ -379,7 +404,9 @@ export class TasksubStack extends Stack {
     const topic = new sns.CfnTopic(this, 'Topic', { kmsMasterKeyId: topicKmsKeyId.valueAsString });
     topic.cfnOptions.condition = createTopic;
     setLogicalId(topic, 'Topic');
-    const topicArn = Token.asString(ifThen(createTopic, topic.ref, existingTopicArn.valueAsString));
+    // TASKSUB_TOPIC_ARNS, and the resource of every topic-scoped grant: exactly the configured topics.
+    const topicArnsValue = Token.asString(ifThen(createTopic, topic.ref, Fn.join(',', topicArns.valueAsList)));
+    const topicResources = Token.asList(ifThen(createTopic, [topic.ref], topicArns.valueAsList));
 
     // ------------------------------------------------------------------ dead-letter queues
     const eventDlq = new sqs.Queue(this, 'EventDlq', {
@@ -415,7 +442,11 @@ export class TasksubStack extends Stack {
     // ------------------------------------------------------------------ functions
     const environment: Record<string, string> = {
       RUST_LOG: logLevel.valueAsString,
-      TASKSUB_TOPIC_ARN: topicArn,
+      TASKSUB_TOPIC_ARNS: topicArnsValue,
+      TASKSUB_TOPIC_SETTINGS: orNoValue(hasTopicSettings, topicSettings.valueAsString),
+      // The deployment's own account (the region is Lambda's AWS_REGION): queue ARNs are derived from these,
+      // never from a topic, which may live in another account or region.
+      TASKSUB_ACCOUNT_ID: Aws.ACCOUNT_ID,
       TASKSUB_TABLE: table.ref,
       TASKSUB_CLUSTERS: Fn.join(',', clusterArns.valueAsList),
       TASKSUB_SERVICE_GROUPS: orNoValue(hasServiceGroups, Fn.join(',', serviceGroups.valueAsList)),
@@ -491,18 +522,24 @@ export class TasksubStack extends Stack {
     const subscribeTaskQueues = () => new iam.PolicyStatement({
       sid: 'SubscribeTaskQueues',
       actions: ['sns:Subscribe'],
-      resources: [topicArn],
+      resources: topicResources,
       conditions: { StringEquals: { 'sns:Protocol': 'sqs' }, StringLike: { 'sns:Endpoint': queueArnPattern } },
     });
+    // Statements whose resource is the TopicArns list (a list token) go straight into the role's default
+    // policy: Function.addToRolePolicy would put each into a policy of its own (it never mixes list-token
+    // and literal resources in one document), and one policy per role is what SAM has.
+    const topicScoped = (fn: lambda.Function, statement: iam.PolicyStatement) => fn.role!.addToPrincipalPolicy(statement);
     const findSubscription = () => new iam.PolicyStatement({
       sid: 'FindSubscription',
       actions: ['sns:ListSubscriptionsByTopic'],
-      resources: [topicArn],
+      resources: topicResources,
     });
     // sns:Unsubscribe has no resource-level permissions and no service condition keys in AWS's
     // authorization data (the subscription ARN is not a resource type IAM knows), so Resource "*" is the
     // only grant that works; no condition narrows it. SNS itself only lets the topic owner or the
-    // subscription owner unsubscribe, i.e. subscriptions of topics in this account.
+    // subscription owner unsubscribe: subscriptions of topics this account owns, and the subscriptions this
+    // account made on other accounts' topics (tasksub's own). Subscribe and ListSubscriptionsByTopic take the
+    // topic as their resource: exactly the configured topics, never "*".
     const unsubscribe = () => new iam.PolicyStatement({ sid: 'Unsubscribe', actions: ['sns:Unsubscribe'], resources: ['*'] });
     // Queue ownership IAM can enforce: every task queue is created with the tag tasksub:stack=<stack name>
     // (TASKSUB_STACK, tasksub-core policy::queue_tags), and nothing but reads works on a queue without it.
@@ -536,7 +573,7 @@ export class TasksubStack extends Stack {
     onTaskRunning.addToRolePolicy(createTaggedTaskQueues());
     // DeleteQueue: the compensation after losing a race to a teardown deletes the queue it made.
     onTaskRunning.addToRolePolicy(deleteOwnTaskQueues());
-    onTaskRunning.addToRolePolicy(subscribeTaskQueues());
+    topicScoped(onTaskRunning, subscribeTaskQueues());
     onTaskRunning.addToRolePolicy(unsubscribe());
     // After a settings change a crashed provisioning's queue and subscription are adopted: CreateQueue
     // refused (QueueAlreadyExists) → GetQueueUrl; Subscribe refused (other attributes) → list to find it.
@@ -545,7 +582,7 @@ export class TasksubStack extends Stack {
       actions: ['sqs:GetQueueUrl'],
       resources: [queueArnPattern],
     }));
-    onTaskRunning.addToRolePolicy(findSubscription());
+    topicScoped(onTaskRunning, findSubscription());
 
     const onTaskStopped = rustFunction(
       'OnTaskStoppedFunction',
@@ -566,8 +603,8 @@ export class TasksubStack extends Stack {
     }));
     onTaskStopped.addToRolePolicy(deleteOwnTaskQueues());
     // RecoverSubscription re-subscribes (idempotent) to learn the subscription ARN.
-    onTaskStopped.addToRolePolicy(subscribeTaskQueues());
-    onTaskStopped.addToRolePolicy(findSubscription());
+    topicScoped(onTaskStopped, subscribeTaskQueues());
+    topicScoped(onTaskStopped, findSubscription());
     onTaskStopped.addToRolePolicy(unsubscribe());
 
     const sweeper = rustFunction(
@@ -613,8 +650,8 @@ export class TasksubStack extends Stack {
     }));
     sweeper.addToRolePolicy(createTaggedTaskQueues());
     sweeper.addToRolePolicy(deleteOwnTaskQueues());
-    sweeper.addToRolePolicy(subscribeTaskQueues());
-    sweeper.addToRolePolicy(findSubscription());
+    topicScoped(sweeper, subscribeTaskQueues());
+    topicScoped(sweeper, findSubscription());
     sweeper.addToRolePolicy(unsubscribe());
     sweeper.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
@@ -817,7 +854,7 @@ export class TasksubStack extends Stack {
       const o = new CfnOutput(this, `Output${id}`, { value, description, condition });
       o.overrideLogicalId(id);
     };
-    output('TopicArn', topicArn, 'TASKSUB_TOPIC_ARN - publish here; every task queue is subscribed');
+    output('TopicArns', topicArnsValue, 'TASKSUB_TOPIC_ARNS - publish to any of these; every task queue is subscribed to each');
     output('TableName', table.ref, 'TASKSUB_TABLE - task records (the client may GetItem to wait for READY)');
     output('TableArn', table.attrArn);
     output('QueuePrefix', prefix, 'TASKSUB_QUEUE_PREFIX - give it to the application container too');

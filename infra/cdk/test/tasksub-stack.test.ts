@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { App, DefaultStackSynthesizer } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import {
-  ArchitectureName, SWEEP_SCHEDULES, SWEEPER_TIMEOUT_SECONDS, TasksubStack, ratePeriodSeconds,
+  ArchitectureName, SWEEP_SCHEDULES, SWEEPER_TIMEOUT_SECONDS, TOPIC_ARN_PATTERN, TasksubStack, ratePeriodSeconds,
 } from '../lib/tasksub-stack';
 
 function synth(architecture: ArchitectureName = 'arm64'): Template {
@@ -37,6 +37,7 @@ const actionsOf = (statements: any[]) =>
 
 const CONTRACT_ENV = [
   'RUST_LOG',
+  'TASKSUB_ACCOUNT_ID',
   'TASKSUB_CLUSTERS',
   'TASKSUB_FILTER_POLICY',
   'TASKSUB_FILTER_POLICY_SCOPE',
@@ -51,8 +52,11 @@ const CONTRACT_ENV = [
   'TASKSUB_SUBSCRIPTION_DLQ_ARN',
   'TASKSUB_TABLE',
   'TASKSUB_TOMBSTONE_TTL_SECONDS',
-  'TASKSUB_TOPIC_ARN',
+  'TASKSUB_TOPIC_ARNS',
+  'TASKSUB_TOPIC_SETTINGS',
 ];
+/** The resource of every topic-scoped grant: the created topic, or exactly the TopicArns list. */
+const TOPICS = { 'Fn::If': ['CreateTopic', [{ Ref: 'Topic' }], { Ref: 'TopicArns' }] };
 
 describe('functions', () => {
   it('are three Rust functions on provided.al2023 with the Architecture parameter', () => {
@@ -79,7 +83,14 @@ describe('functions', () => {
     const env = json.Resources.OnTaskRunningFunction.Properties.Environment.Variables;
     assert.deepEqual(env.TASKSUB_CLUSTERS, { 'Fn::Join': [',', { Ref: 'ClusterArns' }] });
     assert.deepEqual(env.TASKSUB_TABLE, { Ref: 'Table' });
-    assert.deepEqual(env.TASKSUB_TOPIC_ARN, { 'Fn::If': ['CreateTopic', { Ref: 'Topic' }, { Ref: 'ExistingTopicArn' }] });
+    assert.deepEqual(env.TASKSUB_TOPIC_ARNS, {
+      'Fn::If': ['CreateTopic', { Ref: 'Topic' }, { 'Fn::Join': [',', { Ref: 'TopicArns' }] }],
+    });
+    assert.deepEqual(env.TASKSUB_TOPIC_SETTINGS, {
+      'Fn::If': ['HasTopicSettings', { Ref: 'TopicSettings' }, { Ref: 'AWS::NoValue' }],
+    });
+    assert.equal(env.TASKSUB_TOPIC_ARN, undefined, 'TASKSUB_TOPIC_ARN and TASKSUB_TOPIC_ARNS together are an error');
+    assert.deepEqual(env.TASKSUB_ACCOUNT_ID, { Ref: 'AWS::AccountId' });
     assert.deepEqual(env.TASKSUB_SERVICE_GROUPS['Fn::If'][2], { Ref: 'AWS::NoValue' });
   });
 
@@ -170,10 +181,14 @@ describe('IAM', () => {
     assert.deepEqual(listTasks.Condition, { ArnEquals: { 'ecs:cluster': { Ref: 'ClusterArns' } } });
   });
 
-  it('subscribe only SQS endpoints of the prefix', () => {
+  it('subscribe only SQS endpoints of the prefix, only on the configured topics', () => {
     for (const fn of ['OnTaskRunningFunction', 'OnTaskStoppedFunction', 'SweeperFunction']) {
       const st = statementsOf(fn).find((s) => s.Sid === 'SubscribeTaskQueues');
       assert.equal(st.Action, 'sns:Subscribe');
+      assert.deepEqual(st.Resource, TOPICS, fn);
+      const find = statementsOf(fn).find((s) => s.Sid === 'FindSubscription');
+      assert.equal(find.Action, 'sns:ListSubscriptionsByTopic');
+      assert.deepEqual(find.Resource, TOPICS, fn);
       assert.deepEqual(st.Condition.StringEquals, { 'sns:Protocol': 'sqs' });
       assert.equal(
         st.Condition.StringLike['sns:Endpoint']['Fn::Sub'][0],
@@ -209,6 +224,30 @@ describe('IAM', () => {
     }
     const env = json.Resources.OnTaskRunningFunction.Properties.Environment.Variables;
     assert.deepEqual(env.TASKSUB_STACK, { Ref: 'AWS::StackName' });
+  });
+
+  it('topic ARNs of any partition, region and account, FIFO or not; never wildcards', () => {
+    const p = json.Parameters.TopicArns;
+    assert.equal(p.Type, 'CommaDelimitedList');
+    assert.equal(p.Default, '');
+    assert.equal(p.AllowedPattern, TOPIC_ARN_PATTERN);
+    const re = new RegExp(p.AllowedPattern);
+    for (const ok of [
+      '', 'arn:aws:sns:us-east-1:123456789012:orders', 'arn:aws:sns:eu-west-1:210987654321:flags.fifo',
+      'arn:aws-cn:sns:cn-north-1:123456789012:t', 'arn:aws-us-gov:sns:us-gov-west-1:123456789012:a_b-c',
+      `arn:aws:sns:us-east-1:123456789012:${'n'.repeat(256)}`, `arn:aws:sns:us-east-1:123456789012:${'n'.repeat(251)}.fifo`,
+    ]) {
+      assert.match(ok, re);
+    }
+    for (const bad of [
+      '*', 'arn:aws:sns:us-east-1:123456789012:*', 'arn:aws:sns:*:123456789012:t', 'arn:aws:sns:us-east-1:*:t',
+      'arn:aws:sqs:us-east-1:123456789012:t', 'arn:aws:sns:us-east-1:12345678901:t', 'orders',
+      'arn:aws:sns:us-east-1:123456789012:a.b', 'arn:aws:sns:us-east-1:123456789012:t.fifo.fifo',
+      `arn:aws:sns:us-east-1:123456789012:${'n'.repeat(257)}`, `arn:aws:sns:us-east-1:123456789012:${'n'.repeat(252)}.fifo`,
+    ]) {
+      assert.doesNotMatch(bad, re);
+    }
+    assert.deepEqual(json.Parameters.TopicSettings.Default, '');
   });
 
   it('queue prefixes start with tasksub- or tasksub_', () => {
@@ -402,7 +441,7 @@ describe('operations', () => {
   });
 
   it('outputs what the app needs', () => {
-    for (const o of ['TopicArn', 'TableName', 'QueuePrefix', 'TaskRolePolicyArn', 'TaskQueueDlqArn', 'EventDlqUrl']) {
+    for (const o of ['TopicArns', 'TableName', 'QueuePrefix', 'TaskRolePolicyArn', 'TaskQueueDlqArn', 'EventDlqUrl']) {
       assert.ok(json.Outputs[o], o);
     }
   });
