@@ -9,6 +9,7 @@ use aws_sdk_sqs::types::{
 };
 use tasksub_core::record::{attr, State};
 
+use crate::client::QueueKind;
 use crate::message::{Attribute, AttributeValue, Received};
 use crate::port::{EntryFailure, QueueApi, QueueLocator, RecordReader};
 use crate::BoxError;
@@ -26,6 +27,8 @@ pub(crate) struct SqsQueue {
     pub url: String,
     /// The client's timeouts plus the long poll's wait.
     pub receive_timeouts: aws_smithy_types::timeout::TimeoutConfig,
+    /// FIFO queues: `MessageGroupId` is asked for by name as well.
+    pub kind: QueueKind,
 }
 
 fn attribute(value: aws_sdk_sqs::types::MessageAttributeValue) -> Attribute {
@@ -72,7 +75,7 @@ fn failures(failed: Vec<aws_sdk_sqs::types::BatchResultErrorEntry>) -> Vec<Entry
 
 impl QueueApi for SqsQueue {
     async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Received>, BoxError> {
-        let out = self
+        let mut request = self
             .client
             .receive_message()
             .queue_url(&self.url)
@@ -80,7 +83,14 @@ impl QueueApi for SqsQueue {
             .wait_time_seconds(whole_seconds(wait).min(20))
             .visibility_timeout(whole_seconds(visibility))
             .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_system_attribute_names(MessageSystemAttributeName::All);
+        if self.kind == QueueKind::Fifo {
+            // The group decides the order the client keeps; never rely on `All` alone for it.
+            request = request
+                .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+                .message_system_attribute_names(MessageSystemAttributeName::SequenceNumber);
+        }
+        let out = request
             .customize()
             .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(self.receive_timeouts.clone()))
             .send()

@@ -1,15 +1,14 @@
-//! The builder and the client: configuration once, then discover → wait → `on_subscribed` → consume.
+//! The client: discover → wait → `on_subscribed` → consume, with what [`ClientBuilder`] validated.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_sqs::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::timeout::TimeoutConfig;
-use tasksub_core::naming::{QueueName, QueuePrefix};
+use tasksub_core::naming::{QueueName, QueuePrefix, TaskId, MAX_QUEUE_NAME_LEN};
 use tasksub_core::settings::vars;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -17,437 +16,51 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::aws::{DynamoRecords, SqsLocator, SqsQueue};
-use crate::backoff::Backoff;
-use crate::consume::{self, ConsumeConfig, Order, RunReport, LONG_POLL_WAIT, RECEIVE_ERROR_BACKOFF};
-use crate::message::Envelopes;
-use crate::metadata::{
-    MetadataEndpoint, METADATA_ATTEMPTS, METADATA_CONNECT_TIMEOUT, METADATA_READ_TIMEOUT, METADATA_URI_VAR,
-};
-use crate::wait::{self, QUEUE_WAIT_LIMIT};
-use crate::{Error, Handler, TaskIdentity, TaskQueue};
+use crate::consume::{self, ConsumeConfig, RunReport};
+use crate::metadata::MetadataEndpoint;
+use crate::wait;
+use crate::{ClientBuilder, Error, Handler, TaskIdentity, TaskQueue};
 
-/// Default number of handlers running at once (and the most messages held at once).
-pub const DEFAULT_MAX_CONCURRENCY: usize = 10;
-/// Default visibility timeout set on each receive and renewed while a handler works.
-pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default limit of visibility renewals, counted from the receive: a stuck handler cannot hold a
-/// message longer than this.
-pub const MAX_VISIBILITY_EXTENSION: Duration = Duration::from_secs(3600);
-/// Default longest wait before a partial batch of deletes is sent.
-pub const DELETE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-/// Default time in-flight handlers get to finish after shutdown starts: below ECS's default
-/// `stopTimeout` of 30 s, leaving room to flush deletes and return unfinished messages.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
-/// Longest visibility timeout SQS accepts.
-const SQS_MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
-/// Default time to establish a TCP (and TLS) connection to SQS or DynamoDB.
-pub const SDK_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Default limit of one attempt of an SQS or DynamoDB call (GetQueueUrl, GetItem, deletes, visibility
-/// changes). ReceiveMessage gets [`LONG_POLL_WAIT`] more, since SQS holds a long poll that long.
-pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default limit of one SQS or DynamoDB call, its retries included (ReceiveMessage: [`LONG_POLL_WAIT`]
-/// more). An endpoint that accepts connections and never answers fails within this.
-pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
-
-type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
-#[derive(Clone)]
-enum ReadyCheck {
-    FromEnv,
-    Table(String),
-    Off,
-}
-
-/// Configures a [`Client`]. Every setting has a default; see [`Client::builder`].
-///
-/// Resolution order, for each value that can come from the environment: the builder method, then the
-/// environment variable (read through [`ClientBuilder::env_lookup`], the process environment by
-/// default), then the default.
-#[derive(Clone)]
-pub struct ClientBuilder {
-    env: Lookup,
-    metadata_uri: Option<String>,
-    metadata_connect_timeout: Duration,
-    metadata_read_timeout: Duration,
-    metadata_attempts: u32,
-    queue_prefix: Option<String>,
-    ready: ReadyCheck,
-    wait_limit: Duration,
-    max_concurrency: usize,
-    visibility_timeout: Duration,
-    max_visibility_extension: Duration,
-    delete_flush_interval: Duration,
-    drain_timeout: Duration,
-    retry_backoff: Option<Backoff>,
-    dedup_window: Option<Duration>,
-    unwrap_sns_envelope: bool,
-    handle_sigterm: bool,
-    sdk_timeouts: SdkTimeouts,
-}
-
-/// Timeouts of the SQS and DynamoDB clients.
+/// A standard queue, or a FIFO queue (`.fifo` name, ordered message groups).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SdkTimeouts {
-    pub connect: Duration,
-    pub attempt: Duration,
-    pub operation: Duration,
+pub(crate) enum QueueKind {
+    Standard,
+    Fifo,
 }
 
-impl SdkTimeouts {
-    pub(crate) const DEFAULT: Self = Self {
-        connect: SDK_CONNECT_TIMEOUT,
-        attempt: SDK_ATTEMPT_TIMEOUT,
-        operation: SDK_OPERATION_TIMEOUT,
-    };
-
-    /// The SDK's form, with `extra` added to the attempt and operation limits (a long poll's wait).
-    pub(crate) fn config(&self, extra: Duration) -> TimeoutConfig {
-        TimeoutConfig::builder()
-            .connect_timeout(self.connect)
-            .operation_attempt_timeout(self.attempt + extra)
-            .operation_timeout(self.operation + extra)
-            .build()
-    }
-}
-
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("metadata_uri", &self.metadata_uri)
-            .field("queue_prefix", &self.queue_prefix)
-            .field("max_concurrency", &self.max_concurrency)
-            .field("visibility_timeout", &self.visibility_timeout)
-            .field("drain_timeout", &self.drain_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for ClientBuilder {
-    fn default() -> Self {
-        Self {
-            env: Arc::new(|name| std::env::var(name).ok()),
-            metadata_uri: None,
-            metadata_connect_timeout: METADATA_CONNECT_TIMEOUT,
-            metadata_read_timeout: METADATA_READ_TIMEOUT,
-            metadata_attempts: METADATA_ATTEMPTS,
-            queue_prefix: None,
-            ready: ReadyCheck::FromEnv,
-            wait_limit: QUEUE_WAIT_LIMIT,
-            max_concurrency: DEFAULT_MAX_CONCURRENCY,
-            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
-            max_visibility_extension: MAX_VISIBILITY_EXTENSION,
-            delete_flush_interval: DELETE_FLUSH_INTERVAL,
-            drain_timeout: DRAIN_TIMEOUT,
-            retry_backoff: None,
-            dedup_window: None,
-            unwrap_sns_envelope: true,
-            handle_sigterm: true,
-            sdk_timeouts: SdkTimeouts::DEFAULT,
-        }
-    }
-}
-
-impl ClientBuilder {
-    /// Where environment variables are read from (default: the process environment). Tests pass a map.
-    pub fn env_lookup(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
-        self.env = Arc::new(lookup);
-        self
-    }
-
-    /// The task metadata endpoint, instead of `ECS_CONTAINER_METADATA_URI_V4` (local runs).
-    pub fn metadata_uri(mut self, uri: impl Into<String>) -> Self {
-        self.metadata_uri = Some(uri.into());
-        self
-    }
-
-    /// Connect and read timeouts of each metadata request (defaults:
-    /// [`METADATA_CONNECT_TIMEOUT`](crate::METADATA_CONNECT_TIMEOUT),
-    /// [`METADATA_READ_TIMEOUT`](crate::METADATA_READ_TIMEOUT)).
-    pub fn metadata_timeouts(mut self, connect: Duration, read: Duration) -> Self {
-        self.metadata_connect_timeout = connect;
-        self.metadata_read_timeout = read;
-        self
-    }
-
-    /// Attempts of the metadata request, the first included (default
-    /// [`METADATA_ATTEMPTS`](crate::METADATA_ATTEMPTS)).
-    pub fn metadata_attempts(mut self, attempts: u32) -> Self {
-        self.metadata_attempts = attempts;
-        self
-    }
-
-    /// The queue name prefix, instead of `TASKSUB_QUEUE_PREFIX` (default `tasksub-`). It must match
-    /// the controller's.
-    pub fn queue_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.queue_prefix = Some(prefix.into());
-        self
-    }
-
-    /// Also wait until the controller's record in this DynamoDB table says READY (the subscription is
-    /// live), instead of taking the table from `TASKSUB_TABLE`. This is the only way the client can
-    /// confirm the subscription, so [`Handler::on_subscribed`] is called only when a table is known.
-    pub fn wait_for_ready(mut self, table: impl Into<String>) -> Self {
-        self.ready = ReadyCheck::Table(table.into());
-        self
-    }
-
-    /// Do not wait for READY, even when `TASKSUB_TABLE` is set: the queue existing is enough to start
-    /// consuming. The subscription is then unconfirmed and [`Handler::on_subscribed`] is not called.
-    pub fn skip_ready_check(mut self) -> Self {
-        self.ready = ReadyCheck::Off;
-        self
-    }
-
-    /// How long to wait for the queue (and READY) before failing (default
-    /// [`QUEUE_WAIT_LIMIT`](crate::QUEUE_WAIT_LIMIT), 2 minutes).
-    pub fn wait_limit(mut self, limit: Duration) -> Self {
-        self.wait_limit = limit;
-        self
-    }
-
-    /// Handlers running at once (default [`DEFAULT_MAX_CONCURRENCY`]); the client never holds more
-    /// unhandled messages than free handler slots.
-    pub fn max_concurrency(mut self, n: usize) -> Self {
-        self.max_concurrency = n;
-        self
-    }
-
-    /// Visibility timeout set on each receive and renewed while the handler works (default
-    /// [`DEFAULT_VISIBILITY_TIMEOUT`]; whole seconds, rounded up).
-    pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
-        self.visibility_timeout = timeout;
-        self
-    }
-
-    /// Longest time a message is kept invisible by renewals (default [`MAX_VISIBILITY_EXTENSION`]).
-    pub fn max_visibility_extension(mut self, limit: Duration) -> Self {
-        self.max_visibility_extension = limit;
-        self
-    }
-
-    /// Longest wait before a partial batch of deletes is sent (default [`DELETE_FLUSH_INTERVAL`]).
-    pub fn delete_flush_interval(mut self, interval: Duration) -> Self {
-        self.delete_flush_interval = interval;
-        self
-    }
-
-    /// Time in-flight handlers get after shutdown starts (default [`DRAIN_TIMEOUT`]). Keep it below the
-    /// container's `stopTimeout` (30 s by default) minus a few seconds.
-    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
-        self.drain_timeout = timeout;
-        self
-    }
-
-    /// After a handler failure, make the message visible again after `initial * 2^(receives - 1)`,
-    /// capped at `max`. Without this (the default) a failed message reappears when its current
-    /// visibility timeout ends.
-    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.retry_backoff = Some(Backoff::new(initial, max));
-        self
-    }
-
-    /// Delete, without calling the handler, copies of a message already handled within `window`, keyed
-    /// by [`Message::dedup_key`](crate::Message::dedup_key). Off by default.
-    ///
-    /// With raw delivery (tasksub's default) the SNS message ID is gone and every SNS redelivery is a
-    /// new SQS message with a new ID, so **only a publisher-set
-    /// [`DEDUP_ID_ATTRIBUTE`](crate::DEDUP_ID_ATTRIBUTE) (`tasksub-dedup-id`) makes this catch SNS
-    /// duplicates**. Without it, it catches SNS duplicates only when raw delivery is off (the envelope's
-    /// `MessageId`), and otherwise nothing beyond a redelivery of the same SQS message.
-    pub fn dedup_window(mut self, window: Duration) -> Self {
-        self.dedup_window = Some(window);
-        self
-    }
-
-    /// Unwrap SNS envelopes (raw delivery off) so the handler sees the published body (default true).
-    pub fn unwrap_sns_envelope(mut self, unwrap: bool) -> Self {
-        self.unwrap_sns_envelope = unwrap;
-        self
-    }
-
-    /// Start shutdown on SIGTERM (default true). Note that once a process listens for SIGTERM, the
-    /// signal no longer terminates it by default: return from `main` after [`Client::run`].
-    pub fn handle_sigterm(mut self, handle: bool) -> Self {
-        self.handle_sigterm = handle;
-        self
-    }
-
-    /// Timeouts of the SQS and DynamoDB clients (defaults: [`SDK_CONNECT_TIMEOUT`],
-    /// [`SDK_ATTEMPT_TIMEOUT`], [`SDK_OPERATION_TIMEOUT`]): to connect, for one attempt of a call, and
-    /// for the whole call with its retries. ReceiveMessage gets [`LONG_POLL_WAIT`] more on the last two.
-    /// They replace any timeouts of the `SdkConfig` passed to [`ClientBuilder::build`].
-    pub fn sdk_timeouts(mut self, connect: Duration, attempt: Duration, operation: Duration) -> Self {
-        self.sdk_timeouts = SdkTimeouts {
-            connect,
-            attempt,
-            operation,
-        };
-        self
-    }
-
-    fn env(&self, name: &str) -> Option<String> {
-        (self.env)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-    }
-
-    /// Reads the environment once, validates everything and builds the SDK clients.
-    ///
-    /// `sdk` must have a region and a credentials provider (what `aws_config::load_defaults` gives):
-    /// without either this is a configuration error ([`Error::is_config`]), never a retried failure.
-    /// Whether the provider actually finds credentials is checked once by [`Client::connect`].
-    pub fn build(self, sdk: &SdkConfig) -> Result<Client, Error> {
-        if sdk.region().is_none() {
-            return Err(Error::invalid_config(
-                "AWS_REGION",
-                "the SdkConfig has no region: set AWS_REGION (ECS sets it in every task) or give the \
-                 SdkConfig one",
-            ));
-        }
-        let Some(credentials) = sdk.credentials_provider() else {
-            return Err(Error::invalid_config(
-                "credentials",
-                "the SdkConfig has no credentials provider: load it with aws_config::load_defaults (the \
-                 task role in ECS) or give it one",
-            ));
-        };
-        let base = match self.metadata_uri.clone().or_else(|| self.env(METADATA_URI_VAR)) {
-            Some(uri) => uri,
-            None => return Err(Error::missing_env(METADATA_URI_VAR)),
-        };
-        let metadata = MetadataEndpoint {
-            base,
-            connect_timeout: self.metadata_connect_timeout,
-            read_timeout: self.metadata_read_timeout,
-            attempts: self.metadata_attempts,
-        };
-        metadata.validate()?;
-        let prefix = match self.queue_prefix.clone().or_else(|| self.env(vars::QUEUE_PREFIX)) {
-            Some(p) => QueuePrefix::new(&p).map_err(|e| Error::invalid_config(vars::QUEUE_PREFIX, e.to_string()))?,
-            None => QueuePrefix::default(),
-        };
-        let table = match &self.ready {
-            ReadyCheck::FromEnv => self.env(vars::TABLE),
-            ReadyCheck::Table(t) => Some(t.clone()),
-            ReadyCheck::Off => None,
-        };
-        self.validate()?;
-        let consume = ConsumeConfig {
-            max_concurrency: self.max_concurrency,
-            long_poll: LONG_POLL_WAIT,
-            visibility: self.visibility_timeout,
-            max_extension: self.max_visibility_extension,
-            flush_interval: self.delete_flush_interval,
-            drain_timeout: self.drain_timeout,
-            failure_backoff: self.retry_backoff,
-            dedup_window: self.dedup_window,
-            envelopes: if self.unwrap_sns_envelope {
-                Envelopes::Unwrap
-            } else {
-                Envelopes::Keep
-            },
-            receive_backoff: RECEIVE_ERROR_BACKOFF,
-            order: Order::Any,
-        };
-        let timeouts = self.sdk_timeouts.config(Duration::ZERO);
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(sdk)
-                .timeout_config(timeouts.clone())
-                .build(),
-        );
-        let records = table.map(|table| DynamoRecords {
-            client: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk)
-                    .timeout_config(timeouts)
-                    .build(),
-            ),
-            table,
-        });
-        if records.is_none() {
-            tracing::warn!(
-                action = "configure",
-                "TASKSUB_TABLE is not set: the subscription cannot be confirmed, so on_subscribed will not \
-                 be called (messages published before the subscription existed are not reloaded)"
-            );
-        }
-        Ok(Client {
-            inner: Arc::new(Inner {
-                sqs,
-                records,
-                credentials,
-                receive_timeouts: self.sdk_timeouts.config(LONG_POLL_WAIT),
-                metadata,
-                prefix,
-                wait_limit: self.wait_limit,
-                consume,
-                handle_sigterm: self.handle_sigterm,
-            }),
-        })
-    }
-
-    fn validate(&self) -> Result<(), Error> {
-        let check = |ok: bool, setting: &'static str, reason: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::invalid_config(setting, reason))
+/// The task's queue name: `<prefix><task id>`, with `.fifo` for a FIFO queue.
+///
+/// The `.fifo` name is built here until tasksub-core's naming module provides FIFO names (another
+/// change adds a `fifo` parameter to `QueueName::for_task`); then call that instead.
+fn queue_name(prefix: &QueuePrefix, task: &TaskId, kind: QueueKind) -> Result<QueueName, Error> {
+    let invalid = |reason: String| Error::invalid_config(vars::QUEUE_PREFIX, reason);
+    let standard = QueueName::for_task(prefix, task).map_err(|e| invalid(e.to_string()))?;
+    match kind {
+        QueueKind::Standard => Ok(standard),
+        QueueKind::Fifo => {
+            let name = format!("{}{}.fifo", prefix.as_str(), task.as_str());
+            if name.len() > MAX_QUEUE_NAME_LEN {
+                return Err(invalid(format!(
+                    "queue name {name:?} is longer than {MAX_QUEUE_NAME_LEN} characters"
+                )));
             }
-        };
-        check(
-            (1..=1000).contains(&self.max_concurrency),
-            "max_concurrency",
-            "must be 1..=1000",
-        )?;
-        check(
-            (Duration::from_secs(1)..=SQS_MAX_VISIBILITY).contains(&self.visibility_timeout),
-            "visibility_timeout",
-            "must be 1 s..=12 h",
-        )?;
-        check(
-            self.max_visibility_extension <= SQS_MAX_VISIBILITY,
-            "max_visibility_extension",
-            "must be at most 12 h",
-        )?;
-        check(
-            !self.delete_flush_interval.is_zero(),
-            "delete_flush_interval",
-            "must be above zero",
-        )?;
-        check(!self.wait_limit.is_zero(), "wait_limit", "must be above zero")?;
-        let t = self.sdk_timeouts;
-        check(
-            !t.connect.is_zero() && !t.attempt.is_zero() && t.attempt <= t.operation,
-            "sdk_timeouts",
-            "need 0 < connect, 0 < attempt <= operation",
-        )?;
-        check(self.metadata_attempts >= 1, "metadata_attempts", "must be at least 1")?;
-        check(
-            !self.metadata_connect_timeout.is_zero() && !self.metadata_read_timeout.is_zero(),
-            "metadata_timeouts",
-            "must be above zero",
-        )?;
-        if let Some(b) = self.retry_backoff {
-            check(
-                b.initial <= b.max && b.max <= SQS_MAX_VISIBILITY,
-                "retry_backoff",
-                "need initial <= max <= 12 h",
-            )?;
+            Ok(QueueName::from_existing(&name))
         }
-        if let Some(w) = self.dedup_window {
-            check(!w.is_zero(), "dedup_window", "must be above zero")?;
-        }
-        Ok(())
     }
 }
 
-struct Inner {
-    sqs: aws_sdk_sqs::Client,
-    records: Option<DynamoRecords>,
-    credentials: SharedCredentialsProvider,
-    receive_timeouts: TimeoutConfig,
-    metadata: MetadataEndpoint,
-    prefix: QueuePrefix,
-    wait_limit: Duration,
-    consume: ConsumeConfig,
-    handle_sigterm: bool,
+/// Everything [`ClientBuilder::build`] resolved.
+pub(crate) struct Inner {
+    pub sqs: aws_sdk_sqs::Client,
+    pub records: Option<DynamoRecords>,
+    pub credentials: SharedCredentialsProvider,
+    pub receive_timeouts: TimeoutConfig,
+    pub metadata: MetadataEndpoint,
+    pub prefix: QueuePrefix,
+    pub kind: QueueKind,
+    pub wait_limit: Duration,
+    pub consume: ConsumeConfig,
+    pub handle_sigterm: bool,
 }
 
 /// Finds this task's queue and consumes it. Cheap to clone.
@@ -467,6 +80,10 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    pub(crate) fn new(inner: Inner) -> Self {
+        Self { inner: Arc::new(inner) }
+    }
+
     /// A builder with every default; finish with [`ClientBuilder::build`].
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
@@ -475,8 +92,7 @@ impl Client {
     /// Asks the task metadata endpoint which task this is and derives its queue name.
     pub async fn discover(&self) -> Result<TaskIdentity, Error> {
         let (task_arn, parsed) = self.inner.metadata.task_arn().await?;
-        let queue_name = QueueName::for_task(&self.inner.prefix, &parsed.task_id)
-            .map_err(|e| Error::invalid_config(vars::QUEUE_PREFIX, e.to_string()))?;
+        let queue_name = queue_name(&self.inner.prefix, &parsed.task_id, self.inner.kind)?;
         tracing::info!(action = "discover", task_id = %parsed.task_id, queue = %queue_name, "task discovered");
         Ok(TaskIdentity {
             task_arn,
@@ -574,6 +190,7 @@ impl Client {
                 client: self.inner.sqs.clone(),
                 url: queue.url.clone(),
                 receive_timeouts: self.inner.receive_timeouts.clone(),
+                kind: self.inner.kind,
             };
             let mut report = consume::consume(sqs, Arc::new(handler), self.inner.consume.clone(), stop).await;
             report.subscribed = true;
@@ -611,7 +228,11 @@ fn on_sigterm(stop: CancellationToken) -> Option<AbortOnDropHandle<()>> {
 
 #[cfg(test)]
 mod tests {
+    use aws_config::SdkConfig;
+    use tasksub_core::naming::TaskArn;
+
     use super::*;
+    use crate::{LONG_POLL_WAIT, SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT};
 
     fn sdk() -> SdkConfig {
         SdkConfig::builder()
@@ -672,5 +293,51 @@ mod tests {
             .unwrap();
         assert!(skipped.inner.records.is_none());
         assert!(builder().build(&sdk()).unwrap().inner.records.is_none());
+    }
+
+    #[test]
+    fn fifo_queues_are_named_with_the_fifo_suffix() {
+        let arn = TaskArn::parse("arn:aws:ecs:us-east-1:123456789012:task/c/0123456789abcdef0123456789abcdef").unwrap();
+        let prefix = QueuePrefix::default();
+        let name = |kind| queue_name(&prefix, &arn.task_id, kind).unwrap();
+        assert_eq!(
+            name(QueueKind::Standard).as_str(),
+            "tasksub-0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(
+            name(QueueKind::Fifo).as_str(),
+            "tasksub-0123456789abcdef0123456789abcdef.fifo"
+        );
+        // 80 characters at most, `.fifo` included: a 44-character prefix fits, a 45-character one does not.
+        let long = |n: usize| QueuePrefix::new(&format!("tasksub-{}", "p".repeat(n - 8))).unwrap();
+        let fits = queue_name(&long(43), &arn.task_id, QueueKind::Fifo).unwrap();
+        assert_eq!(fits.as_str().len(), MAX_QUEUE_NAME_LEN);
+        let e = queue_name(&long(44), &arn.task_id, QueueKind::Fifo).unwrap_err();
+        assert!(e.is_config(), "{e}");
+        assert!(queue_name(&long(44), &arn.task_id, QueueKind::Standard).is_ok());
+    }
+
+    #[test]
+    fn fifo_comes_from_the_builder_then_the_environment_then_defaults_to_standard() {
+        let env = |value: &'static str| move |k: &str| (k == crate::QUEUE_FIFO_VAR).then(|| value.to_owned());
+        let kind = |b: ClientBuilder| {
+            let client = b.build(&sdk()).unwrap();
+            (client.inner.kind, client.inner.consume.order)
+        };
+        let (fifo, standard) = (
+            (QueueKind::Fifo, consume::Order::PerGroup),
+            (QueueKind::Standard, consume::Order::Any),
+        );
+        assert_eq!(kind(builder()), standard);
+        for v in ["true", "TRUE", "1", "yes"] {
+            assert_eq!(kind(builder().env_lookup(env(v))), fifo, "{v}");
+        }
+        for v in ["false", "0", "no", " "] {
+            assert_eq!(kind(builder().env_lookup(env(v))), standard, "{v:?}");
+        }
+        assert_eq!(kind(builder().env_lookup(env("true")).queue_fifo(false)), standard);
+        assert_eq!(kind(builder().env_lookup(env("false")).queue_fifo(true)), fifo);
+        let e = builder().env_lookup(env("fifo")).build(&sdk()).unwrap_err();
+        assert_eq!(e.setting(), Some(crate::QUEUE_FIFO_VAR), "{e}");
     }
 }

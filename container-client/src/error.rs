@@ -152,27 +152,17 @@ impl fmt::Display for Error {
             Kind::MetadataUnreachable {
                 uri,
                 attempts,
-                status: Some(code),
-                ..
-            } => write!(
-                f,
-                "task metadata endpoint {uri} answered HTTP {code} (gave up after {attempts} attempt(s))"
-            ),
-            Kind::MetadataUnreachable {
-                uri,
-                attempts,
-                timed_out: true,
-                ..
+                status,
+                timed_out,
             } => {
+                let what = match (status, timed_out) {
+                    (Some(code), _) => format!("answered HTTP {code}"),
+                    (None, true) => "timed out".to_owned(),
+                    (None, false) => "is unreachable".to_owned(),
+                };
                 write!(
                     f,
-                    "task metadata endpoint {uri} timed out (gave up after {attempts} attempt(s))"
-                )
-            }
-            Kind::MetadataUnreachable { uri, attempts, .. } => {
-                write!(
-                    f,
-                    "task metadata endpoint {uri} is unreachable (gave up after {attempts} attempt(s))"
+                    "task metadata endpoint {uri} {what} (gave up after {attempts} attempt(s))"
                 )
             }
             Kind::MetadataInvalid { uri, reason } => {

@@ -106,6 +106,7 @@
 
 mod aws;
 mod backoff;
+mod builder;
 mod client;
 mod consume;
 mod error;
@@ -121,10 +122,11 @@ mod wait;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use client::{
-    Client, ClientBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_VISIBILITY_TIMEOUT, DELETE_FLUSH_INTERVAL, DRAIN_TIMEOUT,
-    MAX_VISIBILITY_EXTENSION, SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT,
+pub use builder::{
+    ClientBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_VISIBILITY_TIMEOUT, DELETE_FLUSH_INTERVAL, DRAIN_TIMEOUT,
+    MAX_VISIBILITY_EXTENSION, QUEUE_FIFO_VAR, SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT,
 };
+pub use client::Client;
 pub use consume::{RunReport, LONG_POLL_WAIT};
 pub use error::{BoxError, Error};
 pub use handler::Handler;

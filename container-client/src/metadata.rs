@@ -139,31 +139,7 @@ impl MetadataEndpoint {
                     timed_out: false,
                 })));
             }
-            let too_large = || {
-                Attempt::Fatal(Error::new(Kind::MetadataInvalid {
-                    uri: uri.to_string(),
-                    reason: format!("the response is larger than the {METADATA_MAX_BYTES}-byte limit"),
-                }))
-            };
-            let declared = response
-                .headers()
-                .get(hyper::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > METADATA_MAX_BYTES as u64) {
-                return Err(too_large());
-            }
-            let body = Limited::new(response.into_body(), METADATA_MAX_BYTES);
-            body.collect().await.map(|c| c.to_bytes()).map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    too_large()
-                } else {
-                    Attempt::Retryable {
-                        status: None,
-                        timed_out: false,
-                        source: Some(e),
-                    }
-                }
-            })
+            read_body(response, uri).await
         };
         match tokio::time::timeout(self.read_timeout + self.connect_timeout, exchange).await {
             Ok(result) => result,
@@ -174,6 +150,35 @@ impl MetadataEndpoint {
             }),
         }
     }
+}
+
+/// The body of a successful response, within [`METADATA_MAX_BYTES`] (a larger one is fatal).
+async fn read_body(response: hyper::Response<hyper::body::Incoming>, uri: &hyper::Uri) -> Result<Bytes, Attempt> {
+    let too_large = || {
+        Attempt::Fatal(Error::new(Kind::MetadataInvalid {
+            uri: uri.to_string(),
+            reason: format!("the response is larger than the {METADATA_MAX_BYTES}-byte limit"),
+        }))
+    };
+    let declared = response
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > METADATA_MAX_BYTES as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(response.into_body(), METADATA_MAX_BYTES);
+    body.collect().await.map(|c| c.to_bytes()).map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            too_large()
+        } else {
+            Attempt::Retryable {
+                status: None,
+                timed_out: false,
+                source: Some(e),
+            }
+        }
+    })
 }
 
 /// The pause after failed attempt `attempt` (1-based): the backoff's first step after the first failure.

@@ -121,6 +121,39 @@ pub(crate) async fn queue_url<L: QueueLocator>(
     }
 }
 
+/// One read of the record: READY, a tombstone (fatal), or not yet (each new state logged once).
+async fn check_ready<R: RecordReader>(
+    records: &R,
+    task_id: &str,
+    last_state: &Mutex<Option<Option<State>>>,
+) -> Check<()> {
+    match records.state(task_id).await {
+        Ok(Some(State::Ready)) => Check::Done(()),
+        Ok(Some(state)) if state.is_tombstone() => Check::Fatal(Error::new(Kind::TaskStopping {
+            task_id: task_id.to_owned(),
+            state,
+        })),
+        Ok(state) => {
+            let mut last = last_state.lock().expect("not poisoned");
+            if *last != Some(state) {
+                let shown = state.map_or("none", State::as_str);
+                tracing::info!(
+                    action = "wait-ready",
+                    task_id,
+                    state = shown,
+                    "record not READY yet; waiting"
+                );
+            }
+            *last = Some(state);
+            Check::NotYet
+        }
+        Err(e) => {
+            tracing::warn!(action = "wait-ready", task_id, error = %DisplayErrorContext(&*e), "GetItem failed; retrying");
+            Check::Failed(e)
+        }
+    }
+}
+
 /// Waits until the task's record says READY. `Ok(false)` when `stop` fired first.
 pub(crate) async fn ready<R: RecordReader>(
     records: &R,
@@ -132,28 +165,7 @@ pub(crate) async fn ready<R: RecordReader>(
     let started = Instant::now();
     // Outer `None`: nothing seen yet; inner: the record's state (`None` while there is no record).
     let last_state: &Mutex<Option<Option<State>>> = &Mutex::new(None);
-    let waited = poll(deadline, stop, rng, || async move {
-        match records.state(task_id).await {
-            Ok(Some(State::Ready)) => Check::Done(()),
-            Ok(Some(state)) if state.is_tombstone() => {
-                Check::Fatal(Error::new(Kind::TaskStopping { task_id: task_id.to_owned(), state }))
-            }
-            Ok(state) => {
-                let mut last = last_state.lock().expect("not poisoned");
-                if *last != Some(state) {
-                    let shown = state.map_or("none", State::as_str);
-                    tracing::info!(action = "wait-ready", task_id, state = shown, "record not READY yet; waiting");
-                }
-                *last = Some(state);
-                Check::NotYet
-            }
-            Err(e) => {
-                tracing::warn!(action = "wait-ready", task_id, error = %DisplayErrorContext(&*e), "GetItem failed; retrying");
-                Check::Failed(e)
-            }
-        }
-    })
-    .await;
+    let waited = poll(deadline, stop, rng, || check_ready(records, task_id, last_state)).await;
     match waited {
         Waited::Found(()) => {
             tracing::info!(
