@@ -1,5 +1,7 @@
 //! In-memory ports for tests: an SQS queue with visibility timeouts, receipt handles, receive counts,
-//! call records and fault injection, driven by tokio's (pausable) clock.
+//! call records and fault injection, driven by tokio's (pausable) clock. A FIFO queue
+//! ([`MemoryQueue::fifo`]) keeps message groups like SQS: a group whose messages are in flight is held
+//! back from later receives, and one receive may return several messages of a group, in order.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -8,7 +10,7 @@ use std::time::Duration;
 use tasksub_core::record::State;
 use tokio::time::Instant;
 
-use crate::message::{Attribute, Received};
+use crate::message::{Attribute, Received, GROUP_ID};
 use crate::port::{EntryFailure, QueueApi, QueueLocator, RecordReader, MAX_BATCH};
 use crate::BoxError;
 
@@ -24,6 +26,7 @@ struct Stored {
     receive_count: u32,
     receipt: Option<String>,
     deleted: bool,
+    group: Option<String>,
 }
 
 /// One recorded call.
@@ -42,6 +45,7 @@ struct State0 {
     fail_receives: usize,
     fail_visibility_calls: usize,
     fail_delete_calls: usize,
+    fifo: bool,
 }
 
 /// The queue; clones share it.
@@ -53,6 +57,20 @@ pub(crate) struct MemoryQueue {
 impl MemoryQueue {
     pub(crate) fn new() -> Self {
         Self::default()
+    }
+
+    /// A FIFO queue: send with [`MemoryQueue::send_to_group`].
+    pub(crate) fn fifo() -> Self {
+        let q = Self::default();
+        q.with(|s| s.fifo = true);
+        q
+    }
+
+    /// Sends a message of a message group (`MessageGroupId`); returns its ID.
+    pub(crate) fn send_to_group(&self, body: &str, group: &str) -> String {
+        let id = self.send(body);
+        self.with(|s| s.messages.last_mut().expect("just sent").group = Some(group.to_owned()));
+        id
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State0) -> T) -> T {
@@ -77,6 +95,7 @@ impl MemoryQueue {
                 receive_count: 0,
                 receipt: None,
                 deleted: false,
+                group: None,
             });
             id
         })
@@ -127,12 +146,20 @@ impl MemoryQueue {
     fn try_receive(&self, max: usize, visibility: Duration) -> Vec<Received> {
         let now = Instant::now();
         self.with(|s| {
+            // FIFO: groups with a message in flight before this receive are held back.
+            let held: Vec<String> = s
+                .messages
+                .iter()
+                .filter(|m| s.fifo && !m.deleted && m.receipt.is_some() && m.visible_at > now)
+                .filter_map(|m| m.group.clone())
+                .collect();
             let mut out = Vec::new();
             let mut next = s.next;
             for m in s
                 .messages
                 .iter_mut()
                 .filter(|m| !m.deleted && m.visible_at <= now)
+                .filter(|m| m.group.as_ref().is_none_or(|g| !held.contains(g)))
                 .take(max.min(MAX_BATCH))
             {
                 next += 1;
@@ -140,14 +167,17 @@ impl MemoryQueue {
                 m.receipt = Some(receipt.clone());
                 m.receive_count += 1;
                 m.visible_at = now + visibility;
+                let mut system: BTreeMap<String, String> =
+                    [("ApproximateReceiveCount".to_owned(), m.receive_count.to_string())].into();
+                if let Some(g) = &m.group {
+                    system.insert(GROUP_ID.to_owned(), g.clone());
+                }
                 out.push(Received {
                     message_id: m.id.clone(),
                     receipt,
                     body: m.body.clone(),
                     attributes: m.attributes.clone(),
-                    system: [("ApproximateReceiveCount".to_owned(), m.receive_count.to_string())]
-                        .into_iter()
-                        .collect(),
+                    system,
                 });
             }
             s.next = next;

@@ -601,3 +601,181 @@ async fn returning_unfinished_messages_is_retried_with_backoff_then_given_up() {
     assert_eq!(asked.elapsed(), calls[2] - asked, "no pause after the last attempt");
     assert_eq!(report.returned, 0);
 }
+
+// FIFO queues: one message of a group at a time, in receive order; a failure releases the rest.
+
+fn fifo_config() -> ConsumeConfig {
+    ConsumeConfig {
+        order: Order::PerGroup,
+        max_concurrency: 16,
+        ..config()
+    }
+}
+
+/// What a recording handler saw: `(event, body)` in the order it happened, `event` "start" or "end".
+type Journal = Arc<std::sync::Mutex<Vec<(&'static str, String)>>>;
+
+/// A handler that records its start and end, works `work(body)`, and fails the first
+/// delivery of bodies starting with "fail".
+fn recording(work: fn(&str) -> Duration) -> (impl Handler, Journal) {
+    let journal: Journal = Arc::default();
+    let j = journal.clone();
+    let handler = move |m: Message| {
+        let j = j.clone();
+        async move {
+            j.lock().unwrap().push(("start", m.body().to_owned()));
+            sleep(work(m.body())).await;
+            j.lock().unwrap().push(("end", m.body().to_owned()));
+            if m.body().starts_with("fail") && m.receive_count() == 1 {
+                return Err::<(), BoxError>("first delivery fails".into());
+            }
+            Ok(())
+        }
+    };
+    (handler, journal)
+}
+
+/// Bodies in the order their handlers started.
+fn starts(journal: &Journal) -> Vec<String> {
+    let j = journal.lock().unwrap();
+    j.iter()
+        .filter(|(e, _)| *e == "start")
+        .map(|(_, b)| b.clone())
+        .collect()
+}
+
+/// The most handlers of one group (the body's first letter) and of all groups running at once.
+fn peaks(journal: &Journal) -> (usize, usize) {
+    let mut running: std::collections::HashMap<char, usize> = Default::default();
+    let (mut per_group, mut all) = (0, 0);
+    for (event, body) in journal.lock().unwrap().iter() {
+        let group = body.chars().next().unwrap();
+        let n = running.entry(group).or_default();
+        if *event == "start" {
+            *n += 1;
+        } else {
+            *n -= 1;
+        }
+        per_group = per_group.max(*n);
+        all = all.max(running.values().sum());
+    }
+    (per_group, all)
+}
+
+#[tokio::test(start_paused = true)]
+async fn fifo_groups_run_one_at_a_time_in_order_while_groups_run_concurrently() {
+    // GIVEN three groups of five messages, sent interleaved, and 16 handler slots
+    let q = MemoryQueue::fifo();
+    for i in 0..5 {
+        for g in ["a", "b", "c"] {
+            q.send_to_group(&format!("{g}{i}"), g);
+        }
+    }
+    let (handler, journal) = recording(|body| Duration::from_millis(100 * (5 - body[1..].parse::<u64>().unwrap())));
+    // WHEN the loop runs (later messages are quicker: any overtaking within a group would show)
+    let run = start(&q, handler, fifo_config());
+    sleep(secs(10)).await;
+    let report = run.stop().await;
+    // THEN each group ran in send order, never two of a group at once, and the groups overlapped
+    let started = starts(&journal);
+    for g in ["a", "b", "c"] {
+        let order: Vec<&String> = started.iter().filter(|b| b.starts_with(g)).collect();
+        assert_eq!(
+            order,
+            (0..5)
+                .map(|i| format!("{g}{i}"))
+                .collect::<Vec<_>>()
+                .iter()
+                .collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(peaks(&journal), (1, 3));
+    assert_eq!((report.received, report.succeeded, report.deleted), (15, 15, 15));
+    // AND the deletes were batched
+    assert!(deletes(&q).len() < 15, "{:?}", deletes(&q));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fifo_a_failure_releases_the_rest_of_its_group_to_be_redelivered_in_order() {
+    // GIVEN group a: a0 fails its first delivery, a1 and a2 behind it; group b unaffected
+    let q = MemoryQueue::fifo();
+    let ids: Vec<String> = ["fail-a0", "a1", "b0", "a2", "b1"]
+        .iter()
+        .map(|b| q.send_to_group(b, &b.replace("fail-", "")[..1]))
+        .collect();
+    let (handler, journal) = recording(|_| Duration::from_millis(10));
+    // (duplicate suppression on: a released message must be handled when it comes back)
+    let cfg = ConsumeConfig {
+        dedup_window: Some(secs(300)),
+        ..fifo_config()
+    };
+    let run = start(&q, handler, cfg);
+    // WHEN the failed message's visibility (30 s) has passed
+    sleep(secs(5)).await;
+    // THEN before it: a1 and a2 were not run but made visible again; b ran
+    assert_eq!(starts(&journal), ["fail-a0", "b0", "b1"]);
+    let released: Vec<Vec<Duration>> = extensions(&q).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(released, [vec![Duration::ZERO; 2]]);
+    assert_eq!(q.receive_count(&ids[1]), 1);
+    sleep(secs(30)).await;
+    let report = run.stop().await;
+    // AND after it, a0, a1, a2 were handled in order, each once more
+    assert_eq!(starts(&journal), ["fail-a0", "b0", "b1", "fail-a0", "a1", "a2"]);
+    assert_eq!(q.receive_count(&ids[1]), 2);
+    assert_eq!(q.deleted().len(), 5);
+    assert_eq!((report.failed, report.released, report.succeeded), (1, 2, 5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fifo_messages_waiting_for_their_group_are_kept_invisible_by_the_heartbeat() {
+    // GIVEN three 40 s messages of one group and a 30 s visibility: the last waits 80 s
+    let q = MemoryQueue::fifo();
+    let ids: Vec<String> = (0..3).map(|i| q.send_to_group(&format!("a{i}"), "a")).collect();
+    let (handler, journal) = recording(|_| secs(40));
+    let run = start(&q, handler, fifo_config());
+    sleep(secs(125)).await;
+    let report = run.stop().await;
+    // THEN none was redelivered while waiting or working, and all were handled in order
+    for id in &ids {
+        assert_eq!(q.receive_count(id), 1, "{id}");
+    }
+    assert_eq!(starts(&journal), ["a0", "a1", "a2"]);
+    assert!(!extensions(&q).is_empty(), "renewed");
+    assert_eq!((report.succeeded, report.deleted, report.released), (3, 3, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fifo_the_drain_deadline_returns_a_group_s_unstarted_messages() {
+    // GIVEN three 15 s messages of one group; shutdown at 1 s with a 20 s drain
+    let q = MemoryQueue::fifo();
+    for i in 0..3 {
+        q.send_to_group(&format!("a{i}"), "a");
+    }
+    let (handler, journal) = recording(|_| secs(15));
+    let run = start(&q, handler, fifo_config());
+    sleep(secs(1)).await;
+    let asked = Instant::now();
+    let report = run.stop().await;
+    // THEN a0 finished, a1 started during the drain and was abandoned at its deadline; a1 and a2
+    // went back to the queue at once
+    assert_eq!(asked.elapsed(), secs(20));
+    assert_eq!(starts(&journal), ["a0", "a1"]);
+    assert_eq!((report.succeeded, report.deleted, report.returned), (1, 1, 2));
+    assert_eq!(q.visible().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standard_queue_ignores_message_groups() {
+    // GIVEN messages carrying one group on a standard-order consumer
+    let q = MemoryQueue::new();
+    for i in 0..3 {
+        q.send_to_group(&format!("a{i}"), "a");
+    }
+    let (handler, journal) = recording(|_| secs(1));
+    let run = start(&q, handler, config());
+    sleep(secs(3)).await;
+    let report = run.stop().await;
+    // THEN they ran concurrently, as always
+    assert_eq!(peaks(&journal), (3, 3));
+    assert_eq!(report.succeeded, 3);
+}
