@@ -10,10 +10,12 @@
 #   <repo>/.tools/bin    cfn-guard (cargo install)
 #   infra/cdk/node_modules (npm ci)
 # Runs: cfn-lint, sam validate --lint, the offline SAM transform, CDK assertion tests, CDK synth
-# (no bundling), cfn-guard validate (raw SAM, transformed SAM, CDK) and cfn-guard test (negative
-# cases), checkov, the IAM oracle and call coverage (infra/tests/test_iam.py: every policy statement
-# against AWS's authorization data, each role's grants against the SDK calls of its Rust code), and the
-# moto EventBridge pattern tests. Every step runs; exit 1 if any failed.
+# (no bundling), cfn-lint of the snippets for topic owners (infra/snippets), cfn-guard validate (raw SAM,
+# transformed SAM, CDK, snippets) and cfn-guard test (negative cases), checkov, the IAM oracle and call
+# coverage (infra/tests/test_iam.py: every policy statement against AWS's authorization data, each role's
+# grants against the SDK calls of its Rust code, every call allowed on its resources with two topics in
+# another account and region, and a foreign topic's owner snippet evaluated with them), and the moto
+# EventBridge pattern tests. Every step runs; exit 1 if any failed.
 set -uo pipefail
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +27,7 @@ BUILD="$INFRA/build"
 CDK_OUT="$BUILD/cdk"
 CDK_TEMPLATE="$CDK_OUT/Tasksub.template.json"
 SAM_JSON="$BUILD/template.sam.json"
+SNIPPETS=("$INFRA"/snippets/*.yaml)
 
 # Pinned tool versions (see /work/shared/notes/tooling.md for why these).
 INFRA_PIP_SPEC="aws-sam-cli==1.170.0 checkov==3.2.459 cfn-lint==1.58.0"
@@ -102,6 +105,7 @@ guard_validate() {
   local files=("-d" "$INFRA/template.yaml")
   [ -s "$SAM_JSON" ] && files+=("-d" "$SAM_JSON") || { echo "missing $SAM_JSON"; return 1; }
   [ -s "$CDK_TEMPLATE" ] && files+=("-d" "$CDK_TEMPLATE") || { echo "missing $CDK_TEMPLATE"; return 1; }
+  local s; for s in "${SNIPPETS[@]}"; do files+=("-d" "$s"); done
   "$GUARD" validate -r "$INFRA/guard" "${files[@]}" --show-summary fail
 }
 guard_tests() {
@@ -118,8 +122,9 @@ guard_tests() {
   return $rc
 }
 checkov_scan() {
-  "$VENV_INFRA/bin/checkov" --config-file "$INFRA/checkov.yaml" \
-    -f "$INFRA/template.yaml" -f "$SAM_JSON" -f "$CDK_TEMPLATE"
+  local files=(-f "$INFRA/template.yaml" -f "$SAM_JSON" -f "$CDK_TEMPLATE") s
+  for s in "${SNIPPETS[@]}"; do files+=(-f "$s"); done
+  "$VENV_INFRA/bin/checkov" --config-file "$INFRA/checkov.yaml" "${files[@]}"
 }
 pattern_tests() {
   TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests" -q -p no:cacheprovider \
@@ -136,9 +141,10 @@ step "cfn-lint transformed SAM template"      cfn_lint "$SAM_JSON"
 step "CDK assertion tests (node --test)"      cdk_tests
 step "CDK synth without bundling"             cdk_synth
 step "cfn-lint CDK template"                  cfn_lint "$CDK_TEMPLATE"
-step "cfn-guard validate (SAM, SAM transformed, CDK)" guard_validate
+step "cfn-lint snippets for topic owners"     cfn_lint "${SNIPPETS[@]}"
+step "cfn-guard validate (SAM, SAM transformed, CDK, snippets)" guard_validate
 step "cfn-guard test (negative cases)"        guard_tests
-step "checkov (SAM, SAM transformed, CDK)"    checkov_scan
+step "checkov (SAM, SAM transformed, CDK, snippets)" checkov_scan
 step "IAM oracle and call coverage (policy_sentry, pytest)" iam_oracle
 step "EventBridge pattern tests in moto (pytest)" pattern_tests
 

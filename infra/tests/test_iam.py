@@ -66,6 +66,10 @@ PARAMETERS = {
     "SubscriptionDlqArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:subscription-dlq",
     "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:alarms",
     "TaskRoleName": "app-task-role",
+    # infra/snippets/foreign-topic-policy.yaml (deployed by a topic's owner).
+    "TopicArn": "arn:aws:sns:us-east-1:210987654321:orders",
+    "TasksubAccountId": ACCOUNT,
+    "TasksubRegion": REGION,
 }
 NO_VALUE = object()
 
@@ -103,12 +107,40 @@ def expand_action(action: str) -> list[tuple[str, dict]]:
 
 # ------------------------------------------------------------------------------------------------ intrinsics
 class Values:
-    """Resolves CloudFormation values to every alternative a deployment could produce."""
+    """Resolves CloudFormation values to every alternative a deployment could produce.
 
-    def __init__(self, template: dict):
+    With `deployment` (parameter values) it resolves ONE deployment instead: those parameters win over
+    PARAMETERS and the defaults, and every Fn::If takes the branch its condition gives."""
+
+    def __init__(self, template: dict, deployment: dict[str, Any] | None = None):
         self.t = template
         self.resources = template.get("Resources", {})
         self.params = template.get("Parameters", {})
+        self.deployment = deployment
+
+    def condition(self, name: str) -> bool:
+        return bool(self._cond(self.t.get("Conditions", {})[name]))
+
+    def _cond(self, node: Any) -> Any:
+        (key, arg), = node.items()
+        if key == "Fn::Equals":
+            a, b = (self.one(x) for x in arg)
+            return a == b
+        if key == "Fn::Not":
+            return not self._cond(arg[0])
+        if key == "Fn::And":
+            return all(self._cond(x) for x in arg)
+        if key == "Fn::Or":
+            return any(self._cond(x) for x in arg)
+        if key == "Condition":
+            return self.condition(arg)
+        raise ValueError(f"condition {node!r} is not supported")
+
+    def one(self, node: Any) -> Any:
+        """The single value of `node` in this deployment."""
+        values = self.alts(node)
+        assert len(values) == 1, f"{node!r} has {len(values)} values: {values!r}"
+        return values[0]
 
     def physical_name(self, lid: str) -> str:
         return f"tasksub-test-{lid}-ABC123"
@@ -118,6 +150,10 @@ class Values:
             return NO_VALUE
         if name in PSEUDO:
             return PSEUDO[name]
+        if self.deployment is not None and name in self.deployment:
+            if name not in self.params:
+                raise ValueError(f"{name} is not a parameter of the template")
+            return self.deployment[name]
         if name in self.params:
             if name in PARAMETERS:
                 return PARAMETERS[name]
@@ -183,7 +219,9 @@ class Values:
                 lid, attr = arg.split(".", 1) if isinstance(arg, str) else arg
                 return [self.getatt(lid, attr)]
             if key == "Fn::If":
-                _, yes, no = arg
+                cond, yes, no = arg
+                if self.deployment is not None:
+                    return self.alts(yes if self.condition(cond) else no)
                 return self.alts(yes) + self.alts(no)
             if key == "Fn::Join":
                 sep, items = arg
@@ -280,8 +318,8 @@ def collect(template: dict) -> list[tuple[str, str, Any]]:
     return out
 
 
-def resolved_statements(template: dict) -> list[tuple[str, str, dict]]:
-    v = Values(template)
+def resolved_statements(template: dict, deployment: dict | None = None) -> list[tuple[str, str, dict]]:
+    v = Values(template, deployment)
     out = []
     for holder, kind, raw in collect(template):
         for st in v.alts(raw):
@@ -902,3 +940,281 @@ def test_the_queue_prefix_pattern_is_tasksubs(name):
         assert pattern.fullmatch(ok), ok
     for bad in ["orders-", "prod", "tasksub", "tasksubx-", "ts123-", "tasksub-" + "p" * 40, "tasksub-a.b"]:
         assert not pattern.fullmatch(bad), bad
+
+
+# ================================================================================================ requests
+# Does IAM allow what the code calls, on the resources it calls it on? One deployment at a time (every Fn::If
+# resolved), each role's identity statements are evaluated against the concrete requests of its CODE_CALLS:
+# Subscribe on each configured topic with the task queue as endpoint, CreateQueue of <prefix><id>[.fifo] with
+# the stack tag, and so on. The deployments have two topics: one in another account, one in another region.
+# For a topic of another account the request also needs the topic owner's topic policy
+# (infra/snippets/foreign-topic-policy.yaml), evaluated here with the same requests.
+FOREIGN_ACCOUNT = "210987654321"
+OTHER_REGION = "eu-west-1"
+STANDARD_TOPICS = [f"arn:aws:sns:{REGION}:{FOREIGN_ACCOUNT}:orders", f"arn:aws:sns:{OTHER_REGION}:{ACCOUNT}:flags"]
+FIFO_TOPICS = [f"arn:aws:sns:{REGION}:{FOREIGN_ACCOUNT}:orders.fifo", f"arn:aws:sns:{OTHER_REGION}:{ACCOUNT}:flags.fifo"]
+DEPLOYMENTS = {
+    "two-topics": {"TopicArns": STANDARD_TOPICS, "QueuePrefix": "tasksub-my-"},
+    "two-fifo-topics-default-prefix": {"TopicArns": FIFO_TOPICS, "QueuePrefix": ""},
+    "created-topic": {"TopicArns": [""], "QueuePrefix": "tasksub-my-"},
+}
+SNIPPET = INFRA / "snippets" / "foreign-topic-policy.yaml"
+TASK_ID = "0123456789abcdef0123456789abcdef"
+STRANGER = "999999999999"
+
+
+def glob_match(pattern: str, value: str) -> bool:
+    """IAM's matching of a Resource or a *Like condition: '*' any run, '?' one character, case-sensitive."""
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, value, flags=re.DOTALL) is not None
+
+
+def condition_holds(operator: str, want: Any, have: Any) -> bool:
+    wants = [str(w) for w in as_list(want)]
+    base = operator.replace("IfExists", "")
+    if base.startswith("ForAllValues:"):
+        test = base.split(":", 1)[1]
+        return all(condition_holds(test, wants, v) for v in as_list(have if have is not None else []))
+    if have is None:
+        return base.startswith(("StringNot", "ArnNot"))  # a missing key matches only the negated operators
+    haves = [str(h) for h in as_list(have)]
+    if base in ("StringEquals", "ArnEquals"):
+        return any(h == w for h in haves for w in wants)
+    if base in ("StringLike", "ArnLike"):
+        return any(glob_match(w, h) for h in haves for w in wants)
+    if base in ("StringNotEquals", "ArnNotEquals"):
+        return not any(h == w for h in haves for w in wants)
+    if base == "Bool":
+        return any(h.lower() == w.lower() for h in haves for w in wants)
+    raise ValueError(f"condition operator {operator} is not supported by the request evaluator")
+
+
+def statement_applies(st: dict, action: str, resource: str, context: dict[str, Any], principal: str | None = None) -> bool:
+    if not any(fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in as_list(st.get("Action", []))):
+        return False
+    resources = [x for r in as_list(st.get("Resource", [])) for x in as_list(r)]
+    if not any(glob_match(r, resource) for r in resources):
+        return False
+    if principal is not None and not principal_matches(st.get("Principal"), principal):
+        return False
+    ctx = {k.lower(): v for k, v in context.items()}
+    return all(condition_holds(op, want, ctx.get(key.lower()))
+               for op, block in (st.get("Condition") or {}).items() for key, want in block.items())
+
+
+def principal_matches(principal: Any, arn: str) -> bool:
+    """A resource policy's Principal against a role ARN: the ARN itself, its account (root ARN or ID) or "*"."""
+    if principal == "*":
+        return True
+    account = arn.split(":")[4]
+    names = [x for p in as_list((principal or {}).get("AWS", [])) for x in as_list(p)]
+    return any(n in ("*", arn, account, f"arn:aws:iam::{account}:root") for n in names)
+
+
+def allowed(statements: list[dict], action: str, resource: str, context: dict, principal: str | None = None) -> bool:
+    """Explicit Deny wins, then any Allow."""
+    hit = [st for st in statements if statement_applies(st, action, resource, context, principal)]
+    return bool(hit) and not any(st.get("Effect") == "Deny" for st in hit)
+
+
+class Deployment:
+    """One deployment of a template: its resolved statements per holder and the names its code uses."""
+
+    def __init__(self, template: dict, params: dict):
+        self.v = Values(template, params)
+        self.tpl = template
+        self.statements: dict[str, list[dict]] = {}
+        for holder, kind, st in resolved_statements(template, params):
+            if kind == "identity":
+                self.statements.setdefault(holder, []).append(st)
+        self.topics = [a for a in params["TopicArns"] if a] or [self.v.getatt("Topic", "TopicArn")]
+        env = self.environment()
+        self.prefix = self.v.one(env["TASKSUB_QUEUE_PREFIX"])
+        assert self.v.one(env["TASKSUB_TOPIC_ARNS"]).split(",") == self.topics
+        assert self.v.one(env["TASKSUB_ACCOUNT_ID"]) == ACCOUNT
+        self.fifo = all(t.endswith(".fifo") for t in self.topics)
+        self.queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.prefix}{TASK_ID}{'.fifo' if self.fifo else ''}"
+        self.stack = PSEUDO["AWS::StackName"]
+
+    def environment(self) -> dict:
+        glob = self.tpl.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables")
+        if glob:
+            return glob
+        fn = self.tpl["Resources"]["OnTaskRunningFunction"]["Properties"]
+        return fn["Environment"]["Variables"]
+
+    def role_arn(self, holder: str) -> str:
+        return self.v.getatt(holder, "Arn")
+
+    def requests(self, role: str, action: str) -> list[tuple[str, dict]]:
+        """(resource, request context) of every call of `action` the role's code makes."""
+        tag = {f"aws:ResourceTag/{STACK_TAG}": self.stack}
+        service, name = action.split(":")
+        if action == "sns:Subscribe":
+            return [(t, {"sns:Protocol": "sqs", "sns:Endpoint": self.queue}) for t in self.topics]
+        if action == "sns:ListSubscriptionsByTopic":
+            return [(t, {}) for t in self.topics]
+        if action == "sns:Unsubscribe":
+            return [(f"{t}:6b0d0d1e-7a5e-4c53-9d5f-0c1f5d1c2a3b", {}) for t in self.topics]
+        if action in ("sqs:CreateQueue", "sqs:TagQueue"):
+            return [(self.queue, {f"aws:RequestTag/{STACK_TAG}": self.stack, "aws:TagKeys": core_tag_keys()})]
+        if action in OWNED_ACTIONS:
+            return [(self.queue, tag)]
+        if action in READ_UNCONDITIONED:
+            return [(self.queue, {})]
+        if action == "sqs:ListQueues":
+            return [("*", {})]
+        if action == "sqs:SendMessage":
+            return [(self.v.getatt("EventDlq", "Arn"), {})]
+        if service == "dynamodb":
+            return [(self.v.getatt("Table", "Arn"), {})]
+        cluster = PARAMETERS["ClusterArns"][0]
+        if action == "ecs:ListTasks":
+            return [("*", {"ecs:cluster": cluster})]
+        if action == "ecs:DescribeTasks":
+            return [(f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/blue/{TASK_ID}", {"ecs:cluster": cluster})]
+        if service == "logs":
+            group = self.v.getatt(role.replace("FunctionRole", "LogGroup"), "Arn")
+            return [(group[:-1] + "log-stream:2024/01/01/[$LATEST]0123abcd", {})]
+        raise AssertionError(f"no request model for {action} ({role})")
+
+
+def deployment(name: str, scenario: str) -> Deployment:
+    return Deployment(template(name), DEPLOYMENTS[scenario])
+
+
+@pytest.mark.parametrize("scenario", list(DEPLOYMENTS))
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_every_call_of_the_code_is_allowed_on_its_resources(name, scenario):
+    d = deployment(name, scenario)
+    problems = []
+    for role in CODE_CALLS:
+        for action in sorted(needed_actions(role)):
+            for resource, ctx in d.requests(role, action):
+                if not allowed(d.statements.get(role, []), action, resource, ctx):
+                    problems.append(f"{role}: {action} on {resource} {ctx or ''} is not allowed")
+    assert not problems, f"{name} / {scenario}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("scenario", list(DEPLOYMENTS))
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_nothing_beyond_the_configured_topics_and_queues_is_allowed(name, scenario):
+    """The grants are no wider than the calls: other topics, other owners' endpoints, other protocols,
+    queues outside the prefix or without the stack's tag are refused."""
+    d = deployment(name, scenario)
+    other_topic = f"arn:aws:sns:{REGION}:{STRANGER}:other"
+    suffix = f"{TASK_ID}{'.fifo' if d.fifo else ''}"
+    foreign_queue = f"arn:aws:sqs:{REGION}:{STRANGER}:{d.prefix}{suffix}"
+    other_region_queue = f"arn:aws:sqs:{OTHER_REGION}:{ACCOUNT}:{d.prefix}{suffix}"
+    refused = [
+        ("sns:Subscribe", other_topic, {"sns:Protocol": "sqs", "sns:Endpoint": d.queue}),
+        ("sns:Subscribe", d.topics[0], {"sns:Protocol": "sqs", "sns:Endpoint": foreign_queue}),
+        ("sns:Subscribe", d.topics[0], {"sns:Protocol": "sqs", "sns:Endpoint": other_region_queue}),
+        ("sns:Subscribe", d.topics[0], {"sns:Protocol": "https", "sns:Endpoint": "https://example.com/hook"}),
+        ("sns:Subscribe", d.topics[0], {"sns:Protocol": "sqs",
+                                         "sns:Endpoint": f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders-{suffix}"}),
+        ("sns:ListSubscriptionsByTopic", other_topic, {}),
+        ("sns:Publish", d.topics[0], {}),
+        ("sqs:CreateQueue", f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders-{suffix}",
+         {f"aws:RequestTag/{STACK_TAG}": d.stack, "aws:TagKeys": core_tag_keys()}),
+        ("sqs:CreateQueue", d.queue, {}),
+        ("sqs:DeleteQueue", d.queue, {}),
+        ("sqs:DeleteQueue", d.queue, {f"aws:ResourceTag/{STACK_TAG}": "another-stack"}),
+    ]
+    problems = []
+    for role in CODE_CALLS:
+        for action, resource, ctx in refused:
+            if allowed(d.statements.get(role, []), action, resource, ctx):
+                problems.append(f"{role}: {action} on {resource} {ctx} is allowed")
+    assert not problems, f"{name} / {scenario}:\n  " + "\n  ".join(problems)
+
+
+def test_the_request_evaluator_refuses_and_allows_what_iam_would():
+    """Self-test: a broken evaluator that allowed everything (or nothing) would pass the tests above."""
+    topic = STANDARD_TOPICS[0]
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:tasksub-x-{TASK_ID}"
+    sub = {"Effect": "Allow", "Action": "sns:Subscribe", "Resource": [topic],
+           "Condition": {"StringEquals": {"sns:Protocol": "sqs"},
+                         "StringLike": {"sns:Endpoint": f"arn:aws:sqs:{REGION}:{ACCOUNT}:tasksub-x-*"}}}
+    assert allowed([sub], "sns:Subscribe", topic, {"sns:Protocol": "sqs", "sns:Endpoint": queue})
+    assert not allowed([sub], "sns:Subscribe", topic, {"sns:Protocol": "sqs"})
+    assert not allowed([sub], "sns:Subscribe", topic + "x", {"sns:Protocol": "sqs", "sns:Endpoint": queue})
+    assert not allowed([sub], "sns:Unsubscribe", topic, {})
+    deny = {"Effect": "Deny", "Action": "sns:*", "Resource": "*"}
+    assert not allowed([sub, deny], "sns:Subscribe", topic, {"sns:Protocol": "sqs", "sns:Endpoint": queue})
+    tags = {"Effect": "Allow", "Action": ["sqs:CreateQueue"], "Resource": "arn:aws:sqs:*:*:tasksub-x-*",
+            "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]}}}
+    assert allowed([tags], "sqs:CreateQueue", queue, {"aws:TagKeys": ["a"]})
+    assert not allowed([tags], "sqs:CreateQueue", queue, {"aws:TagKeys": ["a", "c"]})
+    assert glob_match("arn:aws:logs:r:a:log-group:g:*", "arn:aws:logs:r:a:log-group:g:log-stream:[$LATEST]x")
+    assert not glob_match("tasksub-x-*", "tasksub-y-1")
+    assert principal_matches({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, f"arn:aws:iam::{ACCOUNT}:role/r")
+    assert not principal_matches({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, f"arn:aws:iam::{STRANGER}:role/r")
+    assert not principal_matches({"AWS": [f"arn:aws:iam::{ACCOUNT}:role/a"]}, f"arn:aws:iam::{ACCOUNT}:role/b")
+
+
+# ------------------------------------------------------------------------------------------------ topic owners
+def snippet_statements(d: Deployment, topic: str, principals: list[str] | None = None) -> list[dict]:
+    params = {"TopicArn": topic, "TasksubAccountId": ACCOUNT, "TasksubRegion": REGION, "QueuePrefix": d.prefix,
+              "SubscriberPrincipals": principals or [""]}
+    return [st for _, kind, st in resolved_statements(load_template(SNIPPET), params) if kind == "resource"]
+
+
+def test_the_foreign_topic_policy_fits_the_service_authorization_data():
+    statements = resolved_statements(load_template(SNIPPET))
+    assert len(statements) >= 2
+    problems = [f"{st.get('Sid')}: {p}" for _, _, st in statements for p in check_statement(st)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("admit", ["account", "roles"])
+@pytest.mark.parametrize("scenario", ["two-topics", "two-fifo-topics-default-prefix"])
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_a_foreign_topic_needs_exactly_the_owners_snippet(name, scenario, admit):
+    """Cross-account: a call on another account's topic needs the role's identity policy AND the topic's
+    policy. With the snippet deployed by the owner, every call the code makes on the topic is allowed;
+    without it, none is; and the snippet admits nothing else."""
+    d = deployment(name, scenario)
+    foreign = [t for t in d.topics if t.split(":")[4] != ACCOUNT]
+    assert foreign, "the deployment must have a topic of another account"
+    roles = [r for r in CODE_CALLS if r != "TaskRolePolicy"]
+    role_arns = [d.role_arn(r) for r in roles]
+    problems = []
+    for topic in foreign:
+        policy = snippet_statements(d, topic, role_arns if admit == "roles" else None)
+        for role in roles:
+            principal = d.role_arn(role)
+            for action in sorted(needed_actions(role)):
+                if not action.startswith("sns:") or action == "sns:Unsubscribe":
+                    continue  # Unsubscribe: SNS lets the subscription's owner (this account) remove it
+                for resource, ctx in d.requests(role, action):
+                    if resource != topic:
+                        continue
+                    if not allowed(d.statements[role], action, resource, ctx):
+                        problems.append(f"{role}: identity policy refuses {action} on {topic}")
+                    if not allowed(policy, action, resource, ctx, principal):
+                        problems.append(f"{role}: the owner's snippet refuses {action} on {topic} {ctx}")
+                    if allowed([], action, resource, ctx, principal):
+                        problems.append("an empty topic policy allows")
+        stranger = f"arn:aws:iam::{STRANGER}:role/intruder"
+        suffix = f"{TASK_ID}{'.fifo' if d.fifo else ''}"
+        for principal, action, ctx in [
+            (stranger, "sns:Subscribe", {"sns:Protocol": "sqs", "sns:Endpoint": d.queue}),
+            (stranger, "sns:ListSubscriptionsByTopic", {}),
+            (role_arns[0], "sns:Publish", {}),
+            (role_arns[0], "sns:GetTopicAttributes", {}),
+            (role_arns[0], "sns:Subscribe", {"sns:Protocol": "https", "sns:Endpoint": "https://example.com/hook"}),
+            (role_arns[0], "sns:Subscribe", {"sns:Protocol": "sqs",
+                                              "sns:Endpoint": f"arn:aws:sqs:{REGION}:{STRANGER}:{d.prefix}{suffix}"}),
+            (role_arns[0], "sns:Subscribe", {"sns:Protocol": "sqs",
+                                              "sns:Endpoint": f"arn:aws:sqs:{OTHER_REGION}:{ACCOUNT}:{d.prefix}{suffix}"}),
+            (role_arns[0], "sns:Subscribe", {"sns:Protocol": "sqs",
+                                              "sns:Endpoint": f"arn:aws:sqs:{REGION}:{ACCOUNT}:billing-{suffix}"}),
+        ]:
+            if allowed(policy, action, topic, ctx, principal):
+                problems.append(f"the snippet allows {principal} {action} {ctx}")
+        if admit == "roles":
+            other_role = f"arn:aws:iam::{ACCOUNT}:role/someone-else"
+            if allowed(policy, "sns:Subscribe", topic, {"sns:Protocol": "sqs", "sns:Endpoint": d.queue}, other_role):
+                problems.append("with SubscriberPrincipals the snippet still admits the whole account")
+    assert not problems, f"{name} / {scenario} / {admit}:\n  " + "\n  ".join(problems)

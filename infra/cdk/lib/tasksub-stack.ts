@@ -855,6 +855,12 @@ export class TasksubStack extends Stack {
       o.overrideLogicalId(id);
     };
     output('TopicArns', topicArnsValue, 'TASKSUB_TOPIC_ARNS - publish to any of these; every task queue is subscribed to each');
+    output('SubscriberRoleArns',
+      Fn.join(',', Token.asList([
+        onTaskRunning.role!.roleArn, onTaskStopped.role!.roleArn, ifThen(sweeperEnabled, sweeper.role!.roleArn, Aws.NO_VALUE),
+      ])),
+      'The function roles that subscribe, list and unsubscribe (SubscriberPrincipals of ' +
+      'infra/snippets/foreign-topic-policy.yaml, when a topic owner admits roles rather than this account)');
     output('TableName', table.ref, 'TASKSUB_TABLE - task records (the client may GetItem to wait for READY)');
     output('TableArn', table.attrArn);
     output('QueuePrefix', prefix, 'TASKSUB_QUEUE_PREFIX - give it to the application container too');

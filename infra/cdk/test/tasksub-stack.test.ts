@@ -441,7 +441,7 @@ describe('operations', () => {
   });
 
   it('outputs what the app needs', () => {
-    for (const o of ['TopicArns', 'TableName', 'QueuePrefix', 'TaskRolePolicyArn', 'TaskQueueDlqArn', 'EventDlqUrl']) {
+    for (const o of ['TopicArns', 'SubscriberRoleArns', 'TableName', 'QueuePrefix', 'TaskRolePolicyArn', 'TaskQueueDlqArn', 'EventDlqUrl']) {
       assert.ok(json.Outputs[o], o);
     }
   });
