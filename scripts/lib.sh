@@ -22,10 +22,11 @@ free_port() {
 }
 
 # Starts moto_server on a free 127.0.0.1 port; exports TASKSUB_MOTO_ENDPOINT and AWS_* for the emulator.
+# scripts/moto_server.py is moto_server plus the cross-account SNS delivery moto lacks (see its header).
 moto_start() {
   mkdir -p "$RUN_DIR"
   local port; port="$(free_port)"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$RUN_DIR/moto.log" 2>&1 &
+  "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$RUN_DIR/moto.log" 2>&1 &
   MOTO_PID=$!
   echo "$MOTO_PID" >"$RUN_DIR/moto.pid"
   trap moto_stop EXIT

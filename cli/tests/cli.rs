@@ -55,6 +55,7 @@ fn init_replay_list_show_on_the_emulator() {
     let prefix = format!("tasksub-{}-", unique("cli"));
     let env = [
         ("TASKSUB_TOPIC_ARN", topic_arn.as_str()),
+        ("TASKSUB_ACCOUNT_ID", "123456789012"),
         ("TASKSUB_TABLE", table.as_str()),
         ("TASKSUB_CLUSTERS", "prod"),
         ("TASKSUB_QUEUE_PREFIX", prefix.as_str()),

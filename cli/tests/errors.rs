@@ -36,6 +36,8 @@ fn an_empty_replay_says_so_and_exits_2() {
     std::fs::write(&file, "\n\n").unwrap();
     let env = [
         ("TASKSUB_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t"),
+        ("TASKSUB_ACCOUNT_ID", "123456789012"),
+        ("TASKSUB_REGION", "us-east-1"),
         ("TASKSUB_TABLE", "records"),
         ("TASKSUB_CLUSTERS", "prod"),
     ];

@@ -30,6 +30,7 @@ impl Deployment {
         Self {
             env: vec![
                 ("TASKSUB_TOPIC_ARN", topic_arn),
+                ("TASKSUB_ACCOUNT_ID", "123456789012".to_owned()),
                 ("TASKSUB_TABLE", table),
                 ("TASKSUB_CLUSTERS", cluster.arn().to_owned()),
                 ("TASKSUB_QUEUE_PREFIX", prefix.clone()),

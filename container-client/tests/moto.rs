@@ -232,6 +232,8 @@ async fn the_controller_provisions_the_queue_from_a_replayed_event() {
     create_table(&w.sdk, &table).await;
     let settings: BTreeMap<String, String> = [
         (vars::TOPIC_ARN, topic_arn.as_str()),
+        (vars::ACCOUNT_ID, "123456789012"),
+        (vars::AWS_REGION, "us-east-1"),
         (vars::TABLE, table.as_str()),
         (vars::CLUSTERS, "FargateCluster"),
         (vars::QUEUE_PREFIX, w.prefix.as_str()),
@@ -586,4 +588,194 @@ async fn without_a_table_on_subscribed_is_never_called() {
     stop.cancel();
     run.await.unwrap();
     assert_eq!(subscribed.load(Ordering::SeqCst), 0);
+}
+
+// FIFO: an SNS FIFO topic feeding the task's FIFO queue (`<prefix><task id>.fifo`).
+
+impl World {
+    /// The task's FIFO queue (what the controller creates for FIFO topics); returns its URL.
+    async fn create_fifo_queue(&self) -> String {
+        self.sqs
+            .create_queue()
+            .queue_name(format!("{}.fifo", self.queue_name))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap()
+    }
+
+    /// A FIFO client: `.fifo` queue name, per-group order.
+    fn fifo_builder(&self) -> ClientBuilder {
+        self.builder().queue_fifo(true)
+    }
+
+    async fn send_to_group(&self, url: &str, body: &str, group: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .message_group_id(group)
+            .message_deduplication_id(unique(body))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Start and end of every handler call, in the order they happened: `(true, body)` at the start.
+type Journal = Arc<std::sync::Mutex<Vec<(bool, String)>>>;
+
+/// Per group (the body up to its first `-`): the bodies in start order, and the most handlers of one
+/// group and of all groups that ran at once.
+fn by_group(journal: &Journal) -> (BTreeMap<String, Vec<String>>, usize, usize) {
+    let mut order: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut running: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut one, mut all) = (0, 0);
+    for (start, body) in journal.lock().unwrap().iter() {
+        let group = body.split('-').next().unwrap().to_owned();
+        let n = running.entry(group.clone()).or_default();
+        if *start {
+            *n += 1;
+            order.entry(group).or_default().push(body.clone());
+        } else {
+            *n -= 1;
+        }
+        one = one.max(*n);
+        all = all.max(running.values().sum());
+    }
+    (order, one, all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_topic_feeds_the_fifo_queue_and_each_group_is_handled_in_order() {
+    // GIVEN the task's FIFO queue subscribed (raw delivery) to an SNS FIFO topic, and 3 groups of 8
+    // messages published interleaved before the client starts
+    let w = World::new("fifo-order").await;
+    let url = w.create_fifo_queue().await;
+    let sns = aws_sdk_sns::Client::new(&w.sdk);
+    let topic_arn = sns
+        .create_topic()
+        .name(format!("{}.fifo", unique("fifo-order")))
+        .attributes("FifoTopic", "true")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{}.fifo", w.queue_name))
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    for i in 0..8 {
+        for g in ["g0", "g1", "g2"] {
+            let body = format!("{g}-{i}");
+            sns.publish()
+                .topic_arn(&topic_arn)
+                .message(&body)
+                .message_group_id(g)
+                .message_deduplication_id(unique(&body))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    // WHEN a FIFO client with 16 handler slots consumes them; later messages are quicker, so any
+    // overtaking within a group would show
+    let journal: Journal = Arc::default();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let j = journal.clone();
+    let handler = move |m: Message| {
+        let (j, tx) = (j.clone(), tx.clone());
+        async move {
+            let body = m.body().to_owned();
+            let i: u64 = body.rsplit('-').next().unwrap().parse().unwrap();
+            j.lock().unwrap().push((true, body.clone()));
+            tokio::time::sleep(Duration::from_millis(20 * (8 - i))).await;
+            j.lock().unwrap().push((false, body));
+            tx.send(m).ok();
+            Ok::<(), BoxError>(())
+        }
+    };
+    let client = w.fifo_builder().max_concurrency(16).build(&w.sdk).unwrap();
+    let (stop, run) = spawn_run(client, handler);
+    let mut handled = Vec::new();
+    while handled.len() < 24 {
+        handled.push(next(&mut rx, Duration::from_secs(60)).await);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the last deletes
+    stop.cancel();
+    let report = run.await.unwrap();
+    // THEN every group was handled in publish order, one message at a time, groups side by side
+    let (order, one, all) = by_group(&journal);
+    for g in ["g0", "g1", "g2"] {
+        assert_eq!(order[g], (0..8).map(|i| format!("{g}-{i}")).collect::<Vec<_>>(), "{g}");
+    }
+    assert_eq!(one, 1, "never two messages of a group at once");
+    assert!(all >= 2, "groups run concurrently ({all})");
+    // AND the handler saw each message's group; all were deleted
+    for m in &handled {
+        assert_eq!(m.group_id(), m.body().split('-').next(), "{}", m.body());
+    }
+    assert!(report.subscribed);
+    assert_eq!((report.succeeded, report.deleted, report.released), (24, 24, 0));
+    assert_eq!(w.remaining(&url).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_fifo_queue_a_failure_holds_its_group_back_while_heartbeats_and_deletes_work() {
+    // GIVEN group x: a message failing its first delivery with two behind it; group y: a handler
+    // slower than the 2 s visibility, then one more
+    let w = World::new("fifo-fail").await;
+    let url = w.create_fifo_queue().await;
+    for (body, group) in [
+        ("fail-once x0", "x"),
+        ("x1", "x"),
+        ("y0 slow", "y"),
+        ("x2", "x"),
+        ("y1", "y"),
+    ] {
+        w.send_to_group(&url, body, group).await;
+    }
+    let journal: Journal = Arc::default();
+    let j = journal.clone();
+    let (handler, mut rx) = forwarding(move |m| {
+        j.lock().unwrap().push((true, m.body().to_owned()));
+        m.body().ends_with("slow").then_some(Duration::from_secs(5))
+    });
+    let client = w
+        .fifo_builder()
+        .visibility_timeout(Duration::from_secs(2))
+        .max_concurrency(16)
+        .build(&w.sdk)
+        .unwrap();
+    let (stop, run) = spawn_run(client, handler);
+    // WHEN six handler calls happened (x0 twice; x1 and x2 were released once, not handled)
+    let mut handled = Vec::new();
+    while handled.len() < 6 {
+        handled.push(next(&mut rx, Duration::from_secs(60)).await);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.cancel();
+    let report = run.await.unwrap();
+    // THEN group x went x0 (failed), x0, x1, x2; group y ran meanwhile, y0 was never redelivered
+    // while it worked (heartbeats on a FIFO receipt handle), and every message was deleted (batches)
+    let starts: Vec<String> = journal.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
+    let x: Vec<&String> = starts.iter().filter(|b| b.contains('x')).collect();
+    assert_eq!(x, ["fail-once x0", "fail-once x0", "x1", "x2"]);
+    let y: Vec<&String> = starts.iter().filter(|b| b.contains('y')).collect();
+    assert_eq!(y, ["y0 slow", "y1"]);
+    let slow = handled.iter().find(|m| m.body() == "y0 slow").unwrap();
+    assert_eq!(slow.receive_count(), 1);
+    assert_eq!(
+        (report.failed, report.released, report.succeeded, report.deleted),
+        (1, 2, 5, 5),
+        "{report:?}"
+    );
+    assert_eq!(w.remaining(&url).await, (0, 0));
 }

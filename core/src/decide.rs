@@ -5,8 +5,12 @@
 //! every conditional write names the state it expects, so racing invocations cannot both win.
 //!
 //! Provisioning starts with a conditional claim that is also the read: a duplicate start event costs a
-//! rejected claim and nothing else, and a new task costs exactly four calls (claim, CreateQueue,
-//! Subscribe, MarkReady). Teardown reads the record first, then acts in at most three more calls.
+//! rejected claim and nothing else, and a new task costs a claim, CreateQueue, one Subscribe per topic
+//! (issued together with CreateQueue) and MarkReady: three round trips whatever the topic count.
+//! Teardown reads the record first, then acts in at most two more round trips.
+//!
+//! A READY record whose topics differ from the settings (a topic was added or removed) is converged by
+//! the next start event or sweep: Subscribe the new topics ‖ unsubscribe the retired ones, then MarkReady.
 
 use std::fmt;
 
@@ -152,15 +156,18 @@ pub enum Step {
     Claim,
     /// CreateQueue with policy, attributes and tags; fills `queue_url`.
     CreateQueue,
-    /// Subscribe the queue to the topic; fills `subscription_arn`.
+    /// Subscribe the queue to every configured topic the record has no subscription for (all at once);
+    /// fills `subscriptions`.
     Subscribe,
-    /// Conditional update PROVISIONING|READY → READY with URL and subscription ARN.
+    /// Conditional update PROVISIONING|READY → READY with URL and subscription ARNs.
     MarkReady,
-    /// Idempotent Subscribe with the same attributes, to learn the ARN of a subscription a crashed
-    /// provisioning may have left unrecorded (it is unsubscribed next).
+    /// Idempotent Subscribe with the same attributes, to learn the ARNs of subscriptions a crashed
+    /// provisioning may have left unrecorded (they are unsubscribed next).
     RecoverSubscription,
-    /// Unsubscribe `subscription_arn` (not-found counts as done).
+    /// Unsubscribe every subscription the record names (not-found counts as done).
     Unsubscribe,
+    /// Unsubscribe the subscriptions whose topic is no longer configured (a settings change).
+    UnsubscribeRetired,
     /// GetQueueUrl of the derived name; a missing queue leaves `queue_url` empty.
     LookupQueueUrl,
     /// DeleteQueue `queue_url` if known (not-found counts as done).
@@ -172,6 +179,13 @@ pub enum Step {
 }
 
 impl Step {
+    /// True for the conditional writes of the record (each a barrier between stages).
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Self::Claim | Self::MarkReady | Self::MarkDraining | Self::Tombstone(_)
+        )
+    }
     /// Name used in logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -181,6 +195,7 @@ impl Step {
             Self::MarkReady => "mark-ready",
             Self::RecoverSubscription => "recover-subscription",
             Self::Unsubscribe => "unsubscribe",
+            Self::UnsubscribeRetired => "unsubscribe-retired",
             Self::LookupQueueUrl => "lookup-queue-url",
             Self::DeleteQueue => "delete-queue",
             Self::MarkDraining => "mark-draining",
@@ -287,7 +302,7 @@ pub fn admit(
             }
         }
     }
-    let names = TaskNames::derive(&d.task_arn, &settings.queue.prefix, &settings.topic)?;
+    let names = TaskNames::derive(&d.task_arn, settings.naming())?;
     Ok(Ok(Admitted {
         intent,
         names,
@@ -349,10 +364,10 @@ pub fn plan_for(
 ) -> Decision {
     use Step::*;
     let state = stored.map(|r| r.state);
-    let has_sub = stored.is_some_and(|r| r.subscription_arn.is_some());
     let has_url = stored.is_some_and(|r| r.queue_url.is_some());
+    let (missing, retired) = stored.map_or((true, false), |r| topic_drift(r, settings));
     let recover = |steps: &mut Vec<Step>| {
-        if !has_sub {
+        if missing {
             steps.push(RecoverSubscription);
         }
         steps.push(Unsubscribe);
@@ -360,7 +375,12 @@ pub fn plan_for(
     let steps = match (intent, state) {
         (Intent::Provision, None) => vec![Claim, CreateQueue, Subscribe, MarkReady],
         (Intent::Provision, Some(State::Provisioning)) => vec![CreateQueue, Subscribe, MarkReady],
-        (Intent::Provision, Some(State::Ready)) => return Decision::Skip(Skip::AlreadyReady),
+        (Intent::Provision, Some(State::Ready)) => match (missing, retired) {
+            (false, false) => return Decision::Skip(Skip::AlreadyReady),
+            (true, false) => vec![Subscribe, MarkReady],
+            (false, true) => vec![UnsubscribeRetired, MarkReady],
+            (true, true) => vec![Subscribe, UnsubscribeRetired, MarkReady],
+        },
         (Intent::Provision, Some(s)) => return Decision::Skip(Skip::Tombstoned(s)),
 
         (Intent::StopInitiated, None) => vec![Tombstone(State::Draining)],
@@ -389,7 +409,7 @@ pub fn plan_for(
             steps
         }
     };
-    let record = working_record(names, facts, stored, settings, now);
+    let record = working_record(names, facts, stored, now);
     Decision::Act(Box::new(Plan {
         intent,
         record,
@@ -398,13 +418,15 @@ pub fn plan_for(
     }))
 }
 
-fn working_record(
-    names: &TaskNames,
-    facts: &TaskFacts,
-    stored: Option<&Record>,
-    settings: &Settings,
-    now: DateTime<Utc>,
-) -> Record {
+/// Whether a record lacks a subscription to a configured topic, and whether it names one to a topic
+/// no longer configured.
+pub fn topic_drift(record: &Record, settings: &Settings) -> (bool, bool) {
+    let missing = settings.topic_arns().any(|t| !record.subscriptions.contains_key(t));
+    let retired = record.subscriptions.keys().any(|t| settings.topic(t).is_none());
+    (missing, retired)
+}
+
+fn working_record(names: &TaskNames, facts: &TaskFacts, stored: Option<&Record>, now: DateTime<Utc>) -> Record {
     let event_version = facts.version.unwrap_or(0);
     let mut r = stored.cloned().unwrap_or_else(|| Record {
         task_id: names.record_key().to_owned(),
@@ -414,8 +436,7 @@ fn working_record(
         queue_name: names.queue_name.as_str().to_owned(),
         queue_arn: names.queue_arn.clone(),
         queue_url: None,
-        topic_arn: settings.topic.as_str().to_owned(),
-        subscription_arn: None,
+        subscriptions: Default::default(),
         state: State::Provisioning,
         version: 0,
         created_at: now,
@@ -438,11 +459,11 @@ pub fn apply(record: &Record, step: Step, settings: &Settings, now: DateTime<Utc
         Step::MarkReady => r.state = State::Ready,
         Step::MarkDraining => {
             r.state = State::Draining;
-            r.subscription_arn = None;
+            r.subscriptions.clear();
         }
         Step::Tombstone(state) => {
             r.state = state;
-            r.subscription_arn = None;
+            r.subscriptions.clear();
             if state == State::Gone {
                 r.queue_url = None;
             }
@@ -453,10 +474,20 @@ pub fn apply(record: &Record, step: Step, settings: &Settings, now: DateTime<Utc
     r
 }
 
+/// What undoes our work after MarkReady lost a race: the steps, and the record they run on (ours, less
+/// every subscription the current record names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undo {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// Our record, naming only the subscriptions to undo.
+    pub record: Record,
+}
+
 /// After MarkReady lost a race (the record moved on while we provisioned), what undoes our work:
-/// `Some(steps)` to compensate, `None` to decide again from `current` (another provisioning holds the
-/// record: our queue and subscription are the same resources it is making, so undoing them would
-/// unsubscribe a live task). `ours` holds the queue URL and subscription ARN this invocation created.
+/// `Some(undo)` to compensate, `None` to decide again from `current` (another provisioning holds the
+/// record: our queue and subscriptions are the same resources it is making, so undoing them would
+/// unsubscribe a live task). `ours` holds the queue URL and subscription ARNs this invocation has.
 ///
 /// Only what the current record does not name is undone: a subscription ARN it names is live (or its
 /// owner's teardown removes it), and a queue is deleted only when the task is GONE (or its record is).
@@ -464,16 +495,18 @@ pub fn apply(record: &Record, step: Step, settings: &Settings, now: DateTime<Utc
 /// A DRAINING record that names no queue URL never reached READY: no teardown knows the queue, and a
 /// STOPPED that looked the name up before our CreateQueue will not look again, so the queue goes too
 /// (found by the explorer: a late provisioner re-created the queue between the lookup and the tombstone).
-pub fn after_lost_race(current: Option<&Record>, ours: &Record) -> Option<Vec<Step>> {
-    let mine = ours.subscription_arn.as_deref();
-    match current.map(|r| (r.state, r.subscription_arn.as_deref(), r.queue_url.is_some())) {
-        Some((State::Provisioning, _, _)) => None,
-        Some((State::Ready, named, _)) if named == mine => Some(vec![]),
-        Some((State::Ready, _, _)) | Some((State::Draining, _, true)) => Some(vec![Step::Unsubscribe]),
-        Some((State::Draining, _, false) | (State::Gone, _, _)) | None => {
-            Some(vec![Step::Unsubscribe, Step::DeleteQueue])
-        }
+pub fn after_lost_race(current: Option<&Record>, ours: &Record) -> Option<Undo> {
+    let mut record = ours.clone();
+    if let Some(c) = current {
+        record.subscriptions.retain(|_, arn| !c.names(arn));
     }
+    let steps = match current.map(|r| (r.state, r.queue_url.is_some())) {
+        Some((State::Provisioning, _)) => return None,
+        Some((State::Ready, _)) if record.subscriptions.is_empty() => vec![],
+        Some((State::Ready, _)) | Some((State::Draining, true)) => vec![Step::Unsubscribe],
+        Some((State::Draining, false) | (State::Gone, _)) | None => vec![Step::Unsubscribe, Step::DeleteQueue],
+    };
+    Some(Undo { steps, record })
 }
 
 mod stages;

@@ -3,8 +3,11 @@
 //! ```text
 //! arn:aws:ecs:us-east-1:123456789012:task/my-cluster/0123456789abcdef0123456789abcdef   (new format)
 //! arn:aws:ecs:us-east-1:123456789012:task/b99d40b3-5176-4f71-9a52-9dbd6f1cebef          (old format)
-//!   → task ID → queue name `<prefix><task id>` → queue ARN (derived, no lookup) → record key (task ID)
+//!   → task ID → queue name `<prefix><task id>` (`.fifo` appended for FIFO topics)
+//!   → queue ARN in the deployment's own account and region ([`Home`], derived, no lookup)
+//!   → record key (task ID)
 //! ```
+//! Topics may live in any account and region: a queue's ARN never comes from a topic.
 
 use std::fmt;
 
@@ -42,7 +45,16 @@ pub enum NamingError {
     /// Prefix plus task ID exceed 80 characters.
     #[error("queue name {0:?} is longer than 80 characters")]
     TooLong(String),
+    /// Not a 12-digit AWS account ID.
+    #[error("not an AWS account ID (12 digits): {0:?}")]
+    NotAnAccount(String),
+    /// Not a region name.
+    #[error("not an AWS region name: {0:?}")]
+    NotARegion(String),
 }
+
+/// Suffix of every FIFO queue name (and FIFO topic name).
+pub const FIFO_SUFFIX: &str = ".fifo";
 
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
@@ -142,14 +154,14 @@ impl TaskArn {
     }
 }
 
-/// A parsed SNS topic ARN; the queue ARN is derived from its partition, region and account.
+/// A parsed SNS topic ARN. Topics may be in any account and region (Subscribe goes to the topic's region).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicArn {
     /// Partition of the topic.
     pub partition: String,
-    /// Region of the topic (task queues live in the same region).
+    /// Region of the topic.
     pub region: String,
-    /// Account of the topic (task queues live in the same account).
+    /// Account of the topic.
     pub account: String,
     /// Topic name.
     pub name: String,
@@ -176,6 +188,77 @@ impl TopicArn {
     pub fn as_str(&self) -> &str {
         &self.arn
     }
+    /// True for an SNS FIFO topic (its name ends in `.fifo`).
+    pub fn is_fifo(&self) -> bool {
+        self.name.ends_with(FIFO_SUFFIX)
+    }
+}
+
+/// The topic ARN of a subscription ARN (`<topic ARN>:<subscription id>`), when it is one.
+pub fn topic_of_subscription(subscription_arn: &str) -> Option<&str> {
+    let (topic, id) = subscription_arn.rsplit_once(':')?;
+    (!id.is_empty() && TopicArn::parse(topic).is_ok()).then_some(topic)
+}
+
+/// The region of any ARN (`arn:<partition>:<service>:<region>:...`).
+pub fn region_of_arn(arn: &str) -> Option<&str> {
+    split_arn(arn).map(|p| p.region)
+}
+
+/// Where this deployment lives: the partition, region and account of every task queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    /// `aws`, `aws-cn`, `aws-us-gov`.
+    pub partition: String,
+    /// The deployment's region.
+    pub region: String,
+    /// The deployment's account.
+    pub account: String,
+}
+
+impl Home {
+    /// Validates a region and a 12-digit account; the partition follows from the region.
+    pub fn new(region: &str, account: &str) -> Result<Self, NamingError> {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(NamingError::NotAnAccount(account.to_owned()));
+        }
+        let region_ok = !region.is_empty()
+            && region.len() <= 32
+            && region.contains('-')
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(NamingError::NotARegion(region.to_owned()));
+        }
+        let partition = if region.starts_with("cn-") {
+            "aws-cn"
+        } else if region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else if region.starts_with("us-iso-") {
+            "aws-iso"
+        } else if region.starts_with("us-isob-") {
+            "aws-iso-b"
+        } else {
+            "aws"
+        };
+        Ok(Self {
+            partition: partition.to_owned(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+        })
+    }
+}
+
+/// How task queues are named: the prefix, where they live, and whether they are FIFO.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueNaming<'a> {
+    /// The name prefix.
+    pub prefix: &'a QueuePrefix,
+    /// The deployment's partition, region and account.
+    pub home: &'a Home,
+    /// FIFO queues (`.fifo` names) for FIFO topics.
+    pub fifo: bool,
 }
 
 impl fmt::Display for TopicArn {
@@ -218,9 +301,10 @@ impl Default for QueuePrefix {
 pub struct QueueName(String);
 
 impl QueueName {
-    /// `<prefix><task id>`, at most 80 characters.
-    pub fn for_task(prefix: &QueuePrefix, task: &TaskId) -> Result<Self, NamingError> {
-        let name = format!("{}{}", prefix.0, task.0);
+    /// `<prefix><task id>` (with `.fifo` appended for a FIFO queue), at most 80 characters.
+    pub fn for_task(prefix: &QueuePrefix, task: &TaskId, fifo: bool) -> Result<Self, NamingError> {
+        let suffix = if fifo { FIFO_SUFFIX } else { "" };
+        let name = format!("{}{}{suffix}", prefix.0, task.0);
         if name.len() > MAX_QUEUE_NAME_LEN {
             return Err(NamingError::TooLong(name));
         }
@@ -230,9 +314,15 @@ impl QueueName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    /// The task ID this queue belongs to, if the name carries the prefix.
+    /// The task ID this queue belongs to, if the name carries the prefix (FIFO names too).
     pub fn task_id(&self, prefix: &QueuePrefix) -> Option<TaskId> {
-        self.0.strip_prefix(prefix.as_str()).and_then(|id| TaskId::new(id).ok())
+        let rest = self.0.strip_prefix(prefix.as_str())?;
+        let id = rest.strip_suffix(FIFO_SUFFIX).unwrap_or(rest);
+        TaskId::new(id).ok()
+    }
+    /// True for a FIFO queue name.
+    pub fn is_fifo(&self) -> bool {
+        self.0.ends_with(FIFO_SUFFIX)
     }
     /// Wraps an existing queue name (e.g. from ListQueues) without prefix checks.
     pub fn from_existing(name: &str) -> Self {
@@ -246,26 +336,28 @@ impl fmt::Display for QueueName {
     }
 }
 
-/// The queue ARN, derived without any lookup: `arn:<partition>:sqs:<region>:<account>:<name>`.
-pub fn queue_arn(topic: &TopicArn, name: &QueueName) -> String {
-    format!(
-        "arn:{}:sqs:{}:{}:{}",
-        topic.partition, topic.region, topic.account, name.0
-    )
+/// The queue ARN, derived without any lookup from the deployment's home:
+/// `arn:<partition>:sqs:<region>:<account>:<name>`.
+pub fn queue_arn(home: &Home, name: &QueueName) -> String {
+    format!("arn:{}:sqs:{}:{}:{}", home.partition, home.region, home.account, name.0)
+}
+
+fn is_queue_name(name: &str) -> bool {
+    let stem = name.strip_suffix(FIFO_SUFFIX).unwrap_or(name);
+    !stem.is_empty() && stem.chars().all(is_name_char)
 }
 
 /// The queue name from a queue URL (its last path segment).
 pub fn queue_name_from_url(url: &str) -> Option<QueueName> {
     let last = url.trim_end_matches('/').rsplit('/').next()?;
-    (!last.is_empty() && last.chars().all(is_name_char)).then(|| QueueName(last.to_owned()))
+    is_queue_name(last).then(|| QueueName(last.to_owned()))
 }
 
 /// The queue name of an SQS queue ARN (`arn:<partition>:sqs:<region>:<account>:<name>`); `None` for
 /// anything else.
 pub fn queue_name_from_arn(arn: &str) -> Option<QueueName> {
     let p = split_arn(arn).filter(|p| p.service == "sqs")?;
-    let name = p.resource;
-    (!name.is_empty() && name.chars().all(is_name_char)).then(|| QueueName(name.to_owned()))
+    is_queue_name(p.resource).then(|| QueueName(p.resource.to_owned()))
 }
 
 /// A cluster's name from its ARN (`arn:...:cluster/<name>`), or the argument itself when it is a name.
@@ -295,10 +387,10 @@ pub struct TaskNames {
 
 impl TaskNames {
     /// Derives every name from a task ARN string.
-    pub fn derive(task_arn: &str, prefix: &QueuePrefix, topic: &TopicArn) -> Result<Self, NamingError> {
+    pub fn derive(task_arn: &str, naming: QueueNaming<'_>) -> Result<Self, NamingError> {
         let task = TaskArn::parse(task_arn)?;
-        let queue_name = QueueName::for_task(prefix, &task.task_id)?;
-        let queue_arn = queue_arn(topic, &queue_name);
+        let queue_name = QueueName::for_task(naming.prefix, &task.task_id, naming.fifo)?;
+        let queue_arn = queue_arn(naming.home, &queue_name);
         Ok(Self {
             task,
             queue_name,
@@ -317,6 +409,10 @@ mod tests {
 
     fn topic() -> TopicArn {
         TopicArn::parse("arn:aws:sns:us-east-1:123456789012:fanout").unwrap()
+    }
+
+    fn home() -> Home {
+        Home::new("us-east-1", "123456789012").unwrap()
     }
 
     #[test]
@@ -369,12 +465,14 @@ mod tests {
 
     #[test]
     fn queue_name_and_arn_are_derived() {
-        let names = TaskNames::derive(
-            "arn:aws:ecs:us-east-1:123456789012:task/c/c13b4cb40f1f4fe4a2971f76ae5a47ad",
-            &QueuePrefix::default(),
-            &topic(),
-        )
-        .unwrap();
+        let task = "arn:aws:ecs:us-east-1:123456789012:task/c/c13b4cb40f1f4fe4a2971f76ae5a47ad";
+        let (prefix, home) = (QueuePrefix::default(), home());
+        let naming = |fifo| QueueNaming {
+            prefix: &prefix,
+            home: &home,
+            fifo,
+        };
+        let names = TaskNames::derive(task, naming(false)).unwrap();
         assert_eq!(names.queue_name.as_str(), "tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad");
         assert_eq!(
             names.queue_arn,
@@ -385,6 +483,79 @@ mod tests {
             names.queue_name.task_id(&QueuePrefix::default()).unwrap().as_str(),
             "c13b4cb40f1f4fe4a2971f76ae5a47ad"
         );
+        assert!(!names.queue_name.is_fifo());
+        // FIFO: the same name with `.fifo`, and the task ID still comes back from it
+        let fifo = TaskNames::derive(task, naming(true)).unwrap();
+        assert_eq!(
+            fifo.queue_name.as_str(),
+            "tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad.fifo"
+        );
+        assert_eq!(
+            fifo.queue_arn,
+            "arn:aws:sqs:us-east-1:123456789012:tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad.fifo"
+        );
+        assert!(fifo.queue_name.is_fifo());
+        assert_eq!(
+            fifo.queue_name.task_id(&prefix).unwrap().as_str(),
+            "c13b4cb40f1f4fe4a2971f76ae5a47ad"
+        );
+        assert_eq!(queue_name_from_arn(&fifo.queue_arn), Some(fifo.queue_name.clone()));
+        assert_eq!(
+            queue_name_from_url("https://sqs.us-east-1.amazonaws.com/1/tasksub-c13b4cb40f1f4fe4a2971f76ae5a47ad.fifo"),
+            Some(fifo.queue_name)
+        );
+        // the queue lives at home, wherever the task's ARN says it runs
+        let elsewhere = "arn:aws:ecs:eu-west-1:999999999999:task/c/c13b4cb40f1f4fe4a2971f76ae5a47ad";
+        let names = TaskNames::derive(elsewhere, naming(false)).unwrap();
+        assert!(names.queue_arn.starts_with("arn:aws:sqs:us-east-1:123456789012:"));
+    }
+
+    #[test]
+    fn home_is_validated_and_gives_the_partition() {
+        let rows = [
+            ("us-east-1", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+            ("eu-west-3", "aws"),
+        ];
+        for (region, partition) in rows {
+            let h = Home::new(region, "123456789012").unwrap();
+            assert_eq!((h.partition.as_str(), h.region.as_str()), (partition, region));
+            assert_eq!(h.account, "123456789012");
+        }
+        for account in ["", "12345678901", "1234567890123", "12345678901a"] {
+            assert_eq!(
+                Home::new("us-east-1", account),
+                Err(NamingError::NotAnAccount(account.into()))
+            );
+        }
+        for region in ["", "useast1", "US-EAST-1", "us east-1", &"a-".repeat(17)] {
+            assert_eq!(
+                Home::new(region, "123456789012"),
+                Err(NamingError::NotARegion(region.into()))
+            );
+        }
+        assert!(Home::new(&"a-".repeat(16), "123456789012").is_ok());
+    }
+
+    #[test]
+    fn subscription_arns_name_their_topic_and_region() {
+        let sub = "arn:aws:sns:eu-west-1:210987654321:flags.fifo:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55";
+        assert_eq!(
+            topic_of_subscription(sub),
+            Some("arn:aws:sns:eu-west-1:210987654321:flags.fifo")
+        );
+        assert_eq!(topic_of_subscription("arn:aws:sns:eu-west-1:210987654321:flags"), None);
+        assert_eq!(topic_of_subscription("arn:aws:sns:eu-west-1:210987654321:flags:"), None);
+        assert_eq!(topic_of_subscription("PendingConfirmation"), None);
+        assert_eq!(region_of_arn(sub), Some("eu-west-1"));
+        assert_eq!(region_of_arn("nope"), None);
+        assert!(TopicArn::parse("arn:aws:sns:eu-west-1:210987654321:flags.fifo")
+            .unwrap()
+            .is_fifo());
+        assert!(!topic().is_fifo());
     }
 
     #[test]
@@ -392,11 +563,16 @@ mod tests {
         let prefix = QueuePrefix::new(&format!("tasksub-{}", "p".repeat(39))).unwrap();
         let id = TaskId::new("b99d40b3-5176-4f71-9a52-9dbd6f1cebef").unwrap();
         assert!(matches!(
-            QueueName::for_task(&prefix, &id),
+            QueueName::for_task(&prefix, &id, false),
             Err(NamingError::TooLong(_))
         ));
         let id = TaskId::new(&"a".repeat(32)).unwrap();
-        assert_eq!(QueueName::for_task(&prefix, &id).unwrap().as_str().len(), 79);
+        assert_eq!(QueueName::for_task(&prefix, &id, false).unwrap().as_str().len(), 79);
+        // `.fifo` counts: 47 + 32 + 5 = 84
+        assert!(matches!(
+            QueueName::for_task(&prefix, &id, true),
+            Err(NamingError::TooLong(_))
+        ));
         assert!(QueuePrefix::new(&format!("tasksub-{}", "p".repeat(40))).is_err());
     }
 
@@ -513,11 +689,11 @@ mod tests {
         let uuid = TaskId::new("b99d40b3-5176-4f71-9a52-9dbd6f1cebef").unwrap();
         // 44 + 36 = 80 characters: the longest name SQS accepts
         let prefix = QueuePrefix::new(&format!("tasksub-{}", "p".repeat(36))).unwrap();
-        let name = QueueName::for_task(&prefix, &uuid).unwrap();
+        let name = QueueName::for_task(&prefix, &uuid, false).unwrap();
         assert_eq!((name.as_str().len(), name.to_string()), (80, name.as_str().to_owned()));
         let longer = QueuePrefix::new(&format!("tasksub-{}", "p".repeat(37))).unwrap();
         assert!(matches!(
-            QueueName::for_task(&longer, &uuid),
+            QueueName::for_task(&longer, &uuid, false),
             Err(NamingError::TooLong(_))
         ));
         // a task ARN with an empty cluster segment is not a task ARN

@@ -23,6 +23,9 @@ pub enum ErrorKind {
     /// The client is not configured: no credentials, no region, or an unusable endpoint. Permanent
     /// until someone fixes the configuration.
     Config,
+    /// An AWS quota that a retry will not lift (SNS FilterPolicyLimitExceeded: 200 filter policies per
+    /// topic by default; SubscriptionLimitExceeded): permanent; the message names the quota.
+    Quota,
     /// Anything else.
     Other,
 }
@@ -39,6 +42,7 @@ impl ErrorKind {
             Self::AccessDenied => "access-denied",
             Self::Invalid => "invalid",
             Self::Config => "config",
+            Self::Quota => "quota",
             Self::Other => "other",
         }
     }
@@ -111,6 +115,8 @@ mod tests {
             (S::CreateQueue, K::AccessDenied, Fail),
             (S::Subscribe, K::Invalid, Fail),
             (S::CreateQueue, K::Conflict, Fail),
+            (S::Subscribe, K::Quota, Fail),
+            (S::RecoverSubscription, K::Quota, Fail),
         ];
         for (step, kind, want) in rows {
             assert_eq!(disposition(step, kind), want, "{step:?} {kind:?}");

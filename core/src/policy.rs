@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::settings::Settings;
+use chrono::{DateTime, Utc};
 
-/// The queue policy: only `sns.amazonaws.com`, and only for our topic, may send; nobody else may send at
+use crate::settings::{Settings, Topic};
+
+/// The queue policy: only `sns.amazonaws.com`, and only for our topics, may send; nobody else may send at
 /// all (an explicit Deny, so no identity policy of the account can open the queue to other senders); and
 /// nothing reaches the queue without TLS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,7 +30,24 @@ struct Statement {
     principal: Principal,
     action: &'static str,
     resource: String,
-    condition: BTreeMap<&'static str, BTreeMap<&'static str, String>>,
+    condition: BTreeMap<&'static str, BTreeMap<&'static str, Values>>,
+}
+
+/// A condition's values: one string, or a list (any of them matches; for a negated operator, none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+enum Values {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Values {
+    fn of(values: &[&str]) -> Self {
+        match values {
+            [one] => Self::One((*one).to_owned()),
+            many => Self::Many(many.iter().map(|v| (*v).to_owned()).collect()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,17 +64,18 @@ enum Principal {
 fn condition(
     operator: &'static str,
     key: &'static str,
-    value: &str,
-) -> BTreeMap<&'static str, BTreeMap<&'static str, String>> {
-    BTreeMap::from([(operator, BTreeMap::from([(key, value.to_owned())]))])
+    values: &[&str],
+) -> BTreeMap<&'static str, BTreeMap<&'static str, Values>> {
+    BTreeMap::from([(operator, BTreeMap::from([(key, Values::of(values))]))])
 }
 
 /// Longest policy SQS accepts, in bytes.
 pub const MAX_POLICY_BYTES: usize = 8192;
 
 impl QueuePolicy {
-    /// The policy for one queue and one topic: the Allow for the topic first, then the two Denies.
-    pub fn for_topic(queue_arn: &str, topic_arn: &str) -> Self {
+    /// The policy for one queue and its topics (one statement each, whatever the topic count: an
+    /// `ArnEquals` list): the Allow first, then the two Denies.
+    pub fn for_topics(queue_arn: &str, topic_arns: &[&str]) -> Self {
         Self {
             version: "2012-10-17",
             id: format!("{queue_arn}/tasksub"),
@@ -68,7 +88,7 @@ impl QueuePolicy {
                     },
                     action: "sqs:SendMessage",
                     resource: queue_arn.to_owned(),
-                    condition: condition("ArnEquals", "aws:SourceArn", topic_arn),
+                    condition: condition("ArnEquals", "aws:SourceArn", topic_arns),
                 },
                 // A request without aws:SourceArn (any direct SendMessage) matches ArnNotEquals too.
                 Statement {
@@ -77,7 +97,7 @@ impl QueuePolicy {
                     principal: Principal::Everyone("*"),
                     action: "sqs:SendMessage",
                     resource: queue_arn.to_owned(),
-                    condition: condition("ArnNotEquals", "aws:SourceArn", topic_arn),
+                    condition: condition("ArnNotEquals", "aws:SourceArn", topic_arns),
                 },
                 Statement {
                     sid: "DenyInsecureTransport",
@@ -85,7 +105,7 @@ impl QueuePolicy {
                     principal: Principal::Everyone("*"),
                     action: "sqs:*",
                     resource: queue_arn.to_owned(),
-                    condition: condition("Bool", "aws:SecureTransport", "false"),
+                    condition: condition("Bool", "aws:SecureTransport", &["false"]),
                 },
             ],
         }
@@ -107,11 +127,9 @@ struct RedrivePolicy<'a> {
 /// CreateQueue attributes for a task queue (names as the SQS API spells them).
 pub fn queue_attributes(settings: &Settings, queue_arn: &str) -> BTreeMap<&'static str, String> {
     let q = &settings.queue;
+    let topics: Vec<&str> = settings.topic_arns().collect();
     let mut attrs = BTreeMap::from([
-        (
-            "Policy",
-            QueuePolicy::for_topic(queue_arn, settings.topic.as_str()).to_json(),
-        ),
+        ("Policy", QueuePolicy::for_topics(queue_arn, &topics).to_json()),
         ("SqsManagedSseEnabled", "true".to_owned()),
         ("MessageRetentionPeriod", q.retention_seconds.to_string()),
         ("VisibilityTimeout", q.visibility_seconds.to_string()),
@@ -123,6 +141,13 @@ pub fn queue_attributes(settings: &Settings, queue_arn: &str) -> BTreeMap<&'stat
             max_receive_count: Some(q.max_receive_count.to_string()),
         };
         attrs.insert("RedrivePolicy", serde_json::to_string(&redrive).expect("serialises"));
+    }
+    if q.fifo {
+        // SNS FIFO passes each message's deduplication ID and group on; dedup and throughput limits per
+        // group (high-throughput FIFO), since groups are independent streams.
+        attrs.insert("FifoQueue", "true".to_owned());
+        attrs.insert("DeduplicationScope", "messageGroup".to_owned());
+        attrs.insert("FifoThroughputLimit", "perMessageGroupId".to_owned());
     }
     attrs
 }
@@ -184,10 +209,11 @@ pub fn queue_tags(
     t
 }
 
-/// Subscribe attributes (names as the SNS API spells them). Always the same for the same settings, so a
-/// repeated Subscribe is idempotent on AWS (which refuses a repeat with different attributes).
-pub fn subscription_attributes(settings: &Settings) -> BTreeMap<&'static str, String> {
-    let s = &settings.subscription;
+/// Subscribe attributes for one topic (names as the SNS API spells them). Always the same for the same
+/// settings and record, so a repeated Subscribe is idempotent on AWS (which refuses a repeat with
+/// different attributes): a replay window starts from the record's creation, not from now.
+pub fn subscription_attributes(topic: &Topic, created_at: DateTime<Utc>) -> BTreeMap<&'static str, String> {
+    let s = &topic.subscription;
     let mut attrs = BTreeMap::from([("RawMessageDelivery", s.raw_delivery.to_string())]);
     if let Some(fp) = &s.filter_policy {
         attrs.insert("FilterPolicy", fp.clone());
@@ -202,6 +228,14 @@ pub fn subscription_attributes(settings: &Settings) -> BTreeMap<&'static str, St
         };
         attrs.insert("RedrivePolicy", serde_json::to_string(&redrive).expect("serialises"));
     }
+    if let Some(seconds) = s.replay_seconds {
+        let start = created_at - chrono::Duration::seconds(i64::from(seconds));
+        let replay = serde_json::json!({
+            "PointType": "Timestamp",
+            "StartingPoint": start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        });
+        attrs.insert("ReplayPolicy", replay.to_string());
+    }
     attrs
 }
 
@@ -215,6 +249,8 @@ mod tests {
             (vars::TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:fanout"),
             (vars::TABLE, "records"),
             (vars::CLUSTERS, "prod"),
+            (vars::ACCOUNT_ID, "123456789012"),
+            (vars::AWS_REGION, "us-east-1"),
         ]
         .iter()
         .chain(extra)
@@ -226,7 +262,7 @@ mod tests {
     #[test]
     fn policy_admits_only_the_topic_through_the_sns_service() {
         let json: serde_json::Value = serde_json::from_str(
-            &QueuePolicy::for_topic("arn:aws:sqs:us-east-1:1:q\"x", "arn:aws:sns:us-east-1:1:t").to_json(),
+            &QueuePolicy::for_topics("arn:aws:sqs:us-east-1:1:q\"x", &["arn:aws:sns:us-east-1:1:t"]).to_json(),
         )
         .unwrap();
         let st = &json["Statement"][0];
@@ -245,7 +281,7 @@ mod tests {
     #[test]
     fn policy_denies_other_senders_and_plain_http() {
         let (q, t) = ("arn:aws:sqs:us-east-1:1:q", "arn:aws:sns:us-east-1:1:t");
-        let json: serde_json::Value = serde_json::from_str(&QueuePolicy::for_topic(q, t).to_json()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&QueuePolicy::for_topics(q, &[t]).to_json()).unwrap();
         let denies: Vec<_> = json["Statement"]
             .as_array()
             .unwrap()
@@ -275,10 +311,80 @@ mod tests {
         // The longest names AWS allows: an 80-char queue, a 256-char topic, the longest partition/region.
         let q = format!("arn:aws-us-gov:sqs:us-gov-west-1:123456789012:{}", "q".repeat(80));
         let t = format!("arn:aws-us-gov:sns:us-gov-west-1:123456789012:{}", "t".repeat(256));
-        let json = QueuePolicy::for_topic(&q, &t).to_json();
+        let json = QueuePolicy::for_topics(&q, &[&t]).to_json();
         assert!(json.len() < MAX_POLICY_BYTES / 4, "{} bytes", json.len());
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["Statement"][1]["Condition"]["ArnNotEquals"]["aws:SourceArn"], t);
+    }
+
+    #[test]
+    fn several_topics_share_one_statement_and_the_denies_list_them_all() {
+        let (q, t1, t2) = (
+            "arn:aws:sqs:us-east-1:1:q",
+            "arn:aws:sns:us-east-1:1:a",
+            "arn:aws:sns:eu-west-1:2:b",
+        );
+        let v: serde_json::Value = serde_json::from_str(&QueuePolicy::for_topics(q, &[t1, t2]).to_json()).unwrap();
+        let statements = v["Statement"].as_array().unwrap();
+        assert_eq!(
+            statements.len(),
+            3,
+            "one statement per purpose, whatever the topic count"
+        );
+        assert_eq!(
+            statements[0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+            serde_json::json!([t1, t2])
+        );
+        assert_eq!(
+            statements[1]["Condition"]["ArnNotEquals"]["aws:SourceArn"],
+            serde_json::json!([t1, t2])
+        );
+        // the queue attributes carry exactly the configured topics
+        let s = settings(&[]);
+        let a = queue_attributes(&s, q);
+        let p: serde_json::Value = serde_json::from_str(&a["Policy"]).unwrap();
+        assert_eq!(
+            p["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+            s.topics[0].arn.as_str()
+        );
+        assert!(!a.contains_key("FifoQueue"));
+    }
+
+    #[test]
+    fn fifo_topics_make_fifo_queues_with_per_group_dedup() {
+        let mut m: BTreeMap<String, String> = [
+            (
+                vars::TOPIC_ARNS,
+                "arn:aws:sns:us-east-1:123456789012:a.fifo,arn:aws:sns:us-east-1:123456789012:b.fifo",
+            ),
+            (vars::TABLE, "records"),
+            (vars::CLUSTERS, "prod"),
+            (vars::ACCOUNT_ID, "123456789012"),
+            (vars::AWS_REGION, "us-east-1"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        m.insert(
+            vars::TOPIC_SETTINGS.into(),
+            r#"{"a.fifo":{"replaySeconds":3600}}"#.into(),
+        );
+        let s = Settings::from_map(&m).unwrap();
+        assert!(s.queue.fifo);
+        let a = queue_attributes(&s, "arn:aws:sqs:us-east-1:123456789012:q.fifo");
+        assert_eq!(a["FifoQueue"], "true");
+        assert_eq!(a["DeduplicationScope"], "messageGroup");
+        assert_eq!(a["FifoThroughputLimit"], "perMessageGroupId");
+        // the replay window starts an hour before the record was created, the same on every retry
+        let created = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let replay = subscription_attributes(&s.topics[0], created);
+        assert_eq!(
+            replay["ReplayPolicy"],
+            r#"{"PointType":"Timestamp","StartingPoint":"2026-11-25T11:00:00.000Z"}"#
+        );
+        assert!(!subscription_attributes(&s.topics[1], created).contains_key("ReplayPolicy"));
     }
 
     #[test]
@@ -298,14 +404,16 @@ mod tests {
 
     #[test]
     fn subscription_attributes_follow_settings() {
-        let a = subscription_attributes(&settings(&[]));
+        let now = Utc::now();
+        let a = subscription_attributes(&settings(&[]).topics[0], now);
         assert_eq!(a, BTreeMap::from([("RawMessageDelivery", "true".to_owned())]));
-        let a = subscription_attributes(&settings(&[
+        let s = settings(&[
             (vars::RAW_DELIVERY, "false"),
             (vars::FILTER_POLICY, r#"{ "kind": ["cache"] }"#),
             (vars::FILTER_POLICY_SCOPE, "MessageAttributes"),
             (vars::SUBSCRIPTION_DLQ_ARN, "arn:aws:sqs:us-east-1:123456789012:sdlq"),
-        ]));
+        ]);
+        let a = subscription_attributes(&s.topics[0], now);
         assert_eq!(a["RawMessageDelivery"], "false");
         assert_eq!(a["FilterPolicy"], r#"{"kind":["cache"]}"#);
         assert_eq!(a["FilterPolicyScope"], "MessageAttributes");

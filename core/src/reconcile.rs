@@ -8,6 +8,7 @@
 //! |---|---|---|---|
 //! | running (desired RUNNING, starting or up), in scope | none | any | `provision` (claim, create, subscribe, ready) |
 //! | running | PROVISIONING | any | `finish-provisioning` (a crash left it half done) |
+//! | running | READY, its topics differ from the settings | any | `converge` (subscribe new ‖ unsubscribe retired, ready) |
 //! | stopping (desired STOPPED) | PROVISIONING, READY | any | `drain` (unsubscribe, mark DRAINING) |
 //! | stopped | PROVISIONING, READY, DRAINING | any | `remove-orphan` (teardown, GONE tombstone) |
 //! | stopped | none | exists, tasksub's tags name this task | `remove-orphan` |
@@ -33,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::decide::{intent_of, plan_for, Decision, Intent, Plan, Skip, Step, TaskFacts};
+use crate::decide::{intent_of, plan_for, topic_drift, Decision, Intent, Plan, Skip, Step, TaskFacts};
 use crate::event::TaskStatus;
 use crate::naming::{QueueName, TaskArn, TaskNames};
 use crate::policy::tags;
@@ -124,6 +125,8 @@ pub enum ActionKind {
     Provision,
     /// Unsubscribe a stopping task whose stop event was lost.
     Drain,
+    /// Bring a live task's subscriptions in line with the configured topics (a topic added or removed).
+    Converge,
 }
 
 impl ActionKind {
@@ -135,6 +138,7 @@ impl ActionKind {
             Self::FinishProvisioning => "finish-provisioning",
             Self::Provision => "provision",
             Self::Drain => "drain",
+            Self::Converge => "converge",
         }
     }
     /// True for the kinds that remove orphans.
@@ -430,6 +434,14 @@ impl Cx<'_> {
                 s,
                 updated,
             ),
+            (Ecs::Running, Some(t), Some(State::Ready)) => {
+                let r = s.record?;
+                let (missing, retired) = topic_drift(r, self.settings);
+                if !(missing || retired) {
+                    return None;
+                }
+                self.act(ActionKind::Converge, Intent::Provision, facts_of_task(t), s, None)
+            }
             (Ecs::Stopping, Some(t), Some(State::Provisioning | State::Ready)) => {
                 let since = t.stopping_at.or(updated);
                 self.act(ActionKind::Drain, Intent::StopInitiated, facts_of_task(t), s, since)
@@ -499,7 +511,7 @@ impl Cx<'_> {
         if let Some(hold) = self.due(ActionKind::RemoveStrayQueue, Some(r.updated_at)) {
             return Some(Err(hold));
         }
-        let names = match TaskNames::derive(&r.task_arn, &self.settings.queue.prefix, &self.settings.topic) {
+        let names = match TaskNames::derive(&r.task_arn, self.settings.naming()) {
             Ok(n) => n,
             Err(e) => return Some(Err(Hold::BadName(e.to_string()))),
         };
@@ -541,7 +553,7 @@ impl Cx<'_> {
         if let Some(hold) = self.due(kind, since) {
             return Some(Err(hold));
         }
-        let names = match TaskNames::derive(&facts.task_arn, &self.settings.queue.prefix, &self.settings.topic) {
+        let names = match TaskNames::derive(&facts.task_arn, self.settings.naming()) {
             Ok(n) => n,
             Err(e) => return Some(Err(Hold::BadName(e.to_string()))),
         };

@@ -7,7 +7,7 @@
 //! ```
 //! Every write is conditional on the record's `revision`: a writer names the revision it read (or
 //! "absent") and stores `revision + 1`. A write therefore proves it saw the latest write, including
-//! every field it relies on (the subscription ARN above all), not only the state; two invocations
+//! every field it relies on (the subscription ARNs above all), not only the state; two invocations
 //! racing on one task cannot both win, and the loser learns exactly what it lost to.
 //!
 //! Invariants (checked at quiescence by the interleaving explorer, `tests/tests/explore.rs`, over the
@@ -20,15 +20,17 @@
 //! redelivered event cannot see (it finds the tombstone). The sweeper's next pass removes both, so the
 //! explorer checks every schedule again after one sweep:
 //! 1. Nothing of ours without a live record naming it: a subscription of ours exists only while a
-//!    `READY` record names its ARN (or a `PROVISIONING` writer is still in flight); a queue of ours exists
+//!    `READY` record names its ARN (or a writer is still in flight: a `PROVISIONING` one, or one adding a
+//!    topic to a `READY` record after a settings change); a queue of ours exists
 //!    only while its record is `PROVISIONING`, `READY` or `DRAINING`.
 //! 2. `GONE` is final: no write moves a record out of `GONE` (only the TTL removes it).
 //! 3. A live task is never unsubscribed: a task that was never stopped ends `READY`, with its queue and
-//!    the subscription its record names.
+//!    the subscriptions its record names, one per configured topic.
 //! 4. `DRAINING` ⇒ no subscription; `GONE` ⇒ neither queue nor subscription.
 //! 5. A writer that loses a race undoes what it created and only that (a subscription ARN the current
 //!    record names is never undone).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -38,9 +40,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
-    /// Claimed: the queue and subscription may or may not exist yet.
+    /// Claimed: the queue and subscriptions may or may not exist yet.
     Provisioning,
-    /// Queue and subscription exist and are recorded.
+    /// Queue and subscriptions exist and are recorded.
     Ready,
     /// Unsubscribed (stop initiated); the queue may still hold messages for the draining container.
     Draining,
@@ -92,9 +94,11 @@ pub mod attr {
     pub const QUEUE_ARN: &str = "queueArn";
     /// Queue URL.
     pub const QUEUE_URL: &str = "queueUrl";
-    /// Topic ARN.
+    /// Every subscription, a map of topic ARN to subscription ARN.
+    pub const SUBSCRIPTIONS: &str = "subscriptions";
+    /// Topic ARN of a record written before several topics existed (read, never written).
     pub const TOPIC_ARN: &str = "topicArn";
-    /// Subscription ARN.
+    /// Subscription ARN of a record written before several topics existed (read, never written).
     pub const SUBSCRIPTION_ARN: &str = "subscriptionArn";
     /// State.
     pub const STATE: &str = "state";
@@ -130,11 +134,9 @@ pub struct Record {
     /// The queue URL, once CreateQueue returned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_url: Option<String>,
-    /// The topic.
-    pub topic_arn: String,
-    /// The subscription ARN, once Subscribe returned it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription_arn: Option<String>,
+    /// The subscriptions, topic ARN → subscription ARN, as Subscribe returned them (one per topic).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subscriptions: BTreeMap<String, String>,
     /// The lifecycle state.
     pub state: State,
     /// Highest `detail.version` applied (0 when the events carried none).
@@ -150,4 +152,11 @@ pub struct Record {
     /// existed read as 0.
     #[serde(default)]
     pub revision: u64,
+}
+
+impl Record {
+    /// True when the record names this subscription ARN (for any topic).
+    pub fn names(&self, subscription_arn: &str) -> bool {
+        self.subscriptions.values().any(|a| a == subscription_arn)
+    }
 }

@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::naming::{NamingError, QueuePrefix, TopicArn};
+use crate::naming::{Home, NamingError, QueueNaming, QueuePrefix};
+
+mod topics;
+pub use topics::{Topic, MAX_REPLAY_SECONDS};
 
 /// Why settings could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +60,8 @@ pub struct QueueSettings {
     pub dlq_arn: Option<String>,
     /// maxReceiveCount for the redrive (1..=1000).
     pub max_receive_count: u32,
+    /// FIFO queues (`<prefix><task id>.fifo`): the topics are SNS FIFO topics.
+    pub fifo: bool,
 }
 
 /// How each subscription is created.
@@ -70,21 +75,25 @@ pub struct SubscriptionSettings {
     pub filter_policy_scope: Option<String>,
     /// Optional DLQ ARN for the subscription's RedrivePolicy.
     pub dlq_arn: Option<String>,
+    /// FIFO topics only: replay this many seconds of the topic's archive before the task's record was
+    /// created (SNS message archiving and replay), so a new task catches up.
+    pub replay_seconds: Option<u32>,
 }
 
 /// Everything the controller needs, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// The topic every task queue subscribes to.
-    pub topic: TopicArn,
+    /// The topics every task queue subscribes to (at least one, distinct), each with its own
+    /// subscription settings.
+    pub topics: Vec<Topic>,
+    /// The deployment's own partition, region and account: where every task queue lives.
+    pub home: Home,
     /// The DynamoDB table of task records.
     pub table: String,
     /// Clusters and groups we own.
     pub scope: Scope,
     /// Queue creation settings.
     pub queue: QueueSettings,
-    /// Subscription settings.
-    pub subscription: SubscriptionSettings,
     /// How long GONE tombstones live, in seconds; also the age beyond which a start event is ignored.
     pub tombstone_ttl_seconds: u64,
     /// The deployment (CloudFormation stack name) this controller belongs to, written as the queue tag
@@ -99,8 +108,18 @@ pub const MAX_STACK_LEN: usize = 128;
 
 /// Setting names, as environment variables.
 pub mod vars {
-    /// SNS topic ARN.
+    /// One SNS topic ARN (a list of one; kept for single-topic deployments).
     pub const TOPIC_ARN: &str = "TASKSUB_TOPIC_ARN";
+    /// Comma-separated SNS topic ARNs, in any account and region.
+    pub const TOPIC_ARNS: &str = "TASKSUB_TOPIC_ARNS";
+    /// Per-topic subscription settings: a JSON object keyed by topic name (or ARN).
+    pub const TOPIC_SETTINGS: &str = "TASKSUB_TOPIC_SETTINGS";
+    /// The deployment's account ID (12 digits): task queues live there.
+    pub const ACCOUNT_ID: &str = "TASKSUB_ACCOUNT_ID";
+    /// The deployment's region; `AWS_REGION` (set by Lambda) when absent.
+    pub const REGION: &str = "TASKSUB_REGION";
+    /// The region Lambda and the SDK set.
+    pub const AWS_REGION: &str = "AWS_REGION";
     /// DynamoDB table name.
     pub const TABLE: &str = "TASKSUB_TABLE";
     /// Comma-separated cluster ARNs or names.
@@ -242,19 +261,74 @@ fn invalid(name: &'static str) -> impl Fn(NamingError) -> SettingsError {
     }
 }
 
+fn table_name(table: String) -> Result<String, SettingsError> {
+    if !(3..=255).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        return Err(SettingsError::Invalid {
+            name: vars::TABLE,
+            reason: format!("{table:?} is not a table name"),
+        });
+    }
+    Ok(table)
+}
+
+fn stack_name(stack: Option<String>) -> Result<String, SettingsError> {
+    let stack = stack.unwrap_or_else(|| DEFAULT_STACK.to_owned());
+    let stack_char = |c: char| c.is_ascii_alphanumeric() || "-_.:/=+@".contains(c);
+    if stack.len() > MAX_STACK_LEN || !stack.chars().all(stack_char) {
+        return Err(SettingsError::Invalid {
+            name: vars::STACK,
+            reason: format!("{stack:?} is not a stack name: expected 1..={MAX_STACK_LEN} chars of [A-Za-z0-9-_.:/=+@]"),
+        });
+    }
+    Ok(stack)
+}
+
+fn home<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Home, SettingsError> {
+    let account = env.required(vars::ACCOUNT_ID)?;
+    let (name, region) = match env.get(vars::REGION) {
+        Some(r) => (vars::REGION, r),
+        None => (
+            vars::AWS_REGION,
+            env.get(vars::AWS_REGION).ok_or(SettingsError::Missing(vars::REGION))?,
+        ),
+    };
+    Home::new(&region, &account).map_err(|e| match e {
+        NamingError::NotAnAccount(_) => invalid(vars::ACCOUNT_ID)(e),
+        _ => invalid(name)(e),
+    })
+}
+
+/// A filter policy: a JSON object, re-serialised canonically.
+fn filter_policy(name: &'static str, raw: &str) -> Result<String, SettingsError> {
+    let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| SettingsError::Invalid {
+        name,
+        reason: format!("filter policy is not JSON: {e}"),
+    })?;
+    policy_object(name, v)
+}
+
+fn policy_object(name: &'static str, v: serde_json::Value) -> Result<String, SettingsError> {
+    if !v.is_object() {
+        let reason = "a filter policy must be a JSON object".to_owned();
+        return Err(SettingsError::Invalid { name, reason });
+    }
+    Ok(v.to_string())
+}
+
+fn scope(name: &'static str, s: String) -> Result<String, SettingsError> {
+    if s == "MessageAttributes" || s == "MessageBody" {
+        return Ok(s);
+    }
+    let reason = format!("{s:?} is not MessageAttributes or MessageBody");
+    Err(SettingsError::Invalid { name, reason })
+}
+
 impl Settings {
     /// Parses settings from a lookup (the process environment in binaries, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         use vars::*;
         let env = Env(lookup);
-        let topic = TopicArn::parse(&env.required(TOPIC_ARN)?).map_err(invalid(TOPIC_ARN))?;
-        let table = env.required(TABLE)?;
-        if !(3..=255).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
-            return Err(SettingsError::Invalid {
-                name: TABLE,
-                reason: format!("{table:?} is not a table name"),
-            });
-        }
+        let table = table_name(env.required(TABLE)?)?;
         let clusters = env.list(CLUSTERS);
         if clusters.is_empty() {
             return Err(SettingsError::Missing(CLUSTERS));
@@ -263,46 +337,25 @@ impl Settings {
             Some(p) => QueuePrefix::new(&p).map_err(invalid(QUEUE_PREFIX))?,
             None => QueuePrefix::default(),
         };
-        let stack = env.get(STACK).unwrap_or_else(|| DEFAULT_STACK.to_owned());
-        let stack_char = |c: char| c.is_ascii_alphanumeric() || "-_.:/=+@".contains(c);
-        if stack.len() > MAX_STACK_LEN || !stack.chars().all(stack_char) {
-            return Err(SettingsError::Invalid {
-                name: STACK,
-                reason: format!(
-                    "{stack:?} is not a stack name: expected 1..={MAX_STACK_LEN} chars of [A-Za-z0-9-_.:/=+@]"
-                ),
-            });
-        }
-        let filter_policy = match env.get(FILTER_POLICY) {
-            Some(raw) => {
-                let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| SettingsError::Invalid {
-                    name: FILTER_POLICY,
-                    reason: format!("not JSON: {e}"),
-                })?;
-                if !v.is_object() {
-                    let reason = "must be a JSON object".to_owned();
-                    return Err(SettingsError::Invalid {
-                        name: FILTER_POLICY,
-                        reason,
-                    });
-                }
-                Some(v.to_string())
-            }
-            None => None,
+        let home = home(&env)?;
+        let defaults = SubscriptionSettings {
+            raw_delivery: env.boolean(RAW_DELIVERY, true)?,
+            filter_policy: env
+                .get(FILTER_POLICY)
+                .map(|raw| filter_policy(FILTER_POLICY, &raw))
+                .transpose()?,
+            filter_policy_scope: env
+                .get(FILTER_POLICY_SCOPE)
+                .map(|s| scope(FILTER_POLICY_SCOPE, s))
+                .transpose()?,
+            dlq_arn: env.sqs_arn(SUBSCRIPTION_DLQ_ARN)?,
+            replay_seconds: None,
         };
-        let filter_policy_scope = match env.get(FILTER_POLICY_SCOPE) {
-            Some(s) if s == "MessageAttributes" || s == "MessageBody" => Some(s),
-            Some(s) => {
-                let reason = format!("{s:?} is not MessageAttributes or MessageBody");
-                return Err(SettingsError::Invalid {
-                    name: FILTER_POLICY_SCOPE,
-                    reason,
-                });
-            }
-            None => None,
-        };
-        Ok(Self {
-            topic,
+        let topics = topics::parse(&env, defaults)?;
+        let fifo = topics[0].arn.is_fifo();
+        let settings = Self {
+            topics,
+            home,
             table,
             scope: Scope {
                 clusters,
@@ -314,16 +367,32 @@ impl Settings {
                 visibility_seconds: env.number(QUEUE_VISIBILITY_SECONDS, 30, 0..=43_200)?,
                 dlq_arn: env.sqs_arn(QUEUE_DLQ_ARN)?,
                 max_receive_count: env.number(QUEUE_MAX_RECEIVE_COUNT, 5, 1..=1000)?,
-            },
-            subscription: SubscriptionSettings {
-                raw_delivery: env.boolean(RAW_DELIVERY, true)?,
-                filter_policy,
-                filter_policy_scope,
-                dlq_arn: env.sqs_arn(SUBSCRIPTION_DLQ_ARN)?,
+                fifo,
             },
             tombstone_ttl_seconds: env.number(TOMBSTONE_TTL_SECONDS, 86_400, 60..=31_536_000)?,
-            stack,
-        })
+            stack: stack_name(env.get(STACK))?,
+        };
+        topics::check_fits(&settings)?;
+        Ok(settings)
+    }
+
+    /// How task queues are named.
+    pub fn naming(&self) -> QueueNaming<'_> {
+        QueueNaming {
+            prefix: &self.queue.prefix,
+            home: &self.home,
+            fifo: self.queue.fifo,
+        }
+    }
+
+    /// The configured topic with this ARN.
+    pub fn topic(&self, arn: &str) -> Option<&Topic> {
+        self.topics.iter().find(|t| t.arn.as_str() == arn)
+    }
+
+    /// The configured topic ARNs, in settings order.
+    pub fn topic_arns(&self) -> impl Iterator<Item = &str> + '_ {
+        self.topics.iter().map(|t| t.arn.as_str())
     }
 
     /// Parses settings from a map (tests, the CLI's overrides).
@@ -344,6 +413,8 @@ mod tests {
                 vars::CLUSTERS,
                 "arn:aws:ecs:us-east-1:123456789012:cluster/prod, staging",
             ),
+            (vars::ACCOUNT_ID, "123456789012"),
+            (vars::AWS_REGION, "us-east-1"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -354,7 +425,6 @@ mod tests {
     fn defaults_apply() {
         let s = Settings::from_map(&base()).unwrap();
         assert_eq!(s.queue.prefix.as_str(), "tasksub-");
-        assert!(s.subscription.raw_delivery);
         assert_eq!(s.queue.retention_seconds, 86_400);
         assert_eq!(s.tombstone_ttl_seconds, 86_400);
         assert!(s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/prod"));
@@ -364,6 +434,19 @@ mod tests {
         assert!(!s.scope.owns_cluster("arn:aws:ecs:us-east-1:123456789012:cluster/other"));
         assert!(s.scope.owns_group(None));
         assert_eq!(s.stack, DEFAULT_STACK);
+        assert_eq!(
+            s.topic_arns().collect::<Vec<_>>(),
+            ["arn:aws:sns:us-east-1:123456789012:fanout"]
+        );
+        assert!(s.topics[0].subscription.raw_delivery && !s.queue.fifo);
+        assert_eq!(
+            (s.home.region.as_str(), s.home.account.as_str()),
+            ("us-east-1", "123456789012")
+        );
+        // TASKSUB_REGION wins over AWS_REGION
+        let mut env = base();
+        env.insert(vars::REGION.into(), "eu-west-1".into());
+        assert_eq!(Settings::from_map(&env).unwrap().home.region, "eu-west-1");
         let mut env = base();
         env.insert(vars::STACK.into(), " tasksub-prod ".into());
         assert_eq!(Settings::from_map(&env).unwrap().stack, "tasksub-prod");
@@ -372,7 +455,19 @@ mod tests {
     #[test]
     fn every_bad_setting_is_named() {
         let rows: &[(&str, Option<&str>, &str)] = &[
-            (vars::TOPIC_ARN, None, "missing required setting TASKSUB_TOPIC_ARN"),
+            (vars::TOPIC_ARN, None, "missing required setting TASKSUB_TOPIC_ARNS"),
+            (vars::ACCOUNT_ID, None, "missing required setting TASKSUB_ACCOUNT_ID"),
+            (
+                vars::ACCOUNT_ID,
+                Some("1234"),
+                "invalid setting TASKSUB_ACCOUNT_ID: not an AWS account ID (12 digits): \"1234\"",
+            ),
+            (vars::AWS_REGION, None, "missing required setting TASKSUB_REGION"),
+            (
+                vars::AWS_REGION,
+                Some("Mars"),
+                "invalid setting AWS_REGION: not an AWS region name",
+            ),
             (
                 vars::TOPIC_ARN,
                 Some("arn:aws:sqs:us-east-1:1:q"),

@@ -9,10 +9,18 @@ pub const PROD: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/prod";
 /// The topic of the test settings.
 pub const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:fanout";
 
-/// Settings owning `PROD` and the group `service:orders`.
+/// Settings owning `PROD` and the group `service:orders`, with the one topic `TOPIC`.
 pub fn settings() -> Settings {
+    settings_with_topics(&[TOPIC])
+}
+
+/// As [`settings`], with these topics.
+pub fn settings_with_topics(topics: &[&str]) -> Settings {
+    let topics = topics.join(",");
     let m = [
-        (vars::TOPIC_ARN, TOPIC),
+        (vars::TOPIC_ARNS, topics.as_str()),
+        (vars::ACCOUNT_ID, "123456789012"),
+        (vars::AWS_REGION, "us-east-1"),
         (vars::TABLE, "records"),
         (vars::CLUSTERS, PROD),
         (vars::SERVICE_GROUPS, "service:orders"),

@@ -181,6 +181,7 @@ async fn deployment() -> Vec<(&'static str, String)> {
     create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
     vec![
         ("TASKSUB_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
+        ("TASKSUB_ACCOUNT_ID", "123456789012".into()),
         ("TASKSUB_TABLE", table),
         ("TASKSUB_CLUSTERS", "prod".into()),
         ("TASKSUB_QUEUE_PREFIX", format!("tasksub-{}-", unique("rt"))),
@@ -315,6 +316,7 @@ fn a_bad_sweep_setting_fails_the_sweepers_cold_start_and_names_it() {
     let rt = Runtime::start();
     let env = [
         ("TASKSUB_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t".to_owned()),
+        ("TASKSUB_ACCOUNT_ID", "123456789012".to_owned()),
         ("TASKSUB_TABLE", "records".to_owned()),
         ("TASKSUB_CLUSTERS", "prod".to_owned()),
         ("TASKSUB_SWEEP_GRACE_SECONDS", "soon".to_owned()),

@@ -433,8 +433,9 @@ pub fn check(fake: &Fake, task: &Task, fate: Fate) -> Vec<String> {
             if state != Some(State::Ready) {
                 v.push(format!("a task never stopped ends {state:?}, not READY"));
             }
-            let named = record.as_ref().and_then(|r| r.subscription_arn.clone());
-            if subs.len() != 1 || named.as_ref() != subs.first() {
+            let named = record.as_ref().and_then(|r| r.subscriptions.values().next().cloned());
+            let count = record.as_ref().map_or(0, |r| r.subscriptions.len());
+            if subs.len() != 1 || count != 1 || named.as_ref() != subs.first() {
                 v.push(format!(
                     "a live task's subscriptions are {subs:?}, its record names {named:?}"
                 ));

@@ -72,7 +72,10 @@ fn repo_root() -> PathBuf {
 }
 
 fn start_own() -> (String, std::process::Child) {
-    let server = repo_root().join(".venv/bin/moto_server");
+    // moto_server plus the cross-account SNS delivery moto lacks (scripts/moto_server.py)
+    let python = repo_root().join(".venv/bin/python");
+    let launcher = repo_root().join("scripts/moto_server.py");
+    let server = python.clone();
     if !server.exists() {
         panic!(
             "moto is not available: {ENDPOINT_VAR} is unset and {} does not exist. \
@@ -87,9 +90,10 @@ fn start_own() -> (String, std::process::Child) {
     let parent = std::process::id();
     // The watchdog shell stops moto once this test process is gone, whatever way it ends.
     let script = format!(
-        "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+        "'{}' '{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill $m",
-        server.display()
+        python.display(),
+        launcher.display()
     );
     let child = Command::new("sh")
         .args(["-c", &script])

@@ -36,8 +36,8 @@ async fn assert_nothing_left<W: World>(w: &W, task: &Task) {
     assert_eq!(r.state, State::Gone, "[{b}] record is not a tombstone");
     assert!(r.expires_at.is_some(), "[{b}] tombstone without expiry");
     assert_eq!(
-        (r.queue_url, r.subscription_arn),
-        (None, None),
+        (r.queue_url, r.subscriptions.len()),
+        (None, 0),
         "[{b}] tombstone still names resources"
     );
 }
@@ -50,8 +50,8 @@ async fn assert_ready<W: World>(w: &W, task: &Task) {
     assert!(o.queue_exists, "[{b}] no queue");
     assert_eq!(o.subscriptions.len(), 1, "[{b}] expected exactly one subscription");
     assert_eq!(
-        r.subscription_arn.as_deref(),
-        Some(o.subscriptions[0].as_str()),
+        r.subscriptions.values().collect::<Vec<_>>(),
+        vec![&o.subscriptions[0]],
         "[{b}] record names another subscription"
     );
     assert!(r.queue_url.is_some(), "[{b}] record without queue URL");
@@ -71,7 +71,7 @@ pub async fn full_lifecycle<W: World>(w: &W) {
     assert_eq!(st["Principal"], serde_json::json!({"Service": "sns.amazonaws.com"}));
     assert_eq!(
         st["Condition"]["ArnEquals"]["aws:SourceArn"],
-        w.settings().topic.as_str()
+        w.settings().topics[0].arn.as_str()
     );
     assert_eq!(wire.queue_attributes["SqsManagedSseEnabled"], "true");
     assert_eq!(wire.queue_attributes["MessageRetentionPeriod"], "86400");

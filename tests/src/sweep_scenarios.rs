@@ -67,8 +67,8 @@ async fn assert_ready<W: World>(w: &W, task: &Task, what: &str) {
     assert!(o.queue_exists, "[{b}] {what}: no queue");
     assert_eq!(o.subscriptions.len(), 1, "[{b}] {what}: {o:?}");
     assert_eq!(
-        r.subscription_arn.as_deref(),
-        Some(o.subscriptions[0].as_str()),
+        r.subscriptions.values().collect::<Vec<_>>(),
+        vec![&o.subscriptions[0]],
         "[{b}] {what}"
     );
     assert!(w.delivers(task).await, "[{b}] {what}: the queue does not receive");
@@ -282,17 +282,13 @@ pub async fn planted_orphans_are_removed_and_foreign_ones_kept<S: SweepWorld>(s:
     let w = s.world();
     let b = w.backend();
     let ports = w.calls().inner();
-    let topic = &w.settings().topic;
+    let topic = w.settings().topics[0].arn.as_str();
+    let home = &w.settings().home;
     let attrs = BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
     let subscribe = |name: String| {
-        let endpoint = queue_arn(topic, &QueueName::from_existing(&name));
+        let endpoint = queue_arn(home, &QueueName::from_existing(&name));
         let attrs = attrs.clone();
-        async move {
-            ports
-                .subscribe(topic.as_str(), &endpoint, &attrs)
-                .await
-                .expect("Subscribe")
-        }
+        async move { ports.subscribe(topic, &endpoint, &attrs).await.expect("Subscribe") }
     };
     // (1) record-less, tagged, subscribed
     let lost = s.unknown_task();
@@ -315,7 +311,7 @@ pub async fn planted_orphans_are_removed_and_foreign_ones_kept<S: SweepWorld>(s:
         .run(RunOptions::default(), chrono::Utc::now())
         .await
         .expect("sweep");
-    let subs = listed_subscriptions(ports, topic.as_str()).await;
+    let subs = listed_subscriptions(ports, topic).await;
     assert!(
         !subs.contains(&lost_sub),
         "[{b}] the lost queue's subscription was removed"

@@ -79,6 +79,8 @@ pub fn settings_map(topic_arn: &str, table: &str, prefix: &str) -> BTreeMap<Stri
         (vars::TOPIC_ARN, topic_arn.to_owned()),
         (vars::TABLE, table.to_owned()),
         (vars::QUEUE_PREFIX, prefix.to_owned()),
+        (vars::ACCOUNT_ID, ACCOUNT.to_owned()),
+        (vars::AWS_REGION, REGION.to_owned()),
         (
             vars::CLUSTERS,
             format!("{},{}", cluster_arn(OUR_CLUSTER), "FargateCluster,default"),
@@ -235,7 +237,7 @@ impl MotoWorld {
         let mut pages = self
             .sns
             .list_subscriptions_by_topic()
-            .topic_arn(self.settings().topic.as_str())
+            .topic_arn(self.settings().topics[0].arn.as_str())
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -304,7 +306,7 @@ impl World for MotoWorld {
         let marker = unique("msg");
         self.sns
             .publish()
-            .topic_arn(self.settings().topic.as_str())
+            .topic_arn(self.settings().topics[0].arn.as_str())
             .message(format!("hello {marker}"))
             .message_attributes(
                 "kind",

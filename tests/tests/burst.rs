@@ -141,7 +141,7 @@ async fn subscriptions_by_endpoint(p: &Proxied) -> BTreeMap<String, Vec<String>>
     let sns = aws_sdk_sns::Client::new(p.world.sdk());
     let mut pages = sns
         .list_subscriptions_by_topic()
-        .topic_arn(p.settings().topic.as_str())
+        .topic_arn(p.settings().topics[0].arn.as_str())
         .into_paginator()
         .send();
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -184,7 +184,7 @@ async fn publish_and_collect_misses(p: &Proxied, live: Vec<(String, String)>) ->
     let marker = unique("burst");
     aws_sdk_sns::Client::new(p.world.sdk())
         .publish()
-        .topic_arn(p.settings().topic.as_str())
+        .topic_arn(p.settings().topics[0].arn.as_str())
         .message(format!("mid-burst {marker}"))
         .send()
         .await
@@ -231,7 +231,11 @@ async fn assert_subscription_delivers(p: &Proxied, subscription: &str, queue_arn
         .expect("GetSubscriptionAttributes");
     let a = attrs.attributes().expect("attributes");
     let get = |k: &str| a.get(k).map(String::as_str);
-    assert_eq!(get("TopicArn"), Some(p.settings().topic.as_str()), "{subscription}");
+    assert_eq!(
+        get("TopicArn"),
+        Some(p.settings().topics[0].arn.as_str()),
+        "{subscription}"
+    );
     assert_eq!(get("Endpoint"), Some(queue_arn), "{subscription}");
     assert_eq!(get("RawMessageDelivery"), Some("true"), "{subscription}");
     assert_eq!(get("PendingConfirmation"), Some("false"), "{subscription}");
@@ -295,7 +299,7 @@ async fn burst_of_starts_then_stops_converges() {
             assert_eq!(r.state, State::Ready, "task {i}");
             assert_eq!(subscribed, 1, "task {i}: subscriptions");
             assert_eq!(
-                r.subscription_arn.as_ref(),
+                r.subscriptions.values().next(),
                 Some(&subs[&arn][0]),
                 "task {i}: recorded subscription"
             );

@@ -72,7 +72,7 @@ async fn a_message_that_keeps_failing_lands_in_the_dead_letter_queue() {
     let url = task_queue_url(&w, &sqs, &task.id).await;
     let sns = aws_sdk_sns::Client::new(&sdk);
     sns.publish()
-        .topic_arn(w.settings().topic.as_str())
+        .topic_arn(w.settings().topics[0].arn.as_str())
         .message("poison")
         .send()
         .await
@@ -114,7 +114,10 @@ async fn a_filter_policy_lets_through_only_what_matches() {
         ("other kind", Some("metrics")),
         ("no attribute", None),
     ] {
-        let mut req = sns.publish().topic_arn(w.settings().topic.as_str()).message(body);
+        let mut req = sns
+            .publish()
+            .topic_arn(w.settings().topics[0].arn.as_str())
+            .message(body);
         if let Some(k) = k {
             req = req.message_attributes("kind", kind(k));
         }

@@ -124,7 +124,8 @@ async fn a_provisioning_interrupted_by_a_settings_change_still_finishes() {
         "crashed before MarkReady"
     );
     let mut changed = w.settings().clone();
-    changed.subscription.raw_delivery = !changed.subscription.raw_delivery;
+    let sub = &mut changed.topics[0].subscription;
+    sub.raw_delivery = !sub.raw_delivery;
     changed.queue.visibility_seconds += 7;
     let redelivery = Controller::with_ports(changed, Instrumented::new(w.fake().clone()), Role::Any);
     let out = redelivery.handle_json(&start).await.expect("the redelivery finishes");
@@ -132,7 +133,7 @@ async fn a_provisioning_interrupted_by_a_settings_change_still_finishes() {
     let o = w.observe(&task).await;
     assert_eq!(o.subscriptions.len(), 1);
     assert_eq!(
-        o.record.unwrap().subscription_arn.as_deref(),
-        Some(o.subscriptions[0].as_str())
+        o.record.unwrap().subscriptions.values().collect::<Vec<_>>(),
+        vec![&o.subscriptions[0]]
     );
 }

@@ -449,7 +449,7 @@ async fn subscribe_with_changed_attributes_adopts_the_existing_subscription() {
     );
 
     let mut changed = p.settings().clone();
-    changed.subscription.raw_delivery = false;
+    changed.topics[0].subscription.raw_delivery = false;
     let new = p.controller_with(changed, Role::Any);
     let out = new.handle_json(&start[1]).await.expect("the redelivery finishes");
     assert_eq!(out.state, Some("READY"));
@@ -478,7 +478,7 @@ async fn injected_errors_parse_as_the_real_ones() {
     let sqs = aws_sdk_sqs::Client::new(p.sdk());
     let sns = aws_sdk_sns::Client::new(p.sdk());
     let ddb = aws_sdk_dynamodb::Client::new(p.sdk());
-    let topic = p.settings().topic.as_str().to_owned();
+    let topic = p.settings().topics[0].arn.as_str().to_owned();
     let table = p.settings().table.clone();
     let name = format!("{}shape", p.settings().queue.prefix.as_str());
     let create = || sqs.create_queue().queue_name(&name).send();
@@ -595,7 +595,7 @@ async fn teardown_after_a_settings_change_recovers_the_unrecorded_subscription()
     p.proxy.fail_after("PutItem", 1, 1, Fault::Status(500));
     p.controller(Role::Any).handle_json(&start[0]).await.unwrap_err();
     let mut changed = p.settings().clone();
-    changed.subscription.raw_delivery = false;
+    changed.topics[0].subscription.raw_delivery = false;
     let new = p.controller_with(changed, Role::Teardown);
     for e in [&stop_initiated[0], &stopped[0]] {
         Proxied::deliver(&new, e, MAX_DELIVERIES).await;

@@ -79,7 +79,7 @@ fn the_policy_check_rejects_open_policies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_policy_admits_only_the_topic() {
     let w = MotoWorld::new().await;
-    let topic = w.settings().topic.as_str().to_owned();
+    let topic = w.settings().topics[0].arn.as_str().to_owned();
     for task in [w.task(), w.task()] {
         w.controller()
             .handle_json(&task.event("RUNNING", "RUNNING", 3))
@@ -214,7 +214,7 @@ async fn lifecycle_logs(filter: &str) -> (String, Vec<String>) {
     let body = format!("confidential-{}", unique("body"));
     let sns = aws_sdk_sns::Client::new(w.sdk());
     sns.publish()
-        .topic_arn(w.settings().topic.as_str())
+        .topic_arn(w.settings().topics[0].arn.as_str())
         .message(&body)
         .send()
         .await

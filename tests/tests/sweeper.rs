@@ -309,9 +309,9 @@ async fn the_subscription_pass_costs_ten_list_calls_per_thousand_subscriptions()
     for _ in 0..100 {
         let gone = w.unknown_task();
         let name = format!("{}{}", settings.queue.prefix.as_str(), gone.id);
-        let endpoint = queue_arn(&settings.topic, &QueueName::from_existing(&name));
+        let endpoint = queue_arn(&settings.home, &QueueName::from_existing(&name));
         w.fake()
-            .subscribe(settings.topic.as_str(), &endpoint, &attrs)
+            .subscribe(settings.topics[0].arn.as_str(), &endpoint, &attrs)
             .await
             .unwrap();
     }
@@ -371,11 +371,11 @@ async fn a_subscription_to_an_unlisted_queue_of_another_stack_is_kept() {
     w.make_queue(&name, &[(tags::TASK_ARN, &t.arn), (tags::STACK, "tasksub-staging")])
         .await;
     w.fake().hide_from_listing(&name);
-    let endpoint = queue_arn(&settings.topic, &QueueName::from_existing(&name));
+    let endpoint = queue_arn(&settings.home, &QueueName::from_existing(&name));
     let attrs = std::collections::BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
     let arn = w
         .fake()
-        .subscribe(settings.topic.as_str(), &endpoint, &attrs)
+        .subscribe(settings.topics[0].arn.as_str(), &endpoint, &attrs)
         .await
         .unwrap();
     let report = w.sweeper(0).run(RunOptions::default(), now()).await.unwrap();

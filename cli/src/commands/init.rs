@@ -68,6 +68,10 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
         if exists { "already existed" } else { "created" }
     );
     println!("export TASKSUB_TOPIC_ARN={topic_arn}");
+    // the topic was made in the caller's account: the deployment's own (queues live there)
+    if let Ok(topic) = tasksub_core::naming::TopicArn::parse(&topic_arn) {
+        println!("export TASKSUB_ACCOUNT_ID={}", topic.account);
+    }
     println!("export TASKSUB_TABLE={}", args.table);
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,10 @@
 //! | claim, CreateQueue, Subscribe, MarkReady | claim · {CreateQueue ‖ Subscribe} · MarkReady | 3 |
 //! | Unsubscribe, DeleteQueue, tombstone | {Unsubscribe ‖ DeleteQueue} · tombstone | 2 (+1) |
 //! | Recover, Unsubscribe, LookupQueueUrl, DeleteQueue, tombstone | {Recover ‖ Lookup} · {Unsubscribe ‖ DeleteQueue} · tombstone | 3 (+1) |
+//! | Subscribe, UnsubscribeRetired, MarkReady (a topic added and one removed) | {Subscribe ‖ UnsubscribeRetired} · MarkReady | 2 |
+//!
+//! Subscribe and Unsubscribe each cover every topic: the executor issues one call per topic at once, so
+//! the round trips do not grow with the topic count.
 
 use super::Step;
 
@@ -22,12 +26,15 @@ use super::Step;
 enum Chain {
     Subscription,
     Queue,
+    /// Subscriptions to topics no longer configured: other topics than the subscription chain's.
+    Retired,
 }
 
 fn chain(step: Step) -> Option<Chain> {
     match step {
         Step::RecoverSubscription | Step::Subscribe | Step::Unsubscribe => Some(Chain::Subscription),
         Step::CreateQueue | Step::LookupQueueUrl | Step::DeleteQueue => Some(Chain::Queue),
+        Step::UnsubscribeRetired => Some(Chain::Retired),
         Step::Claim | Step::MarkReady | Step::MarkDraining | Step::Tombstone(_) => None,
     }
 }
@@ -37,7 +44,7 @@ fn chain(step: Step) -> Option<Chain> {
 pub fn stages(steps: &[Step]) -> Vec<Vec<Step>> {
     let mut out: Vec<Vec<Step>> = Vec::new();
     let mut after_barrier = 0;
-    let mut last = [None::<usize>; 2];
+    let mut last = [None::<usize>; 3];
     for &step in steps {
         let at = match chain(step) {
             None => {
@@ -74,6 +81,9 @@ mod tests {
             // a start: three round trips whatever happens
             (&[Claim, CreateQueue, Subscribe, MarkReady], vec![vec![Claim], vec![CreateQueue, Subscribe], vec![MarkReady]]),
             (&[CreateQueue, Subscribe, MarkReady], vec![vec![CreateQueue, Subscribe], vec![MarkReady]]),
+            // converging to the settings: new topics and retired ones at once
+            (&[Subscribe, UnsubscribeRetired, MarkReady], vec![vec![Subscribe, UnsubscribeRetired], vec![MarkReady]]),
+            (&[UnsubscribeRetired, MarkReady], vec![vec![UnsubscribeRetired], vec![MarkReady]]),
             // teardown: unsubscribe and delete at once, the tombstone after both
             (&[Unsubscribe, DeleteQueue, GONE], vec![vec![Unsubscribe, DeleteQueue], vec![GONE]]),
             (&[Unsubscribe, MarkDraining], vec![vec![Unsubscribe], vec![MarkDraining]]),

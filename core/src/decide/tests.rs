@@ -1,8 +1,10 @@
 //! Every rule of `decide` is a row.
 
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::event::TaskStateChange;
-use crate::test_support::{now, settings, PROD};
+use crate::test_support::{now, settings, settings_with_topics, PROD, TOPIC};
 
 const TASK: &str = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef";
 
@@ -26,8 +28,7 @@ fn stored(state: State, sub: bool, url: bool) -> Record {
         queue_name: "tasksub-0123456789abcdef0123456789abcdef".into(),
         queue_arn: "arn:aws:sqs:us-east-1:123456789012:tasksub-0123456789abcdef0123456789abcdef".into(),
         queue_url: url.then(|| "http://q".into()),
-        topic_arn: "arn:aws:sns:us-east-1:123456789012:fanout".into(),
-        subscription_arn: sub.then(|| "arn:aws:sns:us-east-1:123456789012:fanout:s".into()),
+        subscriptions: if sub { subs(&[TOPIC]) } else { BTreeMap::new() },
         state,
         version: 2,
         created_at: now(),
@@ -35,6 +36,20 @@ fn stored(state: State, sub: bool, url: bool) -> Record {
         expires_at: None,
         revision: 3,
     }
+}
+
+/// Subscriptions to these topics, each ARN `<topic>:s`.
+fn subs(topics: &[&str]) -> BTreeMap<String, String> {
+    topics.iter().map(|t| ((*t).to_owned(), format!("{t}:s"))).collect()
+}
+
+const FLAGS: &str = "arn:aws:sns:eu-west-1:210987654321:flags";
+const OLD: &str = "arn:aws:sns:us-east-1:123456789012:retired";
+
+fn with_subs(state: State, topics: &[&str]) -> Record {
+    let mut r = stored(state, false, true);
+    r.subscriptions = subs(topics);
+    r
 }
 
 fn steps(d: Decision) -> Result<Vec<Step>, Skip> {
@@ -91,6 +106,43 @@ fn decision_table() {
         let got = steps(decide(&event(last, desired), rec.as_ref(), &settings(), now()).unwrap());
         assert_eq!(got, want, "{last}/{desired} with {:?}", rec.map(|r| r.state));
     }
+}
+
+/// After a settings change a live task converges: new topics subscribed and retired ones unsubscribed at
+/// once, then one conditional write; a task without drift stays a duplicate.
+#[test]
+fn ready_records_converge_to_the_configured_topics() {
+    use State::*;
+    use Step::*;
+    let two = settings_with_topics(&[TOPIC, FLAGS]);
+    let one = settings();
+    #[rustfmt::skip]
+    let rows: Vec<(&Settings, Record, &str, &str, Result<Vec<Step>, Skip>)> = vec![
+        (&two, with_subs(Ready, &[TOPIC]), "RUNNING", "RUNNING", Ok(vec![Subscribe, MarkReady])),
+        (&two, with_subs(Ready, &[TOPIC, FLAGS]), "RUNNING", "RUNNING", Err(Skip::AlreadyReady)),
+        (&two, with_subs(Ready, &[FLAGS, TOPIC]), "RUNNING", "RUNNING", Err(Skip::AlreadyReady)),
+        (&one, with_subs(Ready, &[TOPIC, OLD]), "RUNNING", "RUNNING", Ok(vec![UnsubscribeRetired, MarkReady])),
+        (&one, with_subs(Ready, &[OLD]), "RUNNING", "RUNNING", Ok(vec![Subscribe, UnsubscribeRetired, MarkReady])),
+        (&one, with_subs(Ready, &[]), "RUNNING", "RUNNING", Ok(vec![Subscribe, MarkReady])),
+        // teardown unsubscribes every recorded subscription, whatever the settings say now
+        (&two, with_subs(Ready, &[TOPIC, OLD]), "STOPPED", "STOPPED", Ok(vec![Unsubscribe, DeleteQueue, Tombstone(Gone)])),
+        // a half-done provisioning that recorded some topics recovers the missing ones before unsubscribing
+        (&two, with_subs(Provisioning, &[TOPIC]), "RUNNING", "STOPPED", Ok(vec![RecoverSubscription, Unsubscribe, MarkDraining])),
+        (&two, with_subs(Provisioning, &[TOPIC, FLAGS]), "RUNNING", "STOPPED", Ok(vec![Unsubscribe, MarkDraining])),
+    ];
+    for (s, rec, last, desired, want) in rows {
+        let got = steps(decide(&event(last, desired), Some(&rec), s, now()).unwrap());
+        assert_eq!(
+            got,
+            want,
+            "{last}/{desired} {:?} with {:?}",
+            s.topic_arns().collect::<Vec<_>>(),
+            rec.subscriptions
+        );
+    }
+    assert_eq!(topic_drift(&with_subs(Ready, &[TOPIC]), &two), (true, false));
+    assert_eq!(topic_drift(&with_subs(Ready, &[TOPIC, OLD]), &one), (false, true));
+    assert_eq!(topic_drift(&with_subs(Ready, &[TOPIC]), &one), (false, false));
 }
 
 #[test]
@@ -203,8 +255,8 @@ fn apply_moves_state_and_clears_what_no_longer_exists() {
     let r = stored(State::Ready, true, true);
     let d = apply(&r, Step::MarkDraining, &s, now());
     assert_eq!(
-        (d.state, d.subscription_arn.as_deref(), d.expires_at),
-        (State::Draining, None, None)
+        (d.state, d.subscriptions.len(), d.expires_at),
+        (State::Draining, 0, None)
     );
     let g = apply(&d, Step::Tombstone(State::Gone), &s, now());
     assert_eq!(g.state, State::Gone);
@@ -213,38 +265,38 @@ fn apply_moves_state_and_clears_what_no_longer_exists() {
     assert_eq!(apply(&r, Step::CreateQueue, &s, now()).state, State::Ready);
 }
 
+fn undo(current: Option<&Record>, ours: &Record) -> Option<(Vec<Step>, Vec<String>)> {
+    after_lost_race(current, ours).map(|u| (u.steps, u.record.subscriptions.into_values().collect()))
+}
+
 #[test]
 fn a_lost_race_is_undone_according_to_who_won() {
+    use Step::{DeleteQueue, Unsubscribe};
     let ours = stored(State::Ready, true, true);
+    let mine = vec![format!("{TOPIC}:s")];
     // The winner recorded the very subscription we made (Subscribe is idempotent): nothing to undo.
-    assert_eq!(after_lost_race(Some(&ours), &ours), Some(vec![]));
+    assert_eq!(undo(Some(&ours), &ours), Some((vec![], vec![])));
     // The winner recorded another subscription: ours is unrecorded, undo it (and only it).
     let mut other = ours.clone();
-    other.subscription_arn = Some("arn:other".into());
-    assert_eq!(after_lost_race(Some(&other), &ours), Some(vec![Step::Unsubscribe]));
+    other.subscriptions.insert(TOPIC.into(), "arn:other".into());
+    assert_eq!(undo(Some(&other), &ours), Some((vec![Unsubscribe], mine.clone())));
     // A teardown won: unsubscribe ours; the queue is the draining container's until STOPPED.
-    assert_eq!(
-        after_lost_race(Some(&stored(State::Draining, false, true)), &ours),
-        Some(vec![Step::Unsubscribe])
-    );
+    let draining = stored(State::Draining, false, true);
+    assert_eq!(undo(Some(&draining), &ours), Some((vec![Unsubscribe], mine.clone())));
     // ...unless the DRAINING record never knew a queue (it never was READY): nobody else will delete it.
-    assert_eq!(
-        after_lost_race(Some(&stored(State::Draining, false, false)), &ours),
-        Some(vec![Step::Unsubscribe, Step::DeleteQueue])
-    );
+    let both = Some((vec![Unsubscribe, DeleteQueue], mine.clone()));
+    assert_eq!(undo(Some(&stored(State::Draining, false, false)), &ours), both);
     // The task is gone (or its record is): everything we made goes.
-    assert_eq!(
-        after_lost_race(Some(&stored(State::Gone, false, false)), &ours),
-        Some(vec![Step::Unsubscribe, Step::DeleteQueue])
-    );
-    assert_eq!(
-        after_lost_race(None, &ours),
-        Some(vec![Step::Unsubscribe, Step::DeleteQueue])
-    );
+    assert_eq!(undo(Some(&stored(State::Gone, false, false)), &ours), both);
+    assert_eq!(undo(None, &ours), both);
     // Another provisioning holds the record: our resources are its resources; decide again.
+    assert_eq!(undo(Some(&stored(State::Provisioning, false, true)), &ours), None);
+    // Several topics: only what the winner does not name is undone.
+    let ours = with_subs(State::Ready, &[TOPIC, FLAGS]);
+    let winner = with_subs(State::Ready, &[TOPIC]);
     assert_eq!(
-        after_lost_race(Some(&stored(State::Provisioning, false, true)), &ours),
-        None
+        undo(Some(&winner), &ours),
+        Some((vec![Unsubscribe], vec![format!("{FLAGS}:s")]))
     );
 }
 
@@ -255,7 +307,7 @@ fn each_write_stores_its_state() {
     assert_eq!(apply(&gone, Step::Claim, &s, now()).state, State::Provisioning);
     let provisioning = stored(State::Provisioning, true, true);
     let ready = apply(&provisioning, Step::MarkReady, &s, now());
-    assert_eq!((ready.state, ready.subscription_arn.is_some()), (State::Ready, true));
+    assert_eq!((ready.state, ready.subscriptions.len()), (State::Ready, 1));
     assert_eq!(apply(&ready, Step::MarkDraining, &s, now()).state, State::Draining);
 }
 
@@ -318,6 +370,7 @@ fn stable_names_are_pinned() {
         Step::MarkReady,
         Step::RecoverSubscription,
         Step::Unsubscribe,
+        Step::UnsubscribeRetired,
         Step::LookupQueueUrl,
         Step::DeleteQueue,
         Step::MarkDraining,
@@ -334,6 +387,7 @@ fn stable_names_are_pinned() {
             "mark-ready",
             "recover-subscription",
             "unsubscribe",
+            "unsubscribe-retired",
             "lookup-queue-url",
             "delete-queue",
             "mark-draining",

@@ -5,9 +5,9 @@
 //! | not `sqs`, another account or region, outside the prefix, not a task ID | | | never touched (not listed) |
 //! | our queue | READY, names this subscription | any | healthy (not listed) |
 //! | our queue | PROVISIONING | any | held `in-flight`: provisioning records it, or the sweeper finishes it |
-//! | our queue | READY naming no subscription (written before ARNs were recorded) | any | held `in-flight` |
+//! | our queue | READY naming no subscription to this topic (a topic being added; or written before ARNs were recorded) | any | held `in-flight`: the `converge` action subscribes (same ARN) and records it |
 //! | our queue | none | running / busy | held `in-flight`: the `provision` action subscribes (same ARN) and records it |
-//! | our queue | READY naming another ARN, DRAINING, GONE | any | `unsubscribe` once the record is older than the grace |
+//! | our queue | READY naming another ARN for this topic, DRAINING, GONE | any | `unsubscribe` once the record is older than the grace |
 //! | our queue, existing, with tasksub's tags naming the task | none | stopped / unknown | `unsubscribe` once the queue is older than the grace |
 //! | our queue, no longer existing | none | stopped / unknown | `unsubscribe` |
 //! | our queue, existing, untagged or tagged for another task | none | stopped / unknown | held `untagged` / `foreign-queue` |
@@ -15,8 +15,9 @@
 //! Why this is safe: a subscription exists only after its task's claim (claim → Subscribe), and the
 //! sweeper lists subscriptions before it reads the records, so a subscription made by a provisioning in
 //! flight always finds at least its PROVISIONING record. A record that does not name a subscription
-//! never comes to name it later unless it is PROVISIONING: MarkReady is the only write that records a
-//! subscription, and it expects the PROVISIONING revision it read.
+//! never comes to name it later unless it is PROVISIONING, or READY without a subscription to that topic
+//! (converging after a topic was added): MarkReady is the only write that records a subscription, and it
+//! expects the revision it read; a READY record that names another ARN for the topic is never replaced.
 
 use super::*;
 use crate::naming::queue_arn;
@@ -61,7 +62,7 @@ pub fn our_endpoint(s: &SeenSubscription, settings: &Settings) -> Option<(String
         return None;
     }
     let name = crate::naming::queue_name_from_arn(&s.endpoint)?;
-    if queue_arn(&settings.topic, &name) != s.endpoint {
+    if queue_arn(&settings.home, &name) != s.endpoint {
         return None;
     }
     let id = name.task_id(&settings.queue.prefix)?;
@@ -89,12 +90,14 @@ pub fn orphan_subscriptions(
             || tasks
                 .get(id.as_str())
                 .is_some_and(|t| matches!(classify(t), Ecs::Running | Ecs::Busy));
+        let topic = crate::naming::topic_of_subscription(&s.arn).unwrap_or_default();
         let since = match record {
-            Some(r) if r.state == State::Ready && r.subscription_arn.as_deref() == Some(s.arn.as_str()) => continue,
+            Some(r) if r.state == State::Ready && r.names(&s.arn) => continue,
             Some(r) if r.state == State::Provisioning => Err(Hold::InFlight),
-            // A READY record that names no subscription was written before subscription ARNs were
-            // recorded: this may be its live subscription, so it is left alone.
-            Some(r) if r.state == State::Ready && r.subscription_arn.is_none() => Err(Hold::InFlight),
+            // A READY record that names no subscription to this topic is converging after the topic was
+            // added (or was written before subscription ARNs were recorded): this may be its live
+            // subscription, so it is left alone.
+            Some(r) if r.state == State::Ready && !r.subscriptions.contains_key(topic) => Err(Hold::InFlight),
             Some(r) => Ok(Some(r.updated_at)),
             None if alive => Err(Hold::InFlight),
             None => match queues.get(queue.as_str()) {
@@ -155,8 +158,10 @@ mod tests {
             queue_name: format!("tasksub-{ID}"),
             queue_arn: ours(),
             queue_url: None,
-            topic_arn: "arn:aws:sns:us-east-1:123456789012:fanout".into(),
-            subscription_arn: sub.map(str::to_owned),
+            subscriptions: sub
+                .map(|a| ("arn:aws:sns:us-east-1:123456789012:fanout".to_owned(), a.to_owned()))
+                .into_iter()
+                .collect(),
             state,
             version: 1,
             created_at: now(),
@@ -274,6 +279,13 @@ mod tests {
         let mut inv = with(s.clone(), vec![], None);
         inv.opaque.insert(ID.into());
         assert_eq!(judge(inv), (vec![], vec!["in-flight"]));
+        // a READY record that names other topics only: this topic is being added (converge in flight)
+        let mut adding = record(State::Ready, None, 9999);
+        adding.subscriptions.insert(
+            "arn:aws:sns:eu-west-1:210987654321:flags".into(),
+            "arn:flags:sub".into(),
+        );
+        assert_eq!(judge(with(s.clone(), vec![adding], None)), (vec![], vec!["in-flight"]));
     }
 
     #[test]

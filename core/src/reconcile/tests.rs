@@ -41,8 +41,10 @@ fn record(state: State, age: i64, cluster: &str) -> Record {
         queue_name: format!("tasksub-{ID}"),
         queue_arn: format!("arn:aws:sqs:us-east-1:123456789012:tasksub-{ID}"),
         queue_url: live.then(|| format!("https://sqs/tasksub-{ID}")),
-        topic_arn: TOPIC.into(),
-        subscription_arn: (state == State::Ready).then(|| format!("{TOPIC}:sub")),
+        subscriptions: (state == State::Ready)
+            .then(|| (TOPIC.to_owned(), format!("{TOPIC}:sub")))
+            .into_iter()
+            .collect(),
         state,
         version: 3,
         created_at: ago(age + 100),
@@ -339,11 +341,57 @@ fn a_task_listed_twice_counts_with_its_later_status() {
     );
 }
 
+/// After a topic is added or removed, a live task's READY record converges at the next sweep (no grace:
+/// the task runs); a stopping or unknown task's is never converged.
+#[test]
+fn live_tasks_converge_to_the_configured_topics() {
+    use crate::test_support::settings_with_topics;
+    const FLAGS: &str = "arn:aws:sns:eu-west-1:210987654321:flags";
+    let ours = "service:orders";
+    let run = |settings: &Settings, rec: Record, ecs: EcsTask| {
+        let inv = Inventory {
+            tasks: vec![ecs],
+            records: vec![rec],
+            ..Inventory::default()
+        };
+        let r = reconcile(&inv, settings, GRACE, now());
+        r.actions
+            .iter()
+            .map(|a| (a.kind, a.plan.steps.clone()))
+            .collect::<Vec<_>>()
+    };
+    let two = settings_with_topics(&[TOPIC, FLAGS]);
+    let fresh = || task("RUNNING", "RUNNING", 1, ours);
+    let added = run(&two, record(State::Ready, 1, PROD), fresh());
+    assert_eq!(
+        added,
+        vec![(ActionKind::Converge, vec![Step::Subscribe, Step::MarkReady])]
+    );
+    let mut both = record(State::Ready, 1, PROD);
+    both.subscriptions.insert(FLAGS.into(), format!("{FLAGS}:sub"));
+    let removed = run(&settings(), both.clone(), fresh());
+    assert_eq!(
+        removed,
+        vec![(ActionKind::Converge, vec![Step::UnsubscribeRetired, Step::MarkReady])]
+    );
+    assert!(run(&two, both.clone(), fresh()).is_empty(), "no drift, nothing to do");
+    // a stopping task is drained, not converged
+    let stopping = run(&settings(), both, task("RUNNING", "STOPPED", 700, ours));
+    assert_eq!(stopping[0].0, ActionKind::Drain);
+}
+
 /// The names in the sweeper's report and metrics are a contract; only removals count as orphans.
 #[test]
 fn action_and_ecs_names_are_pinned() {
     use ActionKind::*;
-    let kinds = [RemoveOrphan, RemoveStrayQueue, FinishProvisioning, Provision, Drain];
+    let kinds = [
+        RemoveOrphan,
+        RemoveStrayQueue,
+        FinishProvisioning,
+        Provision,
+        Drain,
+        Converge,
+    ];
     let names = kinds.map(ActionKind::as_str);
     assert_eq!(
         names,
@@ -352,10 +400,14 @@ fn action_and_ecs_names_are_pinned() {
             "remove-stray-queue",
             "finish-provisioning",
             "provision",
-            "drain"
+            "drain",
+            "converge"
         ]
     );
-    assert_eq!(kinds.map(ActionKind::is_orphan), [true, true, false, false, false]);
+    assert_eq!(
+        kinds.map(ActionKind::is_orphan),
+        [true, true, false, false, false, false]
+    );
     let ecs = [Ecs::Running, Ecs::Stopping, Ecs::Stopped, Ecs::Busy, Ecs::Unknown].map(Ecs::as_str);
     assert_eq!(ecs, ["running", "stopping", "stopped", "busy", "unknown"]);
 }

@@ -50,6 +50,26 @@ const INVALID: &[&str] = &[
     "InvalidSecurity",
     "SerializationException",
 ];
+/// SNS quotas a retry does not lift, with what the operator is told.
+const QUOTAS: &[(&str, &str)] = &[
+    (
+        "FilterPolicyLimitExceeded",
+        "SNS quota reached: filter policies per topic (200 by default, adjustable in Service Quotas); \
+         every task's subscription with a filter policy counts, so the topic cannot take another filtered \
+         subscription. Raise the quota, or filter fewer topics (TASKSUB_TOPIC_SETTINGS)",
+    ),
+    (
+        "SubscriptionLimitExceeded",
+        "SNS quota reached: subscriptions per topic (12,500,000 for standard topics, 100 for FIFO topics by \
+         default; adjustable in Service Quotas)",
+    ),
+];
+
+/// The operator's explanation for an SNS quota error code, if it is one.
+pub fn quota_of_code(code: &str) -> Option<&'static str> {
+    QUOTAS.iter().find(|(c, _)| *c == code).map(|(_, what)| *what)
+}
+
 const TRANSIENT: &[&str] = &[
     "InternalError",
     "InternalFailure",
@@ -97,6 +117,7 @@ where
         // help. Any other dispatch failure (refused, dropped, reset connections) is transient.
         SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) if unconfigured(err) => ErrorKind::Config,
         SdkError::DispatchFailure(_) => ErrorKind::Transient,
+        SdkError::ServiceError(se) if quota_of_code(se.err().code().unwrap_or_default()).is_some() => ErrorKind::Quota,
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or_default();
             let server_error = se.raw().status().is_server_error();
@@ -108,8 +129,12 @@ where
         }
         _ => ErrorKind::Other,
     };
-    let message = match kind {
-        ErrorKind::Config => {
+    let message = match (kind, err) {
+        (ErrorKind::Quota, SdkError::ServiceError(se)) => {
+            let what = quota_of_code(se.err().code().unwrap_or_default()).unwrap_or_default();
+            format!("{what}: {message}")
+        }
+        (ErrorKind::Config, _) => {
             format!("the AWS client is not configured (no credentials, no region, or an unusable endpoint): {message}")
         }
         _ => message,
@@ -144,5 +169,10 @@ mod tests {
             assert_eq!(kind_of_code(code), Some(kind), "{code}");
         }
         assert_eq!(kind_of_code("SomethingNew"), None);
+        assert!(quota_of_code("FilterPolicyLimitExceeded").unwrap().contains("200"));
+        assert!(quota_of_code("SubscriptionLimitExceeded")
+            .unwrap()
+            .contains("subscriptions per topic"));
+        assert_eq!(quota_of_code("ThrottlingException"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! [`Record`] ⇄ DynamoDB item. Lives beside its adapter; the client crate reads items with the same
 //! attribute names from `tasksub_core::record::attr`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -18,18 +18,21 @@ pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
     s(attr::CLUSTER_ARN, &r.cluster_arn);
     s(attr::QUEUE_NAME, &r.queue_name);
     s(attr::QUEUE_ARN, &r.queue_arn);
-    s(attr::TOPIC_ARN, &r.topic_arn);
     s(attr::STATE, r.state.as_str());
     s(attr::CREATED_AT, &r.created_at.to_rfc3339());
     s(attr::UPDATED_AT, &r.updated_at.to_rfc3339());
-    for (k, v) in [
-        (attr::GROUP, &r.group),
-        (attr::QUEUE_URL, &r.queue_url),
-        (attr::SUBSCRIPTION_ARN, &r.subscription_arn),
-    ] {
+    for (k, v) in [(attr::GROUP, &r.group), (attr::QUEUE_URL, &r.queue_url)] {
         if let Some(v) = v {
             s(k, v);
         }
+    }
+    if !r.subscriptions.is_empty() {
+        let map = r
+            .subscriptions
+            .iter()
+            .map(|(topic, sub)| (topic.clone(), AttributeValue::S(sub.clone())))
+            .collect();
+        item.insert(attr::SUBSCRIPTIONS.to_owned(), AttributeValue::M(map));
     }
     item.insert(attr::VERSION.to_owned(), AttributeValue::N(r.version.to_string()));
     item.insert(attr::REVISION.to_owned(), AttributeValue::N(r.revision.to_string()));
@@ -66,14 +69,30 @@ pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Record, BadIt
         queue_name: req(attr::QUEUE_NAME)?,
         queue_arn: req(attr::QUEUE_ARN)?,
         queue_url: opt(attr::QUEUE_URL),
-        topic_arn: req(attr::TOPIC_ARN)?,
-        subscription_arn: opt(attr::SUBSCRIPTION_ARN),
+        subscriptions: subscriptions(item)?,
         state: State::parse(&req(attr::STATE)?).ok_or(BadItem(attr::STATE))?,
         version: num(attr::VERSION).transpose()?.unwrap_or(0).max(0) as u64,
         created_at: time(attr::CREATED_AT)?,
         updated_at: time(attr::UPDATED_AT)?,
         expires_at: num(attr::EXPIRES_AT).transpose()?,
         revision: num(attr::REVISION).transpose()?.unwrap_or(0).max(0) as u64,
+    })
+}
+
+/// The `subscriptions` map; a record written before several topics existed has `topicArn` and maybe
+/// `subscriptionArn` instead, read as a map of one (or none).
+fn subscriptions(item: &HashMap<String, AttributeValue>) -> Result<BTreeMap<String, String>, BadItem> {
+    if let Some(v) = item.get(attr::SUBSCRIPTIONS) {
+        let map = v.as_m().map_err(|_| BadItem(attr::SUBSCRIPTIONS))?;
+        return map
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.as_s().map_err(|_| BadItem(attr::SUBSCRIPTIONS))?.clone())))
+            .collect();
+    }
+    let legacy = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    Ok(match (legacy(attr::TOPIC_ARN), legacy(attr::SUBSCRIPTION_ARN)) {
+        (Some(topic), Some(sub)) => BTreeMap::from([(topic, sub)]),
+        _ => BTreeMap::new(),
     })
 }
 
@@ -94,8 +113,10 @@ mod tests {
             queue_name: "tasksub-abc".into(),
             queue_arn: "arn:aws:sqs:us-east-1:1:tasksub-abc".into(),
             queue_url: Some("https://q".into()),
-            topic_arn: "arn:aws:sns:us-east-1:1:t".into(),
-            subscription_arn: Some("arn:aws:sns:us-east-1:1:t:s".into()),
+            subscriptions: BTreeMap::from([
+                ("arn:aws:sns:us-east-1:1:t".into(), "arn:aws:sns:us-east-1:1:t:s".into()),
+                ("arn:aws:sns:eu-west-1:2:u".into(), "arn:aws:sns:eu-west-1:2:u:s".into()),
+            ]),
             state: State::Ready,
             version: 7,
             created_at: now,
@@ -108,8 +129,28 @@ mod tests {
         let mut legacy = to_item(&r);
         legacy.remove(attr::REVISION);
         assert_eq!(from_item(&legacy).unwrap().revision, 0);
+        // A record written before several topics: topicArn + subscriptionArn read as a map of one.
+        let mut single = to_item(&r);
+        single.remove(attr::SUBSCRIPTIONS);
+        single.insert(
+            attr::TOPIC_ARN.into(),
+            AttributeValue::S("arn:aws:sns:us-east-1:1:t".into()),
+        );
+        single.insert(
+            attr::SUBSCRIPTION_ARN.into(),
+            AttributeValue::S("arn:aws:sns:us-east-1:1:t:s".into()),
+        );
+        assert_eq!(
+            from_item(&single).unwrap().subscriptions,
+            BTreeMap::from([("arn:aws:sns:us-east-1:1:t".into(), "arn:aws:sns:us-east-1:1:t:s".into())])
+        );
+        single.remove(attr::SUBSCRIPTION_ARN);
+        assert!(from_item(&single).unwrap().subscriptions.is_empty());
+        let mut bad = to_item(&r);
+        bad.insert(attr::SUBSCRIPTIONS.into(), AttributeValue::S("x".into()));
+        assert_eq!(from_item(&bad), Err(BadItem(attr::SUBSCRIPTIONS)));
         r.group = None;
-        r.subscription_arn = None;
+        r.subscriptions.clear();
         r.expires_at = Some(1_800_000_000);
         r.state = State::Gone;
         assert_eq!(from_item(&to_item(&r)).unwrap(), r);

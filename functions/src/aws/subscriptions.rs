@@ -15,7 +15,7 @@ impl Subscriptions for AwsPorts {
         attributes: &BTreeMap<&'static str, String>,
     ) -> Result<String, PortError> {
         let mut req = self
-            .sns
+            .sns_for(topic_arn)
             .subscribe()
             .topic_arn(topic_arn)
             .protocol("sqs")
@@ -29,7 +29,7 @@ impl Subscriptions for AwsPorts {
     }
 
     async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), PortError> {
-        self.sns
+        self.sns_for(subscription_arn)
             .unsubscribe()
             .subscription_arn(subscription_arn)
             .send()
@@ -40,7 +40,7 @@ impl Subscriptions for AwsPorts {
 
     async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
         let mut pages = self
-            .sns
+            .sns_for(topic_arn)
             .list_subscriptions_by_topic()
             .topic_arn(topic_arn)
             .into_paginator()
@@ -60,7 +60,7 @@ impl Subscriptions for AwsPorts {
 
     async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
         let page = self
-            .sns
+            .sns_for(topic_arn)
             .list_subscriptions_by_topic()
             .topic_arn(topic_arn)
             .set_next_token(next)

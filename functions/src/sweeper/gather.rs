@@ -69,23 +69,32 @@ async fn confirm_unlisted_queues<P: Queues>(ports: &P, settings: &Settings, g: &
 /// the cap are never judged; the capped warning says so.
 pub const MAX_SUBSCRIPTION_PAGES: usize = 100;
 
-/// The topic's subscriptions, every page up to [`MAX_SUBSCRIPTION_PAGES`], paced (30 TPS account quota).
-pub(super) async fn subscriptions<S: Subscriptions>(
-    paced: &S,
-    settings: &Settings,
-) -> Result<Vec<SeenSubscription>, GatherFailed> {
-    let (out, capped) = list_topic(paced, settings.topic.as_str(), MAX_SUBSCRIPTION_PAGES)
-        .await
-        .map_err(GatherFailed)?;
-    if capped {
-        warn!(
-            action = "list-subscriptions",
-            outcome = "capped",
-            pages = MAX_SUBSCRIPTION_PAGES,
-            "more subscriptions than one sweep reads: the rest wait for the next sweep"
-        );
+/// Every configured topic's subscriptions (each in its own region), every page up to
+/// [`MAX_SUBSCRIPTION_PAGES`], paced (30 TPS account quota). A topic whose listing fails is left out of
+/// this run's subscription pass (its subscriptions are not judged); the count of such topics is returned.
+pub(super) async fn subscriptions<S: Subscriptions>(paced: &S, settings: &Settings) -> (Vec<SeenSubscription>, usize) {
+    let (mut out, mut failed) = (Vec::new(), 0);
+    for topic in settings.topic_arns() {
+        match list_topic(paced, topic, MAX_SUBSCRIPTION_PAGES).await {
+            Ok((subs, capped)) => {
+                if capped {
+                    warn!(
+                        action = "list-subscriptions",
+                        outcome = "capped",
+                        topic,
+                        pages = MAX_SUBSCRIPTION_PAGES,
+                        "more subscriptions than one sweep reads: the rest wait for the next sweep"
+                    );
+                }
+                out.extend(subs);
+            }
+            Err(e) => {
+                failed += 1;
+                warn!(action = "list-subscriptions", outcome = "failed", topic, error = %e, "this topic's subscriptions are not judged this run");
+            }
+        }
     }
-    Ok(out)
+    (out, failed)
 }
 
 pub(super) async fn gather<P, T>(

@@ -96,14 +96,8 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         let grace_seconds = options.grace_seconds.unwrap_or(self.sweep.grace_seconds);
         let paced = Paced::new(&self.ports, Duration::from_millis(self.sweep.min_interval_ms));
         // Subscriptions first, records after: a subscription made meanwhile always finds its claim.
-        // A failed listing (the 30 TPS quota is the account's) skips only the subscription pass.
-        let (subscriptions, listing_failed) = match gather::subscriptions(&paced, &self.settings).await {
-            Ok(subs) => (subs, false),
-            Err(GatherFailed(e)) => {
-                warn!(action = "list-subscriptions", outcome = "failed", error = %e, "subscription pass skipped this run");
-                (Vec::new(), true)
-            }
-        };
+        // A failed listing (the 30 TPS quota is the account's) skips only that topic's subscriptions.
+        let (subscriptions, listing_failed) = gather::subscriptions(&paced, &self.settings).await;
         let g = gather::gather(&self.ports, &self.tasks, &self.settings, &subscriptions).await?;
         let verdict = reconcile::reconcile(&g.inventory, &self.settings, grace_seconds, now);
         let subs = orphan_subscriptions(&g.inventory, &self.settings, grace_seconds, now);
@@ -115,7 +109,7 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
             tasks_seen: g.tasks_seen,
             missing_clusters: g.missing_clusters,
             subscriptions_seen: g.inventory.subscriptions.len(),
-            errors: g.errors + usize::from(listing_failed),
+            errors: g.errors + listing_failed,
             orphan_subscriptions_found: subs.unsubscribe.len(),
             held: verdict
                 .held
@@ -224,6 +218,7 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
                     ActionKind::FinishProvisioning => report.resumed += 1,
                     ActionKind::Provision => report.provisioned += 1,
                     ActionKind::Drain => report.drained += 1,
+                    ActionKind::Converge => report.converged += 1,
                 }
             }
             Ok(Handled::Skipped(skip)) => {

@@ -40,6 +40,8 @@ pub struct Report {
     pub provisioned: usize,
     /// Stopping tasks whose subscription was removed.
     pub drained: usize,
+    /// Live tasks whose subscriptions were brought in line with the configured topics.
+    pub converged: usize,
     /// Actions still inside the grace period.
     pub waiting: usize,
     /// Due actions left for the next run (the per-run cap or the deadline was reached).

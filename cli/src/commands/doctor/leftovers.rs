@@ -57,10 +57,9 @@ pub fn orphan_subscriptions(records: &[Record], subscriptions: &[SeenSubscriptio
         .iter()
         .filter_map(|s| {
             let (id, _) = our_endpoint(s, settings)?;
-            let live = by_task.get(id.as_str()).is_some_and(|r| {
-                r.state == State::Provisioning
-                    || (r.state == State::Ready && r.subscription_arn.as_deref() == Some(s.arn.as_str()))
-            });
+            let live = by_task
+                .get(id.as_str())
+                .is_some_and(|r| r.state == State::Provisioning || (r.state == State::Ready && r.names(&s.arn)));
             (!live).then(|| s.arn.clone())
         })
         .collect();
@@ -117,6 +116,8 @@ mod tests {
     fn settings() -> Settings {
         let m: BTreeMap<String, String> = [
             ("TASKSUB_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:fanout"),
+            ("TASKSUB_ACCOUNT_ID", "123456789012"),
+            ("AWS_REGION", "us-east-1"),
             ("TASKSUB_TABLE", "records"),
             ("TASKSUB_CLUSTERS", "prod"),
         ]
@@ -136,8 +137,10 @@ mod tests {
             queue_name: format!("tasksub-{ID}"),
             queue_arn: format!("arn:aws:sqs:us-east-1:123456789012:tasksub-{ID}"),
             queue_url: None,
-            topic_arn: "arn:aws:sns:us-east-1:123456789012:fanout".into(),
-            subscription_arn: sub.map(str::to_owned),
+            subscriptions: sub
+                .map(|a| ("arn:aws:sns:us-east-1:123456789012:fanout".to_owned(), a.to_owned()))
+                .into_iter()
+                .collect(),
             state,
             version: 1,
             created_at: now,

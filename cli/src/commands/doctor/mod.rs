@@ -123,8 +123,8 @@ fn settings(env: impl Fn(&str) -> Option<String> + Copy) -> Result<(Settings, Ch
     let settings = Settings::from_lookup(env).map_err(|e| Check::problem("settings", e.to_string(), fix))?;
     SweepSettings::from_lookup(env).map_err(|e| Check::problem("settings", e.to_string(), fix))?;
     let detail = format!(
-        "topic {}, table {}, {} cluster(s), queue prefix {:?}",
-        settings.topic,
+        "topic(s) {}, table {}, {} cluster(s), queue prefix {:?}",
+        settings.topic_arns().collect::<Vec<_>>().join(", "),
         settings.table,
         settings.scope.clusters.len(),
         settings.queue.prefix.as_str()

@@ -23,7 +23,6 @@ const WRITES: &[&str] = &[
 const SUBSCRIPTION_PAGES: usize = 50;
 
 struct Clients {
-    sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
     ddb: aws_sdk_dynamodb::Client,
     ecs: aws_sdk_ecs::Client,
@@ -38,13 +37,15 @@ fn impossible_name(settings: &Settings) -> String {
 /// Every check after the settings, in order.
 pub(super) async fn all(sdk: &aws_config::SdkConfig, settings: &Settings) -> Vec<Check> {
     let c = Clients {
-        sns: aws_sdk_sns::Client::new(sdk),
         sqs: aws_sdk_sqs::Client::new(sdk),
         ddb: aws_sdk_dynamodb::Client::new(sdk),
         ecs: aws_sdk_ecs::Client::new(sdk),
         ports: AwsPorts::new(sdk, &settings.table),
     };
-    let mut out = vec![topic(&c, settings).await];
+    let mut out = Vec::new();
+    for t in &settings.topics {
+        out.push(topic(&c, t.arn.as_str()).await);
+    }
     let table_ok = table(&c, settings, &mut out).await;
     clusters(&c, settings, &mut out).await;
     queues(&c, settings, &mut out).await;
@@ -84,9 +85,9 @@ pub(super) async fn all(sdk: &aws_config::SdkConfig, settings: &Settings) -> Vec
     out
 }
 
-async fn topic(c: &Clients, settings: &Settings) -> Check {
-    let arn = settings.topic.as_str();
-    match c.sns.get_topic_attributes().topic_arn(arn).send().await {
+/// One topic exists and is reachable in its own region.
+async fn topic(c: &Clients, arn: &str) -> Check {
+    match c.ports.sns_for(arn).get_topic_attributes().topic_arn(arn).send().await {
         Ok(out) => {
             let subs = out.attributes().and_then(|a| a.get("SubscriptionsConfirmed")).cloned();
             let detail = format!(
@@ -102,7 +103,7 @@ async fn topic(c: &Clients, settings: &Settings) -> Check {
                 tasksub_core::outcome::ErrorKind::NotFound => Check::problem(
                     "topic",
                     format!("{arn} does not exist"),
-                    "fix TASKSUB_TOPIC_ARN, or deploy the stack (for the emulator: `tasksub init-local`)",
+                    "fix TASKSUB_TOPIC_ARNS, or deploy the stack (for the emulator: `tasksub init-local`)",
                 ),
                 _ => permission("sns:GetTopicAttributes", Err(e), Absent::IsMoot),
             }
@@ -191,7 +192,7 @@ async fn table(c: &Clients, settings: &Settings, out: &mut Vec<Check>) -> bool {
 
 /// Every configured cluster exists and its tasks can be listed and described (the sweeper's reads).
 async fn clusters(c: &Clients, settings: &Settings, out: &mut Vec<Check>) {
-    let t = &settings.topic;
+    let t = &settings.home;
     for cluster in &settings.scope.clusters {
         let check = format!("cluster {cluster}");
         let listed = c.ecs.list_tasks().cluster(cluster).max_results(1).send().await;
@@ -295,14 +296,17 @@ async fn leftovers(c: &Clients, settings: &Settings) -> Vec<Check> {
         leftovers::orphan_queues(&records, &queues, settings),
         leftovers::records_without_queue(&records, &queues),
     ];
-    let subs = match list_topic(&c.ports, settings.topic.as_str(), SUBSCRIPTION_PAGES).await {
-        Ok((subs, _)) => subs,
-        Err(e) => {
-            let why = format!("could not list the topic's subscriptions: {e}");
-            out.push(Check::not_checked("orphan subscriptions", why));
-            return out;
+    let mut subs = Vec::new();
+    for topic in settings.topic_arns() {
+        match list_topic(&c.ports, topic, SUBSCRIPTION_PAGES).await {
+            Ok((listed, _)) => subs.extend(listed),
+            Err(e) => {
+                let why = format!("could not list the subscriptions of {topic}: {e}");
+                out.push(Check::not_checked("orphan subscriptions", why));
+                return out;
+            }
         }
-    };
+    }
     out.push(leftovers::orphan_subscriptions(&records, &subs, settings));
     out
 }

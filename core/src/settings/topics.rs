@@ -1,0 +1,396 @@
+//! The topic list: `TASKSUB_TOPIC_ARNS` (or `TASKSUB_TOPIC_ARN`), each topic's subscription settings
+//! from `TASKSUB_TOPIC_SETTINGS` over the global defaults, and the limits the list must respect.
+//!
+//! ```text
+//! TASKSUB_TOPIC_ARNS=arn:aws:sns:us-east-1:111122223333:orders,arn:aws:sns:eu-west-1:444455556666:flags
+//! TASKSUB_TOPIC_SETTINGS={"orders":{"filterPolicy":{"kind":["invalidate"]},"rawDelivery":false}}
+//! ```
+//! A key is a topic name, or the full ARN when two configured topics share a name.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use super::{policy_object, scope, vars, Env, SettingsError, SubscriptionSettings};
+use crate::naming::{QueueName, TaskId, TopicArn};
+use crate::policy::{QueuePolicy, MAX_POLICY_BYTES};
+
+/// One topic every task queue subscribes to, with its subscription settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// The topic.
+    pub arn: TopicArn,
+    /// How its subscriptions are made.
+    pub subscription: SubscriptionSettings,
+}
+
+/// Longest replay window: SNS keeps a FIFO topic's archive at most 365 days.
+pub const MAX_REPLAY_SECONDS: u32 = 365 * 86_400;
+
+/// One entry of `TASKSUB_TOPIC_SETTINGS`; every field overrides the global default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Overrides {
+    raw_delivery: Option<bool>,
+    filter_policy: Option<serde_json::Value>,
+    filter_policy_scope: Option<String>,
+    dlq_arn: Option<String>,
+    replay_seconds: Option<u32>,
+}
+
+fn bad(name: &'static str, reason: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+/// The configured topics, in order, with their settings.
+pub(super) fn parse<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    defaults: SubscriptionSettings,
+) -> Result<Vec<Topic>, SettingsError> {
+    let arns = topic_arns(env)?;
+    let mut overrides = overrides(env.get(vars::TOPIC_SETTINGS))?;
+    let mut topics = Vec::with_capacity(arns.len());
+    for arn in arns {
+        let mut subscription = defaults.clone();
+        if let Some(o) = take_override(&mut overrides, &arn)? {
+            apply(&mut subscription, o, &arn)?;
+        }
+        topics.push(Topic { arn, subscription });
+    }
+    if let Some(key) = overrides.keys().next() {
+        let reason = format!("{key:?} names no configured topic (keys are topic names, or ARNs)");
+        return Err(bad(vars::TOPIC_SETTINGS, reason));
+    }
+    Ok(topics)
+}
+
+fn topic_arns<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Vec<TopicArn>, SettingsError> {
+    let (name, raw) = match (env.get(vars::TOPIC_ARNS), env.get(vars::TOPIC_ARN)) {
+        (Some(_), Some(_)) => {
+            let reason = format!("set {} or {}, not both", vars::TOPIC_ARNS, vars::TOPIC_ARN);
+            return Err(bad(vars::TOPIC_ARNS, reason));
+        }
+        (Some(_), None) => (vars::TOPIC_ARNS, env.list(vars::TOPIC_ARNS)),
+        (None, Some(one)) => (vars::TOPIC_ARN, vec![one]),
+        (None, None) => return Err(SettingsError::Missing(vars::TOPIC_ARNS)),
+    };
+    if raw.is_empty() {
+        return Err(SettingsError::Missing(name));
+    }
+    let mut seen = BTreeSet::new();
+    let mut arns = Vec::with_capacity(raw.len());
+    for a in raw {
+        let arn = TopicArn::parse(&a).map_err(|e| bad(name, e.to_string()))?;
+        if !seen.insert(a.clone()) {
+            return Err(bad(name, format!("{a} is listed twice")));
+        }
+        arns.push(arn);
+    }
+    let fifo = arns.iter().filter(|t| t.is_fifo()).count();
+    if fifo != 0 && fifo != arns.len() {
+        let reason = "mixes FIFO (.fifo) and standard topics: SNS FIFO topics deliver only to FIFO queues and \
+                      standard topics only to standard queues, and a task has one queue";
+        return Err(bad(name, reason));
+    }
+    Ok(arns)
+}
+
+fn overrides(raw: Option<String>) -> Result<BTreeMap<String, Overrides>, SettingsError> {
+    let Some(raw) = raw else {
+        return Ok(BTreeMap::new());
+    };
+    serde_json::from_str(&raw).map_err(|e| {
+        bad(
+            vars::TOPIC_SETTINGS,
+            format!("not a JSON object of topic settings: {e}"),
+        )
+    })
+}
+
+/// The entry for `arn`, keyed by its ARN or its name (not both).
+fn take_override(all: &mut BTreeMap<String, Overrides>, arn: &TopicArn) -> Result<Option<Overrides>, SettingsError> {
+    let by_arn = all.remove(arn.as_str());
+    match (by_arn, all.contains_key(&arn.name)) {
+        (Some(_), true) => {
+            let reason = format!("{} is keyed both by its name and by its ARN", arn.name);
+            Err(bad(vars::TOPIC_SETTINGS, reason))
+        }
+        (Some(o), false) => Ok(Some(o)),
+        (None, _) => Ok(all.remove(&arn.name)),
+    }
+}
+
+fn apply(s: &mut SubscriptionSettings, o: Overrides, arn: &TopicArn) -> Result<(), SettingsError> {
+    let name = vars::TOPIC_SETTINGS;
+    if let Some(raw) = o.raw_delivery {
+        s.raw_delivery = raw;
+    }
+    if let Some(p) = o.filter_policy {
+        s.filter_policy = Some(policy_object(name, p).map_err(|e| in_topic(e, arn))?);
+    }
+    if let Some(sc) = o.filter_policy_scope {
+        s.filter_policy_scope = Some(scope(name, sc).map_err(|e| in_topic(e, arn))?);
+    }
+    if let Some(dlq) = o.dlq_arn {
+        if !(dlq.starts_with("arn:") && dlq.split(':').nth(2) == Some("sqs")) {
+            return Err(bad(
+                name,
+                format!("{}: dlqArn {dlq:?} is not an SQS queue ARN", arn.name),
+            ));
+        }
+        s.dlq_arn = Some(dlq);
+    }
+    if let Some(seconds) = o.replay_seconds {
+        if !arn.is_fifo() {
+            let reason = format!(
+                "{}: replaySeconds needs a FIFO topic (SNS archives only FIFO topics)",
+                arn.name
+            );
+            return Err(bad(name, reason));
+        }
+        if !(1..=MAX_REPLAY_SECONDS).contains(&seconds) {
+            return Err(bad(
+                name,
+                format!(
+                    "{}: replaySeconds {seconds} is outside 1..={MAX_REPLAY_SECONDS}",
+                    arn.name
+                ),
+            ));
+        }
+        s.replay_seconds = Some(seconds);
+    }
+    Ok(())
+}
+
+fn in_topic(e: SettingsError, arn: &TopicArn) -> SettingsError {
+    match e {
+        SettingsError::Invalid { name, reason } => bad(name, format!("{}: {reason}", arn.name)),
+        other => other,
+    }
+}
+
+/// The limits a topic list must respect, checked once at start rather than at the first CreateQueue:
+/// the queue name with `.fifo` fits 80 characters, and the queue policy listing every topic fits SQS's
+/// 8,192 bytes for the longest queue ARN this deployment can make.
+pub(super) fn check_fits(settings: &super::Settings) -> Result<(), SettingsError> {
+    let longest_id = TaskId::new("b99d40b3-5176-4f71-9a52-9dbd6f1cebef").expect("a valid ID");
+    let hex_id = TaskId::new("0123456789abcdef0123456789abcdef").expect("a valid ID");
+    let fifo = settings.queue.fifo;
+    if let Err(e) = QueueName::for_task(&settings.queue.prefix, &hex_id, fifo) {
+        let reason = format!(
+            "{e}: the prefix leaves no room for a task ID{}",
+            if fifo { " and .fifo" } else { "" }
+        );
+        return Err(bad(vars::QUEUE_PREFIX, reason));
+    }
+    let name = QueueName::for_task(&settings.queue.prefix, &longest_id, fifo)
+        .or_else(|_| QueueName::for_task(&settings.queue.prefix, &hex_id, fifo))
+        .expect("checked above");
+    let queue_arn = crate::naming::queue_arn(&settings.home, &name);
+    let arns: Vec<&str> = settings.topic_arns().collect();
+    let bytes = QueuePolicy::for_topics(&queue_arn, &arns).to_json().len();
+    if bytes > MAX_POLICY_BYTES {
+        let reason = format!(
+            "{} topics make a queue policy of {bytes} bytes, over SQS's {MAX_POLICY_BYTES}: use fewer topics \
+             (or shorter topic names)",
+            arns.len()
+        );
+        return Err(bad(vars::TOPIC_ARNS, reason));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::{vars, Settings};
+
+    const A: &str = "arn:aws:sns:us-east-1:123456789012:orders";
+    const B: &str = "arn:aws:sns:eu-west-1:210987654321:flags";
+
+    fn env(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let mut m: BTreeMap<String, String> = [
+            (vars::TABLE, "records"),
+            (vars::CLUSTERS, "prod"),
+            (vars::ACCOUNT_ID, "123456789012"),
+            (vars::AWS_REGION, "us-east-1"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        for (k, v) in pairs {
+            m.insert((*k).to_owned(), (*v).to_owned());
+        }
+        Settings::from_map(&m).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn several_topics_in_any_account_and_region_each_with_its_settings() {
+        let s = env(&[
+            (vars::TOPIC_ARNS, &format!(" {A} , {B} ,")),
+            (vars::RAW_DELIVERY, "false"),
+            (
+                vars::TOPIC_SETTINGS,
+                r#"{"flags":{"rawDelivery":true,"filterPolicy":{"kind":["flag"]},"filterPolicyScope":"MessageBody","dlqArn":"arn:aws:sqs:us-east-1:123456789012:dlq"}}"#,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.topic_arns().collect::<Vec<_>>(), [A, B]);
+        let (a, b) = (&s.topics[0].subscription, &s.topics[1].subscription);
+        assert!(
+            !a.raw_delivery && a.filter_policy.is_none(),
+            "defaults apply to a topic without entry"
+        );
+        assert!(b.raw_delivery);
+        assert_eq!(b.filter_policy.as_deref(), Some(r#"{"kind":["flag"]}"#));
+        assert_eq!(b.filter_policy_scope.as_deref(), Some("MessageBody"));
+        assert_eq!(b.dlq_arn.as_deref(), Some("arn:aws:sqs:us-east-1:123456789012:dlq"));
+        assert_eq!(s.topic(B).unwrap().arn.account, "210987654321");
+        assert!(s.topic("arn:aws:sns:us-east-1:123456789012:nope").is_none());
+        // keyed by ARN when names collide
+        let twin = "arn:aws:sns:us-west-2:123456789012:orders";
+        let keyed = format!(r#"{{"{twin}":{{"rawDelivery":false}}}}"#);
+        let s = env(&[
+            (vars::TOPIC_ARNS, &format!("{A},{twin}")),
+            (vars::TOPIC_SETTINGS, &keyed),
+        ])
+        .unwrap();
+        assert!(s.topics[0].subscription.raw_delivery && !s.topics[1].subscription.raw_delivery);
+    }
+
+    #[test]
+    fn every_bad_topic_setting_is_named_and_refused() {
+        let fifo = "arn:aws:sns:us-east-1:123456789012:cfg.fifo";
+        let rows: Vec<(Vec<(&str, String)>, &str)> = vec![
+            (
+                vec![(vars::TOPIC_ARNS, " , ".into())],
+                "missing required setting TASKSUB_TOPIC_ARNS",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, A.into()), (vars::TOPIC_ARN, A.into())],
+                "invalid setting TASKSUB_TOPIC_ARNS: set TASKSUB_TOPIC_ARNS or TASKSUB_TOPIC_ARN, not both",
+            ),
+            (vec![(vars::TOPIC_ARNS, format!("{A},{A}"))], "is listed twice"),
+            (
+                vec![(vars::TOPIC_ARNS, format!("{A},arn:aws:sqs:us-east-1:1:q"))],
+                "invalid setting TASKSUB_TOPIC_ARNS: not an SNS topic ARN",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, format!("{A},{fifo}"))],
+                "mixes FIFO (.fifo) and standard topics",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, A.into()), (vars::TOPIC_SETTINGS, "[1]".into())],
+                "invalid setting TASKSUB_TOPIC_SETTINGS: not a JSON object",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (vars::TOPIC_SETTINGS, r#"{"nope":{}}"#.into()),
+                ],
+                "\"nope\" names no configured topic",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (vars::TOPIC_SETTINGS, r#"{"orders":{"raw":true}}"#.into()),
+                ],
+                "unknown field `raw`",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (vars::TOPIC_SETTINGS, format!(r#"{{"orders":{{}},"{A}":{{}}}}"#)),
+                ],
+                "keyed both by its name and by its ARN",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (vars::TOPIC_SETTINGS, r#"{"orders":{"filterPolicy":[1]}}"#.into()),
+                ],
+                "orders: a filter policy must be a JSON object",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (
+                        vars::TOPIC_SETTINGS,
+                        r#"{"orders":{"filterPolicyScope":"Body"}}"#.into(),
+                    ),
+                ],
+                "orders: \"Body\" is not MessageAttributes or MessageBody",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (
+                        vars::TOPIC_SETTINGS,
+                        r#"{"orders":{"dlqArn":"arn:aws:sns:x:1:t"}}"#.into(),
+                    ),
+                ],
+                "is not an SQS queue ARN",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (vars::TOPIC_SETTINGS, r#"{"orders":{"replaySeconds":60}}"#.into()),
+                ],
+                "replaySeconds needs a FIFO topic",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, fifo.into()),
+                    (vars::TOPIC_SETTINGS, r#"{"cfg.fifo":{"replaySeconds":0}}"#.into()),
+                ],
+                "replaySeconds 0 is outside",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, fifo.into()),
+                    (vars::QUEUE_PREFIX, format!("tasksub-{}", "p".repeat(38))),
+                ],
+                "invalid setting TASKSUB_QUEUE_PREFIX",
+            ),
+        ];
+        for (pairs, want) in rows {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let err = env(&pairs).unwrap_err();
+            assert!(err.contains(want), "{pairs:?}: got {err:?}");
+        }
+        // a prefix that fits a standard name but not `.fifo` is fine for standard topics
+        assert!(env(&[
+            (vars::TOPIC_ARNS, A),
+            (vars::QUEUE_PREFIX, &format!("tasksub-{}", "p".repeat(38)))
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn the_queue_policy_must_fit_8_kb() {
+        // 70-character topic ARNs: how many fit is documented in docs/contract.md.
+        let arns = |n: usize| -> String {
+            (0..n)
+                .map(|i| format!("arn:aws:sns:us-east-1:123456789012:topic-{i:03}-{}", "x".repeat(25)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(arns(1).split(',').next().unwrap().len(), 70);
+        let fits = (1..200)
+            .take_while(|&n| env(&[(vars::TOPIC_ARNS, &arns(n))]).is_ok())
+            .last()
+            .unwrap();
+        assert_eq!(fits, 50, "70-char ARNs: the largest list whose policy fits");
+        let err = env(&[(vars::TOPIC_ARNS, &arns(fits + 1))]).unwrap_err();
+        assert!(
+            err.contains("51 topics make a queue policy of") && err.contains("over SQS's 8192"),
+            "{err}"
+        );
+        let fifo = env(&[(vars::TOPIC_ARNS, "arn:aws:sns:us-east-1:123456789012:a.fifo")]).unwrap();
+        assert!(fifo.queue.fifo);
+    }
+}

@@ -1,0 +1,225 @@
+//! The executor: runs a plan's stages against the ports. What to do is decided in
+//! `tasksub_core::decide`, which steps may overlap in `decide::stages`, how to treat each failure in
+//! `tasksub_core::outcome`; [`perform`] maps a step to its calls, `subscribe` fans the per-topic
+//! calls out.
+
+use chrono::{DateTime, Utc};
+use tasksub_core::decide::{self, after_lost_race, Admitted, Decision, Plan, Skip, Step, Undo};
+use tasksub_core::record::{Record, State};
+use tasksub_core::settings::Settings;
+
+use crate::ports::{PortError, Ports, Written};
+
+/// How many times a conditional conflict may send us back to `decide` before we give up (and let the
+/// invocation be retried). Each round means another invocation changed the record meanwhile.
+pub const MAX_ROUNDS: usize = 4;
+
+/// What running a plan led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Executed {
+    /// Every step ran; the record now is in this state.
+    Done {
+        /// Steps that ran.
+        steps: Vec<Step>,
+        /// The final record.
+        record: Record,
+    },
+    /// A conditional write found another state; decide again with it.
+    Redecide(Option<Record>),
+    /// Provisioning lost a race to a teardown and undid its own work.
+    Compensated {
+        /// Steps that ran, including the compensation.
+        steps: Vec<Step>,
+    },
+}
+
+/// A step failed in a way that ends the invocation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("step {step} failed: {error}")]
+pub struct StepFailed {
+    /// The step.
+    pub step: &'static str,
+    /// The classified error.
+    pub error: PortError,
+    /// Retry (transient) or give up (permanent).
+    pub retry: bool,
+}
+
+/// The result of handling one admitted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Nothing to do.
+    Skipped(Skip),
+    /// A plan ran to completion.
+    Applied {
+        /// Steps that ran.
+        steps: Vec<Step>,
+        /// The final state of the record.
+        state: State,
+    },
+    /// A race was lost and our work undone.
+    Compensated {
+        /// Steps that ran.
+        steps: Vec<Step>,
+    },
+}
+
+/// Reads (for teardown), plans, executes, and plans again after a conflict, for an event admitted once.
+pub async fn handle<P: Ports>(
+    ports: &P,
+    admitted: &Admitted,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<Handled, HandleError> {
+    let stored = if admitted.intent.reads_first() {
+        let key = admitted.names.record_key();
+        ports.get(key).await.map_err(|e| fail("read-record", e))?
+    } else {
+        None
+    };
+    converge(ports, settings, now, stored, |stored| {
+        Ok(admitted.plan(stored, settings, now))
+    })
+    .await
+}
+
+/// Plans with `decide` from what is stored, executes, and plans again after a conflict. The event
+/// functions decide from an event; the sweeper from what it found in ECS and in the table.
+pub async fn converge<P: Ports>(
+    ports: &P,
+    settings: &Settings,
+    now: DateTime<Utc>,
+    mut stored: Option<Record>,
+    decide: impl Fn(Option<&Record>) -> Result<Decision, decide::DecideError>,
+) -> Result<Handled, HandleError> {
+    for _ in 0..MAX_ROUNDS {
+        let plan = match decide(stored.as_ref()).map_err(HandleError::Decide)? {
+            Decision::Skip(skip) => return Ok(Handled::Skipped(skip)),
+            Decision::Act(plan) => *plan,
+        };
+        match run(ports, plan, settings, now).await.map_err(HandleError::Step)? {
+            Executed::Done { steps, record } => {
+                return Ok(Handled::Applied {
+                    steps,
+                    state: record.state,
+                })
+            }
+            Executed::Compensated { steps } => return Ok(Handled::Compensated { steps }),
+            Executed::Redecide(current) => stored = current,
+        }
+    }
+    Err(HandleError::Contention)
+}
+
+/// Why handling an admitted event failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandleError {
+    /// The event cannot name a queue.
+    #[error(transparent)]
+    Decide(decide::DecideError),
+    /// A step failed.
+    #[error(transparent)]
+    Step(StepFailed),
+    /// Other invocations kept changing the record.
+    #[error("the record kept changing under us for {MAX_ROUNDS} rounds")]
+    Contention,
+}
+
+fn fail(step: &'static str, error: PortError) -> StepFailed {
+    let retry = error.kind.is_transient();
+    StepFailed { step, error, retry }
+}
+
+impl From<StepFailed> for HandleError {
+    fn from(e: StepFailed) -> Self {
+        Self::Step(e)
+    }
+}
+
+/// Runs one plan, stage by stage ([`decide::stages`]): the steps of a stage are issued concurrently.
+pub async fn run<P: Ports>(
+    ports: &P,
+    plan: Plan,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<Executed, StepFailed> {
+    let Plan {
+        intent,
+        mut record,
+        expected,
+        steps,
+    } = plan;
+    // Whether the working record is stored (read, or written by us): every write names its revision.
+    let mut stored = expected.is_some();
+    let mut done = Vec::with_capacity(steps.len());
+    let cx = Cx { settings, now };
+    for stage in decide::stages(&steps) {
+        let write = match stage[..] {
+            [step] if step.is_write() => step,
+            _ => {
+                if let Err(e) = perform::concurrently(ports, &stage, &mut record, intent.as_str(), cx).await {
+                    if stage.contains(&Step::Subscribe) {
+                        undo_after_failure(ports, &record, cx).await;
+                    }
+                    return Err(e);
+                }
+                done.extend(stage);
+                continue;
+            }
+        };
+        let result = perform(ports, write, &mut record, &mut stored, cx).await;
+        log_step(&record, intent.as_str(), write, &result);
+        match result? {
+            None | Some(Written::Applied) => done.push(write),
+            Some(Written::Conflict(current)) if write == Step::MarkReady => {
+                let Some(undo) = after_lost_race(current.as_ref(), &record) else {
+                    return Ok(Executed::Redecide(current));
+                };
+                done.push(write);
+                done.extend(compensate(ports, undo, &mut stored, cx).await?);
+                return Ok(Executed::Compensated { steps: done });
+            }
+            Some(Written::Conflict(current)) => return Ok(Executed::Redecide(current)),
+        }
+    }
+    Ok(Executed::Done { steps: done, record })
+}
+
+/// A provisioning stage failed after one of its calls succeeded (e.g. Subscribe made a subscription
+/// while CreateQueue met QueueDeletedRecently because a teardown just removed the queue). The
+/// redelivered event would find a tombstone and do nothing, so undo now what the current record does
+/// not name, exactly as after a lost MarkReady; a PROVISIONING record is left to the redelivery (its
+/// Subscribe is idempotent, and the resources may be another provisioning's too). Best effort: the
+/// invocation fails with the stage's error whatever happens here, and the sweeper is the backstop.
+async fn undo_after_failure<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>) {
+    let Ok(current) = ports.get(&record.task_id).await else {
+        return;
+    };
+    let Some(undo) = after_lost_race(current.as_ref(), record) else {
+        return;
+    };
+    // Best effort: a failed undo is logged by `compensate`, and the stage's error is what is returned.
+    let _ = compensate(ports, undo, &mut true, cx).await;
+}
+
+/// Runs the steps that undo our work, in order, each logged as `compensate`; stops at the first failure.
+async fn compensate<P: Ports>(ports: &P, undo: Undo, stored: &mut bool, cx: Cx<'_>) -> Result<Vec<Step>, StepFailed> {
+    let Undo { steps, mut record } = undo;
+    for &step in &steps {
+        let r = perform(ports, step, &mut record, stored, cx).await;
+        log_step(&record, "compensate", step, &r);
+        r?;
+    }
+    Ok(steps)
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Cx<'a> {
+    settings: &'a Settings,
+    now: DateTime<Utc>,
+}
+
+mod perform;
+mod subscribe;
+
+use perform::{log_step, perform};
