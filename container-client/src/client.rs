@@ -8,7 +8,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_sqs::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::timeout::TimeoutConfig;
-use tasksub_core::naming::{QueueName, QueuePrefix, TaskId, MAX_QUEUE_NAME_LEN};
+use tasksub_core::naming::{QueueName, QueuePrefix, TaskId};
 use tasksub_core::settings::vars;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -28,25 +28,11 @@ pub(crate) enum QueueKind {
     Fifo,
 }
 
-/// The task's queue name: `<prefix><task id>`, with `.fifo` for a FIFO queue.
-///
-/// The `.fifo` name is built here until tasksub-core's naming module provides FIFO names (another
-/// change adds a `fifo` parameter to `QueueName::for_task`); then call that instead.
+/// The task's queue name: `<prefix><task id>`, with `.fifo` for a FIFO queue (the naming contract
+/// the controller uses, at most 80 characters).
 fn queue_name(prefix: &QueuePrefix, task: &TaskId, kind: QueueKind) -> Result<QueueName, Error> {
-    let invalid = |reason: String| Error::invalid_config(vars::QUEUE_PREFIX, reason);
-    let standard = QueueName::for_task(prefix, task).map_err(|e| invalid(e.to_string()))?;
-    match kind {
-        QueueKind::Standard => Ok(standard),
-        QueueKind::Fifo => {
-            let name = format!("{}{}.fifo", prefix.as_str(), task.as_str());
-            if name.len() > MAX_QUEUE_NAME_LEN {
-                return Err(invalid(format!(
-                    "queue name {name:?} is longer than {MAX_QUEUE_NAME_LEN} characters"
-                )));
-            }
-            Ok(QueueName::from_existing(&name))
-        }
-    }
+    QueueName::for_task(prefix, task, kind == QueueKind::Fifo)
+        .map_err(|e| Error::invalid_config(vars::QUEUE_PREFIX, e.to_string()))
 }
 
 /// Everything [`ClientBuilder::build`] resolved.
@@ -311,7 +297,7 @@ mod tests {
         // 80 characters at most, `.fifo` included: a 44-character prefix fits, a 45-character one does not.
         let long = |n: usize| QueuePrefix::new(&format!("tasksub-{}", "p".repeat(n - 8))).unwrap();
         let fits = queue_name(&long(43), &arn.task_id, QueueKind::Fifo).unwrap();
-        assert_eq!(fits.as_str().len(), MAX_QUEUE_NAME_LEN);
+        assert_eq!(fits.as_str().len(), tasksub_core::naming::MAX_QUEUE_NAME_LEN);
         let e = queue_name(&long(44), &arn.task_id, QueueKind::Fifo).unwrap_err();
         assert!(e.is_config(), "{e}");
         assert!(queue_name(&long(44), &arn.task_id, QueueKind::Standard).is_ok());

@@ -283,7 +283,7 @@ mod tests {
             assert_eq!(text, expected, "{name}");
             assert!(expected.ends_with(&format!("/{}", arn.task_id)), "{name}");
             assert!(arn.cluster.is_some(), "{name}: every v4 sample uses the new ARN format");
-            let queue = QueueName::for_task(&QueuePrefix::default(), &arn.task_id).unwrap();
+            let queue = QueueName::for_task(&QueuePrefix::default(), &arn.task_id, false).unwrap();
             assert_eq!(queue.as_str(), format!("tasksub-{}", arn.task_id), "{name}");
         }
     }

@@ -79,7 +79,7 @@ async fn every_recorded_task_response_is_discovered_over_http() {
         assert_eq!(me.cluster(), task.cluster.as_deref(), "{name}");
         assert_eq!(
             me.queue_name(),
-            &QueueName::for_task(&QueuePrefix::default(), &task.task_id).unwrap()
+            &QueueName::for_task(&QueuePrefix::default(), &task.task_id, false).unwrap()
         );
         assert_eq!(server.requests(), 1, "{name}: one request, no retry");
     }

@@ -232,6 +232,8 @@ async fn the_controller_provisions_the_queue_from_a_replayed_event() {
     create_table(&w.sdk, &table).await;
     let settings: BTreeMap<String, String> = [
         (vars::TOPIC_ARN, topic_arn.as_str()),
+        (vars::ACCOUNT_ID, "123456789012"),
+        (vars::AWS_REGION, "us-east-1"),
         (vars::TABLE, table.as_str()),
         (vars::CLUSTERS, "FargateCluster"),
         (vars::QUEUE_PREFIX, w.prefix.as_str()),
