@@ -6,7 +6,8 @@
 //!
 //! 1. **Discover** — ask the ECS task metadata endpoint v4 (`$ECS_CONTAINER_METADATA_URI_V4/task`)
 //!    for the task ARN, and derive the queue name with the naming contract the controller uses
-//!    ([`tasksub_core::naming`]): `<TASKSUB_QUEUE_PREFIX><task id>`.
+//!    ([`tasksub_core::naming`]): `<TASKSUB_QUEUE_PREFIX><task id>`, with `.fifo` appended when the
+//!    deployment's topics are SNS FIFO topics (`TASKSUB_QUEUE_FIFO=true`, or [`ClientBuilder::queue_fifo`]).
 //! 2. **Wait** — GetQueueUrl with jittered backoff until the queue exists (2 minutes by default) and,
 //!    when the record table is known (`TASKSUB_TABLE`, or [`ClientBuilder::wait_for_ready`]), until
 //!    the controller's record says READY. Waiting for READY is the default whenever the table is known.
@@ -15,7 +16,8 @@
 //!    (see [Subscription](#subscription)).
 //! 4. **Consume** — 20 s long polls of up to 10 messages, at most `max_concurrency` handlers at once,
 //!    successful messages deleted in batches, failed ones left for redelivery, visibility renewed while
-//!    a handler works.
+//!    a handler works. On a FIFO queue, one message of a group at a time, in order (see
+//!    [FIFO queues](#fifo-queues)).
 //! 5. **Drain** — on SIGTERM (or the app's [`CancellationToken`]) stop polling at once, give in-flight
 //!    handlers up to 20 s, flush deletes, return unfinished messages to the queue, return.
 //!
@@ -64,11 +66,27 @@
 //! | `ECS_CONTAINER_METADATA_URI_V4` | set by ECS; [`ClientBuilder::metadata_uri`] overrides it for local runs |
 //! | `TASKSUB_QUEUE_PREFIX` | queue name prefix, default `tasksub-` (must match the controller's) |
 //! | `TASKSUB_TABLE` | the controller's record table: wait until the task's record is READY, then call `on_subscribed` |
+//! | `TASKSUB_QUEUE_FIFO` | `true` when the topics are SNS FIFO topics: the queue is `<prefix><task id>.fifo`; default `false` ([`QUEUE_FIFO_VAR`], [`ClientBuilder::queue_fifo`]) |
 //! | `AWS_REGION`, credentials, `AWS_ENDPOINT_URL` | read by `aws-config` when the app loads its `SdkConfig` |
 //!
 //! A missing region or credentials provider fails [`ClientBuilder::build`], and credentials the
 //! provider cannot find fail [`Client::connect`] at once: both are configuration errors
 //! ([`Error::is_config`]), never retried.
+//!
+//! # FIFO queues
+//! With SNS FIFO topics the controller gives each task a FIFO queue, `<prefix><task id>.fifo`; set
+//! `TASKSUB_QUEUE_FIFO=true` (or [`ClientBuilder::queue_fifo`]) so the client looks for that name. It
+//! then asks ReceiveMessage for `MessageGroupId` ([`Message::group_id`]) and keeps each group's order:
+//! - messages of one group run one at a time, in the order SQS delivered them, even when one receive
+//!   returned several of them; messages of different groups run concurrently (up to
+//!   `max_concurrency`). Messages waiting for their group hold a handler slot and are kept invisible by
+//!   the heartbeat like running ones;
+//! - when a message fails (error or panic) the messages of its group received behind it are **not run**:
+//!   they are made visible again at once (counted in [`RunReport::released`]). SQS holds the group back
+//!   while the failed message is in flight, then redelivers the failed message first and the others
+//!   after it, in order;
+//! - deletes, heartbeats, the retry backoff, duplicate suppression and the drain work as on a standard
+//!   queue. Standard queues ignore groups.
 //!
 //! # Timeouts
 //! Every SQS and DynamoDB call is bounded ([`ClientBuilder::sdk_timeouts`]): [`SDK_CONNECT_TIMEOUT`]
@@ -95,10 +113,12 @@
 //! - Nothing logged carries message bodies, receipt handles or credentials.
 //!
 //! # Layout
-//! - `client`: [`ClientBuilder`] and [`Client`] (configuration, discover → wait → consume).
+//! - `builder`: [`ClientBuilder`] (every setting, resolved and validated once by `build`).
+//! - `client`: [`Client`] (discover → wait → consume).
 //! - `metadata`: the task metadata request and its parsing.
 //! - `wait`: waiting for the queue and the READY record.
-//! - `consume`: the loop (batcher, leases/heartbeats, dedup, drain).
+//! - `consume`: the loop: `poll` (receive, dispatch, handler tasks), `order` (FIFO groups), `ack`
+//!   (batched deletes and visibility changes, one retry loop), `heartbeat`, `leases`, `dedup`, drain.
 //! - `message`: the typed [`Message`] and SNS envelope unwrapping.
 //! - `port` / `aws`: the small internal ports and their SDK implementations.
 //! - `testing` (feature `testing`): a loopback stand-in for the metadata endpoint.

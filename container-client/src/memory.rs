@@ -2,6 +2,7 @@
 //! call records and fault injection, driven by tokio's (pausable) clock. A FIFO queue
 //! ([`MemoryQueue::fifo`]) keeps message groups like SQS: a group whose messages are in flight is held
 //! back from later receives, and one receive may return several messages of a group, in order.
+#![cfg(test)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -15,6 +15,7 @@
 //! println!("ECS_CONTAINER_METADATA_URI_V4={}", server.uri());
 //! # Ok(()) }
 //! ```
+#![cfg(feature = "testing")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
