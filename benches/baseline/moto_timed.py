@@ -6,12 +6,22 @@ to name the variant that sent the request) and by `service:Action`. It adds two 
 thread_time calls per request; everything else is moto's own `DomainDispatcherApplication` served by
 werkzeug's threaded server with moto's request handler, as in `moto.server.main`.
 
+Added latency (a stand-in for the network and service time of real AWS, which loopback moto lacks): with
+a delay set, every request waits that long in its own serving thread *before* it enters moto's
+application. werkzeug serves each connection in its own thread and `time.sleep` releases the GIL, so
+requests in flight at the same time wait concurrently, as they would on separate connections to AWS;
+only moto's own work on them is serialised (by the GIL), as before. The delay is applied here, in the
+server, so it is the same for every client (Rust SDK, boto3) by construction; it is not part of the
+recorded moto app time. Requests whose `x-bench-tag` starts with an exempt prefix are not delayed (the
+benchmarks' own setup and feeding traffic).
+
 Admin endpoints (never reach moto):
   GET  /__bench/stats  -> {"tag": {"service:Action": {"n", "wall_ms_sum", "wall_ms_median", "cpu_ms_sum", ...}}}
   POST /__bench/reset  -> clears the records
   GET  /__bench/pid    -> the server's pid
+  POST /__bench/latency?ms=N[&exempt=prefix1,prefix2]  -> sets the added delay (and the exempt tag prefixes)
 
-Usage: python moto_timed.py -H 127.0.0.1 -p PORT
+Usage: python moto_timed.py -H 127.0.0.1 -p PORT [--added-latency-ms N]
 """
 
 import argparse
@@ -48,6 +58,8 @@ class Timed:
         self.app = app
         self.lock = threading.Lock()
         self.records = {}
+        self.delay_s = 0.0
+        self.exempt = ()
 
     def _action(self, environ):
         auth = environ.get("HTTP_AUTHORIZATION", "")
@@ -70,6 +82,11 @@ class Timed:
             with self.lock:
                 self.records = {}
             body = b"{}"
+        elif path == "/__bench/latency":
+            q = parse_qs(environ.get("QUERY_STRING", ""))
+            self.delay_s = float(q.get("ms", ["0"])[0]) / 1000.0
+            self.exempt = tuple(p for p in q.get("exempt", [""])[0].split(",") if p)
+            body = json.dumps({"ms": self.delay_s * 1000.0, "exempt": list(self.exempt)}).encode()
         elif path == "/__bench/pid":
             body = json.dumps({"pid": os.getpid()}).encode()
         else:
@@ -97,6 +114,9 @@ class Timed:
             return self._admin(environ, start_response)
         tag = environ.get("HTTP_X_BENCH_TAG", "-")
         key = self._action(environ)
+        delay = self.delay_s
+        if delay and not tag.startswith(self.exempt):
+            time.sleep(delay)  # in this request's own thread, GIL released: concurrent requests overlap
         t0, c0 = time.perf_counter(), time.thread_time()
         result = self.app(environ, start_response)
         try:
@@ -114,6 +134,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("--added-latency-ms", type=float, default=0.0)
     args = parser.parse_args()
     _die_with_parent()
     os.environ.setdefault("MOTO_PORT", str(args.port))
@@ -121,7 +142,9 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True
-    run_simple(args.host, args.port, Timed(app), threaded=True, request_handler=MotoRequestHandler)
+    timed = Timed(app)
+    timed.delay_s = args.added_latency_ms / 1000.0
+    run_simple(args.host, args.port, timed, threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 stdout line (the benchmark times nothing across the pipe: every duration is measured here).
 
   {"op": "run", "impl": "reference"|"reference-faithful"|"lean", "phase": "start"|"stop", "tag": T, "event": E}
-    -> {"ms": wall, "cpu_ms": this thread's CPU, "calls": HTTP requests sent, "error": null|str}
+    -> {"ms": wall, "cpu_ms": this thread's CPU, "calls": HTTP requests sent,
+        "round_trips": sequential round trips (a send while none is in flight starts one), "error": null|str}
+  {"op": "probe", "tag": T}  -> the same fields, for one SQS GetQueueUrl of the queue PROBE_QUEUE
   {"op": "burst", "impl": ..., "phase": ..., "tag": T, "events": [E...], "concurrency": C}
     -> {"wall_ms", "done_ms": [per event, from the burst start], "service_ms": [...], "calls", "errors"}
   {"op": "quit"}
 
-With BENCH_ADDED_LATENCY_MS set, every request waits that long before it is sent (like the Rust side).
+Added latency is applied by the timed moto (`moto_timed.py`), to every client alike; nothing here waits.
 
 Every request a client sends carries `x-bench-tag: T` (added after signing, like the Rust side) so the
 timed moto can attribute its own time to the variant. HTTP sends are counted with botocore's
@@ -33,21 +35,29 @@ except OSError:
 _state = threading.local()
 _lock = threading.Lock()
 _calls = [0]
-
-
-ADDED_LATENCY_S = float(os.environ.get("BENCH_ADDED_LATENCY_MS", "0")) / 1000.0
+_in_flight = [0]
+_round_trips = [0]
 
 
 def _before_send(request, **_kwargs):
     request.headers["x-bench-tag"] = getattr(_state, "tag", "-")
-    if ADDED_LATENCY_S:
-        time.sleep(ADDED_LATENCY_S)  # the same stand-in for network + service latency as the Rust side
     with _lock:
         _calls[0] += 1
+        if _in_flight[0] == 0:
+            _round_trips[0] += 1
+        _in_flight[0] += 1
+
+
+def _response_received(**_kwargs):
+    with _lock:
+        _in_flight[0] = max(0, _in_flight[0] - 1)
 
 
 boto3.setup_default_session()
 boto3.DEFAULT_SESSION.events.register("before-send", _before_send)
+boto3.DEFAULT_SESSION.events.register("response-received", _response_received)
+PROBE_SQS = boto3.client("sqs")
+PROBE_QUEUE = os.environ.get("PROBE_QUEUE", "bench-probe")
 
 import lean  # noqa: E402  (clients must be created after the hook is registered)
 import reference  # noqa: E402
@@ -65,18 +75,28 @@ def handler(impl, phase):
     return start if phase == "start" else stop
 
 
+def probe(_event):
+    PROBE_SQS.get_queue_url(QueueName=PROBE_QUEUE)
+
+
 def run(req):
-    fn = handler(req["impl"], req["phase"])
+    fn = probe if req.get("op") == "probe" else handler(req["impl"], req["phase"])
     _state.tag = req.get("tag", "-")
-    before = _calls[0]
+    before, trips_before = _calls[0], _round_trips[0]
     error = None
     c0, t0 = time.thread_time(), time.perf_counter()
     try:
-        fn(req["event"])
+        fn(req.get("event"))
     except Exception as e:  # noqa: BLE001 - reported, not hidden
         error = f"{type(e).__name__}: {e}"
     t1, c1 = time.perf_counter(), time.thread_time()
-    return {"ms": (t1 - t0) * 1e3, "cpu_ms": (c1 - c0) * 1e3, "calls": _calls[0] - before, "error": error}
+    return {
+        "ms": (t1 - t0) * 1e3,
+        "cpu_ms": (c1 - c0) * 1e3,
+        "calls": _calls[0] - before,
+        "round_trips": _round_trips[0] - trips_before,
+        "error": error,
+    }
 
 
 def burst(req):
@@ -121,7 +141,7 @@ def main():
         op = req.get("op")
         if op == "quit":
             break
-        reply = run(req) if op == "run" else burst(req) if op == "burst" else {"error": f"unknown op {op}"}
+        reply = run(req) if op in ("run", "probe") else burst(req) if op == "burst" else {"error": f"unknown op {op}"}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 

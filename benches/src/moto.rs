@@ -83,6 +83,14 @@ impl Moto {
         Ok(serde_json::from_str(&self.get("/__bench/stats")?)?)
     }
 
+    /// Sets the latency the server adds to every request before moto handles it (in the request's own
+    /// thread, so concurrent requests wait concurrently), except requests whose `x-bench-tag` starts
+    /// with one of `exempt`.
+    pub fn set_added_latency(&self, ms: u64, exempt: &[&str]) -> anyhow::Result<()> {
+        self.request("POST", &format!("/__bench/latency?ms={ms}&exempt={}", exempt.join(",")))
+            .map(drop)
+    }
+
     /// Forgets the recorded request times.
     pub fn reset(&self) -> anyhow::Result<()> {
         self.request("POST", "/__bench/reset").map(drop)

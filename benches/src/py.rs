@@ -18,6 +18,9 @@ pub struct PyRun {
     pub cpu_ms: f64,
     /// HTTP requests sent.
     pub calls: u64,
+    /// Sequential round trips (a request sent while none was in flight begins one).
+    #[serde(default)]
+    pub round_trips: u64,
     /// The exception, if any.
     pub error: Option<String>,
 }
@@ -87,6 +90,12 @@ impl Worker {
     /// Runs `implementation`'s `phase` handler (`start` | `stop`) on one event.
     pub fn run(&mut self, implementation: &str, phase: &str, tag: &str, event: &Value) -> anyhow::Result<PyRun> {
         let v = self.call(&json!({"op": "run", "impl": implementation, "phase": phase, "tag": tag, "event": event}))?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// One SQS GetQueueUrl from boto3 (the per-call baseline).
+    pub fn probe(&mut self, tag: &str) -> anyhow::Result<PyRun> {
+        let v = self.call(&json!({"op": "probe", "tag": tag}))?;
         Ok(serde_json::from_value(v)?)
     }
 

@@ -22,6 +22,8 @@ pub struct Call {
     pub tag: Arc<str>,
     /// The operation (`x-amz-target` suffix or query `Action`).
     pub op: String,
+    /// When the request was handed to the HTTP client.
+    pub at: Instant,
     /// Time from handing the request to the HTTP client until the response head arrived.
     pub dur: Duration,
 }
@@ -30,7 +32,6 @@ pub struct Call {
 #[derive(Debug)]
 pub struct Tap {
     tag: RwLock<Arc<str>>,
-    delay_us: AtomicU64,
     calls: AtomicU64,
     nanos: AtomicU64,
     log: Mutex<Vec<Call>>,
@@ -40,7 +41,6 @@ impl Default for Tap {
     fn default() -> Self {
         Self {
             tag: RwLock::new(Arc::from("-")),
-            delay_us: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             nanos: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
@@ -55,6 +55,8 @@ pub struct Mark {
     pub calls: u64,
     /// Time spent inside the HTTP client.
     pub in_http: Duration,
+    /// Length of the call log (calls are logged as they complete).
+    pub logged: usize,
 }
 
 impl std::ops::Sub for Mark {
@@ -63,6 +65,7 @@ impl std::ops::Sub for Mark {
         Mark {
             calls: self.calls - rhs.calls,
             in_http: self.in_http.saturating_sub(rhs.in_http),
+            logged: self.logged.saturating_sub(rhs.logged),
         }
     }
 }
@@ -73,24 +76,24 @@ impl Tap {
         *self.tag.write().expect("tag lock") = Arc::from(tag);
     }
 
-    /// Adds `delay` to every following request before it is sent (a stand-in for the network and
-    /// service latency of real AWS, which the loopback emulator does not have; requests in flight at
-    /// the same time wait concurrently, as they would on separate connections to AWS).
-    pub fn set_added_latency(&self, delay: Duration) {
-        self.delay_us.store(delay.as_micros() as u64, Ordering::SeqCst);
-    }
-
     /// The counters now.
     pub fn mark(&self) -> Mark {
         Mark {
             calls: self.calls.load(Ordering::SeqCst),
             in_http: Duration::from_nanos(self.nanos.load(Ordering::SeqCst)),
+            logged: self.log.lock().expect("log lock").len(),
         }
     }
 
     /// Every round trip so far.
     pub fn log(&self) -> Vec<Call> {
         self.log.lock().expect("log lock").clone()
+    }
+
+    /// The calls logged from `from` (a [`Mark::logged`]) on.
+    pub fn log_since(&self, from: usize) -> Vec<Call> {
+        let log = self.log.lock().expect("log lock");
+        log.get(from..).map(<[Call]>::to_vec).unwrap_or_default()
     }
 
     /// Forgets the log (the counters keep counting).
@@ -148,22 +151,47 @@ impl HttpConnector for TapConnector {
         let tag = self.tap.tag.read().expect("tag lock").clone();
         let op = operation(&request);
         request.headers_mut().insert("x-bench-tag", tag.to_string());
-        let delay = Duration::from_micros(self.tap.delay_us.load(Ordering::SeqCst));
         let inner = self.inner.clone();
         let tap = self.tap.clone();
         HttpConnectorFuture::new(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
             let result = inner.call(request).await;
             tap.record(Call {
                 tag,
                 op,
+                at: start,
                 dur: start.elapsed(),
             });
             result
         })
     }
+}
+
+/// Sequential round trips among `calls` (e.g. one event's), and the time at least one of them was in
+/// flight: calls are sorted by start, and a call that starts after every earlier call has ended begins
+/// a new round trip; calls that overlap one in flight share its round trip (they were issued
+/// concurrently).
+pub fn round_trips(calls: &[Call]) -> (usize, Duration) {
+    let mut spans: Vec<(Instant, Instant)> = calls.iter().map(|c| (c.at, c.at + c.dur)).collect();
+    spans.sort_by_key(|s| s.0);
+    let mut trips = 0;
+    let mut busy = Duration::ZERO;
+    let mut current: Option<(Instant, Instant)> = None;
+    for (start, end) in spans {
+        match current {
+            Some((from, until)) if start < until => current = Some((from, until.max(end))),
+            _ => {
+                if let Some((from, until)) = current {
+                    busy += until - from;
+                }
+                trips += 1;
+                current = Some((start, end));
+            }
+        }
+    }
+    if let Some((from, until)) = current {
+        busy += until - from;
+    }
+    (trips, busy)
 }
 
 /// The SDK's default HTTP client, built the way `aws-smithy-runtime` (1.16, feature

@@ -10,6 +10,15 @@
 //! of moto time per message whatever the consumer does (see BENCHMARKS.md). We also read moto's own CPU
 //! time (`/proc/<pid>/stat`) and its per-request time, because moto is the bottleneck, not the consumer.
 //!
+//! Added latency (`--added-latency-ms 10,30`): the timed moto holds every consumer request that long in
+//! its own serving thread before handling it (the same for both consumers; concurrent requests wait
+//! concurrently). The producer's, setup's and checks' requests are exempt, so feeding the queue never
+//! limits the consumer. With several levels, each repetition runs every level, alternating the order.
+//!
+//! Bounds printed with the results, from the same run: the latency bound of each consumer (naive: one
+//! message per receive + delete round trip per handler; tasksub-client: one ReceiveMessage in flight, so
+//! messages per receive ÷ receive round trip) and moto's (one core ÷ moto CPU per message).
+//!
 //! Run: `scripts/bench client`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +31,7 @@ use serde::Serialize;
 use serde_json::json;
 use tasksub_bench::events::Task;
 use tasksub_bench::moto::{tag_totals, Moto};
-use tasksub_bench::report::{ratio, table};
+use tasksub_bench::report::{ms, ratio, table};
 use tasksub_bench::stats::median;
 use tasksub_bench::sys::process_cpu;
 use tasksub_bench::tap::{sdk_config, Tap};
@@ -41,9 +50,13 @@ struct Args {
     /// Messages kept in the queue ahead of the consumer (visible + in flight), by the producer.
     #[arg(long, default_value_t = 30)]
     backlog: u64,
-    /// Repetitions per (handlers, variant).
+    /// Repetitions per (handlers, variant, level).
     #[arg(long, default_value_t = 1)]
     reps: usize,
+    /// Latency the timed moto adds to every consumer request (ms; a list runs every level in every
+    /// repetition). With any level above 0, results go to `client-latency`.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    added_latency_ms: Vec<u64>,
     /// Do not write results or BENCHMARKS.md.
     #[arg(long)]
     dry_run: bool,
@@ -53,6 +66,7 @@ struct Args {
 struct Run {
     variant: &'static str,
     handlers: usize,
+    added_ms: u64,
     rep: usize,
     wall_ms: f64,
     msgs_per_s: f64,
@@ -62,7 +76,28 @@ struct Run {
     client_cpu_ms: f64,
     moto_cpu_ms: f64,
     moto_app_ms: f64,
+    receives: u64,
+    receive_rt_ms: f64,
+    delete_rt_ms: f64,
+    probe_rt_ms: f64,
 }
+
+/// The per-call baseline at the current level: the median of 10 sequential GetQueueUrl round trips on an
+/// otherwise idle moto (nothing else in flight), delayed like the consumers' requests.
+async fn probe(sqs: &aws_sdk_sqs::Client, tap: &Tap, url: &str, added_ms: u64) -> anyhow::Result<f64> {
+    tap.set_tag(&format!("probe-l{added_ms}"));
+    let name = url.rsplit('/').next().unwrap_or(url);
+    let mut rts = Vec::new();
+    for _ in 0..10 {
+        let t0 = Instant::now();
+        sqs.get_queue_url().queue_name(name).send().await?;
+        rts.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(&rts))
+}
+
+/// Tags whose requests the timed moto never delays.
+const EXEMPT: &[&str] = &["setup", "producer", "check", "cleanup"];
 
 const PREFIX: &str = "tasksub-";
 
@@ -229,62 +264,101 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let load_before = tasksub_bench::sys::loadavg();
     let moto = Moto::start()?;
+    moto.set_added_latency(0, EXEMPT)?;
     let (sdk, tap) = sdk_config(moto.endpoint()).await?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let n = args.messages as u64;
+    let mut levels = args.added_latency_ms.clone();
+    levels.dedup();
+    if levels.is_empty() {
+        levels.push(0);
+    }
     let mut runs = Vec::new();
+    let mut k = 0usize;
     for &handlers in &args.handlers {
         for rep in 0..args.reps {
-            let order: [&'static str; 2] = if rep % 2 == 0 {
-                ["naive", "tasksub-client"]
-            } else {
-                ["tasksub-client", "naive"]
-            };
-            for variant in order {
-                let (task, url) = fresh_queue(&sqs, &tap).await?;
-                let tag = format!("{variant}-h{handlers}-r{rep}");
-                tap.set_tag(&tag);
-                let handled_count = Arc::new(AtomicU64::new(0));
-                let m0 = tap.mark();
-                let (c0, mc0) = (process_cpu(), moto.cpu());
-                let t0 = Instant::now();
-                let feed = producer(
-                    moto.endpoint().to_owned(),
-                    url.clone(),
-                    n,
-                    args.backlog,
-                    handled_count.clone(),
-                );
-                let handled = match variant {
-                    "naive" => run_naive(&sqs, &url, handlers, n, handled_count).await?,
-                    _ => run_client(&sdk, &task, handlers, n, handled_count).await?,
+            for j in 0..levels.len() {
+                let added_ms = levels[(rep + j) % levels.len()];
+                moto.set_added_latency(added_ms, EXEMPT)?;
+                let order: [&'static str; 2] = if k % 2 == 0 {
+                    ["naive", "tasksub-client"]
+                } else {
+                    ["tasksub-client", "naive"]
                 };
-                let wall = t0.elapsed().as_secs_f64();
-                let (sent, producer_cpu) = feed.join().map_err(|_| anyhow::anyhow!("producer panicked"))??;
-                let client_cpu = (process_cpu() - c0).as_secs_f64() * 1e3 - producer_cpu;
-                let moto_cpu = (moto.cpu() - mc0).as_secs_f64() * 1e3;
-                let calls = (tap.mark() - m0).calls;
-                tap.set_tag("check");
-                let left_in_queue = left(&sqs, &url).await?;
-                let (_, moto_app, _) = tag_totals(&moto.stats()?, &tag);
-                if sent != n {
-                    bail!("the producer sent {sent} of {n}");
-                }
-                let r = Run {
-                    variant,
-                    handlers,
-                    rep,
-                    wall_ms: wall * 1e3,
-                    msgs_per_s: handled as f64 / wall,
-                    handled,
-                    left_in_queue,
-                    calls,
-                    client_cpu_ms: client_cpu,
-                    moto_cpu_ms: moto_cpu,
-                    moto_app_ms: moto_app,
-                };
-                eprintln!(
-                    "{variant} h={handlers} rep {rep}: {:.0} msg/s, {} calls, client CPU {:.0} ms, moto CPU {:.0} ms, left {} (load {})",
+                k += 1;
+                for variant in order {
+                    let (task, url) = fresh_queue(&sqs, &tap).await?;
+                    let probe_rt_ms = probe(&sqs, &tap, &url, added_ms).await?;
+                    let tag = format!("{variant}-h{handlers}-l{added_ms}-r{rep}");
+                    tap.set_tag(&tag);
+                    let handled_count = Arc::new(AtomicU64::new(0));
+                    let m0 = tap.mark();
+                    let (c0, mc0) = (process_cpu(), moto.cpu());
+                    let t0 = Instant::now();
+                    let feed = producer(
+                        moto.endpoint().to_owned(),
+                        url.clone(),
+                        n,
+                        args.backlog,
+                        handled_count.clone(),
+                    );
+                    let handled = match variant {
+                        "naive" => run_naive(&sqs, &url, handlers, n, handled_count).await?,
+                        _ => run_client(&sdk, &task, handlers, n, handled_count).await?,
+                    };
+                    let wall = t0.elapsed().as_secs_f64();
+                    let (sent, producer_cpu) = feed.join().map_err(|_| anyhow::anyhow!("producer panicked"))??;
+                    let client_cpu = (process_cpu() - c0).as_secs_f64() * 1e3 - producer_cpu;
+                    let moto_cpu = (moto.cpu() - mc0).as_secs_f64() * 1e3;
+                    let m = tap.mark() - m0;
+                    let calls = m.calls;
+                    let log = tap.log_since(m0.logged);
+                    let rt = |op: &str| {
+                        median(
+                            &log.iter()
+                                .filter(|c| c.op == op && *c.tag == *tag)
+                                .map(|c| c.dur.as_secs_f64() * 1e3)
+                                .collect::<Vec<_>>(),
+                        )
+                    };
+                    let receives = log
+                        .iter()
+                        .filter(|c| c.op == "ReceiveMessage" && *c.tag == *tag)
+                        .count() as u64;
+                    let (receive_rt_ms, delete_rt_ms) = (
+                        rt("ReceiveMessage"),
+                        if variant == "naive" {
+                            rt("DeleteMessage")
+                        } else {
+                            rt("DeleteMessageBatch")
+                        },
+                    );
+                    tap.set_tag("check");
+                    let left_in_queue = left(&sqs, &url).await?;
+                    let (_, moto_app, _) = tag_totals(&moto.stats()?, &tag);
+                    if sent != n {
+                        bail!("the producer sent {sent} of {n}");
+                    }
+                    let r = Run {
+                        variant,
+                        handlers,
+                        added_ms,
+                        rep,
+                        wall_ms: wall * 1e3,
+                        msgs_per_s: handled as f64 / wall,
+                        handled,
+                        left_in_queue,
+                        calls,
+                        client_cpu_ms: client_cpu,
+                        moto_cpu_ms: moto_cpu,
+                        moto_app_ms: moto_app,
+                        receives,
+                        receive_rt_ms,
+                        delete_rt_ms,
+                        probe_rt_ms,
+                    };
+                    eprintln!(
+                    "{variant} h={handlers} +{added_ms} ms rep {rep}: {:.0} msg/s, {} calls, client CPU {:.0} ms, moto CPU {:.0} ms, left {} (load {})",
                     r.msgs_per_s,
                     calls,
                     client_cpu,
@@ -292,58 +366,99 @@ async fn main() -> anyhow::Result<()> {
                     left_in_queue,
                     tasksub_bench::sys::loadavg()
                 );
-                runs.push(r);
-                tap.set_tag("cleanup");
-                sqs.delete_queue().queue_url(&url).send().await?;
+                    runs.push(r);
+                    tap.set_tag("cleanup");
+                    sqs.delete_queue().queue_url(&url).send().await?;
+                }
             }
         }
     }
 
     let mut rows = Vec::new();
+    let mut bounds = Vec::new();
     for &handlers in &args.handlers {
-        let pick = |v: &str| -> Vec<&Run> {
-            runs.iter()
-                .filter(|r| r.variant == v && r.handlers == handlers)
-                .collect()
-        };
-        let (naive, ours) = (pick("naive"), pick("tasksub-client"));
-        let med = |rs: &[&Run], f: fn(&Run) -> f64| median(&rs.iter().map(|r| f(r)).collect::<Vec<_>>());
-        let paired: Vec<f64> = ours
-            .iter()
-            .zip(&naive)
-            .map(|(o, v)| o.msgs_per_s / v.msgs_per_s)
-            .collect();
-        for (label, rs) in [("naive receive-one/delete-one", &naive), ("**tasksub-client**", &ours)] {
-            let per_msg = |f: fn(&Run) -> f64| med(rs, f);
-            rows.push(vec![
-                label.to_owned(),
-                handlers.to_string(),
-                format!("{:.0}", per_msg(|r| r.msgs_per_s)),
-                format!("{:.2}", per_msg(|r| r.calls as f64 / r.handled.max(1) as f64)),
-                format!("{:.0}", per_msg(|r| r.client_cpu_ms * 1e3 / r.handled.max(1) as f64)),
-                format!("{:.0}", per_msg(|r| r.moto_cpu_ms * 1e3 / r.handled.max(1) as f64)),
-                format!("{:.0}", per_msg(|r| r.moto_app_ms * 1e3 / r.handled.max(1) as f64)),
-                if std::ptr::eq(rs, &ours) {
+        for &added_ms in &levels {
+            let pick = |v: &str| -> Vec<&Run> {
+                runs.iter()
+                    .filter(|r| r.variant == v && r.handlers == handlers && r.added_ms == added_ms)
+                    .collect()
+            };
+            let (naive, ours) = (pick("naive"), pick("tasksub-client"));
+            let med = |rs: &[&Run], f: fn(&Run) -> f64| median(&rs.iter().map(|r| f(r)).collect::<Vec<_>>());
+            // Runs are pushed in pairs (same handlers, level and repetition), so zip pairs them.
+            let paired: Vec<f64> = ours
+                .iter()
+                .zip(&naive)
+                .map(|(o, v)| o.msgs_per_s / v.msgs_per_s)
+                .collect();
+            let moto_bound = |rs: &[&Run]| 1e6 / med(rs, |r| r.moto_cpu_ms * 1e3 / r.handled.max(1) as f64);
+            // Latency bounds from the idle per-call round trip: naive, every handler one message per
+            // receive + delete; tasksub-client, one ReceiveMessage in flight at a time, of at most
+            // min(10, handlers) messages (deletes are batched off the receive path).
+            let rt = median(&naive.iter().chain(&ours).map(|r| r.probe_rt_ms).collect::<Vec<_>>());
+            let naive_latency_bound = handlers as f64 * 1e3 / (2.0 * rt);
+            let ours_latency_bound = handlers.min(10) as f64 * 1e3 / rt;
+            for (label, rs) in [("naive receive-one/delete-one", &naive), ("**tasksub-client**", &ours)] {
+                let per_msg = |f: fn(&Run) -> f64| med(rs, f);
+                let is_ours = std::ptr::eq(rs, &ours);
+                rows.push(vec![
+                    label.to_owned(),
+                    handlers.to_string(),
+                    added_ms.to_string(),
+                    format!("{:.0}", per_msg(|r| r.msgs_per_s)),
+                    format!("{:.2}", per_msg(|r| r.calls as f64 / r.handled.max(1) as f64)),
+                    format!("{:.1}", per_msg(|r| r.handled as f64 / r.receives.max(1) as f64)),
                     format!(
-                        "{} ({} paired)",
-                        ratio(med(&ours, |r| r.msgs_per_s) / med(&naive, |r| r.msgs_per_s)),
-                        ratio(median(&paired))
-                    )
-                } else {
-                    String::new()
-                },
-                rs.iter()
-                    .map(|r| r.left_in_queue.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                        "{} / {}",
+                        ms(per_msg(|r| r.receive_rt_ms)),
+                        ms(per_msg(|r| r.delete_rt_ms))
+                    ),
+                    format!("{:.0}", per_msg(|r| r.client_cpu_ms * 1e3 / r.handled.max(1) as f64)),
+                    format!("{:.0}", per_msg(|r| r.moto_cpu_ms * 1e3 / r.handled.max(1) as f64)),
+                    if is_ours {
+                        format!(
+                            "{} ({} paired)",
+                            ratio(med(&ours, |r| r.msgs_per_s) / med(&naive, |r| r.msgs_per_s)),
+                            ratio(median(&paired))
+                        )
+                    } else {
+                        String::new()
+                    },
+                    rs.iter()
+                        .map(|r| r.left_in_queue.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ]);
+            }
+            bounds.push(vec![
+                handlers.to_string(),
+                added_ms.to_string(),
+                ms(rt),
+                format!("{:.0} / {:.0}", naive_latency_bound, ours_latency_bound),
+                ratio(ours_latency_bound / naive_latency_bound),
+                format!("{:.0} / {:.0}", moto_bound(&naive), moto_bound(&ours)),
+                ratio(moto_bound(&ours) / moto_bound(&naive)),
+                format!(
+                    "{} ({} paired)",
+                    ratio(med(&ours, |r| r.msgs_per_s) / med(&naive, |r| r.msgs_per_s)),
+                    ratio(median(&paired))
+                ),
             ]);
         }
     }
     let mut doc = String::new();
+    if levels.iter().any(|&l| l > 0) {
+        doc.push_str(&format!(
+            "**Added latency: {} per consumer request, the same for both consumers**: the timed moto holds every \
+             request for that long in its own serving thread before moto handles it (requests in flight together \
+             wait together); the producer's requests are not delayed.\n\n",
+            levels.iter().map(|l| format!("{l} ms")).collect::<Vec<_>>().join(", ")
+        ));
+    }
     doc.push_str(&format!(
         "{} messages per run through a queue kept about {} messages deep by a producer; {} repetitions per cell, \
-         alternating order; each run on a fresh queue on one timed moto. Machine: {}; load average before: \
-         {load_before}, after: {}.\n\n",
+         alternating order (and levels); each run on a fresh queue on one timed moto. Machine: {}; load average \
+         before: {load_before}, after: {}.\n\n",
         args.messages,
         args.backlog,
         args.reps,
@@ -354,20 +469,49 @@ async fn main() -> anyhow::Result<()> {
         &[
             "consumer",
             "handlers",
+            "added ms",
             "msgs/s (median)",
             "AWS calls / msg",
+            "msgs / receive",
+            "round trip p50 ms: receive / delete",
             "client CPU µs / msg",
             "moto CPU µs / msg",
-            "moto app µs / msg",
             "speed-up",
             "left in queue",
         ],
         &rows,
     ));
-    let json = json!({"machine": tasksub_bench::machine(), "runs": runs});
+    doc.push_str(
+        "\n**Bounds (msgs/s, from the same runs).** `call`: the per-call baseline, median of 10 sequential \
+         GetQueueUrl round trips before each run, nothing else in flight (ms). `latency`: naive = handlers ÷ (2 × \
+         call), every handler waits for a receive and a delete per message; tasksub-client = min(10, handlers) ÷ \
+         call, it keeps one ReceiveMessage in flight, asking for at most as many messages as it has free \
+         handlers (≤ 10), and deletes in batches off the receive path. `moto`: one core ÷ moto CPU per message \
+         (moto serves under one GIL). The measured rate is at most the smaller of the two; the round trips in \
+         the table above are longer than `call` by the time requests queue for moto.\n\n",
+    );
+    doc.push_str(&table(
+        &[
+            "handlers",
+            "added ms",
+            "call ms",
+            "latency bound: naive / tasksub-client",
+            "ratio of latency bounds",
+            "moto bound: naive / tasksub-client",
+            "ratio of moto bounds",
+            "measured speed-up",
+        ],
+        &bounds,
+    ));
+    let name = if levels.iter().any(|&l| l > 0) {
+        "client-latency"
+    } else {
+        "client"
+    };
+    let json = json!({"machine": tasksub_bench::machine(), "added_latency_ms": levels, "runs": runs});
     println!("{doc}");
     if !args.dry_run {
-        tasksub_bench::report::publish("client", &doc, &json)?;
+        tasksub_bench::report::publish(name, &doc, &json)?;
     }
     Ok(())
 }
