@@ -168,6 +168,9 @@ pub enum Step {
     Unsubscribe,
     /// Unsubscribe the subscriptions whose topic is no longer configured (a settings change).
     UnsubscribeRetired,
+    /// SetQueueAttributes `Policy`: the queue policy admits exactly the configured topics again (a
+    /// queue keeps the policy of its creation; a topic added later would be denied by it).
+    UpdatePolicy,
     /// GetQueueUrl of the derived name; a missing queue leaves `queue_url` empty.
     LookupQueueUrl,
     /// DeleteQueue `queue_url` if known (not-found counts as done).
@@ -196,6 +199,7 @@ impl Step {
             Self::RecoverSubscription => "recover-subscription",
             Self::Unsubscribe => "unsubscribe",
             Self::UnsubscribeRetired => "unsubscribe-retired",
+            Self::UpdatePolicy => "update-policy",
             Self::LookupQueueUrl => "lookup-queue-url",
             Self::DeleteQueue => "delete-queue",
             Self::MarkDraining => "mark-draining",
@@ -377,9 +381,9 @@ pub fn plan_for(
         (Intent::Provision, Some(State::Provisioning)) => vec![CreateQueue, Subscribe, MarkReady],
         (Intent::Provision, Some(State::Ready)) => match (missing, retired) {
             (false, false) => return Decision::Skip(Skip::AlreadyReady),
-            (true, false) => vec![Subscribe, MarkReady],
-            (false, true) => vec![UnsubscribeRetired, MarkReady],
-            (true, true) => vec![Subscribe, UnsubscribeRetired, MarkReady],
+            (true, false) => vec![Subscribe, UpdatePolicy, MarkReady],
+            (false, true) => vec![UnsubscribeRetired, UpdatePolicy, MarkReady],
+            (true, true) => vec![Subscribe, UnsubscribeRetired, UpdatePolicy, MarkReady],
         },
         (Intent::Provision, Some(s)) => return Decision::Skip(Skip::Tombstoned(s)),
 

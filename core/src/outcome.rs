@@ -78,7 +78,10 @@ pub fn disposition(step: Step, kind: ErrorKind) -> Disposition {
     use ErrorKind as K;
     use Step as S;
     match (kind, step) {
-        (K::NotFound, S::Unsubscribe | S::DeleteQueue | S::LookupQueueUrl | S::RecoverSubscription) => Done,
+        (
+            K::NotFound,
+            S::Unsubscribe | S::UnsubscribeRetired | S::DeleteQueue | S::LookupQueueUrl | S::RecoverSubscription,
+        ) => Done,
         (K::Conflict, S::Claim | S::MarkReady | S::MarkDraining | S::Tombstone(_)) => Redecide,
         (k, _) if k.is_transient() => Retry,
         _ => Fail,
@@ -116,6 +119,9 @@ mod tests {
             (S::Subscribe, K::Invalid, Fail),
             (S::CreateQueue, K::Conflict, Fail),
             (S::Subscribe, K::Quota, Fail),
+            (S::UnsubscribeRetired, K::NotFound, Done),
+            (S::UpdatePolicy, K::NotFound, Fail),
+            (S::UpdatePolicy, K::Throttled, Retry),
             (S::RecoverSubscription, K::Quota, Fail),
         ];
         for (step, kind, want) in rows {

@@ -328,16 +328,6 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         use vars::*;
         let env = Env(lookup);
-        let table = table_name(env.required(TABLE)?)?;
-        let clusters = env.list(CLUSTERS);
-        if clusters.is_empty() {
-            return Err(SettingsError::Missing(CLUSTERS));
-        }
-        let prefix = match env.get(QUEUE_PREFIX) {
-            Some(p) => QueuePrefix::new(&p).map_err(invalid(QUEUE_PREFIX))?,
-            None => QueuePrefix::default(),
-        };
-        let home = home(&env)?;
         let defaults = SubscriptionSettings {
             raw_delivery: env.boolean(RAW_DELIVERY, true)?,
             filter_policy: env
@@ -352,6 +342,16 @@ impl Settings {
             replay_seconds: None,
         };
         let topics = topics::parse(&env, defaults)?;
+        let table = table_name(env.required(TABLE)?)?;
+        let clusters = env.list(CLUSTERS);
+        if clusters.is_empty() {
+            return Err(SettingsError::Missing(CLUSTERS));
+        }
+        let prefix = match env.get(QUEUE_PREFIX) {
+            Some(p) => QueuePrefix::new(&p).map_err(invalid(QUEUE_PREFIX))?,
+            None => QueuePrefix::default(),
+        };
+        let home = home(&env)?;
         let fifo = topics[0].arn.is_fifo();
         let settings = Self {
             topics,

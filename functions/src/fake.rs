@@ -250,6 +250,19 @@ impl Queues for Fake {
         Ok(())
     }
 
+    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
+        let mut s = self.lock();
+        let name = queue_name_from_url(url)
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
+        let q = s
+            .queues
+            .get_mut(&name)
+            .ok_or_else(|| not_found("SetQueueAttributes", &name))?;
+        q.attributes.insert("Policy".to_owned(), policy.to_owned());
+        Ok(())
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
         let s = self.lock();
         Ok(s.queues

@@ -133,6 +133,10 @@ impl<P: Queues> Queues for Instrumented<P> {
         self.enter("DeleteQueue")?;
         self.inner.delete(url).await
     }
+    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
+        self.enter("SetQueueAttributes")?;
+        self.inner.set_policy(url, policy).await
+    }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
         self.enter("ListQueues")?;
         self.inner.list(prefix).await

@@ -71,6 +71,10 @@ impl<P: Queues> Queues for Paced<'_, P> {
         self.turn().await;
         self.inner.delete(url).await
     }
+    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
+        self.turn().await;
+        self.inner.set_policy(url, policy).await
+    }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
         Queues::list(self.inner, prefix).await
     }

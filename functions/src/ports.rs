@@ -108,6 +108,9 @@ pub trait Queues: Send + Sync {
     fn url(&self, name: &str) -> impl Future<Output = Result<String, PortError>> + Send;
     /// Deletes a queue (`NotFound` if it does not exist).
     fn delete(&self, url: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Replaces the queue's access policy (SetQueueAttributes `Policy`; `NotFound` if the queue does not
+    /// exist): after a topic is added or removed, the policy admits exactly the configured topics.
+    fn set_policy(&self, url: &str, policy: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     /// URLs of every queue whose name starts with `prefix` (paginated).
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
 }

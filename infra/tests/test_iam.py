@@ -601,7 +601,7 @@ def test_oracle_catches_known_mistakes():
 SOURCE_OPERATIONS = {
     "functions/src/aws/queues.rs": {
         "sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:DeleteQueue", "sqs:ListQueues", "sqs:GetQueueAttributes",
-        "sqs:ListQueueTags",
+        "sqs:ListQueueTags", "sqs:SetQueueAttributes",
     },
     "functions/src/aws/records.rs": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"},
     "functions/src/aws/subscriptions.rs": {"sns:Subscribe", "sns:Unsubscribe", "sns:ListSubscriptionsByTopic"},
@@ -616,6 +616,7 @@ SOURCE_OPERATIONS = {
         "dynamodb:DescribeTimeToLive", "ecs:ListTasks", "ecs:DescribeTasks", "sqs:ListQueues", "sqs:GetQueueUrl",
         "sqs:GetQueueAttributes", "sqs:ListQueueTags",
     },
+    "cli/src/commands/doctor/quotas.rs": {"sns:GetSubscriptionAttributes"},
     "cli/src/commands/init.rs": {
         "sns:CreateTopic", "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:UpdateTimeToLive",
     },
@@ -653,6 +654,8 @@ CODE_CALLS: dict[str, list[tuple[str, str]]] = {
                             "naming another subscription, DRAINING, GONE or absent)"),
         ("sqs:DeleteQueue", "compensation when the record is GONE/absent: deletes the queue it created "
                             "(URL from CreateQueue, so no GetQueueUrl)"),
+        ("sqs:SetQueueAttributes", "executor UpdatePolicy: a duplicate start event converges a READY record "
+                                   "after a topic was added or removed (decide::plan_for)"),
         *LAMBDA_RUNTIME,
     ],
     "OnTaskStoppedFunctionRole": [  # binary on-task-stopped: Role::Teardown, intents StopInitiated/Stopped
@@ -681,6 +684,7 @@ CODE_CALLS: dict[str, list[tuple[str, str]]] = {
         ("sns:Unsubscribe", "orphan subscriptions (Sweeper::run) and converge: Drain / Stopped / compensation"),
         ("sqs:GetQueueUrl", "converge: LookupQueueUrl"),
         ("sqs:DeleteQueue", "converge: RemoveOrphan / RemoveStrayQueue / Stopped"),
+        ("sqs:SetQueueAttributes", "converge: Converge (UpdatePolicy after a topic was added or removed)"),
         *LAMBDA_RUNTIME,
     ],
     "TaskRolePolicy": [  # container-client, in the application's ECS task
@@ -855,7 +859,9 @@ def test_sweep_schedules_outlast_the_sweeper(name):
 # carrying it, and CreateQueue/TagQueue only with it and only tasksub's tag keys. Reads stay unconditioned
 # (READ_UNCONDITIONED, with why).
 STACK_TAG = "tasksub:stack"
-OWNED_ACTIONS = {"sqs:DeleteQueue", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
+OWNED_ACTIONS = {
+    "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+}
 TAGGING_ACTIONS = {"sqs:CreateQueue", "sqs:TagQueue"}
 READ_UNCONDITIONED = {
     "sqs:GetQueueUrl": "a queue that does not exist (yet, for the client; any more, for teardown) must answer "
@@ -1120,6 +1126,10 @@ def test_nothing_beyond_the_configured_topics_and_queues_is_allowed(name, scenar
         ("sqs:CreateQueue", d.queue, {}),
         ("sqs:DeleteQueue", d.queue, {}),
         ("sqs:DeleteQueue", d.queue, {f"aws:ResourceTag/{STACK_TAG}": "another-stack"}),
+        ("sqs:SetQueueAttributes", d.queue, {}),
+        ("sqs:SetQueueAttributes", d.queue, {f"aws:ResourceTag/{STACK_TAG}": "another-stack"}),
+        ("sqs:SetQueueAttributes", f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders-{suffix}",
+         {f"aws:ResourceTag/{STACK_TAG}": d.stack}),
     ]
     problems = []
     for role in CODE_CALLS:

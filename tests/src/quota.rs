@@ -186,6 +186,10 @@ impl Queues for Quota {
         self.admit("DeleteQueue").await?;
         self.inner.delete(url).await
     }
+    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
+        self.admit("SetQueueAttributes").await?;
+        self.inner.set_policy(url, policy).await
+    }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
         self.admit("ListQueues").await?;
         Queues::list(&self.inner, prefix).await

@@ -114,6 +114,24 @@ impl Place {
             .collect()
     }
 
+    /// The topics the queue's policy admits (`aws:SourceArn` of its Allow), as a list.
+    async fn admitted(&self, url: &str) -> Vec<String> {
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        let raw = &attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::Policy];
+        let policy: serde_json::Value = serde_json::from_str(raw).unwrap();
+        match &policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] {
+            serde_json::Value::String(one) => vec![one.clone()],
+            many => serde_json::from_value(many.clone()).unwrap(),
+        }
+    }
+
     /// Every body the queue holds (a few receives; each message deleted after reading).
     async fn drain(&self, url: &str, want: usize) -> Vec<(String, Option<String>)> {
         let mut out = Vec::new();
@@ -326,6 +344,9 @@ async fn adding_or_removing_a_topic_converges_live_tasks_after_one_sweep() {
         want.sort();
         assert_eq!(topics_of(&r), want);
         assert_eq!(p.subscriptions_to(&second, &r.queue_arn).await.len(), 1);
+        // the queue was created admitting only the first topic; its policy now admits both
+        let url = r.queue_url.as_deref().unwrap();
+        assert_eq!(p.admitted(url).await, vec![first.clone(), second.clone()]);
     }
     let again = sweep(&both)
         .run(RunOptions::default(), chrono::Utc::now())

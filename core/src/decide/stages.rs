@@ -15,7 +15,7 @@
 //! | claim, CreateQueue, Subscribe, MarkReady | claim · {CreateQueue ‖ Subscribe} · MarkReady | 3 |
 //! | Unsubscribe, DeleteQueue, tombstone | {Unsubscribe ‖ DeleteQueue} · tombstone | 2 (+1) |
 //! | Recover, Unsubscribe, LookupQueueUrl, DeleteQueue, tombstone | {Recover ‖ Lookup} · {Unsubscribe ‖ DeleteQueue} · tombstone | 3 (+1) |
-//! | Subscribe, UnsubscribeRetired, MarkReady (a topic added and one removed) | {Subscribe ‖ UnsubscribeRetired} · MarkReady | 2 |
+//! | Subscribe, UnsubscribeRetired, UpdatePolicy, MarkReady (a topic added and one removed) | {Subscribe ‖ UnsubscribeRetired ‖ UpdatePolicy} · MarkReady | 2 |
 //!
 //! Subscribe and Unsubscribe each cover every topic: the executor issues one call per topic at once, so
 //! the round trips do not grow with the topic count.
@@ -33,7 +33,7 @@ enum Chain {
 fn chain(step: Step) -> Option<Chain> {
     match step {
         Step::RecoverSubscription | Step::Subscribe | Step::Unsubscribe => Some(Chain::Subscription),
-        Step::CreateQueue | Step::LookupQueueUrl | Step::DeleteQueue => Some(Chain::Queue),
+        Step::CreateQueue | Step::LookupQueueUrl | Step::DeleteQueue | Step::UpdatePolicy => Some(Chain::Queue),
         Step::UnsubscribeRetired => Some(Chain::Retired),
         Step::Claim | Step::MarkReady | Step::MarkDraining | Step::Tombstone(_) => None,
     }
@@ -82,8 +82,8 @@ mod tests {
             (&[Claim, CreateQueue, Subscribe, MarkReady], vec![vec![Claim], vec![CreateQueue, Subscribe], vec![MarkReady]]),
             (&[CreateQueue, Subscribe, MarkReady], vec![vec![CreateQueue, Subscribe], vec![MarkReady]]),
             // converging to the settings: new topics and retired ones at once
-            (&[Subscribe, UnsubscribeRetired, MarkReady], vec![vec![Subscribe, UnsubscribeRetired], vec![MarkReady]]),
-            (&[UnsubscribeRetired, MarkReady], vec![vec![UnsubscribeRetired], vec![MarkReady]]),
+            (&[Subscribe, UnsubscribeRetired, UpdatePolicy, MarkReady], vec![vec![Subscribe, UnsubscribeRetired, UpdatePolicy], vec![MarkReady]]),
+            (&[UnsubscribeRetired, UpdatePolicy, MarkReady], vec![vec![UnsubscribeRetired, UpdatePolicy], vec![MarkReady]]),
             // teardown: unsubscribe and delete at once, the tombstone after both
             (&[Unsubscribe, DeleteQueue, GONE], vec![vec![Unsubscribe, DeleteQueue], vec![GONE]]),
             (&[Unsubscribe, MarkDraining], vec![vec![Unsubscribe], vec![MarkDraining]]),

@@ -118,12 +118,12 @@ fn ready_records_converge_to_the_configured_topics() {
     let one = settings();
     #[rustfmt::skip]
     let rows: Vec<(&Settings, Record, &str, &str, Result<Vec<Step>, Skip>)> = vec![
-        (&two, with_subs(Ready, &[TOPIC]), "RUNNING", "RUNNING", Ok(vec![Subscribe, MarkReady])),
+        (&two, with_subs(Ready, &[TOPIC]), "RUNNING", "RUNNING", Ok(vec![Subscribe, UpdatePolicy, MarkReady])),
         (&two, with_subs(Ready, &[TOPIC, FLAGS]), "RUNNING", "RUNNING", Err(Skip::AlreadyReady)),
         (&two, with_subs(Ready, &[FLAGS, TOPIC]), "RUNNING", "RUNNING", Err(Skip::AlreadyReady)),
-        (&one, with_subs(Ready, &[TOPIC, OLD]), "RUNNING", "RUNNING", Ok(vec![UnsubscribeRetired, MarkReady])),
-        (&one, with_subs(Ready, &[OLD]), "RUNNING", "RUNNING", Ok(vec![Subscribe, UnsubscribeRetired, MarkReady])),
-        (&one, with_subs(Ready, &[]), "RUNNING", "RUNNING", Ok(vec![Subscribe, MarkReady])),
+        (&one, with_subs(Ready, &[TOPIC, OLD]), "RUNNING", "RUNNING", Ok(vec![UnsubscribeRetired, UpdatePolicy, MarkReady])),
+        (&one, with_subs(Ready, &[OLD]), "RUNNING", "RUNNING", Ok(vec![Subscribe, UnsubscribeRetired, UpdatePolicy, MarkReady])),
+        (&one, with_subs(Ready, &[]), "RUNNING", "RUNNING", Ok(vec![Subscribe, UpdatePolicy, MarkReady])),
         // teardown unsubscribes every recorded subscription, whatever the settings say now
         (&two, with_subs(Ready, &[TOPIC, OLD]), "STOPPED", "STOPPED", Ok(vec![Unsubscribe, DeleteQueue, Tombstone(Gone)])),
         // a half-done provisioning that recorded some topics recovers the missing ones before unsubscribing
@@ -371,6 +371,7 @@ fn stable_names_are_pinned() {
         Step::RecoverSubscription,
         Step::Unsubscribe,
         Step::UnsubscribeRetired,
+        Step::UpdatePolicy,
         Step::LookupQueueUrl,
         Step::DeleteQueue,
         Step::MarkDraining,
@@ -388,6 +389,7 @@ fn stable_names_are_pinned() {
             "recover-subscription",
             "unsubscribe",
             "unsubscribe-retired",
+            "update-policy",
             "lookup-queue-url",
             "delete-queue",
             "mark-draining",

@@ -365,14 +365,20 @@ fn live_tasks_converge_to_the_configured_topics() {
     let added = run(&two, record(State::Ready, 1, PROD), fresh());
     assert_eq!(
         added,
-        vec![(ActionKind::Converge, vec![Step::Subscribe, Step::MarkReady])]
+        vec![(
+            ActionKind::Converge,
+            vec![Step::Subscribe, Step::UpdatePolicy, Step::MarkReady]
+        )]
     );
     let mut both = record(State::Ready, 1, PROD);
     both.subscriptions.insert(FLAGS.into(), format!("{FLAGS}:sub"));
     let removed = run(&settings(), both.clone(), fresh());
     assert_eq!(
         removed,
-        vec![(ActionKind::Converge, vec![Step::UnsubscribeRetired, Step::MarkReady])]
+        vec![(
+            ActionKind::Converge,
+            vec![Step::UnsubscribeRetired, Step::UpdatePolicy, Step::MarkReady]
+        )]
     );
     assert!(run(&two, both.clone(), fresh()).is_empty(), "no drift, nothing to do");
     // a stopping task is drained, not converged

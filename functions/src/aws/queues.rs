@@ -48,6 +48,17 @@ impl Queues for AwsPorts {
         Ok(())
     }
 
+    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
+        self.sqs
+            .set_queue_attributes()
+            .queue_url(url)
+            .attributes(QueueAttributeName::Policy, policy)
+            .send()
+            .await
+            .map_err(|e| classify("SetQueueAttributes", &e))?;
+        Ok(())
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
         let mut pages = self
             .sqs

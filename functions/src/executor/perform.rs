@@ -43,6 +43,16 @@ pub(super) async fn perform<P: Ports>(
             let retired = |topic: &str| cx.settings.topic(topic).is_none();
             subscribe::remove(ports, step, record, retired).await.map(|()| None)
         }
+        Step::UpdatePolicy => {
+            if let Some(url) = &record.queue_url {
+                let topics: Vec<&str> = cx.settings.topic_arns().collect();
+                let policy = policy::QueuePolicy::for_topics(&record.queue_arn, &topics).to_json();
+                if let Err(e) = ports.set_policy(url, &policy).await {
+                    treat(step, e)?;
+                }
+            }
+            Ok(None)
+        }
         Step::LookupQueueUrl => {
             match ports.url(&record.queue_name).await {
                 Ok(url) => record.queue_url = Some(url),
@@ -139,6 +149,7 @@ fn merge(record: &mut Record, step: Step, learned: Record, cx: Cx<'_>) {
             .subscriptions
             .retain(|topic, _| cx.settings.topic(topic).is_some() || learned.subscriptions.contains_key(topic)),
         Step::CreateQueue | Step::LookupQueueUrl | Step::DeleteQueue => record.queue_url = learned.queue_url,
+        Step::UpdatePolicy => {}
         Step::Claim | Step::MarkReady | Step::MarkDraining | Step::Tombstone(_) => {
             unreachable!("a write never shares a stage")
         }

@@ -562,6 +562,14 @@ export class TasksubStack extends Stack {
       resources: [queueArnPattern],
       conditions: ownedByThisStack,
     });
+    // SetQueueAttributes (the code sets Policy only): converging a READY task after a topic was added or
+    // removed rewrites its queue policy to the configured topics; only queues carrying this stack's tag.
+    const updateOwnQueuePolicies = () => new iam.PolicyStatement({
+      sid: 'UpdateOwnQueuePolicies',
+      actions: ['sqs:SetQueueAttributes'],
+      resources: [queueArnPattern],
+      conditions: ownedByThisStack,
+    });
 
     // GetItem: after a failed {CreateQueue || Subscribe} stage, the executor reads the record to undo
     // what it does not name (executor::undo_after_failure).
@@ -573,6 +581,7 @@ export class TasksubStack extends Stack {
     onTaskRunning.addToRolePolicy(createTaggedTaskQueues());
     // DeleteQueue: the compensation after losing a race to a teardown deletes the queue it made.
     onTaskRunning.addToRolePolicy(deleteOwnTaskQueues());
+    onTaskRunning.addToRolePolicy(updateOwnQueuePolicies());
     topicScoped(onTaskRunning, subscribeTaskQueues());
     onTaskRunning.addToRolePolicy(unsubscribe());
     // After a settings change a crashed provisioning's queue and subscription are adopted: CreateQueue
@@ -650,6 +659,7 @@ export class TasksubStack extends Stack {
     }));
     sweeper.addToRolePolicy(createTaggedTaskQueues());
     sweeper.addToRolePolicy(deleteOwnTaskQueues());
+    sweeper.addToRolePolicy(updateOwnQueuePolicies());
     topicScoped(sweeper, subscribeTaskQueues());
     topicScoped(sweeper, findSubscription());
     sweeper.addToRolePolicy(unsubscribe());

@@ -185,6 +185,10 @@ impl Queues for Gated {
         let lost = self.gate("DeleteQueue").await;
         answer(lost, "DeleteQueue", self.inner.delete(url).await)
     }
+    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
+        let lost = self.gate("SetQueueAttributes").await;
+        answer(lost, "SetQueueAttributes", self.inner.set_policy(url, policy).await)
+    }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
         let lost = self.gate("ListQueues").await;
         answer(lost, "ListQueues", Queues::list(&self.inner, prefix).await)

@@ -11,6 +11,7 @@
 
 mod leftovers;
 mod probes;
+mod quotas;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,8 @@ pub enum Status {
     Ok,
     /// Something is wrong; `fix` says what to do.
     Problem,
+    /// Fine for now, but close to a limit; `fix` says what to do before it is reached.
+    Warn,
     /// Not checked (it cannot be without side effects, or a failed check before it makes it moot).
     NotChecked,
 }
@@ -67,6 +70,14 @@ impl Check {
     fn problem(check: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             status: Status::Problem,
+            check: check.into(),
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    fn warn(check: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            status: Status::Warn,
             check: check.into(),
             detail: detail.into(),
             fix: Some(fix.into()),
@@ -165,6 +176,7 @@ pub fn render(checks: &[Check]) -> String {
         let tag = match c.status {
             Status::Ok => "ok  ",
             Status::Problem => "FAIL",
+            Status::Warn => "warn",
             Status::NotChecked => "skip",
         };
         out.push_str(&format!("{tag}  {:<width$}  {}\n", c.check, c.detail));
@@ -214,6 +226,8 @@ mod tests {
             "TASKSUB_TOPIC_ARN" => Some("arn:aws:sns:us-east-1:123456789012:t".to_owned()),
             "TASKSUB_TABLE" => Some("records".to_owned()),
             "TASKSUB_CLUSTERS" => Some("prod".to_owned()),
+            "TASKSUB_ACCOUNT_ID" => Some("123456789012".to_owned()),
+            "AWS_REGION" => Some("us-east-1".to_owned()),
             "TASKSUB_SWEEP_GRACE_SECONDS" => Some("soon".to_owned()),
             _ => None,
         };

@@ -75,6 +75,7 @@ pub(super) async fn all(sdk: &aws_config::SdkConfig, settings: &Settings) -> Vec
             "not checkable without side effects",
         ));
     }
+    out.extend(super::quotas::all(&c.ports, settings).await);
     if table_ok {
         out.extend(leftovers(&c, settings).await);
     } else {
