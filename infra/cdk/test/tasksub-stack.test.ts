@@ -129,7 +129,8 @@ describe('IAM', () => {
     const st = statementsOf('OnTaskRunningFunction');
     assert.deepEqual(actionsOf(st), [
       ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'sns:ListSubscriptionsByTopic', 'sns:Subscribe',
-      'sns:Unsubscribe', 'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage', 'sqs:TagQueue',
+      'sns:Unsubscribe', 'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage',
+      'sqs:SetQueueAttributes', 'sqs:TagQueue',
     ].sort());
   });
 
@@ -147,7 +148,7 @@ describe('IAM', () => {
       ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan', 'ecs:DescribeTasks', 'ecs:ListTasks',
       'sns:ListSubscriptionsByTopic', 'sns:Subscribe', 'sns:Unsubscribe',
       'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ListQueueTags',
-      'sqs:ListQueues', 'sqs:SendMessage', 'sqs:TagQueue',
+      'sqs:ListQueues', 'sqs:SendMessage', 'sqs:SetQueueAttributes', 'sqs:TagQueue',
     ].sort());
   });
 
@@ -212,6 +213,11 @@ describe('IAM', () => {
       assert.equal(del.length, 1, fn);
       assert.equal(del[0].Sid, 'DeleteOwnTaskQueues', fn);
       assert.deepEqual(del[0].Condition, owned, fn);
+      // the queue policy is rewritten (a topic added or removed) only on queues carrying the stack tag
+      for (const s of statements.filter((x) => actionsOf([x]).includes('sqs:SetQueueAttributes'))) {
+        assert.equal(s.Sid, 'UpdateOwnQueuePolicies', fn);
+        assert.deepEqual(s.Condition, owned, fn);
+      }
       for (const s of statements.filter((x) => actionsOf([x]).some((a) => /^sqs:(CreateQueue|TagQueue)$/.test(a)))) {
         assert.equal(s.Sid, 'CreateTaggedTaskQueues', fn);
         assert.deepEqual(s.Condition, {
