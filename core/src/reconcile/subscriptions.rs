@@ -19,8 +19,18 @@
 //! (converging after a topic was added): MarkReady is the only write that records a subscription, and it
 //! expects the revision it read; a READY record that names another ARN for the topic is never replaced.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::judge::proven;
+use super::{
+    grace_hold, grace_of, index_records, index_tasks, is_alive, ActionKind, EcsTask, Hold, Inventory, SeenQueue,
+    SeenSubscription,
+};
 use crate::naming::queue_arn;
+use crate::record::{Record, State};
+use crate::settings::Settings;
 
 /// A subscription to remove.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,52 +86,30 @@ pub fn orphan_subscriptions(
     grace_seconds: u64,
     now: DateTime<Utc>,
 ) -> SubscriptionVerdict {
-    let grace = Duration::seconds(grace_seconds.min(i64::MAX as u64 / 1000) as i64);
-    let records: BTreeMap<&str, &Record> = inv.records.iter().map(|r| (r.task_id.as_str(), r)).collect();
-    let queues: BTreeMap<&str, &SeenQueue> = inv.queues.iter().map(|q| (q.name.as_str(), q)).collect();
-    let tasks = index_tasks(&inv.tasks);
+    let pass = Pass {
+        inv,
+        settings,
+        grace: grace_of(grace_seconds),
+        now,
+        records: index_records(&inv.records),
+        queues: inv.queues.iter().map(|q| (q.name.as_str(), q)).collect(),
+        tasks: index_tasks(&inv.tasks),
+    };
     let mut out = SubscriptionVerdict::default();
     for s in &inv.subscriptions {
-        let Some((id, queue)) = our_endpoint(s, settings) else {
+        let Some((task_id, queue)) = our_endpoint(s, settings) else {
             continue;
         };
-        let record = records.get(id.as_str()).copied();
-        let alive = inv.opaque.contains(&id)
-            || tasks
-                .get(id.as_str())
-                .is_some_and(|t| matches!(classify(t), Ecs::Running | Ecs::Busy));
-        let topic = crate::naming::topic_of_subscription(&s.arn).unwrap_or_default();
-        let since = match record {
-            Some(r) if r.state == State::Ready && r.names(&s.arn) => continue,
-            Some(r) if r.state == State::Provisioning => Err(Hold::InFlight),
-            // A READY record that names no subscription to this topic is converging after the topic was
-            // added (or was written before subscription ARNs were recorded): this may be its live
-            // subscription, so it is left alone.
-            Some(r) if r.state == State::Ready && !r.subscriptions.contains_key(topic) => Err(Hold::InFlight),
-            Some(r) => Ok(Some(r.updated_at)),
-            None if alive => Err(Hold::InFlight),
-            None => match queues.get(queue.as_str()) {
-                None => Ok(None),
-                Some(q) => proven(inv.details.get(&q.name), &id, settings).map(|()| inv.details[&q.name].created_at),
-            },
+        let record = pass.records.get(task_id.as_str()).copied();
+        let Some(since) = pass.since(s, &task_id, &queue, record) else {
+            continue;
         };
-        let hold = match since {
-            Err(hold) => Some(hold),
-            Ok(Some(t)) if now - t < grace => Some(Hold::Grace {
-                kind: ActionKind::RemoveOrphan,
-                until: t.checked_add_signed(grace).unwrap_or(DateTime::<Utc>::MAX_UTC),
-            }),
-            Ok(_) => None,
-        };
-        match hold {
-            Some(hold) => out.held.push(HeldSubscription {
-                arn: s.arn.clone(),
-                task_id: id,
-                hold,
-            }),
-            None => out.unsubscribe.push(Unsubscribe {
-                arn: s.arn.clone(),
-                task_id: id,
+        let arn = s.arn.clone();
+        match since.and_then(|t| pass.wait(t)) {
+            Err(hold) => out.held.push(HeldSubscription { arn, task_id, hold }),
+            Ok(()) => out.unsubscribe.push(Unsubscribe {
+                arn,
+                task_id,
                 queue,
                 record_state: record.map(|r| r.state),
             }),
@@ -130,9 +118,59 @@ pub fn orphan_subscriptions(
     out
 }
 
+/// What one subscription pass knows, indexed.
+struct Pass<'a> {
+    inv: &'a Inventory,
+    settings: &'a Settings,
+    grace: Duration,
+    now: DateTime<Utc>,
+    records: BTreeMap<&'a str, &'a Record>,
+    queues: BTreeMap<&'a str, &'a SeenQueue>,
+    tasks: BTreeMap<&'a str, &'a EcsTask>,
+}
+
+impl Pass<'_> {
+    /// The rows of the module table: `None` for a healthy subscription, a hold, or the time the grace
+    /// period counts from (`None` inside: no time, no wait).
+    fn since(
+        &self,
+        s: &SeenSubscription,
+        id: &str,
+        queue: &str,
+        record: Option<&Record>,
+    ) -> Option<Result<Option<DateTime<Utc>>, Hold>> {
+        let topic = crate::naming::topic_of_subscription(&s.arn).unwrap_or_default();
+        Some(match record {
+            Some(r) if r.state == State::Ready && r.names(&s.arn) => return None,
+            Some(r) if r.state == State::Provisioning => Err(Hold::InFlight),
+            // A READY record that names no subscription to this topic is converging after the topic was
+            // added (or was written before subscription ARNs were recorded): this may be its live
+            // subscription, so it is left alone.
+            Some(r) if r.state == State::Ready && !r.subscriptions.contains_key(topic) => Err(Hold::InFlight),
+            Some(r) => Ok(Some(r.updated_at)),
+            None if is_alive(self.inv, &self.tasks, id) => Err(Hold::InFlight),
+            None => match self.queues.get(queue) {
+                None => Ok(None),
+                Some(q) => proven(self.inv.details.get(&q.name), id, self.settings)
+                    .map(|()| self.inv.details[&q.name].created_at),
+            },
+        })
+    }
+
+    /// Held while `since` is younger than the grace period.
+    fn wait(&self, since: Option<DateTime<Utc>>) -> Result<(), Hold> {
+        match since.and_then(|t| grace_hold(ActionKind::RemoveOrphan, t, self.grace, self.now)) {
+            Some(hold) => Err(hold),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::tags;
+    use crate::reconcile::QueueDetails;
     use crate::test_support::{now, settings};
 
     const ID: &str = "0123456789abcdef0123456789abcdef";

@@ -1,6 +1,10 @@
 //! Every rule of `reconcile` is a row.
 
 use super::*;
+use crate::decide::{Decision, Skip, Step};
+use crate::event::TaskStatus;
+use crate::policy::tags;
+use crate::record::State;
 use crate::test_support::{now, settings, PROD, TOPIC};
 
 const ID: &str = "0123456789abcdef0123456789abcdef";

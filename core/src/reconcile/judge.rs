@@ -1,0 +1,256 @@
+//! One task's verdict: which row of the table atop [`super`] applies, and the action or hold it gives.
+//!
+//! [`Cx::judge`] is the table itself (ECS × record state); each row is a small function below it, so a
+//! row reads like its line of the module table.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{grace_hold, Action, ActionKind, Ecs, EcsTask, Hold, QueueDetails, SeenQueue};
+use crate::decide::{plan_for, topic_drift, Decision, Intent, Plan, Step, TaskFacts};
+use crate::naming::{TaskArn, TaskNames};
+use crate::policy::tags;
+use crate::record::{Record, State};
+use crate::settings::Settings;
+
+/// Everything known about one task ID.
+pub(super) struct Subject<'a> {
+    pub(super) id: &'a str,
+    pub(super) ecs: Ecs,
+    pub(super) task: Option<&'a EcsTask>,
+    pub(super) record: Option<&'a Record>,
+    pub(super) queue: Option<&'a SeenQueue>,
+    pub(super) details: Option<&'a QueueDetails>,
+}
+
+/// What every verdict of one run shares.
+pub(super) struct Cx<'a> {
+    pub(super) settings: &'a Settings,
+    pub(super) grace: Duration,
+    pub(super) now: DateTime<Utc>,
+}
+
+/// `None`: nothing to do and nothing worth reporting.
+pub(super) type Verdict = Option<Result<Action, Hold>>;
+
+impl Cx<'_> {
+    /// The table: one arm per row of the module table.
+    pub(super) fn judge(&self, s: &Subject<'_>) -> Verdict {
+        match (s.ecs, s.task, s.record.map(|r| r.state)) {
+            (Ecs::Running, Some(t), None) => self.provision(s, t),
+            (Ecs::Running, Some(t), Some(State::Provisioning)) => self.finish_provisioning(s, t),
+            (Ecs::Running, Some(t), Some(State::Ready)) => self.converge(s, t),
+            (Ecs::Stopping, Some(t), Some(State::Provisioning | State::Ready)) => self.drain(s, t),
+            (Ecs::Stopped | Ecs::Unknown, _, Some(State::Gone)) => self.stray_queue(s),
+            (Ecs::Stopped, Some(t), Some(_)) => self.stopped_with_record(s, t),
+            (Ecs::Stopped, Some(t), None) if s.queue.is_some() => self.stopped_queue(s, t),
+            (Ecs::Unknown, _, Some(_)) => self.unknown_with_record(s),
+            (Ecs::Unknown, _, None) => self.orphan_queue(s),
+            _ => None,
+        }
+    }
+
+    /// A running task in scope without a record: its start event was lost.
+    fn provision(&self, s: &Subject<'_>, t: &EcsTask) -> Verdict {
+        let scope = &self.settings.scope;
+        if !scope.owns_cluster(&t.cluster_arn) || !scope.owns_group(t.group.as_deref()) {
+            return None;
+        }
+        let facts = facts_of_task(t);
+        self.act(ActionKind::Provision, Intent::Provision, facts, s, t.created_at)
+    }
+
+    /// A running task whose provisioning a crash interrupted.
+    fn finish_provisioning(&self, s: &Subject<'_>, t: &EcsTask) -> Verdict {
+        let since = s.record.map(|r| r.updated_at);
+        self.act(
+            ActionKind::FinishProvisioning,
+            Intent::Provision,
+            facts_of_task(t),
+            s,
+            since,
+        )
+    }
+
+    /// A READY task whose subscriptions differ from the configured topics.
+    fn converge(&self, s: &Subject<'_>, t: &EcsTask) -> Verdict {
+        let (missing, retired) = topic_drift(s.record?, self.settings);
+        if !(missing || retired) {
+            return None;
+        }
+        self.act(ActionKind::Converge, Intent::Provision, facts_of_task(t), s, None)
+    }
+
+    /// A stopping task whose stop event was lost.
+    fn drain(&self, s: &Subject<'_>, t: &EcsTask) -> Verdict {
+        let since = t.stopping_at.or(s.record.map(|r| r.updated_at));
+        self.act(ActionKind::Drain, Intent::StopInitiated, facts_of_task(t), s, since)
+    }
+
+    /// A stopped task whose record is not yet GONE.
+    fn stopped_with_record(&self, s: &Subject<'_>, t: &EcsTask) -> Verdict {
+        self.act(
+            ActionKind::RemoveOrphan,
+            Intent::Stopped,
+            facts_of_task(t),
+            s,
+            t.stopped_at,
+        )
+    }
+
+    /// A stopped task without a record whose queue still exists: removed only if tasksub's tags prove it ours.
+    fn stopped_queue(&self, s: &Subject<'_>, t: &EcsTask) -> Verdict {
+        if let Err(hold) = proven(s.details, s.id, self.settings) {
+            return Some(Err(hold));
+        }
+        self.act(
+            ActionKind::RemoveOrphan,
+            Intent::Stopped,
+            facts_of_task(t),
+            s,
+            t.stopped_at,
+        )
+    }
+
+    /// A record whose task ECS does not know (it stopped long ago, or its cluster is gone).
+    fn unknown_with_record(&self, s: &Subject<'_>) -> Verdict {
+        let r = s.record?;
+        if !self.settings.scope.owns_cluster(&r.cluster_arn) {
+            return Some(Err(Hold::ForeignCluster(r.cluster_arn.clone())));
+        }
+        self.act(
+            ActionKind::RemoveOrphan,
+            Intent::Stopped,
+            facts_of_record(r),
+            s,
+            Some(r.updated_at),
+        )
+    }
+
+    /// A queue without a record whose task ECS does not know: ours only if its tags agree.
+    fn orphan_queue(&self, s: &Subject<'_>) -> Verdict {
+        s.queue?;
+        // No details: the queue vanished between ListQueues and the detail calls.
+        let d = s.details?;
+        let tag = |k: &str| d.tags.get(k).filter(|v| !v.is_empty()).cloned();
+        if let Err(hold) = proven(s.details, s.id, self.settings) {
+            return Some(Err(hold));
+        }
+        let task_arn = tag(tags::TASK_ARN).unwrap_or_default();
+        let cluster_arn = tag(tags::CLUSTER).unwrap_or_default();
+        if !cluster_arn.is_empty() && !self.settings.scope.owns_cluster(&cluster_arn) {
+            return Some(Err(Hold::ForeignCluster(cluster_arn)));
+        }
+        let facts = TaskFacts {
+            task_arn,
+            cluster_arn,
+            group: tag(tags::GROUP),
+            version: None,
+        };
+        self.act(ActionKind::RemoveOrphan, Intent::Stopped, facts, s, d.created_at)
+    }
+
+    /// A GONE tombstone whose queue still exists: delete the queue, leave the tombstone to its TTL.
+    fn stray_queue(&self, s: &Subject<'_>) -> Verdict {
+        let (r, q) = (s.record?, s.queue?);
+        if let Some(hold) = self.due(ActionKind::RemoveStrayQueue, Some(r.updated_at)) {
+            return Some(Err(hold));
+        }
+        let names = match self.names(&r.task_arn) {
+            Ok(n) => n,
+            Err(hold) => return Some(Err(hold)),
+        };
+        let mut record = r.clone();
+        record.queue_url = Some(q.url.clone());
+        let plan = Plan {
+            intent: Intent::Stopped,
+            record,
+            expected: Some(State::Gone),
+            steps: vec![Step::DeleteQueue],
+        };
+        let (kind, intent, facts) = (ActionKind::RemoveStrayQueue, Intent::Stopped, facts_of_record(r));
+        Some(Ok(action(kind, intent, names, facts, s, plan)))
+    }
+
+    /// `Some(hold)` while `since` is younger than the grace period.
+    fn due(&self, kind: ActionKind, since: Option<DateTime<Utc>>) -> Option<Hold> {
+        grace_hold(kind, since?, self.grace, self.now)
+    }
+
+    /// Every name of the task, or the hold a malformed ARN earns.
+    fn names(&self, task_arn: &str) -> Result<TaskNames, Hold> {
+        TaskNames::derive(task_arn, self.settings.naming()).map_err(|e| Hold::BadName(e.to_string()))
+    }
+
+    /// The action of a row once its grace period has passed: the plan the missed event would have run.
+    fn act(
+        &self,
+        kind: ActionKind,
+        intent: Intent,
+        facts: TaskFacts,
+        s: &Subject<'_>,
+        since: Option<DateTime<Utc>>,
+    ) -> Verdict {
+        if let Some(hold) = self.due(kind, since) {
+            return Some(Err(hold));
+        }
+        let names = match self.names(&facts.task_arn) {
+            Ok(n) => n,
+            Err(hold) => return Some(Err(hold)),
+        };
+        match plan_for(intent, &names, &facts, s.record, self.settings, self.now) {
+            Decision::Act(plan) => Some(Ok(action(kind, intent, names, facts, s, *plan))),
+            Decision::Skip(skip) => Some(Err(Hold::Skip(skip))),
+        }
+    }
+}
+
+fn action(kind: ActionKind, intent: Intent, names: TaskNames, facts: TaskFacts, s: &Subject<'_>, plan: Plan) -> Action {
+    Action {
+        kind,
+        task_id: s.id.to_owned(),
+        ecs: s.ecs,
+        queue: s.queue.map(|q| q.name.clone()),
+        record_state: s.record.map(|r| r.state),
+        intent,
+        names,
+        facts,
+        plan,
+    }
+}
+
+/// A record-less queue is ours only when tasksub's tags name its task and our stack (no details: it
+/// vanished, or could not be read).
+pub(super) fn proven(details: Option<&QueueDetails>, id: &str, settings: &Settings) -> Result<(), Hold> {
+    let d = details.ok_or(Hold::Untagged)?;
+    let arn = d
+        .tags
+        .get(tags::TASK_ARN)
+        .filter(|v| !v.is_empty())
+        .ok_or(Hold::Untagged)?;
+    match TaskArn::parse(arn) {
+        Ok(parsed) if parsed.task_id.as_str() == id => {}
+        _ => return Err(Hold::ForeignQueue),
+    }
+    match d.tags.get(tags::STACK) {
+        Some(stack) if *stack == settings.stack => Ok(()),
+        _ => Err(Hold::OtherStack),
+    }
+}
+
+fn facts_of_task(t: &EcsTask) -> TaskFacts {
+    TaskFacts {
+        task_arn: t.task_arn.clone(),
+        cluster_arn: t.cluster_arn.clone(),
+        group: t.group.clone(),
+        version: t.version,
+    }
+}
+
+fn facts_of_record(r: &Record) -> TaskFacts {
+    TaskFacts {
+        task_arn: r.task_arn.clone(),
+        cluster_arn: r.cluster_arn.clone(),
+        group: r.group.clone(),
+        version: Some(r.version),
+    }
+}
