@@ -317,6 +317,7 @@ fn settings_for(topics: &[String], table: &str, prefix: &str) -> anyhow::Result<
         let m: BTreeMap<String, String> = [
             (var, topics.join(",")),
             ("TASKSUB_ACCOUNT_ID", ACCOUNT.to_owned()),
+            ("TASKSUB_REGION", REGION.to_owned()),
             (vars::TABLE, table.to_owned()),
             (vars::QUEUE_PREFIX, prefix.to_owned()),
             (vars::CLUSTERS, cluster_arn()),
@@ -769,6 +770,15 @@ fn key(level: u64, v: &str, e: &str) -> String {
     format!("{v}/{e}@{level}")
 }
 
+/// An error message fit for a table cell: one line, at most 120 characters (the JSON has it whole).
+fn one_line(e: &str) -> String {
+    let flat = e.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "/");
+    match flat.char_indices().nth(120) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
+}
+
 /// `a ≥ target`, as the summary tables say it.
 fn met(a: f64, target: f64) -> &'static str {
     if a >= target {
@@ -987,7 +997,11 @@ fn render(
                 ratio(r_med),
                 ratio(r_pair),
                 if s.errors > 0 {
-                    format!("{} ({})", s.errors, s.first_error.clone().unwrap_or_default())
+                    format!(
+                        "{} ({})",
+                        s.errors,
+                        one_line(s.first_error.as_deref().unwrap_or_default())
+                    )
                 } else {
                     "0".into()
                 },
