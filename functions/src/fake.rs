@@ -5,6 +5,9 @@
 //! with different attributes fails, a deleted queue name is blocked for 60 s (of the fake's own clock),
 //! Subscribe with changed attributes is refused, deleting what is gone is `NotFound`. It also holds ECS
 //! tasks for the sweeper: DescribeTasks refuses more than 100 ARNs, and unknown ARNs come back MISSING.
+//!
+//! A test double: compiled only with the `test-util` feature (not in the Lambda binaries).
+#![cfg(feature = "test-util")]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,5 +1,8 @@
 //! A wrapper around any ports that counts calls and injects faults, so the same crash and throttling
 //! scenarios run on the in-memory fake and on the emulator.
+//!
+//! A test double: compiled only with the `test-util` feature (not in the Lambda binaries).
+#![cfg(feature = "test-util")]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
