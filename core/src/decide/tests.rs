@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::event::TaskStateChange;
+use crate::record::State;
 use crate::test_support::{now, settings, settings_with_topics, PROD, TOPIC};
 
 const TASK: &str = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef";
@@ -116,8 +117,9 @@ fn ready_records_converge_to_the_configured_topics() {
     use Step::*;
     let two = settings_with_topics(&[TOPIC, FLAGS]);
     let one = settings();
+    type Row<'a> = (&'a Settings, Record, &'a str, &'a str, Result<Vec<Step>, Skip>);
     #[rustfmt::skip]
-    let rows: Vec<(&Settings, Record, &str, &str, Result<Vec<Step>, Skip>)> = vec![
+    let rows: Vec<Row> = vec![
         (&two, with_subs(Ready, &[TOPIC]), "RUNNING", "RUNNING", Ok(vec![Subscribe, UpdatePolicy, MarkReady])),
         (&two, with_subs(Ready, &[TOPIC, FLAGS]), "RUNNING", "RUNNING", Err(Skip::AlreadyReady)),
         (&two, with_subs(Ready, &[FLAGS, TOPIC]), "RUNNING", "RUNNING", Err(Skip::AlreadyReady)),

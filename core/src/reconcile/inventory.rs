@@ -71,7 +71,7 @@ pub struct Inventory {
     /// IDs of tasks ECS listed but could not describe (a failure other than MISSING): alive, details
     /// unknown, so never touched.
     pub opaque: BTreeSet<String>,
-    /// Details of the queues [`needs_details`] named, by queue name.
+    /// Details of the queues [`needs_details`](super::needs_details) named, by queue name.
     pub details: BTreeMap<String, QueueDetails>,
     /// The topic's subscriptions, listed before the records were read (so a subscription made by a
     /// provisioning in flight always finds its claim).
