@@ -464,3 +464,46 @@ fn mixing_fifo_and_standard_topics_is_a_settings_error() {
         "{err}"
     );
 }
+
+/// moto refuses the ReplayPolicy subscription attribute (its Subscribe knows six attributes), so the
+/// catch-up window is checked on the fake, which keeps every attribute as subscribed: the policy starts
+/// `replaySeconds` before the record was created, the same on every retry, on the topic that asked for it.
+#[tokio::test]
+async fn a_fifo_replay_window_is_asked_for_on_subscribe() {
+    use tasksub_tests::world::{FakeWorld, World};
+    let cfg = "arn:aws:sns:us-east-1:123456789012:cfg.fifo";
+    let flags = "arn:aws:sns:us-east-1:123456789012:flags.fifo";
+    let w = FakeWorld::with(&[
+        (vars::TOPIC_ARN, ""),
+        (vars::TOPIC_ARNS, &format!("{cfg},{flags}")),
+        (vars::TOPIC_SETTINGS, r#"{"cfg.fifo":{"replaySeconds":3600}}"#),
+    ]);
+    let task = w.task();
+    let out = w
+        .controller()
+        .handle_json(&task.event("RUNNING", "RUNNING", 1))
+        .await
+        .unwrap();
+    assert_eq!(out.state, Some("READY"));
+    let record = w.fake().record(&task.id).unwrap();
+    assert!(record.queue_name.ends_with(".fifo"));
+    let start = (record.created_at - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let subs = w.fake().subscriptions();
+    let replay = |topic: &str| {
+        subs.values()
+            .find(|s| s.topic_arn == topic)
+            .and_then(|s| s.attributes.get("ReplayPolicy").cloned())
+    };
+    assert_eq!(
+        replay(cfg),
+        Some(format!(r#"{{"PointType":"Timestamp","StartingPoint":"{start}"}}"#))
+    );
+    assert_eq!(replay(flags), None, "only the topic that asked for a window replays");
+    let queue = w
+        .fake()
+        .queues()
+        .into_iter()
+        .find(|q| q.name == record.queue_name)
+        .unwrap();
+    assert_eq!(queue.attributes["FifoQueue"], "true");
+}

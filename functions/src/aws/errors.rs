@@ -175,4 +175,40 @@ mod tests {
             .contains("subscriptions per topic"));
         assert_eq!(quota_of_code("ThrottlingException"), None);
     }
+
+    /// A Subscribe refused for a quota is a permanent error whose message names the quota (and keeps
+    /// the service's own words).
+    #[test]
+    fn quota_errors_are_permanent_and_name_the_quota() {
+        use aws_sdk_sns::operation::subscribe::SubscribeError;
+        use aws_sdk_sns::types::error::{FilterPolicyLimitExceededException, SubscriptionLimitExceededException};
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        let meta = |code: &str| ErrorMetadata::builder().code(code).message("limit").build();
+        let raw = || HttpResponse::new(StatusCode::try_from(403).unwrap(), SdkBody::empty());
+        let filter = SubscribeError::FilterPolicyLimitExceededException(
+            FilterPolicyLimitExceededException::builder()
+                .message("limit")
+                .meta(meta("FilterPolicyLimitExceeded"))
+                .build(),
+        );
+        let e = classify("Subscribe", &SdkError::service_error(filter, raw()));
+        assert_eq!(e.kind, ErrorKind::Quota);
+        assert!(!e.kind.is_transient());
+        assert!(
+            e.message.contains("filter policies per topic (200 by default"),
+            "{}",
+            e.message
+        );
+        let subs = SubscribeError::SubscriptionLimitExceededException(
+            SubscriptionLimitExceededException::builder()
+                .message("limit")
+                .meta(meta("SubscriptionLimitExceeded"))
+                .build(),
+        );
+        let e = classify("Subscribe", &SdkError::service_error(subs, raw()));
+        assert_eq!(e.kind, ErrorKind::Quota);
+        assert!(e.message.contains("subscriptions per topic"), "{}", e.message);
+    }
 }
