@@ -5,9 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::naming::{Home, NamingError, QueueNaming, QueuePrefix};
+use crate::naming::{Home, QueueNaming, QueuePrefix};
 
+mod env;
 mod topics;
+pub mod vars;
+
+use env::{filter_policy, home, invalid, scope, stack_name, table_name, Env};
 pub use topics::{Topic, MAX_REPLAY_SECONDS};
 
 /// Why settings could not be built.
@@ -106,56 +110,6 @@ pub const DEFAULT_STACK: &str = "tasksub";
 /// Longest `TASKSUB_STACK` (a CloudFormation stack name has at most 128 characters).
 pub const MAX_STACK_LEN: usize = 128;
 
-/// Setting names, as environment variables.
-pub mod vars {
-    /// One SNS topic ARN (a list of one; kept for single-topic deployments).
-    pub const TOPIC_ARN: &str = "TASKSUB_TOPIC_ARN";
-    /// Comma-separated SNS topic ARNs, in any account and region.
-    pub const TOPIC_ARNS: &str = "TASKSUB_TOPIC_ARNS";
-    /// Per-topic subscription settings: a JSON object keyed by topic name (or ARN).
-    pub const TOPIC_SETTINGS: &str = "TASKSUB_TOPIC_SETTINGS";
-    /// The deployment's account ID (12 digits): task queues live there.
-    pub const ACCOUNT_ID: &str = "TASKSUB_ACCOUNT_ID";
-    /// The deployment's region; `AWS_REGION` (set by Lambda) when absent.
-    pub const REGION: &str = "TASKSUB_REGION";
-    /// The region Lambda and the SDK set.
-    pub const AWS_REGION: &str = "AWS_REGION";
-    /// DynamoDB table name.
-    pub const TABLE: &str = "TASKSUB_TABLE";
-    /// Comma-separated cluster ARNs or names.
-    pub const CLUSTERS: &str = "TASKSUB_CLUSTERS";
-    /// Comma-separated service groups.
-    pub const SERVICE_GROUPS: &str = "TASKSUB_SERVICE_GROUPS";
-    /// Queue name prefix.
-    pub const QUEUE_PREFIX: &str = "TASKSUB_QUEUE_PREFIX";
-    /// RawMessageDelivery.
-    pub const RAW_DELIVERY: &str = "TASKSUB_RAW_DELIVERY";
-    /// Filter policy JSON.
-    pub const FILTER_POLICY: &str = "TASKSUB_FILTER_POLICY";
-    /// Filter policy scope.
-    pub const FILTER_POLICY_SCOPE: &str = "TASKSUB_FILTER_POLICY_SCOPE";
-    /// Subscription DLQ ARN.
-    pub const SUBSCRIPTION_DLQ_ARN: &str = "TASKSUB_SUBSCRIPTION_DLQ_ARN";
-    /// Queue DLQ ARN.
-    pub const QUEUE_DLQ_ARN: &str = "TASKSUB_QUEUE_DLQ_ARN";
-    /// Queue redrive maxReceiveCount.
-    pub const QUEUE_MAX_RECEIVE_COUNT: &str = "TASKSUB_QUEUE_MAX_RECEIVE_COUNT";
-    /// Queue retention.
-    pub const QUEUE_RETENTION_SECONDS: &str = "TASKSUB_QUEUE_RETENTION_SECONDS";
-    /// Queue visibility timeout.
-    pub const QUEUE_VISIBILITY_SECONDS: &str = "TASKSUB_QUEUE_VISIBILITY_SECONDS";
-    /// Tombstone TTL.
-    pub const TOMBSTONE_TTL_SECONDS: &str = "TASKSUB_TOMBSTONE_TTL_SECONDS";
-    /// The stack (deployment) name, the value of every queue's `tasksub:stack` tag.
-    pub const STACK: &str = "TASKSUB_STACK";
-    /// Sweeper: minimum age before it touches a record, queue or task.
-    pub const SWEEP_GRACE_SECONDS: &str = "TASKSUB_SWEEP_GRACE_SECONDS";
-    /// Sweeper: minimum interval between two of its mutating calls.
-    pub const SWEEP_MIN_INTERVAL_MS: &str = "TASKSUB_SWEEP_MIN_INTERVAL_MS";
-    /// Sweeper: most actions one run executes (the rest wait for the next run).
-    pub const SWEEP_MAX_ACTIONS: &str = "TASKSUB_SWEEP_MAX_ACTIONS";
-}
-
 /// The sweeper's own settings (on top of [`Settings`], from the same environment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepSettings {
@@ -190,137 +144,6 @@ impl SweepSettings {
             max_actions: env.number(SWEEP_MAX_ACTIONS, d.max_actions, 1..=100_000)?,
         })
     }
-}
-
-struct Env<F>(F);
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-    }
-    fn required(&self, name: &'static str) -> Result<String, SettingsError> {
-        self.get(name).ok_or(SettingsError::Missing(name))
-    }
-    fn list(&self, name: &str) -> Vec<String> {
-        self.get(name)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-    fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
-        &self,
-        name: &'static str,
-        default: T,
-        range: std::ops::RangeInclusive<T>,
-    ) -> Result<T, SettingsError> {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
-        };
-        let value: T = raw.parse().map_err(|_| SettingsError::Invalid {
-            name,
-            reason: format!("{raw:?} is not a number"),
-        })?;
-        if !range.contains(&value) {
-            let reason = format!("{value} is outside {}..={}", range.start(), range.end());
-            return Err(SettingsError::Invalid { name, reason });
-        }
-        Ok(value)
-    }
-    fn boolean(&self, name: &'static str, default: bool) -> Result<bool, SettingsError> {
-        match self.get(name).map(|v| v.to_ascii_lowercase()) {
-            None => Ok(default),
-            Some(v) if v == "true" || v == "1" || v == "yes" => Ok(true),
-            Some(v) if v == "false" || v == "0" || v == "no" => Ok(false),
-            Some(v) => Err(SettingsError::Invalid {
-                name,
-                reason: format!("{v:?} is not true or false"),
-            }),
-        }
-    }
-    fn sqs_arn(&self, name: &'static str) -> Result<Option<String>, SettingsError> {
-        match self.get(name) {
-            Some(arn) if arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sqs") => Ok(Some(arn)),
-            Some(arn) => Err(SettingsError::Invalid {
-                name,
-                reason: format!("{arn:?} is not an SQS queue ARN"),
-            }),
-            None => Ok(None),
-        }
-    }
-}
-
-fn invalid(name: &'static str) -> impl Fn(NamingError) -> SettingsError {
-    move |e| SettingsError::Invalid {
-        name,
-        reason: e.to_string(),
-    }
-}
-
-fn table_name(table: String) -> Result<String, SettingsError> {
-    if !(3..=255).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
-        return Err(SettingsError::Invalid {
-            name: vars::TABLE,
-            reason: format!("{table:?} is not a table name"),
-        });
-    }
-    Ok(table)
-}
-
-fn stack_name(stack: Option<String>) -> Result<String, SettingsError> {
-    let stack = stack.unwrap_or_else(|| DEFAULT_STACK.to_owned());
-    let stack_char = |c: char| c.is_ascii_alphanumeric() || "-_.:/=+@".contains(c);
-    if stack.len() > MAX_STACK_LEN || !stack.chars().all(stack_char) {
-        return Err(SettingsError::Invalid {
-            name: vars::STACK,
-            reason: format!("{stack:?} is not a stack name: expected 1..={MAX_STACK_LEN} chars of [A-Za-z0-9-_.:/=+@]"),
-        });
-    }
-    Ok(stack)
-}
-
-fn home<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Home, SettingsError> {
-    let account = env.required(vars::ACCOUNT_ID)?;
-    let (name, region) = match env.get(vars::REGION) {
-        Some(r) => (vars::REGION, r),
-        None => (
-            vars::AWS_REGION,
-            env.get(vars::AWS_REGION).ok_or(SettingsError::Missing(vars::REGION))?,
-        ),
-    };
-    Home::new(&region, &account).map_err(|e| match e {
-        NamingError::NotAnAccount(_) => invalid(vars::ACCOUNT_ID)(e),
-        _ => invalid(name)(e),
-    })
-}
-
-/// A filter policy: a JSON object, re-serialised canonically.
-fn filter_policy(name: &'static str, raw: &str) -> Result<String, SettingsError> {
-    let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| SettingsError::Invalid {
-        name,
-        reason: format!("filter policy is not JSON: {e}"),
-    })?;
-    policy_object(name, v)
-}
-
-fn policy_object(name: &'static str, v: serde_json::Value) -> Result<String, SettingsError> {
-    if !v.is_object() {
-        let reason = "a filter policy must be a JSON object".to_owned();
-        return Err(SettingsError::Invalid { name, reason });
-    }
-    Ok(v.to_string())
-}
-
-fn scope(name: &'static str, s: String) -> Result<String, SettingsError> {
-    if s == "MessageAttributes" || s == "MessageBody" {
-        return Ok(s);
-    }
-    let reason = format!("{s:?} is not MessageAttributes or MessageBody");
-    Err(SettingsError::Invalid { name, reason })
 }
 
 impl Settings {

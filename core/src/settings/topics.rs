@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::{policy_object, scope, vars, Env, SettingsError, SubscriptionSettings};
+use super::env::{bad, is_sqs_arn, policy_object, scope, Env};
+use super::{vars, SettingsError, SubscriptionSettings};
 use crate::naming::{QueueName, TaskId, TopicArn};
 use crate::policy::{QueuePolicy, MAX_POLICY_BYTES};
 
@@ -36,13 +37,6 @@ struct Overrides {
     filter_policy_scope: Option<String>,
     dlq_arn: Option<String>,
     replay_seconds: Option<u32>,
-}
-
-fn bad(name: &'static str, reason: impl Into<String>) -> SettingsError {
-    SettingsError::Invalid {
-        name,
-        reason: reason.into(),
-    }
 }
 
 /// The configured topics, in order, with their settings.
@@ -135,7 +129,7 @@ fn apply(s: &mut SubscriptionSettings, o: Overrides, arn: &TopicArn) -> Result<(
         s.filter_policy_scope = Some(scope(name, sc).map_err(|e| in_topic(e, arn))?);
     }
     if let Some(dlq) = o.dlq_arn {
-        if !(dlq.starts_with("arn:") && dlq.split(':').nth(2) == Some("sqs")) {
+        if !is_sqs_arn(&dlq) {
             return Err(bad(
                 name,
                 format!("{}: dlqArn {dlq:?} is not an SQS queue ARN", arn.name),
