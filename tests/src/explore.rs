@@ -112,6 +112,9 @@ pub struct Options {
     pub legacy: bool,
     /// Most crashes injected per schedule.
     pub max_crashes: usize,
+    /// How many topics every task queue subscribes to (1..=3: the home topic, one in another region,
+    /// one in another account); each start issues one Subscribe per topic in the same stage.
+    pub topics: usize,
 }
 
 impl Default for Options {
@@ -119,6 +122,7 @@ impl Default for Options {
         Self {
             legacy: false,
             max_crashes: 2,
+            topics: 1,
         }
     }
 }
@@ -127,8 +131,20 @@ impl Default for Options {
 const ATTEMPTS: usize = 3;
 const PREFIX: &str = "tasksub-";
 
-fn settings() -> Settings {
-    let m = settings_map(&format!("arn:aws:sns:{REGION}:{ACCOUNT}:fanout"), "records", PREFIX);
+fn settings(topics: usize) -> Settings {
+    let all = [
+        format!("arn:aws:sns:{REGION}:{ACCOUNT}:fanout"),
+        "arn:aws:sns:eu-west-1:123456789012:flags".to_owned(),
+        "arn:aws:sns:us-east-1:210987654321:events".to_owned(),
+    ];
+    let mut m = settings_map(&all[0], "records", PREFIX);
+    if topics > 1 {
+        m.remove(tasksub_core::settings::vars::TOPIC_ARN);
+        m.insert(
+            tasksub_core::settings::vars::TOPIC_ARNS.to_owned(),
+            all[..topics.min(all.len())].join(","),
+        );
+    }
     Settings::from_map(&m).expect("settings")
 }
 
@@ -200,18 +216,18 @@ fn jobs_for(rng: &mut fastrand::Rng, task: &Task, fate: Fate) -> Vec<Job> {
 
 type Fut = Pin<Box<dyn Future<Output = Result<(), bool>>>>;
 
-fn start(job: &Job, fake: &Fake, board: &Shared, id: usize) -> Fut {
+fn start(job: &Job, fake: &Fake, board: &Shared, id: usize, topics: usize) -> Fut {
     let ports = Gated::new(fake.clone(), board.clone(), id);
     match job.clone() {
         Job::Event { payload, .. } => Box::pin(async move {
-            let c = Controller::with_ports(settings(), ports, Role::Any);
+            let c = Controller::with_ports(settings(topics), ports, Role::Any);
             c.handle_json_at(&payload, now())
                 .await
                 .map(|_| ())
                 .map_err(|e| e.is_retryable())
         }),
         Job::Sweep => Box::pin(async move {
-            let s = Sweeper::with_ports(settings(), sweep_settings(), ports.clone(), ports);
+            let s = Sweeper::with_ports(settings(topics), sweep_settings(), ports.clone(), ports);
             let options = RunOptions {
                 grace_seconds: Some(0),
                 ..RunOptions::default()
@@ -267,7 +283,7 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
         live.insert(
             next_id,
             Live {
-                fut: start(&job, &fake, &board, next_id),
+                fut: start(&job, &fake, &board, next_id, options.topics),
                 job,
                 attempt: 1,
             },
@@ -291,7 +307,7 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
                 }
                 if let Err(true) = result {
                     if inv.attempt < ATTEMPTS {
-                        let fut = start(&inv.job, &fake, &board, next_id);
+                        let fut = start(&inv.job, &fake, &board, next_id, options.topics);
                         live.insert(
                             next_id,
                             Live {
@@ -342,7 +358,7 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
             b.granted.retain(|(i, _)| *i != id);
             b.lose_answer.retain(|(i, _)| *i != id);
             drop(b);
-            let fut = start(&inv.job, &fake, &board, next_id);
+            let fut = start(&inv.job, &fake, &board, next_id, options.topics);
             live.insert(
                 next_id,
                 Live {
@@ -375,7 +391,7 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
         // From the events alone: every invariant of the subscriptions holds, and the only thing a rare
         // interleaving may leave is an empty, unsubscribed queue of a stopped task (a provisioner that
         // lost to a stale READY re-created it after the teardown deleted it, more than 60 s later).
-        let before = check(&fake, &task, fate);
+        let before = check(&fake, &task, fate, options.topics);
         run.stray_queue = before.iter().any(|v| v.starts_with("leaked queue"));
         run.violations
             .extend(before.into_iter().filter(|v| !v.starts_with("leaked queue")));
@@ -384,8 +400,8 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
     // what an invocation that crashed or failed after creating something leaves while a teardown
     // tombstoned the record (the redelivered event finds the tombstone).
     run.swept = true;
-    sweep_now(&fake);
-    run.violations.extend(check(&fake, &task, fate));
+    sweep_now(&fake, options.topics);
+    run.violations.extend(check(&fake, &task, fate, options.topics));
     run
 }
 
@@ -398,8 +414,8 @@ fn parked(b: &Board, id: usize) -> bool {
     b.waiting.keys().any(|(i, _)| *i == id)
 }
 
-fn sweep_now(fake: &Fake) {
-    let s = Sweeper::with_ports(settings(), sweep_settings(), fake.clone(), fake.clone());
+fn sweep_now(fake: &Fake, topics: usize) {
+    let s = Sweeper::with_ports(settings(topics), sweep_settings(), fake.clone(), fake.clone());
     let options = RunOptions {
         grace_seconds: Some(0),
         ..RunOptions::default()
@@ -414,8 +430,8 @@ fn sweep_now(fake: &Fake) {
     }
 }
 
-/// The invariants at quiescence.
-pub fn check(fake: &Fake, task: &Task, fate: Fate) -> Vec<String> {
+/// The invariants at quiescence (`topics`: how many topics each live task must be subscribed to).
+pub fn check(fake: &Fake, task: &Task, fate: Fate, topics: usize) -> Vec<String> {
     let mut v = Vec::new();
     let queue = format!("{PREFIX}{}", task.id);
     let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
@@ -433,11 +449,16 @@ pub fn check(fake: &Fake, task: &Task, fate: Fate) -> Vec<String> {
             if state != Some(State::Ready) {
                 v.push(format!("a task never stopped ends {state:?}, not READY"));
             }
-            let named = record.as_ref().and_then(|r| r.subscriptions.values().next().cloned());
-            let count = record.as_ref().map_or(0, |r| r.subscriptions.len());
-            if subs.len() != 1 || count != 1 || named.as_ref() != subs.first() {
+            let mut named: Vec<String> = record
+                .as_ref()
+                .map(|r| r.subscriptions.values().cloned().collect())
+                .unwrap_or_default();
+            named.sort();
+            let mut listed = subs.clone();
+            listed.sort();
+            if listed.len() != topics || named != listed {
                 v.push(format!(
-                    "a live task's subscriptions are {subs:?}, its record names {named:?}"
+                    "a live task's subscriptions are {subs:?}, its record names {named:?} ({topics} topics)"
                 ));
             }
             if !queue_exists {
