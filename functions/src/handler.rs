@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tasksub_core::decide::{self, Intent, Role, Skip};
-use tasksub_core::event::{self, EventError, Incoming};
+use tasksub_core::decide::{self, Admitted, Intent, Role, Skip, Step};
+use tasksub_core::event::{self, EventError, Incoming, TaskEvent};
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::record::State;
 use tasksub_core::settings::Settings;
@@ -91,76 +91,30 @@ impl<P: Ports> Controller<P> {
         self.handle_json_at(payload, Utc::now()).await
     }
 
-    /// Handles one raw EventBridge payload at a given time.
+    /// Handles one raw EventBridge payload at a given time: parse, admit, check the role, execute
+    /// (unless the settled cache already knows the answer), report.
     pub async fn handle_json_at(
         &self,
         payload: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Outcome, HandlerError> {
-        let event = match event::parse(payload) {
-            Ok(Incoming::Task(event)) => event,
-            Ok(Incoming::Other { source, detail_type }) => {
-                let skip = if source != event::ECS_SOURCE {
-                    Skip::OtherSource(source)
-                } else {
-                    Skip::OtherDetailType(detail_type)
-                };
-                return Ok(self.skipped(now, None, "", &skip));
-            }
-            Err(e) => {
-                error!(action = "parse", outcome = "rejected", error = %e, "malformed event: nothing changed");
-                return Err(HandlerError::Malformed(e));
-            }
+        let event = match self.parse(payload, now)? {
+            Ok(event) => event,
+            Err(skipped) => return Ok(skipped),
         };
         let cluster = event.detail.cluster_arn.as_str();
-        let admitted = match decide::admit(&event, &self.settings, now) {
-            Ok(Ok(a)) => a,
-            Ok(Err(skip)) => return Ok(self.skipped(now, None, cluster, &skip)),
-            Err(e) => {
-                let task_arn = event.detail.task_arn.as_str();
-                error!(task_arn, cluster, action = "admit", outcome = "rejected", error = %e, "event names no valid queue");
-                return Err(HandlerError::InvalidTask(e.to_string()));
-            }
+        let admitted = match self.admit(&event, now)? {
+            Ok(admitted) => admitted,
+            Err(skipped) => return Ok(skipped),
         };
         let task_id = admitted.names.record_key().to_owned();
         let intent = admitted.intent;
         if !self.role.accepts(intent) {
             return Ok(self.skipped(now, Some(task_id), cluster, &Skip::WrongFunction(intent)));
         }
-        let cached = if intent == Intent::Provision {
-            self.settled.get(&task_id)
-        } else {
-            None
-        };
-        let handled = match cached {
-            Some(State::Ready) => Ok(Handled::Skipped(Skip::AlreadyReady)),
-            Some(state) => Ok(Handled::Skipped(Skip::Tombstoned(state))),
-            None => executor::handle(&self.ports, &admitted, &self.settings, now).await,
-        };
-        if let Some(state) = settled_state(&handled) {
-            self.settled.note(&task_id, state);
-        }
-        let (steps, state, outcome) = match handled {
-            Ok(Handled::Skipped(skip)) => return Ok(self.skipped(now, Some(task_id), cluster, &skip)),
-            Ok(Handled::Applied { steps, state }) => {
-                info!(
-                    task_id,
-                    cluster,
-                    intent = intent.as_str(),
-                    action = "done",
-                    outcome = "applied",
-                    state = state.as_str()
-                );
-                let latency = admitted.time.map(|t| (now - t).num_milliseconds().max(0) as f64);
-                match (state, latency) {
-                    (State::Ready, Some(ms)) => {
-                        self.metric(now, None, &[("ProvisioningLatency", Unit::Milliseconds, ms)])
-                    }
-                    (State::Gone, Some(ms)) => self.metric(now, None, &[("TeardownLatency", Unit::Milliseconds, ms)]),
-                    _ => {}
-                }
-                (steps, Some(state.as_str()), "applied")
-            }
+        match self.execute(&admitted, &task_id, now).await {
+            Ok(Handled::Skipped(skip)) => Ok(self.skipped(now, Some(task_id), cluster, &skip)),
+            Ok(Handled::Applied { steps, state }) => Ok(self.applied(now, &admitted, cluster, &steps, state)),
             Ok(Handled::Compensated { steps }) => {
                 warn!(
                     task_id,
@@ -170,19 +124,84 @@ impl<P: Ports> Controller<P> {
                     outcome = "compensated",
                     "a teardown won the race; our work was undone"
                 );
-                (steps, None, "compensated")
+                Ok(Outcome::done("compensated", &admitted, &steps, None))
             }
-            Err(e) => return Err(self.failed(now, e)),
+            Err(e) => Err(self.failed(now, e)),
+        }
+    }
+
+    /// The task event of a payload; another event is skipped, a malformed one refused.
+    fn parse(
+        &self,
+        payload: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Result<TaskEvent, Outcome>, HandlerError> {
+        match event::parse(payload) {
+            Ok(Incoming::Task(event)) => Ok(Ok(*event)),
+            Ok(Incoming::Other { source, detail_type }) => {
+                let skip = if source != event::ECS_SOURCE {
+                    Skip::OtherSource(source)
+                } else {
+                    Skip::OtherDetailType(detail_type)
+                };
+                Ok(Err(self.skipped(now, None, "", &skip)))
+            }
+            Err(e) => {
+                error!(action = "parse", outcome = "rejected", error = %e, "malformed event: nothing changed");
+                Err(HandlerError::Malformed(e))
+            }
+        }
+    }
+
+    /// The event admitted by [`decide::admit`], or skipped; a task ARN that names no queue is refused.
+    fn admit(&self, event: &TaskEvent, now: DateTime<Utc>) -> Result<Result<Admitted, Outcome>, HandlerError> {
+        let cluster = event.detail.cluster_arn.as_str();
+        match decide::admit(event, &self.settings, now) {
+            Ok(Ok(a)) => Ok(Ok(a)),
+            Ok(Err(skip)) => Ok(Err(self.skipped(now, None, cluster, &skip))),
+            Err(e) => {
+                let task_arn = event.detail.task_arn.as_str();
+                error!(task_arn, cluster, action = "admit", outcome = "rejected", error = %e, "event names no valid queue");
+                Err(HandlerError::InvalidTask(e.to_string()))
+            }
+        }
+    }
+
+    /// Runs the plan, unless the settled cache proves a start event needs nothing; notes what it proves.
+    async fn execute(&self, admitted: &Admitted, task_id: &str, now: DateTime<Utc>) -> Result<Handled, HandleError> {
+        let cached = if admitted.intent == Intent::Provision {
+            self.settled.get(task_id)
+        } else {
+            None
         };
-        Ok(Outcome {
-            outcome,
-            task_id: Some(task_id),
-            intent: Some(intent.as_str()),
-            steps: steps.iter().map(|s| s.as_str()).collect(),
-            state,
-            reason: (outcome == "compensated").then_some("lost-race"),
-            detail: None,
-        })
+        let handled = match cached {
+            Some(State::Ready) => Ok(Handled::Skipped(Skip::AlreadyReady)),
+            Some(state) => Ok(Handled::Skipped(Skip::Tombstoned(state))),
+            None => executor::handle(&self.ports, admitted, &self.settings, now).await,
+        };
+        if let Some(state) = settled_state(&handled) {
+            self.settled.note(task_id, state);
+        }
+        handled
+    }
+
+    /// Logs an applied plan and its latency metric (event time to the final state).
+    fn applied(&self, now: DateTime<Utc>, admitted: &Admitted, cluster: &str, steps: &[Step], state: State) -> Outcome {
+        info!(
+            task_id = admitted.names.record_key(),
+            cluster,
+            intent = admitted.intent.as_str(),
+            action = "done",
+            outcome = "applied",
+            state = state.as_str()
+        );
+        let latency = admitted.time.map(|t| (now - t).num_milliseconds().max(0) as f64);
+        match (state, latency) {
+            (State::Ready, Some(ms)) => self.metric(now, None, &[("ProvisioningLatency", Unit::Milliseconds, ms)]),
+            (State::Gone, Some(ms)) => self.metric(now, None, &[("TeardownLatency", Unit::Milliseconds, ms)]),
+            _ => {}
+        }
+        Outcome::done("applied", admitted, steps, Some(state.as_str()))
     }
 
     fn function_name(&self) -> &'static str {
@@ -271,6 +290,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    fn done(outcome: &'static str, admitted: &Admitted, steps: &[Step], state: Option<&'static str>) -> Self {
+        Self {
+            outcome,
+            task_id: Some(admitted.names.record_key().to_owned()),
+            intent: Some(admitted.intent.as_str()),
+            steps: steps.iter().map(|s| s.as_str()).collect(),
+            state,
+            reason: (outcome == "compensated").then_some("lost-race"),
+            detail: None,
+        }
+    }
     fn skipped(task_id: Option<String>, skip: &Skip) -> Self {
         Self {
             outcome: "skipped",
