@@ -97,6 +97,8 @@ pub(super) async fn subscriptions<S: Subscriptions>(paced: &S, settings: &Settin
     (out, failed)
 }
 
+/// Everything the reconciler needs, read in the order the module doc gives. Fails only when a read that
+/// every verdict depends on fails (records, queues, listing a cluster's tasks).
 pub(super) async fn gather<P, T>(
     ports: &P,
     tasks: &T,
@@ -108,12 +110,27 @@ where
     T: Tasks,
 {
     let mut g = Gathered::default();
-    let inv = &mut g.inventory;
-    inv.records = Records::list(ports).await.map_err(GatherFailed)?;
-    let prefix = settings.queue.prefix.as_str();
-    inv.queues = Queues::list(ports, prefix)
-        .await
-        .map_err(GatherFailed)?
+    g.inventory.records = Records::list(ports).await.map_err(GatherFailed)?;
+    g.inventory.queues = queues_under_prefix(ports, settings.queue.prefix.as_str()).await?;
+    let mut seen = BTreeSet::new();
+    for cluster in &settings.scope.clusters {
+        let arns = list_cluster(tasks, cluster, &mut g).await?;
+        for batch in arns.chunks(DESCRIBE_BATCH) {
+            describe(tasks, cluster, batch, &mut g).await;
+        }
+        seen.extend(arns);
+    }
+    g.tasks_seen = seen.len();
+    g.inventory.subscriptions = subscriptions.to_vec();
+    confirm_unlisted_queues(ports, settings, &mut g).await;
+    queue_details(ports, settings, &mut g).await;
+    Ok(g)
+}
+
+/// The queues ListQueues names under the prefix.
+async fn queues_under_prefix<P: Queues>(ports: &P, prefix: &str) -> Result<Vec<SeenQueue>, GatherFailed> {
+    let urls = Queues::list(ports, prefix).await.map_err(GatherFailed)?;
+    Ok(urls
         .into_iter()
         .filter_map(|url| {
             let name = queue_name_from_url(&url)?;
@@ -122,63 +139,67 @@ where
                 url,
             })
         })
-        .collect();
-    let mut seen = BTreeSet::new();
-    for cluster in &settings.scope.clusters {
-        let mut arns = BTreeSet::new();
-        for desired in [Desired::Running, Desired::Stopped] {
-            match tasks.list_tasks(cluster, desired).await {
-                Ok(listed) => arns.extend(listed),
-                Err(e) if e.kind == ErrorKind::NotFound => {
-                    warn!(cluster, action = "list-tasks", outcome = "missing-cluster", error = %e, "configured cluster does not exist: treated as running no task");
-                    g.missing_clusters.push(cluster.clone());
-                    break;
-                }
-                Err(e) => return Err(GatherFailed(e)),
+        .collect())
+}
+
+/// The ARNs of a cluster's tasks, desired RUNNING and desired STOPPED; a cluster that does not exist runs
+/// no task (and is reported).
+async fn list_cluster<T: Tasks>(tasks: &T, cluster: &str, g: &mut Gathered) -> Result<Vec<String>, GatherFailed> {
+    let mut arns = BTreeSet::new();
+    for desired in [Desired::Running, Desired::Stopped] {
+        match tasks.list_tasks(cluster, desired).await {
+            Ok(listed) => arns.extend(listed),
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                warn!(cluster, action = "list-tasks", outcome = "missing-cluster", error = %e, "configured cluster does not exist: treated as running no task");
+                g.missing_clusters.push(cluster.to_owned());
+                break;
             }
+            Err(e) => return Err(GatherFailed(e)),
         }
-        let arns: Vec<String> = arns.into_iter().collect();
-        for batch in arns.chunks(DESCRIBE_BATCH) {
-            match tasks.describe_tasks(cluster, batch).await {
-                Ok(d) => {
-                    // Listed, then reported MISSING (or left out): alive a moment ago, so never judged
-                    // unknown on this pass (a teardown of a live task would be final).
-                    for arn in &d.missing {
-                        warn!(
-                            cluster,
-                            task_arn = arn,
-                            action = "describe-tasks",
-                            outcome = "missing",
-                            "listed task not described: left alone"
-                        );
-                        inv.opaque.insert(task_id(arn));
-                    }
-                    for (arn, reason) in &d.failed {
-                        warn!(
-                            cluster,
-                            task_arn = arn,
-                            reason,
-                            action = "describe-tasks",
-                            outcome = "failed",
-                            "task left alone"
-                        );
-                        inv.opaque.insert(task_id(arn));
-                    }
-                    inv.tasks.extend(d.tasks);
-                }
-                Err(e) => {
-                    // Listed, so they exist: left alone this run rather than judged unknown.
-                    warn!(cluster, action = "describe-tasks", outcome = "failed", error = %e, tasks = batch.len(), "tasks left alone");
-                    g.errors += 1;
-                    inv.opaque.extend(batch.iter().map(|a| task_id(a)));
-                }
-            }
-        }
-        seen.extend(arns);
     }
-    g.tasks_seen = seen.len();
-    g.inventory.subscriptions = subscriptions.to_vec();
-    confirm_unlisted_queues(ports, settings, &mut g).await;
+    Ok(arns.into_iter().collect())
+}
+
+/// One DescribeTasks batch. A task listed but not described is alive as far as we know: left alone
+/// (opaque) this run rather than judged unknown, since a teardown of a live task would be final.
+async fn describe<T: Tasks>(tasks: &T, cluster: &str, batch: &[String], g: &mut Gathered) {
+    let inv = &mut g.inventory;
+    match tasks.describe_tasks(cluster, batch).await {
+        Ok(d) => {
+            // Listed, then reported MISSING (or left out): alive a moment ago.
+            for arn in &d.missing {
+                warn!(
+                    cluster,
+                    task_arn = arn,
+                    action = "describe-tasks",
+                    outcome = "missing",
+                    "listed task not described: left alone"
+                );
+                inv.opaque.insert(task_id(arn));
+            }
+            for (arn, reason) in &d.failed {
+                warn!(
+                    cluster,
+                    task_arn = arn,
+                    reason,
+                    action = "describe-tasks",
+                    outcome = "failed",
+                    "task left alone"
+                );
+                inv.opaque.insert(task_id(arn));
+            }
+            inv.tasks.extend(d.tasks);
+        }
+        Err(e) => {
+            warn!(cluster, action = "describe-tasks", outcome = "failed", error = %e, tasks = batch.len(), "tasks left alone");
+            g.errors += 1;
+            inv.opaque.extend(batch.iter().map(|a| task_id(a)));
+        }
+    }
+}
+
+/// The tags and creation time of the queues the reconciler needs them for ([`needs_details`]).
+async fn queue_details<P: QueueInspect>(ports: &P, settings: &Settings, g: &mut Gathered) {
     let wanted: Vec<SeenQueue> = needs_details(&g.inventory, settings).into_iter().cloned().collect();
     for q in wanted {
         match ports.details(&q.url).await {
@@ -192,5 +213,4 @@ where
             }
         }
     }
-    Ok(g)
 }

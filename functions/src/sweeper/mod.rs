@@ -16,8 +16,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tasksub_core::decide::Decision;
 use tasksub_core::outcome::ErrorKind;
-use tasksub_core::reconcile::subscriptions::orphan_subscriptions;
-use tasksub_core::reconcile::{self, Action, ActionKind, Hold};
+use tasksub_core::reconcile::subscriptions::{orphan_subscriptions, Unsubscribe};
+use tasksub_core::reconcile::{self, Action, ActionKind};
 use tasksub_core::record::Record;
 use tasksub_core::settings::{Settings, SweepSettings};
 use tokio::time::Instant;
@@ -101,85 +101,90 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         let g = gather::gather(&self.ports, &self.tasks, &self.settings, &subscriptions).await?;
         let verdict = reconcile::reconcile(&g.inventory, &self.settings, grace_seconds, now);
         let subs = orphan_subscriptions(&g.inventory, &self.settings, grace_seconds, now);
-        let mut report = Report {
+        let mut report = Report::found(options.dry_run, grace_seconds, &g, listing_failed, &verdict, &subs);
+        let mut budget = Budget {
             dry_run: options.dry_run,
-            grace_seconds,
-            records_seen: g.inventory.records.len(),
-            queues_seen: g.inventory.queues.len(),
-            tasks_seen: g.tasks_seen,
-            missing_clusters: g.missing_clusters,
-            subscriptions_seen: g.inventory.subscriptions.len(),
-            errors: g.errors + listing_failed,
-            orphan_subscriptions_found: subs.unsubscribe.len(),
-            held: verdict
-                .held
-                .iter()
-                .map(HeldReport::from)
-                .chain(subs.held.iter().map(HeldReport::from))
-                .collect(),
-            waiting: verdict
-                .held
-                .iter()
-                .map(|h| &h.hold)
-                .chain(subs.held.iter().map(|h| &h.hold))
-                .filter(|h| matches!(h, Hold::Grace { .. }))
-                .count(),
-            orphans_found: verdict.actions.iter().filter(|a| a.kind.is_orphan()).count(),
-            ..Report::default()
+            left: self.sweep.max_actions,
+            stop_by: options.stop_by,
         };
-        let stored: BTreeMap<&str, &Record> = g.inventory.records.iter().map(|r| (r.task_id.as_str(), r)).collect();
-        let mut started_actions = 0;
         // Orphan subscriptions before any queue: a record-less queue is never deleted while subscribed.
         for orphan in &subs.unsubscribe {
-            let out_of_time = options.stop_by.is_some_and(|t| Instant::now() >= t);
-            let outcome = if options.dry_run {
-                "planned"
-            } else if started_actions >= self.sweep.max_actions || out_of_time {
-                report.deferred += 1;
-                "deferred"
-            } else {
-                started_actions += 1;
-                match paced.unsubscribe(&orphan.arn).await {
-                    Ok(()) => {
-                        report.orphan_subscriptions_removed += 1;
-                        "done"
-                    }
-                    Err(e) if e.kind == ErrorKind::NotFound => "done",
-                    Err(e) => {
-                        warn!(task_id = orphan.task_id, action = "unsubscribe-orphan", outcome = "failed", error = %e);
-                        report.errors += 1;
-                        "failed"
-                    }
-                }
-            };
-            info!(
-                task_id = orphan.task_id,
-                queue = orphan.queue,
-                action = "unsubscribe-orphan",
-                outcome
-            );
+            let outcome = self.unsubscribe_orphan(&paced, orphan, &mut budget, &mut report).await;
             report.actions.push(ActionReport::unsubscribe(orphan, outcome));
         }
+        let stored: BTreeMap<&str, &Record> = g.inventory.records.iter().map(|r| (r.task_id.as_str(), r)).collect();
         for action in &verdict.actions {
-            let mut line = ActionReport::planned(action);
-            let out_of_time = options.stop_by.is_some_and(|t| Instant::now() >= t);
-            if options.dry_run {
-                info!(task_id = action.task_id, action = action.kind.as_str(), outcome = "planned", steps = ?line.steps);
-            } else if started_actions >= self.sweep.max_actions || out_of_time {
-                line.outcome = "deferred";
-                report.deferred += 1;
-            } else {
-                started_actions += 1;
-                let stored = stored.get(action.task_id.as_str()).copied();
-                let result = Box::pin(self.execute(&paced, action, stored, now)).await;
-                self.account(&mut report, &mut line, action.kind, result);
-            }
+            let stored = stored.get(action.task_id.as_str()).copied();
+            let line = self.repair(&paced, action, stored, &mut budget, &mut report, now).await;
             report.actions.push(line);
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
         report.log();
         report.emit(&self.metrics, now);
         Ok(report)
+    }
+
+    /// Removes one orphan subscription (not-found counts as done), within the budget; the outcome.
+    async fn unsubscribe_orphan(
+        &self,
+        paced: &Paced<'_, P>,
+        orphan: &Unsubscribe,
+        budget: &mut Budget,
+        report: &mut Report,
+    ) -> &'static str {
+        let outcome = match budget.gate() {
+            Gate::Plan => "planned",
+            Gate::Defer => {
+                report.deferred += 1;
+                "deferred"
+            }
+            Gate::Go => match paced.unsubscribe(&orphan.arn).await {
+                Ok(()) => {
+                    report.orphan_subscriptions_removed += 1;
+                    "done"
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => "done",
+                Err(e) => {
+                    warn!(task_id = orphan.task_id, action = "unsubscribe-orphan", outcome = "failed", error = %e);
+                    report.errors += 1;
+                    "failed"
+                }
+            },
+        };
+        info!(
+            task_id = orphan.task_id,
+            queue = orphan.queue,
+            action = "unsubscribe-orphan",
+            outcome
+        );
+        outcome
+    }
+
+    /// Runs one of the reconciler's actions, within the budget; its report line.
+    async fn repair(
+        &self,
+        paced: &Paced<'_, P>,
+        action: &Action,
+        stored: Option<&Record>,
+        budget: &mut Budget,
+        report: &mut Report,
+        now: DateTime<Utc>,
+    ) -> ActionReport {
+        let mut line = ActionReport::planned(action);
+        match budget.gate() {
+            Gate::Plan => {
+                info!(task_id = action.task_id, action = action.kind.as_str(), outcome = "planned", steps = ?line.steps)
+            }
+            Gate::Defer => {
+                line.outcome = "deferred";
+                report.deferred += 1;
+            }
+            Gate::Go => {
+                let result = Box::pin(self.execute(paced, action, stored, now)).await;
+                self.account(report, &mut line, action.kind, result);
+            }
+        }
+        line
     }
 
     async fn execute(
@@ -235,6 +240,36 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
                 report.errors += 1;
             }
         }
+    }
+}
+
+/// How many actions (orphan subscriptions included) this run may still start, and until when.
+struct Budget {
+    dry_run: bool,
+    left: usize,
+    stop_by: Option<Instant>,
+}
+
+/// What the budget allows for the next action.
+enum Gate {
+    /// A dry run: report the plan, change nothing.
+    Plan,
+    /// The per-run cap or the deadline was reached: left for the next run.
+    Defer,
+    /// Run it.
+    Go,
+}
+
+impl Budget {
+    fn gate(&mut self) -> Gate {
+        if self.dry_run {
+            return Gate::Plan;
+        }
+        if self.left == 0 || self.stop_by.is_some_and(|t| Instant::now() >= t) {
+            return Gate::Defer;
+        }
+        self.left -= 1;
+        Gate::Go
     }
 }
 

@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tasksub_core::reconcile::subscriptions::{HeldSubscription, Unsubscribe};
-use tasksub_core::reconcile::{Action, Held, Hold};
+use tasksub_core::reconcile::subscriptions::{HeldSubscription, SubscriptionVerdict, Unsubscribe};
+use tasksub_core::reconcile::{Action, Held, Hold, Reconciled};
+
+use super::gather::Gathered;
 
 use crate::metrics::{Sink, Unit};
 
@@ -191,6 +193,45 @@ impl From<&HeldSubscription> for HeldReport {
 }
 
 impl Report {
+    /// What was found, before any action ran (`listing_failed`: topics whose subscriptions could not be
+    /// listed, counted as errors).
+    pub(super) fn found(
+        dry_run: bool,
+        grace_seconds: u64,
+        g: &Gathered,
+        listing_failed: usize,
+        verdict: &Reconciled,
+        subs: &SubscriptionVerdict,
+    ) -> Self {
+        let holds = || {
+            verdict
+                .held
+                .iter()
+                .map(|h| &h.hold)
+                .chain(subs.held.iter().map(|h| &h.hold))
+        };
+        Self {
+            dry_run,
+            grace_seconds,
+            records_seen: g.inventory.records.len(),
+            queues_seen: g.inventory.queues.len(),
+            tasks_seen: g.tasks_seen,
+            missing_clusters: g.missing_clusters.clone(),
+            subscriptions_seen: g.inventory.subscriptions.len(),
+            errors: g.errors + listing_failed,
+            orphan_subscriptions_found: subs.unsubscribe.len(),
+            held: verdict
+                .held
+                .iter()
+                .map(HeldReport::from)
+                .chain(subs.held.iter().map(HeldReport::from))
+                .collect(),
+            waiting: holds().filter(|h| matches!(h, Hold::Grace { .. })).count(),
+            orphans_found: verdict.actions.iter().filter(|a| a.kind.is_orphan()).count(),
+            ..Self::default()
+        }
+    }
+
     /// Logs the summary as one structured line.
     pub fn log(&self) {
         tracing::info!(
