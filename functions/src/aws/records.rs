@@ -1,5 +1,6 @@
 //! [`Records`] on DynamoDB: consistent reads, conditional puts that return the stored item on conflict.
 
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use tasksub_core::outcome::ErrorKind;
@@ -11,6 +12,41 @@ use crate::ports::{Expect, PortError, Records, Written};
 
 fn bad(op: &'static str, e: impl std::fmt::Display) -> PortError {
     PortError::new(ErrorKind::Invalid, op, e.to_string())
+}
+
+/// The put's condition: what the writer saw (no record, a revision and state, a state, one of states).
+fn with_condition(req: PutItemFluentBuilder, expect: Expect) -> PutItemFluentBuilder {
+    match expect {
+        Expect::Absent => req.condition_expression(format!("attribute_not_exists({})", attr::TASK_ID)),
+        // Revision 0 is also a record written before revisions existed (no attribute).
+        Expect::Revision(0, s) => req
+            .condition_expression("attribute_exists(#id) AND (attribute_not_exists(#rev) OR #rev = :rev) AND #st = :st")
+            .expression_attribute_names("#id", attr::TASK_ID)
+            .expression_attribute_names("#rev", attr::REVISION)
+            .expression_attribute_names("#st", attr::STATE)
+            .expression_attribute_values(":rev", AttributeValue::N("0".into()))
+            .expression_attribute_values(":st", AttributeValue::S(s.as_str().to_owned())),
+        Expect::Revision(n, s) => req
+            .condition_expression("#rev = :rev AND #st = :st")
+            .expression_attribute_names("#rev", attr::REVISION)
+            .expression_attribute_names("#st", attr::STATE)
+            .expression_attribute_values(":rev", AttributeValue::N(n.to_string()))
+            .expression_attribute_values(":st", AttributeValue::S(s.as_str().to_owned())),
+        Expect::State(s) => req
+            .condition_expression("#st = :s0")
+            .expression_attribute_names("#st", attr::STATE)
+            .expression_attribute_values(":s0", AttributeValue::S(s.as_str().to_owned())),
+        Expect::AnyOf(states) => {
+            let names: Vec<String> = (0..states.len()).map(|i| format!(":s{i}")).collect();
+            let mut r = req
+                .condition_expression(format!("#st IN ({})", names.join(", ")))
+                .expression_attribute_names("#st", attr::STATE);
+            for (name, s) in names.iter().zip(states) {
+                r = r.expression_attribute_values(name, AttributeValue::S(s.as_str().to_owned()));
+            }
+            r
+        }
+    }
 }
 
 impl Records for AwsPorts {
@@ -28,45 +64,13 @@ impl Records for AwsPorts {
     }
 
     async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
-        let mut req = self
+        let req = self
             .ddb
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(record)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        req = match expect {
-            Expect::Absent => req.condition_expression(format!("attribute_not_exists({})", attr::TASK_ID)),
-            // Revision 0 is also a record written before revisions existed (no attribute).
-            Expect::Revision(0, s) => req
-                .condition_expression(
-                    "attribute_exists(#id) AND (attribute_not_exists(#rev) OR #rev = :rev) AND #st = :st",
-                )
-                .expression_attribute_names("#id", attr::TASK_ID)
-                .expression_attribute_names("#rev", attr::REVISION)
-                .expression_attribute_names("#st", attr::STATE)
-                .expression_attribute_values(":rev", AttributeValue::N("0".into()))
-                .expression_attribute_values(":st", AttributeValue::S(s.as_str().to_owned())),
-            Expect::Revision(n, s) => req
-                .condition_expression("#rev = :rev AND #st = :st")
-                .expression_attribute_names("#rev", attr::REVISION)
-                .expression_attribute_names("#st", attr::STATE)
-                .expression_attribute_values(":rev", AttributeValue::N(n.to_string()))
-                .expression_attribute_values(":st", AttributeValue::S(s.as_str().to_owned())),
-            Expect::State(s) => req
-                .condition_expression("#st = :s0")
-                .expression_attribute_names("#st", attr::STATE)
-                .expression_attribute_values(":s0", AttributeValue::S(s.as_str().to_owned())),
-            Expect::AnyOf(states) => {
-                let names: Vec<String> = (0..states.len()).map(|i| format!(":s{i}")).collect();
-                let mut r = req
-                    .condition_expression(format!("#st IN ({})", names.join(", ")))
-                    .expression_attribute_names("#st", attr::STATE);
-                for (name, s) in names.iter().zip(states) {
-                    r = r.expression_attribute_values(name, AttributeValue::S(s.as_str().to_owned()));
-                }
-                r
-            }
-        };
+        let req = with_condition(req, expect);
         match req.send().await {
             Ok(_) => Ok(Written::Applied),
             Err(e) => match e.as_service_error() {
