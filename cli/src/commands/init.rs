@@ -32,35 +32,7 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     let exists = ddb.describe_table().table_name(&args.table).send().await.is_ok();
     if !exists {
-        ddb.create_table()
-            .table_name(&args.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(attr::TASK_ID)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(attr::TASK_ID)
-                    .key_type(KeyType::Hash)
-                    .build()?,
-            )
-            .send()
-            .await
-            .context("CreateTable")?;
-        ddb.update_time_to_live()
-            .table_name(&args.table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(attr::EXPIRES_AT)
-                    .enabled(true)
-                    .build()?,
-            )
-            .send()
-            .await
-            .context("UpdateTimeToLive")?;
+        create_table(&ddb, &args.table).await?;
     }
     eprintln!(
         "topic {topic_arn} ready; table {} {}",
@@ -74,4 +46,38 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
     }
     println!("export TASKSUB_TABLE={}", args.table);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The records table: keyed on the task ID, tombstones expiring on `expiresAt`.
+async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<()> {
+    ddb.create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attr::TASK_ID)
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(attr::TASK_ID)
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .send()
+        .await
+        .context("CreateTable")?;
+    ddb.update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(attr::EXPIRES_AT)
+                .enabled(true)
+                .build()?,
+        )
+        .send()
+        .await
+        .context("UpdateTimeToLive")?;
+    Ok(())
 }

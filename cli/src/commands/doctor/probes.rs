@@ -1,6 +1,6 @@
 //! The checks that call AWS. Each one reads; none changes anything.
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeyType, ScalarAttributeType, TimeToLiveStatus};
+use aws_sdk_dynamodb::types::{AttributeValue, KeyType, ScalarAttributeType, TableDescription, TimeToLiveStatus};
 use tasksub_core::naming::queue_name_from_url;
 use tasksub_core::record::attr;
 use tasksub_core::settings::Settings;
@@ -131,7 +131,13 @@ async fn table(c: &Clients, settings: &Settings, out: &mut Vec<Check>) -> bool {
             return false;
         }
     };
-    let t = described.table();
+    out.push(table_key(name, described.table()));
+    out.push(table_ttl(c, name).await);
+    true
+}
+
+/// The table is keyed on `taskId` (S) alone.
+fn table_key(name: &str, t: Option<&TableDescription>) -> Check {
     let keys: Vec<(String, KeyType)> = t
         .map(|t| t.key_schema())
         .unwrap_or_default()
@@ -145,7 +151,7 @@ async fn table(c: &Clients, settings: &Settings, out: &mut Vec<Check>) -> bool {
         .find(|d| d.attribute_name() == attr::TASK_ID)
         .map(|d| d.attribute_type().clone());
     let keyed_right = keys == [(attr::TASK_ID.to_owned(), KeyType::Hash)] && key_type == Some(ScalarAttributeType::S);
-    out.push(if keyed_right {
+    if keyed_right {
         Check::ok("table", format!("{name} exists, partition key {} (S)", attr::TASK_ID))
     } else {
         Check::problem(
@@ -156,9 +162,12 @@ async fn table(c: &Clients, settings: &Settings, out: &mut Vec<Check>) -> bool {
             ),
             "point TASKSUB_TABLE at the table the stack created (a table's key cannot be changed)",
         )
-    });
-    let ttl = c.ddb.describe_time_to_live().table_name(name).send().await;
-    out.push(match ttl {
+    }
+}
+
+/// The table expires tombstones on `expiresAt`.
+async fn table_ttl(c: &Clients, name: &str) -> Check {
+    match c.ddb.describe_time_to_live().table_name(name).send().await {
         Ok(d) => {
             let desc = d.time_to_live_description();
             let status = desc.and_then(|d| d.time_to_live_status());
@@ -187,8 +196,7 @@ async fn table(c: &Clients, settings: &Settings, out: &mut Vec<Check>) -> bool {
             Err(classify("DescribeTimeToLive", &e)),
             Absent::IsMoot,
         ),
-    });
-    true
+    }
 }
 
 /// Every configured cluster exists and its tasks can be listed and described (the sweeper's reads).
