@@ -125,44 +125,7 @@ impl Config {
             Some(u) => Some(loopback_url("TASKSUB_RELAY_APP_HEALTH", u)?),
             None => None,
         };
-        let check = |ok: bool, setting: &'static str, reason: &str| if ok { Ok(()) } else { Err(bad(setting, reason)) };
-        check(
-            (1..=1000).contains(&args.concurrency),
-            "TASKSUB_RELAY_CONCURRENCY",
-            "must be 1..=1000",
-        )?;
-        check(
-            !args.request_timeout.is_zero(),
-            "TASKSUB_RELAY_REQUEST_TIMEOUT",
-            "must be above zero",
-        )?;
-        check(
-            args.max_body_bytes > 0,
-            "TASKSUB_RELAY_MAX_BODY_BYTES",
-            "must be above zero",
-        )?;
-        check(
-            (Duration::from_secs(1)..=Duration::from_secs(12 * 3600)).contains(&args.visibility_timeout),
-            "TASKSUB_RELAY_VISIBILITY_TIMEOUT",
-            "must be 1 s..=12 h",
-        )?;
-        check(
-            !args.queue_wait.is_zero(),
-            "TASKSUB_RELAY_QUEUE_WAIT",
-            "must be above zero",
-        )?;
-        check(
-            args.connect_attempts >= 1,
-            "TASKSUB_RELAY_CONNECT_ATTEMPTS",
-            "must be at least 1",
-        )?;
-        if let Some(b) = args.failure_backoff {
-            check(
-                !b.is_zero() && b <= Duration::from_secs(900),
-                "TASKSUB_RELAY_FAILURE_BACKOFF",
-                "must be above zero and at most 15 min",
-            )?;
-        }
+        check_limits(args)?;
         Ok(Self {
             target,
             app_health,
@@ -178,6 +141,28 @@ impl Config {
             connect_attempts: args.connect_attempts,
             failure_backoff: args.failure_backoff,
         })
+    }
+}
+
+/// The numeric limits, one row per setting; the first one broken is the error.
+fn check_limits(args: &Args) -> Result<(), ConfigError> {
+    let backoff_ok = args
+        .failure_backoff
+        .is_none_or(|b| !b.is_zero() && b <= Duration::from_secs(900));
+    let visibility = Duration::from_secs(1)..=Duration::from_secs(12 * 3600);
+    #[rustfmt::skip]
+    let rows = [
+        ((1..=1000).contains(&args.concurrency), "TASKSUB_RELAY_CONCURRENCY", "must be 1..=1000"),
+        (!args.request_timeout.is_zero(), "TASKSUB_RELAY_REQUEST_TIMEOUT", "must be above zero"),
+        (args.max_body_bytes > 0, "TASKSUB_RELAY_MAX_BODY_BYTES", "must be above zero"),
+        (visibility.contains(&args.visibility_timeout), "TASKSUB_RELAY_VISIBILITY_TIMEOUT", "must be 1 s..=12 h"),
+        (!args.queue_wait.is_zero(), "TASKSUB_RELAY_QUEUE_WAIT", "must be above zero"),
+        (args.connect_attempts >= 1, "TASKSUB_RELAY_CONNECT_ATTEMPTS", "must be at least 1"),
+        (backoff_ok, "TASKSUB_RELAY_FAILURE_BACKOFF", "must be above zero and at most 15 min"),
+    ];
+    match rows.into_iter().find(|(ok, ..)| !ok) {
+        Some((_, setting, reason)) => Err(bad(setting, reason)),
+        None => Ok(()),
     }
 }
 

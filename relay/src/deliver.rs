@@ -11,7 +11,7 @@
 //! On shutdown, waits end at once and the message is left for redelivery; a POST already sent is
 //! awaited (up to its timeout) so the app's answer decides.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::headers::message_headers;
+pub use crate::status::{Phase, Status};
 
 /// Longest pause after a 429/503.
 pub const MAX_BACKPRESSURE_PAUSE: Duration = Duration::from_secs(10);
@@ -46,64 +47,6 @@ pub fn http_client(connect_timeout: Duration) -> HttpClient {
     hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector)
-}
-
-/// The relay's life, as its health endpoint reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Phase {
-    /// Waiting for the app's health URL.
-    WaitingForApp = 0,
-    /// Discovering the task and waiting for its queue.
-    Connecting = 1,
-    /// Consuming: the only healthy phase.
-    Consuming = 2,
-    /// SIGTERM received; finishing in-flight deliveries.
-    Draining = 3,
-}
-
-impl Phase {
-    /// The name shown by the health endpoint.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::WaitingForApp => "waiting-for-app",
-            Self::Connecting => "connecting",
-            Self::Consuming => "consuming",
-            Self::Draining => "draining",
-        }
-    }
-}
-
-/// Counters and phase shared with the health endpoint.
-#[derive(Debug, Default)]
-pub struct Status {
-    phase: AtomicU8,
-    /// Messages the app accepted (2xx).
-    pub delivered: AtomicU64,
-    /// Deliveries left for redelivery.
-    pub failed: AtomicU64,
-    /// 429/503 answers.
-    pub backpressured: AtomicU64,
-    /// Connection failures.
-    pub unreachable: AtomicU64,
-}
-
-impl Status {
-    /// The current phase.
-    pub fn phase(&self) -> Phase {
-        match self.phase.load(Ordering::SeqCst) {
-            0 => Phase::WaitingForApp,
-            1 => Phase::Connecting,
-            2 => Phase::Consuming,
-            _ => Phase::Draining,
-        }
-    }
-    /// Moves to `phase` (never back from draining).
-    pub fn set(&self, phase: Phase) {
-        let _ = self.phase.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
-            (p != Phase::Draining as u8).then_some(phase as u8)
-        });
-    }
 }
 
 /// What one POST got.
@@ -220,12 +163,18 @@ impl Relay {
     }
 
     async fn deliver(&self, message: Message) -> Result<(), BoxError> {
-        let message_id = message.sqs_message_id().to_owned();
-        let receive_count = message.receive_count();
+        let mut d = Delivery {
+            message_id: message.sqs_message_id().to_owned(),
+            receive_count: message.receive_count(),
+            started: Instant::now(),
+            rng: fastrand::Rng::new(),
+            busy: 0,
+            unreachable: 0,
+        };
         if message.body().len() > self.cfg.max_body_bytes {
             tracing::warn!(
                 action = "deliver",
-                message_id,
+                message_id = d.message_id,
                 bytes = message.body().len(),
                 limit = self.cfg.max_body_bytes,
                 "body above the size limit; not delivered (it will reach the DLQ)"
@@ -235,91 +184,120 @@ impl Relay {
         let headers = message_headers(&message);
         let content_type = content_type(message.body());
         let body = Bytes::from(message.into_body());
-        let started = Instant::now();
-        let mut rng = fastrand::Rng::new();
-        let (mut busy, mut unreachable) = (0u32, 0u32);
         loop {
             if !self.wait(Duration::ZERO).await {
                 return Err("shutting down before delivery".into());
             }
             match self.post(&headers, body.clone(), content_type).await {
                 Outcome::Delivered(status) => {
-                    tracing::debug!(action = "deliver", message_id, status, "delivered");
+                    tracing::debug!(action = "deliver", message_id = d.message_id, status, "delivered");
                     return Ok(());
                 }
-                Outcome::Busy(status, retry_after) => {
-                    self.status.backpressured.fetch_add(1, Ordering::Relaxed);
-                    let delay = retry_after
-                        .map(|d| d.min(MAX_BACKPRESSURE_PAUSE))
-                        .unwrap_or_else(|| jittered(FIRST_BACKPRESSURE_PAUSE, busy, MAX_BACKPRESSURE_PAUSE, &mut rng));
-                    busy += 1;
-                    if started.elapsed() + delay > self.cfg.backpressure_limit {
-                        tracing::warn!(
-                            action = "deliver",
-                            message_id,
-                            status,
-                            receive_count,
-                            "app still busy at the backpressure limit; left for redelivery"
-                        );
-                        return Err(format!("app busy ({status})").into());
-                    }
-                    tracing::info!(
-                        action = "backpressure",
-                        message_id,
-                        status,
-                        delay_ms = delay.as_millis() as u64,
-                        "app busy; pausing deliveries"
-                    );
-                    self.pause(delay);
-                }
-                Outcome::Unreachable(error) => {
-                    self.status.unreachable.fetch_add(1, Ordering::Relaxed);
-                    unreachable += 1;
-                    if unreachable >= self.cfg.connect_attempts {
-                        tracing::warn!(
-                            action = "deliver",
-                            message_id,
-                            receive_count,
-                            error,
-                            "app unreachable; left for redelivery"
-                        );
-                        return Err(format!("app unreachable: {error}").into());
-                    }
-                    let delay = jittered(FIRST_CONNECT_RETRY, unreachable - 1, Duration::from_secs(5), &mut rng);
-                    tracing::info!(
-                        action = "deliver",
-                        message_id,
-                        error,
-                        delay_ms = delay.as_millis() as u64,
-                        "app unreachable; retrying"
-                    );
-                    if !self.wait(delay).await {
-                        return Err("shutting down".into());
-                    }
-                }
-                Outcome::Rejected(status) => {
-                    tracing::warn!(
-                        action = "deliver",
-                        message_id,
-                        status,
-                        receive_count,
-                        "app refused the message; left for redelivery"
-                    );
-                    return Err(format!("app answered {status}").into());
-                }
-                Outcome::TimedOut => {
-                    tracing::warn!(
-                        action = "deliver",
-                        message_id,
-                        receive_count,
-                        timeout_ms = self.cfg.request_timeout.as_millis() as u64,
-                        "no answer in time; left for redelivery"
-                    );
-                    return Err("request timed out".into());
-                }
+                Outcome::Busy(status, retry_after) => self.busy(&mut d, status, retry_after)?,
+                Outcome::Unreachable(error) => self.unreachable(&mut d, error).await?,
+                Outcome::Rejected(status) => return Err(self.rejected(&d, status)),
+                Outcome::TimedOut => return Err(self.timed_out(&d)),
             }
         }
     }
+
+    /// Any other status: left for redelivery at once.
+    fn rejected(&self, d: &Delivery, status: u16) -> BoxError {
+        tracing::warn!(
+            action = "deliver",
+            message_id = d.message_id,
+            status,
+            receive_count = d.receive_count,
+            "app refused the message; left for redelivery"
+        );
+        format!("app answered {status}").into()
+    }
+
+    /// No answer within the request timeout: left for redelivery at once.
+    fn timed_out(&self, d: &Delivery) -> BoxError {
+        tracing::warn!(
+            action = "deliver",
+            message_id = d.message_id,
+            receive_count = d.receive_count,
+            timeout_ms = self.cfg.request_timeout.as_millis() as u64,
+            "no answer in time; left for redelivery"
+        );
+        "request timed out".into()
+    }
+
+    /// A 429/503: pause every delivery (this one retries after the pause), or give up at the
+    /// backpressure limit.
+    fn busy(&self, d: &mut Delivery, status: u16, retry_after: Option<Duration>) -> Result<(), BoxError> {
+        self.status.backpressured.fetch_add(1, Ordering::Relaxed);
+        let delay = retry_after
+            .map(|r| r.min(MAX_BACKPRESSURE_PAUSE))
+            .unwrap_or_else(|| jittered(FIRST_BACKPRESSURE_PAUSE, d.busy, MAX_BACKPRESSURE_PAUSE, &mut d.rng));
+        d.busy += 1;
+        if d.started.elapsed() + delay > self.cfg.backpressure_limit {
+            tracing::warn!(
+                action = "deliver",
+                message_id = d.message_id,
+                status,
+                receive_count = d.receive_count,
+                "app still busy at the backpressure limit; left for redelivery"
+            );
+            return Err(format!("app busy ({status})").into());
+        }
+        tracing::info!(
+            action = "backpressure",
+            message_id = d.message_id,
+            status,
+            delay_ms = delay.as_millis() as u64,
+            "app busy; pausing deliveries"
+        );
+        self.pause(delay);
+        Ok(())
+    }
+
+    /// A failed connection: wait and retry (the app restarting), or give up after `connect_attempts`.
+    async fn unreachable(&self, d: &mut Delivery, error: String) -> Result<(), BoxError> {
+        self.status.unreachable.fetch_add(1, Ordering::Relaxed);
+        d.unreachable += 1;
+        if d.unreachable >= self.cfg.connect_attempts {
+            tracing::warn!(
+                action = "deliver",
+                message_id = d.message_id,
+                receive_count = d.receive_count,
+                error,
+                "app unreachable; left for redelivery"
+            );
+            return Err(format!("app unreachable: {error}").into());
+        }
+        let delay = jittered(
+            FIRST_CONNECT_RETRY,
+            d.unreachable - 1,
+            Duration::from_secs(5),
+            &mut d.rng,
+        );
+        tracing::info!(
+            action = "deliver",
+            message_id = d.message_id,
+            error,
+            delay_ms = delay.as_millis() as u64,
+            "app unreachable; retrying"
+        );
+        if !self.wait(delay).await {
+            return Err("shutting down".into());
+        }
+        Ok(())
+    }
+}
+
+/// One message's delivery attempts so far.
+struct Delivery {
+    message_id: String,
+    receive_count: u32,
+    started: Instant,
+    rng: fastrand::Rng,
+    /// 429/503 answers so far.
+    busy: u32,
+    /// Connection failures so far.
+    unreachable: u32,
 }
 
 impl Handler for Relay {

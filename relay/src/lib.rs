@@ -4,7 +4,7 @@
 //! metadata v4 → `<TASKSUB_QUEUE_PREFIX><task id>`, wait for the queue and, with `TASKSUB_TABLE`, for
 //! READY), waits until the app's health URL answers 2xx, then POSTs each message to the app on
 //! localhost. The app's status decides the message's fate ([`deliver`]); metadata travels in headers
-//! ([`headers`]); the relay's own `/healthz` ([`health`]) tells ECS when it is consuming.
+//! ([`headers`]); the relay's own `/healthz` ([`health`]) tells ECS when it is consuming ([`status`]).
 //!
 //! # Exit status
 //! | code | meaning |
@@ -21,6 +21,7 @@ pub mod config;
 pub mod deliver;
 pub mod headers;
 pub mod health;
+pub mod status;
 
 /// Exit status: clean drain.
 pub const EXIT_OK: u8 = 0;

@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use aws_smithy_types::error::display::DisplayErrorContext;
 use clap::Parser;
-use tasksub_client::{CancellationToken, Client};
+use hyper::Uri;
+use tasksub_client::{CancellationToken, Client, ClientBuilder};
 use tasksub_relay::config::{Args, Config};
 use tasksub_relay::deliver::{wait_for_app, Phase, Relay, Status};
 use tasksub_relay::{health, EXIT_APP_UNHEALTHY, EXIT_CONFIG, EXIT_DISCOVERY, EXIT_INTERNAL, EXIT_LISTEN, EXIT_OK};
+use tokio_util::task::AbortOnDropHandle;
 
 #[cfg(feature = "local")]
 const RECORDED_TASK: &str = include_str!(concat!(
@@ -59,102 +61,135 @@ fn on_signals(stop: CancellationToken, status: Arc<Status>) {
 }
 
 async fn run(args: Args) -> u8 {
-    let cfg = match Config::from_args(&args) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            tracing::error!(setting = e.setting, "{e}");
-            return EXIT_CONFIG;
-        }
-    };
+    match relay(args).await {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+/// A stage's result: `Err` carries the exit status the relay stops with (`EXIT_OK` for a shutdown that
+/// came first).
+type Stage<T> = Result<T, u8>;
+
+/// The relay's life: configure, serve health, build the client, wait for the app, find the queue,
+/// consume until SIGTERM.
+async fn relay(args: Args) -> Stage<u8> {
+    let cfg = config(&args)?;
     let status = Arc::new(Status::default());
     let stop = CancellationToken::new();
     on_signals(stop.clone(), status.clone());
-    let _health = match health::serve(cfg.listen, status.clone()).await {
+    let _health = serve_health(&cfg, &status).await?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let builder = client_builder(&cfg);
+    #[cfg(feature = "local")]
+    let (builder, _metadata) = stand_in_metadata(&args, builder).await?;
+    let client = match builder.build(&sdk) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(setting = e.setting(), error = %DisplayErrorContext(&e), "bad configuration");
+            return Err(if e.is_config() { EXIT_CONFIG } else { EXIT_INTERNAL });
+        }
+    };
+    if let Some(url) = &cfg.app_health {
+        status.set(Phase::WaitingForApp);
+        wait_app(url, &cfg, &stop).await?;
+    }
+    connect(&client, &cfg, &status, &stop).await?;
+    Ok(consume(client, cfg, status, stop).await)
+}
+
+fn config(args: &Args) -> Stage<Arc<Config>> {
+    Config::from_args(args).map(Arc::new).map_err(|e| {
+        tracing::error!(setting = e.setting, "{e}");
+        EXIT_CONFIG
+    })
+}
+
+async fn serve_health(cfg: &Config, status: &Arc<Status>) -> Stage<AbortOnDropHandle<()>> {
+    match health::serve(cfg.listen, status.clone()).await {
         Ok((addr, handle)) => {
             tracing::info!(action = "listen", %addr, path = health::PATH, "health endpoint up");
-            handle
+            Ok(handle)
         }
         Err(e) => {
             tracing::error!(addr = %cfg.listen, error = %e, "cannot bind the health endpoint");
-            return EXIT_LISTEN;
+            Err(EXIT_LISTEN)
         }
-    };
+    }
+}
 
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let mut builder = Client::builder()
+fn client_builder(cfg: &Config) -> ClientBuilder {
+    let builder = Client::builder()
         .max_concurrency(cfg.concurrency)
         .visibility_timeout(cfg.visibility_timeout)
         .drain_timeout(cfg.drain_timeout)
         .wait_limit(cfg.queue_wait)
         .handle_sigterm(false);
-    if let Some(b) = cfg.failure_backoff {
-        builder = builder.retry_backoff(b, std::time::Duration::from_secs(900));
+    match cfg.failure_backoff {
+        Some(b) => builder.retry_backoff(b, std::time::Duration::from_secs(900)),
+        None => builder,
     }
-    #[cfg(feature = "local")]
-    let _metadata = match &args.task_arn {
-        Some(arn) => {
-            let doc = match tasksub_client::testing::with_task_arn(RECORDED_TASK, arn) {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, "bad recorded task document");
-                    return EXIT_INTERNAL;
-                }
-            };
-            match tasksub_client::testing::MetadataServer::serve_task(doc).await {
-                Ok(server) => {
-                    tracing::info!(uri = server.uri(), "serving a stand-in task metadata endpoint");
-                    builder = builder.metadata_uri(server.uri());
-                    Some(server)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start the stand-in metadata endpoint");
-                    return EXIT_INTERNAL;
-                }
-            }
-        }
-        None => None,
-    };
-    let client = match builder.build(&sdk) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(setting = e.setting(), error = %DisplayErrorContext(&e), "bad configuration");
-            return if e.is_config() { EXIT_CONFIG } else { EXIT_INTERNAL };
-        }
-    };
+}
 
-    if let Some(url) = &cfg.app_health {
-        status.set(Phase::WaitingForApp);
-        match wait_for_app(url, cfg.app_wait, &stop).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(action = "stopped", "shutdown while waiting for the app");
-                return EXIT_OK;
-            }
-            Err(waited) => {
-                tracing::error!(action = "app-health", %url, waited_ms = waited.as_millis() as u64, "the app never became healthy");
-                return EXIT_APP_UNHEALTHY;
-            }
+/// `--task-arn` (local runs): a stand-in task metadata endpoint serving the recorded task under that ARN.
+#[cfg(feature = "local")]
+async fn stand_in_metadata(
+    args: &Args,
+    builder: ClientBuilder,
+) -> Stage<(ClientBuilder, Option<tasksub_client::testing::MetadataServer>)> {
+    let Some(arn) = &args.task_arn else {
+        return Ok((builder, None));
+    };
+    let doc = tasksub_client::testing::with_task_arn(RECORDED_TASK, arn).map_err(|e| {
+        tracing::error!(error = %e, "bad recorded task document");
+        EXIT_INTERNAL
+    })?;
+    match tasksub_client::testing::MetadataServer::serve_task(doc).await {
+        Ok(server) => {
+            tracing::info!(uri = server.uri(), "serving a stand-in task metadata endpoint");
+            Ok((builder.metadata_uri(server.uri()), Some(server)))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the stand-in metadata endpoint");
+            Err(EXIT_INTERNAL)
         }
     }
+}
+
+async fn wait_app(url: &Uri, cfg: &Config, stop: &CancellationToken) -> Stage<()> {
+    match wait_for_app(url, cfg.app_wait, stop).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::info!(action = "stopped", "shutdown while waiting for the app");
+            Err(EXIT_OK)
+        }
+        Err(waited) => {
+            tracing::error!(action = "app-health", %url, waited_ms = waited.as_millis() as u64, "the app never became healthy");
+            Err(EXIT_APP_UNHEALTHY)
+        }
+    }
+}
+
+/// Connects first so the health endpoint turns 200 as soon as the queue is known (the client calls
+/// `on_subscribed` only when a READY record confirms the subscription); `run` then finds it at once.
+async fn connect(client: &Client, cfg: &Config, status: &Status, stop: &CancellationToken) -> Stage<()> {
     status.set(Phase::Connecting);
     tracing::info!(action = "connect", target = %cfg.target, concurrency = cfg.concurrency, "finding this task's queue");
-    // Connect first so the health endpoint turns 200 as soon as the queue is known (the client calls
-    // `on_subscribed` only when a READY record confirms the subscription); `run` then finds it at once.
-    match client.connect(&stop).await {
+    match client.connect(stop).await {
         Ok(Some(queue)) => {
             tracing::info!(action = "connect", queue = %queue.queue_name(), "queue found; relaying");
             status.set(Phase::Consuming);
+            Ok(())
         }
         Ok(None) => {
             tracing::info!(action = "stopped", "shutdown before the queue was ready");
-            return EXIT_OK;
+            Err(EXIT_OK)
         }
-        Err(e) => {
-            tracing::error!(action = "connect", error = %DisplayErrorContext(&e), "discovery or the queue wait failed");
-            return if e.is_config() { EXIT_CONFIG } else { EXIT_DISCOVERY };
-        }
+        Err(e) => Err(discovery_failed(&e)),
     }
-    let relay = Relay::new(cfg.clone(), status.clone(), stop.clone());
+}
+
+async fn consume(client: Client, cfg: Arc<Config>, status: Arc<Status>, stop: CancellationToken) -> u8 {
+    let relay = Relay::new(cfg, status, stop.clone());
     match client.run(relay, stop).await {
         Ok(report) => {
             tracing::info!(
@@ -169,13 +204,16 @@ async fn run(args: Args) -> u8 {
             );
             EXIT_OK
         }
-        Err(e) => {
-            tracing::error!(action = "connect", error = %DisplayErrorContext(&e), "discovery or the queue wait failed");
-            if e.is_config() {
-                EXIT_CONFIG
-            } else {
-                EXIT_DISCOVERY
-            }
-        }
+        Err(e) => discovery_failed(&e),
+    }
+}
+
+/// Logs a failed discovery or queue wait; its exit status.
+fn discovery_failed(e: &tasksub_client::Error) -> u8 {
+    tracing::error!(action = "connect", error = %DisplayErrorContext(e), "discovery or the queue wait failed");
+    if e.is_config() {
+        EXIT_CONFIG
+    } else {
+        EXIT_DISCOVERY
     }
 }
