@@ -433,3 +433,35 @@ fn stable_names_are_pinned() {
         ]
     );
 }
+
+/// The conditional writes of the record are exactly the steps that run alone, as barriers between stages.
+#[test]
+fn the_record_writes_are_the_barriers() {
+    use Step::*;
+    let all = [
+        Claim,
+        CreateQueue,
+        Subscribe,
+        MarkReady,
+        RecoverSubscription,
+        Unsubscribe,
+        UnsubscribeRetired,
+        UpdatePolicy,
+        LookupQueueUrl,
+        DeleteQueue,
+        MarkDraining,
+        Tombstone(State::Draining),
+        Tombstone(State::Gone),
+    ];
+    let writes: Vec<&str> = all.into_iter().filter(|s| s.is_write()).map(Step::as_str).collect();
+    assert_eq!(
+        writes,
+        [
+            "claim",
+            "mark-ready",
+            "mark-draining",
+            "tombstone-draining",
+            "tombstone-gone"
+        ]
+    );
+}

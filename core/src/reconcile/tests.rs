@@ -550,3 +550,46 @@ fn an_absurd_grace_holds_everything_without_panicking() {
     assert!(r.actions.is_empty());
     assert_eq!(r.held[0].hold.code(), "grace");
 }
+
+/// A stray queue's action is a lone DeleteQueue: whatever the record became meanwhile, it is never planned
+/// again (no teardown is re-run on a tombstone's behalf).
+#[test]
+fn a_stray_queue_action_is_never_replanned() {
+    let inv = Inventory {
+        records: vec![record(State::Gone, 700, PROD)],
+        queues: vec![queue(ID)],
+        ..Inventory::default()
+    };
+    let s = settings();
+    let a = reconcile(&inv, &s, GRACE, now()).actions.remove(0);
+    assert_eq!(a.kind, ActionKind::RemoveStrayQueue);
+    for stored in [
+        None,
+        Some(record(State::Ready, 0, PROD)),
+        Some(record(State::Gone, 0, PROD)),
+    ] {
+        assert_eq!(a.replan(stored.as_ref(), &s, now()), Decision::Skip(Skip::AlreadyGone));
+    }
+}
+
+/// A stopped task with neither record nor queue leaves nothing to judge: no action, and no `untagged`
+/// hold for a queue that does not exist (the table's stopped-without-record row needs a queue).
+#[test]
+fn a_stopped_task_with_nothing_left_is_not_judged() {
+    let s = settings();
+    let cx = super::judge::Cx {
+        settings: &s,
+        grace: Duration::seconds(0),
+        now: now(),
+    };
+    let t = task("STOPPED", "STOPPED", 700, "service:orders");
+    let subject = super::judge::Subject {
+        id: ID,
+        ecs: Ecs::Stopped,
+        task: Some(&t),
+        record: None,
+        queue: None,
+        details: None,
+    };
+    assert_eq!(cx.judge(&subject), None);
+}
