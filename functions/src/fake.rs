@@ -1,18 +1,23 @@
 //! The in-memory fake of every port. Wrap it in [`crate::instrumented::Instrumented`] to count calls
 //! and inject faults (the same wrapper works around the AWS adapters).
 //!
-//! It mirrors the AWS behaviours the controller depends on, including the ones moto lacks: CreateQueue
-//! with different attributes fails, a deleted queue name is blocked for 60 s (of the fake's own clock),
-//! Subscribe with changed attributes is refused, deleting what is gone is `NotFound`. It also holds ECS
-//! tasks for the sweeper: DescribeTasks refuses more than 100 ARNs, and unknown ARNs come back MISSING.
+//! It mirrors the AWS behaviours the controller depends on, including the ones moto lacks ([`rules`],
+//! shared with the fault proxy in front of moto): CreateQueue with different attributes fails, a deleted
+//! queue name is blocked for 60 s (of the fake's own clock), Subscribe with changed attributes is refused;
+//! deleting what is gone is `NotFound`. It also holds ECS tasks for the sweeper: DescribeTasks refuses
+//! more than 100 ARNs, and unknown ARNs come back MISSING.
 //!
 //! A test double: compiled only with the `test-util` feature (not in the Lambda binaries).
 #![cfg(feature = "test-util")]
 
-use std::collections::{BTreeMap, HashMap};
+pub mod rules;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use tasksub_core::naming::{cluster_name, queue_name_from_url};
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::reconcile::{EcsTask, QueueDetails, SeenSubscription};
@@ -22,6 +27,7 @@ use crate::ports::{
     Described, Desired, Expect, PortError, QueueInspect, Queues, Records, SubscriptionPage, Subscriptions, Tasks,
     Written, DESCRIBE_BATCH,
 };
+use rules::{AwsRules, Refusal};
 
 /// One stored queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,30 +42,22 @@ pub struct FakeQueue {
     pub created_at: DateTime<Utc>,
 }
 
-/// One stored subscription.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FakeSubscription {
-    /// Topic ARN.
-    pub topic_arn: String,
-    /// Endpoint (queue ARN).
-    pub endpoint: String,
-    /// Attributes as subscribed.
-    pub attributes: BTreeMap<String, String>,
-}
+/// One stored subscription (the rules' record of it: the rules hold the fake's subscriptions).
+pub type FakeSubscription = rules::Subscription;
 
 #[derive(Debug, Default)]
 struct State {
     records: BTreeMap<String, Record>,
     queues: BTreeMap<String, FakeQueue>,
-    deleted_at: HashMap<String, DateTime<Utc>>,
-    subscriptions: BTreeMap<String, FakeSubscription>,
+    /// Deleted queue names and every subscription.
+    rules: AwsRules,
     next_sub: u64,
     now: Option<DateTime<Utc>>,
     tasks: BTreeMap<String, EcsTask>,
     /// Tasks ListTasks lists but DescribeTasks reports MISSING (ECS's eventual consistency).
-    undescribed: std::collections::BTreeSet<String>,
+    undescribed: BTreeSet<String>,
     /// Queues that exist but ListQueues does not list yet (SQS's eventual consistency).
-    unlisted: std::collections::BTreeSet<String>,
+    unlisted: BTreeSet<String>,
 }
 
 /// The fake. Cheap to clone; clones share state.
@@ -99,7 +97,7 @@ impl Fake {
 
     /// Every stored subscription, by ARN.
     pub fn subscriptions(&self) -> BTreeMap<String, FakeSubscription> {
-        self.lock().subscriptions.clone()
+        self.lock().rules.subscriptions().clone()
     }
 
     /// Inserts a record directly (test setup).
@@ -170,6 +168,19 @@ fn not_found(op: &'static str, what: &str) -> PortError {
     PortError::new(ErrorKind::NotFound, op, format!("{what} does not exist"))
 }
 
+/// A refusal of the AWS rules as the SDK adapters would classify it.
+fn refused(r: Refusal) -> PortError {
+    let (kind, message) = match r {
+        Refusal::QueueDeletedRecently => (ErrorKind::DeletedRecently, "QueueDeletedRecently"),
+        Refusal::QueueAlreadyExists => (ErrorKind::Invalid, "QueueAlreadyExists"),
+        Refusal::SubscriptionAttributesDiffer => (
+            ErrorKind::Invalid,
+            "Subscription already exists with different attributes",
+        ),
+    };
+    PortError::new(kind, r.op(), message)
+}
+
 fn owned(m: &BTreeMap<&'static str, String>) -> BTreeMap<String, String> {
     m.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
@@ -203,21 +214,10 @@ impl Queues for Fake {
     ) -> Result<String, PortError> {
         let mut s = self.lock();
         let now = now_of(&s);
-        if let Some(at) = s.deleted_at.get(name) {
-            if now - *at < Duration::seconds(60) {
-                return Err(PortError::new(
-                    ErrorKind::DeletedRecently,
-                    "CreateQueue",
-                    "QueueDeletedRecently",
-                ));
-            }
-        }
+        s.rules.check_name_reuse(name, now).map_err(refused)?;
         let attributes = owned(attributes);
         match s.queues.get(name) {
-            Some(q) if q.attributes != attributes => {
-                return Err(PortError::new(ErrorKind::Invalid, "CreateQueue", "QueueAlreadyExists"));
-            }
-            Some(_) => {}
+            Some(q) => AwsRules::check_queue_attributes(&q.attributes, &attributes).map_err(refused)?,
             None => {
                 let q = FakeQueue {
                     name: name.to_owned(),
@@ -249,7 +249,7 @@ impl Queues for Fake {
             return Err(not_found("DeleteQueue", &name));
         }
         let now = now_of(&s);
-        s.deleted_at.insert(name, now);
+        s.rules.queue_deleted(&name, now);
         Ok(())
     }
 
@@ -285,16 +285,12 @@ impl Subscriptions for Fake {
     ) -> Result<String, PortError> {
         let mut s = self.lock();
         let attributes = owned(attributes);
-        let existing = s
-            .subscriptions
-            .iter()
-            .find(|(_, v)| v.topic_arn == topic_arn && v.endpoint == queue_arn);
-        if let Some((arn, sub)) = existing {
-            if sub.attributes != attributes {
-                let msg = "Subscription already exists with different attributes";
-                return Err(PortError::new(ErrorKind::Invalid, "Subscribe", msg));
-            }
-            return Ok(arn.clone());
+        let known = s
+            .rules
+            .check_subscribe(topic_arn, queue_arn, &attributes)
+            .map_err(refused)?;
+        if let Some(arn) = known {
+            return Ok(arn.to_owned());
         }
         s.next_sub += 1;
         let arn = format!("{topic_arn}:{:08x}-fake", s.next_sub);
@@ -303,24 +299,24 @@ impl Subscriptions for Fake {
             endpoint: queue_arn.to_owned(),
             attributes,
         };
-        s.subscriptions.insert(arn.clone(), sub);
+        s.rules.subscribed(&arn, sub);
         Ok(arn)
     }
 
     async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), PortError> {
         let mut s = self.lock();
-        match s.subscriptions.remove(subscription_arn) {
+        match s.rules.unsubscribed(subscription_arn) {
             Some(_) => Ok(()),
             None => Err(not_found("Unsubscribe", subscription_arn)),
         }
     }
 
     async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
-        let s = self.lock();
-        Ok(s.subscriptions
-            .iter()
-            .find(|(_, v)| v.topic_arn == topic_arn && v.endpoint == endpoint)
-            .map(|(a, _)| a.clone()))
+        Ok(self
+            .lock()
+            .rules
+            .find(topic_arn, endpoint)
+            .map(|(arn, _)| arn.to_owned()))
     }
 
     async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
@@ -328,7 +324,8 @@ impl Subscriptions for Fake {
         let s = self.lock();
         let start: usize = next.as_deref().map_or(0, |t| t.parse().unwrap_or(0));
         let all: Vec<SeenSubscription> = s
-            .subscriptions
+            .rules
+            .subscriptions()
             .iter()
             .filter(|(_, v)| v.topic_arn == topic_arn)
             .map(|(arn, v)| SeenSubscription {

@@ -6,7 +6,8 @@
 //! slow responses and dropped connections, for the next N calls or with a probability drawn from a
 //! seeded RNG ([`Fault`]). Error bodies are in each protocol's wire shape ([`wire`]).
 //!
-//! It also enforces two AWS rules moto lacks (`notes/tooling.md` §1), for calls that go through it:
+//! It also enforces two AWS rules moto lacks (`notes/tooling.md` §1), for calls that go through it, with the
+//! in-memory fake's implementation of them (`tasksub_functions::fake::rules`):
 //! - a CreateQueue of a name deleted less than 60 s ago is refused with
 //!   `AWS.SimpleQueueService.QueueDeletedRecently`. The 60 s run on a simulated clock that only moves
 //!   when a test calls [`Proxy::advance`];
@@ -15,7 +16,7 @@
 //!
 //! # Layout
 //! - [`call`]: which service and operation a request is, and the parameters the rules need (pure).
-//! - [`rules`]: the injection rules with their seeded RNG, and the emulated AWS rules (pure).
+//! - [`rules`]: the injection rules with their seeded RNG, and the emulated AWS rules (pure; the fake's).
 //! - [`wire`]: error responses in each protocol's shape (pure).
 //! - [`world`]: a moto world whose controllers go through a proxy; convergence checks.
 //! - [`Proxy`] (this file): the one owner of I/O: accepts, asks the rules, then forwards or answers.
@@ -41,7 +42,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 pub use call::{Call, Params, Service};
-pub use rules::{AwsRules, Fault, Faults, Refusal};
+pub use rules::{Emulated, Fault, Faults, Refusal};
 pub use world::{Delivered, Proxied, ProxiedController};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +71,7 @@ pub struct Seen {
 #[derive(Debug)]
 struct State {
     faults: Faults,
-    aws: AwsRules,
+    aws: Emulated,
     seen: Vec<Seen>,
 }
 
@@ -231,7 +232,7 @@ impl Proxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             state: Mutex::new(State {
                 faults: Faults::new(seed),
-                aws: AwsRules::default(),
+                aws: Emulated::default(),
                 seen: Vec::new(),
             }),
         });

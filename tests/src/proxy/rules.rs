@@ -1,9 +1,12 @@
-//! The injection rules ([`Faults`]) and the AWS rules moto lacks ([`AwsRules`]). No I/O, no clock of their
-//! own: the proxy asks them about each call.
+//! The injection rules ([`Faults`]) and the AWS rules moto lacks ([`Emulated`]: the fake's
+//! [`AwsRules`], fed from the wire). No I/O, no clock of their own: the proxy asks them about each call.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+pub use tasksub_functions::fake::rules::Refusal;
+use tasksub_functions::fake::rules::{AwsRules, Subscription};
 
 use super::call::{Call, Params};
 
@@ -131,28 +134,16 @@ impl Faults {
     }
 }
 
-/// Why the emulated AWS rules refuse a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// CreateQueue of a name deleted less than 60 s ago.
-    QueueDeletedRecently,
-    /// Subscribe of an existing (topic, endpoint) with other attributes.
-    SubscriptionAttributesDiffer,
-}
-
-/// The AWS rules moto lacks, on a simulated clock.
+/// The AWS rules moto lacks, as the fake applies them ([`AwsRules`]), on a simulated clock. moto itself
+/// refuses a CreateQueue with other attributes, so only the 60 s name reuse and the Subscribe attributes
+/// are asked here.
 #[derive(Debug, Default)]
-pub struct AwsRules {
+pub struct Emulated {
     now: Duration,
-    deleted: HashMap<String, Duration>,
-    subscriptions: HashMap<(String, String), BTreeMap<String, String>>,
-    by_arn: HashMap<String, (String, String)>,
+    rules: AwsRules,
 }
 
-impl AwsRules {
-    /// How long SQS refuses to re-create a deleted queue name.
-    pub const QUEUE_NAME_REUSE: Duration = Duration::from_secs(60);
-
+impl Emulated {
     /// The simulated time (starts at zero).
     pub fn now(&self) -> Duration {
         self.now
@@ -163,50 +154,48 @@ impl AwsRules {
         self.now += by;
     }
 
+    /// The simulated time as the rules' clock (zero is the Unix epoch).
+    fn clock(&self) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + TimeDelta::from_std(self.now).expect("a simulated time in range")
+    }
+
     /// Whether AWS would refuse this call.
     pub fn check(&self, call: &Call) -> Option<Refusal> {
-        match &call.params {
-            Params::CreateQueue { name } => self
-                .deleted
-                .get(name)
-                .filter(|at| self.now < **at + Self::QUEUE_NAME_REUSE)
-                .map(|_| Refusal::QueueDeletedRecently),
+        let verdict = match &call.params {
+            Params::CreateQueue { name } => self.rules.check_name_reuse(name, self.clock()),
             Params::Subscribe {
                 topic,
                 endpoint,
                 attributes,
-            } => self
-                .subscriptions
-                .get(&(topic.clone(), endpoint.clone()))
-                .filter(|existing| *existing != attributes)
-                .map(|_| Refusal::SubscriptionAttributesDiffer),
-            _ => None,
-        }
+            } => self.rules.check_subscribe(topic, endpoint, attributes).map(|_| ()),
+            _ => Ok(()),
+        };
+        verdict.err()
     }
 
     /// Learns from a call the service answered with success (`body` is its response).
     pub fn observe(&mut self, call: &Call, body: &[u8]) {
         match &call.params {
             Params::DeleteQueue { name } => {
-                self.deleted.insert(name.clone(), self.now);
+                let now = self.clock();
+                self.rules.queue_deleted(name, now);
             }
             Params::Subscribe {
                 topic,
                 endpoint,
                 attributes,
             } => {
-                let key = (topic.clone(), endpoint.clone());
-                self.subscriptions
-                    .entry(key.clone())
-                    .or_insert_with(|| attributes.clone());
-                if let Some(arn) = xml_text(body, "SubscriptionArn") {
-                    self.by_arn.insert(arn, key);
-                }
+                // moto always answers the ARN; without one the subscription is still remembered.
+                let arn = xml_text(body, "SubscriptionArn").unwrap_or_else(|| format!("{topic}?{endpoint}"));
+                let sub = Subscription {
+                    topic_arn: topic.clone(),
+                    endpoint: endpoint.clone(),
+                    attributes: attributes.clone(),
+                };
+                self.rules.subscribed(&arn, sub);
             }
             Params::Unsubscribe { arn } => {
-                if let Some(key) = self.by_arn.remove(arn) {
-                    self.subscriptions.remove(&key);
-                }
+                self.rules.unsubscribed(arn);
             }
             _ => {}
         }
@@ -276,7 +265,7 @@ mod tests {
 
     #[test]
     fn deleted_queue_names_are_refused_for_60_simulated_seconds() {
-        let mut aws = AwsRules::default();
+        let mut aws = Emulated::default();
         let create = call("AmazonSQS.CreateQueue", r#"{"QueueName":"q1"}"#);
         let delete = call("AmazonSQS.DeleteQueue", r#"{"QueueUrl":"http://h/123/q1"}"#);
         assert_eq!(aws.check(&create), None);
@@ -303,7 +292,7 @@ mod tests {
                 .as_bytes(),
             )
         };
-        let mut aws = AwsRules::default();
+        let mut aws = Emulated::default();
         assert_eq!(aws.check(&sub("true")), None);
         aws.observe(
             &sub("true"),

@@ -8,7 +8,7 @@ use hyper::body::Bytes;
 use hyper::Response;
 
 use super::call::Service;
-use super::rules::Refusal;
+use super::Refusal;
 
 /// One AWS error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,15 @@ pub const QUEUE_DELETED_RECENTLY: AwsError = AwsError {
               with the same name.",
 };
 
+/// SQS QueueAlreadyExists (moto answers it itself; the proxy never refuses with it).
+pub const QUEUE_ALREADY_EXISTS: AwsError = AwsError {
+    status: 400,
+    code: "QueueAlreadyExists",
+    shape: "QueueNameExists",
+    fault: "Sender",
+    message: "A queue already exists with the same name and a different value for attribute(s)",
+};
+
 /// SNS InvalidParameter for a repeated Subscribe with other attributes.
 pub const SUBSCRIPTION_EXISTS: AwsError = AwsError {
     status: 400,
@@ -80,6 +89,7 @@ pub const SUBSCRIPTION_EXISTS: AwsError = AwsError {
 pub fn refusal(r: Refusal) -> AwsError {
     match r {
         Refusal::QueueDeletedRecently => QUEUE_DELETED_RECENTLY,
+        Refusal::QueueAlreadyExists => QUEUE_ALREADY_EXISTS,
         Refusal::SubscriptionAttributesDiffer => SUBSCRIPTION_EXISTS,
     }
 }

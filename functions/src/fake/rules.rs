@@ -1,0 +1,205 @@
+//! The AWS rules the controller depends on and moto lacks, in one place: the in-memory fake
+//! ([`super::Fake`]) applies them to its own calls, and the fault proxy in front of moto (tasksub-tests,
+//! `proxy::Emulated`) applies them to the calls it forwards. Each side keeps its own error spelling by
+//! mapping one [`Refusal`] (the fake to a `PortError`, the proxy to the service's wire error).
+//!
+//! - SQS: a queue name deleted less than [`AwsRules::QUEUE_NAME_REUSE`] ago cannot be created again
+//!   (`AWS.SimpleQueueService.QueueDeletedRecently`).
+//! - SQS: CreateQueue of an existing name with other attributes is `QueueAlreadyExists`
+//!   ([`AwsRules::check_queue_attributes`]; moto has this one, so only the fake asks).
+//! - SNS: Subscribe of an already subscribed (topic, endpoint) with other attributes is
+//!   `InvalidParameter`; with the same attributes it is idempotent and answers the same ARN.
+//!
+//! Pure: no I/O and no clock; callers pass `now`. The check is separate from the update ("was it
+//! refused?" then "it happened") because the proxy learns only from what moto answered with success.
+#![cfg(feature = "test-util")]
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// Attributes as a request carries them (queue or subscription).
+pub type Attributes = BTreeMap<String, String>;
+
+/// Why AWS refuses a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// CreateQueue of a name deleted less than 60 s ago.
+    QueueDeletedRecently,
+    /// CreateQueue of an existing queue with other attributes.
+    QueueAlreadyExists,
+    /// Subscribe of an existing (topic, endpoint) with other attributes.
+    SubscriptionAttributesDiffer,
+}
+
+impl Refusal {
+    /// The AWS operation refused.
+    pub fn op(self) -> &'static str {
+        match self {
+            Self::QueueDeletedRecently | Self::QueueAlreadyExists => "CreateQueue",
+            Self::SubscriptionAttributesDiffer => "Subscribe",
+        }
+    }
+}
+
+/// One subscription as AWS remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Topic ARN.
+    pub topic_arn: String,
+    /// Endpoint (queue ARN).
+    pub endpoint: String,
+    /// Attributes as first subscribed.
+    pub attributes: Attributes,
+}
+
+/// What the rules remember: when each queue name was deleted, and every subscription by ARN.
+#[derive(Debug, Clone, Default)]
+pub struct AwsRules {
+    deleted: HashMap<String, DateTime<Utc>>,
+    subscriptions: BTreeMap<String, Subscription>,
+}
+
+impl AwsRules {
+    /// How long SQS refuses to re-create a deleted queue name.
+    pub const QUEUE_NAME_REUSE: TimeDelta = TimeDelta::seconds(60);
+
+    /// Whether a CreateQueue of `name` at `now` may reuse the name.
+    pub fn check_name_reuse(&self, name: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
+        match self.deleted.get(name) {
+            Some(at) if now - *at < Self::QUEUE_NAME_REUSE => Err(Refusal::QueueDeletedRecently),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a CreateQueue with `requested` attributes may answer an existing queue that has `stored`.
+    pub fn check_queue_attributes(stored: &Attributes, requested: &Attributes) -> Result<(), Refusal> {
+        if stored == requested {
+            Ok(())
+        } else {
+            Err(Refusal::QueueAlreadyExists)
+        }
+    }
+
+    /// The queue `name` was deleted at `now`.
+    pub fn queue_deleted(&mut self, name: &str, now: DateTime<Utc>) {
+        self.deleted.insert(name.to_owned(), now);
+    }
+
+    /// Whether a Subscribe may go ahead: `Ok(Some(arn))` when (topic, endpoint) is already subscribed
+    /// with the same attributes (AWS answers that ARN), `Ok(None)` when it is new.
+    pub fn check_subscribe(
+        &self,
+        topic_arn: &str,
+        endpoint: &str,
+        attributes: &Attributes,
+    ) -> Result<Option<&str>, Refusal> {
+        match self.find(topic_arn, endpoint) {
+            Some((_, sub)) if sub.attributes != *attributes => Err(Refusal::SubscriptionAttributesDiffer),
+            Some((arn, _)) => Ok(Some(arn)),
+            None => Ok(None),
+        }
+    }
+
+    /// A Subscribe succeeded with this ARN. A repeat of a known (topic, endpoint) changes nothing: the
+    /// first attributes stay.
+    pub fn subscribed(&mut self, arn: &str, sub: Subscription) {
+        if self.find(&sub.topic_arn, &sub.endpoint).is_none() {
+            self.subscriptions.insert(arn.to_owned(), sub);
+        }
+    }
+
+    /// An Unsubscribe succeeded; the subscription it removed, if known.
+    pub fn unsubscribed(&mut self, arn: &str) -> Option<Subscription> {
+        self.subscriptions.remove(arn)
+    }
+
+    /// The subscription of `endpoint` to the topic, with its ARN.
+    pub fn find(&self, topic_arn: &str, endpoint: &str) -> Option<(&str, &Subscription)> {
+        self.subscriptions
+            .iter()
+            .find(|(_, s)| s.topic_arn == topic_arn && s.endpoint == endpoint)
+            .map(|(arn, s)| (arn.as_str(), s))
+    }
+
+    /// Every known subscription, by ARN.
+    pub fn subscriptions(&self) -> &BTreeMap<String, Subscription> {
+        &self.subscriptions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(raw: &str) -> Attributes {
+        BTreeMap::from([("RawMessageDelivery".to_owned(), raw.to_owned())])
+    }
+
+    fn sub(raw: &str) -> Subscription {
+        Subscription {
+            topic_arn: "t".into(),
+            endpoint: "q".into(),
+            attributes: attrs(raw),
+        }
+    }
+
+    #[test]
+    fn a_deleted_queue_name_is_refused_for_60_seconds_then_free() {
+        let t0 = DateTime::UNIX_EPOCH;
+        let mut rules = AwsRules::default();
+        assert_eq!(rules.check_name_reuse("q1", t0), Ok(()));
+        rules.queue_deleted("q1", t0 + TimeDelta::seconds(5));
+        let at = |s| t0 + TimeDelta::seconds(s);
+        assert_eq!(rules.check_name_reuse("q1", at(5)), Err(Refusal::QueueDeletedRecently));
+        assert_eq!(rules.check_name_reuse("q2", at(5)), Ok(()), "other names are free");
+        assert_eq!(rules.check_name_reuse("q1", at(64)), Err(Refusal::QueueDeletedRecently));
+        assert_eq!(rules.check_name_reuse("q1", at(65)), Ok(()));
+        rules.queue_deleted("q1", at(100));
+        assert_eq!(
+            rules.check_name_reuse("q1", at(101)),
+            Err(Refusal::QueueDeletedRecently),
+            "each delete restarts it"
+        );
+    }
+
+    #[test]
+    fn an_existing_queue_must_be_asked_for_with_the_same_attributes() {
+        assert_eq!(AwsRules::check_queue_attributes(&attrs("a"), &attrs("a")), Ok(()));
+        assert_eq!(
+            AwsRules::check_queue_attributes(&attrs("a"), &attrs("b")),
+            Err(Refusal::QueueAlreadyExists)
+        );
+        assert_eq!(
+            AwsRules::check_queue_attributes(&attrs("a"), &Attributes::new()),
+            Err(Refusal::QueueAlreadyExists)
+        );
+    }
+
+    #[test]
+    fn a_repeated_subscribe_must_carry_the_first_attributes_until_unsubscribed() {
+        let mut rules = AwsRules::default();
+        assert_eq!(rules.check_subscribe("t", "q", &attrs("true")), Ok(None));
+        rules.subscribed("t:1", sub("true"));
+        assert_eq!(rules.check_subscribe("t", "q", &attrs("true")), Ok(Some("t:1")));
+        assert_eq!(
+            rules.check_subscribe("t", "q", &attrs("false")),
+            Err(Refusal::SubscriptionAttributesDiffer)
+        );
+        assert_eq!(rules.check_subscribe("t", "other", &attrs("false")), Ok(None));
+        rules.subscribed("t:2", sub("false"));
+        assert_eq!(
+            rules.find("t", "q").map(|(arn, _)| arn),
+            Some("t:1"),
+            "a repeat changes nothing"
+        );
+        assert_eq!(rules.subscriptions().len(), 1);
+        assert_eq!(rules.unsubscribed("t:1"), Some(sub("true")));
+        assert_eq!(rules.unsubscribed("t:1"), None);
+        assert_eq!(
+            rules.check_subscribe("t", "q", &attrs("false")),
+            Ok(None),
+            "after Unsubscribe any attributes go"
+        );
+    }
+}
