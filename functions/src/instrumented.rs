@@ -4,17 +4,13 @@
 //! A test double: compiled only with the `test-util` feature (not in the Lambda binaries).
 #![cfg(feature = "test-util")]
 
-use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tasksub_core::outcome::ErrorKind;
-use tasksub_core::reconcile::QueueDetails;
-use tasksub_core::record::Record;
 
-use crate::ports::{
-    Described, Desired, Expect, PortError, QueueInspect, Queues, Records, SubscriptionPage, Subscriptions, Tasks,
-    Written,
-};
+use crate::ports::PortError;
+use crate::wrap::Wrap;
 
 /// AWS operations that change something.
 pub const WRITE_OPS: &[&str] = &[
@@ -103,88 +99,26 @@ impl<P> Instrumented<P> {
     }
 }
 
-impl<P: Records> Records for Instrumented<P> {
-    async fn get(&self, task_id: &str) -> Result<Option<Record>, PortError> {
-        self.enter("GetItem")?;
-        self.inner.get(task_id).await
-    }
-    async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
-        self.enter("PutItem")?;
-        self.inner.put(record, expect).await
-    }
-    async fn list(&self) -> Result<Vec<Record>, PortError> {
-        self.enter("Scan")?;
-        self.inner.list().await
-    }
-}
+impl<P: Send + Sync> Wrap for Instrumented<P> {
+    type Inner = P;
 
-impl<P: Queues> Queues for Instrumented<P> {
-    async fn create(
+    fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    /// Logs the call (QueueInspect's `details` is two AWS calls: GetQueueAttributes and ListQueueTags),
+    /// or fails it with a scripted fault before it reaches the inner ports.
+    async fn around<T: Send>(
         &self,
-        name: &str,
-        attributes: &BTreeMap<&'static str, String>,
-        tags: &BTreeMap<&'static str, String>,
-    ) -> Result<String, PortError> {
-        self.enter("CreateQueue")?;
-        self.inner.create(name, attributes, tags).await
-    }
-    async fn url(&self, name: &str) -> Result<String, PortError> {
-        self.enter("GetQueueUrl")?;
-        self.inner.url(name).await
-    }
-    async fn delete(&self, url: &str) -> Result<(), PortError> {
-        self.enter("DeleteQueue")?;
-        self.inner.delete(url).await
-    }
-    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
-        self.enter("SetQueueAttributes")?;
-        self.inner.set_policy(url, policy).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
-        self.enter("ListQueues")?;
-        self.inner.list(prefix).await
+        op: &'static str,
+        call: impl Future<Output = Result<T, PortError>> + Send,
+    ) -> Result<T, PortError> {
+        self.enter(op)?;
+        if op == "GetQueueAttributes" {
+            self.enter("ListQueueTags")?;
+        }
+        call.await
     }
 }
 
-impl<P: Subscriptions> Subscriptions for Instrumented<P> {
-    async fn subscribe(
-        &self,
-        topic_arn: &str,
-        queue_arn: &str,
-        attributes: &BTreeMap<&'static str, String>,
-    ) -> Result<String, PortError> {
-        self.enter("Subscribe")?;
-        self.inner.subscribe(topic_arn, queue_arn, attributes).await
-    }
-    async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), PortError> {
-        self.enter("Unsubscribe")?;
-        self.inner.unsubscribe(subscription_arn).await
-    }
-    async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
-        self.enter("ListSubscriptionsByTopic")?;
-        self.inner.find(topic_arn, endpoint).await
-    }
-    async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
-        self.enter("ListSubscriptionsByTopic")?;
-        self.inner.list_by_topic(topic_arn, next).await
-    }
-}
-
-impl<P: QueueInspect> QueueInspect for Instrumented<P> {
-    async fn details(&self, url: &str) -> Result<QueueDetails, PortError> {
-        self.enter("GetQueueAttributes")?;
-        self.enter("ListQueueTags")?;
-        self.inner.details(url).await
-    }
-}
-
-impl<P: Tasks> Tasks for Instrumented<P> {
-    async fn list_tasks(&self, cluster: &str, desired: Desired) -> Result<Vec<String>, PortError> {
-        self.enter("ListTasks")?;
-        self.inner.list_tasks(cluster, desired).await
-    }
-    async fn describe_tasks(&self, cluster: &str, task_arns: &[String]) -> Result<Described, PortError> {
-        self.enter("DescribeTasks")?;
-        self.inner.describe_tasks(cluster, task_arns).await
-    }
-}
+crate::wrap_ports!([P: Send + Sync] Instrumented<P>: Records, Queues, Subscriptions, QueueInspect, Tasks);

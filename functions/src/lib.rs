@@ -9,6 +9,7 @@
 //! - [`handler`]: [`Controller::handle_json`], the one code path of the functions, the CLI and the tests.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 //! - [`pace`]: the sweeper's rate limit on its own mutating calls.
+//! - [`wrap`]: one delegation for the port wrappers (pacing, counting, gating).
 //! - [`sweeper`]: gather, reconcile, execute; the scheduled `sweeper` function and `tasksub sweep`.
 //! - [`runtime`]: logging and the Lambda entry points shared by the binaries.
 #![warn(missing_docs)]
@@ -24,5 +25,6 @@ pub mod ports;
 pub mod runtime;
 pub mod sdk;
 pub mod sweeper;
+pub mod wrap;
 
 pub use handler::{Controller, HandlerError, Outcome};

@@ -2,14 +2,26 @@
 //! CreateQueue, DeleteQueue, Subscribe, Unsubscribe), so a sweep after an outage cannot burst the control
 //! plane the event functions also need. Reads pass straight through.
 
-use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
-use tasksub_core::record::Record;
 use tokio::sync::Mutex;
 use tokio::time::{sleep_until, Instant};
 
-use crate::ports::{Expect, PortError, Queues, Records, SubscriptionPage, Subscriptions, Written};
+use crate::ports::PortError;
+use crate::wrap::Wrap;
+
+/// The operations paced: the mutating ones, and ListSubscriptionsByTopic although a read, because its
+/// account quota (30 TPS) is the tightest we meet.
+pub const PACED_OPS: &[&str] = &[
+    "PutItem",
+    "CreateQueue",
+    "DeleteQueue",
+    "SetQueueAttributes",
+    "Subscribe",
+    "Unsubscribe",
+    "ListSubscriptionsByTopic",
+];
 
 /// Ports whose mutating calls are spaced at least `interval` apart.
 #[derive(Debug)]
@@ -41,74 +53,34 @@ impl<'a, P> Paced<'a, P> {
     }
 }
 
-impl<P: Records> Records for Paced<'_, P> {
-    async fn get(&self, task_id: &str) -> Result<Option<Record>, PortError> {
-        self.inner.get(task_id).await
+impl<P: Send + Sync> Wrap for Paced<'_, P> {
+    type Inner = P;
+
+    fn inner(&self) -> &P {
+        self.inner
     }
-    async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
-        self.turn().await;
-        self.inner.put(record, expect).await
-    }
-    async fn list(&self) -> Result<Vec<Record>, PortError> {
-        Records::list(self.inner).await
+
+    async fn around<T: Send>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, PortError>> + Send,
+    ) -> Result<T, PortError> {
+        if PACED_OPS.contains(&op) {
+            self.turn().await;
+        }
+        call.await
     }
 }
 
-impl<P: Queues> Queues for Paced<'_, P> {
-    async fn create(
-        &self,
-        name: &str,
-        attributes: &BTreeMap<&'static str, String>,
-        tags: &BTreeMap<&'static str, String>,
-    ) -> Result<String, PortError> {
-        self.turn().await;
-        self.inner.create(name, attributes, tags).await
-    }
-    async fn url(&self, name: &str) -> Result<String, PortError> {
-        self.inner.url(name).await
-    }
-    async fn delete(&self, url: &str) -> Result<(), PortError> {
-        self.turn().await;
-        self.inner.delete(url).await
-    }
-    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
-        self.turn().await;
-        self.inner.set_policy(url, policy).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
-        Queues::list(self.inner, prefix).await
-    }
-}
-
-impl<P: Subscriptions> Subscriptions for Paced<'_, P> {
-    async fn subscribe(
-        &self,
-        topic_arn: &str,
-        queue_arn: &str,
-        attributes: &BTreeMap<&'static str, String>,
-    ) -> Result<String, PortError> {
-        self.turn().await;
-        self.inner.subscribe(topic_arn, queue_arn, attributes).await
-    }
-    async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), PortError> {
-        self.turn().await;
-        self.inner.unsubscribe(subscription_arn).await
-    }
-    async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
-        self.turn().await;
-        self.inner.find(topic_arn, endpoint).await
-    }
-    /// Paced although a read: ListSubscriptionsByTopic's account quota (30 TPS) is the tightest we meet.
-    async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
-        self.turn().await;
-        self.inner.list_by_topic(topic_arn, next).await
-    }
-}
+crate::wrap_ports!(['a, P: Send + Sync] Paced<'a, P>: Records, Queues, Subscriptions);
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::fake::Fake;
+    use crate::ports::Queues;
 
     #[tokio::test(start_paused = true)]
     async fn mutating_calls_are_spaced_and_reads_are_not() {

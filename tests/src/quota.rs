@@ -16,14 +16,15 @@
 //! on-failure destination. An SQS event source mapping instead returns a failed message to the queue after
 //! its visibility timeout, until maxReceiveCount sends it to the queue's DLQ.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tasksub_core::outcome::ErrorKind;
-use tasksub_core::record::Record;
 use tasksub_functions::fake::Fake;
-use tasksub_functions::ports::{Expect, PortError, Queues, Records, SubscriptionPage, Subscriptions, Written};
+use tasksub_functions::ports::PortError;
+use tasksub_functions::wrap::Wrap;
 use tokio::time::Instant;
 
 /// What one AWS call takes (a round trip inside a region).
@@ -153,72 +154,24 @@ impl Quota {
     }
 }
 
-impl Records for Quota {
-    async fn get(&self, task_id: &str) -> Result<Option<Record>, PortError> {
-        self.admit("GetItem").await?;
-        self.inner.get(task_id).await
+impl Wrap for Quota {
+    type Inner = Fake;
+
+    fn inner(&self) -> &Fake {
+        &self.inner
     }
-    async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
-        self.admit("PutItem").await?;
-        self.inner.put(record, expect).await
-    }
-    async fn list(&self) -> Result<Vec<Record>, PortError> {
-        self.admit("Scan").await?;
-        Records::list(&self.inner).await
+
+    async fn around<T: Send>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, PortError>> + Send,
+    ) -> Result<T, PortError> {
+        self.admit(op).await?;
+        call.await
     }
 }
 
-impl Queues for Quota {
-    async fn create(
-        &self,
-        name: &str,
-        attributes: &BTreeMap<&'static str, String>,
-        tags: &BTreeMap<&'static str, String>,
-    ) -> Result<String, PortError> {
-        self.admit("CreateQueue").await?;
-        self.inner.create(name, attributes, tags).await
-    }
-    async fn url(&self, name: &str) -> Result<String, PortError> {
-        self.admit("GetQueueUrl").await?;
-        self.inner.url(name).await
-    }
-    async fn delete(&self, url: &str) -> Result<(), PortError> {
-        self.admit("DeleteQueue").await?;
-        self.inner.delete(url).await
-    }
-    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
-        self.admit("SetQueueAttributes").await?;
-        self.inner.set_policy(url, policy).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
-        self.admit("ListQueues").await?;
-        Queues::list(&self.inner, prefix).await
-    }
-}
-
-impl Subscriptions for Quota {
-    async fn subscribe(
-        &self,
-        topic_arn: &str,
-        queue_arn: &str,
-        attributes: &BTreeMap<&'static str, String>,
-    ) -> Result<String, PortError> {
-        self.admit("Subscribe").await?;
-        self.inner.subscribe(topic_arn, queue_arn, attributes).await
-    }
-    async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), PortError> {
-        self.admit("Unsubscribe").await?;
-        self.inner.unsubscribe(subscription_arn).await
-    }
-    async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
-        self.admit("ListSubscriptionsByTopic").await?;
-        self.inner.find(topic_arn, endpoint).await
-    }
-    async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
-        self.admit("ListSubscriptionsByTopic").await?;
-        self.inner.list_by_topic(topic_arn, next).await
-    }
-}
+tasksub_functions::wrap_ports!([] Quota: Records, Queues, Subscriptions);
 
 /// How events reach the function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,12 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use tasksub_core::outcome::ErrorKind;
-use tasksub_core::reconcile::QueueDetails;
 use tasksub_core::record::{Record, State};
 use tasksub_functions::fake::Fake;
-use tasksub_functions::ports::{
-    Described, Desired, Expect, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, Written,
-};
+use tasksub_functions::ports::{Expect, PortError, Records, Written};
+use tasksub_functions::wrap::Wrap;
 
 /// What the scheduler and the gates share.
 #[derive(Debug, Default)]
@@ -131,128 +129,62 @@ impl Future for Gate<'_> {
 
 impl Records for Gated {
     async fn get(&self, task_id: &str) -> Result<Option<Record>, PortError> {
-        let lost = self.gate("GetItem").await;
-        let r = self.inner.get(task_id).await;
-        if let Ok(found) = &r {
-            self.saw(found.clone());
-        }
-        answer(lost, "GetItem", r)
+        let call = async {
+            let r = self.inner.get(task_id).await;
+            if let Ok(found) = &r {
+                self.saw(found.clone());
+            }
+            r
+        };
+        self.around("GetItem", call).await
     }
 
     async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
-        let lost = self.gate("PutItem").await;
-        let before = self.inner.record(&record.task_id);
-        let legacy = lock(&self.board).legacy;
-        let written = match expect {
-            Expect::Revision(..) if legacy => self.legacy_put(record),
-            _ => self.inner.put(record, expect).await?,
-        };
-        match &written {
-            Written::Applied => {
-                if before.as_ref().is_some_and(|b| b.state == State::Gone) && record.state != State::Gone {
-                    lock(&self.board)
-                        .violations
-                        .push(format!("GONE came back: {} written over a GONE record", record.state));
+        let call = async {
+            let before = self.inner.record(&record.task_id);
+            let legacy = lock(&self.board).legacy;
+            let written = match expect {
+                Expect::Revision(..) if legacy => self.legacy_put(record),
+                _ => self.inner.put(record, expect).await?,
+            };
+            match &written {
+                Written::Applied => {
+                    if before.as_ref().is_some_and(|b| b.state == State::Gone) && record.state != State::Gone {
+                        lock(&self.board)
+                            .violations
+                            .push(format!("GONE came back: {} written over a GONE record", record.state));
+                    }
+                    self.saw(self.inner.record(&record.task_id));
                 }
-                self.saw(self.inner.record(&record.task_id));
+                Written::Conflict(current) => self.saw(current.clone()),
             }
-            Written::Conflict(current) => self.saw(current.clone()),
-        }
-        answer(lost, "PutItem", Ok(written))
+            Ok(written)
+        };
+        self.around("PutItem", call).await
     }
 
     async fn list(&self) -> Result<Vec<Record>, PortError> {
-        let lost = self.gate("Scan").await;
-        answer(lost, "Scan", Records::list(&self.inner).await)
+        self.around("Scan", Records::list(&self.inner)).await
     }
 }
 
-impl Queues for Gated {
-    async fn create(
+impl Wrap for Gated {
+    type Inner = Fake;
+
+    fn inner(&self) -> &Fake {
+        &self.inner
+    }
+
+    /// Parks at the gate, then makes the call; its answer is lost if the scheduler chose so.
+    async fn around<T: Send>(
         &self,
-        name: &str,
-        attributes: &BTreeMap<&'static str, String>,
-        tags: &BTreeMap<&'static str, String>,
-    ) -> Result<String, PortError> {
-        let lost = self.gate("CreateQueue").await;
-        answer(lost, "CreateQueue", self.inner.create(name, attributes, tags).await)
-    }
-    async fn url(&self, name: &str) -> Result<String, PortError> {
-        let lost = self.gate("GetQueueUrl").await;
-        answer(lost, "GetQueueUrl", self.inner.url(name).await)
-    }
-    async fn delete(&self, url: &str) -> Result<(), PortError> {
-        let lost = self.gate("DeleteQueue").await;
-        answer(lost, "DeleteQueue", self.inner.delete(url).await)
-    }
-    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
-        let lost = self.gate("SetQueueAttributes").await;
-        answer(lost, "SetQueueAttributes", self.inner.set_policy(url, policy).await)
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
-        let lost = self.gate("ListQueues").await;
-        answer(lost, "ListQueues", Queues::list(&self.inner, prefix).await)
+        op: &'static str,
+        call: impl Future<Output = Result<T, PortError>> + Send,
+    ) -> Result<T, PortError> {
+        let lost = self.gate(op).await;
+        answer(lost, op, call.await)
     }
 }
 
-impl Subscriptions for Gated {
-    async fn subscribe(
-        &self,
-        topic_arn: &str,
-        queue_arn: &str,
-        attributes: &BTreeMap<&'static str, String>,
-    ) -> Result<String, PortError> {
-        let lost = self.gate("Subscribe").await;
-        answer(
-            lost,
-            "Subscribe",
-            self.inner.subscribe(topic_arn, queue_arn, attributes).await,
-        )
-    }
-    async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), PortError> {
-        let lost = self.gate("Unsubscribe").await;
-        answer(lost, "Unsubscribe", self.inner.unsubscribe(subscription_arn).await)
-    }
-    async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
-        let lost = self.gate("ListSubscriptionsByTopic").await;
-        answer(
-            lost,
-            "ListSubscriptionsByTopic",
-            self.inner.find(topic_arn, endpoint).await,
-        )
-    }
-    async fn list_by_topic(
-        &self,
-        topic_arn: &str,
-        next: Option<String>,
-    ) -> Result<tasksub_functions::ports::SubscriptionPage, PortError> {
-        let lost = self.gate("ListSubscriptionsByTopic").await;
-        answer(
-            lost,
-            "ListSubscriptionsByTopic",
-            self.inner.list_by_topic(topic_arn, next).await,
-        )
-    }
-}
-
-impl QueueInspect for Gated {
-    async fn details(&self, url: &str) -> Result<QueueDetails, PortError> {
-        let lost = self.gate("GetQueueAttributes").await;
-        answer(lost, "GetQueueAttributes", self.inner.details(url).await)
-    }
-}
-
-impl Tasks for Gated {
-    async fn list_tasks(&self, cluster: &str, desired: Desired) -> Result<Vec<String>, PortError> {
-        let lost = self.gate("ListTasks").await;
-        answer(lost, "ListTasks", self.inner.list_tasks(cluster, desired).await)
-    }
-    async fn describe_tasks(&self, cluster: &str, task_arns: &[String]) -> Result<Described, PortError> {
-        let lost = self.gate("DescribeTasks").await;
-        answer(
-            lost,
-            "DescribeTasks",
-            self.inner.describe_tasks(cluster, task_arns).await,
-        )
-    }
-}
+// Records is written out above: reads and writes also keep the board's record of what was seen.
+tasksub_functions::wrap_ports!([] Gated: Queues, Subscriptions, QueueInspect, Tasks);
