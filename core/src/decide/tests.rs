@@ -365,22 +365,7 @@ fn stable_names_are_pinned() {
     // Only provisioning claims instead of reading first.
     let reads = [Intent::Provision, Intent::StopInitiated, Intent::Stopped].map(Intent::reads_first);
     assert_eq!(reads, [false, true, true]);
-    let steps = [
-        Step::Claim,
-        Step::CreateQueue,
-        Step::Subscribe,
-        Step::MarkReady,
-        Step::RecoverSubscription,
-        Step::Unsubscribe,
-        Step::UnsubscribeRetired,
-        Step::UpdatePolicy,
-        Step::LookupQueueUrl,
-        Step::DeleteQueue,
-        Step::MarkDraining,
-        Step::Tombstone(State::Draining),
-        Step::Tombstone(State::Gone),
-    ]
-    .map(Step::as_str);
+    let steps = EVERY_STEP.map(Step::as_str);
     assert_eq!(
         steps,
         [
@@ -434,26 +419,31 @@ fn stable_names_are_pinned() {
     );
 }
 
+/// Every step, in declaration order.
+const EVERY_STEP: [Step; 13] = [
+    Step::Claim,
+    Step::CreateQueue,
+    Step::Subscribe,
+    Step::MarkReady,
+    Step::RecoverSubscription,
+    Step::Unsubscribe,
+    Step::UnsubscribeRetired,
+    Step::UpdatePolicy,
+    Step::LookupQueueUrl,
+    Step::DeleteQueue,
+    Step::MarkDraining,
+    Step::Tombstone(State::Draining),
+    Step::Tombstone(State::Gone),
+];
+
 /// The conditional writes of the record are exactly the steps that run alone, as barriers between stages.
 #[test]
 fn the_record_writes_are_the_barriers() {
-    use Step::*;
-    let all = [
-        Claim,
-        CreateQueue,
-        Subscribe,
-        MarkReady,
-        RecoverSubscription,
-        Unsubscribe,
-        UnsubscribeRetired,
-        UpdatePolicy,
-        LookupQueueUrl,
-        DeleteQueue,
-        MarkDraining,
-        Tombstone(State::Draining),
-        Tombstone(State::Gone),
-    ];
-    let writes: Vec<&str> = all.into_iter().filter(|s| s.is_write()).map(Step::as_str).collect();
+    let writes: Vec<&str> = EVERY_STEP
+        .into_iter()
+        .filter(|s| s.is_write())
+        .map(Step::as_str)
+        .collect();
     assert_eq!(
         writes,
         [
