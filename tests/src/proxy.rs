@@ -16,12 +16,14 @@
 //!
 //! # Layout
 //! - [`call`]: which service and operation a request is, and the parameters the rules need (pure).
+//! - [`quota`]: AWS's per-account API quotas as token buckets per operation (throttling on the wire).
 //! - [`rules`]: the injection rules with their seeded RNG, and the emulated AWS rules (pure; the fake's).
 //! - [`wire`]: error responses in each protocol's shape (pure).
 //! - [`world`]: a moto world whose controllers go through a proxy; convergence checks.
 //! - [`Proxy`] (this file): the one owner of I/O: accepts, asks the rules, then forwards or answers.
 
 pub mod call;
+pub mod quota;
 pub mod rules;
 pub mod wire;
 pub mod world;
@@ -71,6 +73,7 @@ pub struct Seen {
 #[derive(Debug)]
 struct State {
     faults: Faults,
+    quotas: quota::Quotas,
     aws: Emulated,
     seen: Vec<Seen>,
 }
@@ -118,7 +121,12 @@ impl Shared {
     /// The fault to inject, and whether AWS would refuse the call (asked only when it is forwarded).
     fn judge(&self, call: &Call) -> (Option<Fault>, Option<Refusal>) {
         let mut st = self.lock();
-        let fault = st.faults.pick(&call.op);
+        let over_quota = !st.quotas.admit(&call.op, std::time::Instant::now());
+        let fault = if over_quota {
+            Some(Fault::Throttle)
+        } else {
+            st.faults.pick(&call.op)
+        };
         let refusal = match fault {
             Some(f) if !f.forwards() => None,
             _ => st.aws.check(call),
@@ -232,6 +240,7 @@ impl Proxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             state: Mutex::new(State {
                 faults: Faults::new(seed),
+                quotas: quota::Quotas::default(),
                 aws: Emulated::default(),
                 seen: Vec::new(),
             }),
@@ -277,6 +286,12 @@ impl Proxy {
     /// Every call of `op` (of any operation when `None`) gets `fault` with probability `p`.
     pub fn fail_randomly(&self, op: Option<&str>, p: f64, fault: Fault) {
         self.state().faults.fail_randomly(op, p, fault);
+    }
+
+    /// Per-operation quotas (token buckets) from now on: a call over its quota is answered with the
+    /// service's throttling error ([`quota`]).
+    pub fn set_quotas(&self, quotas: quota::Quotas) {
+        self.state().quotas = quotas;
     }
 
     /// Removes every injection rule (the emulated AWS rules stay).
