@@ -3,8 +3,8 @@
 //! # Layout
 //! - [`ports`]: one trait per capability (records, queues, subscriptions, ECS tasks).
 //! - [`aws`]: the ports on the AWS SDK.
-//! - [`fake`]: the ports in memory.
-//! - [`instrumented`]: call counters and fault injection around any ports.
+//! - `fake`: the ports in memory (test double, feature `test-util`).
+//! - `instrumented`: call counters and fault injection around any ports (test double, feature `test-util`).
 //! - [`executor`]: runs a plan from `tasksub_core::decide`, the only sequential code.
 //! - [`handler`]: [`Controller::handle_json`], the one code path of the functions, the CLI and the tests.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.

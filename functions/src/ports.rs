@@ -1,5 +1,5 @@
 //! Ports: one small trait per capability. The executor sees only these; the SDK adapters
-//! ([`crate::aws`]) and the in-memory fake ([`crate::fake`]) implement them. No SDK type crosses a port.
+//! ([`crate::aws`]) and the in-memory fake (`crate::fake`, feature `test-util`) implement them. No SDK type crosses a port.
 
 use std::collections::BTreeMap;
 use std::fmt;

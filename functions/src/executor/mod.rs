@@ -1,6 +1,6 @@
 //! The executor: runs a plan's stages against the ports. What to do is decided in
 //! `tasksub_core::decide`, which steps may overlap in `decide::stages`, how to treat each failure in
-//! `tasksub_core::outcome`; [`perform`] maps a step to its calls, `subscribe` fans the per-topic
+//! `tasksub_core::outcome`; `perform` maps a step to its calls, `subscribe` fans the per-topic
 //! calls out.
 
 use chrono::{DateTime, Utc};
