@@ -42,7 +42,11 @@ export type ArchitectureName = 'arm64' | 'x86_64';
 export interface TasksubStackProps extends StackProps {
   /** Architecture the binaries are bundled for. Default arm64. */
   readonly architecture?: ArchitectureName;
-  /** Cargo workspace manifest. Default: the repository's Cargo.toml (two levels up from infra/cdk). */
+  /**
+   * Cargo manifest cargo-lambda builds from (its directory is the working directory). Default: the
+   * functions crate's, functions/Cargo.toml, so the package is built alone and its SDK features are not
+   * unified with the other workspace members' (docs/footprint.md).
+   */
   readonly manifestPath?: string;
 }
 
@@ -168,7 +172,7 @@ export class TasksubStack extends Stack {
     );
     const archName: ArchitectureName = props.architecture ?? 'arm64';
     const architecture = archName === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
-    const manifestPath = props.manifestPath ?? path.resolve(__dirname, '..', '..', '..', '..', 'Cargo.toml');
+    const manifestPath = props.manifestPath ?? path.resolve(__dirname, '..', '..', '..', '..', 'functions', 'Cargo.toml');
 
     // ------------------------------------------------------------------ parameters (as in SAM)
     const clusterArns = new CfnParameter(this, 'ClusterArns', {
@@ -492,6 +496,9 @@ export class TasksubStack extends Stack {
         role,
         manifestPath,
         binaryName: binary,
+        // Local cargo-lambda (and zig) on PATH, never Docker: `cargo lambda build --release --x86-64|--arm64
+        // --bin <binary>` in functions/, the same build as `sam build` (infra/README.md, "CDK bundling").
+        bundling: { forcedDockerBundling: false },
         architecture,
         description,
         memorySize: functionMemorySize.valueAsNumber,
