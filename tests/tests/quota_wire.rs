@@ -38,20 +38,18 @@ struct Ran {
 /// One event as Lambda's async invocation runs it: wait for a concurrency slot, handle, and on a failure
 /// retry twice after the scaled delays; then give up (the on-failure destination).
 async fn invoke(c: &ProxiedController, event: &Value, slots: &Semaphore, t0: Instant) -> Ran {
-    for attempt in 0..=RETRY_DELAYS.len() {
-        let result = {
-            let _slot = slots.acquire().await.expect("semaphore");
-            c.handle_json(event).await
-        };
-        match result {
-            Ok(_) => {
-                return Ran {
-                    ok: true,
-                    at: t0.elapsed(),
-                }
-            }
-            Err(_) if attempt < RETRY_DELAYS.len() => tokio::time::sleep(RETRY_DELAYS[attempt]).await,
-            Err(_) => {}
+    // the first attempt, then one retry after each delay
+    let waits = std::iter::once(None).chain(RETRY_DELAYS.iter().map(Some));
+    for wait in waits {
+        if let Some(delay) = wait {
+            tokio::time::sleep(*delay).await;
+        }
+        let _slot = slots.acquire().await.expect("semaphore");
+        if c.handle_json(event).await.is_ok() {
+            return Ran {
+                ok: true,
+                at: t0.elapsed(),
+            };
         }
     }
     Ran {
