@@ -128,4 +128,42 @@ mod tests {
             assert_eq!(disposition(step, kind), want, "{step:?} {kind:?}");
         }
     }
+
+    /// The kind names are a contract (the `error_kind` of every log line and of the Lambda response),
+    /// and which kinds a retry may cure decides between a retry and the on-failure destination.
+    #[test]
+    fn kind_names_and_transience_are_pinned() {
+        use ErrorKind::*;
+        let all = [
+            Throttled,
+            Transient,
+            NotFound,
+            Conflict,
+            DeletedRecently,
+            AccessDenied,
+            Invalid,
+            Config,
+            Quota,
+            Other,
+        ];
+        assert_eq!(
+            all.map(ErrorKind::as_str),
+            [
+                "throttled",
+                "transient",
+                "not-found",
+                "conflict",
+                "deleted-recently",
+                "access-denied",
+                "invalid",
+                "config",
+                "quota",
+                "other"
+            ]
+        );
+        assert_eq!(
+            all.map(ErrorKind::is_transient),
+            [true, true, false, false, true, false, false, false, false, true]
+        );
+    }
 }

@@ -342,6 +342,7 @@ async fn main() -> anyhow::Result<()> {
     create_table(&ddb, "SQSContainerMappping", "id").await?;
     let ours_env = vec![
         ("TASKSUB_TOPIC_ARN", topic.clone()),
+        ("TASKSUB_ACCOUNT_ID", "123456789012".to_owned()),
         ("TASKSUB_TABLE", "bench-footprint".to_owned()),
         ("TASKSUB_CLUSTERS", cluster_arn()),
     ];

@@ -871,7 +871,7 @@ export class TasksubStack extends Stack {
       const o = new CfnOutput(this, `Output${id}`, { value, description, condition });
       o.overrideLogicalId(id);
     };
-    output('TopicArns', topicArnsValue, 'TASKSUB_TOPIC_ARNS - publish to any of these; every task queue is subscribed to each');
+    output('PublishTopicArns', topicArnsValue, 'TASKSUB_TOPIC_ARNS - publish to any of these; every task queue is subscribed to each');
     output('SubscriberRoleArns',
       Fn.join(',', Token.asList([
         onTaskRunning.role!.roleArn, onTaskStopped.role!.roleArn, ifThen(sweeperEnabled, sweeper.role!.roleArn, Aws.NO_VALUE),

@@ -447,7 +447,7 @@ describe('operations', () => {
   });
 
   it('outputs what the app needs', () => {
-    for (const o of ['TopicArns', 'SubscriberRoleArns', 'TableName', 'QueuePrefix', 'TaskRolePolicyArn', 'TaskQueueDlqArn', 'EventDlqUrl']) {
+    for (const o of ['PublishTopicArns', 'SubscriberRoleArns', 'TableName', 'QueuePrefix', 'TaskRolePolicyArn', 'TaskQueueDlqArn', 'EventDlqUrl']) {
       assert.ok(json.Outputs[o], o);
     }
   });
