@@ -258,6 +258,7 @@ async fn the_summary_is_emitted_as_emf_and_serialises_in_camel_case() {
         "TasksSeen",
         "Resumed",
         "Provisioned",
+        "Converged",
         "SweepErrors",
         "SweepDuration",
     ] {
