@@ -186,7 +186,7 @@ pub(super) fn check_fits(settings: &super::Settings) -> Result<(), SettingsError
     let queue_arn = crate::naming::queue_arn(&settings.home, &name);
     let arns: Vec<&str> = settings.topic_arns().collect();
     let bytes = QueuePolicy::for_topics(&queue_arn, &arns).to_json().len();
-    if bytes > MAX_POLICY_BYTES {
+    if !policy_fits(bytes) {
         let reason = format!(
             "{} topics make a queue policy of {bytes} bytes, over SQS's {MAX_POLICY_BYTES}: use fewer topics \
              (or shorter topic names)",
@@ -195,6 +195,11 @@ pub(super) fn check_fits(settings: &super::Settings) -> Result<(), SettingsError
         return Err(bad(vars::TOPIC_ARNS, reason));
     }
     Ok(())
+}
+
+/// SQS accepts a policy of at most [`MAX_POLICY_BYTES`] bytes, that many included.
+fn policy_fits(bytes: usize) -> bool {
+    bytes <= MAX_POLICY_BYTES
 }
 
 #[cfg(test)]
@@ -362,6 +367,26 @@ mod tests {
             (vars::QUEUE_PREFIX, &format!("tasksub-{}", "p".repeat(38)))
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn limits_include_their_bound() {
+        assert!(super::policy_fits(8192) && !super::policy_fits(8193));
+        let fifo = "arn:aws:sns:us-east-1:123456789012:cfg.fifo";
+        let window = |s: u32| {
+            env(&[
+                (vars::TOPIC_ARNS, fifo),
+                (
+                    vars::TOPIC_SETTINGS,
+                    &format!(r#"{{"cfg.fifo":{{"replaySeconds":{s}}}}}"#),
+                ),
+            ])
+        };
+        // an archive keeps at most 365 days: that window is accepted, a second more is not
+        let year = 365 * 86_400;
+        assert_eq!(window(year).unwrap().topics[0].subscription.replay_seconds, Some(year));
+        assert!(window(year + 1).unwrap_err().contains("is outside 1..=31536000"));
+        assert_eq!(window(1).unwrap().topics[0].subscription.replay_seconds, Some(1));
     }
 
     #[test]
