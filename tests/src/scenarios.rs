@@ -284,7 +284,7 @@ const SAMPLE_OUTCOMES: &[(&str, &str)] = &[
 ];
 
 /// Every public sample leads to its expected outcome: the `ignore-*` ones are skipped without a call, the
-/// task samples as [`SAMPLE_OUTCOMES`] says.
+/// task samples as `SAMPLE_OUTCOMES` says.
 pub async fn public_samples_are_handled<W: World>(w: &W) {
     let samples = public_samples();
     let tasks: Vec<&str> = samples
