@@ -730,7 +730,7 @@ async fn a_fifo_topic_feeds_the_fifo_queue_and_each_group_is_handled_in_order() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_fifo_queue_a_failure_holds_its_group_back_while_heartbeats_and_deletes_work() {
     // GIVEN group x: a message failing its first delivery with two behind it; group y: a handler
-    // slower than the 2 s visibility, then one more
+    // slower than the 3 s visibility, then one more
     let w = World::new("fifo-fail").await;
     let url = w.create_fifo_queue().await;
     for (body, group) in [
@@ -746,11 +746,11 @@ async fn on_a_fifo_queue_a_failure_holds_its_group_back_while_heartbeats_and_del
     let j = journal.clone();
     let (handler, mut rx) = forwarding(move |m| {
         j.lock().unwrap().push((true, m.body().to_owned()));
-        m.body().ends_with("slow").then_some(Duration::from_secs(5))
+        m.body().ends_with("slow").then_some(Duration::from_secs(7))
     });
     let client = w
         .fifo_builder()
-        .visibility_timeout(Duration::from_secs(2))
+        .visibility_timeout(Duration::from_secs(3))
         .max_concurrency(16)
         .build(&w.sdk)
         .unwrap();
@@ -767,11 +767,11 @@ async fn on_a_fifo_queue_a_failure_holds_its_group_back_while_heartbeats_and_del
     // while it worked (heartbeats on a FIFO receipt handle), and every message was deleted (batches)
     let starts: Vec<String> = journal.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
     let x: Vec<&String> = starts.iter().filter(|b| b.contains('x')).collect();
-    assert_eq!(x, ["fail-once x0", "fail-once x0", "x1", "x2"]);
+    assert_eq!(x, ["fail-once x0", "fail-once x0", "x1", "x2"], "{starts:?}");
     let y: Vec<&String> = starts.iter().filter(|b| b.contains('y')).collect();
-    assert_eq!(y, ["y0 slow", "y1"]);
+    assert_eq!(y, ["y0 slow", "y1"], "{starts:?}");
     let slow = handled.iter().find(|m| m.body() == "y0 slow").unwrap();
-    assert_eq!(slow.receive_count(), 1);
+    assert_eq!(slow.receive_count(), 1, "{starts:?}");
     assert_eq!(
         (report.failed, report.released, report.succeeded, report.deleted),
         (1, 2, 5, 5),

@@ -279,3 +279,48 @@ pub(super) async fn return_unfinished<Q: QueueApi>(shared: &Shared<Q>) {
         lock(&shared.report).returned += accepted as u64;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(id: &str) -> Pending {
+        Pending {
+            message_id: id.into(),
+            receipt: format!("rh-{id}"),
+        }
+    }
+
+    fn failure(index: usize, code: &str) -> EntryFailure {
+        EntryFailure {
+            index,
+            code: code.into(),
+        }
+    }
+
+    #[test]
+    fn refused_entries_are_named_by_message_id_never_by_receipt() {
+        let batch = [pending("a"), pending("b"), pending("c")];
+        let failures = [failure(2, "ReceiptHandleIsInvalid"), failure(7, "Odd")];
+        let named: Vec<(&str, &str)> = refused(&batch, &failures).collect();
+        assert_eq!(named, [("c", "ReceiptHandleIsInvalid"), ("?", "Odd")]);
+        let with_visibility = [(pending("v"), Duration::ZERO)];
+        let not_in_flight = [failure(0, "MessageNotInflight")];
+        let named: Vec<(&str, &str)> = refused(&with_visibility, &not_in_flight).collect();
+        assert_eq!(named, [("v", "MessageNotInflight")]);
+        let mut leases = super::super::leases::Leases::new(Duration::from_secs(30), Duration::from_secs(3600));
+        let t0 = Instant::now();
+        leases.insert(1, "r".into(), "rh-r".into(), t0);
+        let due = leases.take_due(t0 + Duration::from_secs(20));
+        let x = [failure(0, "x")];
+        let named: Vec<(&str, &str)> = refused(&due, &x).collect();
+        assert_eq!(named, [("r", "x")]);
+    }
+
+    #[test]
+    fn accepted_is_the_batch_minus_its_refusals_never_below_zero() {
+        assert_eq!(accepted(3, &[]), 3);
+        assert_eq!(accepted(3, &[failure(0, "x")]), 2);
+        assert_eq!(accepted(1, &[failure(0, "x"), failure(5, "y")]), 0);
+    }
+}
