@@ -327,18 +327,30 @@ async fn adding_or_removing_a_topic_converges_live_tasks_after_one_sweep() {
     };
     let records = AwsPorts::new(&p.sdk, &table);
     let topics_of = |r: &tasksub_core::record::Record| r.subscriptions.keys().cloned().collect::<Vec<_>>();
+    let record = |id: String| {
+        let records = records.clone();
+        async move {
+            tasksub_functions::ports::Records::get(&records, &id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let sweep_once = |s: &Settings| {
+        let sweeper = sweep(s);
+        async move {
+            sweeper
+                .run(RunOptions::default(), chrono::Utc::now())
+                .await
+                .expect("sweep")
+        }
+    };
 
     // a topic added: one sweep subscribes every live task to it, and it delivers
-    let report = sweep(&both)
-        .run(RunOptions::default(), chrono::Utc::now())
-        .await
-        .expect("sweep");
+    let report = sweep_once(&both).await;
     assert_eq!((report.converged, report.errors), (2, 0), "{report:?}");
     for t in &tasks {
-        let r = tasksub_functions::ports::Records::get(&records, &t.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let r = record(t.id.clone()).await;
         assert_eq!(r.state, State::Ready);
         let mut want = vec![first.clone(), second.clone()];
         want.sort();
@@ -348,16 +360,10 @@ async fn adding_or_removing_a_topic_converges_live_tasks_after_one_sweep() {
         let url = r.queue_url.as_deref().unwrap();
         assert_eq!(p.admitted(url).await, vec![first.clone(), second.clone()]);
     }
-    let again = sweep(&both)
-        .run(RunOptions::default(), chrono::Utc::now())
-        .await
-        .expect("sweep");
+    let again = sweep_once(&both).await;
     assert_eq!(again.converged, 0, "converged tasks stay put");
     p.publish(&second, &format!("added-{id}"), None).await;
-    let r0 = tasksub_functions::ports::Records::get(&records, &tasks[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let r0 = record(tasks[0].id.clone()).await;
     let got = p.drain(r0.queue_url.as_deref().unwrap(), 1).await;
     assert_eq!(
         got.iter().map(|(b, _)| b.clone()).collect::<Vec<_>>(),
@@ -365,16 +371,10 @@ async fn adding_or_removing_a_topic_converges_live_tasks_after_one_sweep() {
     );
 
     // a topic removed: one sweep unsubscribes every live task from it
-    let report = sweep(&only_second)
-        .run(RunOptions::default(), chrono::Utc::now())
-        .await
-        .expect("sweep");
+    let report = sweep_once(&only_second).await;
     assert_eq!((report.converged, report.errors), (2, 0), "{report:?}");
     for t in &tasks {
-        let r = tasksub_functions::ports::Records::get(&records, &t.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let r = record(t.id.clone()).await;
         assert_eq!(topics_of(&r), vec![second.clone()]);
         assert!(
             p.subscriptions_to(&first, &r.queue_arn).await.is_empty(),

@@ -59,37 +59,25 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(check: impl Into<String>, detail: impl Into<String>) -> Self {
+    fn new(status: Status, check: impl Into<String>, detail: impl Into<String>, fix: Option<String>) -> Self {
         Self {
-            status: Status::Ok,
+            status,
             check: check.into(),
             detail: detail.into(),
-            fix: None,
+            fix,
         }
+    }
+    fn ok(check: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Status::Ok, check, detail, None)
     }
     fn problem(check: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self {
-            status: Status::Problem,
-            check: check.into(),
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
+        Self::new(Status::Problem, check, detail, Some(fix.into()))
     }
     fn warn(check: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self {
-            status: Status::Warn,
-            check: check.into(),
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
+        Self::new(Status::Warn, check, detail, Some(fix.into()))
     }
     fn not_checked(check: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            status: Status::NotChecked,
-            check: check.into(),
-            detail: detail.into(),
-            fix: None,
-        }
+        Self::new(Status::NotChecked, check, detail, None)
     }
 }
 
