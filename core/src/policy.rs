@@ -124,12 +124,18 @@ struct RedrivePolicy<'a> {
     max_receive_count: Option<String>,
 }
 
+/// The policy JSON of a task queue: it admits exactly the configured topics. What CreateQueue sets, what
+/// a converging task's SetQueueAttributes rewrites, and what the start-up size check measures.
+pub fn queue_policy(settings: &Settings, queue_arn: &str) -> String {
+    let topics: Vec<&str> = settings.topic_arns().collect();
+    QueuePolicy::for_topics(queue_arn, &topics).to_json()
+}
+
 /// CreateQueue attributes for a task queue (names as the SQS API spells them).
 pub fn queue_attributes(settings: &Settings, queue_arn: &str) -> BTreeMap<&'static str, String> {
     let q = &settings.queue;
-    let topics: Vec<&str> = settings.topic_arns().collect();
     let mut attrs = BTreeMap::from([
-        ("Policy", QueuePolicy::for_topics(queue_arn, &topics).to_json()),
+        ("Policy", queue_policy(settings, queue_arn)),
         ("SqsManagedSseEnabled", "true".to_owned()),
         ("MessageRetentionPeriod", q.retention_seconds.to_string()),
         ("VisibilityTimeout", q.visibility_seconds.to_string()),
@@ -352,24 +358,14 @@ mod tests {
 
     #[test]
     fn fifo_topics_make_fifo_queues_with_per_group_dedup() {
-        let mut m: BTreeMap<String, String> = [
+        let s = settings(&[
+            (vars::TOPIC_ARN, ""),
             (
                 vars::TOPIC_ARNS,
                 "arn:aws:sns:us-east-1:123456789012:a.fifo,arn:aws:sns:us-east-1:123456789012:b.fifo",
             ),
-            (vars::TABLE, "records"),
-            (vars::CLUSTERS, "prod"),
-            (vars::ACCOUNT_ID, "123456789012"),
-            (vars::AWS_REGION, "us-east-1"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        m.insert(
-            vars::TOPIC_SETTINGS.into(),
-            r#"{"a.fifo":{"replaySeconds":3600}}"#.into(),
-        );
-        let s = Settings::from_map(&m).unwrap();
+            (vars::TOPIC_SETTINGS, r#"{"a.fifo":{"replaySeconds":3600}}"#),
+        ]);
         assert!(s.queue.fifo);
         let a = queue_attributes(&s, "arn:aws:sqs:us-east-1:123456789012:q.fifo");
         assert_eq!(a["FifoQueue"], "true");

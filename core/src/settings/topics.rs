@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::env::{bad, is_sqs_arn, policy_object, scope, Env};
 use super::{vars, SettingsError, SubscriptionSettings};
 use crate::naming::{QueueName, TaskId, TopicArn};
-use crate::policy::{QueuePolicy, MAX_POLICY_BYTES};
+use crate::policy::{queue_policy, MAX_POLICY_BYTES};
 
 /// One topic every task queue subscribes to, with its subscription settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,13 +184,12 @@ pub(super) fn check_fits(settings: &super::Settings) -> Result<(), SettingsError
         .or_else(|_| QueueName::for_task(&settings.queue.prefix, &hex_id, fifo))
         .expect("checked above");
     let queue_arn = crate::naming::queue_arn(&settings.home, &name);
-    let arns: Vec<&str> = settings.topic_arns().collect();
-    let bytes = QueuePolicy::for_topics(&queue_arn, &arns).to_json().len();
+    let bytes = queue_policy(settings, &queue_arn).len();
     if !policy_fits(bytes) {
         let reason = format!(
             "{} topics make a queue policy of {bytes} bytes, over SQS's {MAX_POLICY_BYTES}: use fewer topics \
              (or shorter topic names)",
-            arns.len()
+            settings.topics.len()
         );
         return Err(bad(vars::TOPIC_ARNS, reason));
     }

@@ -45,8 +45,7 @@ pub(super) async fn perform<P: Ports>(
         }
         Step::UpdatePolicy => {
             if let Some(url) = &record.queue_url {
-                let topics: Vec<&str> = cx.settings.topic_arns().collect();
-                let policy = policy::QueuePolicy::for_topics(&record.queue_arn, &topics).to_json();
+                let policy = policy::queue_policy(cx.settings, &record.queue_arn);
                 if let Err(e) = ports.set_policy(url, &policy).await {
                     treat(step, e)?;
                 }
