@@ -66,8 +66,17 @@ pub fn reconcile(inv: &Inventory, settings: &Settings, grace_seconds: u64, now: 
         settings,
         grace: grace_of(grace_seconds),
         now,
+        listed: &inv.listed,
     };
     let mut out = Reconciled::default();
+    for (key, why) in &inv.quarantined {
+        out.held.push(Held {
+            task_id: Some(key.clone()),
+            queue: None,
+            hold: Hold::Quarantined(why.clone()),
+        });
+    }
+    let seen = subscriptions_by_task(inv, settings);
     let records = index_records(&inv.records);
     let queues = index_queues(&inv.queues, settings, &mut out.held);
     let tasks = index_tasks(&inv.tasks);
@@ -80,6 +89,9 @@ pub fn reconcile(inv: &Inventory, settings: &Settings, grace_seconds: u64, now: 
             .map(|(id, _)| *id),
     );
     for id in ids {
+        if inv.quarantined.contains_key(id) {
+            continue;
+        }
         let queue = queues.get(id).copied();
         let (ecs, task) = match tasks.get(id) {
             Some(t) => (classify(t), Some(*t)),
@@ -95,6 +107,7 @@ pub fn reconcile(inv: &Inventory, settings: &Settings, grace_seconds: u64, now: 
             record,
             queue,
             details,
+            seen: seen.get(id).cloned().unwrap_or_default(),
         };
         match cx.judge(&subject) {
             Some(Ok(action)) => out.actions.push(action),
@@ -104,6 +117,17 @@ pub fn reconcile(inv: &Inventory, settings: &Settings, grace_seconds: u64, now: 
                 hold,
             }),
             None => {}
+        }
+    }
+    out
+}
+
+/// Task ID → the listed subscriptions whose endpoint is that task's queue.
+fn subscriptions_by_task<'a>(inv: &'a Inventory, settings: &Settings) -> BTreeMap<String, Vec<&'a SeenSubscription>> {
+    let mut out: BTreeMap<String, Vec<&SeenSubscription>> = BTreeMap::new();
+    for s in &inv.subscriptions {
+        if let Some((id, _)) = subscriptions::our_endpoint(s, settings) {
+            out.entry(id).or_default().push(s);
         }
     }
     out

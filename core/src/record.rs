@@ -30,7 +30,7 @@
 //! 5. A writer that loses a race undoes what it created and only that (a subscription ARN the current
 //!    record names is never undone).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -112,6 +112,32 @@ pub mod attr {
     pub const EXPIRES_AT: &str = "expiresAt";
     /// Write counter: every conditional write expects the revision it read and stores the next one.
     pub const REVISION: &str = "revision";
+    /// Topics whose subscription may exist without its ARN recorded (written before any Subscribe).
+    pub const PENDING: &str = "pendingTopics";
+    /// Topics whose Subscribe is refused for good: a map of topic ARN to the refusal.
+    pub const REFUSED: &str = "refusedTopics";
+    /// The settings generation that last converged the record.
+    pub const GENERATION: &str = "generation";
+    /// The fingerprint of the settings that last converged the record.
+    pub const SETTINGS_HASH: &str = "settingsHash";
+}
+
+/// Why a topic refuses this task's subscription, since when, and how often it was tried: kept per topic
+/// in the record (like a Kubernetes condition), shown by `tasksub show` and `doctor`, retried by sweeps
+/// with backoff ([`crate::converge::retry_due`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    /// The error kind (`access-denied`, `quota`, `invalid`, `not-found`...).
+    pub kind: String,
+    /// The service's message (never a credential or a body).
+    pub message: String,
+    /// First refusal.
+    pub since: DateTime<Utc>,
+    /// Last attempt.
+    pub last_at: DateTime<Utc>,
+    /// Attempts refused so far (1 after the first).
+    pub attempts: u32,
 }
 
 /// One task's record.
@@ -152,11 +178,36 @@ pub struct Record {
     /// existed read as 0.
     #[serde(default)]
     pub revision: u64,
+    /// Topics whose subscription may exist although its ARN is not recorded: every topic is written here
+    /// before its first Subscribe (the claim, or a `record-intent` write), so nothing tasksub creates is
+    /// ever unnamed; a topic leaves when its ARN is recorded or its subscription is proven absent.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pending: BTreeSet<String>,
+    /// Topics whose Subscribe is refused for good (access denied, a quota, an invalid request, a deleted
+    /// topic): the task is READY on the others.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refused: BTreeMap<String, Refusal>,
+    /// The settings generation (`TASKSUB_SETTINGS_GENERATION`) that last converged the record (0: none).
+    #[serde(default)]
+    pub generation: u64,
+    /// The fingerprint of the settings that last converged the record ([`crate::settings::Settings::fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_hash: Option<String>,
 }
 
 impl Record {
     /// True when the record names this subscription ARN (for any topic).
     pub fn names(&self, subscription_arn: &str) -> bool {
         self.subscriptions.values().any(|a| a == subscription_arn)
+    }
+    /// True when a subscription of this task to `topic` may exist: its ARN is recorded, or it is pending.
+    pub fn may_subscribe(&self, topic: &str) -> bool {
+        self.subscriptions.contains_key(topic) || self.pending.contains(topic)
+    }
+    /// Every topic the record names: subscribed, pending or refused.
+    pub fn topics(&self) -> BTreeSet<&str> {
+        let subscribed = self.subscriptions.keys().map(String::as_str);
+        let others = self.pending.iter().chain(self.refused.keys()).map(String::as_str);
+        subscribed.chain(others).collect()
     }
 }

@@ -103,6 +103,10 @@ pub struct Settings {
     /// The deployment (CloudFormation stack name) this controller belongs to, written as the queue tag
     /// `tasksub:stack`; the stack's IAM admits only queues carrying it. Default [`DEFAULT_STACK`].
     pub stack: String,
+    /// The settings generation (`TASKSUB_SETTINGS_GENERATION`, 0 when unset): it grows with every deploy
+    /// that changes the settings, and a writer of an older generation never undoes a newer one's work
+    /// ([`crate::converge::authority`]).
+    pub generation: u64,
 }
 
 /// The stack tag value when `TASKSUB_STACK` is not set (local runs and tests; SAM and CDK always set it).
@@ -194,6 +198,7 @@ impl Settings {
             },
             tombstone_ttl_seconds: env.number(TOMBSTONE_TTL_SECONDS, 86_400, 60..=31_536_000)?,
             stack: stack_name(env.get(STACK))?,
+            generation: env.number(SETTINGS_GENERATION, 0, 0..=u64::MAX)?,
         };
         topics::check_fits(&settings)?;
         Ok(settings)
@@ -211,6 +216,13 @@ impl Settings {
     /// The configured topic with this ARN.
     pub fn topic(&self, arn: &str) -> Option<&Topic> {
         self.topics.iter().find(|t| t.arn.as_str() == arn)
+    }
+
+    /// The fingerprint of everything a task's desired state is made from (queue attributes and tags,
+    /// every topic with its subscription attributes): two settings with the same fingerprint want the
+    /// same queues and subscriptions ([`crate::converge::fingerprint`]).
+    pub fn fingerprint(&self) -> String {
+        crate::converge::fingerprint(self)
     }
 
     /// The configured topic ARNs, in settings order.

@@ -35,3 +35,28 @@ pub fn settings_with_topics(topics: &[&str]) -> Settings {
 pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
 }
+
+/// A record of the test task in this state, naming nothing yet.
+pub fn record(state: crate::record::State) -> crate::record::Record {
+    let id = "0123456789abcdef0123456789abcdef";
+    crate::record::Record {
+        task_id: id.into(),
+        task_arn: format!("arn:aws:ecs:us-east-1:123456789012:task/prod/{id}"),
+        cluster_arn: PROD.into(),
+        group: Some("service:orders".into()),
+        queue_name: format!("tasksub-{id}"),
+        queue_arn: format!("arn:aws:sqs:us-east-1:123456789012:tasksub-{id}"),
+        queue_url: Some(format!("https://sqs.us-east-1.amazonaws.com/123456789012/tasksub-{id}")),
+        subscriptions: Default::default(),
+        state,
+        version: 1,
+        created_at: now(),
+        updated_at: now(),
+        expires_at: None,
+        revision: 2,
+        pending: Default::default(),
+        refused: Default::default(),
+        generation: 0,
+        settings_hash: None,
+    }
+}

@@ -30,6 +30,10 @@ pub fn after_lost_race(current: Option<&Record>, ours: &Record) -> Option<Undo> 
     if let Some(c) = current {
         record.subscriptions.retain(|_, arn| !c.names(arn));
     }
+    // What is undone is what this invocation knows it made: ARNs. A topic it left pending (unverifiable)
+    // is named by our record only, and the sweeper's listing finds it.
+    record.pending.clear();
+    record.refused.clear();
     let steps = match current.map(|r| (r.state, r.queue_url.is_some())) {
         Some((State::Provisioning, _)) => return None,
         Some((State::Ready, _)) if record.subscriptions.is_empty() => vec![],

@@ -6,7 +6,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{grace_hold, Action, ActionKind, Ecs, EcsTask, Hold, QueueDetails, SeenQueue};
-use crate::decide::{plan_for, topic_drift, Decision, Intent, Plan, Step, TaskFacts};
+use super::SeenSubscription;
+use crate::decide::{plan_for, plan_with, Decision, Hints, Intent, Plan, Skip, Step, TaskFacts};
 use crate::naming::{TaskArn, TaskNames};
 use crate::policy::tags;
 use crate::record::{Record, State};
@@ -20,6 +21,8 @@ pub(super) struct Subject<'a> {
     pub(super) record: Option<&'a Record>,
     pub(super) queue: Option<&'a SeenQueue>,
     pub(super) details: Option<&'a QueueDetails>,
+    /// The listed subscriptions whose endpoint is this task's queue.
+    pub(super) seen: Vec<&'a SeenSubscription>,
 }
 
 /// What every verdict of one run shares.
@@ -27,6 +30,8 @@ pub(super) struct Cx<'a> {
     pub(super) settings: &'a Settings,
     pub(super) grace: Duration,
     pub(super) now: DateTime<Utc>,
+    /// Topics whose listing was read to its end.
+    pub(super) listed: &'a std::collections::BTreeSet<String>,
 }
 
 /// `None`: nothing to do and nothing worth reporting.
@@ -71,13 +76,31 @@ impl Cx<'_> {
         )
     }
 
-    /// A READY task whose subscriptions differ from the configured topics.
+    /// A READY task whose real queue or subscriptions differ from its desired state: the settings
+    /// changed, a topic refused and is due again, its queue is not listed, or a recorded subscription is
+    /// missing from its topic's complete listing (deleted by the owner, or lost with a re-created topic).
     fn converge(&self, s: &Subject<'_>, t: &EcsTask) -> Verdict {
-        let (missing, retired) = topic_drift(s.record?, self.settings);
-        if !(missing || retired) {
-            return None;
+        let r = s.record?;
+        let lost = r
+            .subscriptions
+            .iter()
+            .filter(|(topic, arn)| self.listed.contains(*topic) && !s.seen.iter().any(|x| &x.arn == *arn))
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        let hints = Hints {
+            verify: s.queue.is_none(),
+            lost,
+        };
+        let names = match self.names(&t.task_arn) {
+            Ok(n) => n,
+            Err(hold) => return Some(Err(hold)),
+        };
+        let facts = facts_of_task(t);
+        match plan_with(Intent::Provision, &names, &facts, Some(r), self.settings, self.now, &hints) {
+            Decision::Act(plan) => Some(Ok(action(ActionKind::Converge, Intent::Provision, names, facts, s, *plan))),
+            Decision::Skip(Skip::AlreadyReady) => None,
+            Decision::Skip(skip) => Some(Err(Hold::Skip(skip))),
         }
-        self.act(ActionKind::Converge, Intent::Provision, facts_of_task(t), s, None)
     }
 
     /// A stopping task whose stop event was lost.
@@ -166,6 +189,8 @@ impl Cx<'_> {
             record,
             expected: Some(State::Gone),
             steps: vec![Step::DeleteQueue],
+            observe: false,
+            inherited: Default::default(),
         };
         let (kind, intent, facts) = (ActionKind::RemoveStrayQueue, Intent::Stopped, facts_of_record(r));
         Some(Ok(action(kind, intent, names, facts, s, plan)))

@@ -55,6 +55,10 @@ fn record(state: State, age: i64, cluster: &str) -> Record {
         updated_at: ago(age),
         expires_at: None,
         revision: 1,
+        pending: Default::default(),
+        refused: Default::default(),
+        generation: 0,
+        settings_hash: (state == State::Ready).then(|| settings().fingerprint()),
     }
 }
 
@@ -188,6 +192,9 @@ fn reconcile_table() {
         row("running, foreign group", Some(task("RUNNING", "RUNNING", 700, "service:other")), None, Want::Nothing),
         row("running, READY", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Ready, 700, PROD)), Want::Nothing)
             .queue(None),
+        // a live task's queue deleted by hand (not listed): made again, and everything looked at
+        row("running, READY, queue gone", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Ready, 700, PROD)),
+            Want::Act(Converge, vec![CreateQueue, Subscribe, MarkReady])),
         row("running, PROVISIONING crashed", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Provisioning, 700, PROD)),
             Want::Act(FinishProvisioning, vec![CreateQueue, Subscribe, MarkReady])),
         row("running, PROVISIONING in flight", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Provisioning, 5, PROD)),
@@ -210,7 +217,7 @@ fn reconcile_table() {
         row("stopped, READY", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Ready, 900, PROD)),
             Want::Act(RemoveOrphan, vec![Unsubscribe, DeleteQueue, gone])).queue(None),
         row("stopped, PROVISIONING", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Provisioning, 900, PROD)),
-            Want::Act(RemoveOrphan, vec![RecoverSubscription, Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
+            Want::Act(RemoveOrphan, vec![Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
         row("stopped, DRAINING", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Draining, 900, PROD)),
             Want::Act(RemoveOrphan, vec![DeleteQueue, gone])).queue(None),
         row("stopped, no record, tagged queue", Some(task("STOPPED", "STOPPED", 700, "service:other")), None,
@@ -230,7 +237,7 @@ fn reconcile_table() {
         row("unknown, READY", None, Some(record(Ready, 700, PROD)), Want::Act(RemoveOrphan, vec![Unsubscribe, DeleteQueue, gone]))
             .queue(None),
         row("unknown, PROVISIONING", None, Some(record(Provisioning, 700, PROD)),
-            Want::Act(RemoveOrphan, vec![RecoverSubscription, Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
+            Want::Act(RemoveOrphan, vec![Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
         row("unknown, READY, young", None, Some(record(Ready, 100, PROD)), Want::Hold("grace")).queue(None),
         row("unknown, READY, cluster out of scope", None, Some(record(Ready, 700, OTHER)), Want::Hold("foreign-cluster"))
             .queue(None),
@@ -356,6 +363,7 @@ fn live_tasks_converge_to_the_configured_topics() {
         let inv = Inventory {
             tasks: vec![ecs],
             records: vec![rec],
+            queues: vec![queue(ID)],
             ..Inventory::default()
         };
         let r = reconcile(&inv, settings, GRACE, now());
@@ -371,23 +379,83 @@ fn live_tasks_converge_to_the_configured_topics() {
         added,
         vec![(
             ActionKind::Converge,
-            vec![Step::Subscribe, Step::UpdatePolicy, Step::MarkReady]
+            vec![Step::RecordIntent, Step::CreateQueue, Step::Subscribe, Step::MarkReady]
         )]
     );
     let mut both = record(State::Ready, 1, PROD);
     both.subscriptions.insert(FLAGS.into(), format!("{FLAGS}:sub"));
+    both.settings_hash = Some(two.fingerprint());
     let removed = run(&settings(), both.clone(), fresh());
     assert_eq!(
         removed,
         vec![(
             ActionKind::Converge,
-            vec![Step::UnsubscribeRetired, Step::UpdatePolicy, Step::MarkReady]
+            vec![Step::CreateQueue, Step::Subscribe, Step::UnsubscribeRetired, Step::MarkReady]
         )]
     );
     assert!(run(&two, both.clone(), fresh()).is_empty(), "no drift, nothing to do");
     // a stopping task is drained, not converged
     let stopping = run(&settings(), both, task("RUNNING", "STOPPED", 700, ours));
     assert_eq!(stopping[0].0, ActionKind::Drain);
+}
+
+/// What a live task lost to others is made again: a subscription the topic's owner deleted, or lost with
+/// a re-created topic (its recorded ARN is missing from the topic's complete listing). A topic whose
+/// listing was cut short proves nothing.
+#[test]
+fn a_subscription_missing_from_a_complete_listing_is_made_again() {
+    let ours = "service:orders";
+    let rec = record(State::Ready, 700, PROD);
+    let mine = SeenSubscription {
+        arn: format!("{TOPIC}:sub"),
+        endpoint: rec.queue_arn.clone(),
+        protocol: "sqs".into(),
+    };
+    let run = |subs: Vec<SeenSubscription>, listed: bool| {
+        let mut inv = Inventory {
+            tasks: vec![task("RUNNING", "RUNNING", 700, ours)],
+            records: vec![rec.clone()],
+            queues: vec![queue(ID)],
+            subscriptions: subs,
+            ..Inventory::default()
+        };
+        if listed {
+            inv.listed.insert(TOPIC.into());
+        }
+        outcome(reconcile(&inv, &settings(), GRACE, now()))
+    };
+    assert_eq!(run(vec![mine.clone()], true), Want::Nothing, "listed: healthy");
+    let again = Want::Act(
+        ActionKind::Converge,
+        vec![Step::RecordIntent, Step::CreateQueue, Step::Subscribe, Step::MarkReady],
+    );
+    assert_eq!(run(vec![], true), again, "deleted by the owner");
+    let mut other = mine.clone();
+    other.arn = format!("{TOPIC}:new");
+    assert_eq!(run(vec![other], true), again, "a re-created topic's new subscription is adopted");
+    assert_eq!(run(vec![], false), Want::Nothing, "an incomplete listing proves nothing");
+}
+
+/// A record that cannot be read is reported by its key and left alone; the other tasks are judged.
+#[test]
+fn a_quarantined_record_is_held_and_the_rest_goes_on() {
+    let mut inv = Inventory {
+        tasks: vec![task("STOPPED", "STOPPED", 700, "service:orders")],
+        queues: vec![queue(ID)],
+        ..Inventory::default()
+    };
+    inv.quarantined.insert(ID.into(), "malformed record item: attribute state".into());
+    let other = "ffffffffffffffffffffffffffffffff";
+    let mut rec = record(State::Ready, 700, PROD);
+    rec.task_id = other.into();
+    rec.task_arn = task_arn(other);
+    inv.records.push(rec);
+    let r = reconcile(&inv, &settings(), GRACE, now());
+    assert_eq!(r.held.len(), 1, "{r:?}");
+    assert_eq!(r.held[0].hold, Hold::Quarantined("malformed record item: attribute state".into()));
+    assert_eq!(r.held[0].task_id.as_deref(), Some(ID));
+    assert_eq!(r.actions.len(), 1, "the other task (unknown to ECS) is still judged: {r:?}");
+    assert_eq!(r.actions[0].task_id, other);
 }
 
 /// The names in the sweeper's report and metrics are a contract; only removals count as orphans.
@@ -581,6 +649,7 @@ fn a_stopped_task_with_nothing_left_is_not_judged() {
         settings: &s,
         grace: Duration::seconds(0),
         now: now(),
+        listed: &Default::default(),
     };
     let t = task("STOPPED", "STOPPED", 700, "service:orders");
     let subject = super::judge::Subject {
@@ -590,6 +659,7 @@ fn a_stopped_task_with_nothing_left_is_not_judged() {
         record: None,
         queue: None,
         details: None,
+        seen: vec![],
     };
     assert_eq!(cx.judge(&subject), None);
 }

@@ -129,6 +129,9 @@ pub enum Hold {
     InFlight,
     /// No task names could be derived (a malformed ARN in a record or tag).
     BadName(String),
+    /// The task's record cannot be read (a hand edit, a missing attribute): reported by key and left
+    /// alone, with its queue and subscriptions, until someone repairs or deletes the item.
+    Quarantined(String),
     /// `decide` found nothing to do.
     Skip(Skip),
 }
@@ -145,6 +148,7 @@ impl Hold {
             Self::OtherStack => "other-stack",
             Self::InFlight => "in-flight",
             Self::BadName(_) => "bad-name",
+            Self::Quarantined(_) => "quarantined",
             Self::Skip(s) => s.code(),
         }
     }

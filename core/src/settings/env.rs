@@ -118,8 +118,14 @@ pub(super) fn home<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Home, 
     })
 }
 
+/// JSON whose objects never repeat a key (`serde_json` would keep the last one silently).
+pub(super) fn strict_json(name: &'static str, raw: &str) -> Result<(), SettingsError> {
+    crate::json::check_no_duplicate_keys(raw).map_err(|e| bad(name, e.to_string()))
+}
+
 /// A filter policy: a JSON object, re-serialised canonically.
 pub(super) fn filter_policy(name: &'static str, raw: &str) -> Result<String, SettingsError> {
+    strict_json(name, raw)?;
     let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| SettingsError::Invalid {
         name,
         reason: format!("filter policy is not JSON: {e}"),

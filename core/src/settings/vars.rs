@@ -38,6 +38,9 @@ pub const QUEUE_RETENTION_SECONDS: &str = "TASKSUB_QUEUE_RETENTION_SECONDS";
 pub const QUEUE_VISIBILITY_SECONDS: &str = "TASKSUB_QUEUE_VISIBILITY_SECONDS";
 /// Tombstone TTL.
 pub const TOMBSTONE_TTL_SECONDS: &str = "TASKSUB_TOMBSTONE_TTL_SECONDS";
+/// The settings generation: a number that grows with every deploy that changes the settings (the
+/// templates set it); a writer of an older generation never undoes a newer one's work.
+pub const SETTINGS_GENERATION: &str = "TASKSUB_SETTINGS_GENERATION";
 /// The stack (deployment) name, the value of every queue's `tasksub:stack` tag.
 pub const STACK: &str = "TASKSUB_STACK";
 /// Sweeper: minimum age before it touches a record, queue or task.
