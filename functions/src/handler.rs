@@ -53,7 +53,7 @@ impl Settled {
 impl Controller<AwsPorts> {
     /// A controller on the AWS SDK (emulator endpoints come from `AWS_ENDPOINT_URL` via `sdk`).
     pub fn new(settings: Settings, sdk: &aws_config::SdkConfig, role: Role) -> Self {
-        let ports = AwsPorts::new(sdk, &settings.table);
+        let ports = AwsPorts::for_settings(sdk, &settings);
         Self::with_ports(settings, ports, role)
     }
 }
@@ -114,7 +114,13 @@ impl<P: Ports> Controller<P> {
         }
         match self.execute(&admitted, &task_id, now).await {
             Ok(Handled::Skipped(skip)) => Ok(self.skipped(now, Some(task_id), cluster, &skip)),
-            Ok(Handled::Applied { steps, state }) => Ok(self.applied(now, &admitted, cluster, &steps, state)),
+            Ok(Handled::Applied { steps, state, refused }) => {
+                if !refused.is_empty() {
+                    let n = refused.len() as f64;
+                    self.metric(now, None, &[("TopicsRefused", Unit::Count, n)]);
+                }
+                Ok(self.applied(now, &admitted, cluster, &steps, state))
+            }
             Ok(Handled::Compensated { steps }) => {
                 warn!(
                     task_id,

@@ -37,7 +37,7 @@ async fn the_reproduced_start_stop_race_leaves_nothing_behind() {
     slow_put.fail_next("PutItem", 1, Fault::Slow(Duration::from_secs(3)));
     let settings = p.settings().clone();
     let through = |sdk: aws_config::SdkConfig| {
-        let ports = AwsPorts::new(&sdk, &settings.table);
+        let ports = AwsPorts::for_settings(&sdk, &settings);
         Controller::with_ports(settings.clone(), Instrumented::new(ports), Role::Any)
     };
     let none = || (RetryConfig::disabled(), TimeoutConfig::builder().build());

@@ -91,13 +91,18 @@ impl Cx<'_> {
             verify: s.queue.is_none(),
             lost,
         };
+        let lost = hints.lost.clone();
         let names = match self.names(&t.task_arn) {
             Ok(n) => n,
             Err(hold) => return Some(Err(hold)),
         };
         let facts = facts_of_task(t);
         match plan_with(Intent::Provision, &names, &facts, Some(r), self.settings, self.now, &hints) {
-            Decision::Act(plan) => Some(Ok(action(ActionKind::Converge, Intent::Provision, names, facts, s, *plan))),
+            Decision::Act(plan) => {
+                let mut a = action(ActionKind::Converge, Intent::Provision, names, facts, s, *plan);
+                a.lost = lost;
+                Some(Ok(a))
+            }
             Decision::Skip(Skip::AlreadyReady) => None,
             Decision::Skip(skip) => Some(Err(Hold::Skip(skip))),
         }
@@ -240,6 +245,7 @@ fn action(kind: ActionKind, intent: Intent, names: TaskNames, facts: TaskFacts, 
         names,
         facts,
         plan,
+        lost: Default::default(),
     }
 }
 

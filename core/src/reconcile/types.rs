@@ -92,6 +92,9 @@ pub struct Action {
     pub facts: TaskFacts,
     /// The plan.
     pub plan: Plan,
+    /// Topics whose recorded subscription is missing from the topic's complete listing (deleted by the
+    /// topic's owner, or lost with a re-created topic): the plan makes them again.
+    pub lost: std::collections::BTreeSet<String>,
 }
 
 impl Action {

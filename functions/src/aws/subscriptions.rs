@@ -38,6 +38,39 @@ impl Subscriptions for AwsPorts {
         Ok(())
     }
 
+    async fn subscription_attributes(&self, subscription_arn: &str) -> Result<BTreeMap<String, String>, PortError> {
+        let out = self
+            .sns_for(subscription_arn)
+            .get_subscription_attributes()
+            .subscription_arn(subscription_arn)
+            .send()
+            .await
+            .map_err(|e| classify("GetSubscriptionAttributes", &e))?;
+        Ok(out
+            .attributes()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn set_subscription_attribute(
+        &self,
+        subscription_arn: &str,
+        name: &'static str,
+        value: &str,
+    ) -> Result<(), PortError> {
+        self.sns_for(subscription_arn)
+            .set_subscription_attributes()
+            .subscription_arn(subscription_arn)
+            .attribute_name(name)
+            .attribute_value(value)
+            .send()
+            .await
+            .map_err(|e| classify("SetSubscriptionAttributes", &e))?;
+        Ok(())
+    }
+
     async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
         let mut pages = self
             .sns_for(topic_arn)

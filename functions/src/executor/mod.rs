@@ -1,7 +1,9 @@
 //! The executor: runs a plan's stages against the ports. What to do is decided in
-//! `tasksub_core::decide`, which steps may overlap in `decide::stages`, how to treat each failure in
-//! `tasksub_core::outcome`; `perform` maps a step to its calls, `subscribe` fans the per-topic
-//! calls out.
+//! `tasksub_core::decide`, which steps may overlap in `decide::stages`, how a queue or a topic gets to
+//! its desired state in `tasksub_core::converge`, how to treat each failure in `tasksub_core::outcome`;
+//! `perform` maps a step to its calls, `topics` runs the per-topic resolvers all at once.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use tasksub_core::decide::{self, after_lost_race, Admitted, Decision, Plan, Skip, Step, Undo};
@@ -56,6 +58,8 @@ pub enum Handled {
         steps: Vec<Step>,
         /// The final state of the record.
         state: State,
+        /// Topics that refused this task's subscription in this run (the task is READY on the others).
+        refused: Vec<String>,
     },
     /// A race was lost and our work undone.
     Compensated {
@@ -99,10 +103,17 @@ pub async fn converge<P: Ports>(
         };
         match run(ports, plan, settings, now).await.map_err(HandleError::Step)? {
             Executed::Done { steps, record } => {
+                let refused = record
+                    .refused
+                    .iter()
+                    .filter(|(_, r)| r.last_at == now)
+                    .map(|(t, _)| t.clone())
+                    .collect();
                 return Ok(Handled::Applied {
                     steps,
                     state: record.state,
-                })
+                    refused,
+                });
             }
             Executed::Compensated { steps } => return Ok(Handled::Compensated { steps }),
             Executed::Redecide(current) => stored = current,
@@ -148,11 +159,18 @@ pub async fn run<P: Ports>(
         mut record,
         expected,
         steps,
+        observe,
+        inherited,
     } = plan;
     // Whether the working record is stored (read, or written by us): every write names its revision.
     let mut stored = expected.is_some();
     let mut done = Vec::with_capacity(steps.len());
-    let cx = Cx { settings, now };
+    let cx = Cx {
+        settings,
+        now,
+        observe,
+        inherited: &inherited,
+    };
     for stage in decide::stages(&steps) {
         let write = match stage[..] {
             [step] if step.is_write() => step,
@@ -167,7 +185,7 @@ pub async fn run<P: Ports>(
                 continue;
             }
         };
-        let result = perform(ports, write, &mut record, &mut stored, cx).await;
+        let result = perform::write(ports, write, &mut record, &mut stored, cx).await;
         log_step(&record, intent.as_str(), write, &result);
         match result? {
             None | Some(Written::Applied) => done.push(write),
@@ -176,7 +194,7 @@ pub async fn run<P: Ports>(
                     return Ok(Executed::Redecide(current));
                 };
                 done.push(write);
-                done.extend(compensate(ports, undo, &mut stored, cx).await?);
+                done.extend(compensate(ports, undo, cx).await?);
                 return Ok(Executed::Compensated { steps: done });
             }
             Some(Written::Conflict(current)) => return Ok(Executed::Redecide(current)),
@@ -199,27 +217,34 @@ async fn undo_after_failure<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>) {
         return;
     };
     // Best effort: a failed undo is logged by `compensate`, and the stage's error is what is returned.
-    let _ = compensate(ports, undo, &mut true, cx).await;
+    let _ = compensate(ports, undo, cx).await;
 }
 
 /// Runs the steps that undo our work, in order, each logged as `compensate`; stops at the first failure.
-async fn compensate<P: Ports>(ports: &P, undo: Undo, stored: &mut bool, cx: Cx<'_>) -> Result<Vec<Step>, StepFailed> {
+async fn compensate<P: Ports>(ports: &P, undo: Undo, cx: Cx<'_>) -> Result<Vec<Step>, StepFailed> {
     let Undo { steps, mut record } = undo;
     for &step in &steps {
-        let r = perform(ports, step, &mut record, stored, cx).await;
-        log_step(&record, "compensate", step, &r);
-        r?;
+        let (learned, result) = perform::call(ports, step, &record, cx).await;
+        perform::merge(&mut record, learned, cx);
+        log_step(&record, "compensate", step, &result.clone().map(|()| None));
+        result?;
     }
     Ok(steps)
 }
 
+/// What every step of one plan shares.
 #[derive(Clone, Copy)]
 pub(crate) struct Cx<'a> {
     settings: &'a Settings,
     now: DateTime<Utc>,
+    /// Read and converge attributes (the plan's `observe`).
+    observe: bool,
+    /// Topics an earlier attempt may have left unrecorded (the plan's `inherited`).
+    inherited: &'a BTreeSet<String>,
 }
 
+pub mod legacy;
 mod perform;
-mod subscribe;
+mod topics;
 
-use perform::{log_step, perform};
+use perform::log_step;

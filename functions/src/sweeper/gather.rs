@@ -1,8 +1,10 @@
-//! Reading what exists: the topic's subscriptions first (ListSubscriptionsByTopic, paced, capped), then
-//! the records (Scan), the queues under the prefix (ListQueues; a subscribed queue ListQueues missed is
-//! confirmed with GetQueueUrl), then ECS (ListTasks per cluster and desired status, DescribeTasks by 100).
-//! Subscriptions come before records, so a subscription made meanwhile finds its claim; ECS comes last, so
-//! a task whose record or queue was seen is listed by then.
+//! Reading what exists: the configured topics' subscriptions first (ListSubscriptionsByTopic, paced,
+//! capped), then the records (Scan; an unreadable item is quarantined, never a reason to stop), then the
+//! subscriptions of topics only records name (retired topics), the queues under the prefix (ListQueues; a
+//! subscribed queue ListQueues missed is confirmed with GetQueueUrl), then ECS (ListTasks per cluster and
+//! desired status, DescribeTasks by 100). Configured topics are listed before records, so a subscription
+//! made meanwhile finds its claim or its intent; ECS comes last, so a task whose record, queue or
+//! subscription was seen is listed by then.
 
 use std::collections::BTreeSet;
 
@@ -69,14 +71,29 @@ async fn confirm_unlisted_queues<P: Queues>(ports: &P, settings: &Settings, g: &
 /// the cap are never judged; the capped warning says so.
 pub const MAX_SUBSCRIPTION_PAGES: usize = 100;
 
-/// Every configured topic's subscriptions (each in its own region), every page up to
-/// [`MAX_SUBSCRIPTION_PAGES`], paced (30 TPS account quota). A topic whose listing fails is left out of
-/// this run's subscription pass (its subscriptions are not judged); the count of such topics is returned.
-pub(super) async fn subscriptions<S: Subscriptions>(paced: &S, settings: &Settings) -> (Vec<SeenSubscription>, usize) {
-    let (mut out, mut failed) = (Vec::new(), 0);
-    for topic in settings.topic_arns() {
+/// What the topics' listings gave: the subscriptions, the topics read to their end, and how many
+/// listings failed.
+#[derive(Debug, Default)]
+pub(super) struct Listings {
+    pub subscriptions: Vec<SeenSubscription>,
+    pub complete: BTreeSet<String>,
+    pub failed: usize,
+}
+
+/// The subscriptions of `topics` (each in its own region), every page up to [`MAX_SUBSCRIPTION_PAGES`],
+/// paced (30 TPS account quota). A topic whose listing fails is left out of this run's subscription pass
+/// (its subscriptions are not judged) and counted.
+pub(super) async fn subscriptions<'a, S: Subscriptions>(
+    paced: &S,
+    topics: impl IntoIterator<Item = &'a str>,
+    into: &mut Listings,
+) {
+    for topic in topics {
         match list_topic(paced, topic, MAX_SUBSCRIPTION_PAGES).await {
             Ok((subs, capped)) => {
+                if !capped {
+                    into.complete.insert(topic.to_owned());
+                }
                 if capped {
                     warn!(
                         action = "list-subscriptions",
@@ -86,31 +103,49 @@ pub(super) async fn subscriptions<S: Subscriptions>(paced: &S, settings: &Settin
                         "more subscriptions than one sweep reads: the rest wait for the next sweep"
                     );
                 }
-                out.extend(subs);
+                into.subscriptions.extend(subs);
             }
             Err(e) => {
-                failed += 1;
+                into.failed += 1;
                 warn!(action = "list-subscriptions", outcome = "failed", topic, error = %e, "this topic's subscriptions are not judged this run");
             }
         }
     }
-    (out, failed)
 }
 
 /// Everything the reconciler needs, read in the order the module doc gives. Fails only when a read that
-/// every verdict depends on fails (records, queues, listing a cluster's tasks).
-pub(super) async fn gather<P, T>(
+/// every verdict depends on fails (records, queues, listing a cluster's tasks). `listings` holds the
+/// configured topics' subscriptions, listed before; the topics only records name (retired ones) are
+/// listed after the records, with `paced`.
+pub(super) async fn gather<P, T, S>(
     ports: &P,
     tasks: &T,
+    paced: &S,
     settings: &Settings,
-    subscriptions: &[SeenSubscription],
-) -> Result<Gathered, GatherFailed>
+    mut listings: Listings,
+) -> Result<(Gathered, usize), GatherFailed>
 where
     P: Records + Queues + QueueInspect,
     T: Tasks,
+    S: Subscriptions,
 {
     let mut g = Gathered::default();
-    g.inventory.records = Records::list(ports).await.map_err(GatherFailed)?;
+    let scanned = Records::list(ports).await.map_err(GatherFailed)?;
+    g.inventory.records = scanned.records;
+    g.inventory.quarantined = scanned.quarantined;
+    for (key, why) in &g.inventory.quarantined {
+        warn!(task_id = key, action = "read-record", outcome = "quarantined", error = why.as_str(), "record left alone: repair or delete the item");
+    }
+    let retired: BTreeSet<String> = g
+        .inventory
+        .records
+        .iter()
+        .flat_map(|r| r.topics())
+        .filter(|t| settings.topic(t).is_none())
+        .map(str::to_owned)
+        .collect();
+    subscriptions(paced, retired.iter().map(String::as_str), &mut listings).await;
+    g.inventory.listed = std::mem::take(&mut listings.complete);
     g.inventory.queues = queues_under_prefix(ports, settings.queue.prefix.as_str()).await?;
     let mut seen = BTreeSet::new();
     for cluster in &settings.scope.clusters {
@@ -121,10 +156,10 @@ where
         seen.extend(arns);
     }
     g.tasks_seen = seen.len();
-    g.inventory.subscriptions = subscriptions.to_vec();
+    g.inventory.subscriptions = listings.subscriptions;
     confirm_unlisted_queues(ports, settings, &mut g).await;
     queue_details(ports, settings, &mut g).await;
-    Ok(g)
+    Ok((g, listings.failed))
 }
 
 /// The queues ListQueues names under the prefix.

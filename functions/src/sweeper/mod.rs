@@ -56,7 +56,7 @@ pub struct Sweeper<P = AwsPorts, T = AwsTasks> {
 impl Sweeper<AwsPorts, AwsTasks> {
     /// A sweeper on the AWS SDK.
     pub fn new(settings: Settings, sweep: SweepSettings, sdk: &aws_config::SdkConfig) -> Self {
-        let ports = AwsPorts::new(sdk, &settings.table);
+        let ports = AwsPorts::for_settings(sdk, &settings);
         Self::with_ports(settings, sweep, ports, AwsTasks::new(sdk))
     }
 }
@@ -95,10 +95,11 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         let started = Instant::now();
         let grace_seconds = options.grace_seconds.unwrap_or(self.sweep.grace_seconds);
         let paced = Paced::new(&self.ports, Duration::from_millis(self.sweep.min_interval_ms));
-        // Subscriptions first, records after: a subscription made meanwhile always finds its claim.
+        // Subscriptions first, records after: a subscription made meanwhile always finds its claim or intent.
         // A failed listing (the 30 TPS quota is the account's) skips only that topic's subscriptions.
-        let (subscriptions, listing_failed) = gather::subscriptions(&paced, &self.settings).await;
-        let g = gather::gather(&self.ports, &self.tasks, &self.settings, &subscriptions).await?;
+        let mut listings = gather::Listings::default();
+        gather::subscriptions(&paced, self.settings.topic_arns(), &mut listings).await;
+        let (g, listing_failed) = gather::gather(&self.ports, &self.tasks, &paced, &self.settings, listings).await?;
         let verdict = reconcile::reconcile(&g.inventory, &self.settings, grace_seconds, now);
         let subs = orphan_subscriptions(&g.inventory, &self.settings, grace_seconds, now);
         let mut report = Report::found(options.dry_run, grace_seconds, &g, listing_failed, &verdict, &subs);
@@ -181,6 +182,9 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
             }
             Gate::Go => {
                 let result = Box::pin(self.execute(paced, action, stored, now)).await;
+                if matches!(result, Ok(Handled::Applied { .. })) {
+                    report.resubscribed += action.lost.len();
+                }
                 self.account(report, &mut line, action.kind, result);
             }
         }
@@ -215,9 +219,12 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         result: Result<Handled, HandleError>,
     ) {
         match result {
-            Ok(Handled::Applied { state, .. }) => {
+            Ok(Handled::Applied { state, refused, .. }) => {
                 line.outcome = "done";
                 line.state = Some(state.as_str());
+                if !refused.is_empty() {
+                    line.detail = Some(format!("refused by {}", refused.join(", ")));
+                }
                 match kind {
                     ActionKind::RemoveOrphan | ActionKind::RemoveStrayQueue => report.orphans_removed += 1,
                     ActionKind::FinishProvisioning => report.resumed += 1,

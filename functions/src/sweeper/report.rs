@@ -50,6 +50,12 @@ pub struct Report {
     pub deferred: usize,
     /// Failed actions and failed reads (the sweep itself went on).
     pub errors: usize,
+    /// Records that could not be read (reported by key among the held, left alone).
+    pub quarantined: usize,
+    /// Topics live records say refuse their task's subscription (each counted per task), before this run.
+    pub degraded_topics: usize,
+    /// Subscriptions this run found missing from their topic's listing and made again.
+    pub resubscribed: usize,
     /// Wall-clock duration of the run.
     pub duration_ms: u64,
     /// Every due action and what became of it.
@@ -166,6 +172,14 @@ impl From<&Held> for HeldReport {
                 None,
                 Some("its tasksub:stack tag names another deployment (or none): not ours to delete".to_owned()),
             ),
+            Hold::Quarantined(why) => (
+                None,
+                None,
+                Some(format!(
+                    "the record cannot be read ({why}): left alone with its queue and subscriptions; repair or \
+                     delete the item"
+                )),
+            ),
             Hold::Skip(s) => (None, None, Some(s.to_string())),
         };
         Self {
@@ -219,6 +233,14 @@ impl Report {
             missing_clusters: g.missing_clusters.clone(),
             subscriptions_seen: g.inventory.subscriptions.len(),
             errors: g.errors + listing_failed,
+            quarantined: g.inventory.quarantined.len(),
+            degraded_topics: g
+                .inventory
+                .records
+                .iter()
+                .filter(|r| !r.state.is_tombstone())
+                .map(|r| r.refused.len())
+                .sum(),
             orphan_subscriptions_found: subs.unsubscribe.len(),
             held: verdict
                 .held
@@ -247,6 +269,9 @@ impl Report {
             provisioned = self.provisioned,
             drained = self.drained,
             converged = self.converged,
+            resubscribed = self.resubscribed,
+            quarantined = self.quarantined,
+            degraded_topics = self.degraded_topics,
             waiting = self.waiting,
             deferred = self.deferred,
             errors = self.errors,
@@ -284,6 +309,9 @@ impl Report {
                 ("Provisioned", Unit::Count, c(self.provisioned)),
                 ("Drained", Unit::Count, c(self.drained)),
                 ("Converged", Unit::Count, c(self.converged)),
+                ("Resubscribed", Unit::Count, c(self.resubscribed)),
+                ("QuarantinedRecords", Unit::Count, c(self.quarantined)),
+                ("DegradedTopics", Unit::Count, c(self.degraded_topics)),
                 ("Waiting", Unit::Count, c(self.waiting)),
                 ("Deferred", Unit::Count, c(self.deferred)),
                 ("SweepErrors", Unit::Count, c(self.errors)),

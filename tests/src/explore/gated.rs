@@ -163,7 +163,7 @@ impl Records for Gated {
         self.around("PutItem", call).await
     }
 
-    async fn list(&self) -> Result<Vec<Record>, PortError> {
+    async fn list(&self) -> Result<tasksub_functions::ports::Scanned, PortError> {
         self.around("Scan", Records::list(&self.inner)).await
     }
 }
@@ -187,4 +187,4 @@ impl Wrap for Gated {
 }
 
 // Records is written out above: reads and writes also keep the board's record of what was seen.
-tasksub_functions::wrap_ports!([] Gated: Queues, Subscriptions, QueueInspect, Tasks);
+tasksub_functions::wrap_ports!([] Gated: Queues, Subscriptions, Tasks);

@@ -147,6 +147,10 @@ mod tests {
             updated_at: now,
             expires_at: None,
             revision: 2,
+            pending: Default::default(),
+            refused: Default::default(),
+            generation: 0,
+            settings_hash: None,
         }
     }
 

@@ -40,7 +40,7 @@ pub(super) async fn all(sdk: &aws_config::SdkConfig, settings: &Settings) -> Vec
         sqs: aws_sdk_sqs::Client::new(sdk),
         ddb: aws_sdk_dynamodb::Client::new(sdk),
         ecs: aws_sdk_ecs::Client::new(sdk),
-        ports: AwsPorts::new(sdk, &settings.table),
+        ports: AwsPorts::for_settings(sdk, &settings),
     };
     let mut out = Vec::new();
     for t in &settings.topics {
