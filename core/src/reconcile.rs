@@ -46,6 +46,12 @@ use crate::record::Record;
 use crate::settings::Settings;
 use judge::{Cx, Subject};
 
+/// How long before a sweep a READY record must have been written for a subscription it names, missing
+/// from its topic's complete listing, to count as lost: the listings are read before the records, so a
+/// subscription a writer made (and recorded) while the sweep listed would look lost. Longer than any
+/// invocation (the functions time out at 30 s).
+pub const LOST_AFTER: Duration = Duration::seconds(120);
+
 /// The queues that need [`QueueDetails`] (tags) before [`reconcile`]: no record, and ECS does not say
 /// their task runs. Only these cost extra calls; without tasksub's tags such a queue is never touched.
 pub fn needs_details<'a>(inv: &'a Inventory, settings: &Settings) -> Vec<&'a SeenQueue> {

@@ -131,7 +131,7 @@ async fn a_crash_looping_service_leaks_nothing() {
             (0, 0),
             "round {round}: queues and subscriptions left"
         );
-        let records = Records::list(w.calls().inner()).await.expect("scan");
+        let records = Records::list(w.calls().inner()).await.expect("scan").records;
         for t in &tasks {
             let r = records
                 .iter()

@@ -458,6 +458,17 @@ fn a_lost_race_is_undone_according_to_who_won() {
     assert_eq!(undo(None, &ours), both);
     // Another provisioning holds the record: our resources are its resources; decide again.
     assert_eq!(undo(Some(&stored(State::Provisioning, false, true)), &ours), None);
+    // A live winner naming the topic as pending is adopting that same subscription: not undone.
+    let mut adopting = stored(State::Ready, false, true);
+    adopting.pending.insert(TOPIC.into());
+    assert_eq!(undo(Some(&adopting), &ours), Some((vec![], vec![])));
+    let mut provisioning = adopting.clone();
+    provisioning.state = State::Provisioning;
+    assert_eq!(undo(Some(&provisioning), &ours), None);
+    // ...but a teardown's pending topics are its own to find: ours is undone.
+    let mut tearing = stored(State::Gone, false, false);
+    tearing.pending.insert(TOPIC.into());
+    assert_eq!(undo(Some(&tearing), &ours), Some((vec![Unsubscribe, DeleteQueue], mine.clone())));
     // Only ARNs are undone: what our record left pending or refused is not ours to name.
     let mut pend = ours.clone();
     pend.pending.insert(FLAGS.into());

@@ -20,7 +20,8 @@ pub struct Undo {
 /// unsubscribe a live task). `ours` holds the queue URL and subscription ARNs this invocation has.
 ///
 /// Only what the current record does not name is undone: a subscription ARN it names is live (or its
-/// owner's teardown removes it), and a queue is deleted only when the task is GONE (or its record is).
+/// owner's teardown removes it), a subscription to a topic a live current record names as pending is
+/// being adopted by its writer, and a queue is deleted only when the task is GONE (or its record is).
 ///
 /// A DRAINING record that names no queue URL never reached READY: no teardown knows the queue, and a
 /// STOPPED that looked the name up before our CreateQueue will not look again, so the queue goes too
@@ -28,7 +29,10 @@ pub struct Undo {
 pub fn after_lost_race(current: Option<&Record>, ours: &Record) -> Option<Undo> {
     let mut record = ours.clone();
     if let Some(c) = current {
-        record.subscriptions.retain(|_, arn| !c.names(arn));
+        // A subscription the current record names is live; one to a topic a live current record names as
+        // pending is the same subscription its writer is adopting (Subscribe answers the same ARN).
+        let adopting = |topic: &str| !c.state.is_tombstone() && c.pending.contains(topic);
+        record.subscriptions.retain(|topic, arn| !c.names(arn) && !adopting(topic));
     }
     // What is undone is what this invocation knows it made: ARNs. A topic it left pending (unverifiable)
     // is named by our record only, and the sweeper's listing finds it.

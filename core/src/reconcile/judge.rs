@@ -81,10 +81,13 @@ impl Cx<'_> {
     /// missing from its topic's complete listing (deleted by the owner, or lost with a re-created topic).
     fn converge(&self, s: &Subject<'_>, t: &EcsTask) -> Verdict {
         let r = s.record?;
+        // The listings were read before the records: only a record that named its subscriptions well
+        // before this sweep began proves that a subscription missing from a listing is gone.
+        let settled = self.now - r.updated_at >= self.grace.max(super::LOST_AFTER);
         let lost = r
             .subscriptions
             .iter()
-            .filter(|(topic, arn)| self.listed.contains(*topic) && !s.seen.iter().any(|x| &x.arn == *arn))
+            .filter(|(topic, arn)| settled && self.listed.contains(*topic) && !s.seen.iter().any(|x| &x.arn == *arn))
             .map(|(topic, _)| topic.clone())
             .collect();
         let hints = Hints {

@@ -434,6 +434,22 @@ fn a_subscription_missing_from_a_complete_listing_is_made_again() {
     other.arn = format!("{TOPIC}:new");
     assert_eq!(run(vec![other], true), again, "a re-created topic's new subscription is adopted");
     assert_eq!(run(vec![], false), Want::Nothing, "an incomplete listing proves nothing");
+    // a record written while the sweep listed may name a subscription made after the listing
+    let young = |age: i64, grace: u64| {
+        let mut r = rec.clone();
+        r.updated_at = ago(age);
+        let mut inv = Inventory {
+            tasks: vec![task("RUNNING", "RUNNING", 700, ours)],
+            records: vec![r],
+            queues: vec![queue(ID)],
+            ..Inventory::default()
+        };
+        inv.listed.insert(TOPIC.into());
+        outcome(reconcile(&inv, &settings(), grace, now()))
+    };
+    assert_eq!(young(119, 0), Want::Nothing, "younger than LOST_AFTER");
+    assert_eq!(young(120, 0), again, "exactly LOST_AFTER old");
+    assert_eq!(young(599, 600), Want::Nothing, "a longer grace waits longer");
 }
 
 /// A record that cannot be read is reported by its key and left alone; the other tasks are judged.

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 pub use gather::GatherFailed;
-pub use report::{ActionReport, HeldReport, Report};
+pub use report::{ActionReport, HeldReport, RefusalReport, Report};
 
 use crate::aws::{AwsPorts, AwsTasks};
 use crate::executor::{self, HandleError, Handled};

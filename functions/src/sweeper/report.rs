@@ -62,6 +62,27 @@ pub struct Report {
     pub actions: Vec<ActionReport>,
     /// What was left alone for a reason worth knowing (healthy tasks are not listed).
     pub held: Vec<HeldReport>,
+    /// Topics that refuse a live task's subscription, as the records say (before this run's actions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<RefusalReport>,
+}
+
+/// One topic refusing one live task's subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusalReport {
+    /// The task.
+    pub task_id: String,
+    /// The topic.
+    pub topic: String,
+    /// The error kind (`access-denied`, `quota`, `invalid`, `not-found`).
+    pub kind: String,
+    /// The service's words.
+    pub message: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// First refusal.
+    pub since: DateTime<Utc>,
 }
 
 /// One action.
@@ -206,6 +227,25 @@ impl From<&HeldSubscription> for HeldReport {
     }
 }
 
+/// Every refused topic of every live record.
+fn refusals(g: &Gathered) -> Vec<RefusalReport> {
+    g.inventory
+        .records
+        .iter()
+        .filter(|r| !r.state.is_tombstone())
+        .flat_map(|r| {
+            r.refused.iter().map(|(topic, why)| RefusalReport {
+                task_id: r.task_id.clone(),
+                topic: topic.clone(),
+                kind: why.kind.clone(),
+                message: why.message.clone(),
+                attempts: why.attempts,
+                since: why.since,
+            })
+        })
+        .collect()
+}
+
 impl Report {
     /// What was found, before any action ran (`listing_failed`: topics whose subscriptions could not be
     /// listed, counted as errors).
@@ -234,13 +274,8 @@ impl Report {
             subscriptions_seen: g.inventory.subscriptions.len(),
             errors: g.errors + listing_failed,
             quarantined: g.inventory.quarantined.len(),
-            degraded_topics: g
-                .inventory
-                .records
-                .iter()
-                .filter(|r| !r.state.is_tombstone())
-                .map(|r| r.refused.len())
-                .sum(),
+            degraded_topics: refusals(g).len(),
+            refusals: refusals(g),
             orphan_subscriptions_found: subs.unsubscribe.len(),
             held: verdict
                 .held
