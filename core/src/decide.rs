@@ -31,7 +31,7 @@ mod undo;
 pub use plan::{apply, plan_for, plan_with, topic_drift};
 pub use stages::stages;
 pub use types::{Admitted, DecideError, Decision, Hints, Intent, Plan, Role, Skip, Step, TaskFacts};
-pub use undo::{after_lost_race, Undo};
+pub use undo::{after_lost_race, AfterLoss, Undo};
 
 use chrono::{DateTime, Duration, Utc};
 

@@ -120,6 +120,8 @@ pub mod attr {
     pub const GENERATION: &str = "generation";
     /// The fingerprint of the settings that last converged the record.
     pub const SETTINGS_HASH: &str = "settingsHash";
+    /// On a tombstone: every topic the task ever named, whose listing the sweeper keeps reading.
+    pub const WATCH: &str = "watchTopics";
 }
 
 /// Why a topic refuses this task's subscription, since when, and how often it was tried: kept per topic
@@ -193,6 +195,12 @@ pub struct Record {
     /// The fingerprint of the settings that last converged the record ([`crate::settings::Settings::fingerprint`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings_hash: Option<String>,
+    /// On a DRAINING or GONE tombstone: every topic the task's record ever named. A writer that crashed or
+    /// lost an answer after subscribing may have left a subscription no record names; the sweeper keeps
+    /// listing these topics (even after they leave the settings) until the tombstone expires, so it finds
+    /// and removes it.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub watch: BTreeSet<String>,
 }
 
 impl Record {
@@ -209,5 +217,12 @@ impl Record {
         let subscribed = self.subscriptions.keys().map(String::as_str);
         let others = self.pending.iter().chain(self.refused.keys()).map(String::as_str);
         subscribed.chain(others).collect()
+    }
+    /// Every topic whose subscriptions the sweeper must look at for this task: the ones named, and a
+    /// tombstone's watched ones.
+    pub fn listed_topics(&self) -> BTreeSet<&str> {
+        let mut t = self.topics();
+        t.extend(self.watch.iter().map(String::as_str));
+        t
     }
 }

@@ -58,5 +58,6 @@ pub fn record(state: crate::record::State) -> crate::record::Record {
         refused: Default::default(),
         generation: 0,
         settings_hash: None,
+        watch: Default::default(),
     }
 }

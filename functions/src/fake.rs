@@ -173,6 +173,15 @@ impl Fake {
         s.deleted_topics.insert(topic_arn.to_owned());
     }
 
+    /// How the topic refuses Subscribe now, if it does (`NotFound` while deleted).
+    pub fn refusal(&self, topic_arn: &str) -> Option<ErrorKind> {
+        let s = self.lock();
+        if s.deleted_topics.contains(topic_arn) {
+            return Some(ErrorKind::NotFound);
+        }
+        s.refusing.get(topic_arn).copied()
+    }
+
     /// The topic exists again (re-created under the same name: the same ARN, no subscription).
     pub fn create_topic(&self, topic_arn: &str) {
         self.lock().deleted_topics.remove(topic_arn);

@@ -299,6 +299,7 @@ mod tests {
             refused: Default::default(),
             generation: 0,
             settings_hash: None,
+            watch: Default::default(),
         }
     }
 

@@ -167,6 +167,8 @@ pub fn record_outcome(record: &mut Record, topic: &str, outcome: &TopicOutcome, 
             record.subscriptions.remove(topic);
             record.pending.remove(topic);
             record.refused.remove(topic);
+            // A writer in flight may still subscribe it (it read the record before): keep listing it.
+            record.watch.insert(topic.to_owned());
         }
         TopicOutcome::Unverified(kind, message) => {
             record.subscriptions.remove(topic);
@@ -307,5 +309,6 @@ mod tests {
         record_outcome(&mut r, OLD, &TopicOutcome::Gone, later);
         record_outcome(&mut r, TOPIC, &TopicOutcome::Gone, later);
         assert!(r.pending.is_empty() && !r.refused.contains_key(OLD) && !r.subscriptions.contains_key(TOPIC));
+        assert_eq!(r.watch, BTreeSet::from([OLD.to_owned(), TOPIC.to_owned()]), "what went stays watched");
     }
 }

@@ -216,6 +216,7 @@ fn working_record(
         refused: Default::default(),
         generation: settings.generation,
         settings_hash: None,
+        watch: Default::default(),
     });
     if stored.is_some_and(is_legacy_provisioning) {
         // Written before intents were recorded: any configured topic may have been subscribed.
@@ -267,8 +268,10 @@ pub fn apply(record: &Record, step: Step, settings: &Settings, now: DateTime<Utc
     r
 }
 
-/// A teardown write: no subscription of the task exists any more.
+/// A teardown write: no subscription of the task exists any more; the topics it named stay watched.
 fn forget_topics(r: &mut Record) {
+    let named: Vec<String> = r.topics().into_iter().map(str::to_owned).collect();
+    r.watch.extend(named);
     r.subscriptions.clear();
     r.pending.clear();
     r.refused.clear();

@@ -41,6 +41,7 @@ fn stored(state: State, sub: bool, url: bool) -> Record {
         refused: Default::default(),
         generation: 0,
         settings_hash: Some(settings().fingerprint()),
+        watch: Default::default(),
     }
 }
 
@@ -410,6 +411,8 @@ fn apply_moves_state_and_clears_what_no_longer_exists() {
     for step in [Step::MarkDraining, Step::Tombstone(State::Gone), Step::Tombstone(State::Draining)] {
         let t = apply(&named, step, &s, now());
         assert!(t.subscriptions.is_empty() && t.pending.is_empty() && t.refused.is_empty(), "{step:?}");
+        let watched: Vec<&str> = t.watch.iter().map(String::as_str).collect();
+        assert_eq!(watched, [FLAGS, TOPIC, OLD], "{step:?}: the sweeper keeps listing every topic it named");
     }
 }
 
@@ -433,7 +436,15 @@ fn writes_stamp_the_generation_and_mark_ready_the_fingerprint() {
 }
 
 fn undo(current: Option<&Record>, ours: &Record) -> Option<(Vec<Step>, Vec<String>)> {
-    after_lost_race(current, ours).map(|u| (u.steps, u.record.subscriptions.into_values().collect()))
+    // settings that want no topic of these records: the rule of what the winner names alone
+    let s = settings_with_topics(&["arn:aws:sns:us-east-1:123456789012:elsewhere"]);
+    match after_lost_race(current, ours, &s) {
+        AfterLoss::Undo(u) => Some((u.steps, u.record.subscriptions.into_values().collect())),
+        AfterLoss::Redecide(h) => {
+            assert!(h.lost.is_empty() && !h.verify, "{h:?}");
+            None
+        }
+    }
 }
 
 #[test]
@@ -443,10 +454,6 @@ fn a_lost_race_is_undone_according_to_who_won() {
     let mine = vec![format!("{TOPIC}:s")];
     // The winner recorded the very subscription we made (Subscribe is idempotent): nothing to undo.
     assert_eq!(undo(Some(&ours), &ours), Some((vec![], vec![])));
-    // The winner recorded another subscription: ours is unrecorded, undo it (and only it).
-    let mut other = ours.clone();
-    other.subscriptions.insert(TOPIC.into(), "arn:other".into());
-    assert_eq!(undo(Some(&other), &ours), Some((vec![Unsubscribe], mine.clone())));
     // A teardown won: unsubscribe ours; the queue is the draining container's until STOPPED.
     let draining = stored(State::Draining, false, true);
     assert_eq!(undo(Some(&draining), &ours), Some((vec![Unsubscribe], mine.clone())));
@@ -458,29 +465,56 @@ fn a_lost_race_is_undone_according_to_who_won() {
     assert_eq!(undo(None, &ours), both);
     // Another provisioning holds the record: our resources are its resources; decide again.
     assert_eq!(undo(Some(&stored(State::Provisioning, false, true)), &ours), None);
-    // A live winner naming the topic as pending is adopting that same subscription: not undone.
+    // A READY winner naming the topic as pending (settings that do not want it: an older writer's view):
+    // its converge adopts ours; kept.
     let mut adopting = stored(State::Ready, false, true);
     adopting.pending.insert(TOPIC.into());
     assert_eq!(undo(Some(&adopting), &ours), Some((vec![], vec![])));
-    let mut provisioning = adopting.clone();
-    provisioning.state = State::Provisioning;
-    assert_eq!(undo(Some(&provisioning), &ours), None);
-    // ...but a teardown's pending topics are its own to find: ours is undone.
-    let mut tearing = stored(State::Gone, false, false);
-    tearing.pending.insert(TOPIC.into());
-    assert_eq!(undo(Some(&tearing), &ours), Some((vec![Unsubscribe, DeleteQueue], mine.clone())));
+    // A READY winner that names the topic nowhere, and settings that do not want it: ours goes.
+    let bare = stored(State::Ready, false, true);
+    assert_eq!(undo(Some(&bare), &ours), Some((vec![Unsubscribe], mine.clone())));
+    // Several topics: only what the winner does not name is undone.
+    let ours2 = with_subs(State::Ready, &[TOPIC, FLAGS]);
+    let winner = with_subs(State::Ready, &[TOPIC]);
+    assert_eq!(undo(Some(&winner), &ours2), Some((vec![Unsubscribe], vec![format!("{FLAGS}:s")])));
     // Only ARNs are undone: what our record left pending or refused is not ours to name.
     let mut pend = ours.clone();
     pend.pending.insert(FLAGS.into());
-    let u = after_lost_race(Some(&draining), &pend).unwrap();
+    let AfterLoss::Undo(u) = after_lost_race(Some(&draining), &pend, &settings()) else {
+        panic!("a teardown won")
+    };
     assert!(u.record.pending.is_empty() && u.record.refused.is_empty());
-    // Several topics: only what the winner does not name is undone.
-    let ours = with_subs(State::Ready, &[TOPIC, FLAGS]);
-    let winner = with_subs(State::Ready, &[TOPIC]);
+}
+
+/// A live task must not lose a topic because two provisioners raced: under a READY winner, a subscription
+/// we just made is recorded by deciding again rather than removed.
+#[test]
+fn a_lost_race_never_removes_what_a_live_task_wants() {
+    let ours = stored(State::Ready, true, true);
+    // The winner names a stale ARN for the topic (the topic was re-created): ours is the live one.
+    let mut stale = ours.clone();
+    stale.subscriptions.insert(TOPIC.into(), "arn:dead".into());
     assert_eq!(
-        undo(Some(&winner), &ours),
-        Some((vec![Unsubscribe], vec![format!("{FLAGS}:s")]))
+        after_lost_race(Some(&stale), &ours, &settings()),
+        AfterLoss::Redecide(Hints {
+            verify: false,
+            lost: [TOPIC.to_owned()].into()
+        })
     );
+    // The winner names the topic nowhere, or as pending (its Subscribe may have come before ours), and
+    // our settings want it: the next plan records ours.
+    let bare = stored(State::Ready, false, true);
+    assert_eq!(after_lost_race(Some(&bare), &ours, &settings()), AfterLoss::Redecide(Hints::default()));
+    let mut pending = bare.clone();
+    pending.pending.insert(TOPIC.into());
+    assert_eq!(after_lost_race(Some(&pending), &ours, &settings()), AfterLoss::Redecide(Hints::default()));
+    // ...unless the winner is of a newer generation: an older writer never leaves its topic on it.
+    let mut newer = bare.clone();
+    newer.generation = 5;
+    let AfterLoss::Undo(u) = after_lost_race(Some(&newer), &ours, &settings()) else {
+        panic!("undone")
+    };
+    assert_eq!(u.steps, [Step::Unsubscribe]);
 }
 
 #[test]

@@ -272,6 +272,10 @@ impl Admitted {
     pub fn plan(&self, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>) -> Decision {
         plan_for(self.intent, &self.names, &self.facts, stored, settings, now)
     }
+    /// [`Self::plan`] with hints (after a lost race: subscriptions the winner names stale).
+    pub fn plan_with(&self, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>, hints: &Hints) -> Decision {
+        super::plan_with(self.intent, &self.names, &self.facts, stored, settings, now, hints)
+    }
 }
 
 /// Why an admitted-looking event cannot be acted on at all: a permanent input error.

@@ -220,6 +220,7 @@ mod tests {
             refused: Default::default(),
             generation: 0,
             settings_hash: None,
+            watch: Default::default(),
         }
     }
 

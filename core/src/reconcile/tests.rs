@@ -59,6 +59,7 @@ fn record(state: State, age: i64, cluster: &str) -> Record {
         refused: Default::default(),
         generation: 0,
         settings_hash: (state == State::Ready).then(|| settings().fingerprint()),
+        watch: Default::default(),
     }
 }
 
@@ -571,10 +572,10 @@ fn replanning_after_a_conflict_uses_decide() {
     let a = reconcile(&inv, &s, GRACE, now()).actions.remove(0);
     // the Lambda won the race and finished
     let ready = record(State::Ready, 0, PROD);
-    assert_eq!(a.replan(Some(&ready), &s, now()), Decision::Skip(Skip::AlreadyReady));
+    assert_eq!(a.replan(Some(&ready), &s, now(), &Default::default()), Decision::Skip(Skip::AlreadyReady));
     // the Lambda claimed and crashed: carry on from its claim
     let claimed = record(State::Provisioning, 0, PROD);
-    match a.replan(Some(&claimed), &s, now()) {
+    match a.replan(Some(&claimed), &s, now(), &Default::default()) {
         Decision::Act(p) => assert_eq!(p.steps, vec![Step::CreateQueue, Step::Subscribe, Step::MarkReady]),
         d => panic!("{d:?}"),
     }
@@ -652,7 +653,7 @@ fn a_stray_queue_action_is_never_replanned() {
         Some(record(State::Ready, 0, PROD)),
         Some(record(State::Gone, 0, PROD)),
     ] {
-        assert_eq!(a.replan(stored.as_ref(), &s, now()), Decision::Skip(Skip::AlreadyGone));
+        assert_eq!(a.replan(stored.as_ref(), &s, now(), &Default::default()), Decision::Skip(Skip::AlreadyGone));
     }
 }
 

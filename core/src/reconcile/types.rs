@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::decide::{plan_for, Decision, Intent, Plan, Skip, TaskFacts};
+use crate::decide::{plan_with, Decision, Hints, Intent, Plan, Skip, TaskFacts};
 use crate::naming::TaskNames;
 use crate::record::{Record, State};
 use crate::settings::Settings;
@@ -99,10 +99,10 @@ pub struct Action {
 
 impl Action {
     /// The plan again, for a record found by a conditional write (the executor's re-decide).
-    pub fn replan(&self, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>) -> Decision {
+    pub fn replan(&self, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>, hints: &Hints) -> Decision {
         match self.kind {
             ActionKind::RemoveStrayQueue => Decision::Skip(Skip::AlreadyGone),
-            _ => plan_for(self.intent, &self.names, &self.facts, stored, settings, now),
+            _ => plan_with(self.intent, &self.names, &self.facts, stored, settings, now, hints),
         }
     }
 }

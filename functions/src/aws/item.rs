@@ -39,10 +39,6 @@ pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
     if let Some(exp) = r.expires_at {
         item.insert(attr::EXPIRES_AT.to_owned(), AttributeValue::N(exp.to_string()));
     }
-    if !r.pending.is_empty() {
-        let list = r.pending.iter().map(|t| AttributeValue::S(t.clone())).collect();
-        item.insert(attr::PENDING.to_owned(), AttributeValue::L(list));
-    }
     if !r.refused.is_empty() {
         let map = r.refused.iter().map(|(t, why)| (t.clone(), refusal_item(why))).collect();
         item.insert(attr::REFUSED.to_owned(), AttributeValue::M(map));
@@ -53,7 +49,29 @@ pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
     if let Some(h) = &r.settings_hash {
         item.insert(attr::SETTINGS_HASH.to_owned(), AttributeValue::S(h.clone()));
     }
+    for (k, set) in [(attr::PENDING, &r.pending), (attr::WATCH, &r.watch)] {
+        if !set.is_empty() {
+            let list = set.iter().map(|t| AttributeValue::S(t.clone())).collect();
+            item.insert(k.to_owned(), AttributeValue::L(list));
+        }
+    }
     item
+}
+
+/// A list of topic ARNs (absent: empty).
+fn topic_list(
+    item: &HashMap<String, AttributeValue>,
+    k: &'static str,
+) -> Result<std::collections::BTreeSet<String>, BadItem> {
+    match item.get(k) {
+        None => Ok(Default::default()),
+        Some(v) => v
+            .as_l()
+            .map_err(|_| BadItem(k))?
+            .iter()
+            .map(|t| t.as_s().cloned().map_err(|_| BadItem(k)))
+            .collect(),
+    }
 }
 
 const KIND: &str = "kind";
@@ -129,15 +147,8 @@ pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Record, BadIt
         updated_at: time(attr::UPDATED_AT)?,
         expires_at: num(attr::EXPIRES_AT).transpose()?,
         revision: num(attr::REVISION).transpose()?.unwrap_or(0).max(0) as u64,
-        pending: match item.get(attr::PENDING) {
-            None => Default::default(),
-            Some(v) => v
-                .as_l()
-                .map_err(|_| BadItem(attr::PENDING))?
-                .iter()
-                .map(|t| t.as_s().cloned().map_err(|_| BadItem(attr::PENDING)))
-                .collect::<Result<_, _>>()?,
-        },
+        pending: topic_list(item, attr::PENDING)?,
+        watch: topic_list(item, attr::WATCH)?,
         refused: match item.get(attr::REFUSED) {
             None => Default::default(),
             Some(v) => v
@@ -209,9 +220,10 @@ mod tests {
             )]),
             generation: 1_765_000_000,
             settings_hash: Some("0123456789abcdef".into()),
+            watch: ["arn:aws:sns:us-east-1:1:w".to_owned()].into(),
         };
         assert_eq!(from_item(&to_item(&r)).unwrap(), r);
-        for k in [attr::PENDING, attr::REFUSED] {
+        for k in [attr::PENDING, attr::REFUSED, attr::WATCH] {
             let mut bad = to_item(&r);
             bad.insert(k.into(), AttributeValue::S("x".into()));
             assert_eq!(from_item(&bad), Err(BadItem(k)), "{k}");
@@ -251,6 +263,7 @@ mod tests {
         r.refused.clear();
         r.generation = 0;
         r.settings_hash = None;
+        r.watch.clear();
         r.expires_at = Some(1_800_000_000);
         r.state = State::Gone;
         assert_eq!(from_item(&to_item(&r)).unwrap(), r);

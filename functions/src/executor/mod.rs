@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use tasksub_core::decide::{self, after_lost_race, Admitted, Decision, Plan, Skip, Step, Undo};
+use tasksub_core::decide::{self, after_lost_race, Admitted, AfterLoss, Decision, Hints, Plan, Skip, Step, Undo};
 use tasksub_core::record::{Record, State};
 use tasksub_core::settings::Settings;
 
@@ -26,12 +26,22 @@ pub enum Executed {
         /// The final record.
         record: Record,
     },
-    /// A conditional write found another state; decide again with it.
-    Redecide(Option<Record>),
+    /// A conditional write found another state; decide again with it (and these hints). `made`: what
+    /// this round made that no record names yet (after a lost MarkReady that chose to decide again).
+    Redecide {
+        /// The record found.
+        current: Option<Record>,
+        /// What the next plan should know.
+        hints: Hints,
+        /// Our work of this round, to undo if the next round finds the task tombstoned.
+        made: Option<Record>,
+    },
     /// Provisioning lost a race to a teardown and undid its own work.
     Compensated {
         /// Steps that ran, including the compensation.
         steps: Vec<Step>,
+        /// The record that won.
+        current: Option<Record>,
     },
 }
 
@@ -81,8 +91,8 @@ pub async fn handle<P: Ports>(
     } else {
         None
     };
-    converge(ports, settings, now, stored, |stored| {
-        Ok(admitted.plan(stored, settings, now))
+    converge(ports, settings, now, stored, |stored, hints| {
+        Ok(admitted.plan_with(stored, settings, now, hints))
     })
     .await
 }
@@ -94,11 +104,17 @@ pub async fn converge<P: Ports>(
     settings: &Settings,
     now: DateTime<Utc>,
     mut stored: Option<Record>,
-    decide: impl Fn(Option<&Record>) -> Result<Decision, decide::DecideError>,
+    decide: impl Fn(Option<&Record>, &Hints) -> Result<Decision, decide::DecideError>,
 ) -> Result<Handled, HandleError> {
+    let mut hints = Hints::default();
+    // What earlier rounds made and no record names yet: undone if a later round finds a tombstone.
+    let mut unrecorded: Vec<Record> = Vec::new();
     for _ in 0..MAX_ROUNDS {
-        let plan = match decide(stored.as_ref()).map_err(HandleError::Decide)? {
-            Decision::Skip(skip) => return Ok(Handled::Skipped(skip)),
+        let plan = match decide(stored.as_ref(), &hints).map_err(HandleError::Decide)? {
+            Decision::Skip(skip) => {
+                undo_unrecorded(ports, stored.as_ref(), &unrecorded, settings, now).await;
+                return Ok(Handled::Skipped(skip));
+            }
             Decision::Act(plan) => *plan,
         };
         match run(ports, plan, settings, now).await.map_err(HandleError::Step)? {
@@ -115,11 +131,41 @@ pub async fn converge<P: Ports>(
                     refused,
                 });
             }
-            Executed::Compensated { steps } => return Ok(Handled::Compensated { steps }),
-            Executed::Redecide(current) => stored = current,
+            Executed::Compensated { steps, current } => {
+                undo_unrecorded(ports, current.as_ref(), &unrecorded, settings, now).await;
+                return Ok(Handled::Compensated { steps });
+            }
+            Executed::Redecide { current, hints: h, made } => {
+                stored = current;
+                hints = h;
+                unrecorded.extend(made);
+            }
         }
     }
     Err(HandleError::Contention)
+}
+
+/// Undoes what an earlier round made when the task turned out tombstoned (or its record gone) before
+/// our work was recorded: nothing else would name it (best effort; the sweeper is the backstop).
+async fn undo_unrecorded<P: Ports>(
+    ports: &P,
+    current: Option<&Record>,
+    made: &[Record],
+    settings: &Settings,
+    now: DateTime<Utc>,
+) {
+    let inherited = BTreeSet::new();
+    let cx = Cx {
+        settings,
+        now,
+        observe: false,
+        inherited: &inherited,
+    };
+    for ours in made {
+        if let AfterLoss::Undo(undo) = after_lost_race(current, ours, settings) {
+            let _ = compensate(ports, undo, cx).await;
+        }
+    }
 }
 
 /// Why handling an admitted event failed.
@@ -190,14 +236,27 @@ pub async fn run<P: Ports>(
         match result? {
             None | Some(Written::Applied) => done.push(write),
             Some(Written::Conflict(current)) if write == Step::MarkReady => {
-                let Some(undo) = after_lost_race(current.as_ref(), &record) else {
-                    return Ok(Executed::Redecide(current));
+                let undo = match after_lost_race(current.as_ref(), &record, settings) {
+                    AfterLoss::Undo(undo) => undo,
+                    AfterLoss::Redecide(hints) => {
+                        return Ok(Executed::Redecide {
+                            current,
+                            hints,
+                            made: Some(record),
+                        })
+                    }
                 };
                 done.push(write);
                 done.extend(compensate(ports, undo, cx).await?);
-                return Ok(Executed::Compensated { steps: done });
+                return Ok(Executed::Compensated { steps: done, current });
             }
-            Some(Written::Conflict(current)) => return Ok(Executed::Redecide(current)),
+            Some(Written::Conflict(current)) => {
+                return Ok(Executed::Redecide {
+                    current,
+                    hints: Hints::default(),
+                    made: None,
+                })
+            }
         }
     }
     Ok(Executed::Done { steps: done, record })
@@ -213,7 +272,7 @@ async fn undo_after_failure<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>) {
     let Ok(current) = ports.get(&record.task_id).await else {
         return;
     };
-    let Some(undo) = after_lost_race(current.as_ref(), record) else {
+    let AfterLoss::Undo(undo) = after_lost_race(current.as_ref(), record, cx.settings) else {
         return;
     };
     // Best effort: a failed undo is logged by `compensate`, and the stage's error is what is returned.

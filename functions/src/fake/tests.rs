@@ -37,6 +37,7 @@ fn record(task_id: &str, state: State, revision: u64) -> Record {
         refused: Default::default(),
         generation: 0,
         settings_hash: None,
+        watch: Default::default(),
     }
 }
 

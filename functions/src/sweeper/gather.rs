@@ -140,7 +140,7 @@ where
         .inventory
         .records
         .iter()
-        .flat_map(|r| r.topics())
+        .flat_map(|r| r.listed_topics())
         .filter(|t| settings.topic(t).is_none())
         .map(str::to_owned)
         .collect();

@@ -201,11 +201,11 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         // The first round runs the reconciler's plan; after a conflict, decide again from what is stored.
         let first = AtomicBool::new(true);
         let settings = &self.settings;
-        executor::converge(paced, settings, now, stored.cloned(), |current| {
+        executor::converge(paced, settings, now, stored.cloned(), |current, hints| {
             Ok(if first.swap(false, Ordering::Relaxed) {
                 Decision::Act(Box::new(action.plan.clone()))
             } else {
-                action.replan(current, settings, now)
+                action.replan(current, settings, now, hints)
             })
         })
         .await
