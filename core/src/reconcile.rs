@@ -66,13 +66,53 @@ pub fn needs_details<'a>(inv: &'a Inventory, settings: &Settings) -> Vec<&'a See
         .collect()
 }
 
-/// Decides, per task, what to do.
+/// Decides, per task, what to do (no audit).
 pub fn reconcile(inv: &Inventory, settings: &Settings, grace_seconds: u64, now: DateTime<Utc>) -> Reconciled {
+    reconcile_with(inv, settings, grace_seconds, now, 0)
+}
+
+/// The live tasks a run audits: `n` READY records of running tasks, in a rotation that moves with the
+/// clock (every 5 minutes), so successive runs audit different tasks and a full cycle takes
+/// `live / n` runs. A stable hash of the task ID and the slot orders them.
+pub fn audit_set<'a>(inv: &'a Inventory, n: usize, now: DateTime<Utc>) -> BTreeSet<&'a str> {
+    if n == 0 {
+        return BTreeSet::new();
+    }
+    let tasks = index_tasks(&inv.tasks);
+    let slot = now.timestamp().div_euclid(300) as u64;
+    let mut live: Vec<(u64, &str)> = inv
+        .records
+        .iter()
+        .filter(|r| r.state == crate::record::State::Ready)
+        .filter(|r| tasks.get(r.task_id.as_str()).is_some_and(|t| classify(t) == Ecs::Running))
+        .map(|r| (rotation(&r.task_id, slot, inv.records.len() as u64), r.task_id.as_str()))
+        .collect();
+    live.sort_unstable();
+    live.into_iter().take(n).map(|(_, id)| id).collect()
+}
+
+/// Where a task stands in this slot's rotation: its stable hash's position, shifted by the slot.
+fn rotation(task_id: &str, slot: u64, fleet: u64) -> u64 {
+    let h = task_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let fleet = fleet.max(1);
+    (h % fleet + fleet - slot % fleet) % fleet
+}
+
+/// Decides, per task, what to do; `audit` live tasks in sync have their attributes read and converged.
+pub fn reconcile_with(
+    inv: &Inventory,
+    settings: &Settings,
+    grace_seconds: u64,
+    now: DateTime<Utc>,
+    audit: usize,
+) -> Reconciled {
+    let audited = audit_set(inv, audit, now);
     let cx = Cx {
         settings,
         grace: grace_of(grace_seconds),
         now,
         listed: &inv.listed,
+        audit: &audited,
     };
     let mut out = Reconciled::default();
     for (key, why) in &inv.quarantined {

@@ -124,6 +124,10 @@ pub struct SweepSettings {
     pub min_interval_ms: u64,
     /// Most actions one run executes; the rest are reported as deferred and done by the next run.
     pub max_actions: usize,
+    /// How many live tasks in sync one run audits (reads their queue's and subscriptions' attributes and
+    /// converges them), in rotation: the backstop for changes nobody reports (an attribute edited by
+    /// hand, an older version's late write). A full cycle takes live tasks / this many runs.
+    pub audit_per_run: usize,
 }
 
 impl Default for SweepSettings {
@@ -132,6 +136,7 @@ impl Default for SweepSettings {
             grace_seconds: 600,
             min_interval_ms: 100,
             max_actions: 200,
+            audit_per_run: 25,
         }
     }
 }
@@ -146,6 +151,7 @@ impl SweepSettings {
             grace_seconds: env.number(SWEEP_GRACE_SECONDS, d.grace_seconds, 0..=7 * 86_400)?,
             min_interval_ms: env.number(SWEEP_MIN_INTERVAL_MS, d.min_interval_ms, 0..=60_000)?,
             max_actions: env.number(SWEEP_MAX_ACTIONS, d.max_actions, 1..=100_000)?,
+            audit_per_run: env.number(SWEEP_AUDIT_PER_RUN, d.audit_per_run, 0..=100_000)?,
         })
     }
 }

@@ -155,6 +155,7 @@ fn sweep_settings() -> SweepSettings {
         grace_seconds: 0,
         min_interval_ms: 0,
         max_actions: 1000,
+        audit_per_run: 25,
     }
 }
 
@@ -538,7 +539,7 @@ fn schedule(sim: &mut Sim<'_>, crash_budget: usize, ecs_moved: &mut bool) {
             sim.run.lost_answers += usize::from(lose);
             sim.run
                 .schedule
-                .push(format!("{label}:{op}{}", if lose { "(answer lost)" } else { "" }));
+                .push(format!("{label}#{id}:{op}{}", if lose { "(answer lost)" } else { "" }));
             let mut b = lock(&sim.board);
             b.granted.insert(key);
             b.waiting.remove(&key);

@@ -38,6 +38,7 @@ pub trait SweepWorld {
             grace_seconds,
             min_interval_ms: 0,
             max_actions: 10_000,
+            audit_per_run: 25,
         })
     }
     /// A sweeper with these sweep settings.

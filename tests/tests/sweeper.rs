@@ -74,6 +74,7 @@ async fn the_rate_limit_spaces_the_sweepers_writes() {
         grace_seconds: 0,
         min_interval_ms: 20,
         max_actions: 100,
+        audit_per_run: 25,
     });
     let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
     assert_eq!(report.orphans_removed, 5);
@@ -93,6 +94,7 @@ async fn the_cap_defers_the_rest_to_the_next_run() {
         grace_seconds: 0,
         min_interval_ms: 0,
         max_actions: 2,
+        audit_per_run: 25,
     });
     let first = sweeper.run(RunOptions::default(), now()).await.unwrap();
     assert_eq!((first.orphans_found, first.orphans_removed, first.deferred), (3, 2, 1));

@@ -41,6 +41,7 @@ pub fn plan_with(
 ) -> Decision {
     let mut record = working_record(names, facts, stored, settings, now);
     let inherited = record.pending.clone();
+    let mut adopted = false;
     if let Some(r) = stored {
         // The sweeper saw these recorded subscriptions missing from complete listings: they are gone.
         for topic in &hints.lost {
@@ -48,9 +49,24 @@ pub fn plan_with(
                 record.subscriptions.remove(topic);
             }
         }
+        // Subscriptions this invocation made that the record does not name: recorded now.
+        if matches!(r.state, State::Ready | State::Provisioning) {
+            let unnamed = |t: &String| settings.topic(t).is_some() && !r.subscriptions.contains_key(t);
+            for (topic, arn) in hints.adopt.iter().filter(|(t, _)| unnamed(t)) {
+                adopted = true;
+                record.subscriptions.insert(topic.clone(), arn.clone());
+                record.pending.remove(topic);
+                record.refused.remove(topic);
+            }
+        }
     }
     let verify = hints.verify || !hints.lost.is_empty();
-    match steps_for(intent, stored.map(|r| r.state), &record, settings, now, verify) {
+    let steps = steps_for(intent, stored.map(|r| r.state), &record, settings, now, verify);
+    let steps = match steps {
+        Err(Skip::AlreadyReady) if adopted => Ok((vec![Step::MarkReady], false)),
+        other => other,
+    };
+    match steps {
         Ok((steps, observe)) => {
             let intent_topics = intent_topics(&steps, &record, &inherited, settings, now, observe);
             record.pending.extend(intent_topics);

@@ -266,15 +266,15 @@ fn a_lost_subscription_is_made_again() {
     let names = TaskNames::derive(&r.task_arn, two.naming()).unwrap();
     let facts = TaskFacts::of_event(&event("RUNNING", "RUNNING"));
     let hints = Hints {
-        verify: false,
         lost: [FLAGS.to_owned()].into(),
+        ..Hints::default()
     };
     let p = plan(plan_with(Intent::Provision, &names, &facts, Some(&r), &two, now(), &hints));
     assert_eq!(p.steps, [Step::RecordIntent, Step::CreateQueue, Step::Subscribe, Step::MarkReady]);
     assert!(p.observe && !p.record.subscriptions.contains_key(FLAGS) && p.record.pending.contains(FLAGS));
     let verify = Hints {
         verify: true,
-        lost: Default::default(),
+        ..Hints::default()
     };
     let p = plan(plan_with(Intent::Provision, &names, &facts, Some(&r), &two, now(), &verify));
     assert_eq!(p.steps, [Step::CreateQueue, Step::Subscribe, Step::MarkReady]);
@@ -441,7 +441,7 @@ fn undo(current: Option<&Record>, ours: &Record) -> Option<(Vec<Step>, Vec<Strin
     match after_lost_race(current, ours, &s) {
         AfterLoss::Undo(u) => Some((u.steps, u.record.subscriptions.into_values().collect())),
         AfterLoss::Redecide(h) => {
-            assert!(h.lost.is_empty() && !h.verify, "{h:?}");
+            assert_eq!(h, Hints::default());
             None
         }
     }
@@ -486,6 +486,41 @@ fn a_lost_race_is_undone_according_to_who_won() {
     assert!(u.record.pending.is_empty() && u.record.refused.is_empty());
 }
 
+/// What a lost race adopts is recorded by the next plan, even under a READY record that otherwise needs
+/// nothing (a refused topic whose subscription a racing writer made before the owner revoked us).
+#[test]
+fn adopted_subscriptions_are_recorded() {
+    let two = settings_with_topics(&[TOPIC, FLAGS]);
+    let mut r = converged(&[TOPIC], &[TOPIC, FLAGS]);
+    r.refused.insert(FLAGS.into(), crate::record::Refusal {
+        kind: "access-denied".into(),
+        message: "revoked".into(),
+        since: now(),
+        last_at: now(),
+        attempts: 1,
+    });
+    let names = TaskNames::derive(&r.task_arn, two.naming()).unwrap();
+    let facts = TaskFacts::of_event(&event("RUNNING", "RUNNING"));
+    let adopt = Hints {
+        adopt: [(FLAGS.to_owned(), "arn:made".to_owned()), (OLD.to_owned(), "arn:old".to_owned())].into(),
+        ..Hints::default()
+    };
+    let p = plan(plan_with(Intent::Provision, &names, &facts, Some(&r), &two, now(), &adopt));
+    assert_eq!(p.steps, [Step::MarkReady]);
+    assert_eq!(p.record.subscriptions[FLAGS], "arn:made");
+    assert!(!p.record.refused.contains_key(FLAGS), "it exists: no longer refused");
+    assert!(!p.record.subscriptions.contains_key(OLD), "a topic these settings do not want is not adopted");
+    // a topic the record names with an ARN is not adopted over it (the plan's verify settles which lives)
+    let same = Hints {
+        adopt: [(TOPIC.to_owned(), "arn:other".to_owned())].into(),
+        ..Hints::default()
+    };
+    assert_eq!(
+        steps(plan_with(Intent::Provision, &names, &facts, Some(&r), &two, now(), &same)),
+        Err(Skip::AlreadyReady)
+    );
+}
+
 /// A live task must not lose a topic because two provisioners raced: under a READY winner, a subscription
 /// we just made is recorded by deciding again rather than removed.
 #[test]
@@ -494,20 +529,26 @@ fn a_lost_race_never_removes_what_a_live_task_wants() {
     // The winner names a stale ARN for the topic (the topic was re-created): ours is the live one.
     let mut stale = ours.clone();
     stale.subscriptions.insert(TOPIC.into(), "arn:dead".into());
+    // Which ARN lives is unknown: decide again reading every subscription; nothing adopted over theirs.
     assert_eq!(
         after_lost_race(Some(&stale), &ours, &settings()),
         AfterLoss::Redecide(Hints {
-            verify: false,
-            lost: [TOPIC.to_owned()].into()
+            verify: true,
+            ..Hints::default()
         })
     );
-    // The winner names the topic nowhere, or as pending (its Subscribe may have come before ours), and
-    // our settings want it: the next plan records ours.
+    let adopt = AfterLoss::Redecide(Hints {
+        verify: true,
+        adopt: [(TOPIC.to_owned(), format!("{TOPIC}:s"))].into(),
+        ..Hints::default()
+    });
+    // The winner names the topic nowhere, as pending (its Subscribe may have come before ours), or as
+    // refused (the owner revoked us after our Subscribe), and our settings want it: ours is recorded.
     let bare = stored(State::Ready, false, true);
-    assert_eq!(after_lost_race(Some(&bare), &ours, &settings()), AfterLoss::Redecide(Hints::default()));
+    assert_eq!(after_lost_race(Some(&bare), &ours, &settings()), adopt);
     let mut pending = bare.clone();
     pending.pending.insert(TOPIC.into());
-    assert_eq!(after_lost_race(Some(&pending), &ours, &settings()), AfterLoss::Redecide(Hints::default()));
+    assert_eq!(after_lost_race(Some(&pending), &ours, &settings()), adopt);
     // ...unless the winner is of a newer generation: an older writer never leaves its topic on it.
     let mut newer = bare.clone();
     newer.generation = 5;

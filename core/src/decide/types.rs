@@ -234,14 +234,18 @@ pub struct Plan {
     pub inherited: BTreeSet<String>,
 }
 
-/// What the sweeper saw that a record does not say: recorded subscriptions missing from their topics'
-/// complete listings (deleted by the topic's owner, or lost with a re-created topic). Events have none.
+/// What a writer knows that a record does not say: recorded subscriptions missing from their topics'
+/// complete listings (the sweeper: deleted by the topic's owner, or lost with a re-created topic), and
+/// subscriptions this invocation made that the record does not name (after a lost race: they are to be
+/// recorded). Events start with none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hints {
     /// Read and converge every known subscription and the queue (an audit).
     pub verify: bool,
     /// Topics whose recorded subscription no longer exists.
     pub lost: BTreeSet<String>,
+    /// Subscriptions that exist and the record does not name: topic → ARN (recorded by the plan).
+    pub adopt: std::collections::BTreeMap<String, String>,
 }
 
 /// The outcome of [`decide`](super::decide).

@@ -1,8 +1,6 @@
 //! Compensation after MarkReady lost a race: what of our work to undo, and what to leave to the record's
 //! current owner.
 
-use std::collections::BTreeSet;
-
 use super::{Hints, Step};
 use crate::record::{Record, State};
 use crate::settings::Settings;
@@ -36,9 +34,9 @@ pub enum AfterLoss {
 /// owner's teardown removes it), and a queue is deleted only when the task is GONE (or its record is).
 /// Under a live (READY) winner, a subscription of ours that it does not name by its ARN is never simply
 /// removed when our settings want its topic and are at least as new (a live task must not lose a topic
-/// that accepts it): we decide again, and the plan records it (the winner may name a stale ARN for the
-/// topic, or name it pending: its own Subscribe may have come before ours, so it cannot be trusted to
-/// adopt ours). An older writer keeps what the winner names in any way and undoes the rest.
+/// that accepts it): we decide again, verifying every subscription, and the plan records ours where the
+/// winner names none (it may name it pending: its own Subscribe may have come before ours, so it cannot
+/// be trusted to adopt ours). An older writer keeps what the winner names in any way and undoes the rest.
 ///
 /// A DRAINING record that names no queue URL never reached READY: no teardown knows the queue, and a
 /// STOPPED that looked the name up before our CreateQueue will not look again, so the queue goes too
@@ -54,12 +52,19 @@ pub fn after_lost_race(current: Option<&Record>, ours: &Record, settings: &Setti
             .map(|(t, _)| t)
             .collect();
         if as_new && unnamed.iter().any(|t| settings.topic(t).is_some()) {
-            // Ours is the live subscription (Subscribe just answered it; one per topic and queue): the
-            // next plan records it, and a teardown that wins meanwhile finds it there (or we undo it).
-            let stale = unnamed.iter().filter(|t| c.subscriptions.contains_key(**t));
+            // Which of two ARNs for one topic (ours, the winner's) still exists is not known: either may
+            // have been removed by a teardown since, and there is one subscription per topic and queue.
+            // So the next plan records ours where the winner names none, and reads every subscription
+            // (verify): a missing one is made again, and the record ends naming the live one.
+            let adopt = unnamed
+                .iter()
+                .filter(|t| settings.topic(t).is_some() && !c.subscriptions.contains_key(**t))
+                .map(|t| ((*t).clone(), record.subscriptions[*t].clone()))
+                .collect();
             return AfterLoss::Redecide(Hints {
-                verify: false,
-                lost: stale.map(|t| (*t).clone()).collect(),
+                verify: true,
+                adopt,
+                ..Hints::default()
             });
         }
         // An older writer keeps what the newer winner names in any way (its converge adopts it, and a

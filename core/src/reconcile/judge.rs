@@ -32,6 +32,8 @@ pub(super) struct Cx<'a> {
     pub(super) now: DateTime<Utc>,
     /// Topics whose listing was read to its end.
     pub(super) listed: &'a std::collections::BTreeSet<String>,
+    /// Live tasks this run audits.
+    pub(super) audit: &'a std::collections::BTreeSet<&'a str>,
 }
 
 /// `None`: nothing to do and nothing worth reporting.
@@ -93,22 +95,32 @@ impl Cx<'_> {
         let hints = Hints {
             verify: s.queue.is_none(),
             lost,
+            ..Hints::default()
         };
-        let lost = hints.lost.clone();
         let names = match self.names(&t.task_arn) {
             Ok(n) => n,
             Err(hold) => return Some(Err(hold)),
         };
         let facts = facts_of_task(t);
-        match plan_with(Intent::Provision, &names, &facts, Some(r), self.settings, self.now, &hints) {
-            Decision::Act(plan) => {
-                let mut a = action(ActionKind::Converge, Intent::Provision, names, facts, s, *plan);
-                a.lost = lost;
-                Some(Ok(a))
+        let plan = |hints: &Hints| plan_with(Intent::Provision, &names, &facts, Some(r), self.settings, self.now, hints);
+        let (kind, plan) = match plan(&hints) {
+            Decision::Act(p) => (ActionKind::Converge, p),
+            Decision::Skip(Skip::AlreadyReady) if self.audit.contains(s.id) => {
+                let audit = Hints {
+                    verify: true,
+                    ..Hints::default()
+                };
+                match plan(&audit) {
+                    Decision::Act(p) => (ActionKind::Audit, p),
+                    Decision::Skip(skip) => return Some(Err(Hold::Skip(skip))),
+                }
             }
-            Decision::Skip(Skip::AlreadyReady) => None,
-            Decision::Skip(skip) => Some(Err(Hold::Skip(skip))),
-        }
+            Decision::Skip(Skip::AlreadyReady) => return None,
+            Decision::Skip(skip) => return Some(Err(Hold::Skip(skip))),
+        };
+        let mut a = action(kind, Intent::Provision, names.clone(), facts.clone(), s, *plan);
+        a.lost = hints.lost;
+        Some(Ok(a))
     }
 
     /// A stopping task whose stop event was lost.

@@ -667,6 +667,7 @@ fn a_stopped_task_with_nothing_left_is_not_judged() {
         grace: Duration::seconds(0),
         now: now(),
         listed: &Default::default(),
+        audit: &Default::default(),
     };
     let t = task("STOPPED", "STOPPED", 700, "service:orders");
     let subject = super::judge::Subject {

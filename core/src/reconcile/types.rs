@@ -20,8 +20,11 @@ pub enum ActionKind {
     Provision,
     /// Unsubscribe a stopping task whose stop event was lost.
     Drain,
-    /// Bring a live task's subscriptions in line with the configured topics (a topic added or removed).
+    /// Bring a live task's queue and subscriptions in line with its desired state (the settings changed,
+    /// a refused topic is due, its queue or a subscription is missing).
     Converge,
+    /// Read a live task's attributes in sync and converge whatever others changed (a rotating sample).
+    Audit,
 }
 
 impl ActionKind {
@@ -34,6 +37,7 @@ impl ActionKind {
             Self::Provision => "provision",
             Self::Drain => "drain",
             Self::Converge => "converge",
+            Self::Audit => "audit",
         }
     }
     /// True for the kinds that remove orphans.

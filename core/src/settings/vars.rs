@@ -49,3 +49,5 @@ pub const SWEEP_GRACE_SECONDS: &str = "TASKSUB_SWEEP_GRACE_SECONDS";
 pub const SWEEP_MIN_INTERVAL_MS: &str = "TASKSUB_SWEEP_MIN_INTERVAL_MS";
 /// Sweeper: most actions one run executes (the rest wait for the next run).
 pub const SWEEP_MAX_ACTIONS: &str = "TASKSUB_SWEEP_MAX_ACTIONS";
+/// Sweeper: how many live tasks in sync one run audits (reads and converges their attributes).
+pub const SWEEP_AUDIT_PER_RUN: &str = "TASKSUB_SWEEP_AUDIT_PER_RUN";

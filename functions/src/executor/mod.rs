@@ -117,7 +117,21 @@ pub async fn converge<P: Ports>(
             }
             Decision::Act(plan) => *plan,
         };
-        match run(ports, plan, settings, now).await.map_err(HandleError::Step)? {
+        let task_id = plan.record.task_id.clone();
+        let executed = match run(ports, plan, settings, now).await {
+            Ok(executed) => executed,
+            Err(e) => {
+                // The invocation fails (and may be retried); what earlier rounds made and no record names
+                // must not wait for a redelivery that may find a tombstone and do nothing.
+                if !unrecorded.is_empty() {
+                    if let Ok(current) = ports.get(&task_id).await {
+                        undo_unrecorded(ports, current.as_ref(), &unrecorded, settings, now).await;
+                    }
+                }
+                return Err(HandleError::Step(e));
+            }
+        };
+        match executed {
             Executed::Done { steps, record } => {
                 let refused = record
                     .refused
@@ -217,12 +231,14 @@ pub async fn run<P: Ports>(
         observe,
         inherited: &inherited,
     };
+    let mut subscribed = false;
     for stage in decide::stages(&steps) {
         let write = match stage[..] {
             [step] if step.is_write() => step,
             _ => {
+                subscribed |= stage.contains(&Step::Subscribe);
                 if let Err(e) = perform::concurrently(ports, &stage, &mut record, intent.as_str(), cx).await {
-                    if stage.contains(&Step::Subscribe) {
+                    if subscribed {
                         undo_after_failure(ports, &record, cx).await;
                     }
                     return Err(e);
@@ -233,6 +249,15 @@ pub async fn run<P: Ports>(
         };
         let result = perform::write(ports, write, &mut record, &mut stored, cx).await;
         log_step(&record, intent.as_str(), write, &result);
+        if let (Err(_), true) = (&result, subscribed) {
+            // The write's answer was lost, or it failed. A READY record that does not name what this plan
+            // subscribed (and that our settings want) must record it now: a redelivery may find a
+            // tombstone, and nobody else knows the ARN. Otherwise what the current record does not name
+            // goes now (a tombstone), or is left to the redelivery (a PROVISIONING record names its topics).
+            if let Some(again) = redecide_after_failure(ports, &record, cx).await {
+                return Ok(again);
+            }
+        }
         match result? {
             None | Some(Written::Applied) => done.push(write),
             Some(Written::Conflict(current)) if write == Step::MarkReady => {
@@ -262,8 +287,29 @@ pub async fn run<P: Ports>(
     Ok(Executed::Done { steps: done, record })
 }
 
+/// After a failed write that followed the Subscribe stage: decide again when the current record is READY
+/// and does not name what we subscribed (our settings want it); undo what a tombstone does not name.
+async fn redecide_after_failure<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>) -> Option<Executed> {
+    let current = ports.get(&record.task_id).await.ok()?;
+    match after_lost_race(current.as_ref(), record, cx.settings) {
+        AfterLoss::Redecide(hints) if current.as_ref().is_some_and(|c| c.state == State::Ready) => {
+            Some(Executed::Redecide {
+                current,
+                hints,
+                made: Some(record.clone()),
+            })
+        }
+        AfterLoss::Redecide(_) => None,
+        AfterLoss::Undo(undo) => {
+            let _ = compensate(ports, undo, cx).await;
+            None
+        }
+    }
+}
+
 /// A provisioning stage failed after one of its calls succeeded (e.g. Subscribe made a subscription
-/// while CreateQueue met QueueDeletedRecently because a teardown just removed the queue). The
+/// while CreateQueue met QueueDeletedRecently because a teardown just removed the queue), or a write
+/// after the Subscribe stage failed (its answer may have been lost). The
 /// redelivered event would find a tombstone and do nothing, so undo now what the current record does
 /// not name, exactly as after a lost MarkReady; a PROVISIONING record is left to the redelivery (its
 /// Subscribe is idempotent, and the resources may be another provisioning's too). Best effort: the

@@ -100,7 +100,8 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         let mut listings = gather::Listings::default();
         gather::subscriptions(&paced, self.settings.topic_arns(), &mut listings).await;
         let (g, listing_failed) = gather::gather(&self.ports, &self.tasks, &paced, &self.settings, listings).await?;
-        let verdict = reconcile::reconcile(&g.inventory, &self.settings, grace_seconds, now);
+        let audit = self.sweep.audit_per_run;
+        let verdict = reconcile::reconcile_with(&g.inventory, &self.settings, grace_seconds, now, audit);
         let subs = orphan_subscriptions(&g.inventory, &self.settings, grace_seconds, now);
         let mut report = Report::found(options.dry_run, grace_seconds, &g, listing_failed, &verdict, &subs);
         let mut budget = Budget {
@@ -231,6 +232,7 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
                     ActionKind::Provision => report.provisioned += 1,
                     ActionKind::Drain => report.drained += 1,
                     ActionKind::Converge => report.converged += 1,
+                    ActionKind::Audit => report.audited += 1,
                 }
             }
             Ok(Handled::Skipped(skip)) => {

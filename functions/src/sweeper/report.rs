@@ -56,6 +56,8 @@ pub struct Report {
     pub degraded_topics: usize,
     /// Subscriptions this run found missing from their topic's listing and made again.
     pub resubscribed: usize,
+    /// Live tasks in sync whose attributes this run read and converged (the rotating audit).
+    pub audited: usize,
     /// Wall-clock duration of the run.
     pub duration_ms: u64,
     /// Every due action and what became of it.
@@ -305,6 +307,7 @@ impl Report {
             drained = self.drained,
             converged = self.converged,
             resubscribed = self.resubscribed,
+            audited = self.audited,
             quarantined = self.quarantined,
             degraded_topics = self.degraded_topics,
             waiting = self.waiting,
@@ -345,6 +348,7 @@ impl Report {
                 ("Drained", Unit::Count, c(self.drained)),
                 ("Converged", Unit::Count, c(self.converged)),
                 ("Resubscribed", Unit::Count, c(self.resubscribed)),
+                ("Audited", Unit::Count, c(self.audited)),
                 ("QuarantinedRecords", Unit::Count, c(self.quarantined)),
                 ("DegradedTopics", Unit::Count, c(self.degraded_topics)),
                 ("Waiting", Unit::Count, c(self.waiting)),
