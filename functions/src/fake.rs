@@ -461,10 +461,22 @@ impl Subscriptions for Fake {
         Ok(s.rules.find(topic_arn, endpoint).map(|(arn, _)| arn.to_owned()))
     }
 
+    async fn list_own(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        // Every subscription the fake holds is the account's own: listed whatever the topic's owner says.
+        self.page_of(topic_arn, next)
+    }
+
     async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        self.lock().topic_answers("ListSubscriptionsByTopic", topic_arn, false)?;
+        self.page_of(topic_arn, next)
+    }
+}
+
+impl Fake {
+    /// One page (100) of the topic's subscriptions.
+    fn page_of(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
         const PAGE: usize = 100;
         let s = self.lock();
-        s.topic_answers("ListSubscriptionsByTopic", topic_arn, false)?;
         let start: usize = next.as_deref().map_or(0, |t| t.parse().unwrap_or(0));
         let all: Vec<SeenSubscription> = s
             .rules

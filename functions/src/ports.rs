@@ -161,6 +161,14 @@ pub trait Subscriptions: Send + Sync {
     /// earlier attempt's outcome was lost, a Subscribe refused because the attributes changed), and for a
     /// teardown, which never subscribes to learn an ARN.
     fn find(&self, topic_arn: &str, endpoint: &str) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+    /// One page of the account's own subscriptions in the topic's region (ListSubscriptions: 100 a page,
+    /// 30 TPS), keeping those to this topic: what the account owns can be listed even when the topic's
+    /// owner refuses it ListSubscriptionsByTopic.
+    fn list_own(
+        &self,
+        topic_arn: &str,
+        next: Option<String>,
+    ) -> impl Future<Output = Result<SubscriptionPage, PortError>> + Send;
     /// One page of the topic's subscriptions (ListSubscriptionsByTopic: 100 a page, 30 TPS per account),
     /// for the sweeper's orphan-subscription pass.
     fn list_by_topic(
@@ -190,6 +198,46 @@ pub async fn list_topic<S: Subscriptions>(
     let mut next = None;
     for _ in 0..max_pages {
         let page = s.list_by_topic(topic_arn, next).await?;
+        out.extend(page.subscriptions);
+        next = page.next;
+        if next.is_none() {
+            break;
+        }
+    }
+    Ok((out, next.is_some()))
+}
+
+/// Most pages of the account's own subscriptions one search reads (100 each).
+pub const MAX_OWN_PAGES: usize = 1000;
+
+/// The ARN of the account's own subscription of `endpoint` to the topic, from ListSubscriptions (for a
+/// topic whose owner refuses us its listing).
+pub async fn find_own<S: Subscriptions>(s: &S, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
+    let mut next = None;
+    for _ in 0..MAX_OWN_PAGES {
+        let page = s.list_own(topic_arn, next).await?;
+        if let Some(found) = page.subscriptions.iter().find(|x| x.protocol == "sqs" && x.endpoint == endpoint) {
+            return Ok(Some(found.arn.clone()));
+        }
+        next = page.next;
+        if next.is_none() {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// Every own subscription to the topic (ListSubscriptions, up to `max_pages` pages); true when pages
+/// were left unread.
+pub async fn list_own_topic<S: Subscriptions>(
+    s: &S,
+    topic_arn: &str,
+    max_pages: usize,
+) -> Result<(Vec<SeenSubscription>, bool), PortError> {
+    let mut out = Vec::new();
+    let mut next = None;
+    for _ in 0..max_pages {
+        let page = s.list_own(topic_arn, next).await?;
         out.extend(page.subscriptions);
         next = page.next;
         if next.is_none() {

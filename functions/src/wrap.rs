@@ -71,6 +71,7 @@ macro_rules! wrap_ports {
             set_subscription_attribute(subscription_arn: &str, name: &'static str, value: &str) -> ()
                 = "SetSubscriptionAttributes";
             find(topic_arn: &str, endpoint: &str) -> Option<String> = "ListSubscriptionsByTopic";
+            list_own(topic_arn: &str, next: Option<String>) -> $crate::ports::SubscriptionPage = "ListSubscriptions";
             list_by_topic(topic_arn: &str, next: Option<String>) -> $crate::ports::SubscriptionPage
                 = "ListSubscriptionsByTopic";
         });

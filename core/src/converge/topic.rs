@@ -12,8 +12,10 @@
 //!                                                                       look for it by listing first)
 //! gone, ARN known ──▶ Unsubscribe ──▶ Gone          gone, pending ──▶ ListSubscriptionsByTopic ─found─▶ Unsubscribe
 //! ```
-//! Teardown never subscribes: a pending subscription is found by listing the topic, and a listing the
-//! topic refuses ends as [`TopicOutcome::Unverified`] rather than blocking the teardown.
+//! Teardown never subscribes: a pending subscription is found by listing the topic, or, when its owner
+//! refuses us the listing, the account's own subscriptions (ListSubscriptions needs no permission of the
+//! topic's owner); a listing refused both ways ends as [`TopicOutcome::Unverified`] rather than blocking
+//! the teardown.
 
 use std::collections::BTreeMap;
 
@@ -47,6 +49,10 @@ pub enum TopicCall {
     },
     /// ListSubscriptionsByTopic until the queue's subscription is found (or the list ends).
     Find,
+    /// ListSubscriptions (the account's own subscriptions in the topic's region) until the queue's
+    /// subscription to the topic is found: when the topic's owner refuses us its listing, the account can
+    /// still list what it owns.
+    FindOwn,
     /// Unsubscribe.
     Unsubscribe(String),
 }
@@ -100,11 +106,20 @@ enum Phase {
     Setting(String, Vec<(&'static str, String)>),
     /// Waiting for Subscribe.
     Subscribing,
-    /// Waiting for Find; why it was asked.
-    Finding(Why),
+    /// Waiting for Find (or, after the topic refused its listing, FindOwn); why it was asked.
+    Finding(Why, Listing),
     /// Waiting for Unsubscribe.
     Unsubscribing,
     Finished(Next),
+}
+
+/// Which listing a find reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    /// The topic's (ListSubscriptionsByTopic).
+    Topic,
+    /// The account's own (ListSubscriptions), when the topic refuses its listing.
+    Own,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +180,8 @@ impl TopicResolver {
                 }
             },
             Phase::Subscribing => Next::Call(TopicCall::Subscribe),
-            Phase::Finding(_) => Next::Call(TopicCall::Find),
+            Phase::Finding(_, Listing::Topic) => Next::Call(TopicCall::Find),
+            Phase::Finding(_, Listing::Own) => Next::Call(TopicCall::FindOwn),
             Phase::Unsubscribing => Next::Call(TopicCall::Unsubscribe(self.known.clone().unwrap_or_default())),
             Phase::Start => unreachable!("left above"),
         }
@@ -177,7 +193,7 @@ impl TopicResolver {
             (Goal::Want(_), Some(arn)) => Phase::Finished(Next::Done(TopicOutcome::Subscribed(arn))),
             (Goal::Want(_), None) => self.subscribe(),
             (Goal::Gone, Some(_)) => Phase::Unsubscribing,
-            (Goal::Gone, None) if self.pending => Phase::Finding(Why::Remove),
+            (Goal::Gone, None) if self.pending => Phase::Finding(Why::Remove, Listing::Topic),
             (Goal::Gone, None) => Phase::Finished(Next::Done(TopicOutcome::Gone)),
         }
     }
@@ -213,19 +229,25 @@ impl TopicResolver {
             (Phase::Setting(..), TopicAnswer::Failed(ErrorKind::NotFound, _)) => self.subscribe(),
             (Phase::Subscribing, TopicAnswer::Arn(arn)) if self.verify || self.pending => Phase::Reading(arn),
             (Phase::Subscribing, TopicAnswer::Arn(arn)) => Phase::Finished(Next::Done(TopicOutcome::Subscribed(arn))),
-            (Phase::Subscribing, TopicAnswer::Failed(ErrorKind::Invalid, m)) => Phase::Finding(Why::Differs(m)),
+            (Phase::Subscribing, TopicAnswer::Failed(ErrorKind::Invalid, m)) => {
+                Phase::Finding(Why::Differs(m), Listing::Topic)
+            }
             (Phase::Subscribing, TopicAnswer::Failed(k, m)) if refusal(k) && self.pending => {
-                Phase::Finding(Why::Refused(k, m))
+                Phase::Finding(Why::Refused(k, m), Listing::Topic)
             }
             (Phase::Subscribing, TopicAnswer::Failed(k, m)) if refusal(k) => {
                 Phase::Finished(Next::Done(TopicOutcome::Refused(k, m)))
             }
-            (Phase::Finding(Why::Remove), TopicAnswer::Found(Some(arn))) => {
+            // The topic refuses its listing: the account lists its own subscriptions instead.
+            (Phase::Finding(why, Listing::Topic), TopicAnswer::Failed(ErrorKind::AccessDenied, _)) => {
+                Phase::Finding(why, Listing::Own)
+            }
+            (Phase::Finding(Why::Remove, _), TopicAnswer::Found(Some(arn))) => {
                 self.known = Some(arn);
                 Phase::Unsubscribing
             }
-            (Phase::Finding(Why::Remove), TopicAnswer::Found(None)) => Phase::Finished(Next::Done(TopicOutcome::Gone)),
-            (Phase::Finding(Why::Remove), TopicAnswer::Failed(k, m)) if refusal(k) => {
+            (Phase::Finding(Why::Remove, _), TopicAnswer::Found(None)) => Phase::Finished(Next::Done(TopicOutcome::Gone)),
+            (Phase::Finding(Why::Remove, _), TopicAnswer::Failed(k, m)) if refusal(k) => {
                 // A deleted topic has no subscription left; a topic that refuses the listing cannot tell.
                 let outcome = match k {
                     ErrorKind::NotFound => TopicOutcome::Gone,
@@ -233,17 +255,17 @@ impl TopicResolver {
                 };
                 Phase::Finished(Next::Done(outcome))
             }
-            (Phase::Finding(_), TopicAnswer::Found(Some(arn))) => Phase::Reading(arn),
-            (Phase::Finding(Why::Differs(m)), TopicAnswer::Found(None)) => {
+            (Phase::Finding(_, _), TopicAnswer::Found(Some(arn))) => Phase::Reading(arn),
+            (Phase::Finding(Why::Differs(m), _), TopicAnswer::Found(None)) => {
                 Phase::Finished(Next::Done(TopicOutcome::Refused(ErrorKind::Invalid, m)))
             }
-            (Phase::Finding(Why::Differs(m)), TopicAnswer::Failed(k, _)) if refusal(k) => {
+            (Phase::Finding(Why::Differs(m), _), TopicAnswer::Failed(k, _)) if refusal(k) => {
                 Phase::Finished(Next::Done(TopicOutcome::Refused(ErrorKind::Invalid, m)))
             }
-            (Phase::Finding(Why::Refused(k, m)), TopicAnswer::Found(None)) => {
+            (Phase::Finding(Why::Refused(k, m), _), TopicAnswer::Found(None)) => {
                 Phase::Finished(Next::Done(TopicOutcome::Refused(k, m)))
             }
-            (Phase::Finding(Why::Refused(k, m)), TopicAnswer::Failed(k2, _)) if refusal(k2) => {
+            (Phase::Finding(Why::Refused(k, m), _), TopicAnswer::Failed(k2, _)) if refusal(k2) => {
                 // Refused, and the listing refused too: whether an earlier attempt's subscription exists
                 // stays unknown (the record keeps the topic pending).
                 Phase::Finished(Next::Done(TopicOutcome::Unverified(k, m)))
@@ -344,8 +366,8 @@ mod tests {
              vec![C::Subscribe, C::Find, C::Attributes("s1".into()), set("s1")], sub("s1")),
             ("invalid, none found", r(want(), None, false, false), vec![fail(Invalid), A::Found(None)],
              vec![C::Subscribe, C::Find], done(O::Refused(Invalid, "Invalid".into()))),
-            ("invalid, listing refused", r(want(), None, false, false), vec![fail(Invalid), fail(AccessDenied)],
-             vec![C::Subscribe, C::Find], done(O::Refused(Invalid, "Invalid".into()))),
+            ("invalid, listing refused", r(want(), None, false, false), vec![fail(Invalid), fail(AccessDenied), fail(AccessDenied)],
+             vec![C::Subscribe, C::Find, C::FindOwn], done(O::Refused(Invalid, "Invalid".into()))),
             // refused for good: recorded per topic, never a failure of the task
             ("denied", r(want(), None, false, false), vec![fail(AccessDenied)], vec![C::Subscribe], done(O::Refused(AccessDenied, "AccessDenied".into()))),
             ("quota", r(want(), None, false, false), vec![fail(Quota)], vec![C::Subscribe], done(O::Refused(Quota, "Quota".into()))),
@@ -355,8 +377,11 @@ mod tests {
              vec![C::Subscribe, C::Find, C::Attributes("s1".into())], sub("s1")),
             ("refused, pending, none", r(want(), None, true, false), vec![fail(AccessDenied), A::Found(None)],
              vec![C::Subscribe, C::Find], done(O::Refused(AccessDenied, "AccessDenied".into()))),
-            ("refused, pending, unlistable", r(want(), None, true, false), vec![fail(AccessDenied), fail(AccessDenied)],
-             vec![C::Subscribe, C::Find], done(O::Unverified(AccessDenied, "AccessDenied".into()))),
+            ("refused, pending, unlistable", r(want(), None, true, false), vec![fail(AccessDenied), fail(AccessDenied), fail(AccessDenied)],
+             vec![C::Subscribe, C::Find, C::FindOwn], done(O::Unverified(AccessDenied, "AccessDenied".into()))),
+            ("refused, pending, found among our own", r(want(), None, true, false),
+             vec![fail(AccessDenied), fail(AccessDenied), A::Found(k("s1")), attrs("true")],
+             vec![C::Subscribe, C::Find, C::FindOwn, C::Attributes("s1".into())], sub("s1")),
             // transient and environment errors fail the step (retried)
             ("throttled", r(want(), None, false, false), vec![fail(Throttled)], vec![C::Subscribe], Next::Fail(Throttled, "Throttled".into())),
             ("no credentials", r(want(), None, false, false), vec![fail(Config)], vec![C::Subscribe], Next::Fail(Config, "Config".into())),
@@ -375,8 +400,11 @@ mod tests {
             ("pending, found", r(Goal::Gone, None, true, false), vec![A::Found(k("s9")), A::Done], vec![C::Find, C::Unsubscribe("s9".into())], done(O::Gone)),
             ("pending, none", r(Goal::Gone, None, true, false), vec![A::Found(None)], vec![C::Find], done(O::Gone)),
             ("pending, topic deleted", r(Goal::Gone, None, true, false), vec![fail(NotFound)], vec![C::Find], done(O::Gone)),
-            ("pending, listing denied", r(Goal::Gone, None, true, false), vec![fail(AccessDenied)], vec![C::Find],
-             done(O::Unverified(AccessDenied, "AccessDenied".into()))),
+            // the owner refuses us its topic's listing: our own listing finds it
+            ("pending, listing denied", r(Goal::Gone, None, true, false), vec![fail(AccessDenied), A::Found(k("s9")), A::Done],
+             vec![C::Find, C::FindOwn, C::Unsubscribe("s9".into())], done(O::Gone)),
+            ("pending, both listings denied", r(Goal::Gone, None, true, false), vec![fail(AccessDenied), fail(AccessDenied)],
+             vec![C::Find, C::FindOwn], done(O::Unverified(AccessDenied, "AccessDenied".into()))),
             ("pending, listing throttled", r(Goal::Gone, None, true, false), vec![fail(Throttled)], vec![C::Find], Next::Fail(Throttled, "Throttled".into())),
         ];
         for (name, resolver, answers, calls, end) in rows {

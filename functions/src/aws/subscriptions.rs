@@ -91,6 +91,32 @@ impl Subscriptions for AwsPorts {
         Ok(None)
     }
 
+    async fn list_own(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        let page = self
+            .sns_for(topic_arn)
+            .list_subscriptions()
+            .set_next_token(next)
+            .send()
+            .await
+            .map_err(|e| classify("ListSubscriptions", &e))?;
+        let subscriptions = page
+            .subscriptions()
+            .iter()
+            .filter(|s| s.topic_arn() == Some(topic_arn))
+            .filter_map(|s| {
+                Some(SeenSubscription {
+                    arn: s.subscription_arn()?.to_owned(),
+                    endpoint: s.endpoint().unwrap_or_default().to_owned(),
+                    protocol: s.protocol().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect();
+        Ok(SubscriptionPage {
+            subscriptions,
+            next: page.next_token().map(str::to_owned),
+        })
+    }
+
     async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
         let page = self
             .sns_for(topic_arn)

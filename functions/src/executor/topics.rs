@@ -101,6 +101,10 @@ async fn answer<P: Ports>(ports: &P, topic: &str, queue_arn: &str, goal: &Goal, 
             Ok(found) => TopicAnswer::Found(found),
             Err(e) => failed(e),
         },
+        TopicCall::FindOwn => match crate::ports::find_own(ports, topic, queue_arn).await {
+            Ok(found) => TopicAnswer::Found(found),
+            Err(e) => failed(e),
+        },
         TopicCall::Unsubscribe(arn) => match ports.unsubscribe(&arn).await {
             Ok(()) => TopicAnswer::Done,
             Err(e) => failed(e),

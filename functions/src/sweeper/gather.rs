@@ -16,7 +16,8 @@ use tasksub_core::settings::Settings;
 use tracing::warn;
 
 use crate::ports::{
-    list_topic, Desired, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, DESCRIBE_BATCH,
+    list_own_topic, list_topic, Desired, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, DESCRIBE_BATCH,
+    MAX_OWN_PAGES,
 };
 
 /// What a gather produced besides the inventory.
@@ -89,7 +90,12 @@ pub(super) async fn subscriptions<'a, S: Subscriptions>(
     into: &mut Listings,
 ) {
     for topic in topics {
-        match list_topic(paced, topic, MAX_SUBSCRIPTION_PAGES).await {
+        let listed = match list_topic(paced, topic, MAX_SUBSCRIPTION_PAGES).await {
+            // The topic's owner refuses us its listing: our own subscriptions can still be listed.
+            Err(e) if e.kind == ErrorKind::AccessDenied => list_own_topic(paced, topic, MAX_OWN_PAGES).await,
+            other => other,
+        };
+        match listed {
             Ok((subs, capped)) => {
                 if !capped {
                     into.complete.insert(topic.to_owned());

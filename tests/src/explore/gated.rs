@@ -299,6 +299,16 @@ impl Subscriptions for Gated {
         answer(lost, "ListSubscriptionsByTopic", r)
     }
 
+    async fn list_own(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        let lost = self.gate("ListSubscriptions").await;
+        let r = self.inner.list_own(topic_arn, next).await;
+        if let (false, Ok(page)) = (lost, &r) {
+            let mut b = lock(&self.board);
+            b.answered.extend(page.subscriptions.iter().map(|s| s.arn.clone()));
+        }
+        answer(lost, "ListSubscriptions", r)
+    }
+
     async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
         let lost = self.gate("ListSubscriptionsByTopic").await;
         let r = self.inner.list_by_topic(topic_arn, next).await;
