@@ -77,6 +77,11 @@ if [ ! -d "$INFRA/cdk/node_modules" ]; then
   say "npm ci in infra/cdk"
   (cd "$INFRA/cdk" && npm ci --no-audit --no-fund) || die "npm ci failed"
 fi
+# The AWS-faithful evaluator (@cloud-copilot/iam-simulate, AGPL, test-only) with the AWS data its lock pins.
+if [ ! -d "$INFRA/iamsim/node_modules/@cloud-copilot/iam-simulate" ]; then
+  say "npm ci in infra/iamsim"
+  (cd "$INFRA/iamsim" && npm ci --no-audit --no-fund) || die "npm ci (infra/iamsim) failed"
+fi
 mkdir -p "$BUILD"
 
 # --------------------------------------------------------------------------- steps
@@ -128,7 +133,21 @@ checkov_scan() {
 }
 pattern_tests() {
   TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests" -q -p no:cacheprovider \
-    --ignore "$INFRA/tests/test_iam.py"
+    --ignore "$INFRA/tests/test_iam.py" --ignore "$INFRA/tests/test_parity.py"
+}
+parity_tests() {
+  TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests/test_parity.py" -q -p no:cacheprovider
+}
+# Every role's calls, and the denials, under AWS's request evaluation (infra/iamsim): the templates' statements
+# as the IAM oracle resolves them (iamsim_export.py), each task queue's policy as tasksub-core builds it.
+iam_simulate() {
+  (cd "$REPO" && cargo build -q -p tasksub-core --example queue_policy) || return 1
+  TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" "$INFRA/tests/iamsim_export.py" "$BUILD/iamsim" || return 1
+  (cd "$INFRA/iamsim" && TASKSUB_IAMSIM_DIR="$BUILD/iamsim" TASKSUB_QUEUE_POLICY_BIN="$REPO/target/debug/examples/queue_policy" \
+    node --test test/ > "$BUILD/iamsim.tap"); local rc=$?
+  grep -E '^# (tests|pass|fail)' "$BUILD/iamsim.tap" || true
+  [ $rc -eq 0 ] || grep -B2 -A30 '^not ok' "$BUILD/iamsim.tap" | head -150
+  return $rc
 }
 iam_oracle() {
   TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests/test_iam.py" -q -p no:cacheprovider
@@ -146,6 +165,8 @@ step "cfn-guard validate (SAM, SAM transformed, CDK, snippets)" guard_validate
 step "cfn-guard test (negative cases)"        guard_tests
 step "checkov (SAM, SAM transformed, CDK, snippets)" checkov_scan
 step "IAM oracle and call coverage (policy_sentry, pytest)" iam_oracle
+step "IAM evaluator: every call and denial under AWS's evaluation logic (iam-simulate)" iam_simulate
+step "SAM held to the CDK assertions (parity, pytest)" parity_tests
 step "EventBridge pattern tests in moto (pytest)" pattern_tests
 
 # --------------------------------------------------------------------------- summary
