@@ -66,7 +66,7 @@ if [ ! -x "$VENV_INFRA/bin/sam" ] || [ ! -x "$VENV_INFRA/bin/checkov" ] || [ ! -
 fi
 if ! "$MOTO_PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('policy_sentry') != '$POLICY_SENTRY_VERSION')" 2>/dev/null; then
   say "installing policy_sentry==$POLICY_SENTRY_VERSION into $REPO/.venv"
-  "$REPO/.venv/bin/pip" install -q --disable-pip-version-check "policy_sentry==$POLICY_SENTRY_VERSION" \
+  "$REPO/.venv/bin/pip" install -q --disable-pip-version-check -c "$REPO/scripts/constraints.txt" "policy_sentry==$POLICY_SENTRY_VERSION" \
     || die "pip install policy_sentry failed"
 fi
 if [ ! -x "$GUARD" ]; then
