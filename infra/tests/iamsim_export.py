@@ -25,11 +25,13 @@ import test_iam as oracle  # noqa: E402
 APP_ROLE = f"arn:aws:iam::{oracle.ACCOUNT}:role/{oracle.PARAMETERS['TaskRoleName']}"
 ADMIN_ROLE = f"arn:aws:iam::{oracle.ACCOUNT}:role/ops/queue-admin"
 
+# Optional settings left at their defaults (the oracle's placeholders would reach tasksub-core as values).
+DEFAULTS = {"TopicSettings": "", "FilterPolicy": "", "FilterPolicyScope": ""}
 # The oracle's deployments with the task queue isolation on, and one with it off.
 SCENARIOS = {
-    **{f"{name}-isolated": {**params, "ConsumerRoleArns": [APP_ROLE], "QueueAdminRoleArns": [ADMIN_ROLE]}
+    **{f"{name}-isolated": {**DEFAULTS, **params, "ConsumerRoleArns": [APP_ROLE], "QueueAdminRoleArns": [ADMIN_ROLE]}
        for name, params in oracle.DEPLOYMENTS.items()},
-    "two-topics-shared": dict(oracle.DEPLOYMENTS["two-topics"]),
+    "two-topics-shared": {**DEFAULTS, **oracle.DEPLOYMENTS["two-topics"]},
 }
 
 

@@ -417,10 +417,11 @@ export class TasksubStack extends Stack {
     // Exempting roles from an isolation that is off is a mistake the functions would refuse at cold start
     // (TASKSUB_QUEUE_ADMIN_ROLE_ARNS needs TASKSUB_CONSUMER_ROLE_ARNS): refuse it at deployment instead.
     new CfnRule(this, 'QueueAdminsNeedIsolation', {
-      ruleCondition: notEmpty(Fn.join('', queueAdminRoleArns.valueAsList)),
+      // Rules take no Fn::Join: an empty list parameter is [""], so its first element tells.
+      ruleCondition: notEmpty(Fn.select(0, queueAdminRoleArns.valueAsList)),
       assertions: [
         {
-          assert: notEmpty(Fn.join('', consumerRoleArns.valueAsList)),
+          assert: notEmpty(Fn.select(0, consumerRoleArns.valueAsList)),
           assertDescription: 'QueueAdminRoleArns exempts roles from the task queue isolation, which needs ConsumerRoleArns.',
         },
       ],

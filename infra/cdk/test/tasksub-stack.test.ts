@@ -293,8 +293,8 @@ describe('IAM', () => {
       'Fn::If': ['HasQueueAdminRoles', { 'Fn::Join': [',', { Ref: 'QueueAdminRoleArns' }] }, { Ref: 'AWS::NoValue' }],
     });
     const rule = (template.toJSON() as any).Rules.QueueAdminsNeedIsolation;
-    assert.deepEqual(rule.RuleCondition, { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': ['', { Ref: 'QueueAdminRoleArns' }] }, ''] }] });
-    assert.deepEqual(rule.Assertions[0].Assert, { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': ['', { Ref: 'ConsumerRoleArns' }] }, ''] }] });
+    assert.deepEqual(rule.RuleCondition, { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Select': [0, { Ref: 'QueueAdminRoleArns' }] }, ''] }] });
+    assert.deepEqual(rule.Assertions[0].Assert, { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Select': [0, { Ref: 'ConsumerRoleArns' }] }, ''] }] });
   });
 
   it('queue prefixes start with tasksub- or tasksub_', () => {
