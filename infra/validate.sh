@@ -150,7 +150,7 @@ iam_simulate() {
   (cd "$REPO" && cargo build -q -p tasksub-core --example queue_policy) || return 1
   TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" "$INFRA/tests/iamsim_export.py" "$BUILD/iamsim" || return 1
   (cd "$INFRA/iamsim" && TASKSUB_IAMSIM_DIR="$BUILD/iamsim" TASKSUB_QUEUE_POLICY_BIN="$REPO/target/debug/examples/queue_policy" \
-    node --test test/ > "$BUILD/iamsim.tap"); local rc=$?
+    node --test test/*.test.mjs > "$BUILD/iamsim.tap"); local rc=$?
   grep -E '^# (tests|pass|fail)' "$BUILD/iamsim.tap" || true
   [ $rc -eq 0 ] || grep -B2 -A30 '^not ok' "$BUILD/iamsim.tap" | head -150
   return $rc

