@@ -129,7 +129,10 @@ impl Config {
         // The health endpoint is for the container's own health check (which runs inside the task): it is
         // never exposed beyond loopback, whatever TASKSUB_RELAY_LISTEN says.
         if !args.listen.ip().is_loopback() {
-            let reason = format!("{} is not a loopback address: the health endpoint binds 127.0.0.1 or [::1] only", args.listen);
+            let reason = format!(
+                "{} is not a loopback address: the health endpoint binds 127.0.0.1 or [::1] only",
+                args.listen
+            );
             return Err(bad("TASKSUB_RELAY_LISTEN", reason));
         }
         Ok(Self {
@@ -280,7 +283,10 @@ mod tests {
         // localhost is resolved once, at start, to 127.0.0.1: no name lookup at connect time
         let c = Config::from_args(&args("http://LocalHost:3000/messages?x=1")).unwrap();
         assert_eq!(c.target.to_string(), "http://127.0.0.1:3000/messages?x=1");
-        assert_eq!(Config::from_args(&args("http://localhost")).unwrap().target.to_string(), "http://127.0.0.1/");
+        assert_eq!(
+            Config::from_args(&args("http://localhost")).unwrap().target.to_string(),
+            "http://127.0.0.1/"
+        );
         let mut a = args("http://127.0.0.1/");
         a.app_health = Some("http://localhost:8080/health".into());
         assert_eq!(
