@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use crate::naming::{Home, QueueNaming, QueuePrefix};
 
 mod env;
+mod readers;
 mod topics;
 pub mod vars;
 
 use env::{filter_policy, home, invalid, scope, stack_name, table_name, Env};
+pub use readers::Readers;
 pub use topics::{Topic, MAX_REPLAY_SECONDS};
 
 /// Why settings could not be built.
@@ -107,6 +109,9 @@ pub struct Settings {
     /// that changes the settings, and a writer of an older generation never undoes a newer one's work
     /// ([`crate::converge::authority`]).
     pub generation: u64,
+    /// Who may read task queues' messages: with consumer roles set, each queue's policy admits only the
+    /// task's own role session (and the admin roles) to its message actions.
+    pub readers: Readers,
 }
 
 /// The stack tag value when `TASKSUB_STACK` is not set (local runs and tests; SAM and CDK always set it).
@@ -185,6 +190,7 @@ impl Settings {
             None => QueuePrefix::default(),
         };
         let home = home(&env)?;
+        let readers = readers::parse(&env, &home)?;
         let fifo = topics[0].arn.is_fifo();
         let settings = Self {
             topics,
@@ -205,6 +211,7 @@ impl Settings {
             tombstone_ttl_seconds: env.number(TOMBSTONE_TTL_SECONDS, 86_400, 60..=31_536_000)?,
             stack: stack_name(env.get(STACK))?,
             generation: env.number(SETTINGS_GENERATION, 0, 0..=u64::MAX)?,
+            readers,
         };
         topics::check_fits(&settings)?;
         Ok(settings)

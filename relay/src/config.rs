@@ -126,6 +126,15 @@ impl Config {
             None => None,
         };
         check_limits(args)?;
+        // The health endpoint is for the container's own health check (which runs inside the task): it is
+        // never exposed beyond loopback, whatever TASKSUB_RELAY_LISTEN says.
+        if !args.listen.ip().is_loopback() {
+            let reason = format!(
+                "{} is not a loopback address: the health endpoint binds 127.0.0.1 or [::1] only",
+                args.listen
+            );
+            return Err(bad("TASKSUB_RELAY_LISTEN", reason));
+        }
         Ok(Self {
             target,
             app_health,
@@ -200,7 +209,26 @@ pub fn loopback_url(setting: &'static str, url: &str) -> Result<Uri, ConfigError
             ),
         ));
     }
-    Ok(uri)
+    Ok(pin_localhost(uri))
+}
+
+/// `localhost` becomes `127.0.0.1` once, here: the relay never resolves a name when it connects, so no
+/// resolver configuration (hosts file, search domains) can send a message anywhere but loopback.
+fn pin_localhost(uri: Uri) -> Uri {
+    if !uri.host().is_some_and(|h| h.eq_ignore_ascii_case("localhost")) {
+        return uri;
+    }
+    let authority = match uri.port_u16() {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => "127.0.0.1".to_owned(),
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    Uri::builder()
+        .scheme("http")
+        .authority(authority.as_str())
+        .path_and_query(path)
+        .build()
+        .expect("an http URL with a loopback address")
 }
 
 fn is_loopback_host(host: &str) -> bool {
@@ -251,6 +279,34 @@ mod tests {
             "http://127.1.2.3/",
         ] {
             assert!(Config::from_args(&args(url)).is_ok(), "{url}");
+        }
+        // localhost is resolved once, at start, to 127.0.0.1: no name lookup at connect time
+        let c = Config::from_args(&args("http://LocalHost:3000/messages?x=1")).unwrap();
+        assert_eq!(c.target.to_string(), "http://127.0.0.1:3000/messages?x=1");
+        assert_eq!(
+            Config::from_args(&args("http://localhost")).unwrap().target.to_string(),
+            "http://127.0.0.1/"
+        );
+        let mut a = args("http://127.0.0.1/");
+        a.app_health = Some("http://localhost:8080/health".into());
+        assert_eq!(
+            Config::from_args(&a).unwrap().app_health.unwrap().to_string(),
+            "http://127.0.0.1:8080/health"
+        );
+    }
+
+    #[test]
+    fn the_health_listener_is_loopback_only() {
+        for listen in ["0.0.0.0:8081", "[::]:8081", "10.0.0.5:8081"] {
+            let mut a = args("http://127.0.0.1/");
+            a.listen = listen.parse().unwrap();
+            let e = Config::from_args(&a).unwrap_err();
+            assert_eq!(e.setting, "TASKSUB_RELAY_LISTEN", "{listen}: {e}");
+        }
+        for listen in ["127.0.0.1:8081", "[::1]:9000", "127.0.0.2:0"] {
+            let mut a = args("http://127.0.0.1/");
+            a.listen = listen.parse().unwrap();
+            assert!(Config::from_args(&a).is_ok(), "{listen}");
         }
     }
 

@@ -188,10 +188,15 @@ pub(super) fn check_fits(settings: &super::Settings) -> Result<(), SettingsError
     let queue_arn = crate::naming::queue_arn(&settings.home, &name);
     let bytes = queue_policy(settings, &queue_arn).len();
     if !policy_fits(bytes) {
+        let readers = &settings.readers;
+        let roles = readers.consumer_roles.len() + readers.admin_roles.len();
+        let who = match roles {
+            0 => format!("{} topics", settings.topics.len()),
+            n => format!("{} topics and {n} reader roles", settings.topics.len()),
+        };
         let reason = format!(
-            "{} topics make a queue policy of {bytes} bytes, over SQS's {MAX_POLICY_BYTES}: use fewer topics \
-             (or shorter topic names)",
-            settings.topics.len()
+            "{who} make a queue policy of {bytes} bytes, over SQS's {MAX_POLICY_BYTES}: use fewer topics \
+             (or shorter topic names)"
         );
         return Err(bad(vars::TOPIC_ARNS, reason));
     }
@@ -526,5 +531,28 @@ mod tests {
         );
         let fifo = env(&[(vars::TOPIC_ARNS, "arn:aws:sns:us-east-1:123456789012:a.fifo")]).unwrap();
         assert!(fifo.queue.fifo);
+        // Task queue isolation lists the consumer and admin roles (twice for consumers): fewer topics fit,
+        // and the check counts them with the longest task ID.
+        let role = |i: usize| format!("arn:aws:iam::123456789012:role/app/role-{i:02}-{}", "r".repeat(40));
+        let roles = (0..3).map(role).collect::<Vec<_>>().join(",");
+        let admins = (3..5).map(role).collect::<Vec<_>>().join(",");
+        let with_roles = |n: usize| {
+            env(&[
+                (vars::TOPIC_ARNS, &arns(n)),
+                (vars::CONSUMER_ROLE_ARNS, &roles),
+                (vars::QUEUE_ADMIN_ROLE_ARNS, &admins),
+            ])
+        };
+        let fits_isolated = (1..200).take_while(|&n| with_roles(n).is_ok()).last().unwrap();
+        assert_eq!(role(0).len(), 83);
+        assert_eq!(
+            fits_isolated, 41,
+            "70-char ARNs with 3 consumer and 2 admin roles of 83 chars"
+        );
+        let err = with_roles(fits_isolated + 1).unwrap_err();
+        assert!(
+            err.contains("42 topics and 5 reader roles make a queue policy of"),
+            "{err}"
+        );
     }
 }

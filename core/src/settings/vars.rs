@@ -51,3 +51,9 @@ pub const SWEEP_MIN_INTERVAL_MS: &str = "TASKSUB_SWEEP_MIN_INTERVAL_MS";
 pub const SWEEP_MAX_ACTIONS: &str = "TASKSUB_SWEEP_MAX_ACTIONS";
 /// Sweeper: how many live tasks in sync one run audits (reads and converges their attributes).
 pub const SWEEP_AUDIT_PER_RUN: &str = "TASKSUB_SWEEP_AUDIT_PER_RUN";
+/// Task queue isolation: the IAM role ARNs of the ECS tasks that consume (comma-separated). Set, each task
+/// queue's policy denies its message actions to every principal but the task's own session of these roles
+/// (and the admin roles); empty, isolation is off.
+pub const CONSUMER_ROLE_ARNS: &str = "TASKSUB_CONSUMER_ROLE_ARNS";
+/// Task queue isolation: IAM role ARNs exempt from it (operators who inspect or purge task queues).
+pub const QUEUE_ADMIN_ROLE_ARNS: &str = "TASKSUB_QUEUE_ADMIN_ROLE_ARNS";

@@ -57,6 +57,12 @@ export interface TasksubStackProps extends StackProps {
 export const TOPIC_ARN_PATTERN =
   '^(|arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:([A-Za-z0-9_-]{1,256}|[A-Za-z0-9_-]{1,251}[.]fifo))$';
 
+/** The ClusterArns parameter's pattern, applied to each element: a cluster ARN (events carry ARNs, not names). */
+export const CLUSTER_ARN_PATTERN = '^arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/[A-Za-z0-9_-]{1,255}$';
+
+/** ConsumerRoleArns / QueueAdminRoleArns: empty, or an exact IAM role ARN (path included, no wildcard). */
+export const ROLE_ARN_PATTERN = '^(|arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,576})$';
+
 /** Orphans removed by one sweep (5-minute sum) that raise the mass-removal alarms. */
 export const MASS_ORPHAN_THRESHOLD = 50;
 
@@ -175,8 +181,12 @@ export class TasksubStack extends Stack {
     const manifestPath = props.manifestPath ?? path.resolve(__dirname, '..', '..', '..', '..', 'functions', 'Cargo.toml');
 
     // ------------------------------------------------------------------ parameters (as in SAM)
+    // Applied to each element: a cluster ARN. ECS events carry the cluster ARN, so a cluster name would deploy
+    // and then match no event at all.
     const clusterArns = new CfnParameter(this, 'ClusterArns', {
       type: 'CommaDelimitedList',
+      allowedPattern: CLUSTER_ARN_PATTERN,
+      constraintDescription: 'comma-separated ECS cluster ARNs (arn:<partition>:ecs:<region>:<account>:cluster/<name>), not names',
       description:
         'ARNs of the ECS clusters whose tasks get a queue (arn:aws:ecs:<region>:<account>:cluster/<name>). ' +
         'Events carry the cluster ARN, so names are not enough here.',
@@ -316,6 +326,27 @@ export class TasksubStack extends Stack {
         "Optional name of the application's existing ECS task role; the consumer managed policy is attached " +
         'to it. Empty = attach it yourself (output TaskRolePolicyArn).',
     });
+    const consumerRoleArns = new CfnParameter(this, 'ConsumerRoleArns', {
+      type: 'CommaDelimitedList',
+      default: '',
+      allowedPattern: ROLE_ARN_PATTERN,
+      constraintDescription: 'empty, or comma-separated IAM role ARNs (path included), no wildcard',
+      description:
+        'TASKSUB_CONSUMER_ROLE_ARNS - task queue isolation, off when empty (default). The exact ARNs (path ' +
+        'included) of the ECS task roles of the consuming applications. Set, each task queue\'s policy denies ' +
+        'ReceiveMessage, DeleteMessage, ChangeMessageVisibility and PurgeQueue to every principal but the ' +
+        'task\'s own session of these roles (ECS names it after the task ID) and QueueAdminRoleArns ' +
+        '(docs/threat-model.md, "A task reads only its own queue").',
+    });
+    const queueAdminRoleArns = new CfnParameter(this, 'QueueAdminRoleArns', {
+      type: 'CommaDelimitedList',
+      default: '',
+      allowedPattern: ROLE_ARN_PATTERN,
+      constraintDescription: 'empty, or comma-separated IAM role ARNs (path included), no wildcard',
+      description:
+        'TASKSUB_QUEUE_ADMIN_ROLE_ARNS - roles exempt from the task queue isolation (operators who inspect ' +
+        'or purge task queues); needs ConsumerRoleArns.',
+    });
     const alarmTopicArn = new CfnParameter(this, 'AlarmTopicArn', {
       type: 'String',
       allowedPattern: '^(NONE|arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256})$',
@@ -350,6 +381,12 @@ export class TasksubStack extends Stack {
       expression: Fn.conditionEquals(enableSweeper.valueAsString, 'true'),
     });
     const hasTaskRole = new CfnCondition(this, 'HasTaskRole', { expression: notEmpty(taskRoleName.valueAsString) });
+    const hasConsumerRoles = new CfnCondition(this, 'HasConsumerRoles', {
+      expression: notEmpty(Fn.join('', consumerRoleArns.valueAsList)),
+    });
+    const hasQueueAdminRoles = new CfnCondition(this, 'HasQueueAdminRoles', {
+      expression: notEmpty(Fn.join('', queueAdminRoleArns.valueAsList)),
+    });
     const hasAlarmTopic = new CfnCondition(this, 'HasAlarmTopic', {
       expression: Fn.conditionNot(Fn.conditionEquals(alarmTopicArn.valueAsString, 'NONE')),
     });
@@ -373,6 +410,19 @@ export class TasksubStack extends Stack {
           assertDescription:
             'SweepSchedule must be one of rate(5 minutes) ... rate(1 day): the sweeper runs up to 240 s and ' +
             'sweeps must not overlap.',
+        },
+      ],
+    });
+
+    // Exempting roles from an isolation that is off is a mistake the functions would refuse at cold start
+    // (TASKSUB_QUEUE_ADMIN_ROLE_ARNS needs TASKSUB_CONSUMER_ROLE_ARNS): refuse it at deployment instead.
+    new CfnRule(this, 'QueueAdminsNeedIsolation', {
+      // Rules take no Fn::Join: an empty list parameter is [""], so its first element tells.
+      ruleCondition: notEmpty(Fn.select(0, queueAdminRoleArns.valueAsList)),
+      assertions: [
+        {
+          assert: notEmpty(Fn.select(0, consumerRoleArns.valueAsList)),
+          assertDescription: 'QueueAdminRoleArns exempts roles from the task queue isolation, which needs ConsumerRoleArns.',
         },
       ],
     });
@@ -413,7 +463,12 @@ export class TasksubStack extends Stack {
     const topicResources = Token.asList(ifThen(createTopic, [topic.ref], topicArns.valueAsList));
 
     // ------------------------------------------------------------------ dead-letter queues
+    // Named from the stack id, never from the stack name: a custom QueuePrefix may be "<stack name>-"
+    // (tasksub-prod- on the stack tasksub-prod), and a CloudFormation-generated name would then start with it.
+    // A name starting with "dlq-" can never start with a prefix (which starts with tasksub- or tasksub_).
+    const stackUuid = Fn.select(2, Fn.split('/', Aws.STACK_ID));
     const eventDlq = new sqs.Queue(this, 'EventDlq', {
+      queueName: Fn.join('', ['dlq-tasksub-events-', stackUuid]),
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -421,6 +476,7 @@ export class TasksubStack extends Stack {
     setLogicalId(eventDlq, 'EventDlq');
 
     const taskQueueDlq = new sqs.Queue(this, 'TaskQueueDlq', {
+      queueName: Fn.join('', ['dlq-tasksub-tasks-', stackUuid]),
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -465,6 +521,8 @@ export class TasksubStack extends Stack {
       TASKSUB_QUEUE_VISIBILITY_SECONDS: queueVisibilitySeconds.valueAsString,
       TASKSUB_TOMBSTONE_TTL_SECONDS: tombstoneTtlSeconds.valueAsString,
       TASKSUB_STACK: Aws.STACK_NAME,
+      TASKSUB_CONSUMER_ROLE_ARNS: orNoValue(hasConsumerRoles, Fn.join(',', consumerRoleArns.valueAsList)),
+      TASKSUB_QUEUE_ADMIN_ROLE_ARNS: orNoValue(hasQueueAdminRoles, Fn.join(',', queueAdminRoleArns.valueAsList)),
     };
 
     const rustFunction = (
@@ -767,7 +825,9 @@ export class TasksubStack extends Stack {
 
     // ------------------------------------------------------------------ application task role
     const taskRolePolicy = new iam.CfnManagedPolicy(this, 'TaskRolePolicy', {
-      description: 'tasksub consumer - read the own task queue and the task record',
+      description:
+        'tasksub consumer - receive from the task queues of this stack (only the task\'s own queue with ' +
+        'ConsumerRoleArns, the queue isolation) and read the task record',
       roles: Token.asList(ifThen(hasTaskRole, [taskRoleName.valueAsString], Aws.NO_VALUE)),
       policyDocument: {
         Version: '2012-10-17',
@@ -775,7 +835,10 @@ export class TasksubStack extends Stack {
           // Discovery by name is not tag-conditioned: until the queue exists, GetQueueUrl must answer "does
           // not exist" (the client waits for it), not AccessDenied.
           { Sid: 'FindTaskQueue', Effect: 'Allow', Action: 'sqs:GetQueueUrl', Resource: queueArnPattern },
-          // Messages only of queues carrying this stack's tag: never a queue tasksub did not create.
+          // Messages only of queues carrying this stack's tag: never a queue tasksub did not create. Which of
+          // them: every one, unless ConsumerRoleArns turns the isolation on, whose per-queue Denies leave each
+          // queue to the task's own role session (an identity policy shared by every task cannot name the task:
+          // docs/threat-model.md).
           {
             Sid: 'ConsumeTaskQueue',
             Effect: 'Allow',
@@ -855,6 +918,27 @@ export class TasksubStack extends Stack {
         { name: 'Function', value: 'sweeper' }, 'Sum');
       a.threshold = MASS_ORPHAN_THRESHOLD;
       sweeperAlarms.push(a);
+    }
+
+    // Rule delivery: EventBridge's own metrics per rule (AWS/Events, dimension RuleName). FailedInvocations
+    // counts invocations of a target that failed permanently, InvocationsFailedToBeSentToDlq events it could
+    // not even put in the dead-letter queue, i.e. lost events
+    // (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-monitoring.html).
+    for (const [id, label, rule] of [
+      ['TaskRunningRule', 'task running rule', runningRule],
+      ['TaskStoppedRule', 'task stopped rule', stoppedRule],
+      ['SweepRule', 'sweep schedule rule', sweepRule],
+    ] as const) {
+      for (const [metric, what] of [
+        ['FailedInvocations', 'failed permanently to invoke its target'],
+        ['InvocationsFailedToBeSentToDlq', 'could not dead-letter an event it failed to deliver: the event is lost'],
+      ] as const) {
+        const a = alarm(`${id}${metric}Alarm`, `tasksub - the ${label} ${what}`, 'AWS/Events', metric,
+          { name: 'RuleName', value: rule.ref }, 'Sum');
+        if (id === 'SweepRule') {
+          sweeperAlarms.push(a);
+        }
+      }
     }
 
     // Everything of the sweeper is conditional on EnableSweeper.

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { App, DefaultStackSynthesizer } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import {
-  ArchitectureName, SWEEP_SCHEDULES, SWEEPER_TIMEOUT_SECONDS, TOPIC_ARN_PATTERN, TasksubStack, ratePeriodSeconds,
+  ArchitectureName, CLUSTER_ARN_PATTERN, ROLE_ARN_PATTERN, SWEEP_SCHEDULES, SWEEPER_TIMEOUT_SECONDS, TOPIC_ARN_PATTERN, TasksubStack, ratePeriodSeconds,
 } from '../lib/tasksub-stack';
 
 function synth(architecture: ArchitectureName = 'arm64'): Template {
@@ -39,8 +39,10 @@ const CONTRACT_ENV = [
   'RUST_LOG',
   'TASKSUB_ACCOUNT_ID',
   'TASKSUB_CLUSTERS',
+  'TASKSUB_CONSUMER_ROLE_ARNS',
   'TASKSUB_FILTER_POLICY',
   'TASKSUB_FILTER_POLICY_SCOPE',
+  'TASKSUB_QUEUE_ADMIN_ROLE_ARNS',
   'TASKSUB_QUEUE_DLQ_ARN',
   'TASKSUB_QUEUE_MAX_RECEIVE_COUNT',
   'TASKSUB_QUEUE_PREFIX',
@@ -256,6 +258,45 @@ describe('IAM', () => {
     assert.deepEqual(json.Parameters.TopicSettings.Default, '');
   });
 
+  it('cluster ARNs only: a cluster name would deploy and match no event', () => {
+    assert.equal(json.Parameters.ClusterArns.AllowedPattern, CLUSTER_ARN_PATTERN);
+    const re = new RegExp(CLUSTER_ARN_PATTERN);
+    for (const ok of ['arn:aws:ecs:eu-west-1:123456789012:cluster/prod', 'arn:aws-cn:ecs:cn-north-1:123456789012:cluster/a_b-C']) {
+      assert.match(ok, re);
+    }
+    for (const bad of ['prod', '', 'arn:aws:ecs:eu-west-1:123456789012:cluster/*', 'arn:aws:ecs:eu-west-1:123456789012:service/prod/x',
+      'arn:aws:ecs:eu-west-1:1234:cluster/prod', `arn:aws:ecs:eu-west-1:123456789012:cluster/${'c'.repeat(256)}`]) {
+      assert.doesNotMatch(bad, re);
+    }
+  });
+
+  it('task queue isolation: consumer and admin roles reach the functions only when given', () => {
+    for (const name of ['ConsumerRoleArns', 'QueueAdminRoleArns']) {
+      const p = json.Parameters[name];
+      assert.equal(p.Type, 'CommaDelimitedList');
+      assert.equal(p.Default, '');
+      assert.equal(p.AllowedPattern, ROLE_ARN_PATTERN);
+    }
+    const re = new RegExp(ROLE_ARN_PATTERN);
+    for (const ok of ['', 'arn:aws:iam::123456789012:role/orders-task', 'arn:aws:iam::123456789012:role/app/orders-task']) {
+      assert.match(ok, re);
+    }
+    for (const bad of ['orders-task', 'arn:aws:iam::123456789012:role/*', 'arn:aws:iam::123456789012:user/bob',
+      'arn:aws:sts::123456789012:assumed-role/r/s']) {
+      assert.doesNotMatch(bad, re);
+    }
+    const env = json.Resources.OnTaskRunningFunction.Properties.Environment.Variables;
+    assert.deepEqual(env.TASKSUB_CONSUMER_ROLE_ARNS, {
+      'Fn::If': ['HasConsumerRoles', { 'Fn::Join': [',', { Ref: 'ConsumerRoleArns' }] }, { Ref: 'AWS::NoValue' }],
+    });
+    assert.deepEqual(env.TASKSUB_QUEUE_ADMIN_ROLE_ARNS, {
+      'Fn::If': ['HasQueueAdminRoles', { 'Fn::Join': [',', { Ref: 'QueueAdminRoleArns' }] }, { Ref: 'AWS::NoValue' }],
+    });
+    const rule = (template.toJSON() as any).Rules.QueueAdminsNeedIsolation;
+    assert.deepEqual(rule.RuleCondition, { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Select': [0, { Ref: 'QueueAdminRoleArns' }] }, ''] }] });
+    assert.deepEqual(rule.Assertions[0].Assert, { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Select': [0, { Ref: 'ConsumerRoleArns' }] }, ''] }] });
+  });
+
   it('queue prefixes start with tasksub- or tasksub_', () => {
     const re = new RegExp(json.Parameters.QueuePrefix.AllowedPattern);
     for (const ok of ['', 'tasksub-', 'tasksub_', 'tasksub-orders-', `tasksub-${'p'.repeat(39)}`]) {
@@ -398,7 +439,17 @@ describe('EventBridge', () => {
 
 describe('operations', () => {
   it('alarms on both DLQs and on errors, throttles and destination failures of each function', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 13);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 19);
+    for (const rule of ['TaskRunningRule', 'TaskStoppedRule', 'SweepRule']) {
+      for (const metric of ['FailedInvocations', 'InvocationsFailedToBeSentToDlq']) {
+        const a = json.Resources[`${rule}${metric}Alarm`];
+        assert.ok(a, `${rule}${metric}Alarm`);
+        assert.equal(a.Properties.Namespace, 'AWS/Events');
+        assert.equal(a.Properties.MetricName, metric);
+        assert.deepEqual(a.Properties.Dimensions, [{ Name: 'RuleName', Value: { Ref: rule } }]);
+        assert.equal(a.Properties.Threshold, 1);
+      }
+    }
     for (const metric of ['OrphansRemoved', 'OrphanSubscriptionsRemoved']) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'tasksub', MetricName: metric, Threshold: 50,
@@ -452,8 +503,15 @@ describe('operations', () => {
     }
   });
 
-  it('names nothing explicitly, so two stacks coexist', () => {
-    const named = Object.entries(json.Resources).filter(([, r]) =>
+  it('names nothing explicitly but the DLQs, from the stack id, so two stacks coexist', () => {
+    // The DLQs' names derive from the stack id and start with "dlq-", so no queue prefix (tasksub- or
+    // tasksub_ first) can ever cover them, whatever the stack is called.
+    for (const [id, infix] of [['EventDlq', 'events'], ['TaskQueueDlq', 'tasks']]) {
+      assert.deepEqual(json.Resources[id].Properties.QueueName, {
+        'Fn::Join': ['', [`dlq-tasksub-${infix}-`, { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] }]],
+      }, id);
+    }
+    const named = Object.entries(json.Resources).filter(([id, r]) => !['EventDlq', 'TaskQueueDlq'].includes(id) &&
       Object.keys(r.Properties ?? {}).some((k) => /^(TableName|TopicName|QueueName|FunctionName|Name|RoleName|ManagedPolicyName|LogGroupName|AlarmName)$/.test(k)
         && r.Type !== 'AWS::Lambda::EventInvokeConfig' && r.Type !== 'AWS::Lambda::Permission'),
     );

