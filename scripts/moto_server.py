@@ -86,7 +86,11 @@ def _render(input_template, input_paths_map, event):
             return json.dumps(value)
         return value if isinstance(value, str) else json.dumps(value)
 
-    return json.loads(_PLACEHOLDER.sub(substitute, template))
+    rendered = _PLACEHOLDER.sub(substitute, template)
+    try:
+        return json.loads(rendered)
+    except ValueError as e:
+        raise ValueError(f"input template rendered as invalid JSON ({e}): {rendered}") from None
 
 
 events_utils.EventTemplateParser.parse = staticmethod(_render)
