@@ -47,7 +47,8 @@ fn task_id(n: u32) -> String {
 fn trimmed(n: u32, last: &str, desired: &str) -> Value {
     json!({
         "version": "0", "id": format!("e-{n}-{last}"), "detail-type": "ECS Task State Change",
-        "source": "aws.ecs", "account": ACCOUNT, "time": "2026-11-25T12:00:00Z", "region": "us-east-1",
+        "source": "aws.ecs", "account": ACCOUNT, "region": "us-east-1",
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "resources": [task_arn(n)],
         "detail": {"taskArn": task_arn(n), "clusterArn": CLUSTER, "lastStatus": last,
                    "desiredStatus": desired, "version": 1, "group": "service:orders"}
