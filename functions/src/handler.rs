@@ -90,11 +90,16 @@ impl<P: Ports> Controller<P> {
     /// ([`event::strict::from_slice`]), so a value that became structure cannot pick the task. The
     /// Lambda functions and `tasksub replay` come in here.
     pub async fn handle_slice(&self, payload: &[u8]) -> Result<Outcome, HandlerError> {
+        self.handle_slice_at(payload, Utc::now()).await
+    }
+
+    /// [`Controller::handle_slice`] at a given time.
+    pub async fn handle_slice_at(&self, payload: &[u8], now: DateTime<Utc>) -> Result<Outcome, HandlerError> {
         let value = event::strict::from_slice(payload).map_err(|e| {
             error!(action = "parse", outcome = "rejected", error = %e, "malformed event: nothing changed");
             HandlerError::Malformed(e)
         })?;
-        self.handle_json(&value).await
+        self.handle_json_at(&value, now).await
     }
 
     /// Handles one raw EventBridge payload now. A `Value` has already lost a duplicate key: payloads
