@@ -121,6 +121,10 @@ fn init_replay_list_show_on_the_emulator() {
     std::fs::write(&injected, text).unwrap();
     let o = tasksub(&["replay", "--role", "stopped", injected.to_str().unwrap()], &env);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(stdout(&o).contains("tasksub.Permanent.MalformedEvent"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("tasksub.Permanent.MalformedEvent"),
+        "{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains("duplicate key"), "{}", stdout(&o));
 }

@@ -101,8 +101,9 @@ pub async fn run_lambda(role: Role) -> Result<(), lambda_runtime::Error> {
         async move {
             let span = tracing::info_span!("event", request_id = %event.context.request_id);
             let stop_by = stop_by(event.context.deadline, BATCH_DEADLINE_MARGIN);
-            let result: Result<Response, HandlerError> =
-                Box::pin(batch::invoke(&controller, event.payload, stop_by)).instrument(span).await;
+            let result: Result<Response, HandlerError> = Box::pin(batch::invoke(&controller, event.payload, stop_by))
+                .instrument(span)
+                .await;
             result
         }
     }))

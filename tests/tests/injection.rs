@@ -109,7 +109,10 @@ fn quoted(paths: &[(String, String)], template: &str) -> String {
 
 async fn ready(w: &FakeWorld, task: &Task) {
     let c = w.controller();
-    let outcome = c.handle_json(&task.event("RUNNING", "RUNNING", 1)).await.expect("start");
+    let outcome = c
+        .handle_json(&task.event("RUNNING", "RUNNING", 1))
+        .await
+        .expect("start");
     assert_eq!(outcome.state, Some("READY"));
 }
 
@@ -139,7 +142,11 @@ async fn the_template_renders_a_hostile_group_as_a_value() {
         assert_eq!(outcome.task_id.as_deref(), Some(attacker.id.as_str()), "{group:?}");
         let record = w.observe(&attacker).await.record.expect("tombstone");
         assert_eq!(record.state, State::Gone);
-        assert_eq!(record.group.as_deref(), Some(group.as_str()), "the group stays one string");
+        assert_eq!(
+            record.group.as_deref(),
+            Some(group.as_str()),
+            "the group stays one string"
+        );
         assert_untouched(&w, &victim, &group).await;
     }
 }
@@ -166,5 +173,8 @@ async fn pasted_into_quotes_the_parser_still_refuses_another_task() {
         }
         assert_untouched(&w, &victim, &group).await;
     }
-    assert!(refused >= 4, "the injections that became structure are refused ({refused})");
+    assert!(
+        refused >= 4,
+        "the injections that became structure are refused ({refused})"
+    );
 }

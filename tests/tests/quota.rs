@@ -25,7 +25,11 @@ async fn a_burst_of_starts_and_stops_through_the_buffer_under_the_quotas() {
         (0, 0),
         "no event in the buffer's DLQ"
     );
-    assert_eq!(r.starts.latencies.len() + r.stops.latencies.len(), 2 * tasks, "every event handled");
+    assert_eq!(
+        r.starts.latencies.len() + r.stops.latencies.len(),
+        2 * tasks,
+        "every event handled"
+    );
     assert_eq!(r.not_ready, 0, "every task READY after the starts");
     assert_eq!(r.leaked, (0, 0), "no queue or subscription after the stops");
     assert!(

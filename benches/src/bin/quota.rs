@@ -30,7 +30,10 @@ fn strategies() -> Vec<(&'static str, Delivery)> {
         batch_size,
     };
     vec![
-        ("async, no reserved concurrency", Delivery::Async { concurrency: unbounded }),
+        (
+            "async, no reserved concurrency",
+            Delivery::Async { concurrency: unbounded },
+        ),
         (BASELINE, Delivery::Async { concurrency: 5 }),
         (DEPLOYED, buffered(5, 10)),
         ("SQS buffer, max concurrency 2 (the minimum), batch 10", buffered(2, 10)),

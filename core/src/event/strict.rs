@@ -196,7 +196,10 @@ mod tests {
     #[test]
     fn the_first_duplicate_is_named_and_the_detail_ones_are_detail_errors() {
         let e = from_slice(br#"{"detail": {"a": 1, "a": 1}, "b": 1, "b": 1}"#).unwrap_err();
-        assert!(matches!(&e, EventError::MalformedDetail { field, .. } if field == "detail.a"), "{e}");
+        assert!(
+            matches!(&e, EventError::MalformedDetail { field, .. } if field == "detail.a"),
+            "{e}"
+        );
         let e = from_slice(br#"{"b": 1, "b": 1, "detail": {"a": 1, "a": 1}}"#).unwrap_err();
         assert!(matches!(&e, EventError::Malformed { field, .. } if field == "b"), "{e}");
     }

@@ -73,7 +73,10 @@ fn the_detail_must_name_a_task_of_the_resources() {
     assert!(matches!(parse(&base), Ok(Incoming::Task(_))));
     let mut extra = base.clone();
     extra["resources"] = json!(["arn:aws:ecs:us-east-1:123456789012:container-instance/prod/1", TASK]);
-    assert!(matches!(parse(&extra), Ok(Incoming::Task(_))), "ECS may name more than the task");
+    assert!(
+        matches!(parse(&extra), Ok(Incoming::Task(_))),
+        "ECS may name more than the task"
+    );
     for resources in [json!([OTHER]), json!([]), Value::Null] {
         let mut e = base.clone();
         e["resources"] = resources.clone();

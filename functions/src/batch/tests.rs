@@ -80,9 +80,11 @@ fn failed(response: Result<Response, HandlerError>) -> Vec<String> {
 async fn only_the_failed_records_go_back_to_the_queue() {
     // GIVEN a batch: a start, a start whose body has a duplicate key, a start that is throttled, a start
     let (fake, c) = controller();
-    let duplicate = trimmed(2, "PROVISIONING", "RUNNING")
-        .to_string()
-        .replacen(r#""group":"#, &format!(r#""taskArn":"{}","group":"#, task_arn(9)), 1);
+    let duplicate = trimmed(2, "PROVISIONING", "RUNNING").to_string().replacen(
+        r#""group":"#,
+        &format!(r#""taskArn":"{}","group":"#, task_arn(9)),
+        1,
+    );
     c.ports().fail_nth("Subscribe", 2, ErrorKind::Throttled);
     let records = [
         record("m1", &trimmed(1, "PROVISIONING", "RUNNING").to_string()),
@@ -97,7 +99,10 @@ async fn only_the_failed_records_go_back_to_the_queue() {
     assert_eq!(fake.record(&task_id(1)).map(|r| r.state), Some(State::Ready));
     assert_eq!(fake.record(&task_id(4)).map(|r| r.state), Some(State::Ready));
     assert!(fake.record(&task_id(2)).is_none(), "the refused event changed nothing");
-    assert!(fake.record(&task_id(9)).is_none(), "nor did the task its duplicate named");
+    assert!(
+        fake.record(&task_id(9)).is_none(),
+        "nor did the task its duplicate named"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -129,9 +134,10 @@ async fn a_direct_eventbridge_event_is_handled_as_before() {
 #[tokio::test]
 async fn a_duplicate_key_in_a_direct_event_or_the_envelope_fails_the_invocation() {
     let (fake, c) = controller();
-    let text = trimmed(6, "RUNNING", "RUNNING")
-        .to_string()
-        .replacen(r#""source":"#, r#""source":"custom","source":"#, 1);
+    let text =
+        trimmed(6, "RUNNING", "RUNNING")
+            .to_string()
+            .replacen(r#""source":"#, r#""source":"custom","source":"#, 1);
     let e = invoke(&c, payload(&text), None).await.unwrap_err();
     assert_eq!(e.error_type(), "tasksub.Permanent.MalformedEvent");
     let twice = format!(r#"{{"Records": [], "Records": [{}]}}"#, record("m", "{}"));
@@ -147,9 +153,18 @@ fn a_payload_with_records_must_be_an_sqs_batch() {
         Ok(Invocation::Batch(records)) if records.len() == 1
     ));
     r["eventSource"] = json!("aws:kinesis");
-    assert_eq!(classify(json!({ "Records": [r] })).unwrap_err().field(), "Records[].eventSource");
-    assert_eq!(classify(json!({ "Records": [{"body": "x"}] })).unwrap_err().field(), "Records");
-    assert!(matches!(classify(json!({"source": "aws.ecs"})), Ok(Invocation::Direct(_))));
+    assert_eq!(
+        classify(json!({ "Records": [r] })).unwrap_err().field(),
+        "Records[].eventSource"
+    );
+    assert_eq!(
+        classify(json!({ "Records": [{"body": "x"}] })).unwrap_err().field(),
+        "Records"
+    );
+    assert!(matches!(
+        classify(json!({"source": "aws.ecs"})),
+        Ok(Invocation::Direct(_))
+    ));
 }
 
 #[test]
