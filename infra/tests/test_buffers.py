@@ -55,6 +55,8 @@ def test_nothing_reserved_and_each_buffer_drives_its_function(templates, flavour
         assert int(q["RedrivePolicy"]["maxReceiveCount"]) == 10, (flavour, buffer)
         assert int(q["VisibilityTimeout"]) == 6 * timeout_of(t, fn), (flavour, buffer)
         assert q["SqsManagedSseEnabled"] is True
+        dlq = resources["EventDlq"]["Properties"]["MessageRetentionPeriod"]
+        assert int(q["MessageRetentionPeriod"]) < int(dlq), "a moved message keeps its enqueue time"
         # Only the buffer's own rule may send to it, and only over TLS.
         policies = [r["Properties"] for r in resources.values()
                     if r["Type"] == "AWS::SQS::QueuePolicy" and r["Properties"]["Queues"] == [{"Ref": buffer}]]

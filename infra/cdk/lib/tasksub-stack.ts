@@ -461,7 +461,8 @@ export class TasksubStack extends Stack {
     // recommends; after BUFFER_MAX_RECEIVE_COUNT receives the redrive moves it, still trimmed, to EventDlq.
     const buffer = (logicalId: string) => {
       const q = new sqs.Queue(this, logicalId, {
-        retentionPeriod: Duration.days(14),
+        // Shorter than EventDlq's 14 days, as SQS advises: a message keeps its enqueue time when moved.
+        retentionPeriod: Duration.days(1),
         visibilityTimeout: Duration.seconds(6 * EVENT_FUNCTION_TIMEOUT_SECONDS),
         encryption: sqs.QueueEncryption.SQS_MANAGED,
         deadLetterQueue: { queue: eventDlq, maxReceiveCount: BUFFER_MAX_RECEIVE_COUNT },
