@@ -10,7 +10,8 @@ here when missing) and the CDK synth are created with CreateStack on the moto th
   source mapping; the DLQs exist; the alarms are declared on the created resources;
 - the public ECS sample events go through PutEvents on the default bus, and each buffer queue receives
   exactly the trimmed event of the samples its rule matches: the envelope and six detail fields, none of
-  the container environment; nothing is dead-lettered;
+  the container environment; hostile groups through the deployed stopped rule stay values; nothing is
+  dead-lettered;
 - deleting the stack removes the rules.
 
 The event source mappings are disabled, and the sweep rule's target removed, before the events are sent:
@@ -35,6 +36,7 @@ import boto3
 import pytest
 
 from conftest import INFRA, REGION
+from test_event_injection import hostile_groups
 from test_rule_patterns import FIXTURES, SAMPLE_CLUSTERS, SAMPLES_ALL_GROUPS
 
 SAM_JSON = INFRA / "build" / "template.sam.json"
@@ -243,6 +245,22 @@ def test_the_stack_deploys_and_its_buffers_receive_only_trimmed_events(clients, 
                     assert var["value"] not in raw, (name, "an environment value reached the buffer")
                 assert "overrides" not in raw and "containers" not in raw, name
         assert any("environment" in json.dumps(e["detail"]) for e in sent.values()), "no sample carried an environment"
+
+        # ---- hostile groups through the deployed stopped rule: the buffer receives them as values
+        cluster = SAMPLE_CLUSTERS[0]
+        task = cluster.replace(":cluster/", ":task/") + "/0123456789abcdef0123456789abcdef"
+        other = cluster.replace(":cluster/", ":task/") + "/fedcba9876543210fedcba9876543210"
+        groups = hostile_groups(other)
+        for i, group in enumerate(groups):
+            detail = {"taskArn": task, "clusterArn": cluster, "lastStatus": "STOPPED", "desiredStatus": "STOPPED",
+                      "group": group, "version": i + 1}
+            resp = clients.events.put_events(Entries=[{"Source": "aws.ecs", "DetailType": "ECS Task State Change",
+                                                        "Detail": json.dumps(detail), "Resources": [task]}])
+            assert resp["FailedEntryCount"] == 0, resp
+        received = [json.loads(raw, object_pairs_hook=no_duplicates) for raw in drain(clients, physical["TaskStoppedBuffer"])]
+        assert sorted(b["detail"]["group"] for b in received) == sorted(groups)
+        assert all(b["detail"]["taskArn"] == task and b["resources"] == [task] for b in received), received
+        assert drain(clients, physical["TaskRunningBuffer"]) == []
         assert drain(clients, physical["EventDlq"]) == [], "nothing is dead-lettered"
     finally:
         clients.cfn.delete_stack(StackName=stack)

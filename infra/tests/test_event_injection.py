@@ -27,16 +27,21 @@ TASK = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789a
 OTHER = "arn:aws:ecs:us-east-1:123456789012:task/prod/fedcba9876543210fedcba9876543210"
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/prod"
 
-# Quotes, backslashes, braces, a second taskArn, a closed detail, control characters.
-HOSTILE_GROUPS = [
-    f'x", "taskArn": "{OTHER}',
-    f'x", "taskArn": "{OTHER}", "y": "',
-    f'x"}}, "resources": ["{OTHER}"], "z": {{"a": "',
-    f'x\\", \\"taskArn\\": \\"{OTHER}',
-    "\\",
-    '{"}',
-    "service:orders\u0000\n\t",
-]
+def hostile_groups(other: str) -> list[str]:
+    """Quotes, backslashes, braces, a second taskArn (`other`), a closed detail, control characters."""
+    return [
+        f'x", "taskArn": "{other}',
+        f'x", "taskArn": "{other}", "y": "',
+        f'x"}}, "resources": ["{other}"], "z": {{"a": "',
+        f'x\\", \\"taskArn\\": \\"{other}',
+        f'x"}}, "detail": {{"taskArn": "{other}", "g": "',
+        "\\",
+        '{"}',
+        "service:orders\u0000\n\t",
+    ]
+
+
+HOSTILE_GROUPS = hostile_groups(OTHER)
 
 
 def no_duplicates(pairs):
