@@ -16,8 +16,10 @@
 # grants against the SDK calls of its Rust code, every call allowed on its resources with two topics in
 # another account and region, and a foreign topic's owner snippet evaluated with them), the AWS-faithful
 # evaluator (infra/iamsim: every call and denial under AWS's request evaluation logic, iam-simulate), the
-# SAM/CDK parity (infra/tests/test_parity.py), and the moto EventBridge pattern tests. Every step runs; exit 1
-# if any failed.
+# SAM/CDK parity (infra/tests/test_parity.py), and the moto tests of infra/tests: the EventBridge
+# patterns, the trimmed and injection-proof input transformer, the buffer queues, and the deploy test (both
+# templates created by moto's CloudFormation, the public samples sent through the rules). Every step runs;
+# exit 1 if any failed.
 set -uo pipefail
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -173,7 +175,7 @@ step "checkov (SAM, SAM transformed, CDK, snippets)" checkov_scan
 step "IAM oracle and call coverage (policy_sentry, pytest)" iam_oracle
 step "IAM evaluator: every call and denial under AWS's evaluation logic (iam-simulate)" iam_simulate
 step "SAM held to the CDK assertions (parity, pytest)" parity_tests
-step "EventBridge pattern tests in moto (pytest)" pattern_tests
+step "moto tests: patterns, trimming, injection, buffers, deploy (pytest)" pattern_tests
 
 # --------------------------------------------------------------------------- summary
 echo

@@ -107,4 +107,24 @@ fn init_replay_list_show_on_the_emulator() {
     let o = tasksub(&["replay", bad.to_str().unwrap()], &env);
     assert_eq!(o.status.code(), Some(1), "a malformed event is a permanent failure");
     assert!(stdout(&o).contains("tasksub.Permanent.MalformedEvent"));
+
+    // A second taskArn after the real one (what a group pasted into quotes could produce) names another
+    // task: refused, nothing replayed.
+    let victim = Task::new("prod");
+    let text = task.event("STOPPED", "STOPPED", 9).to_string().replacen(
+        r#""taskArn":"#,
+        &format!(r#""taskArn":"{}","taskArn":"#, victim.arn),
+        1,
+    );
+    assert_eq!(text.matches(r#""taskArn":"#).count(), 2, "{text}");
+    let injected = dir.join("injected.json");
+    std::fs::write(&injected, text).unwrap();
+    let o = tasksub(&["replay", "--role", "stopped", injected.to_str().unwrap()], &env);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("tasksub.Permanent.MalformedEvent"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("duplicate key"), "{}", stdout(&o));
 }

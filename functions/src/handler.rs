@@ -86,7 +86,24 @@ impl<P: Ports> Controller<P> {
         &self.ports
     }
 
-    /// Handles one raw EventBridge payload now.
+    /// Handles one EventBridge payload given as its bytes now: a duplicate key anywhere refuses it
+    /// ([`event::strict::from_slice`]), so a value that became structure cannot pick the task. The
+    /// Lambda functions and `tasksub replay` come in here.
+    pub async fn handle_slice(&self, payload: &[u8]) -> Result<Outcome, HandlerError> {
+        self.handle_slice_at(payload, Utc::now()).await
+    }
+
+    /// [`Controller::handle_slice`] at a given time.
+    pub async fn handle_slice_at(&self, payload: &[u8], now: DateTime<Utc>) -> Result<Outcome, HandlerError> {
+        let value = event::strict::from_slice(payload).map_err(|e| {
+            error!(action = "parse", outcome = "rejected", error = %e, "malformed event: nothing changed");
+            HandlerError::Malformed(e)
+        })?;
+        self.handle_json_at(&value, now).await
+    }
+
+    /// Handles one raw EventBridge payload now. A `Value` has already lost a duplicate key: payloads
+    /// from outside come in through [`Controller::handle_slice`].
     pub async fn handle_json(&self, payload: &serde_json::Value) -> Result<Outcome, HandlerError> {
         self.handle_json_at(payload, Utc::now()).await
     }

@@ -640,6 +640,14 @@ LAMBDA_RUNTIME = [
     ("logs:PutLogEvents", "same"),
     ("sqs:SendMessage", "Lambda's async on-failure destination (EventDlq) uses the function's role"),
 ]
+# The event functions' buffer queues: Lambda's SQS event source mapping polls, deletes and reads the queue's
+# attributes with the function's role (AWS Lambda Developer Guide, "Using Lambda with Amazon SQS").
+BUFFER_OF = {"OnTaskRunningFunctionRole": "TaskRunningBuffer", "OnTaskStoppedFunctionRole": "TaskStoppedBuffer"}
+EVENT_SOURCE_MAPPING = [
+    ("sqs:ReceiveMessage", "Lambda's event source mapping polls the function's buffer queue (not our code)"),
+    ("sqs:DeleteMessage", "Lambda's event source mapping deletes the records the function did not return"),
+    ("sqs:GetQueueAttributes", "Lambda's event source mapping reads the buffer queue's attributes"),
+]
 CODE_CALLS: dict[str, list[tuple[str, str]]] = {
     "OnTaskRunningFunctionRole": [  # binary on-task-running: Role::Provisioner, intent Provision
         ("dynamodb:PutItem", "executor Claim/MarkReady: conditional put; a conflict returns the item "
@@ -657,6 +665,7 @@ CODE_CALLS: dict[str, list[tuple[str, str]]] = {
         ("sqs:SetQueueAttributes", "executor UpdatePolicy: a duplicate start event converges a READY record "
                                    "after a topic was added or removed (decide::plan_for)"),
         *LAMBDA_RUNTIME,
+        *EVENT_SOURCE_MAPPING,
     ],
     "OnTaskStoppedFunctionRole": [  # binary on-task-stopped: Role::Teardown, intents StopInitiated/Stopped
         ("dynamodb:GetItem", "executor::handle reads first (Intent::reads_first)"),
@@ -667,6 +676,7 @@ CODE_CALLS: dict[str, list[tuple[str, str]]] = {
         ("sqs:GetQueueUrl", "executor LookupQueueUrl"),
         ("sqs:DeleteQueue", "executor DeleteQueue"),
         *LAMBDA_RUNTIME,
+        *EVENT_SOURCE_MAPPING,
     ],
     "SweeperFunctionRole": [  # binary sweeper: gather + executor::converge over every intent
         ("dynamodb:Scan", "gather: Records::list"),
@@ -910,6 +920,10 @@ def test_queue_actions_are_limited_to_queues_of_this_stack(name):
         actions = set(as_list(st.get("Action", [])))
         if any("*" in a for a in actions if a.startswith("sqs:")):
             problems.append(f"{holder} {st.get('Sid')}: wildcard SQS action {sorted(actions)}")
+        if st.get("Sid") == "ConsumeBuffer":  # the function's own buffer queue (one ARN), not task queues
+            if holder not in BUFFER_OF or any("*" in r for r in as_list(st["Resource"])):
+                problems.append(f"{holder} ConsumeBuffer: only an event function, only its buffer: {st}")
+            continue
         cond = st.get("Condition") or {}
         if actions & OWNED_ACTIONS:
             seen |= actions & OWNED_ACTIONS
@@ -1056,6 +1070,8 @@ class Deployment:
         """(resource, request context) of every call of `action` the role's code makes."""
         tag = {f"aws:ResourceTag/{STACK_TAG}": self.stack}
         service, name = action.split(":")
+        if role in BUFFER_OF and action in {op for op, _ in EVENT_SOURCE_MAPPING}:
+            return [(self.v.getatt(BUFFER_OF[role], "Arn"), {})]
         if action == "sns:Subscribe":
             return [(t, {"sns:Protocol": "sqs", "sns:Endpoint": self.queue}) for t in self.topics]
         if action == "sns:ListSubscriptionsByTopic":

@@ -93,10 +93,12 @@ export const STACK_TAG = 'tasksub:stack';
 export const QUEUE_TAG_KEYS = ['tasksub:task-arn', 'tasksub:cluster', 'tasksub:group', 'tasksub:version', STACK_TAG];
 
 /**
- * What the task rules forward to the functions (and so to the event DLQ and the on-failure destination):
- * the envelope and the six detail fields tasksub-core's parser and decide() use, never
- * overrides.containerOverrides[].environment or any other container detail. Strings need their quotes
- * (EventBridge neither quotes nor escapes values); detail.version is a number. Same as template.yaml.
+ * What the task rules forward to the buffer queues (and so to the functions and the event DLQ): the envelope
+ * and the six detail fields tasksub-core's parser and decide() use, never overrides.containerOverrides[].environment
+ * or any other container detail. Every placeholder stands outside quotes, where EventBridge inserts the JSON
+ * value its path selects (a string arrives quoted and escaped), so no value can become structure; inside
+ * quotes it would paste the text unescaped (EventBridge User Guide, "Amazon EventBridge input
+ * transformation"). group, chosen by whoever calls RunTask, comes last. Same as template.yaml.
  */
 export const TRIMMED_TASK_EVENT = {
   inputPathsMap: {
@@ -116,11 +118,18 @@ export const TRIMMED_TASK_EVENT = {
     version: '$.detail.version',
   },
   inputTemplate:
-    '{"version": "<eventVersion>", "id": "<id>", "detail-type": "<detailType>", "source": "<source>", ' +
-    '"account": "<account>", "time": "<time>", "region": "<region>", "resources": <resources>, ' +
-    '"detail": {"taskArn": "<taskArn>", "clusterArn": "<clusterArn>", "lastStatus": "<lastStatus>", ' +
-    '"desiredStatus": "<desiredStatus>", "group": "<group>", "version": <version>}}',
+    '{"version": <eventVersion>, "id": <id>, "detail-type": <detailType>, "source": <source>, ' +
+    '"account": <account>, "time": <time>, "region": <region>, "resources": <resources>, ' +
+    '"detail": {"taskArn": <taskArn>, "clusterArn": <clusterArn>, "lastStatus": <lastStatus>, ' +
+    '"desiredStatus": <desiredStatus>, "version": <version>, "group": <group>}}',
 };
+
+/** Receives of a buffered event before the buffer's redrive moves it to the event DLQ. */
+export const BUFFER_MAX_RECEIVE_COUNT = 10;
+/** The event functions' timeout (seconds); the buffers' visibility timeout is six times it (AWS's advice). */
+export const EVENT_FUNCTION_TIMEOUT_SECONDS = 30;
+/** Records per batch the buffers hand an event function. */
+export const BUFFER_BATCH_SIZE = 10;
 
 const LOG_RETENTION_DAYS = [
   '1', '3', '5', '7', '14', '30', '60', '90', '120', '150', '180', '365', '400', '545', '731', '1096',
@@ -291,10 +300,12 @@ export class TasksubStack extends Stack {
       description: 'Memory (MB) of the functions; 512 MB gives enough CPU for a fast TLS handshake.',
     });
     const eventFunctionConcurrency = new CfnParameter(this, 'EventFunctionConcurrency', {
-      type: 'Number', default: 5, minValue: 1, maxValue: 1000,
-      description: 'Reserved concurrency of each event function. A start makes one Subscribe in three round ' +
-        'trips, so 5 at once stay under SNS\'s 100 Subscribe/Unsubscribe TPS per account; a burst waits in ' +
-        'Lambda\'s async queue instead of being throttled into retries (BENCHMARKS.md, quota burst).',
+      type: 'Number', default: 5, minValue: 2, maxValue: 1000,
+      description: 'Most concurrent invocations of each event function by its buffer queue (the event source ' +
+        'mapping\'s ScalingConfig.MaximumConcurrency, 2-1000; it reserves no concurrency, so the stack deploys ' +
+        'in any account). A function handles its batch one event at a time and a start makes one Subscribe in ' +
+        'three round trips, so 5 at once stay under SNS\'s 100 Subscribe/Unsubscribe TPS per account; a burst ' +
+        'waits in the buffer queue instead of being throttled into retries (BENCHMARKS.md, quota burst).',
     });
     const logLevel = new CfnParameter(this, 'LogLevel', {
       type: 'String', default: 'info', allowedValues: ['error', 'warn', 'info', 'debug', 'trace'],
@@ -499,6 +510,26 @@ export class TasksubStack extends Stack {
     taskQueueDlqPolicy.cfnOptions.condition = createQueueDlq;
     setLogicalId(taskQueueDlqPolicy, 'TaskQueueDlqPolicy');
 
+    // ------------------------------------------------------------------ buffer queues (as in SAM)
+    // EventBridge sends each task rule's trimmed event to a buffer queue; an event source mapping drains it
+    // into the event function with at most EventFunctionConcurrency invocations at once (nothing reserved).
+    // A failed record comes back after the visibility timeout, six times the function's timeout as AWS
+    // recommends; after BUFFER_MAX_RECEIVE_COUNT receives the redrive moves it, still trimmed, to EventDlq.
+    const buffer = (logicalId: string) => {
+      const q = new sqs.Queue(this, logicalId, {
+        // Shorter than EventDlq's 14 days, as SQS advises: a message keeps its enqueue time when moved.
+        retentionPeriod: Duration.days(1),
+        visibilityTimeout: Duration.seconds(6 * EVENT_FUNCTION_TIMEOUT_SECONDS),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        deadLetterQueue: { queue: eventDlq, maxReceiveCount: BUFFER_MAX_RECEIVE_COUNT },
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      setLogicalId(q, logicalId);
+      return q;
+    };
+    const runningBuffer = buffer('TaskRunningBuffer');
+    const stoppedBuffer = buffer('TaskStoppedBuffer');
+
     // ------------------------------------------------------------------ functions
     const environment: Record<string, string> = {
       RUST_LOG: logLevel.valueAsString,
@@ -531,7 +562,6 @@ export class TasksubStack extends Stack {
       description: string,
       opts: {
         timeout: number; retryAttempts: number; maxEventAge: number; extraEnv?: Record<string, string>;
-        reservedConcurrency?: number;
       },
     ): RustFunction => {
       const logGroup = new logs.LogGroup(this, `${logicalId.replace(/Function$/, '')}LogGroup`, {
@@ -570,9 +600,6 @@ export class TasksubStack extends Stack {
       });
       const cfnFn = fn.node.defaultChild as lambda.CfnFunction;
       cfnFn.addPropertyOverride('Architectures', [architectureParam.valueAsString]);
-      if (opts.reservedConcurrency !== undefined) {
-        cfnFn.reservedConcurrentExecutions = opts.reservedConcurrency;
-      }
       setLogicalId(fn, logicalId);
       return fn;
     };
@@ -581,7 +608,9 @@ export class TasksubStack extends Stack {
       'OnTaskRunningFunction',
       'on-task-running',
       'tasksub - provision the queue and subscription of a RUNNING task',
-      { timeout: 30, retryAttempts: 2, maxEventAge: 3600, reservedConcurrency: eventFunctionConcurrency.valueAsNumber },
+      // The buffer invokes synchronously; an asynchronous invocation (a manual `aws lambda invoke
+      // --invocation-type Event` of a dead-lettered event) still gets bounded retries and a DLQ.
+      { timeout: EVENT_FUNCTION_TIMEOUT_SECONDS, retryAttempts: 2, maxEventAge: 3600 },
     );
     // Statements shared by the roles (infra/tests/test_iam.py checks each role against its code).
     const subscribeTaskQueues = () => new iam.PolicyStatement({
@@ -662,7 +691,9 @@ export class TasksubStack extends Stack {
       'OnTaskStoppedFunction',
       'on-task-stopped',
       'tasksub - unsubscribe and delete the queue of a stopping task',
-      { timeout: 30, retryAttempts: 2, maxEventAge: 3600, reservedConcurrency: eventFunctionConcurrency.valueAsNumber },
+      // The buffer invokes synchronously; an asynchronous invocation (a manual `aws lambda invoke
+      // --invocation-type Event` of a dead-lettered event) still gets bounded retries and a DLQ.
+      { timeout: EVENT_FUNCTION_TIMEOUT_SECONDS, retryAttempts: 2, maxEventAge: 3600 },
     );
     onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
@@ -680,6 +711,30 @@ export class TasksubStack extends Stack {
     topicScoped(onTaskStopped, subscribeTaskQueues());
     topicScoped(onTaskStopped, findSubscription());
     onTaskStopped.addToRolePolicy(unsubscribe());
+
+    // The buffer queues drive the event functions: batches of up to BUFFER_BATCH_SIZE trimmed events, at most
+    // EventFunctionConcurrency invocations at once (ScalingConfig.MaximumConcurrency reserves nothing), and
+    // only the records the function names in batchItemFailures come back (functions/src/batch.rs).
+    const drive = (fn: lambda.Function, queue: sqs.Queue, logicalId: string) => {
+      // What the event source mapping calls with the function's role (AWS Lambda Developer Guide, "Using
+      // Lambda with Amazon SQS", execution role permissions), on its own buffer queue only.
+      fn.addToRolePolicy(new iam.PolicyStatement({
+        sid: 'ConsumeBuffer',
+        actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+        resources: [queue.queueArn],
+      }));
+      const mapping = new lambda.CfnEventSourceMapping(this, logicalId, {
+        eventSourceArn: queue.queueArn,
+        functionName: fn.functionName,
+        batchSize: BUFFER_BATCH_SIZE,
+        maximumBatchingWindowInSeconds: 0,
+        functionResponseTypes: ['ReportBatchItemFailures'],
+        scalingConfig: { maximumConcurrency: eventFunctionConcurrency.valueAsNumber },
+      });
+      setLogicalId(mapping, logicalId);
+    };
+    drive(onTaskRunning, runningBuffer, 'TaskRunningBufferMapping');
+    drive(onTaskStopped, stoppedBuffer, 'TaskStoppedBufferMapping');
 
     const sweeper = rustFunction(
       'SweeperFunction',
@@ -747,13 +802,13 @@ export class TasksubStack extends Stack {
     });
     const ruleTarget = (
       id: string,
-      fn: lambda.IFunction,
+      arn: string,
       retries: number,
       maxAge: number,
       inputTransformer?: events.CfnRule.InputTransformerProperty,
     ) => ({
       id,
-      arn: fn.functionArn,
+      arn,
       inputTransformer,
       retryPolicy: { maximumRetryAttempts: retries, maximumEventAgeInSeconds: maxAge },
       deadLetterConfig: { arn: eventDlq.queueArn },
@@ -766,7 +821,8 @@ export class TasksubStack extends Stack {
         desiredStatus: ['RUNNING'],
         lastStatus: ['PROVISIONING', 'PENDING', 'ACTIVATING', 'RUNNING'],
       }),
-      targets: [ruleTarget('on-task-running', onTaskRunning, 185, 86400, TRIMMED_TASK_EVENT)],
+      // Id names the function the buffer feeds (infra/tests/test_rule_patterns.py keys on it).
+      targets: [ruleTarget('on-task-running', runningBuffer.queueArn, 185, 86400, TRIMMED_TASK_EVENT)],
     });
     setLogicalId(runningRule, 'TaskRunningRule');
 
@@ -774,7 +830,7 @@ export class TasksubStack extends Stack {
       description: 'tasksub - tasks of our clusters that are stopping or stopped',
       state: 'ENABLED',
       eventPattern: taskPattern({ $or: [{ desiredStatus: ['STOPPED'] }, { lastStatus: ['STOPPED'] }] }),
-      targets: [ruleTarget('on-task-stopped', onTaskStopped, 185, 86400, TRIMMED_TASK_EVENT)],
+      targets: [ruleTarget('on-task-stopped', stoppedBuffer.queueArn, 185, 86400, TRIMMED_TASK_EVENT)],
     });
     setLogicalId(stoppedRule, 'TaskStoppedRule');
 
@@ -782,7 +838,7 @@ export class TasksubStack extends Stack {
       description: 'tasksub - periodic orphan sweep',
       state: 'ENABLED',
       scheduleExpression: sweepSchedule.valueAsString,
-      targets: [ruleTarget('sweeper', sweeper, 2, 300)],
+      targets: [ruleTarget('sweeper', sweeper.functionArn, 2, 300)],
     });
     setLogicalId(sweepRule, 'SweepRule');
 
@@ -797,9 +853,31 @@ export class TasksubStack extends Stack {
       setLogicalId(permission, logicalId);
       return permission;
     };
-    permit('TaskRunningRulePermission', onTaskRunning, runningRule);
-    permit('TaskStoppedRulePermission', onTaskStopped, stoppedRule);
     const sweepPermission = permit('SweepRulePermission', sweeper, sweepRule);
+
+    // Only its own rule may send to a buffer queue; nothing may use plain HTTP.
+    const bufferPolicy = (logicalId: string, sid: string, queue: sqs.Queue, rule: events.CfnRule) => {
+      const policy = new sqs.CfnQueuePolicy(this, logicalId, {
+        queues: [queue.queueUrl],
+        policyDocument: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Sid: sid,
+              Effect: 'Allow',
+              Principal: { Service: 'events.amazonaws.com' },
+              Action: 'sqs:SendMessage',
+              Resource: queue.queueArn,
+              Condition: { ArnEquals: { 'aws:SourceArn': rule.attrArn } },
+            },
+            denyInsecureTransport(queue.queueArn),
+          ],
+        },
+      });
+      setLogicalId(policy, logicalId);
+    };
+    bufferPolicy('TaskRunningBufferPolicy', 'EventBridgeTaskRunningRule', runningBuffer, runningRule);
+    bufferPolicy('TaskStoppedBufferPolicy', 'EventBridgeTaskStoppedRule', stoppedBuffer, stoppedRule);
 
     const dlqStatement = (sid: string, rule: events.CfnRule) => ({
       Sid: sid,

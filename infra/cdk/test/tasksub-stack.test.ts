@@ -106,12 +106,25 @@ describe('functions', () => {
     }
   });
 
-  it('event functions have the reserved concurrency that keeps a burst under the SNS quota', () => {
-    for (const id of ['OnTaskRunningFunction', 'OnTaskStoppedFunction']) {
+  it('event functions reserve nothing: their buffer queue caps how many run at once', () => {
+    for (const [id, kind] of [['OnTaskRunningFunction', 'Running'], ['OnTaskStoppedFunction', 'Stopped']]) {
       const fn = resourcesOf('AWS::Lambda::Function').find(([logicalId]) => logicalId === id);
       assert.ok(fn, id);
-      assert.deepEqual(fn[1].Properties.ReservedConcurrentExecutions, { Ref: 'EventFunctionConcurrency' }, id);
+      assert.equal(fn[1].Properties.ReservedConcurrentExecutions, undefined, id);
+      const mapping = json.Resources[`Task${kind}BufferMapping`];
+      assert.equal(mapping.Type, 'AWS::Lambda::EventSourceMapping');
+      assert.deepEqual(mapping.Properties.FunctionName, { Ref: id });
+      assert.deepEqual(mapping.Properties.EventSourceArn, { 'Fn::GetAtt': [`Task${kind}Buffer`, 'Arn'] });
+      assert.deepEqual(mapping.Properties.ScalingConfig, { MaximumConcurrency: { Ref: 'EventFunctionConcurrency' } });
+      assert.deepEqual(mapping.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
+      const buffer = json.Resources[`Task${kind}Buffer`].Properties;
+      assert.equal(buffer.VisibilityTimeout, 6 * fn[1].Properties.Timeout);
+      assert.deepEqual(buffer.RedrivePolicy.deadLetterTargetArn, { 'Fn::GetAtt': ['EventDlq', 'Arn'] });
+      const consume = statementsOf(id).find((st) => st.Sid === 'ConsumeBuffer');
+      assert.deepEqual(consume.Resource, { 'Fn::GetAtt': [`Task${kind}Buffer`, 'Arn'] }, id);
     }
+    assert.equal(resourcesOf('AWS::Lambda::Function').filter(([, f]) => f.Properties.ReservedConcurrentExecutions).length, 0);
+    assert.equal(json.Parameters.EventFunctionConcurrency.MinValue, 2);
   });
 
   it('sweeper and everything of it is conditional on EnableSweeper', () => {
@@ -127,10 +140,13 @@ describe('functions', () => {
 describe('IAM', () => {
   // infra/tests/test_iam.py checks the same against the Rust sources and AWS's authorization data.
   const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+  // What the event source mapping of the function's buffer queue calls with the function's role.
+  const BUFFER = ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'];
+
   it('provisioning function has exactly the actions its code issues', () => {
     const st = statementsOf('OnTaskRunningFunction');
     assert.deepEqual(actionsOf(st), [
-      ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'sns:ListSubscriptionsByTopic', 'sns:Subscribe',
+      ...LOGS, ...BUFFER, 'dynamodb:GetItem', 'dynamodb:PutItem', 'sns:ListSubscriptionsByTopic', 'sns:Subscribe',
       'sns:Unsubscribe', 'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage',
       'sqs:SetQueueAttributes', 'sqs:TagQueue',
     ].sort());
@@ -139,7 +155,7 @@ describe('IAM', () => {
   it('teardown function has exactly the actions its code issues', () => {
     const st = statementsOf('OnTaskStoppedFunction');
     assert.deepEqual(actionsOf(st), [
-      ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem',
+      ...LOGS, ...BUFFER, 'dynamodb:GetItem', 'dynamodb:PutItem',
       'sns:ListSubscriptionsByTopic', 'sns:Subscribe', 'sns:Unsubscribe',
       'sqs:DeleteQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage',
     ].sort());
@@ -317,8 +333,12 @@ describe('IAM', () => {
         '$.detail.clusterArn', '$.detail.desiredStatus', '$.detail.group', '$.detail.lastStatus',
         '$.detail.taskArn', '$.detail.version',
       ]);
-      const filled = t.InputTemplate.replace('<resources>', '[]').replace('<version>', '1');
+      // Every placeholder is a whole JSON value (outside quotes): a value cannot become structure.
+      const outsideStrings = t.InputTemplate.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+      assert.equal(outsideStrings.match(/<[A-Za-z]+>/g)?.length, Object.keys(t.InputPathsMap).length, t.InputTemplate);
+      const filled = t.InputTemplate.replace(/<([A-Za-z]+)>/g, (_: string, name: string) => JSON.stringify(name));
       const shape = JSON.parse(filled);
+      assert.equal(Object.keys(shape.detail).at(-1), 'group', 'the caller-chosen group comes last');
       assert.deepEqual(Object.keys(shape.detail).sort(),
         ['clusterArn', 'desiredStatus', 'group', 'lastStatus', 'taskArn', 'version']);
     }
@@ -378,7 +398,7 @@ describe('state', () => {
 
   it('topic is conditional and encrypted; queues are encrypted', () => {
     template.hasResource('AWS::SNS::Topic', { Condition: 'CreateTopic', Properties: { KmsMasterKeyId: { Ref: 'TopicKmsKeyId' } } });
-    template.resourceCountIs('AWS::SQS::Queue', 2);
+    template.resourceCountIs('AWS::SQS::Queue', 4);
     template.allResourcesProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
     template.hasResource('AWS::SQS::Queue', { Condition: 'CreateQueueDlq' });
   });
@@ -513,7 +533,7 @@ describe('operations', () => {
     }
     const named = Object.entries(json.Resources).filter(([id, r]) => !['EventDlq', 'TaskQueueDlq'].includes(id) &&
       Object.keys(r.Properties ?? {}).some((k) => /^(TableName|TopicName|QueueName|FunctionName|Name|RoleName|ManagedPolicyName|LogGroupName|AlarmName)$/.test(k)
-        && r.Type !== 'AWS::Lambda::EventInvokeConfig' && r.Type !== 'AWS::Lambda::Permission'),
+        && !['AWS::Lambda::EventInvokeConfig', 'AWS::Lambda::Permission', 'AWS::Lambda::EventSourceMapping'].includes(r.Type)),
     );
     assert.deepEqual(named.map(([id]) => id), []);
   });
