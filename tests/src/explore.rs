@@ -445,7 +445,7 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
     run.swept = true;
     let late = scenario::final_clock(now());
     fake.set_now(late);
-    sweep_now(&fake, &versions.new, late);
+    sweep_now(&fake, &versions.new, late, options.old.ports);
     let answered = lock(&board).answered.clone();
     run.violations
         .extend(scenario::check(&fake, &task, fate, &versions.new, &answered));
@@ -559,8 +559,15 @@ fn parked(b: &Board, id: usize) -> bool {
     b.waiting.keys().any(|(i, _)| *i == id)
 }
 
-fn sweep_now(fake: &Fake, settings: &Settings, at: DateTime<Utc>) {
-    let s = Sweeper::with_ports(settings.clone(), sweep_settings(), fake.clone(), fake.clone());
+/// One sweep run to its end at once (every gate open), with the same old behaviours as the schedule.
+fn sweep_now(fake: &Fake, settings: &Settings, at: DateTime<Utc>, old: OldPorts) {
+    let board: Shared = Arc::new(std::sync::Mutex::new(Board {
+        free: true,
+        old,
+        ..Board::default()
+    }));
+    let ports = Gated::new(fake.clone(), board, usize::MAX);
+    let s = Sweeper::with_ports(settings.clone(), sweep_settings(), ports.clone(), ports);
     let options = RunOptions {
         grace_seconds: Some(0),
         ..RunOptions::default()

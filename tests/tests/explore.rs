@@ -3,7 +3,9 @@
 //! first seed (the long run: `TASKSUB_EXPLORE_SCHEDULES=200000 cargo test -p tasksub-tests --test explore
 //! --release -- --nocapture`); `TASKSUB_EXPLORE_REPLAY=<seed>` replays one schedule and prints it.
 
-use tasksub_tests::explore::{explore, explore_one, Options};
+use tasksub_functions::executor::legacy::Legacy;
+use tasksub_tests::explore::gated::OldPorts;
+use tasksub_tests::explore::{explore, explore_one, Old, Options};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -143,5 +145,83 @@ fn with_other_actors_every_task_converges_and_no_live_task_loses_a_topic() {
             s.schedules,
             f.report()
         );
+    }
+}
+
+/// Each behaviour of before convergence, switched back in a test-only way (the ports, or the executor's
+/// `legacy` switches), breaks an invariant the explorer checks, so the explorer would have found it:
+/// issue #21's case 1 (a topic refusing Subscribe blocked the start and the teardown), case 2 (without
+/// intents, a topic retired while a start was half done leaks its subscription), case 3 (a queue adopted
+/// as it was keeps the policy of its creation), case 5 (without generations an older version undoes a
+/// newer one's topics).
+#[test]
+fn with_the_old_behaviours_the_explorer_finds_cases_1_2_3_and_5() {
+    let old = |ports: OldPorts, executor: Legacy| Old { ports, executor };
+    let cases = [
+        (
+            "case 1: a refusal fails the step, a teardown subscribes",
+            old(
+                OldPorts::default(),
+                Legacy {
+                    refusal_fails: true,
+                    teardown_subscribes: true,
+                },
+            ),
+            &["leaked subscription", "ends PROVISIONING"][..],
+        ),
+        (
+            "case 2: no intents",
+            old(
+                OldPorts {
+                    forget_intents: true,
+                    ..OldPorts::default()
+                },
+                Legacy::default(),
+            ),
+            &["leaked subscription", "is not configured, and the live task keeps"][..],
+        ),
+        (
+            "case 3: a queue adopted as it is",
+            old(
+                OldPorts {
+                    adopt_as_is: true,
+                    ..OldPorts::default()
+                },
+                Legacy::default(),
+            ),
+            &["queue differs from its desired state"][..],
+        ),
+        (
+            "case 5: no generations",
+            old(
+                OldPorts {
+                    ignore_generation: true,
+                    ..OldPorts::default()
+                },
+                Legacy::default(),
+            ),
+            &["an older settings generation unsubscribed a live task"][..],
+        ),
+    ];
+    let count = (env_or("TASKSUB_EXPLORE_SCHEDULES", 5000) as usize / 5).max(200);
+    for (name, old, wanted) in cases {
+        let options = Options {
+            actors: true,
+            topics: 3,
+            old,
+            ..Options::default()
+        };
+        let s = explore(1, count, options);
+        let found = s
+            .failures
+            .iter()
+            .find(|f| f.violations.iter().any(|v| wanted.iter().any(|w| v.contains(w))));
+        println!(
+            "{name}: {} of {} schedules broke an invariant; first of the kind: {}",
+            s.failures.len(),
+            s.schedules,
+            found.map_or("none".to_owned(), |f| format!("seed {}: {}", f.seed, f.violations.join("; ")))
+        );
+        assert!(found.is_some(), "{name}: the explorer should find it ({wanted:?})");
     }
 }

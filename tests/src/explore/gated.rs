@@ -47,6 +47,8 @@ pub struct Board {
     pub answered: BTreeSet<String>,
     /// What each writing call did, in order (`#id op what`), for failure reports.
     pub trace: Vec<String>,
+    /// Every gate is open (the final sweep, run to its end without a scheduler).
+    pub free: bool,
 }
 
 /// Behaviours before convergence, emulated in the ports (the executor's own are in
@@ -143,6 +145,9 @@ impl Future for Gate<'_> {
     type Output = bool;
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<bool> {
         let mut b = lock(self.board);
+        if b.free {
+            return Poll::Ready(false);
+        }
         if b.granted.remove(&self.key) {
             b.waiting.remove(&self.key);
             Poll::Ready(b.lose_answer.remove(&self.key))
