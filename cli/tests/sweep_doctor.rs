@@ -85,7 +85,9 @@ async fn doctor_finds_a_healthy_deployment_healthy() {
         "ok    table TTL",
         "ok    permission sqs:GetQueueUrl",
         "ok    permission ecs:DescribeTasks",
-        "ok    orphan queues",
+        "ok    leftovers",
+        "ok    desired state",
+        "ok    topic refusals",
         "skip  permission sns:Subscribe",
     ] {
         assert!(out.lines().any(|l| l.starts_with(line)), "no {line:?} in\n{out}");
@@ -128,14 +130,24 @@ async fn doctor_names_a_missing_table_and_how_to_fix_it() {
 async fn doctor_reports_orphan_queues_and_bad_settings() {
     let d = Deployment::new().await;
     let orphan = d.orphan().await;
+    // doctor is the sweeper's dry run: a queue made a moment ago waits for the grace period
     let (code, out) = doctor(&d.env());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok    leftovers") && out.contains("1 more wait for the grace period"), "{out}");
+    let mut now = d.env();
+    now.push(("TASKSUB_SWEEP_GRACE_SECONDS", "0"));
+    let (code, out) = doctor(&now);
     assert_eq!(code, Some(1), "{out}");
     let line = out
         .lines()
-        .find(|l| l.starts_with("FAIL  orphan queues"))
+        .find(|l| l.starts_with("FAIL  leftovers"))
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(line.contains("1 queue(s)") && line.contains(&orphan), "{line}");
+    assert!(line.contains("1 leftover(s)") && line.contains(&orphan), "{line}");
     assert!(out.contains("tasksub sweep --dry-run"), "{out}");
+    // ...and `tasksub sweep --dry-run` plans exactly that
+    let o = tasksub(&["sweep", "--dry-run", "--grace-seconds", "0"], &d.env());
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((plan["orphansFound"].as_u64(), plan["actions"][0]["queue"].as_str()), (Some(1), Some(orphan.as_str())));
 
     let env = d.with("TASKSUB_CLUSTERS", "no-such-cluster");
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -147,7 +159,7 @@ async fn doctor_reports_orphan_queues_and_bad_settings() {
     );
 
     let (code, out) = doctor(&[]);
-    assert_eq!(code, Some(1), "unusable settings are a problem found");
+    assert_eq!(code, Some(2), "unusable settings are a usage problem");
     assert!(
         out.contains("FAIL  settings") && out.contains("TASKSUB_TOPIC_ARN"),
         "{out}"

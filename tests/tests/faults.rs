@@ -40,8 +40,8 @@ enum Phase {
     StopInitiated,
     /// The STOPPED event of a DRAINING task.
     Stopped,
-    /// The STOPPED event after a provisioning that crashed after CreateQueue: the record is PROVISIONING
-    /// and names neither the queue URL nor a subscription (recover-subscription, lookup-queue-url).
+    /// The STOPPED event after a provisioning that crashed after CreateQueue: the record is PROVISIONING,
+    /// names no queue URL and its topic as pending (found by listing, lookup-queue-url).
     StoppedAfterCrash,
 }
 
@@ -57,7 +57,7 @@ const CASES: &[(Phase, &str, usize)] = &[
     (Phase::Stopped, "GetItem", 0),
     (Phase::Stopped, "DeleteQueue", 0),
     (Phase::Stopped, "PutItem", 0),
-    (Phase::StoppedAfterCrash, "Subscribe", 0),
+    (Phase::StoppedAfterCrash, "ListSubscriptionsByTopic", 0),
     (Phase::StoppedAfterCrash, "Unsubscribe", 0),
     (Phase::StoppedAfterCrash, "GetQueueUrl", 0),
     (Phase::StoppedAfterCrash, "DeleteQueue", 0),
@@ -432,8 +432,9 @@ async fn a_redelivered_start_waits_out_queue_deleted_recently() {
 /// A configuration change (raw delivery off) deployed while a provisioning had crashed after Subscribe:
 /// the new instance's Subscribe carries other attributes and AWS refuses it with InvalidParameter (the
 /// proxy emulates it; moto alone would silently change the subscription). Rather than stay PROVISIONING
-/// for good, the executor finds the existing subscription by listing the topic's subscriptions, records
-/// it as it is (attributes unchanged), and the task ends READY; its teardown then leaves nothing.
+/// for good, the executor finds the existing subscription by listing the topic's subscriptions, converges
+/// its attributes to the new settings (SetSubscriptionAttributes) and records it; the task ends READY, and
+/// its teardown then leaves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_with_changed_attributes_adopts_the_existing_subscription() {
     let p = Proxied::new(16, RetryConfig::disabled(), default_timeouts()).await;
@@ -461,9 +462,10 @@ async fn subscribe_with_changed_attributes_adopts_the_existing_subscription() {
         .count();
     assert_eq!(refused, 1);
     assert!(p.proxy.count("ListSubscriptionsByTopic") >= 1, "found by listing");
-    p.assert_ready(&task, "adopted with the old attributes").await;
+    p.assert_ready(&task, "adopted").await;
+    assert!(p.proxy.count("SetSubscriptionAttributes") >= 1, "its attributes converged");
     let wire = p.world.wire(&task).await.expect("queue and subscription");
-    assert_eq!(wire.subscription_attributes["RawMessageDelivery"], "true", "unchanged");
+    assert_eq!(wire.subscription_attributes["RawMessageDelivery"], "false", "the new settings");
 
     new.handle_json(&stop_initiated[0]).await.unwrap();
     new.handle_json(&stopped[0]).await.unwrap();

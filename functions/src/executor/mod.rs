@@ -224,6 +224,8 @@ pub async fn run<P: Ports>(
     } = plan;
     // Whether the working record is stored (read, or written by us): every write names its revision.
     let mut stored = expected.is_some();
+    // A READY record a plan finds already as desired (an audit that changed nothing) is not written again.
+    let unchanged = (expected == Some(State::Ready)).then(|| record.clone());
     let mut done = Vec::with_capacity(steps.len());
     let cx = Cx {
         settings,
@@ -247,6 +249,9 @@ pub async fn run<P: Ports>(
                 continue;
             }
         };
+        if write == Step::MarkReady && unchanged.as_ref().is_some_and(|u| same(u, &record, settings)) {
+            continue;
+        }
         let result = perform::write(ports, write, &mut record, &mut stored, cx).await;
         log_step(&record, intent.as_str(), write, &result);
         if let (Err(_), true) = (&result, subscribed) {
@@ -285,6 +290,18 @@ pub async fn run<P: Ports>(
         }
     }
     Ok(Executed::Done { steps: done, record })
+}
+
+/// True when MarkReady would store nothing new over `before` (a READY record as read): the same
+/// resources and topics, already converged to these settings.
+fn same(before: &Record, now: &Record, settings: &Settings) -> bool {
+    before.subscriptions == now.subscriptions
+        && before.pending == now.pending
+        && before.refused == now.refused
+        && before.queue_url == now.queue_url
+        && before.watch == now.watch
+        && before.generation == settings.generation
+        && before.settings_hash.as_deref() == Some(settings.fingerprint().as_str())
 }
 
 /// After a failed write that followed the Subscribe stage: decide again when the current record is READY

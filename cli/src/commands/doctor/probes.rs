@@ -124,6 +124,10 @@ async fn dry_sweep(sdk: &aws_config::SdkConfig, settings: &Settings, sweep: Swee
     };
     match sweeper.run(options, chrono::Utc::now()).await {
         Ok(report) => super::sweep::judge(&report),
+        // The table (or a cluster) is missing: its own check says so and how to fix it.
+        Err(e) if e.0.kind == tasksub_core::outcome::ErrorKind::NotFound => {
+            vec![Check::not_checked("dry sweep", format!("needs what is missing: {e}"))]
+        }
         Err(e) if e.0.kind.is_transient() => vec![Check::transient(
             "dry sweep",
             format!("the sweep could not read what exists: {e}"),

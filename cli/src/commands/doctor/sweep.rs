@@ -62,7 +62,7 @@ fn leftovers(orphans: &[&ActionReport], waiting: usize) -> Check {
     let detail = format!(
         "{} leftover(s) of stopped or vanished tasks are due for removal{wait}: {}",
         orphans.len(),
-        listed(orphans.iter().map(|a| a.detail.as_deref().unwrap_or(&a.task_id)))
+        listed(orphans.iter().map(|a| a.queue.as_deref().or(a.detail.as_deref()).unwrap_or(&a.task_id)))
     );
     Check::problem("leftovers", detail, SWEEP_FIX)
 }
