@@ -62,6 +62,24 @@ impl Deployment {
             .expect("CreateQueue");
         name
     }
+    /// A subscription of the topic to a queue of ours whose task nobody knows (no record, no queue).
+    async fn orphan_subscription(&self) -> String {
+        let sdk = Moto::get().sdk_config().await;
+        let topic = &self.env.iter().find(|(k, _)| *k == "TASKSUB_TOPIC_ARN").expect("topic").1;
+        let endpoint = format!("arn:aws:sqs:us-east-1:123456789012:{}{}", self.prefix, "fedcba9876543210fedcba9876543210");
+        aws_sdk_sns::Client::new(&sdk)
+            .subscribe()
+            .topic_arn(topic)
+            .protocol("sqs")
+            .endpoint(endpoint)
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .expect("Subscribe")
+            .subscription_arn()
+            .expect("ARN")
+            .to_owned()
+    }
     async fn exists(&self, name: &str) -> bool {
         self.sqs.get_queue_url().queue_name(name).send().await.is_ok()
     }
@@ -144,10 +162,18 @@ async fn doctor_reports_orphan_queues_and_bad_settings() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("1 leftover(s)") && line.contains(&orphan), "{line}");
     assert!(out.contains("tasksub sweep --dry-run"), "{out}");
+    // an orphan subscription (the topic's listing feeds the same judgment)
+    let sub = d.orphan_subscription().await;
+    let (_, out) = doctor(&now);
+    let line = out.lines().find(|l| l.starts_with("FAIL  leftovers")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("2 leftover(s)") && line.contains(&sub), "{line}");
     // ...and `tasksub sweep --dry-run` plans exactly that
     let o = tasksub(&["sweep", "--dry-run", "--grace-seconds", "0"], &d.env());
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((plan["orphansFound"].as_u64(), plan["actions"][0]["queue"].as_str()), (Some(1), Some(orphan.as_str())));
+    let planned: Vec<&str> = plan["actions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(planned, ["unsubscribe-orphan", "remove-orphan"], "{plan:#}");
+    assert_eq!(plan["actions"][0]["detail"].as_str(), Some(sub.as_str()));
+    assert_eq!(plan["actions"][1]["queue"].as_str(), Some(orphan.as_str()));
 
     let env = d.with("TASKSUB_CLUSTERS", "no-such-cluster");
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -213,6 +213,8 @@ async fn bodies_are_never_logged() {
         record("m3", r#"{"detail": "SECRET-UNTERMINATED"#),
     ];
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Another test's thread may have cached the callsites as uninteresting (no subscriber there).
+    tracing::callsite::rebuild_interest_cache();
     let failures = failed(invoke(&c, batch(&records), None).await);
     drop(_guard);
     assert_eq!(failures, ["m2", "m3"]);

@@ -24,6 +24,14 @@ fn listed<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     s
 }
 
+/// What a leftover is: the subscription ARN of an orphan subscription, else the queue (or the task).
+fn what(a: &ActionReport) -> &str {
+    match a.action {
+        "unsubscribe-orphan" => a.detail.as_deref().unwrap_or(&a.task_id),
+        _ => a.queue.as_deref().unwrap_or(&a.task_id),
+    }
+}
+
 fn line(a: &ActionReport) -> String {
     format!("{} {}", a.action, a.task_id)
 }
@@ -62,7 +70,7 @@ fn leftovers(orphans: &[&ActionReport], waiting: usize) -> Check {
     let detail = format!(
         "{} leftover(s) of stopped or vanished tasks are due for removal{wait}: {}",
         orphans.len(),
-        listed(orphans.iter().map(|a| a.queue.as_deref().or(a.detail.as_deref()).unwrap_or(&a.task_id)))
+        listed(orphans.iter().map(|a| what(a)))
     );
     Check::problem("leftovers", detail, SWEEP_FIX)
 }
