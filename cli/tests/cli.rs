@@ -51,6 +51,15 @@ fn init_replay_list_show_on_the_emulator() {
     assert!(tasksub(&["init-local", "--topic", &topic, "--table", &table], &[])
         .status
         .success());
+    // names the settings would refuse are refused here, before anything is created
+    for (flag, bad, why) in [
+        ("--table", "rt", "is not a table name"),
+        ("--topic", "my topic", "may hold only letters, digits"),
+    ] {
+        let o = tasksub(&["init-local", flag, bad], &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+    }
 
     let prefix = format!("tasksub-{}-", unique("cli"));
     let env = [

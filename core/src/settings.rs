@@ -12,7 +12,8 @@ mod readers;
 mod topics;
 pub mod vars;
 
-use env::{filter_policy, home, invalid, scope, stack_name, table_name, Env};
+use env::{filter_policy, home, invalid, scope, stack_name, Env};
+pub use env::table_name;
 pub use readers::Readers;
 pub use topics::{Topic, MAX_REPLAY_SECONDS};
 

@@ -81,7 +81,8 @@ pub(super) fn invalid(name: &'static str) -> impl Fn(NamingError) -> SettingsErr
     }
 }
 
-pub(super) fn table_name(table: String) -> Result<String, SettingsError> {
+/// A DynamoDB table name as `TASKSUB_TABLE` accepts it: 3 to 255 characters of `[A-Za-z0-9_.-]`.
+pub fn table_name(table: String) -> Result<String, SettingsError> {
     if !(3..=255).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
         return Err(SettingsError::Invalid {
             name: vars::TABLE,
