@@ -149,7 +149,10 @@ fn doctor_against_an_endpoint_that_never_answers_ends_in_one_timeout_with_exit_3
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert_eq!(status.code(), Some(3), "{out}");
-    assert!(out.contains("no answer within 25 s") || out.contains("could not check"), "{out}");
+    assert!(
+        out.contains("no answer within 25 s") || out.contains("could not check"),
+        "{out}"
+    );
     // one operation timeout (25 s) bounds every group; slack for start-up and a loaded machine
     assert!(took < Duration::from_secs(60), "took {took:?}\n{out}");
 }

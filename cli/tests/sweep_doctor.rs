@@ -65,8 +65,16 @@ impl Deployment {
     /// A subscription of the topic to a queue of ours whose task nobody knows (no record, no queue).
     async fn orphan_subscription(&self) -> String {
         let sdk = Moto::get().sdk_config().await;
-        let topic = &self.env.iter().find(|(k, _)| *k == "TASKSUB_TOPIC_ARN").expect("topic").1;
-        let endpoint = format!("arn:aws:sqs:us-east-1:123456789012:{}{}", self.prefix, "fedcba9876543210fedcba9876543210");
+        let topic = &self
+            .env
+            .iter()
+            .find(|(k, _)| *k == "TASKSUB_TOPIC_ARN")
+            .expect("topic")
+            .1;
+        let endpoint = format!(
+            "arn:aws:sqs:us-east-1:123456789012:{}{}",
+            self.prefix, "fedcba9876543210fedcba9876543210"
+        );
         aws_sdk_sns::Client::new(&sdk)
             .subscribe()
             .topic_arn(topic)
@@ -151,7 +159,10 @@ async fn doctor_reports_orphan_queues_and_bad_settings() {
     // doctor is the sweeper's dry run: a queue made a moment ago waits for the grace period
     let (code, out) = doctor(&d.env());
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("ok    leftovers") && out.contains("1 more wait for the grace period"), "{out}");
+    assert!(
+        out.contains("ok    leftovers") && out.contains("1 more wait for the grace period"),
+        "{out}"
+    );
     let mut now = d.env();
     now.push(("TASKSUB_SWEEP_GRACE_SECONDS", "0"));
     let (code, out) = doctor(&now);
@@ -165,12 +176,20 @@ async fn doctor_reports_orphan_queues_and_bad_settings() {
     // an orphan subscription (the topic's listing feeds the same judgment)
     let sub = d.orphan_subscription().await;
     let (_, out) = doctor(&now);
-    let line = out.lines().find(|l| l.starts_with("FAIL  leftovers")).unwrap_or_else(|| panic!("{out}"));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("FAIL  leftovers"))
+        .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("2 leftover(s)") && line.contains(&sub), "{line}");
     // ...and `tasksub sweep --dry-run` plans exactly that
     let o = tasksub(&["sweep", "--dry-run", "--grace-seconds", "0"], &d.env());
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let planned: Vec<&str> = plan["actions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    let planned: Vec<&str> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
     assert_eq!(planned, ["unsubscribe-orphan", "remove-orphan"], "{plan:#}");
     assert_eq!(plan["actions"][0]["detail"].as_str(), Some(sub.as_str()));
     assert_eq!(plan["actions"][1]["queue"].as_str(), Some(orphan.as_str()));

@@ -113,7 +113,10 @@ mod tests {
         let rows: &[(&str, Result<(), (&str, &str)>)] = &[
             (r#"{"a":1,"b":{"c":[1,{"d":2}]}}"#, Ok(())),
             (r#"{"a":1,"a":2}"#, Err(("a", "$"))),
-            (r#"{"orders":{"rawDelivery":true,"rawDelivery":false}}"#, Err(("rawDelivery", "$.orders"))),
+            (
+                r#"{"orders":{"rawDelivery":true,"rawDelivery":false}}"#,
+                Err(("rawDelivery", "$.orders")),
+            ),
             (r#"[{"x":1},{"y":1,"y":2}]"#, Err(("y", "$[1]"))),
             (r#"{"k":{"v":1},"k":{"v":1}}"#, Err(("k", "$"))),
             // the same key in two different objects is fine
@@ -134,7 +137,10 @@ mod tests {
     #[test]
     fn not_json_is_a_syntax_error() {
         for raw in ["{", "{\"a\":1} trailing", ""] {
-            assert!(matches!(check_no_duplicate_keys(raw), Err(StrictJsonError::Syntax(_))), "{raw}");
+            assert!(
+                matches!(check_no_duplicate_keys(raw), Err(StrictJsonError::Syntax(_))),
+                "{raw}"
+            );
         }
         let e = check_no_duplicate_keys(r#"{"a":1,"a":2}"#).unwrap_err();
         assert_eq!(e.to_string(), "key \"a\" appears twice in the object at $");

@@ -148,7 +148,9 @@ pub fn is_region(region: &str) -> bool {
     !region.is_empty()
         && region.len() <= 32
         && region.contains('-')
-        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !region.starts_with('-')
         && !region.ends_with('-')
 }

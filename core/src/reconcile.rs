@@ -71,31 +71,61 @@ pub fn reconcile(inv: &Inventory, settings: &Settings, grace_seconds: u64, now: 
     reconcile_with(inv, settings, grace_seconds, now, 0)
 }
 
-/// The live tasks a run audits: `n` READY records of running tasks, in a rotation that moves with the
-/// clock (every 5 minutes), so successive runs audit different tasks and a full cycle takes
-/// `live / n` runs. A stable hash of the task ID and the slot orders them.
+/// How often the audit window moves: the sweeper's shortest schedule.
+pub const AUDIT_SLOT_SECONDS: i64 = 300;
+
+/// The live tasks a run audits: at most `n` READY records of running tasks, chosen so that successive
+/// runs audit different tasks and every live task is audited within `cycle` runs, about `live / n`.
+///
+/// Stateless: the live tasks, ordered by a stable hash of their ID, are dealt into `cycle` windows
+/// (task `i` into window `i mod cycle`); the run in 5-minute slot `s` audits window `s mod cycle`.
+/// `cycle` is the smallest count ≥ ⌈live / n⌉ that is coprime with 6, so a sweeper scheduled every
+/// `c` slots (the template admits 5, 10, 15, 20, 30 minutes and 1, 2, 3, 6 hours: `c` has no prime
+/// factor but 2 and 3) still visits every window: stepping by `c` modulo a number coprime with it
+/// reaches every residue.
 pub fn audit_set<'a>(inv: &'a Inventory, n: usize, now: DateTime<Utc>) -> BTreeSet<&'a str> {
     if n == 0 {
         return BTreeSet::new();
     }
     let tasks = index_tasks(&inv.tasks);
-    let slot = now.timestamp().div_euclid(300) as u64;
     let mut live: Vec<(u64, &str)> = inv
         .records
         .iter()
         .filter(|r| r.state == crate::record::State::Ready)
-        .filter(|r| tasks.get(r.task_id.as_str()).is_some_and(|t| classify(t) == Ecs::Running))
-        .map(|r| (rotation(&r.task_id, slot, inv.records.len() as u64), r.task_id.as_str()))
+        .filter(|r| {
+            tasks
+                .get(r.task_id.as_str())
+                .is_some_and(|t| classify(t) == Ecs::Running)
+        })
+        .map(|r| (stable_hash(&r.task_id), r.task_id.as_str()))
         .collect();
     live.sort_unstable();
-    live.into_iter().take(n).map(|(_, id)| id).collect()
+    live.dedup();
+    let cycle = audit_cycle(live.len(), n);
+    let slot = now.timestamp().div_euclid(AUDIT_SLOT_SECONDS) as u64;
+    let window = (slot % cycle as u64) as usize;
+    live.into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % cycle == window)
+        .map(|(_, (_, id))| id)
+        .collect()
 }
 
-/// Where a task stands in this slot's rotation: its stable hash's position, shifted by the slot.
-fn rotation(task_id: &str, slot: u64, fleet: u64) -> u64 {
-    let h = task_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
-    let fleet = fleet.max(1);
-    (h % fleet + fleet - slot % fleet) % fleet
+/// How many runs an audit cycle takes for `live` tasks, `n` per run: the smallest count ≥ ⌈live / n⌉
+/// coprime with 6 (see [`audit_set`]).
+pub fn audit_cycle(live: usize, n: usize) -> usize {
+    let mut cycle = live.div_ceil(n.max(1)).max(1);
+    while cycle % 2 == 0 || cycle % 3 == 0 {
+        cycle += 1;
+    }
+    cycle
+}
+
+/// FNV-1a of a task ID: an order that does not depend on when tasks started.
+fn stable_hash(task_id: &str) -> u64 {
+    task_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Decides, per task, what to do; `audit` live tasks in sync have their attributes read and converged.

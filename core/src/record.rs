@@ -11,24 +11,34 @@
 //! racing on one task cannot both win, and the loser learns exactly what it lost to.
 //!
 //! Invariants (checked at quiescence by the interleaving explorer, `tests/tests/explore.rs`, over the
-//! real executor on the fake, and by the crash-loop scenario on moto). From the events alone, when no
-//! invocation dies or fails, every subscription invariant holds; the one thing a rare interleaving may
-//! leave is an empty, unsubscribed queue of a stopped task (a provisioner that lost to a READY record a
-//! teardown was about to tombstone re-created the queue after the teardown deleted it, past SQS's 60 s
-//! block: 3 of 50,000 explored schedules). An invocation that crashes, or fails after a call that
-//! created something, while a teardown tombstones the record, may leave a queue or a subscription the
-//! redelivered event cannot see (it finds the tombstone). The sweeper's next pass removes both, so the
-//! explorer checks every schedule again after one sweep:
+//! real executor, handler and sweeper on the fake, with other actors moving too: a deploy that changes
+//! the topics, their attributes and the settings generation mid-schedule, topic owners who revoke and
+//! restore access, people who delete a subscription or the queue or edit an attribute by hand, and an
+//! older version of the functions running beside the new one). From the events alone, when no
+//! invocation dies or fails and nobody else moves, every subscription invariant holds; the one thing a
+//! rare interleaving may leave is an empty, unsubscribed queue of a stopped task (a provisioner that
+//! lost to a READY record a teardown was about to tombstone re-created the queue after the teardown
+//! deleted it, past SQS's 60 s block). Anything else (a crash, a lost answer, a hand edit, a settings
+//! change, an older writer) is repaired by the sweeper's next pass, so the explorer checks every
+//! schedule again after one sweep under the final settings:
 //! 1. Nothing of ours without a live record naming it: a subscription of ours exists only while a
-//!    `READY` record names its ARN (or a writer is still in flight: a `PROVISIONING` one, or one adding a
-//!    topic to a `READY` record after a settings change); a queue of ours exists
-//!    only while its record is `PROVISIONING`, `READY` or `DRAINING`.
+//!    `READY` record names its ARN, or while a writer that wrote the topic into `pendingTopics` before
+//!    subscribing is still in flight; a queue of ours exists only while its record is `PROVISIONING`,
+//!    `READY` or `DRAINING`. A tombstone keeps `watchTopics`, so a subscription an unanswered Subscribe
+//!    created is found even after its topic left the settings.
 //! 2. `GONE` is final: no write moves a record out of `GONE` (only the TTL removes it).
-//! 3. A live task is never unsubscribed: a task that was never stopped ends `READY`, with its queue and
-//!    the subscriptions its record names, one per configured topic.
+//! 3. A live task is never left deaf: a task that was never stopped ends `READY`, with its queue in its
+//!    desired state (the settings' attributes and policy) and, for every configured topic, either exactly
+//!    one subscription, the one its record names, with the desired attributes, or, when the topic refuses
+//!    it (access denied, a quota, a deleted topic), the refusal recorded in `refusedTopics` and no
+//!    subscription. A topic that left the settings keeps no subscription of a live task.
 //! 4. `DRAINING` ⇒ no subscription; `GONE` ⇒ neither queue nor subscription.
 //! 5. A writer that loses a race undoes what it created and only that (a subscription ARN the current
-//!    record names is never undone).
+//!    record names is never undone), unless the winner's record is stale and its settings want what the
+//!    loser made, in which case it decides again and adopts it.
+//! 6. Generations only move forward: a writer whose settings generation is older than the record's never
+//!    provisions or converges the task (an older deployment never reverts a newer one's subscriptions or
+//!    attributes); it may still tear a stopped task down.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -12,8 +12,8 @@ mod readers;
 mod topics;
 pub mod vars;
 
-use env::{filter_policy, home, invalid, scope, stack_name, Env};
 pub use env::table_name;
+use env::{filter_policy, home, invalid, scope, stack_name, Env};
 pub use readers::Readers;
 pub use topics::{Topic, MAX_REPLAY_SECONDS};
 

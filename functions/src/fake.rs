@@ -24,8 +24,8 @@ use tasksub_core::reconcile::{EcsTask, SeenSubscription};
 use tasksub_core::record::Record;
 
 use crate::ports::{
-    Described, Desired, Expect, PortError, Queues, Records, Scanned, SubscriptionPage, Subscriptions,
-    Tasks, Written, DESCRIBE_BATCH,
+    Described, Desired, Expect, PortError, Queues, Records, Scanned, SubscriptionPage, Subscriptions, Tasks, Written,
+    DESCRIBE_BATCH,
 };
 use rules::{AwsRules, Refusal};
 
@@ -218,12 +218,18 @@ impl State {
     /// with its kind, and a listing too when access is denied.
     fn topic_answers(&self, op: &'static str, topic_arn: &str, subscribing: bool) -> Result<(), PortError> {
         if self.deleted_topics.contains(topic_arn) {
-            return Err(PortError::new(ErrorKind::NotFound, op, format!("Topic does not exist: {topic_arn}")));
+            return Err(PortError::new(
+                ErrorKind::NotFound,
+                op,
+                format!("Topic does not exist: {topic_arn}"),
+            ));
         }
         match self.refusing.get(topic_arn) {
-            Some(&kind) if subscribing || kind == ErrorKind::AccessDenied => {
-                Err(PortError::new(kind, op, format!("{topic_arn} refuses this account ({})", kind.as_str())))
-            }
+            Some(&kind) if subscribing || kind == ErrorKind::AccessDenied => Err(PortError::new(
+                kind,
+                op,
+                format!("{topic_arn} refuses this account ({})", kind.as_str()),
+            )),
             _ => Ok(()),
         }
     }
@@ -348,9 +354,15 @@ impl Queues for Fake {
     async fn queue_attributes(&self, url: &str) -> Result<BTreeMap<String, String>, PortError> {
         let s = self.lock();
         let name = name_of(url);
-        let q = s.queues.get(&name).ok_or_else(|| not_found("GetQueueAttributes", &name))?;
+        let q = s
+            .queues
+            .get(&name)
+            .ok_or_else(|| not_found("GetQueueAttributes", &name))?;
         let mut attrs = q.attributes.clone();
-        attrs.insert("QueueArn".to_owned(), format!("arn:aws:sqs:{}:{}:{name}", self.region_account.0, self.region_account.1));
+        attrs.insert(
+            "QueueArn".to_owned(),
+            format!("arn:aws:sqs:{}:{}:{name}", self.region_account.0, self.region_account.1),
+        );
         attrs.insert("CreatedTimestamp".to_owned(), q.created_at.timestamp().to_string());
         Ok(attrs)
     }
@@ -362,7 +374,11 @@ impl Queues for Fake {
         Ok(q.tags.clone())
     }
 
-    async fn set_queue_attributes(&self, url: &str, attributes: &BTreeMap<&'static str, String>) -> Result<(), PortError> {
+    async fn set_queue_attributes(
+        &self,
+        url: &str,
+        attributes: &BTreeMap<&'static str, String>,
+    ) -> Result<(), PortError> {
         let mut s = self.lock();
         let name = name_of(url);
         let q = s
@@ -437,7 +453,9 @@ impl Subscriptions for Fake {
         attrs.insert("Endpoint".to_owned(), sub.endpoint.clone());
         attrs.insert("Protocol".to_owned(), "sqs".to_owned());
         attrs.insert("SubscriptionArn".to_owned(), subscription_arn.to_owned());
-        attrs.entry("RawMessageDelivery".to_owned()).or_insert_with(|| "false".to_owned());
+        attrs
+            .entry("RawMessageDelivery".to_owned())
+            .or_insert_with(|| "false".to_owned());
         Ok(attrs)
     }
 
@@ -467,7 +485,8 @@ impl Subscriptions for Fake {
     }
 
     async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
-        self.lock().topic_answers("ListSubscriptionsByTopic", topic_arn, false)?;
+        self.lock()
+            .topic_answers("ListSubscriptionsByTopic", topic_arn, false)?;
         self.page_of(topic_arn, next)
     }
 }

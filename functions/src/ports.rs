@@ -216,7 +216,11 @@ pub async fn find_own<S: Subscriptions>(s: &S, topic_arn: &str, endpoint: &str) 
     let mut next = None;
     for _ in 0..MAX_OWN_PAGES {
         let page = s.list_own(topic_arn, next).await?;
-        if let Some(found) = page.subscriptions.iter().find(|x| x.protocol == "sqs" && x.endpoint == endpoint) {
+        if let Some(found) = page
+            .subscriptions
+            .iter()
+            .find(|x| x.protocol == "sqs" && x.endpoint == endpoint)
+        {
             return Ok(Some(found.arn.clone()));
         }
         next = page.next;

@@ -67,6 +67,9 @@ mod tests {
         assert_eq!(t.connect_timeout(), Some(Duration::from_secs(3)));
         assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(10)));
         assert_eq!(t.operation_timeout(), Some(Duration::from_secs(25)));
-        assert!(OPERATION_TIMEOUT < Duration::from_secs(30), "under the functions' Lambda timeout");
+        assert!(
+            OPERATION_TIMEOUT < Duration::from_secs(30),
+            "under the functions' Lambda timeout"
+        );
     }
 }

@@ -92,5 +92,11 @@ pub fn queue_name(settings: &Settings, task: &Task) -> String {
 /// The queue ARN of a task under these settings.
 pub fn queue_arn(settings: &Settings, task: &Task) -> String {
     let h = &settings.home;
-    format!("arn:{}:sqs:{}:{}:{}", h.partition, h.region, h.account, queue_name(settings, task))
+    format!(
+        "arn:{}:sqs:{}:{}:{}",
+        h.partition,
+        h.region,
+        h.account,
+        queue_name(settings, task)
+    )
 }

@@ -312,7 +312,11 @@ impl Sim<'_> {
         let name = t.rsplit(':').next().unwrap_or_default().to_owned();
         let what = match self.rng.u8(0..6) {
             0 => {
-                let kind = if self.rng.bool() { ErrorKind::AccessDenied } else { ErrorKind::Quota };
+                let kind = if self.rng.bool() {
+                    ErrorKind::AccessDenied
+                } else {
+                    ErrorKind::Quota
+                };
                 self.fake.refuse_topic(&t, kind);
                 format!("owner:refuse({name},{})", kind.as_str())
             }
@@ -321,7 +325,11 @@ impl Sim<'_> {
                 format!("owner:admit({name})")
             }
             2 => {
-                let found = self.fake.subscriptions().into_iter().find(|(_, s)| s.endpoint == queue_arn && s.topic_arn == t);
+                let found = self
+                    .fake
+                    .subscriptions()
+                    .into_iter()
+                    .find(|(_, s)| s.endpoint == queue_arn && s.topic_arn == t);
                 if let Some((arn, _)) = found {
                     now(std::pin::pin!(async {
                         let _ = self.fake.unsubscribe(&arn).await;
@@ -371,7 +379,10 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
     fake.put_task(ecs_truth(&task, Fate::Running));
     if options.actors && rng.u8(0..4) == 0 {
         // Someone edited another task's record by hand: no sweep may stop for it.
-        fake.insert_malformed("ffffffffffffffffffffffffffffffff", "malformed record item: attribute state");
+        fake.insert_malformed(
+            "ffffffffffffffffffffffffffffffff",
+            "malformed record item: attribute state",
+        );
     }
     let board: Shared = Arc::new(std::sync::Mutex::new(Board {
         legacy: options.legacy,

@@ -126,7 +126,8 @@ impl Shared {
     /// (form fields for SNS, JSON string fields for SQS and DynamoDB).
     fn canned(&self, call: &Call, body: &[u8]) -> Option<wire::AwsError> {
         let st = self.lock();
-        let rules: Vec<&(String, String, wire::AwsError)> = st.canned.iter().filter(|(op, _, _)| *op == call.op).collect();
+        let rules: Vec<&(String, String, wire::AwsError)> =
+            st.canned.iter().filter(|(op, _, _)| *op == call.op).collect();
         if rules.is_empty() {
             return None;
         }

@@ -390,7 +390,11 @@ pub async fn an_audit_repairs_a_hand_edit<S: SweepWorld>(s: &S) {
     let before = w.observe(&task).await.record;
     let r = auditing.run(RunOptions::default(), chrono::Utc::now()).await.unwrap();
     assert_eq!((r.audited, r.errors), (1, 0), "[{b}] {r:#?}");
-    assert_eq!(w.observe(&task).await.record, before, "[{b}] an audit in sync wrote the record");
+    assert_eq!(
+        w.observe(&task).await.record,
+        before,
+        "[{b}] an audit in sync wrote the record"
+    );
     assert!(!auditing.ports().write_calls().contains(&"PutItem"), "[{b}]");
     s.set_policy(&name, r#"{"Version":"2012-10-17","Statement":[]}"#).await;
     let r = auditing.run(RunOptions::default(), chrono::Utc::now()).await.unwrap();

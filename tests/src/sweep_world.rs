@@ -224,7 +224,13 @@ impl SweepWorld for MotoSweepWorld {
             .to_owned()
     }
     async fn set_policy(&self, name: &str, policy: &str) {
-        let url = self.sqs.get_queue_url().queue_name(name).send().await.expect("GetQueueUrl");
+        let url = self
+            .sqs
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("GetQueueUrl");
         self.sqs
             .set_queue_attributes()
             .queue_url(url.queue_url().expect("URL"))
@@ -243,7 +249,9 @@ impl SweepWorld for MotoSweepWorld {
             .send()
             .await
             .ok()?;
-        out.attributes()?.get(&aws_sdk_sqs::types::QueueAttributeName::Policy).cloned()
+        out.attributes()?
+            .get(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+            .cloned()
     }
     async fn queue_exists(&self, name: &str) -> bool {
         self.sqs.get_queue_url().queue_name(name).send().await.is_ok()

@@ -76,14 +76,26 @@ async fn the_settings_region_decides_where_queues_live() {
     let settings = Settings::from_map(&m).expect("settings");
     let c = Controller::with_ports(settings.clone(), AwsPorts::for_settings(&sdk, &settings), Role::Any);
     let task = Task::new("prod");
-    let out = Box::pin(c.handle_json(&task.event("RUNNING", "RUNNING", 1))).await.expect("start");
+    let out = Box::pin(c.handle_json(&task.event("RUNNING", "RUNNING", 1)))
+        .await
+        .expect("start");
     assert_eq!(out.state, Some("READY"), "{out:?}");
     let name = format!("{prefix}{}", task.id);
-    let in_eu = aws_sdk_sqs::Client::new(&eu).get_queue_url().queue_name(&name).send().await;
+    let in_eu = aws_sdk_sqs::Client::new(&eu)
+        .get_queue_url()
+        .queue_name(&name)
+        .send()
+        .await;
     assert!(in_eu.is_ok(), "the queue is in eu-west-1");
-    let in_us = aws_sdk_sqs::Client::new(&sdk).get_queue_url().queue_name(&name).send().await;
+    let in_us = aws_sdk_sqs::Client::new(&sdk)
+        .get_queue_url()
+        .queue_name(&name)
+        .send()
+        .await;
     assert!(in_us.is_err(), "no queue in the SDK's region");
-    let record = Box::pin(c.handle_json(&task.event("RUNNING", "RUNNING", 2))).await.expect("duplicate");
+    let record = Box::pin(c.handle_json(&task.event("RUNNING", "RUNNING", 2)))
+        .await
+        .expect("duplicate");
     assert_eq!(record.reason, Some("already-ready"));
 }
 
@@ -121,7 +133,11 @@ async fn a_failed_stage_undoes_its_subscription_when_a_teardown_won() {
             op: &'static str,
             call: impl Future<Output = Result<T, PortError>> + Send,
         ) -> impl Future<Output = Result<T, PortError>> + Send {
-            let events = if op == "CreateQueue" { self.teardown.lock().unwrap().take() } else { None };
+            let events = if op == "CreateQueue" {
+                self.teardown.lock().unwrap().take()
+            } else {
+                None
+            };
             let (fake, settings) = (self.fake.clone(), self.settings.clone());
             async move {
                 let Some(events) = events else { return call.await };
@@ -129,7 +145,11 @@ async fn a_failed_stage_undoes_its_subscription_when_a_teardown_won() {
                 for e in &events {
                     Box::pin(c.handle_json(e)).await.expect("the teardown");
                 }
-                Err(PortError::new(ErrorKind::DeletedRecently, "CreateQueue", "QueueDeletedRecently"))
+                Err(PortError::new(
+                    ErrorKind::DeletedRecently,
+                    "CreateQueue",
+                    "QueueDeletedRecently",
+                ))
             }
         }
     }
@@ -150,7 +170,9 @@ async fn a_failed_stage_undoes_its_subscription_when_a_teardown_won() {
         r
     });
     for (arn, _) in w.fake().subscriptions() {
-        tasksub_functions::ports::Subscriptions::unsubscribe(w.fake(), &arn).await.unwrap();
+        tasksub_functions::ports::Subscriptions::unsubscribe(w.fake(), &arn)
+            .await
+            .unwrap();
     }
     let ports = TeardownFirst {
         fake: w.fake().clone(),
@@ -161,6 +183,9 @@ async fn a_failed_stage_undoes_its_subscription_when_a_teardown_won() {
     let err = racing.handle_json(&start[1]).await.expect_err("the stage failed");
     assert!(err.is_retryable(), "{err}");
     assert_eq!(w.fake().record(&task.id).expect("tombstone").state, State::Gone);
-    assert!(w.fake().subscriptions().is_empty(), "the subscription the failed stage made is undone");
+    assert!(
+        w.fake().subscriptions().is_empty(),
+        "the subscription the failed stage made is undone"
+    );
     assert!(w.fake().queues().is_empty());
 }

@@ -220,7 +220,11 @@ fn with_the_old_behaviours_the_explorer_finds_cases_1_2_3_and_5() {
             "{name}: {} of {} schedules broke an invariant; first of the kind: {}",
             s.failures.len(),
             s.schedules,
-            found.map_or("none".to_owned(), |f| format!("seed {}: {}", f.seed, f.violations.join("; ")))
+            found.map_or("none".to_owned(), |f| format!(
+                "seed {}: {}",
+                f.seed,
+                f.violations.join("; ")
+            ))
         );
         assert!(found.is_some(), "{name}: the explorer should find it ({wanted:?})");
     }

@@ -463,9 +463,15 @@ async fn subscribe_with_changed_attributes_adopts_the_existing_subscription() {
     assert_eq!(refused, 1);
     assert!(p.proxy.count("ListSubscriptionsByTopic") >= 1, "found by listing");
     p.assert_ready(&task, "adopted").await;
-    assert!(p.proxy.count("SetSubscriptionAttributes") >= 1, "its attributes converged");
+    assert!(
+        p.proxy.count("SetSubscriptionAttributes") >= 1,
+        "its attributes converged"
+    );
     let wire = p.world.wire(&task).await.expect("queue and subscription");
-    assert_eq!(wire.subscription_attributes["RawMessageDelivery"], "false", "the new settings");
+    assert_eq!(
+        wire.subscription_attributes["RawMessageDelivery"], "false",
+        "the new settings"
+    );
 
     new.handle_json(&stop_initiated[0]).await.unwrap();
     new.handle_json(&stopped[0]).await.unwrap();

@@ -9,7 +9,13 @@ use std::collections::BTreeMap;
 /// Queue attributes that never change after creation (SetQueueAttributes refuses them): not diffed.
 const QUEUE_IMMUTABLE: &[&str] = &["FifoQueue"];
 /// Queue attributes that hold JSON.
-const JSON_ATTRIBUTES: &[&str] = &["Policy", "RedrivePolicy", "RedriveAllowPolicy", "FilterPolicy", "ReplayPolicy"];
+const JSON_ATTRIBUTES: &[&str] = &[
+    "Policy",
+    "RedrivePolicy",
+    "RedriveAllowPolicy",
+    "FilterPolicy",
+    "ReplayPolicy",
+];
 /// Attributes whose value is a boolean.
 const BOOLEAN_ATTRIBUTES: &[&str] = &["RawMessageDelivery", "SqsManagedSseEnabled", "FifoQueue"];
 
@@ -157,7 +163,11 @@ mod tests {
         assert_eq!(d["Policy"], policy, "the desired value is sent");
         // a wanted redrive policy is compared as JSON
         let r = want(&[("RedrivePolicy", r#"{"deadLetterTargetArn":"a","maxReceiveCount":"5"}"#)]);
-        assert!(queue_diff(&r, &have(&[("RedrivePolicy", r#"{"maxReceiveCount":"5","deadLetterTargetArn":"a"}"#)])).is_empty());
+        assert!(queue_diff(
+            &r,
+            &have(&[("RedrivePolicy", r#"{"maxReceiveCount":"5","deadLetterTargetArn":"a"}"#)])
+        )
+        .is_empty());
         assert_eq!(queue_diff(&r, &have(&[])).len(), 1);
     }
 
@@ -165,7 +175,11 @@ mod tests {
     fn subscription_attributes_converge_in_an_order_sns_accepts() {
         let flat = r#"{"kind":["a"]}"#;
         let nested = r#"{"detail":{"kind":["a"]}}"#;
-        type Row = (BTreeMap<&'static str, String>, BTreeMap<String, String>, Vec<(&'static str, &'static str)>);
+        type Row = (
+            BTreeMap<&'static str, String>,
+            BTreeMap<String, String>,
+            Vec<(&'static str, &'static str)>,
+        );
         #[rustfmt::skip]
         let rows: Vec<Row> = vec![
             // in sync (SNS reports booleans and JSON its own way)
@@ -208,6 +222,9 @@ mod tests {
         assert!(same_value("RawMessageDelivery", "true", "TRUE"));
         assert!(!same_value("VisibilityTimeout", "30", "030"));
         assert!(!same_value("Name", "true", "TRUE"), "only booleans ignore case");
-        assert!(same_value("Policy", "x", "x") && !same_value("Policy", "x", "y"), "non-JSON compares as text");
+        assert!(
+            same_value("Policy", "x", "x") && !same_value("Policy", "x", "y"),
+            "non-JSON compares as text"
+        );
     }
 }

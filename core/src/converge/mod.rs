@@ -100,7 +100,18 @@ mod tests {
 
     #[test]
     fn refused_topics_back_off_from_5_minutes_to_6_hours() {
-        let rows = [(0, 5), (1, 5), (2, 10), (3, 20), (4, 40), (5, 80), (6, 160), (7, 320), (8, 360), (40, 360)];
+        let rows = [
+            (0, 5),
+            (1, 5),
+            (2, 10),
+            (3, 20),
+            (4, 40),
+            (5, 80),
+            (6, 160),
+            (7, 320),
+            (8, 360),
+            (40, 360),
+        ];
         for (attempts, minutes) in rows {
             assert_eq!(retry_after(attempts), Duration::minutes(minutes), "{attempts}");
         }
@@ -136,7 +147,11 @@ mod tests {
         unrelated.generation = 9;
         unrelated.tombstone_ttl_seconds = 60;
         unrelated.scope.service_groups.clear();
-        assert_eq!(base.fingerprint(), unrelated.fingerprint(), "nothing a queue or subscription carries");
+        assert_eq!(
+            base.fingerprint(),
+            unrelated.fingerprint(),
+            "nothing a queue or subscription carries"
+        );
         // pinned: records store it, so it must not change between versions for the same settings
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);

@@ -130,7 +130,10 @@ pub fn drift(record: &Record, settings: &Settings, now: DateTime<Utc>, verify: b
     let stale = record.settings_hash.as_deref() != Some(settings.fingerprint().as_str());
     let targets = subscribe_targets(record, &record.pending, settings, now, stale || verify);
     Drift {
-        intent: desired_topics(&targets, record).into_iter().map(str::to_owned).collect(),
+        intent: desired_topics(&targets, record)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         subscribe: !targets.is_empty(),
         retire: !retire_targets(record, settings).is_empty(),
         stale,
@@ -215,21 +218,38 @@ mod tests {
         let mut r = record(State::Ready);
         let none = BTreeSet::new();
         // nothing recorded: both topics
-        assert_eq!(names(&subscribe_targets(&r, &none, &s, now(), false)), [(TOPIC, None, false), (FLAGS, None, false)]);
+        assert_eq!(
+            names(&subscribe_targets(&r, &none, &s, now(), false)),
+            [(TOPIC, None, false), (FLAGS, None, false)]
+        );
         // one recorded: trusted unless verifying
         r.subscriptions.insert(TOPIC.into(), "s1".into());
-        assert_eq!(names(&subscribe_targets(&r, &none, &s, now(), false)), [(FLAGS, None, false)]);
-        assert_eq!(names(&subscribe_targets(&r, &none, &s, now(), true)), [(TOPIC, Some("s1"), false), (FLAGS, None, false)]);
+        assert_eq!(
+            names(&subscribe_targets(&r, &none, &s, now(), false)),
+            [(FLAGS, None, false)]
+        );
+        assert_eq!(
+            names(&subscribe_targets(&r, &none, &s, now(), true)),
+            [(TOPIC, Some("s1"), false), (FLAGS, None, false)]
+        );
         // a refused topic waits for its backoff, unless an earlier attempt's subscription may exist
         r.refused.insert(FLAGS.into(), refusal(1, 1));
         assert!(subscribe_targets(&r, &none, &s, now(), false).is_empty());
         let inherited = BTreeSet::from([FLAGS.to_owned()]);
-        assert_eq!(names(&subscribe_targets(&r, &inherited, &s, now(), false)), [(FLAGS, None, true)]);
+        assert_eq!(
+            names(&subscribe_targets(&r, &inherited, &s, now(), false)),
+            [(FLAGS, None, true)]
+        );
         r.refused.insert(FLAGS.into(), refusal(5, 1));
-        assert_eq!(names(&subscribe_targets(&r, &none, &s, now(), false)), [(FLAGS, None, false)]);
+        assert_eq!(
+            names(&subscribe_targets(&r, &none, &s, now(), false)),
+            [(FLAGS, None, false)]
+        );
         // a retired topic is never a subscribe target
         r.subscriptions.insert(OLD.into(), "old".into());
-        assert!(subscribe_targets(&r, &none, &s, now(), true).iter().all(|t| t.topic != OLD));
+        assert!(subscribe_targets(&r, &none, &s, now(), true)
+            .iter()
+            .all(|t| t.topic != OLD));
         // wanted attributes are the topic's, replay counted from the record's creation
         let t = &subscribe_targets(&r, &none, &s, now(), false)[0];
         assert!(matches!(&t.goal, Goal::Want(a) if a["RawMessageDelivery"] == "true"));
@@ -241,11 +261,19 @@ mod tests {
         let mut r = record(State::Ready);
         r.subscriptions = BTreeMap::from([(TOPIC.into(), "s1".into()), (OLD.into(), "s2".into())]);
         r.pending.insert(FLAGS.into());
-        r.refused.insert("arn:aws:sns:us-east-1:123456789012:denied".into(), refusal(1, 1));
-        assert_eq!(names(&retire_targets(&r, &s)), [(FLAGS, None, true), (OLD, Some("s2"), false)]);
+        r.refused
+            .insert("arn:aws:sns:us-east-1:123456789012:denied".into(), refusal(1, 1));
+        assert_eq!(
+            names(&retire_targets(&r, &s)),
+            [(FLAGS, None, true), (OLD, Some("s2"), false)]
+        );
         assert_eq!(
             names(&teardown_targets(&r)),
-            [(FLAGS, None, true), (TOPIC, Some("s1"), false), (OLD, Some("s2"), false)],
+            [
+                (FLAGS, None, true),
+                (TOPIC, Some("s1"), false),
+                (OLD, Some("s2"), false)
+            ],
             "a refused topic without a pending attempt has nothing to remove"
         );
         assert!(teardown_targets(&r).iter().all(|t| t.goal == Goal::Gone));
@@ -259,7 +287,10 @@ mod tests {
         r.settings_hash = Some(s.fingerprint());
         assert!(drift(&r, &s, now(), false).is_none(), "in sync");
         let verify = drift(&r, &s, now(), true);
-        assert!(verify.subscribe && !verify.stale && verify.intent.is_empty(), "{verify:?}");
+        assert!(
+            verify.subscribe && !verify.stale && verify.intent.is_empty(),
+            "{verify:?}"
+        );
         // a topic added: it must be named first
         let three = settings_with_topics(&[TOPIC, FLAGS, OLD]);
         let d = drift(&r, &three, now(), false);
@@ -292,23 +323,48 @@ mod tests {
         let mut r = record(State::Provisioning);
         r.pending = BTreeSet::from([TOPIC.to_owned(), FLAGS.to_owned(), OLD.to_owned()]);
         record_outcome(&mut r, TOPIC, &TopicOutcome::Subscribed("s1".into()), now());
-        record_outcome(&mut r, FLAGS, &TopicOutcome::Refused(ErrorKind::AccessDenied, "denied".into()), now());
-        record_outcome(&mut r, OLD, &TopicOutcome::Unverified(ErrorKind::AccessDenied, "unlistable".into()), now());
+        record_outcome(
+            &mut r,
+            FLAGS,
+            &TopicOutcome::Refused(ErrorKind::AccessDenied, "denied".into()),
+            now(),
+        );
+        record_outcome(
+            &mut r,
+            OLD,
+            &TopicOutcome::Unverified(ErrorKind::AccessDenied, "unlistable".into()),
+            now(),
+        );
         assert_eq!(r.subscriptions, BTreeMap::from([(TOPIC.to_owned(), "s1".to_owned())]));
         assert_eq!(r.pending, BTreeSet::from([OLD.to_owned()]), "unknown stays pending");
-        assert_eq!((r.refused[FLAGS].attempts, r.refused[FLAGS].kind.as_str()), (1, "access-denied"));
+        assert_eq!(
+            (r.refused[FLAGS].attempts, r.refused[FLAGS].kind.as_str()),
+            (1, "access-denied")
+        );
         assert_eq!(r.refused[OLD].message, "unlistable");
         // a second refusal counts on, keeps its first time
         let later = now() + Duration::minutes(10);
-        record_outcome(&mut r, FLAGS, &TopicOutcome::Refused(ErrorKind::Quota, "full".into()), later);
+        record_outcome(
+            &mut r,
+            FLAGS,
+            &TopicOutcome::Refused(ErrorKind::Quota, "full".into()),
+            later,
+        );
         let f = &r.refused[FLAGS];
-        assert_eq!((f.attempts, f.since, f.last_at, f.kind.as_str()), (2, now(), later, "quota"));
+        assert_eq!(
+            (f.attempts, f.since, f.last_at, f.kind.as_str()),
+            (2, now(), later, "quota")
+        );
         // lifted: subscribed, the refusal forgotten; gone: nothing left
         record_outcome(&mut r, FLAGS, &TopicOutcome::Subscribed("s2".into()), later);
         assert!(!r.refused.contains_key(FLAGS) && r.subscriptions[FLAGS] == "s2");
         record_outcome(&mut r, OLD, &TopicOutcome::Gone, later);
         record_outcome(&mut r, TOPIC, &TopicOutcome::Gone, later);
         assert!(r.pending.is_empty() && !r.refused.contains_key(OLD) && !r.subscriptions.contains_key(TOPIC));
-        assert_eq!(r.watch, BTreeSet::from([OLD.to_owned(), TOPIC.to_owned()]), "what went stays watched");
+        assert_eq!(
+            r.watch,
+            BTreeSet::from([OLD.to_owned(), TOPIC.to_owned()]),
+            "what went stays watched"
+        );
     }
 }

@@ -148,9 +148,10 @@ impl QueueResolver {
                 }
             }
             (Phase::Setting(url, _), QueueAnswer::Done) => Phase::Finished(QueueNext::Ready(url)),
-            (Phase::Checking(_) | Phase::Reading(_) | Phase::Setting(..), QueueAnswer::Failed(ErrorKind::NotFound, _)) => {
-                self.create()
-            }
+            (
+                Phase::Checking(_) | Phase::Reading(_) | Phase::Setting(..),
+                QueueAnswer::Failed(ErrorKind::NotFound, _),
+            ) => self.create(),
             (_, QueueAnswer::Failed(k, m)) => Phase::Finished(QueueNext::Fail(k, m)),
             (phase, answer) => {
                 let why = format!("unexpected answer {answer:?} in {phase:?}");
@@ -166,7 +167,10 @@ impl QueueResolver {
         let ours = stack == Some(self.owner.stack.as_str()) && task.ends_with(&format!("/{}", self.owner.task_id));
         (!ours).then(|| match stack {
             Some(s) if s != self.owner.stack => {
-                format!("the queue exists and belongs to the stack {s:?}, not {:?}: not adopted", self.owner.stack)
+                format!(
+                    "the queue exists and belongs to the stack {s:?}, not {:?}: not adopted",
+                    self.owner.stack
+                )
             }
             None => "the queue exists without tasksub's stack tag (made by hand, or before stack tags): not \
                      adopted; tag it with tasksub:stack or delete it"
@@ -203,7 +207,10 @@ mod tests {
     const ID: &str = "0123456789abcdef0123456789abcdef";
 
     fn wanted() -> BTreeMap<&'static str, String> {
-        BTreeMap::from([("Policy", r#"{"v":2}"#.to_owned()), ("VisibilityTimeout", "30".to_owned())])
+        BTreeMap::from([
+            ("Policy", r#"{"v":2}"#.to_owned()),
+            ("VisibilityTimeout", "30".to_owned()),
+        ])
     }
     fn resolver(verify: bool) -> QueueResolver {
         let owner = Owner {
@@ -219,7 +226,10 @@ mod tests {
         ]))
     }
     fn tags(stack: Option<&str>, task: &str) -> A {
-        let mut t = BTreeMap::from([(tags::TASK_ARN.to_owned(), format!("arn:aws:ecs:us-east-1:1:task/c/{task}"))]);
+        let mut t = BTreeMap::from([(
+            tags::TASK_ARN.to_owned(),
+            format!("arn:aws:ecs:us-east-1:1:task/c/{task}"),
+        )]);
         if let Some(s) = stack {
             t.insert(tags::STACK.to_owned(), s.to_owned());
         }

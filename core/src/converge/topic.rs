@@ -246,7 +246,9 @@ impl TopicResolver {
                 self.known = Some(arn);
                 Phase::Unsubscribing
             }
-            (Phase::Finding(Why::Remove, _), TopicAnswer::Found(None)) => Phase::Finished(Next::Done(TopicOutcome::Gone)),
+            (Phase::Finding(Why::Remove, _), TopicAnswer::Found(None)) => {
+                Phase::Finished(Next::Done(TopicOutcome::Gone))
+            }
             (Phase::Finding(Why::Remove, _), TopicAnswer::Failed(k, m)) if refusal(k) => {
                 // A deleted topic has no subscription left; a topic that refuses the listing cannot tell.
                 let outcome = match k {

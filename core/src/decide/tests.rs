@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::event::TaskStateChange;
-use crate::record::State;
 use crate::naming::TaskNames;
+use crate::record::State;
 use crate::test_support::{now, settings, settings_with_topics, PROD, TOPIC};
 
 const TASK: &str = "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef";
@@ -185,7 +185,15 @@ fn plans_name_their_topics_before_subscribing() {
     assert_eq!(p.record.pending.iter().collect::<Vec<_>>(), [FLAGS, TOPIC]);
     assert!(!p.observe && p.inherited.is_empty());
     // a topic added: the intent names only it; the attributes are read (the settings changed)
-    let p = plan(decide(&event("RUNNING", "RUNNING"), Some(&converged(&[TOPIC], &[TOPIC])), &two, now()).unwrap());
+    let p = plan(
+        decide(
+            &event("RUNNING", "RUNNING"),
+            Some(&converged(&[TOPIC], &[TOPIC])),
+            &two,
+            now(),
+        )
+        .unwrap(),
+    );
     assert_eq!(p.record.pending.iter().collect::<Vec<_>>(), [FLAGS]);
     assert!(p.observe && p.inherited.is_empty());
     // a redelivered start inherits what the crashed one left pending
@@ -195,7 +203,15 @@ fn plans_name_their_topics_before_subscribing() {
     assert_eq!(p.inherited.iter().collect::<Vec<_>>(), [TOPIC]);
     assert_eq!(p.steps, [Step::CreateQueue, Step::Subscribe, Step::MarkReady]);
     // a legacy PROVISIONING record: every configured topic is inherited
-    let p = plan(decide(&event("RUNNING", "RUNNING"), Some(&stored(State::Provisioning, false, false)), &two, now()).unwrap());
+    let p = plan(
+        decide(
+            &event("RUNNING", "RUNNING"),
+            Some(&stored(State::Provisioning, false, false)),
+            &two,
+            now(),
+        )
+        .unwrap(),
+    );
     assert_eq!(p.inherited.len(), 2);
 }
 
@@ -206,7 +222,15 @@ fn a_changed_topic_setting_reaches_live_tasks() {
     let mut s = settings();
     s.topics[0].subscription.raw_delivery = false;
     s.topics[0].subscription.filter_policy = Some(r#"{"kind":["a"]}"#.into());
-    let p = plan(decide(&event("RUNNING", "RUNNING"), Some(&stored(State::Ready, true, true)), &s, now()).unwrap());
+    let p = plan(
+        decide(
+            &event("RUNNING", "RUNNING"),
+            Some(&stored(State::Ready, true, true)),
+            &s,
+            now(),
+        )
+        .unwrap(),
+    );
     assert_eq!(p.steps, [Step::CreateQueue, Step::Subscribe, Step::MarkReady]);
     assert!(p.observe);
 }
@@ -220,11 +244,17 @@ fn an_older_generation_leaves_a_newer_record_alone() {
     let mut newer = converged(&[TOPIC, FLAGS], &[TOPIC, FLAGS]);
     newer.generation = 2;
     let skip = Skip::OlderGeneration { writer: 1, record: 2 };
-    assert_eq!(steps(decide(&event("RUNNING", "RUNNING"), Some(&newer), &old, now()).unwrap()), Err(skip.clone()));
+    assert_eq!(
+        steps(decide(&event("RUNNING", "RUNNING"), Some(&newer), &old, now()).unwrap()),
+        Err(skip.clone())
+    );
     let mut claimed = with_subs(State::Provisioning, &[]);
     claimed.pending.insert(FLAGS.into());
     claimed.generation = 2;
-    assert_eq!(steps(decide(&event("RUNNING", "RUNNING"), Some(&claimed), &old, now()).unwrap()), Err(skip));
+    assert_eq!(
+        steps(decide(&event("RUNNING", "RUNNING"), Some(&claimed), &old, now()).unwrap()),
+        Err(skip)
+    );
     assert_eq!(
         steps(decide(&event("STOPPED", "STOPPED"), Some(&newer), &old, now()).unwrap()),
         Ok(vec![Step::Unsubscribe, Step::DeleteQueue, Step::Tombstone(State::Gone)])
@@ -233,7 +263,10 @@ fn an_older_generation_leaves_a_newer_record_alone() {
     for g in [2, 3] {
         let mut s = old.clone();
         s.generation = g;
-        assert!(steps(decide(&event("RUNNING", "RUNNING"), Some(&newer), &s, now()).unwrap()).is_ok(), "{g}");
+        assert!(
+            steps(decide(&event("RUNNING", "RUNNING"), Some(&newer), &s, now()).unwrap()).is_ok(),
+            "{g}"
+        );
     }
 }
 
@@ -250,7 +283,10 @@ fn refused_topics_wait_for_their_backoff() {
         attempts: 1,
     };
     r.refused.insert(FLAGS.into(), refusal(1));
-    assert_eq!(steps(decide(&event("RUNNING", "RUNNING"), Some(&r), &two, now()).unwrap()), Err(Skip::AlreadyReady));
+    assert_eq!(
+        steps(decide(&event("RUNNING", "RUNNING"), Some(&r), &two, now()).unwrap()),
+        Err(Skip::AlreadyReady)
+    );
     r.refused.insert(FLAGS.into(), refusal(5));
     let p = plan(decide(&event("RUNNING", "RUNNING"), Some(&r), &two, now()).unwrap());
     assert_eq!(p.steps, [Step::RecordIntent, Step::Subscribe, Step::MarkReady]);
@@ -269,14 +305,33 @@ fn a_lost_subscription_is_made_again() {
         lost: [FLAGS.to_owned()].into(),
         ..Hints::default()
     };
-    let p = plan(plan_with(Intent::Provision, &names, &facts, Some(&r), &two, now(), &hints));
-    assert_eq!(p.steps, [Step::RecordIntent, Step::CreateQueue, Step::Subscribe, Step::MarkReady]);
+    let p = plan(plan_with(
+        Intent::Provision,
+        &names,
+        &facts,
+        Some(&r),
+        &two,
+        now(),
+        &hints,
+    ));
+    assert_eq!(
+        p.steps,
+        [Step::RecordIntent, Step::CreateQueue, Step::Subscribe, Step::MarkReady]
+    );
     assert!(p.observe && !p.record.subscriptions.contains_key(FLAGS) && p.record.pending.contains(FLAGS));
     let verify = Hints {
         verify: true,
         ..Hints::default()
     };
-    let p = plan(plan_with(Intent::Provision, &names, &facts, Some(&r), &two, now(), &verify));
+    let p = plan(plan_with(
+        Intent::Provision,
+        &names,
+        &facts,
+        Some(&r),
+        &two,
+        now(),
+        &verify,
+    ));
     assert_eq!(p.steps, [Step::CreateQueue, Step::Subscribe, Step::MarkReady]);
 }
 
@@ -401,18 +456,32 @@ fn apply_moves_state_and_clears_what_no_longer_exists() {
     // a teardown write forgets every topic: nothing of the task is subscribed any more
     let mut named = r.clone();
     named.pending.insert(FLAGS.into());
-    named.refused.insert(OLD.into(), crate::record::Refusal {
-        kind: "quota".into(),
-        message: "m".into(),
-        since: now(),
-        last_at: now(),
-        attempts: 1,
-    });
-    for step in [Step::MarkDraining, Step::Tombstone(State::Gone), Step::Tombstone(State::Draining)] {
+    named.refused.insert(
+        OLD.into(),
+        crate::record::Refusal {
+            kind: "quota".into(),
+            message: "m".into(),
+            since: now(),
+            last_at: now(),
+            attempts: 1,
+        },
+    );
+    for step in [
+        Step::MarkDraining,
+        Step::Tombstone(State::Gone),
+        Step::Tombstone(State::Draining),
+    ] {
         let t = apply(&named, step, &s, now());
-        assert!(t.subscriptions.is_empty() && t.pending.is_empty() && t.refused.is_empty(), "{step:?}");
+        assert!(
+            t.subscriptions.is_empty() && t.pending.is_empty() && t.refused.is_empty(),
+            "{step:?}"
+        );
         let watched: Vec<&str> = t.watch.iter().map(String::as_str).collect();
-        assert_eq!(watched, [FLAGS, TOPIC, OLD], "{step:?}: the sweeper keeps listing every topic it named");
+        assert_eq!(
+            watched,
+            [FLAGS, TOPIC, OLD],
+            "{step:?}: the sweeper keeps listing every topic it named"
+        );
     }
 }
 
@@ -432,7 +501,11 @@ fn writes_stamp_the_generation_and_mark_ready_the_fingerprint() {
     let ready = apply(&r, Step::MarkReady, &s, now());
     assert_eq!((ready.generation, ready.settings_hash), (7, Some(s.fingerprint())));
     r.generation = 9;
-    assert_eq!(apply(&r, Step::RecordIntent, &s, now()).generation, 9, "an intent never lowers it");
+    assert_eq!(
+        apply(&r, Step::RecordIntent, &s, now()).generation,
+        9,
+        "an intent never lowers it"
+    );
 }
 
 fn undo(current: Option<&Record>, ours: &Record) -> Option<(Vec<Step>, Vec<String>)> {
@@ -476,7 +549,10 @@ fn a_lost_race_is_undone_according_to_who_won() {
     // Several topics: only what the winner does not name is undone.
     let ours2 = with_subs(State::Ready, &[TOPIC, FLAGS]);
     let winner = with_subs(State::Ready, &[TOPIC]);
-    assert_eq!(undo(Some(&winner), &ours2), Some((vec![Unsubscribe], vec![format!("{FLAGS}:s")])));
+    assert_eq!(
+        undo(Some(&winner), &ours2),
+        Some((vec![Unsubscribe], vec![format!("{FLAGS}:s")]))
+    );
     // Only ARNs are undone: what our record left pending or refused is not ours to name.
     let mut pend = ours.clone();
     pend.pending.insert(FLAGS.into());
@@ -492,31 +568,57 @@ fn a_lost_race_is_undone_according_to_who_won() {
 fn adopted_subscriptions_are_recorded() {
     let two = settings_with_topics(&[TOPIC, FLAGS]);
     let mut r = converged(&[TOPIC], &[TOPIC, FLAGS]);
-    r.refused.insert(FLAGS.into(), crate::record::Refusal {
-        kind: "access-denied".into(),
-        message: "revoked".into(),
-        since: now(),
-        last_at: now(),
-        attempts: 1,
-    });
+    r.refused.insert(
+        FLAGS.into(),
+        crate::record::Refusal {
+            kind: "access-denied".into(),
+            message: "revoked".into(),
+            since: now(),
+            last_at: now(),
+            attempts: 1,
+        },
+    );
     let names = TaskNames::derive(&r.task_arn, two.naming()).unwrap();
     let facts = TaskFacts::of_event(&event("RUNNING", "RUNNING"));
     let adopt = Hints {
-        adopt: [(FLAGS.to_owned(), "arn:made".to_owned()), (OLD.to_owned(), "arn:old".to_owned())].into(),
+        adopt: [
+            (FLAGS.to_owned(), "arn:made".to_owned()),
+            (OLD.to_owned(), "arn:old".to_owned()),
+        ]
+        .into(),
         ..Hints::default()
     };
-    let p = plan(plan_with(Intent::Provision, &names, &facts, Some(&r), &two, now(), &adopt));
+    let p = plan(plan_with(
+        Intent::Provision,
+        &names,
+        &facts,
+        Some(&r),
+        &two,
+        now(),
+        &adopt,
+    ));
     assert_eq!(p.steps, [Step::MarkReady]);
     assert_eq!(p.record.subscriptions[FLAGS], "arn:made");
     assert!(!p.record.refused.contains_key(FLAGS), "it exists: no longer refused");
-    assert!(!p.record.subscriptions.contains_key(OLD), "a topic these settings do not want is not adopted");
+    assert!(
+        !p.record.subscriptions.contains_key(OLD),
+        "a topic these settings do not want is not adopted"
+    );
     // a topic the record names with an ARN is not adopted over it (the plan's verify settles which lives)
     let same = Hints {
         adopt: [(TOPIC.to_owned(), "arn:other".to_owned())].into(),
         ..Hints::default()
     };
     assert_eq!(
-        steps(plan_with(Intent::Provision, &names, &facts, Some(&r), &two, now(), &same)),
+        steps(plan_with(
+            Intent::Provision,
+            &names,
+            &facts,
+            Some(&r),
+            &two,
+            now(),
+            &same
+        )),
         Err(Skip::AlreadyReady)
     );
 }

@@ -277,7 +277,13 @@ impl Admitted {
         plan_for(self.intent, &self.names, &self.facts, stored, settings, now)
     }
     /// [`Self::plan`] with hints (after a lost race: subscriptions the winner names stale).
-    pub fn plan_with(&self, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>, hints: &Hints) -> Decision {
+    pub fn plan_with(
+        &self,
+        stored: Option<&Record>,
+        settings: &Settings,
+        now: DateTime<Utc>,
+        hints: &Hints,
+    ) -> Decision {
         super::plan_with(self.intent, &self.names, &self.facts, stored, settings, now, hints)
     }
 }

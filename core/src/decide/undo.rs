@@ -69,7 +69,9 @@ pub fn after_lost_race(current: Option<&Record>, ours: &Record, settings: &Setti
         }
         // An older writer keeps what the newer winner names in any way (its converge adopts it, and a
         // live task never loses a topic to an older generation); it undoes the rest.
-        record.subscriptions.retain(|t, arn| !c.names(arn) && !c.may_subscribe(t));
+        record
+            .subscriptions
+            .retain(|t, arn| !c.names(arn) && !c.may_subscribe(t));
     } else if let Some(c) = current {
         record.subscriptions.retain(|_, arn| !c.names(arn));
     }

@@ -93,7 +93,10 @@ fn topic_arn_problem(p: &ArnParts<'_>) -> Option<String> {
     }
     if p.partition != super::partition_of(p.region) {
         let want = super::partition_of(p.region);
-        return Some(format!("partition {:?} is not {want:?}, the partition of {}", p.partition, p.region));
+        return Some(format!(
+            "partition {:?} is not {want:?}, the partition of {}",
+            p.partition, p.region
+        ));
     }
     if !super::is_account(p.account) {
         return Some(format!("account {:?} is not a 12-digit AWS account ID", p.account));

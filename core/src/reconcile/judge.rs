@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{grace_hold, Action, ActionKind, Ecs, EcsTask, Hold, QueueDetails, SeenQueue};
 use super::SeenSubscription;
+use super::{grace_hold, Action, ActionKind, Ecs, EcsTask, Hold, QueueDetails, SeenQueue};
 use crate::decide::{plan_for, plan_with, Decision, Hints, Intent, Plan, Skip, Step, TaskFacts};
 use crate::naming::{TaskArn, TaskNames};
 use crate::policy::tags;
@@ -102,7 +102,17 @@ impl Cx<'_> {
             Err(hold) => return Some(Err(hold)),
         };
         let facts = facts_of_task(t);
-        let plan = |hints: &Hints| plan_with(Intent::Provision, &names, &facts, Some(r), self.settings, self.now, hints);
+        let plan = |hints: &Hints| {
+            plan_with(
+                Intent::Provision,
+                &names,
+                &facts,
+                Some(r),
+                self.settings,
+                self.now,
+                hints,
+            )
+        };
         let (kind, plan) = match plan(&hints) {
             Decision::Act(p) => (ActionKind::Converge, p),
             Decision::Skip(Skip::AlreadyReady) if self.audit.contains(s.id) => {

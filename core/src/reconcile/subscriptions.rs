@@ -328,7 +328,9 @@ mod tests {
         assert_eq!(judge(inv), (vec![], vec!["in-flight"]));
         // a READY record naming the topic as pending: an earlier attempt's ARN, recorded by the converge
         let mut pending = record(State::Ready, None, 9999);
-        pending.pending.insert("arn:aws:sns:us-east-1:123456789012:fanout".into());
+        pending
+            .pending
+            .insert("arn:aws:sns:us-east-1:123456789012:fanout".into());
         assert_eq!(judge(with(s.clone(), vec![pending], None)), (vec![], vec!["in-flight"]));
         // a running task's READY record not naming this subscription of a configured topic (its recorded
         // one was lost, or it predates recorded ARNs): the converge adopts it, never removed
@@ -338,7 +340,10 @@ mod tests {
             judge(inv)
         };
         assert_eq!(running(record(State::Ready, None, 9999)), (vec![], vec!["in-flight"]));
-        assert_eq!(running(record(State::Ready, Some("arn:stale"), 9999)), (vec![], vec!["in-flight"]));
+        assert_eq!(
+            running(record(State::Ready, Some("arn:stale"), 9999)),
+            (vec![], vec!["in-flight"])
+        );
         // ...but a task ECS does not say runs keeps nothing its record does not name
         let legacy = with(s.clone(), vec![record(State::Ready, None, 9999)], None);
         assert_eq!(judge(legacy), (vec![s.arn.clone()], vec![]));

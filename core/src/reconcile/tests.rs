@@ -391,7 +391,12 @@ fn live_tasks_converge_to_the_configured_topics() {
         removed,
         vec![(
             ActionKind::Converge,
-            vec![Step::CreateQueue, Step::Subscribe, Step::UnsubscribeRetired, Step::MarkReady]
+            vec![
+                Step::CreateQueue,
+                Step::Subscribe,
+                Step::UnsubscribeRetired,
+                Step::MarkReady
+            ]
         )]
     );
     assert!(run(&two, both.clone(), fresh()).is_empty(), "no drift, nothing to do");
@@ -433,8 +438,16 @@ fn a_subscription_missing_from_a_complete_listing_is_made_again() {
     assert_eq!(run(vec![], true), again, "deleted by the owner");
     let mut other = mine.clone();
     other.arn = format!("{TOPIC}:new");
-    assert_eq!(run(vec![other], true), again, "a re-created topic's new subscription is adopted");
-    assert_eq!(run(vec![], false), Want::Nothing, "an incomplete listing proves nothing");
+    assert_eq!(
+        run(vec![other], true),
+        again,
+        "a re-created topic's new subscription is adopted"
+    );
+    assert_eq!(
+        run(vec![], false),
+        Want::Nothing,
+        "an incomplete listing proves nothing"
+    );
     // a record written while the sweep listed may name a subscription made after the listing
     let young = |age: i64, grace: u64| {
         let mut r = rec.clone();
@@ -461,7 +474,8 @@ fn a_quarantined_record_is_held_and_the_rest_goes_on() {
         queues: vec![queue(ID)],
         ..Inventory::default()
     };
-    inv.quarantined.insert(ID.into(), "malformed record item: attribute state".into());
+    inv.quarantined
+        .insert(ID.into(), "malformed record item: attribute state".into());
     let other = "ffffffffffffffffffffffffffffffff";
     let mut rec = record(State::Ready, 700, PROD);
     rec.task_id = other.into();
@@ -469,9 +483,16 @@ fn a_quarantined_record_is_held_and_the_rest_goes_on() {
     inv.records.push(rec);
     let r = reconcile(&inv, &settings(), GRACE, now());
     assert_eq!(r.held.len(), 1, "{r:?}");
-    assert_eq!(r.held[0].hold, Hold::Quarantined("malformed record item: attribute state".into()));
+    assert_eq!(
+        r.held[0].hold,
+        Hold::Quarantined("malformed record item: attribute state".into())
+    );
     assert_eq!(r.held[0].task_id.as_deref(), Some(ID));
-    assert_eq!(r.actions.len(), 1, "the other task (unknown to ECS) is still judged: {r:?}");
+    assert_eq!(
+        r.actions.len(),
+        1,
+        "the other task (unknown to ECS) is still judged: {r:?}"
+    );
     assert_eq!(r.actions[0].task_id, other);
 }
 
@@ -572,7 +593,10 @@ fn replanning_after_a_conflict_uses_decide() {
     let a = reconcile(&inv, &s, GRACE, now()).actions.remove(0);
     // the Lambda won the race and finished
     let ready = record(State::Ready, 0, PROD);
-    assert_eq!(a.replan(Some(&ready), &s, now(), &Default::default()), Decision::Skip(Skip::AlreadyReady));
+    assert_eq!(
+        a.replan(Some(&ready), &s, now(), &Default::default()),
+        Decision::Skip(Skip::AlreadyReady)
+    );
     // the Lambda claimed and crashed: carry on from its claim
     let claimed = record(State::Provisioning, 0, PROD);
     match a.replan(Some(&claimed), &s, now(), &Default::default()) {
@@ -653,7 +677,10 @@ fn a_stray_queue_action_is_never_replanned() {
         Some(record(State::Ready, 0, PROD)),
         Some(record(State::Gone, 0, PROD)),
     ] {
-        assert_eq!(a.replan(stored.as_ref(), &s, now(), &Default::default()), Decision::Skip(Skip::AlreadyGone));
+        assert_eq!(
+            a.replan(stored.as_ref(), &s, now(), &Default::default()),
+            Decision::Skip(Skip::AlreadyGone)
+        );
     }
 }
 
@@ -680,4 +707,95 @@ fn a_stopped_task_with_nothing_left_is_not_judged() {
         seen: vec![],
     };
     assert_eq!(cx.judge(&subject), None);
+}
+
+fn live_fleet(count: usize) -> Inventory {
+    let mut inv = Inventory::default();
+    for i in 0..count {
+        let id = format!("{i:032x}");
+        let mut t = task("RUNNING", "RUNNING", 1, "service:orders");
+        t.task_arn = task_arn(&id);
+        let mut r = record(State::Ready, 1, PROD);
+        r.task_id = id.clone();
+        r.task_arn = task_arn(&id);
+        inv.tasks.push(t);
+        inv.records.push(r);
+        inv.queues.push(queue(&id));
+    }
+    inv
+}
+
+/// The audit cycle is the smallest count ≥ ⌈live / n⌉ with no factor 2 or 3.
+#[test]
+fn the_audit_cycle_is_coprime_with_every_schedule() {
+    let cases = [
+        (0, 25, 1),
+        (1, 25, 1),
+        (25, 25, 1),
+        (26, 25, 5),
+        (100, 25, 5),
+        (101, 25, 5),
+        (126, 25, 7),
+        (10, 1, 11),
+        (7, 0, 7),
+    ];
+    for (live, n, cycle) in cases {
+        assert_eq!(audit_cycle(live, n), cycle, "{live} tasks, {n} per run");
+    }
+}
+
+/// Whatever the schedule the template admits (5 min to 6 h: every 1, 2, 3, 4, 6, 12, 24, 36 or 72
+/// slots), every live task is audited within one cycle of runs, and no run audits more than `n`.
+#[test]
+fn every_live_task_is_audited_within_a_cycle_whatever_the_schedule() {
+    for (count, n) in [(103, 10), (250, 25), (24, 25), (7, 1)] {
+        let inv = live_fleet(count);
+        let cycle = audit_cycle(count, n);
+        for step in [1i64, 2, 3, 4, 6, 12, 24, 36, 72] {
+            let mut seen = BTreeSet::new();
+            for run in 0..cycle as i64 {
+                let at = now() + Duration::seconds(run * step * AUDIT_SLOT_SECONDS);
+                let set = audit_set(&inv, n, at);
+                assert!(set.len() <= n, "{count} tasks, {n} per run: a run audits {}", set.len());
+                assert!(!set.is_empty());
+                seen.extend(set);
+            }
+            assert_eq!(seen.len(), count, "{count} tasks, {n} per run, every {step} slots");
+        }
+        // successive runs audit different tasks (when there are more tasks than one run audits)
+        if count > n {
+            let a = audit_set(&inv, n, now());
+            let b = audit_set(&inv, n, now() + Duration::seconds(AUDIT_SLOT_SECONDS));
+            assert!(a.is_disjoint(&b));
+        }
+    }
+}
+
+/// Only READY records of running tasks are audited, and a run audits them with an Audit action that
+/// reads the world (a task nothing says drifted is otherwise left alone).
+#[test]
+fn audits_pick_live_ready_tasks_and_read_the_world() {
+    let mut inv = live_fleet(3);
+    inv.records[1].state = State::Draining;
+    inv.tasks[2].desired_status = TaskStatus::from("STOPPED".to_owned());
+    let set = audit_set(&inv, 25, now());
+    assert_eq!(
+        set.into_iter().collect::<Vec<_>>(),
+        vec![inv.records[0].task_id.as_str()]
+    );
+    assert!(audit_set(&inv, 0, now()).is_empty());
+    let one = live_fleet(1);
+    let none = reconcile_with(&one, &settings(), GRACE, now(), 0);
+    assert!(
+        none.actions.is_empty(),
+        "{:?}",
+        none.actions
+            .iter()
+            .map(|a| (a.kind, a.plan.steps.clone()))
+            .collect::<Vec<_>>()
+    );
+    let r = reconcile_with(&one, &settings(), GRACE, now(), 1);
+    assert_eq!(r.actions.len(), 1);
+    assert_eq!(r.actions[0].kind, ActionKind::Audit);
+    assert!(r.actions[0].plan.observe, "an audit reads the queue and subscriptions");
 }

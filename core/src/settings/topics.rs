@@ -475,7 +475,10 @@ mod tests {
         let ok = env(&[
             (vars::TOPIC_ARNS, fifo),
             (vars::QUEUE_DLQ_ARN, "arn:aws:sqs:us-east-1:123456789012:dlq.fifo"),
-            (vars::SUBSCRIPTION_DLQ_ARN, "arn:aws:sqs:us-east-1:123456789012:sdlq.fifo"),
+            (
+                vars::SUBSCRIPTION_DLQ_ARN,
+                "arn:aws:sqs:us-east-1:123456789012:sdlq.fifo",
+            ),
             (vars::SETTINGS_GENERATION, "1765000000"),
         ])
         .unwrap();

@@ -55,7 +55,11 @@ const INVALID: &[&str] = &[
     "InvalidAddress",
 ];
 /// CreateQueue of a name that exists with other attributes: adopted if ours, never retried as is.
-const EXISTS: &[&str] = &["QueueAlreadyExists", "QueueNameExists", "AWS.SimpleQueueService.QueueNameExists"];
+const EXISTS: &[&str] = &[
+    "QueueAlreadyExists",
+    "QueueNameExists",
+    "AWS.SimpleQueueService.QueueNameExists",
+];
 /// SNS quotas a retry does not lift, with what the operator is told.
 const QUOTAS: &[(&str, &str)] = &[
     (

@@ -40,7 +40,11 @@ pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
         item.insert(attr::EXPIRES_AT.to_owned(), AttributeValue::N(exp.to_string()));
     }
     if !r.refused.is_empty() {
-        let map = r.refused.iter().map(|(t, why)| (t.clone(), refusal_item(why))).collect();
+        let map = r
+            .refused
+            .iter()
+            .map(|(t, why)| (t.clone(), refusal_item(why)))
+            .collect();
         item.insert(attr::REFUSED.to_owned(), AttributeValue::M(map));
     }
     if r.generation != 0 {

@@ -79,7 +79,11 @@ impl Queues for AwsPorts {
             .collect())
     }
 
-    async fn set_queue_attributes(&self, url: &str, attributes: &BTreeMap<&'static str, String>) -> Result<(), PortError> {
+    async fn set_queue_attributes(
+        &self,
+        url: &str,
+        attributes: &BTreeMap<&'static str, String>,
+    ) -> Result<(), PortError> {
         let mut req = self.sqs.set_queue_attributes().queue_url(url);
         for (k, v) in attributes {
             req = req.attributes(QueueAttributeName::from(*k), v);

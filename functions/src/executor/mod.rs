@@ -149,7 +149,11 @@ pub async fn converge<P: Ports>(
                 undo_unrecorded(ports, current.as_ref(), &unrecorded, settings, now).await;
                 return Ok(Handled::Compensated { steps });
             }
-            Executed::Redecide { current, hints: h, made } => {
+            Executed::Redecide {
+                current,
+                hints: h,
+                made,
+            } => {
                 stored = current;
                 hints = h;
                 unrecorded.extend(made);

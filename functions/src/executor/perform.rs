@@ -39,7 +39,12 @@ pub(super) enum Learned {
 }
 
 /// One step that is not a write: what it learned, and how it ended.
-pub(super) async fn call<P: Ports>(ports: &P, step: Step, record: &Record, cx: Cx<'_>) -> (Learned, Result<(), StepFailed>) {
+pub(super) async fn call<P: Ports>(
+    ports: &P,
+    step: Step,
+    record: &Record,
+    cx: Cx<'_>,
+) -> (Learned, Result<(), StepFailed>) {
     match step {
         Step::CreateQueue => match ensure_queue(ports, record, cx).await {
             Ok(url) => (Learned::Url(Some(url)), Ok(())),
@@ -100,7 +105,12 @@ pub(super) async fn write<P: Ports>(
 /// The queue as desired: CreateQueue, adopting (tags checked) and converging an existing one.
 async fn ensure_queue<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>) -> Result<String, StepFailed> {
     let wanted = policy::queue_attributes(cx.settings, &record.queue_arn);
-    let tags = policy::queue_tags(cx.settings, &record.task_arn, &record.cluster_arn, record.group.as_deref());
+    let tags = policy::queue_tags(
+        cx.settings,
+        &record.task_arn,
+        &record.cluster_arn,
+        record.group.as_deref(),
+    );
     let owner = Owner {
         stack: cx.settings.stack.clone(),
         task_id: record.task_id.clone(),
@@ -127,10 +137,19 @@ async fn queue_call<P: Ports>(
 ) -> QueueAnswer {
     let failed = |e: PortError| QueueAnswer::Failed(e.kind, e.to_string());
     match call {
-        QueueCall::Create => ports.create(&record.queue_name, wanted, tags).await.map_or_else(failed, QueueAnswer::Url),
-        QueueCall::Url => ports.url(&record.queue_name).await.map_or_else(failed, QueueAnswer::Url),
+        QueueCall::Create => ports
+            .create(&record.queue_name, wanted, tags)
+            .await
+            .map_or_else(failed, QueueAnswer::Url),
+        QueueCall::Url => ports
+            .url(&record.queue_name)
+            .await
+            .map_or_else(failed, QueueAnswer::Url),
         QueueCall::Tags(url) => ports.queue_tags(&url).await.map_or_else(failed, QueueAnswer::Tags),
-        QueueCall::Attributes(url) => ports.queue_attributes(&url).await.map_or_else(failed, QueueAnswer::Attributes),
+        QueueCall::Attributes(url) => ports
+            .queue_attributes(&url)
+            .await
+            .map_or_else(failed, QueueAnswer::Attributes),
         QueueCall::Set(url, attrs) => ports
             .set_queue_attributes(&url, &attrs)
             .await

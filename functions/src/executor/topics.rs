@@ -36,7 +36,9 @@ pub(super) async fn resolve<P: Ports>(ports: &P, step: Step, record: &Record, cx
     let mut first_error = None;
     for (t, end) in targets.iter().zip(ends) {
         let end = match end {
-            Next::Done(TopicOutcome::Refused(kind, message)) if legacy::get().refusal_fails => Next::Fail(kind, message),
+            Next::Done(TopicOutcome::Refused(kind, message)) if legacy::get().refusal_fails => {
+                Next::Fail(kind, message)
+            }
             end => end,
         };
         match end {
@@ -96,7 +98,9 @@ async fn answer<P: Ports>(ports: &P, topic: &str, queue_arn: &str, goal: &Goal, 
             Ok(()) => TopicAnswer::Done,
             Err(e) => failed(e),
         },
-        TopicCall::Find if legacy::get().teardown_subscribes => legacy::find_by_subscribing(ports, topic, queue_arn).await,
+        TopicCall::Find if legacy::get().teardown_subscribes => {
+            legacy::find_by_subscribing(ports, topic, queue_arn).await
+        }
         TopicCall::Find => match ports.find(topic, queue_arn).await {
             Ok(found) => TopicAnswer::Found(found),
             Err(e) => failed(e),

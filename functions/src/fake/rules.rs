@@ -212,7 +212,10 @@ mod tests {
             "an attribute the request does not name is not compared"
         );
         let json = |p: &str| BTreeMap::from([("Policy".to_owned(), p.to_owned())]);
-        assert_eq!(AwsRules::check_queue_attributes(&json(r#"{"a":1,"b":2}"#), &json(r#"{"b":2,"a":1}"#)), Ok(()));
+        assert_eq!(
+            AwsRules::check_queue_attributes(&json(r#"{"a":1,"b":2}"#), &json(r#"{"b":2,"a":1}"#)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -225,18 +228,31 @@ mod tests {
             rules.check_subscribe("t", "q", &attrs("false")),
             Err(Refusal::SubscriptionAttributesDiffer)
         );
-        assert_eq!(rules.check_subscribe("t", "q", &attrs("TRUE")), Ok(Some("t:1")), "booleans ignore case");
+        assert_eq!(
+            rules.check_subscribe("t", "q", &attrs("TRUE")),
+            Ok(Some("t:1")),
+            "booleans ignore case"
+        );
         assert_eq!(
             rules.check_subscribe("t", "q", &Attributes::new()),
             Ok(Some("t:1")),
             "an attribute the request does not name is not compared"
         );
         let filtered = BTreeMap::from([("FilterPolicy".to_owned(), "{}".to_owned())]);
-        assert_eq!(rules.check_subscribe("t", "q", &filtered), Err(Refusal::SubscriptionAttributesDiffer));
+        assert_eq!(
+            rules.check_subscribe("t", "q", &filtered),
+            Err(Refusal::SubscriptionAttributesDiffer)
+        );
         assert!(rules.set_subscription_attribute("t:1", "FilterPolicy", r#"{"k":["a"]}"#));
-        assert_eq!(rules.subscriptions()["t:1"].attributes["FilterPolicy"], r#"{"k":["a"]}"#);
+        assert_eq!(
+            rules.subscriptions()["t:1"].attributes["FilterPolicy"],
+            r#"{"k":["a"]}"#
+        );
         assert!(rules.set_subscription_attribute("t:1", "FilterPolicy", "{}"));
-        assert!(!rules.subscriptions()["t:1"].attributes.contains_key("FilterPolicy"), "{{}} removes it");
+        assert!(
+            !rules.subscriptions()["t:1"].attributes.contains_key("FilterPolicy"),
+            "{{}} removes it"
+        );
         assert!(!rules.set_subscription_attribute("nope", "RawMessageDelivery", "true"));
         assert_eq!(rules.check_subscribe("t", "other", &attrs("false")), Ok(None));
         rules.subscribed("t:2", sub("false"));

@@ -198,26 +198,57 @@ async fn topics_refuse_disappear_and_come_back() {
     let raw = BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
     let arn = fake.subscribe(topic, queue, &raw).await.unwrap();
     fake.refuse_topic(topic, ErrorKind::AccessDenied);
-    assert_eq!(kind(fake.subscribe(topic, queue, &raw).await), (ErrorKind::AccessDenied, "Subscribe"));
-    assert_eq!(kind(fake.find(topic, queue).await).0, ErrorKind::AccessDenied, "the listing too");
-    assert!(fake.subscription_attributes(&arn).await.is_ok(), "the subscription itself stays ours");
+    assert_eq!(
+        kind(fake.subscribe(topic, queue, &raw).await),
+        (ErrorKind::AccessDenied, "Subscribe")
+    );
+    assert_eq!(
+        kind(fake.find(topic, queue).await).0,
+        ErrorKind::AccessDenied,
+        "the listing too"
+    );
+    assert!(
+        fake.subscription_attributes(&arn).await.is_ok(),
+        "the subscription itself stays ours"
+    );
     fake.refuse_topic(topic, ErrorKind::Quota);
-    assert_eq!(fake.find(topic, queue).await, Ok(Some(arn.clone())), "a quota refuses Subscribe only");
+    assert_eq!(
+        fake.find(topic, queue).await,
+        Ok(Some(arn.clone())),
+        "a quota refuses Subscribe only"
+    );
     fake.admit_topic(topic);
     fake.delete_topic(topic);
-    assert!(fake.subscriptions().is_empty(), "a deleted topic's subscriptions go with it");
-    assert_eq!(kind(fake.subscribe(topic, queue, &raw).await), (ErrorKind::NotFound, "Subscribe"));
+    assert!(
+        fake.subscriptions().is_empty(),
+        "a deleted topic's subscriptions go with it"
+    );
+    assert_eq!(
+        kind(fake.subscribe(topic, queue, &raw).await),
+        (ErrorKind::NotFound, "Subscribe")
+    );
     fake.create_topic(topic);
     let again = fake.subscribe(topic, queue, &raw).await.unwrap();
     assert_ne!(again, arn, "a re-created topic gives a new subscription");
     // attributes: read with the identity fields, set one at a time, {} removes a filter policy
-    fake.set_subscription_attribute(&again, "FilterPolicy", r#"{"k":["a"]}"#).await.unwrap();
-    assert_eq!(fake.subscription_attributes(&again).await.unwrap()["FilterPolicy"], r#"{"k":["a"]}"#);
-    fake.set_subscription_attribute(&again, "FilterPolicy", "{}").await.unwrap();
+    fake.set_subscription_attribute(&again, "FilterPolicy", r#"{"k":["a"]}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.subscription_attributes(&again).await.unwrap()["FilterPolicy"],
+        r#"{"k":["a"]}"#
+    );
+    fake.set_subscription_attribute(&again, "FilterPolicy", "{}")
+        .await
+        .unwrap();
     let a = fake.subscription_attributes(&again).await.unwrap();
     assert!(!a.contains_key("FilterPolicy") && a["TopicArn"] == topic && a["Endpoint"] == queue);
     assert_eq!(
-        kind(fake.set_subscription_attribute("arn:nope", "RawMessageDelivery", "true").await).0,
+        kind(
+            fake.set_subscription_attribute("arn:nope", "RawMessageDelivery", "true")
+                .await
+        )
+        .0,
         ErrorKind::NotFound
     );
 }

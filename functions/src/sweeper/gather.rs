@@ -16,8 +16,8 @@ use tasksub_core::settings::Settings;
 use tracing::warn;
 
 use crate::ports::{
-    list_own_topic, list_topic, Desired, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, DESCRIBE_BATCH,
-    MAX_OWN_PAGES,
+    list_own_topic, list_topic, Desired, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks,
+    DESCRIBE_BATCH, MAX_OWN_PAGES,
 };
 
 /// What a gather produced besides the inventory.
@@ -140,7 +140,13 @@ where
     g.inventory.records = scanned.records;
     g.inventory.quarantined = scanned.quarantined;
     for (key, why) in &g.inventory.quarantined {
-        warn!(task_id = key, action = "read-record", outcome = "quarantined", error = why.as_str(), "record left alone: repair or delete the item");
+        warn!(
+            task_id = key,
+            action = "read-record",
+            outcome = "quarantined",
+            error = why.as_str(),
+            "record left alone: repair or delete the item"
+        );
     }
     let retired: BTreeSet<String> = g
         .inventory

@@ -22,8 +22,15 @@ async fn stop_everything<S: Stage>(s: &S, task: &Task, settings: &tasksub_core::
 fn nothing_left(s: &impl Stage, look: &Look, what: &str) {
     let b = s.name();
     assert!(look.queue.is_none(), "[{b}] {what}: the queue is left");
-    assert!(look.subscriptions.is_empty(), "[{b}] {what}: subscriptions left: {:?}", look.topics());
-    let r = look.record.as_ref().unwrap_or_else(|| panic!("[{b}] {what}: no tombstone"));
+    assert!(
+        look.subscriptions.is_empty(),
+        "[{b}] {what}: subscriptions left: {:?}",
+        look.topics()
+    );
+    let r = look
+        .record
+        .as_ref()
+        .unwrap_or_else(|| panic!("[{b}] {what}: no tombstone"));
     assert_eq!(r.state, State::Gone, "[{b}] {what}");
 }
 
@@ -55,15 +62,24 @@ pub async fn a_refusing_topic_blocks_nothing<S: Stage>(s: &S) {
     let settings = s.settings(&[a, t2], &[]);
     let task = s.running_task().await;
     s.refuse(t2);
-    let out = s.handle(&settings, &start(&task)).await.expect("a refusal fails nothing");
+    let out = s
+        .handle(&settings, &start(&task))
+        .await
+        .expect("a refusal fails nothing");
     assert_eq!(out.state, Some("READY"), "[{b}] {out:?}");
     let look = s.look(&task, &settings).await;
     assert_eq!(look.topics(), [a], "[{b}]");
     let r = look.record.expect("record");
     assert_eq!(r.refused[t2].kind, "access-denied", "[{b}] {r:?}");
-    assert!(r.pending.is_empty(), "[{b}] a fresh claim's refusal left nothing unknown: {r:?}");
+    assert!(
+        r.pending.is_empty(),
+        "[{b}] a fresh claim's refusal left nothing unknown: {r:?}"
+    );
     let report = s.sweep(&settings, Utc::now(), true).await;
-    assert!(report.refusals.iter().any(|x| x.topic == t2 && x.task_id == task.id), "[{b}] {report:?}");
+    assert!(
+        report.refusals.iter().any(|x| x.topic == t2 && x.task_id == task.id),
+        "[{b}] {report:?}"
+    );
     // admitted again: the next sweep after the backoff subscribes it
     s.admit(t2);
     s.sweep(&settings, Utc::now() + Duration::minutes(6), false).await;
@@ -102,10 +118,18 @@ pub async fn a_retired_topic_is_never_forgotten<S: Stage>(s: &S) {
     let task = s.running_task().await;
     s.fail_once("PutItem", 1); // the claim passes, MarkReady fails
     assert!(s.handle(&before, &start(&task)).await.is_err(), "[{b}] interrupted");
-    assert_eq!(s.look(&task, &before).await.topics(), [a], "[{b}] the interrupted start subscribed A");
+    assert_eq!(
+        s.look(&task, &before).await.topics(),
+        [a],
+        "[{b}] the interrupted start subscribed A"
+    );
     let out = s.handle(&after, &start(&task)).await.expect("redelivered start");
     assert_eq!(out.state, Some("READY"), "[{b}]");
-    assert_eq!(s.look(&task, &after).await.topics(), [t2], "[{b}] A's subscription removed");
+    assert_eq!(
+        s.look(&task, &after).await.topics(),
+        [t2],
+        "[{b}] A's subscription removed"
+    );
     stop_everything(s, &task, &after).await;
     s.sweep(&after, Utc::now() + Duration::minutes(30), false).await;
     nothing_left(s, &s.look(&task, &after).await, "after the stop");
@@ -147,13 +171,19 @@ pub async fn a_malformed_record_is_quarantined<S: Stage>(s: &S) {
     let report = s.sweep(&settings, Utc::now(), false).await;
     assert_eq!(report.quarantined, 1, "[{b}] {report:?}");
     assert!(
-        report.held.iter().any(|h| h.reason == "quarantined" && h.task_id.as_deref() == Some(edited.id.as_str())),
+        report
+            .held
+            .iter()
+            .any(|h| h.reason == "quarantined" && h.task_id.as_deref() == Some(edited.id.as_str())),
         "[{b}] {:?}",
         report.held
     );
     nothing_left(s, &s.look(&lost, &settings).await, "the stopped task");
     let look = s.look(&edited, &settings).await;
-    assert!(look.queue.is_some() && look.subscriptions.len() == 1, "[{b}] the edited task is left alone");
+    assert!(
+        look.queue.is_some() && look.subscriptions.len() == 1,
+        "[{b}] the edited task is left alone"
+    );
 }
 
 /// Case 5: two settings versions live at once (an old Lambda version during a deploy, a stale CLI): the
@@ -165,14 +195,23 @@ pub async fn an_older_generation_never_undoes_a_newer_one<S: Stage>(s: &S) {
     let new = s.settings(&[a, t2], &[(vars::SETTINGS_GENERATION, "2")]);
     let task = s.running_task().await;
     s.handle(&old, &start(&task)).await.expect("start, old version");
-    let out = s.handle(&new, &start(&task)).await.expect("duplicate start, new version");
+    let out = s
+        .handle(&new, &start(&task))
+        .await
+        .expect("duplicate start, new version");
     assert_eq!(out.state, Some("READY"), "[{b}] the new version converges: {out:?}");
     let arn = s.look(&task, &new).await.subscriptions[t2].0.clone();
-    let out = s.handle(&old, &start(&task)).await.expect("duplicate start, old version");
+    let out = s
+        .handle(&old, &start(&task))
+        .await
+        .expect("duplicate start, old version");
     assert_eq!(out.reason, Some("older-generation"), "[{b}] {out:?}");
     s.sweep(&old, Utc::now() + Duration::minutes(10), false).await;
     let look = s.look(&task, &new).await;
-    assert_eq!(look.subscriptions[t2].0, arn, "[{b}] the newer topic's subscription is untouched");
+    assert_eq!(
+        look.subscriptions[t2].0, arn,
+        "[{b}] the newer topic's subscription is untouched"
+    );
     assert_eq!(look.record.expect("record").generation, 2, "[{b}]");
     stop_everything(s, &task, &new).await;
 }
@@ -190,14 +229,22 @@ pub async fn a_changed_topic_setting_reaches_live_tasks<S: Stage>(s: &S) {
     s.handle(&before, &start(&task)).await.expect("start");
     s.sweep(&after, Utc::now(), false).await;
     let attrs = &s.look(&task, &after).await.subscriptions[a].1;
-    assert!(attrs.get("RawMessageDelivery").is_some_and(|v| v.eq_ignore_ascii_case("false")), "[{b}] {attrs:?}");
+    assert!(
+        attrs
+            .get("RawMessageDelivery")
+            .is_some_and(|v| v.eq_ignore_ascii_case("false")),
+        "[{b}] {attrs:?}"
+    );
     let fp: serde_json::Value = serde_json::from_str(attrs.get("FilterPolicy").map_or("null", String::as_str)).unwrap();
     assert_eq!(fp, serde_json::json!({"kind": ["invalidate"]}), "[{b}] {attrs:?}");
     // and back: the filter policy removed, raw delivery on
     s.sweep(&before, Utc::now(), false).await;
     let attrs = &s.look(&task, &before).await.subscriptions[a].1;
     let no_filter = attrs.get("FilterPolicy").is_none_or(|p| p.is_empty() || p == "{}");
-    assert!(no_filter && attrs["RawMessageDelivery"].eq_ignore_ascii_case("true"), "[{b}] {attrs:?}");
+    assert!(
+        no_filter && attrs["RawMessageDelivery"].eq_ignore_ascii_case("true"),
+        "[{b}] {attrs:?}"
+    );
     stop_everything(s, &task, &before).await;
 }
 
@@ -226,6 +273,10 @@ pub async fn what_others_broke_is_repaired<S: Stage>(s: &S) {
     assert_eq!(look.record.expect("record").subscriptions[a], *again, "[{b}] recorded");
     s.recreate_topic(t2).await;
     s.sweep(&settings, later() + Duration::minutes(20), false).await;
-    assert_eq!(s.look(&task, &settings).await.topics().len(), 2, "[{b}] the re-created topic");
+    assert_eq!(
+        s.look(&task, &settings).await.topics().len(),
+        2,
+        "[{b}] the re-created topic"
+    );
     stop_everything(s, &task, &settings).await;
 }

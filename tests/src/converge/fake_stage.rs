@@ -114,7 +114,10 @@ impl Stage for FakeStage {
         self.ports.fail_nth(op, skip + 1, ErrorKind::Transient);
     }
     async fn delete_queue(&self, task: &Task, settings: &Settings) {
-        let url = format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{}", queue_name(settings, task));
+        let url = format!(
+            "https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{}",
+            queue_name(settings, task)
+        );
         self.fake.delete(&url).await.expect("DeleteQueue");
     }
     async fn owner_unsubscribes(&self, subscription_arn: &str) {
@@ -125,7 +128,8 @@ impl Stage for FakeStage {
         self.fake.create_topic(topic);
     }
     async fn corrupt_record(&self, task_id: &str) {
-        self.fake.insert_malformed(task_id, "malformed record item: attribute state");
+        self.fake
+            .insert_malformed(task_id, "malformed record item: attribute state");
     }
     fn after_a_minute(&self) {
         self.fake.set_now(Utc::now() + Duration::seconds(61));
@@ -135,7 +139,12 @@ impl Stage for FakeStage {
         let endpoint = queue_arn(settings, task);
         Look {
             record: self.fake.record(&task.id),
-            queue: self.fake.queues().into_iter().find(|q| q.name == name).map(|q| q.attributes),
+            queue: self
+                .fake
+                .queues()
+                .into_iter()
+                .find(|q| q.name == name)
+                .map(|q| q.attributes),
             subscriptions: self
                 .fake
                 .subscriptions()

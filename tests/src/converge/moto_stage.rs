@@ -44,13 +44,21 @@ impl MotoStage {
         let direct = Moto::get().sdk_config().await;
         let proxy = Proxy::start(Moto::get().endpoint(), 21).await;
         let proxied = proxy
-            .sdk_config(RetryConfig::standard().with_max_attempts(1), TimeoutConfig::builder().build())
+            .sdk_config(
+                RetryConfig::standard().with_max_attempts(1),
+                TimeoutConfig::builder().build(),
+            )
             .await;
         let id = unique("cv");
         let sns = aws_sdk_sns::Client::new(&direct);
         let mut topics = Vec::new();
         for name in ["a", "b", "c"] {
-            let t = sns.create_topic().name(format!("{name}-{id}")).send().await.expect("CreateTopic");
+            let t = sns
+                .create_topic()
+                .name(format!("{name}-{id}"))
+                .send()
+                .await
+                .expect("CreateTopic");
             topics.push(t.topic_arn().expect("topic ARN").to_owned());
         }
         let table = format!("records-{id}");
@@ -83,7 +91,12 @@ impl MotoStage {
 
     async fn queue_attributes(&self, settings: &Settings, task: &Task) -> Option<BTreeMap<String, String>> {
         let sqs = aws_sdk_sqs::Client::new(&self.region_of(settings));
-        let url = sqs.get_queue_url().queue_name(queue_name(settings, task)).send().await.ok()?;
+        let url = sqs
+            .get_queue_url()
+            .queue_name(queue_name(settings, task))
+            .send()
+            .await
+            .ok()?;
         let out = sqs
             .get_queue_attributes()
             .queue_url(url.queue_url()?)
@@ -141,7 +154,12 @@ impl Stage for MotoStage {
     }
     async fn sweep(&self, settings: &Settings, at: DateTime<Utc>, dry_run: bool) -> Report {
         let ports = Instrumented::new(AwsPorts::for_settings(&self.proxied, settings));
-        let s = Sweeper::with_ports(settings.clone(), Self::sweep_settings(), ports, AwsTasks::new(&self.proxied));
+        let s = Sweeper::with_ports(
+            settings.clone(),
+            Self::sweep_settings(),
+            ports,
+            AwsTasks::new(&self.proxied),
+        );
         let options = RunOptions {
             dry_run,
             grace_seconds: Some(0),
@@ -151,7 +169,8 @@ impl Stage for MotoStage {
     }
     fn refuse(&self, topic: &str) {
         self.proxy.answer("Subscribe", topic, wire::AUTHORIZATION_ERROR);
-        self.proxy.answer("ListSubscriptionsByTopic", topic, wire::AUTHORIZATION_ERROR);
+        self.proxy
+            .answer("ListSubscriptionsByTopic", topic, wire::AUTHORIZATION_ERROR);
     }
     fn admit(&self, topic: &str) {
         self.proxy.stop_answering(topic);
@@ -185,7 +204,12 @@ impl Stage for MotoStage {
         let sns = aws_sdk_sns::Client::new(&self.proxied);
         // moto keeps a deleted topic's subscriptions (AWS deletes them with the topic): its owner removes
         // them first, as AWS would have.
-        let subs = sns.list_subscriptions_by_topic().topic_arn(topic).send().await.expect("List");
+        let subs = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(topic)
+            .send()
+            .await
+            .expect("List");
         for s in subs.subscriptions() {
             let arn = s.subscription_arn().unwrap_or_default();
             let _ = sns.unsubscribe().subscription_arn(arn).send().await;
@@ -211,7 +235,11 @@ impl Stage for MotoStage {
         self.proxy.advance(std::time::Duration::from_secs(61));
     }
     async fn look(&self, task: &Task, settings: &Settings) -> Look {
-        let record = AwsPorts::for_settings(&self.direct, settings).get(&task.id).await.ok().flatten();
+        let record = AwsPorts::for_settings(&self.direct, settings)
+            .get(&task.id)
+            .await
+            .ok()
+            .flatten();
         let endpoint = queue_arn(settings, task);
         let mut subscriptions = BTreeMap::new();
         for topic in &self.topics {
@@ -219,7 +247,11 @@ impl Stage for MotoStage {
             let Ok(page) = sns.list_subscriptions_by_topic().topic_arn(topic).send().await else {
                 continue;
             };
-            for s in page.subscriptions().iter().filter(|s| s.endpoint() == Some(endpoint.as_str())) {
+            for s in page
+                .subscriptions()
+                .iter()
+                .filter(|s| s.endpoint() == Some(endpoint.as_str()))
+            {
                 let arn = s.subscription_arn().unwrap_or_default().to_owned();
                 let attrs = sns
                     .get_subscription_attributes()

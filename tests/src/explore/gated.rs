@@ -187,7 +187,11 @@ impl Records for Gated {
                 Expect::Revision(..) if legacy => self.legacy_put(record),
                 _ => self.inner.put(record, expect).await?,
             };
-            let subs: Vec<String> = record.subscriptions.iter().map(|(t, a)| format!("{}={}", short(t), short(a))).collect();
+            let subs: Vec<String> = record
+                .subscriptions
+                .iter()
+                .map(|(t, a)| format!("{}={}", short(t), short(a)))
+                .collect();
             let pend: Vec<&str> = record.pending.iter().map(|t| short(t)).collect();
             self.trace(format!(
                 "Put {} rev{} subs{subs:?} pending{pend:?} -> {}",
@@ -249,9 +253,15 @@ impl Gated {
         let accepts = self.inner.refusal(&sub.topic_arn).is_none();
         let unordered = gen == b.newest.0 && !newest_version;
         if b.live_task && wanted && accepts && !unordered {
-            let who = if newest_version { "the newest settings" } else { "an older settings generation" };
-            b.violations
-                .push(format!("{who} unsubscribed a live task from {}, a topic it should keep", sub.topic_arn));
+            let who = if newest_version {
+                "the newest settings"
+            } else {
+                "an older settings generation"
+            };
+            b.violations.push(format!(
+                "{who} unsubscribed a live task from {}, a topic it should keep",
+                sub.topic_arn
+            ));
         }
     }
 }
@@ -268,7 +278,12 @@ impl Subscriptions for Gated {
         if let (false, Ok(arn)) = (lost, &r) {
             lock(&self.board).answered.insert(arn.clone());
         }
-        self.trace(format!("Subscribe {} -> {:?}{}", short(topic_arn), r.as_ref().map(|a| short(a)), lost_tag(lost)));
+        self.trace(format!(
+            "Subscribe {} -> {:?}{}",
+            short(topic_arn),
+            r.as_ref().map(|a| short(a)),
+            lost_tag(lost)
+        ));
         answer(lost, "Subscribe", r)
     }
 
@@ -276,13 +291,21 @@ impl Subscriptions for Gated {
         let lost = self.gate("Unsubscribe").await;
         self.check_unsubscribe(subscription_arn);
         let r = self.inner.unsubscribe(subscription_arn).await;
-        self.trace(format!("Unsubscribe {} -> {:?}{}", short(subscription_arn), r.as_ref().map_err(|e| e.kind), lost_tag(lost)));
+        self.trace(format!(
+            "Unsubscribe {} -> {:?}{}",
+            short(subscription_arn),
+            r.as_ref().map_err(|e| e.kind),
+            lost_tag(lost)
+        ));
         answer(lost, "Unsubscribe", r)
     }
 
     async fn subscription_attributes(&self, subscription_arn: &str) -> Result<BTreeMap<String, String>, PortError> {
-        self.around("GetSubscriptionAttributes", self.inner.subscription_attributes(subscription_arn))
-            .await
+        self.around(
+            "GetSubscriptionAttributes",
+            self.inner.subscription_attributes(subscription_arn),
+        )
+        .await
     }
 
     async fn set_subscription_attribute(
@@ -332,7 +355,8 @@ impl Queues for Gated {
         attributes: &BTreeMap<&'static str, String>,
         tags: &BTreeMap<&'static str, String>,
     ) -> Result<String, PortError> {
-        self.around("CreateQueue", self.inner.create(name, attributes, tags)).await
+        self.around("CreateQueue", self.inner.create(name, attributes, tags))
+            .await
     }
     async fn url(&self, name: &str) -> Result<String, PortError> {
         self.around("GetQueueUrl", self.inner.url(name)).await
@@ -341,12 +365,17 @@ impl Queues for Gated {
         self.around("DeleteQueue", self.inner.delete(url)).await
     }
     async fn queue_attributes(&self, url: &str) -> Result<BTreeMap<String, String>, PortError> {
-        self.around("GetQueueAttributes", self.inner.queue_attributes(url)).await
+        self.around("GetQueueAttributes", self.inner.queue_attributes(url))
+            .await
     }
     async fn queue_tags(&self, url: &str) -> Result<BTreeMap<String, String>, PortError> {
         self.around("ListQueueTags", self.inner.queue_tags(url)).await
     }
-    async fn set_queue_attributes(&self, url: &str, attributes: &BTreeMap<&'static str, String>) -> Result<(), PortError> {
+    async fn set_queue_attributes(
+        &self,
+        url: &str,
+        attributes: &BTreeMap<&'static str, String>,
+    ) -> Result<(), PortError> {
         let adopt_as_is = lock(&self.board).old.adopt_as_is;
         let call = async move {
             if adopt_as_is {

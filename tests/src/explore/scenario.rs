@@ -167,7 +167,10 @@ pub fn check(fake: &Fake, task: &Task, fate: Fate, settings: &Settings, answered
                     let desired = policy::queue_attributes(settings, &queue_arn);
                     let diff = queue_diff(&desired, &q.attributes);
                     if !diff.is_empty() {
-                        v.push(format!("a live task's queue differs from its desired state in {:?}", diff.keys()));
+                        v.push(format!(
+                            "a live task's queue differs from its desired state in {:?}",
+                            diff.keys()
+                        ));
                     }
                 }
             }
@@ -177,7 +180,9 @@ pub fn check(fake: &Fake, task: &Task, fate: Fate, settings: &Settings, answered
                 match (desired, subs.as_slice()) {
                     (Some(topic), [(arn, s)]) => {
                         if r.subscriptions.get(&t) != Some(arn) {
-                            v.push(format!("{t}: a live task's subscription {arn} is not the one its record names"));
+                            v.push(format!(
+                                "{t}: a live task's subscription {arn} is not the one its record names"
+                            ));
                         }
                         let want = policy::subscription_attributes(topic, r.created_at);
                         let diff = subscription_diff(&want, &s.attributes);

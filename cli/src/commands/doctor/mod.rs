@@ -33,6 +33,10 @@ pub struct Args {
     /// Print the checks as one JSON document instead of lines of text.
     #[arg(long)]
     json: bool,
+    /// Judge leftovers and drift as the sweep at this time (RFC 3339) would, e.g. once a refused topic's
+    /// backoff or a grace period has passed (default: now).
+    #[arg(long, value_name = "TIME")]
+    at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How a check came out.
@@ -154,7 +158,8 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
         Ok((settings, check)) => {
             checks.push(check);
             let sweep = SweepSettings::from_lookup(env)?;
-            checks.extend(probes::all(sdk, &settings, sweep).await);
+            let at = args.at.unwrap_or_else(chrono::Utc::now);
+            checks.extend(probes::all(sdk, &settings, sweep, at).await);
             true
         }
         Err(check) => {
@@ -262,8 +267,16 @@ mod tests {
         assert_eq!(exit_code(true, &[ok.clone()]), 0);
         assert_eq!(exit_code(true, &[ok.clone(), slow.clone()]), EXIT_TRANSIENT);
         assert_eq!(exit_code(true, &[slow.clone(), bad.clone()]), EXIT_FAILED);
-        assert_eq!(exit_code(false, &[bad]), EXIT_USAGE, "unusable settings are a usage problem");
-        assert_eq!(exit_code(true, &[Check::warn("w", "close", "raise")]), 0, "a warning is healthy");
+        assert_eq!(
+            exit_code(false, &[bad]),
+            EXIT_USAGE,
+            "unusable settings are a usage problem"
+        );
+        assert_eq!(
+            exit_code(true, &[Check::warn("w", "close", "raise")]),
+            0,
+            "a warning is healthy"
+        );
     }
 
     #[test]

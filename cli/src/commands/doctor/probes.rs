@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType, ScalarAttributeType, TableDescription, TimeToLiveStatus};
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use tasksub_core::record::attr;
 use tasksub_core::settings::{Settings, SweepSettings};
@@ -36,7 +37,13 @@ fn impossible_name(settings: &Settings) -> String {
 
 /// Every check after the settings: the groups run at once, each bounded by one operation timeout (a
 /// group that does not finish in time is a transient problem naming it), and print in a fixed order.
-pub(super) async fn all(sdk: &aws_config::SdkConfig, settings: &Settings, sweep: SweepSettings) -> Vec<Check> {
+/// The dry sweep judges as the sweep at `at` would.
+pub(super) async fn all(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    sweep: SweepSettings,
+    at: DateTime<Utc>,
+) -> Vec<Check> {
     let c = Clients {
         sqs: aws_sdk_sqs::Client::new(sdk),
         ddb: aws_sdk_dynamodb::Client::new(sdk),
@@ -62,16 +69,17 @@ pub(super) async fn all(sdk: &aws_config::SdkConfig, settings: &Settings, sweep:
         clusters(c, settings, &mut out).await;
         out
     };
-    let queues = async move {
-        let mut out = Vec::new();
-        queues(c, settings, &mut out).await;
-        out.extend(WRITES.iter().map(|action| {
-            Check::not_checked(format!("permission {action}"), "not checkable without side effects")
-        }));
-        out
-    };
+    let queues =
+        async move {
+            let mut out = Vec::new();
+            queues(c, settings, &mut out).await;
+            out.extend(WRITES.iter().map(|action| {
+                Check::not_checked(format!("permission {action}"), "not checkable without side effects")
+            }));
+            out
+        };
     let quotas = super::quotas::all(&c.ports, settings);
-    let dry_sweep = dry_sweep(sdk, settings, sweep);
+    let dry_sweep = dry_sweep(sdk, settings, sweep, at);
     let groups = [
         bounded("topics", Box::pin(topics) as Group<'_>),
         bounded("table", Box::pin(table)),
@@ -110,19 +118,28 @@ async fn table_reads(c: &Clients, settings: &Settings, table_ok: bool) -> Vec<Ch
         .await;
     let scan = c.ddb.scan().table_name(&settings.table).limit(1).send().await;
     vec![
-        permission("dynamodb:GetItem", get.map(drop).map_err(|e| classify("GetItem", &e)), moot),
+        permission(
+            "dynamodb:GetItem",
+            get.map(drop).map_err(|e| classify("GetItem", &e)),
+            moot,
+        ),
         permission("dynamodb:Scan", scan.map(drop).map_err(|e| classify("Scan", &e)), moot),
     ]
 }
 
 /// The sweeper's dry run: what the next sweep will do and leave alone ([`super::sweep::judge`]).
-async fn dry_sweep(sdk: &aws_config::SdkConfig, settings: &Settings, sweep: SweepSettings) -> Vec<Check> {
+async fn dry_sweep(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    sweep: SweepSettings,
+    at: DateTime<Utc>,
+) -> Vec<Check> {
     let sweeper = Sweeper::new(settings.clone(), sweep, sdk);
     let options = RunOptions {
         dry_run: true,
         ..RunOptions::default()
     };
-    match sweeper.run(options, chrono::Utc::now()).await {
+    match sweeper.run(options, at).await {
         Ok(report) => super::sweep::judge(&report),
         // The table (or a cluster) is missing: its own check says so and how to fix it.
         Err(e) if e.0.kind == tasksub_core::outcome::ErrorKind::NotFound => {

@@ -42,16 +42,15 @@ pub fn judge(report: &Report) -> Vec<Check> {
         .actions
         .iter()
         .partition(|a| matches!(a.action, "remove-orphan" | "remove-stray-queue" | "unsubscribe-orphan"));
-    let mut out = vec![
-        leftovers(&orphans, report.waiting),
-        converge(&drift),
-        refusals(report),
-    ];
+    let mut out = vec![leftovers(&orphans, report.waiting), converge(&drift), refusals(report)];
     out.extend(held(&report.held));
     if report.errors > 0 {
         out.push(Check::transient(
             "sweep reads",
-            format!("{} read(s) failed during the dry sweep: its verdict is partial", report.errors),
+            format!(
+                "{} read(s) failed during the dry sweep: its verdict is partial",
+                report.errors
+            ),
             "run `tasksub doctor` again; a failure that persists is named in the logs (RUST_LOG=warn)",
         ));
     }
@@ -77,7 +76,10 @@ fn leftovers(orphans: &[&ActionReport], waiting: usize) -> Check {
 
 fn converge(drift: &[&ActionReport]) -> Check {
     if drift.is_empty() {
-        return Check::ok("desired state", "every live task's queue and subscriptions are as the settings want");
+        return Check::ok(
+            "desired state",
+            "every live task's queue and subscriptions are as the settings want",
+        );
     }
     let names: Vec<String> = drift.iter().map(|a| line(a)).collect();
     let detail = format!(
@@ -95,7 +97,12 @@ fn refusals(report: &Report) -> Check {
     let names: Vec<String> = report
         .refusals
         .iter()
-        .map(|r| format!("{} refuses {} ({}, {} attempt(s): {})", r.topic, r.task_id, r.kind, r.attempts, r.message))
+        .map(|r| {
+            format!(
+                "{} refuses {} ({}, {} attempt(s): {})",
+                r.topic, r.task_id, r.kind, r.attempts, r.message
+            )
+        })
         .collect();
     let detail = format!(
         "{} topic subscription(s) refused: {}",
@@ -121,7 +128,11 @@ fn held(held: &[HeldReport]) -> Vec<Check> {
     groups
         .into_iter()
         .map(|(reason, names)| {
-            let detail = format!("{} left alone ({reason}): {}", names.len(), listed(names.iter().map(String::as_str)));
+            let detail = format!(
+                "{} left alone ({reason}): {}",
+                names.len(),
+                listed(names.iter().map(String::as_str))
+            );
             let check = format!("held: {reason}");
             match reason {
                 "quarantined" => Check::problem(
@@ -193,7 +204,11 @@ mod tests {
         let checks = judge(&report);
         assert_eq!(
             statuses(&checks),
-            [("leftovers", Status::Ok), ("desired state", Status::Ok), ("topic refusals", Status::Ok)]
+            [
+                ("leftovers", Status::Ok),
+                ("desired state", Status::Ok),
+                ("topic refusals", Status::Ok)
+            ]
         );
         assert!(checks[0].detail.contains("1 more wait for the grace period"));
     }
@@ -208,7 +223,11 @@ mod tests {
                 action("converge", "t3"),
                 action("provision", "t4"),
             ],
-            held: vec![hold("quarantined", "bad"), hold("untagged", "t5"), hold("other-stack", "t6")],
+            held: vec![
+                hold("quarantined", "bad"),
+                hold("untagged", "t5"),
+                hold("other-stack", "t6"),
+            ],
             refusals: vec![tasksub_functions::sweeper::RefusalReport {
                 task_id: "t3".into(),
                 topic: "arn:aws:sns:eu-west-1:210987654321:flags".into(),
@@ -234,9 +253,23 @@ mod tests {
             ]
         );
         assert!(checks[0].detail.starts_with("2 leftover(s)"), "{}", checks[0].detail);
-        assert!(checks[1].detail.contains("converge t3, provision t4"), "{}", checks[1].detail);
-        assert!(checks[2].detail.contains("flags refuses t3 (access-denied, 2 attempt(s)"), "{}", checks[2].detail);
-        assert!(checks[4].fix.as_deref().unwrap().contains("repair each item or delete it"));
+        assert!(
+            checks[1].detail.contains("converge t3, provision t4"),
+            "{}",
+            checks[1].detail
+        );
+        assert!(
+            checks[2]
+                .detail
+                .contains("flags refuses t3 (access-denied, 2 attempt(s)"),
+            "{}",
+            checks[2].detail
+        );
+        assert!(checks[4]
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("repair each item or delete it"));
         assert!(checks[5].fix.as_deref().unwrap().contains("the sweeper never will"));
         assert!(checks[6].transient && !checks[0].transient);
     }
