@@ -457,11 +457,12 @@ export class TasksubStack extends Stack {
     const createQueueDlq = new CfnCondition(this, 'CreateQueueDlq', {
       expression: Fn.conditionEquals(enableQueueDlq.valueAsString, 'true'),
     });
-    // The topics are FIFO: the first ARN ends in .fifo (the settings refuse a mix, and TopicArns' pattern admits
-    // ".fifo" only as a name's end, so the first decides). Empty TopicArns = the created standard topic.
-    const firstTopic = Fn.select(0, topicArns.valueAsList);
+    // The topics are FIFO: their ARNs hold ".fifo", which TopicArns' pattern admits only as a name's end (and the
+    // functions refuse a mix of FIFO and standard topics). Empty TopicArns = the created standard topic. Joined
+    // first, so no Fn::Select ever indexes the list itself.
+    const joinedTopics = Fn.join(',', topicArns.valueAsList);
     const fifoTopics = new CfnCondition(this, 'FifoTopics', {
-      expression: Fn.conditionNot(Fn.conditionEquals(Fn.select(0, Fn.split('.fifo', firstTopic)), firstTopic)),
+      expression: Fn.conditionNot(Fn.conditionEquals(Fn.select(0, Fn.split('.fifo', joinedTopics)), joinedTopics)),
     });
     const hasFilterPolicy = new CfnCondition(this, 'HasFilterPolicy', { expression: notEmpty(filterPolicy.valueAsString) });
     const hasFilterPolicyScope = new CfnCondition(this, 'HasFilterPolicyScope', {

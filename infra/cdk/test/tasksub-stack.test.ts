@@ -445,11 +445,11 @@ describe('parameter groups', () => {
 });
 
 describe('FIFO topics', () => {
-  it('get a FIFO task-queue DLQ: the condition is derived from the first topic ARN', () => {
+  it('get a FIFO task-queue DLQ: the condition is derived from the topic ARNs', () => {
     const j = template.toJSON() as any;
-    const first = { 'Fn::Select': [0, { Ref: 'TopicArns' }] };
+    const joined = { 'Fn::Join': [',', { Ref: 'TopicArns' }] };
     assert.deepEqual(j.Conditions.FifoTopics,
-      { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Select': [0, { 'Fn::Split': ['.fifo', first] }] }, first] }] });
+      { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Select': [0, { 'Fn::Split': ['.fifo', joined] }] }, joined] }] });
     const dlq = json.Resources.TaskQueueDlq.Properties;
     assert.deepEqual(dlq.FifoQueue, { 'Fn::If': ['FifoTopics', true, { Ref: 'AWS::NoValue' }] });
     assert.deepEqual(dlq.QueueName['Fn::Join'][1].at(-1), { 'Fn::If': ['FifoTopics', '.fifo', ''] });
