@@ -49,25 +49,27 @@ export interface TasksubStackProps extends StackProps {
    */
   readonly manifestPath?: string;
   /**
-   * Default of the SettingsGeneration parameter (TASKSUB_SETTINGS_GENERATION): raise it with every deploy that
-   * changes the topics or the subscription or queue settings, a rollback included, e.g. a date-time serial such
-   * as 2026120701 (bin/app.ts reads it from the context value `settingsGeneration`). Never a synth timestamp: a
-   * deploy that changes no setting must keep its generation. A deploy may still pass the parameter itself.
-   * Default 0 (no ordering).
+   * The settings generation (TASKSUB_SETTINGS_GENERATION), set by whoever deploys: raise it with every deploy
+   * that changes the topics or the subscription or queue settings, a rollback included, e.g. a date-time serial
+   * such as 2026120701 (bin/app.ts reads it from the context value `settingsGeneration`). Never a synth timestamp:
+   * a deploy that changes no setting must keep its generation. Given, the template carries it (the functions'
+   * environment) and has no SettingsGeneration parameter: `cdk deploy`, like `sam deploy`, keeps an existing
+   * stack's previous parameter values (UsePreviousValue), so a changed parameter default would never reach it.
+   * Not given, the stack has the SAM template's parameter (default 0, no ordering).
    */
   readonly settingsGeneration?: number;
 }
 
 /**
- * The SettingsGeneration parameter's default: a whole number from 0 up, as the functions read
- * TASKSUB_SETTINGS_GENERATION (a u64); a bad value fails the synth.
+ * A settings generation as given in the context or the props: undefined when not given, else a whole number from
+ * 0 up, as the functions read TASKSUB_SETTINGS_GENERATION (a u64); a bad value fails the synth.
  */
-export function settingsGenerationDefault(value: number | string | undefined): number {
-  if (value === undefined || value === '') {
-    return 0;
+export function parseSettingsGeneration(value: unknown): number | undefined {
+  if (value === undefined || value === null || value === '') {
+    return undefined;
   }
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n) || n < 0 || (typeof value === 'string' && !/^[0-9]+$/.test(value.trim()))) {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*[0-9]+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) {
     throw new Error(`settingsGeneration must be a whole number from 0 up (e.g. 2026120701), not ${JSON.stringify(value)}`);
   }
   return n;
@@ -230,11 +232,17 @@ export class TasksubStack extends Stack {
         'topics and the table. Every physical name is derived from the stack, so several stacks can coexist.',
       ...props,
     });
+    // The settings generation, when the deployer gives it to the app; else the SettingsGeneration parameter.
+    const generation = parseSettingsGeneration(props.settingsGeneration);
     // CDK-generated DependsOn on the service role duplicates the GetAtt; harmless. The parameter groups are
-    // the SAM template's (infra/tests/test_parity.py).
+    // the SAM template's (infra/tests/test_parity.py), less SettingsGeneration when the template carries it.
     this.templateOptions.metadata = {
       'cfn-lint': { config: { ignore_checks: ['W3005'] } },
-      'AWS::CloudFormation::Interface': { ParameterGroups: PARAMETER_GROUPS },
+      'AWS::CloudFormation::Interface': {
+        ParameterGroups: PARAMETER_GROUPS
+          .map((g) => ({ ...g, Parameters: g.Parameters.filter((n) => generation === undefined || n !== 'SettingsGeneration') }))
+          .filter((g) => g.Parameters.length > 0),
+      },
     };
     // CDK's built-in validator does not narrow references inside Fn::If: the Topic ref only
     // resolves under CreateTopic and the alarm topic only under HasAlarmTopic.
@@ -247,9 +255,9 @@ export class TasksubStack extends Stack {
     const manifestPath = props.manifestPath ?? path.resolve(__dirname, '..', '..', '..', '..', 'functions', 'Cargo.toml');
 
     // ------------------------------------------------------------------ parameters (as in SAM)
-    const settingsGeneration = new CfnParameter(this, 'SettingsGeneration', {
+    const settingsGeneration = generation !== undefined ? undefined : new CfnParameter(this, 'SettingsGeneration', {
       type: 'Number',
-      default: settingsGenerationDefault(props.settingsGeneration),
+      default: 0,
       minValue: 0,
       description:
         'TASKSUB_SETTINGS_GENERATION - raise it with every deploy that changes TopicArns, TopicSettings, the ' +
@@ -638,7 +646,7 @@ export class TasksubStack extends Stack {
       TASKSUB_QUEUE_VISIBILITY_SECONDS: queueVisibilitySeconds.valueAsString,
       TASKSUB_TOMBSTONE_TTL_SECONDS: tombstoneTtlSeconds.valueAsString,
       TASKSUB_STACK: Aws.STACK_NAME,
-      TASKSUB_SETTINGS_GENERATION: settingsGeneration.valueAsString,
+      TASKSUB_SETTINGS_GENERATION: settingsGeneration?.valueAsString ?? String(generation),
       TASKSUB_CONSUMER_ROLE_ARNS: orNoValue(hasConsumerRoles, Fn.join(',', consumerRoleArns.valueAsList)),
       TASKSUB_QUEUE_ADMIN_ROLE_ARNS: orNoValue(hasQueueAdminRoles, Fn.join(',', queueAdminRoleArns.valueAsList)),
     };

@@ -9,7 +9,7 @@ import { App, DefaultStackSynthesizer } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import {
   ArchitectureName, CLUSTER_ARN_PATTERN, PARAMETER_GROUPS, ROLE_ARN_PATTERN, SUBSCRIPTION_DLQ_ARN_PATTERN, SWEEP_SCHEDULES,
-  SWEEPER_TIMEOUT_SECONDS, TOPIC_ARN_PATTERN, TasksubStack, ratePeriodSeconds, settingsGenerationDefault,
+  SWEEPER_TIMEOUT_SECONDS, TOPIC_ARN_PATTERN, TasksubStack, parseSettingsGeneration, ratePeriodSeconds,
 } from '../lib/tasksub-stack';
 
 function synth(architecture: ArchitectureName = 'arm64', settingsGeneration?: number): Template {
@@ -420,15 +420,26 @@ describe('settings generation', () => {
     }
   });
 
-  it('defaults to the prop whoever deploys sets, never to the clock: two synths agree', () => {
+  it('given to the app, is carried by the template (no parameter), never taken from the clock: two synths agree', () => {
     const a = synth('arm64', 2026120701).toJSON() as any;
     const b = synth('arm64', 2026120701).toJSON() as any;
-    assert.equal(a.Parameters.SettingsGeneration.Default, 2026120701);
     assert.deepEqual(a, b);
-    assert.equal(settingsGenerationDefault(undefined), 0);
-    assert.equal(settingsGenerationDefault('2026120701'), 2026120701);
-    for (const bad of [-1, 1.5, 'next', '1e3', Number.MAX_SAFE_INTEGER + 2]) {
-      assert.throws(() => settingsGenerationDefault(bad as any), /whole number/, String(bad));
+    // cdk deploy and sam deploy keep an existing stack's previous parameter values: a changed default would
+    // never reach it, so the value itself is in the functions' environment.
+    assert.equal(a.Parameters.SettingsGeneration, undefined);
+    for (const id of ['OnTaskRunningFunction', 'OnTaskStoppedFunction', 'SweeperFunction']) {
+      assert.equal(a.Resources[id].Properties.Environment.Variables.TASKSUB_SETTINGS_GENERATION, '2026120701', id);
+    }
+    const listed = a.Metadata['AWS::CloudFormation::Interface'].ParameterGroups.flatMap((g: any) => g.Parameters);
+    assert.deepEqual([...listed].sort(), Object.keys(a.Parameters).sort());
+    const c = synth('arm64', 2026120702).toJSON() as any;
+    assert.equal(c.Resources.SweeperFunction.Properties.Environment.Variables.TASKSUB_SETTINGS_GENERATION, '2026120702');
+    assert.equal(parseSettingsGeneration(undefined), undefined);
+    assert.equal(parseSettingsGeneration(''), undefined);
+    assert.equal(parseSettingsGeneration('2026120701'), 2026120701);
+    assert.equal(parseSettingsGeneration(0), 0);
+    for (const bad of [-1, 1.5, 'next', '1e3', '-2', Number.MAX_SAFE_INTEGER + 2, true]) {
+      assert.throws(() => parseSettingsGeneration(bad), /whole number/, String(bad));
     }
     assert.throws(() => synth('arm64', -3), /whole number/);
   });
