@@ -7,7 +7,8 @@ one JSON file per template and deployment, resolved by the IAM oracle's own Clou
 Each file holds: the deployment's parameters and the functions' resolved environment (the iam-simulate test
 builds each task queue's policy from it with tasksub-core, `cargo run --example queue_policy`); every role's
 ARN and identity statements; every call of the call-coverage table (CODE_CALLS) as (action, resource,
-request context); the resource policies of the stack (EventDlq, TaskQueueDlq); and, for a topic of another
+request context); the event functions' buffer queues; the resource policies of the stack (EventDlq,
+TaskQueueDlq, the buffers); and, for a topic of another
 account, the owner's snippet (infra/snippets/foreign-topic-policy.yaml) as that owner would deploy it.
 """
 
@@ -57,7 +58,10 @@ def export(name: str, scenario: str) -> dict:
     for holder, kind, st in oracle.resolved_statements(tpl, params):
         if kind == "resource":
             resource_policies.setdefault(holder, {"Version": "2012-10-17", "Statement": []})["Statement"].append(st)
-    queues = {lid: d.v.getatt(lid, "Arn") for lid in ("EventDlq", "TaskQueueDlq")}
+    # The stack's queues: the DLQs, and the event functions' buffer queues (their event source mappings receive
+    # and delete with the function's role).
+    queues = {lid: d.v.getatt(lid, "Arn") for lid in ("EventDlq", "TaskQueueDlq", *oracle.BUFFER_OF.values())}
+    buffers = {role: queues[lid] for role, lid in oracle.BUFFER_OF.items()}
     rules = {lid: d.v.getatt(lid, "Arn") for lid, r in tpl["Resources"].items() if r["Type"] == "AWS::Events::Rule"}
     snippets = {
         topic: {"Version": "2012-10-17", "Statement": oracle.snippet_statements(d, topic)}
@@ -80,6 +84,7 @@ def export(name: str, scenario: str) -> dict:
         "roles": roles,
         "calls": calls,
         "queues": queues,
+        "buffers": buffers,
         "rules": rules,
         "resourcePolicies": resource_policies,
         "foreignTopicPolicies": snippets,

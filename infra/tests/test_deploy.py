@@ -12,7 +12,10 @@ here when missing) and the CDK synth are created with CreateStack on the moto th
   exactly the trimmed event of the samples its rule matches: the envelope and six detail fields, none of
   the container environment; hostile groups through the deployed stopped rule stay values; nothing is
   dead-lettered;
-- deleting the stack removes the rules.
+- deleting the stack removes the rules;
+- a deployment with FIFO topics gets a FIFO task-queue DLQ (issue #21, case 10), which its functions get as
+  TASKSUB_QUEUE_DLQ_ARN and a FIFO task queue can redrive to (moto refuses a standard one, as SQS does), and the
+  settings generation and audit size reach the functions.
 
 The event source mappings are disabled, and the sweep rule's target removed, before the events are sent:
 moto runs a mapped function in Docker, which this machine does not have, and it would match every event
@@ -167,6 +170,13 @@ def test_the_stack_deploys_and_its_buffers_receive_only_trimmed_events(clients, 
         # ---- DLQs and buffers
         arns = {lid: queue_arn(clients, physical[lid])
                 for lid in ("EventDlq", "TaskQueueDlq", "TaskRunningBuffer", "TaskStoppedBuffer")}
+        # a standard topic: a standard task-queue DLQ, which the functions get
+        dlq_attrs = clients.sqs.get_queue_attributes(QueueUrl=physical["TaskQueueDlq"], AttributeNames=["All"])["Attributes"]
+        assert dlq_attrs.get("FifoQueue", "false") == "false" and not arns["TaskQueueDlq"].endswith(".fifo")
+        for lid in ("OnTaskRunningFunction", "OnTaskStoppedFunction", "SweeperFunction"):
+            env = clients.lam.get_function_configuration(FunctionName=physical[lid])["Environment"]["Variables"]
+            assert env["TASKSUB_QUEUE_DLQ_ARN"] == arns["TaskQueueDlq"], lid
+            assert str(env["TASKSUB_SETTINGS_GENERATION"]) == "0", lid  # moto keeps a Number parameter a number
         for buffer in ("TaskRunningBuffer", "TaskStoppedBuffer"):
             attrs = clients.sqs.get_queue_attributes(QueueUrl=physical[buffer], AttributeNames=["All"])["Attributes"]
             redrive = json.loads(attrs["RedrivePolicy"])
@@ -267,6 +277,60 @@ def test_the_stack_deploys_and_its_buffers_receive_only_trimmed_events(clients, 
     rules = clients.events.list_rules()["Rules"]
     assert not [r for r in rules if r["Name"] in (physical.get("TaskRunningRule"), physical.get("TaskStoppedRule"))], \
         "deleting the stack removes the rules"
+
+
+FIFO_TOPICS = f"arn:aws:sns:{REGION}:210987654321:orders.fifo,arn:aws:sns:eu-west-1:{ACCOUNT}:flags.fifo"
+
+
+@pytest.mark.parametrize("flavour", ["sam", "cdk"])
+def test_a_fifo_deployment_gets_a_fifo_task_queue_dlq(clients, templates, flavour):
+    template = sam_template() if flavour == "sam" else templates["cdk"]
+    upload_code(clients, template)
+    stack = f"tasksub-fifo-{flavour}-{uuid.uuid4().hex[:8]}"
+    params = {"ClusterArns": ",".join(SAMPLE_CLUSTERS), "AlarmTopicArn": "NONE", "TopicArns": FIFO_TOPICS,
+              "SubscriptionDlqArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders-dlq.fifo",
+              "SettingsGeneration": "2026120701", "SweepAuditPerRun": "40"}
+    clients.cfn.create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    try:
+        description = clients.cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        assert description["StackStatus"] == "CREATE_COMPLETE", description["StackStatus"]
+        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
+                    clients.cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"] if r["LogicalResourceId"]}
+        assert "Topic" not in physical, "FIFO topics are given: the stack creates none"
+        dlq = physical["TaskQueueDlq"]
+        attrs = clients.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+        stack_uuid = description["StackId"].split("/")[2]
+        assert attrs["QueueArn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:dlq-tasksub-tasks-{stack_uuid}.fifo"
+        assert attrs["FifoQueue"] == "true"
+        for lid in ("OnTaskRunningFunction", "OnTaskStoppedFunction", "SweeperFunction"):
+            env = clients.lam.get_function_configuration(FunctionName=physical[lid])["Environment"]["Variables"]
+            assert env["TASKSUB_QUEUE_DLQ_ARN"] == attrs["QueueArn"], lid
+            assert env["TASKSUB_TOPIC_ARNS"] == FIFO_TOPICS, lid
+            assert env["TASKSUB_SUBSCRIPTION_DLQ_ARN"] == params["SubscriptionDlqArn"], lid
+            assert str(env["TASKSUB_SETTINGS_GENERATION"]) == "2026120701", lid  # moto: a number
+            audit = env.get("TASKSUB_SWEEP_AUDIT_PER_RUN")
+            assert (None if audit is None else str(audit)) == ("40" if lid == "SweeperFunction" else None), lid
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+        assert outputs.get("TaskQueueDlqArn", attrs["QueueArn"]) == attrs["QueueArn"]
+
+        # A FIFO task queue (what the functions create for FIFO topics) redrives to it; to the standard event DLQ
+        # SQS (and moto) refuse it: the failure of every start before this fix.
+        redrive = lambda target: json.dumps({"deadLetterTargetArn": target, "maxReceiveCount": 5})  # noqa: E731
+        task_queue = f"tasksub-fifo-{uuid.uuid4().hex[:8]}-0123456789abcdef0123456789abcdef.fifo"
+        url = clients.sqs.create_queue(QueueName=task_queue, Attributes={
+            "FifoQueue": "true", "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId",
+            "RedrivePolicy": redrive(attrs["QueueArn"])})["QueueUrl"]
+        clients.sqs.delete_queue(QueueUrl=url)
+        with pytest.raises(clients.sqs.exceptions.ClientError, match="InvalidParameterCombination"):
+            clients.sqs.create_queue(QueueName=task_queue, Attributes={
+                "FifoQueue": "true", "RedrivePolicy": redrive(queue_arn(clients, physical["EventDlq"]))})
+    finally:
+        clients.cfn.delete_stack(StackName=stack)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -111,7 +111,20 @@ def differences(sam: dict, cdk: dict) -> list[str]:
         keys = ["Type", "Default", "AllowedPattern", "AllowedValues", "MinValue", "MaxValue", "MinLength"]
         if p is None or q is None or {k: p.get(k) for k in keys} != {k: q.get(k) for k in keys}:
             problems.append(f"parameter {name}: SAM {p} != CDK {q}")
+    sam_groups, cdk_groups = parameter_groups(sam), parameter_groups(cdk)
+    if sam_groups != cdk_groups:
+        problems.append(f"parameter groups: SAM {sam_groups} != CDK {cdk_groups}")
+    for which, tpl, groups in (("SAM", sam, sam_groups), ("CDK", cdk, cdk_groups)):
+        listed = [name for g in groups for name in g["Parameters"]]
+        if sorted(listed) != sorted(tpl["Parameters"]):
+            problems.append(f"{which}: the parameter groups must list every parameter once: {sorted(listed)} "
+                            f"vs {sorted(tpl['Parameters'])}")
     return problems
+
+
+def parameter_groups(template: dict) -> list:
+    """The console's parameter groups (AWS::CloudFormation::Interface)."""
+    return template.get("Metadata", {}).get("AWS::CloudFormation::Interface", {}).get("ParameterGroups", [])
 
 
 def test_the_sam_template_deploys_what_the_cdk_app_deploys():
@@ -140,6 +153,16 @@ def _break(template: dict, how: str) -> dict:
         res["TaskQueueDlq"]["Properties"].pop("QueueName")
     elif how == "accept cluster names":
         t["Parameters"]["ClusterArns"].pop("AllowedPattern")
+    elif how == "forget the settings generation in a function's environment":
+        res["OnTaskStoppedFunction"]["Properties"]["Environment"]["Variables"].pop("TASKSUB_SETTINGS_GENERATION")
+    elif how == "keep the task DLQ standard with FIFO topics":
+        res["TaskQueueDlq"]["Properties"].pop("FifoQueue")
+    elif how == "refuse a FIFO subscription DLQ":
+        t["Parameters"]["SubscriptionDlqArn"]["AllowedPattern"] = "^(|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80})$"
+    elif how == "leave a parameter out of the console's groups":
+        groups = t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        for g in groups:
+            g["Parameters"] = [p for p in g["Parameters"] if p != "SweepAuditPerRun"]
     else:
         raise ValueError(how)
     return t
@@ -153,6 +176,10 @@ def _break(template: dict, how: str) -> dict:
     "drop a rule delivery alarm",
     "let the task DLQ be named by CloudFormation",
     "accept cluster names",
+    "forget the settings generation in a function's environment",
+    "keep the task DLQ standard with FIFO topics",
+    "refuse a FIFO subscription DLQ",
+    "leave a parameter out of the console's groups",
 ])
 def test_each_known_break_of_the_sam_template_is_caught(how):
     sam, cdk = load(SAM), load(CDK)

