@@ -26,6 +26,24 @@ fn every_subcommand_has_help() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// `--at` judges a future moment; only a dry run may (a real sweep acts now), and a time must parse.
+#[test]
+fn a_sweep_at_another_time_is_only_a_dry_run() {
+    for args in [
+        vec!["sweep", "--at", "2026-12-07T12:00:00Z"],
+        vec!["sweep", "--dry-run", "--at", "tomorrow"],
+        vec!["doctor", "--at", "12:00"],
+    ] {
+        let o = tasksub(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--at") || stderr(&o).contains("--dry-run"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn missing_settings_are_named_and_exit_2() {
     let dir = std::env::temp_dir().join(unique("evt"));
