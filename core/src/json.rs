@@ -110,7 +110,8 @@ mod tests {
 
     #[test]
     fn a_repeated_key_is_named_with_its_place() {
-        let rows: &[(&str, Result<(), (&str, &str)>)] = &[
+        type Row = (&'static str, Result<(), (&'static str, &'static str)>);
+        let rows: &[Row] = &[
             (r#"{"a":1,"b":{"c":[1,{"d":2}]}}"#, Ok(())),
             (r#"{"a":1,"a":2}"#, Err(("a", "$"))),
             (

@@ -83,7 +83,7 @@ pub const AUDIT_SLOT_SECONDS: i64 = 300;
 /// `c` slots (the template admits 5, 10, 15, 20, 30 minutes and 1, 2, 3, 6 hours: `c` has no prime
 /// factor but 2 and 3) still visits every window: stepping by `c` modulo a number coprime with it
 /// reaches every residue.
-pub fn audit_set<'a>(inv: &'a Inventory, n: usize, now: DateTime<Utc>) -> BTreeSet<&'a str> {
+pub fn audit_set(inv: &Inventory, n: usize, now: DateTime<Utc>) -> BTreeSet<&str> {
     if n == 0 {
         return BTreeSet::new();
     }

@@ -17,12 +17,12 @@ use serde_json::json;
 use tasksub_bench::report;
 use tasksub_core::decide::Role;
 use tasksub_core::event::TaskStatus;
-use tasksub_core::settings::{vars, Settings, SweepSettings};
 use tasksub_core::reconcile::EcsTask;
-use tasksub_functions::ports::{Queues, Subscriptions};
+use tasksub_core::settings::{vars, Settings, SweepSettings};
 use tasksub_functions::fake::Fake;
 use tasksub_functions::instrumented::Instrumented;
 use tasksub_functions::pace::PACED_OPS;
+use tasksub_functions::ports::{Queues, Subscriptions};
 use tasksub_functions::sweeper::{Report, RunOptions, Sweeper};
 use tasksub_functions::Controller;
 use tasksub_tests::events::{Task, ACCOUNT, REGION};
@@ -38,7 +38,9 @@ struct Args {
 const PREFIX: &str = "tasksub-";
 
 fn topics(k: usize) -> Vec<String> {
-    (0..k).map(|i| format!("arn:aws:sns:{REGION}:{ACCOUNT}:topic-{i}")).collect()
+    (0..k)
+        .map(|i| format!("arn:aws:sns:{REGION}:{ACCOUNT}:topic-{i}"))
+        .collect()
 }
 
 fn settings(topics: &[String], overrides: &str) -> Settings {
@@ -172,7 +174,10 @@ fn main() -> anyhow::Result<()> {
             results.push(row("sweep, in sync, audit 25", k, n, 0, &audited, first));
             results.push(row("  of which the audit", k, n, r.audited, &audit_only, first));
             // A filter policy added to every topic: every live task converges.
-            let names: Vec<String> = t.iter().map(|a| a.rsplit(':').next().unwrap_or_default().to_owned()).collect();
+            let names: Vec<String> = t
+                .iter()
+                .map(|a| a.rsplit(':').next().unwrap_or_default().to_owned())
+                .collect();
             let overrides = format!(
                 "{{{}}}",
                 names
@@ -184,7 +189,14 @@ fn main() -> anyhow::Result<()> {
             let filtered = settings(&t, &overrides);
             let (r, changed) = fleet.sweep(&filtered, 0, later + Duration::minutes(10)).await;
             assert_eq!(r.converged, n, "{r:?}");
-            results.push(row("sweep after a filter policy change", k, n, r.converged, &changed, first));
+            results.push(row(
+                "sweep after a filter policy change",
+                k,
+                n,
+                r.converged,
+                &changed,
+                first,
+            ));
             // A topic added: every live task subscribes it and gets the new queue policy.
             let mut more = t.clone();
             more.push(format!("arn:aws:sns:{REGION}:{ACCOUNT}:added"));
@@ -208,10 +220,22 @@ fn main() -> anyhow::Result<()> {
             let (r, repaired) = fleet.sweep(&added, 0, at).await;
             let fixed = r.converged + r.resumed + r.provisioned;
             assert_eq!(fixed, 2 * tenth, "{r:?}");
-            results.push(row("sweep repairing 10 % lost subscriptions, 10 % deleted queues", k, n, fixed, &repaired, first));
+            results.push(row(
+                "sweep repairing 10 % lost subscriptions, 10 % deleted queues",
+                k,
+                n,
+                fixed,
+                &repaired,
+                first,
+            ));
             // A tenth of the tasks stopped, their events lost: the sweep tears them down.
             for task in &fleet.tasks[..tenth] {
-                let mut t = fleet.fake.tasks().into_iter().find(|t| t.task_arn == task.arn).expect("task");
+                let mut t = fleet
+                    .fake
+                    .tasks()
+                    .into_iter()
+                    .find(|t| t.task_arn == task.arn)
+                    .expect("task");
                 t.last_status = TaskStatus::Stopped;
                 t.desired_status = TaskStatus::Stopped;
                 t.stopping_at = Some(at - Duration::minutes(20));
@@ -220,7 +244,14 @@ fn main() -> anyhow::Result<()> {
             }
             let (r, removed) = fleet.sweep(&added, 0, at + Duration::minutes(5)).await;
             assert_eq!(r.orphans_removed, tenth, "{r:?}");
-            results.push(row("sweep removing 10 % stopped tasks (events lost)", k, n, r.orphans_removed, &removed, first));
+            results.push(row(
+                "sweep removing 10 % stopped tasks (events lost)",
+                k,
+                n,
+                r.orphans_removed,
+                &removed,
+                first,
+            ));
         });
     }
     let md = render(&results);

@@ -102,7 +102,7 @@ impl QueueResolver {
     }
 
     /// The next call, or the end.
-    pub fn next(&mut self) -> QueueNext {
+    pub fn next_call(&mut self) -> QueueNext {
         if self.phase == Phase::Start {
             self.phase = self.create();
         }
@@ -126,7 +126,7 @@ impl QueueResolver {
         Phase::Creating
     }
 
-    /// The answer to the call [`Self::next`] asked for.
+    /// The answer to the call [`Self::next_call`] asked for.
     pub fn answer(&mut self, answer: QueueAnswer) {
         let phase = std::mem::replace(&mut self.phase, Phase::Start);
         self.phase = match (phase, answer) {
@@ -185,7 +185,7 @@ pub fn run_script(mut r: QueueResolver, answers: &[QueueAnswer]) -> (Vec<QueueCa
     let mut calls = Vec::new();
     let mut answers = answers.iter();
     loop {
-        match r.next() {
+        match r.next_call() {
             QueueNext::Call(c) => {
                 calls.push(c);
                 match answers.next() {
@@ -247,8 +247,9 @@ mod tests {
         use ErrorKind::*;
         let ready = || QueueNext::Ready("u".into());
         let u = || A::Url("u".into());
+        type Row = (&'static str, bool, Vec<A>, Vec<C>, QueueNext);
         #[rustfmt::skip]
-        let rows: Vec<(&str, bool, Vec<A>, Vec<C>, QueueNext)> = vec![
+        let rows: Vec<Row> = vec![
             // the fast path: CreateQueue answers (made now, or already exactly as wanted)
             ("create", false, vec![u()], vec![C::Create], ready()),
             // verifying: read and fix what differs

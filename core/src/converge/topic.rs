@@ -1,5 +1,5 @@
 //! One topic's subscription brought to its goal, as a machine without I/O: it says which call to make
-//! ([`TopicResolver::next`]), is told the answer ([`TopicResolver::answer`]), and ends with an outcome.
+//! ([`TopicResolver::next_call`]), is told the answer ([`TopicResolver::answer`]), and ends with an outcome.
 //! The executor only runs the calls, so every branch below is a row in a table test.
 //!
 //! ```text
@@ -160,7 +160,7 @@ impl TopicResolver {
     }
 
     /// The next call, or the end.
-    pub fn next(&mut self) -> Next {
+    pub fn next_call(&mut self) -> Next {
         if let Phase::Start = self.phase {
             self.phase = self.start();
         }
@@ -214,7 +214,7 @@ impl TopicResolver {
         }
     }
 
-    /// The answer to the call [`Self::next`] asked for.
+    /// The answer to the call [`Self::next_call`] asked for.
     pub fn answer(&mut self, answer: TopicAnswer) {
         let phase = std::mem::replace(&mut self.phase, Phase::Start);
         self.phase = match (phase, answer) {
@@ -299,7 +299,7 @@ pub fn run_script(mut r: TopicResolver, answers: &[TopicAnswer]) -> (Vec<TopicCa
     let mut calls = Vec::new();
     let mut answers = answers.iter();
     loop {
-        match r.next() {
+        match r.next_call() {
             Next::Call(c) => {
                 calls.push(c);
                 match answers.next() {
@@ -432,6 +432,6 @@ mod tests {
         assert!(matches!(end, Next::Fail(ErrorKind::Other, _)), "{end:?}");
         // asking again after the end repeats the end
         let mut r = TopicResolver::new(want(), k("s1"), false, false);
-        assert_eq!(r.next(), r.next());
+        assert_eq!(r.next_call(), r.next_call());
     }
 }

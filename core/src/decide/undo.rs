@@ -19,7 +19,7 @@ pub struct Undo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterLoss {
     /// Undo our work (maybe nothing: every subscription we made is the winner's too).
-    Undo(Undo),
+    Undo(Box<Undo>),
     /// Decide again from the current record, with these hints: another provisioning holds the record
     /// (our resources are the ones it is making), or the READY winner names a stale subscription for a
     /// topic we just subscribed (ours is the live one: the next plan records it), or does not name a
@@ -85,5 +85,5 @@ pub fn after_lost_race(current: Option<&Record>, ours: &Record, settings: &Setti
         Some((State::Ready, _)) | Some((State::Draining, true)) => vec![Step::Unsubscribe],
         Some((State::Draining, false) | (State::Gone, _)) | None => vec![Step::Unsubscribe, Step::DeleteQueue],
     };
-    AfterLoss::Undo(Undo { steps, record })
+    AfterLoss::Undo(Box::new(Undo { steps, record }))
 }

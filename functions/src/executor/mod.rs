@@ -17,6 +17,8 @@ use crate::ports::{PortError, Ports, Written};
 pub const MAX_ROUNDS: usize = 4;
 
 /// What running a plan led to.
+// One value per round, returned and matched at once, never stored: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Executed {
     /// Every step ran; the record now is in this state.
@@ -181,7 +183,7 @@ async fn undo_unrecorded<P: Ports>(
     };
     for ours in made {
         if let AfterLoss::Undo(undo) = after_lost_race(current, ours, settings) {
-            let _ = compensate(ports, undo, cx).await;
+            let _ = compensate(ports, *undo, cx).await;
         }
     }
 }
@@ -281,7 +283,7 @@ pub async fn run<P: Ports>(
                     }
                 };
                 done.push(write);
-                done.extend(compensate(ports, undo, cx).await?);
+                done.extend(compensate(ports, *undo, cx).await?);
                 return Ok(Executed::Compensated { steps: done, current });
             }
             Some(Written::Conflict(current)) => {
@@ -322,7 +324,7 @@ async fn redecide_after_failure<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>
         }
         AfterLoss::Redecide(_) => None,
         AfterLoss::Undo(undo) => {
-            let _ = compensate(ports, undo, cx).await;
+            let _ = compensate(ports, *undo, cx).await;
             None
         }
     }
@@ -343,7 +345,7 @@ async fn undo_after_failure<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>) {
         return;
     };
     // Best effort: a failed undo is logged by `compensate`, and the stage's error is what is returned.
-    let _ = compensate(ports, undo, cx).await;
+    let _ = compensate(ports, *undo, cx).await;
 }
 
 /// Runs the steps that undo our work, in order, each logged as `compensate`; stops at the first failure.

@@ -117,7 +117,7 @@ async fn ensure_queue<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>) -> Resul
     };
     let mut r = QueueResolver::new(wanted.clone(), owner, cx.observe);
     loop {
-        let answer = match r.next() {
+        let answer = match r.next_call() {
             QueueNext::Ready(url) => return Ok(url),
             QueueNext::Fail(kind, message) => {
                 return treat(Step::CreateQueue, PortError::new(kind, "CreateQueue", message)).map(|()| String::new())

@@ -69,7 +69,7 @@ fn op_of(step: Step) -> &'static str {
 async fn drive<P: Ports>(ports: &P, queue_arn: &str, target: &TopicTarget) -> Next {
     let mut r = TopicResolver::new(target.goal.clone(), target.known.clone(), target.pending, target.verify);
     loop {
-        let call = match r.next() {
+        let call = match r.next_call() {
             Next::Call(call) => call,
             end => return end,
         };

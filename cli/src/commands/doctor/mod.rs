@@ -264,7 +264,7 @@ mod tests {
         let ok = Check::ok("a", "fine");
         let bad = Check::problem("b", "broken", "fix it");
         let slow = Check::transient("c", "timed out", "again");
-        assert_eq!(exit_code(true, &[ok.clone()]), 0);
+        assert_eq!(exit_code(true, std::slice::from_ref(&ok)), 0);
         assert_eq!(exit_code(true, &[ok.clone(), slow.clone()]), EXIT_TRANSIENT);
         assert_eq!(exit_code(true, &[slow.clone(), bad.clone()]), EXIT_FAILED);
         assert_eq!(
