@@ -131,6 +131,12 @@ pub struct Options {
     pub actors: bool,
     /// Old behaviours switched back on.
     pub old: Old,
+    /// The chance, in percent, that the invocation granted a call crashes before it instead (while the
+    /// schedule's crash budget lasts).
+    pub crash_percent: u8,
+    /// The chance, in percent at each scheduling decision, that a deploy moves on (old only → both →
+    /// new only).
+    pub deploy_percent: u8,
 }
 
 impl Default for Options {
@@ -141,6 +147,8 @@ impl Default for Options {
             topics: 1,
             actors: false,
             old: Old::default(),
+            crash_percent: 4,
+            deploy_percent: 3,
         }
     }
 }
@@ -291,8 +299,8 @@ impl Sim<'_> {
     fn other_actors(&mut self) {
         if self.versions.change() {
             match self.deploy {
-                Deploy::Before if self.rng.u8(0..100) < 3 => self.deploy(Deploy::Both),
-                Deploy::Both if self.rng.u8(0..100) < 3 => self.deploy(Deploy::After),
+                Deploy::Before if self.rng.u8(0..100) < self.options.deploy_percent => self.deploy(Deploy::Both),
+                Deploy::Both if self.rng.u8(0..100) < self.options.deploy_percent => self.deploy(Deploy::After),
                 _ => {}
             }
         }
@@ -532,7 +540,7 @@ fn schedule(sim: &mut Sim<'_>, crash_budget: usize, ecs_moved: &mut bool) {
         let (key, op) = waiting[sim.rng.usize(0..waiting.len())];
         let id = key.0;
         let label = sim.live[&id].job.label().to_owned();
-        if sim.run.crashes < crash_budget && sim.rng.u8(0..100) < 4 {
+        if sim.run.crashes < crash_budget && sim.rng.u8(0..100) < sim.options.crash_percent {
             // Crash before this call: the invocation dies; Lambda delivers the event again.
             sim.run.crashes += 1;
             sim.run.schedule.push(format!("{label}:CRASH@{op}"));

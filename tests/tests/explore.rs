@@ -204,11 +204,17 @@ fn with_the_old_behaviours_the_explorer_finds_cases_1_2_3_and_5() {
         ),
     ];
     let count = (env_or("TASKSUB_EXPLORE_SCHEDULES", 5000) as usize / 5).max(200);
-    for (name, old, wanted) in cases {
+    let only = std::env::var("TASKSUB_EXPLORE_CASE").unwrap_or_default();
+    for (name, old, wanted) in cases.into_iter().filter(|(name, ..)| name.contains(&only)) {
+        // Case 2 needs a crash between a start's Subscribe and its MarkReady after a deploy that retires
+        // the topic: rare at the default rates (none in 1000 schedules), so these runs crash and deploy
+        // more often.
         let options = Options {
             actors: true,
             topics: 3,
             old,
+            crash_percent: 15,
+            deploy_percent: 10,
             ..Options::default()
         };
         let s = explore(1, count, options);
@@ -226,6 +232,11 @@ fn with_the_old_behaviours_the_explorer_finds_cases_1_2_3_and_5() {
                 f.violations.join("; ")
             ))
         );
+        if std::env::var("TASKSUB_EXPLORE_VERBOSE").is_ok() {
+            for f in &s.failures {
+                println!("seed {} ({:?}): {}", f.seed, f.fate, f.violations.join("; "));
+            }
+        }
         assert!(found.is_some(), "{name}: the explorer should find it ({wanted:?})");
     }
 }
