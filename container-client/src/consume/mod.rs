@@ -20,6 +20,7 @@ mod ack;
 mod batcher;
 mod dedup;
 mod heartbeat;
+mod intake;
 mod leases;
 mod order;
 mod poll;
