@@ -149,6 +149,7 @@ impl<Q: QueueApi> Shared<Q> {
                 }
             }
         }
+        self.settled.notify_one();
     }
 
     /// Gives a message back unhandled (FIFO: it was behind a failed message of its group): visible at
@@ -164,6 +165,7 @@ impl<Q: QueueApi> Shared<Q> {
         lock(&self.report).released += 1;
         tracing::debug!(action = "release", message_id = %lease.message_id, "behind a failed message of its group; released unhandled");
         self.change_visibility(lease.into(), Duration::ZERO, now);
+        self.settled.notify_one();
     }
 
     /// One DeleteMessageBatch, retried on call failure.

@@ -10,7 +10,8 @@
 //!   poll is renewed.
 //! - **Held messages** (received, not yet settled: running, waiting for a handler, or FIFO messages
 //!   waiting for their group) plus the messages outstanding receives asked for never exceed
-//!   `max_concurrency + allowance`. The allowance is what the handlers finish before a message's first
+//!   `max_concurrency + allowance`; while every handler is busy, a receive waits until a full batch
+//!   fits (never a small one). The allowance is what the handlers finish before a message's first
 //!   heartbeat would be due (two thirds of the visibility timeout after its receipt):
 //!   `handlers ÷ handler time × (⅔ visibility − handler time)`, at most `max_buffered` (the memory
 //!   bound). It is 0 — hold no more than there are handlers, the client's former rule — while the
@@ -100,11 +101,13 @@ impl Intake {
     }
 
     /// Receives in flight.
+    #[cfg(test)]
     pub(crate) fn receives(&self) -> usize {
         self.receives
     }
 
     /// Messages the receives in flight asked for.
+    #[cfg(test)]
     pub(crate) fn asked(&self) -> usize {
         self.asked
     }
@@ -152,7 +155,10 @@ impl Intake {
         let limit = self.cfg.max_concurrency + self.allowance(held);
         let room = limit.saturating_sub(held.count + self.asked);
         let ask = if self.receives == 0 {
-            (room > 0).then(|| Ask {
+            // A free handler is fed whatever fits; otherwise (every handler busy, messages waiting)
+            // wait until a full batch fits: small receives would cost more calls per message.
+            let starving = held.count < self.cfg.max_concurrency;
+            (room >= MAX_BATCH || (starving && room > 0)).then(|| Ask {
                 max: room.min(MAX_BATCH),
                 wait: self.cfg.long_poll,
             })

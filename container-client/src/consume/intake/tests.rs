@@ -61,7 +61,14 @@ fn ask(max: usize, wait: Duration) -> Option<Ask> {
 #[test]
 fn next_receive() {
     let fifo = IntakeConfig { buffer: false, ..cfg() };
-    let three = IntakeConfig { max_concurrency: 3, ..cfg() };
+    let three = IntakeConfig {
+        max_concurrency: 3,
+        ..cfg()
+    };
+    let three_more = IntakeConfig {
+        max_buffered: 3,
+        ..cfg()
+    };
     let previous = IntakeConfig {
         max_buffered: 0,
         max_receives: 1,
@@ -88,7 +95,8 @@ fn next_receive() {
         ("deep: the first receive is still a long poll", seen(cfg(), fast, rt, true), 0, held(0), ask(10, LONG)),
         ("deep, less than a batch of room: no small extra receive", seen(cfg(), fast, rt, true), 1, held(16 + 800 - 10 - 9), None),
         ("deep, a batch of room left: one more", seen(cfg(), fast, rt, true), 1, held(16 + 800 - 10 - 10), ask(10, EXTRA_RECEIVE_WAIT)),
-        ("deep, the primary asks for what is left", seen(cfg(), fast, rt, true), 0, held(16 + 800 - 4), ask(4, LONG)),
+        ("every handler busy, less than a batch of room: wait", seen(cfg(), fast, rt, true), 0, held(16 + 800 - 4), None),
+        ("a free handler: fed whatever fits", seen(three_more, fast, rt, true), 0, held(12), ask(7, LONG)),
 
         // FIFO: held messages never exceed the handlers.
         ("FIFO deep: a second receive only with a full batch of free handlers", seen(fifo, fast, rt, true), 1, held(0), None),
@@ -107,9 +115,15 @@ fn next_receive() {
 
 #[test]
 fn allowance_beyond_the_handlers() {
-    let small = IntakeConfig { max_buffered: 10, ..cfg() };
+    let small = IntakeConfig {
+        max_buffered: 10,
+        ..cfg()
+    };
     let fifo = IntakeConfig { buffer: false, ..cfg() };
-    let two = IntakeConfig { max_concurrency: 2, ..cfg() };
+    let two = IntakeConfig {
+        max_concurrency: 2,
+        ..cfg()
+    };
     let old = |s: u64| Held {
         count: 1,
         oldest: Some(ms(s)),
@@ -136,8 +150,14 @@ fn allowance_beyond_the_handlers() {
 
 #[test]
 fn receives_wanted() {
-    let capped = IntakeConfig { max_receives: 8, ..cfg() };
-    let one = IntakeConfig { max_receives: 1, ..cfg() };
+    let capped = IntakeConfig {
+        max_receives: 8,
+        ..cfg()
+    };
+    let one = IntakeConfig {
+        max_receives: 1,
+        ..cfg()
+    };
     #[rustfmt::skip]
     let rows: Vec<(&str, IntakeConfig, Option<Duration>, Option<Duration>, bool, usize)> = vec![
         // (situation, config, handler time, full-receive round trip, deep, receives wanted)
