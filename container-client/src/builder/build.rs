@@ -116,6 +116,14 @@ impl ClientBuilder {
         Ok(if fifo { QueueKind::Fifo } else { QueueKind::Standard })
     }
 
+    /// The consume loop's settings for a standard queue, validated (feature `testing`: the loop on an
+    /// in-memory queue).
+    #[cfg(feature = "testing")]
+    pub(crate) fn standard_consume_config(&self) -> Result<ConsumeConfig, Error> {
+        self.validate_consume()?;
+        Ok(self.consume_config(QueueKind::Standard))
+    }
+
     fn consume_config(&self, kind: QueueKind) -> ConsumeConfig {
         ConsumeConfig {
             max_concurrency: self.max_concurrency,
