@@ -3,7 +3,7 @@
 //! | the app | the relay |
 //! |---|---|
 //! | 2xx | `Ok`: the client deletes the message (batched). The status line decides as soon as it arrives: the body is read in the background (bounded, so the connection can be reused) and never changes the outcome |
-//! | 429 or 503 | backpressure: every delivery pauses (`Retry-After` seconds, else a jittered doubling delay from 200 ms to 10 s) and this one is retried while its slot stays taken, so intake slows; the heartbeat keeps the message invisible. After `backpressure_limit` it is left for redelivery |
+//! | 429 or 503 | backpressure: every delivery pauses (`Retry-After` seconds, else a jittered doubling delay from 200 ms to 10 s) and this one is retried while its slot stays taken, so intake slows (the longer deliveries take, the fewer messages the client holds ahead); the heartbeat keeps the message invisible. After `backpressure_limit` it is left for redelivery |
 //! | connection refused / reset | retried up to `connect_attempts` times with jittered doubling delays (the app restarting), then left for redelivery |
 //! | any other status, or no status line within `request_timeout` | left for redelivery at once (and the DLQ after the queue's maxReceiveCount) |
 //! | body above `max_body_bytes` | not sent; left for redelivery (so it reaches the DLQ) |
