@@ -42,7 +42,7 @@ macro_rules! measured {
 measured!(MemRun);
 measured!(MotoRun);
 
-fn cell<'a, R: Measured>(runs: &'a [R], v: Variant, h: usize, l: u64) -> Vec<&'a R> {
+fn cell<R: Measured>(runs: &[R], v: Variant, h: usize, l: u64) -> Vec<&R> {
     runs.iter()
         .filter(|r| r.variant() == v && r.handlers() == h && r.added_ms() == l)
         .collect()

@@ -148,6 +148,16 @@ fn allowance_beyond_the_handlers() {
     }
 }
 
+/// (situation, config, handler time, full-receive round trip, deep, receives wanted)
+type WantedRow = (
+    &'static str,
+    IntakeConfig,
+    Option<Duration>,
+    Option<Duration>,
+    bool,
+    usize,
+);
+
 #[test]
 fn receives_wanted() {
     let capped = IntakeConfig {
@@ -159,7 +169,7 @@ fn receives_wanted() {
         ..cfg()
     };
     #[rustfmt::skip]
-    let rows: Vec<(&str, IntakeConfig, Option<Duration>, Option<Duration>, bool, usize)> = vec![
+    let rows: Vec<WantedRow> = vec![
         // (situation, config, handler time, full-receive round trip, deep, receives wanted)
         ("not deep: the long poll alone", cfg(), Some(ms(1)), Some(ms(30)), false, 1),
         // 16 000 msg/s x 30 ms = 480 messages in flight: 48 batches, plus one.
