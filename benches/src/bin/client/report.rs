@@ -149,6 +149,7 @@ pub fn memory(
                     l.to_string(),
                     v.label().to_owned(),
                     format!("{measured:.0}"),
+                    ms(work_s * 1e3),
                     format!("{handler_bound:.0}"),
                     pct(measured / handler_bound),
                     rate(latency_bound(v, h, l as f64 / 1e3, work_s)),
@@ -167,6 +168,7 @@ pub fn memory(
             "added ms",
             "consumer",
             "msgs/s (median)",
+            "work ms (measured)",
             "handler-bound limit",
             "% of it",
             "latency bound",
@@ -179,8 +181,10 @@ pub fn memory(
         &rows,
     ));
     doc.push_str(
-        "\n`handler-bound limit` = handlers ÷ the handlers' measured work time per message (a 1 ms sleep takes \
-         a little more). `latency bound`: naive = handlers ÷ (2 × call + work); previous policy = min(10, \
+        "\n`work ms`: the handlers' own measure of their work (a tokio sleep of the nominal time: the timer \
+         ticks every ms and the runtime wakes the task when it gets a core, so it takes longer, the more so the \
+         busier the process and the machine). `handler-bound limit` = handlers ÷ that time: what the handlers \
+         could do if they never waited for a message. `latency bound`: naive = handlers ÷ (2 × call + work); previous policy = min(10, \
          handlers) ÷ call (one receive in flight); client and relay = 64 receives × 10 ÷ call (their \
          `max_receives_in_flight`). `CPU (cores)`: the whole bench process (consumer, in-memory SQS, the \
          relay's app) over the window, of 2 shared cores.\n",
