@@ -15,7 +15,9 @@
 //!                                 leases (every held message) ◀── heartbeat.rs ▼            flusher (ack.rs)
 //! ```
 //! Every batch call (DeleteMessageBatch, ChangeMessageVisibilityBatch) goes through one retry loop,
-//! [`ack::BatchCall::send`].
+//! [`ack::BatchCall::send`], and up to [`ack::ACK_CALLS_IN_FLIGHT`] of them run at once (deletes,
+//! heartbeats and returns alike): one at a time, SQS 30 ms away could not delete more than 330
+//! messages a second.
 //!
 //! On shutdown: stop polling, wait for handlers up to the drain deadline, abandon the rest, flush every
 //! pending delete, and return unfinished messages to the queue (visibility 0). A message is deleted only

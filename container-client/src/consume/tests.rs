@@ -859,6 +859,28 @@ async fn a_deep_queue_keeps_several_receives_in_flight_then_one_long_poll_when_i
 }
 
 #[tokio::test(start_paused = true)]
+async fn deletes_keep_up_with_a_fast_consumer_when_sqs_is_far() {
+    // GIVEN SQS 30 ms away, 5,000 messages and 64 handlers of 1 ms: about 20,000 handled a second,
+    // while one delete call at a time would delete 330 a second
+    let q = MemoryQueue::new().with_latency(Duration::from_millis(30));
+    let ids: Vec<String> = (0..5000).map(|i| q.send(&format!("m{i}"))).collect();
+    let (handler, calls) = working(Duration::from_millis(1));
+    let cfg = ConsumeConfig {
+        max_concurrency: 64,
+        max_buffered: 3200,
+        ..config()
+    };
+    let run = start(&q, handler, cfg);
+    sleep(secs(2)).await;
+    // THEN within 2 s every message was handled and deleted, each received once
+    assert_eq!(calls.load(Ordering::SeqCst), 5000);
+    assert_eq!(q.deleted().len(), 5000);
+    assert!(ids.iter().all(|id| q.receive_count(id) == 1));
+    let report = run.stop().await;
+    assert_eq!((report.deleted, report.delete_failures), (5000, 0));
+}
+
+#[tokio::test(start_paused = true)]
 async fn held_messages_are_handled_before_their_first_heartbeat_would_be_due() {
     // GIVEN 2 handlers of 6 s, a 30 s visibility and 30 messages: the handlers finish one message every
     // 3 s, and a message may wait 20 - 6 = 14 s for a handler: 4 held beyond the 2 running

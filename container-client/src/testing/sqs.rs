@@ -238,7 +238,7 @@ impl MemorySqs {
     pub fn visible(&self) -> usize {
         let mut s = self.state();
         s.expire(Instant::now());
-        s.messages.values().filter(|m| m.until.is_none()).count()
+        s.visible.len()
     }
 
     /// Messages not deleted (visible or in flight).

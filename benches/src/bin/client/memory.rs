@@ -11,8 +11,8 @@ use tasksub_client::{CancellationToken, Message};
 
 use crate::variants::{relay_handler, App, Variant, Work};
 
-/// Messages kept in the queue (visible or in flight), so it is always deep.
-const DEPTH: usize = 20_000;
+/// Messages kept visible in the queue, so it is always deep.
+const DEPTH: usize = 10_000;
 /// A typical broadcast message.
 const BODY: &str = r#"{"kind":"config-changed","key":"prices/eu-west-1","version":12345,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
 
@@ -47,7 +47,7 @@ impl MemRun {
 fn feed(q: MemorySqs, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while !stop.is_cancelled() {
-            while q.len() < DEPTH {
+            while q.visible() < DEPTH {
                 q.send(BODY);
             }
             tokio::time::sleep(Duration::from_millis(2)).await;

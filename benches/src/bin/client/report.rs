@@ -115,7 +115,7 @@ pub fn memory(
         load_before,
         &format!(
             "In-memory SQS (`MemorySqs`) taking the added latency on every call (receive, delete, visibility \
-             change), a queue kept 20,000 deep; each cell measured over {} s after a {} s warm-up",
+             change), a queue kept 10,000 messages visible; each cell measured over {} s after a {} s warm-up",
             args.window_s, args.warmup_s
         ),
     );
