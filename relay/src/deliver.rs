@@ -80,11 +80,21 @@ pub fn classify(status: StatusCode, retry_after: Option<&HeaderValue>) -> Outcom
     }
 }
 
-/// Reads and drops (a bounded part of) an answer's body in the background, for at most `limit`: a
-/// complete answer lets its connection be reused; one that stalls only costs its connection.
-fn discard(body: Incoming, limit: Duration) {
-    if body.is_end_stream() {
-        return;
+/// Reads and drops (a bounded part of) an answer's body: at once when it has already arrived (a small
+/// answer comes with its head), else in the background for at most `limit`. A complete answer lets its
+/// connection be reused; one that stalls only costs its connection.
+fn discard(mut body: Incoming, limit: Duration) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut read = 0;
+    loop {
+        if body.is_end_stream() || read > MAX_RESPONSE_BYTES {
+            return;
+        }
+        match std::pin::Pin::new(&mut body).poll_frame(&mut cx) {
+            std::task::Poll::Ready(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len()),
+            std::task::Poll::Ready(_) => return,
+            std::task::Poll::Pending => break,
+        }
     }
     tokio::spawn(async move {
         let _ = tokio::time::timeout(limit, Limited::new(body, MAX_RESPONSE_BYTES).collect()).await;

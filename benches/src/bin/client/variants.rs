@@ -13,7 +13,6 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tasksub_client::{Client, ClientBuilder};
 use tokio::sync::Notify;
-use tokio_util::task::AbortOnDropHandle;
 
 /// One consumer design.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,19 +133,30 @@ impl Work {
     }
 }
 
-/// An HTTP app on 127.0.0.1 that does the work for each POST and answers 200 (the relay's target).
+/// An HTTP app on 127.0.0.1 that does the work for each POST and answers 200 (the relay's target). It
+/// runs on a runtime (one thread) of its own, as a separate process would, so its tasks do not queue
+/// behind the relay's.
 pub struct App {
     /// Its port.
     pub port: u16,
-    _serve: AbortOnDropHandle<()>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl App {
     /// Serves until dropped.
     pub async fn serve(work: Arc<Work>) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-app")
+            .enable_all()
+            .build()?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
-        let serve = tokio::spawn(async move {
+        runtime.spawn(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
             while let Ok((stream, _)) = listener.accept().await {
                 let _ = stream.set_nodelay(true);
                 let work = work.clone();
@@ -171,13 +181,21 @@ impl App {
         });
         Ok(Self {
             port,
-            _serve: AbortOnDropHandle::new(serve),
+            runtime: Some(runtime),
         })
     }
 
     /// The URL the relay POSTs to.
     pub fn target(&self) -> String {
         format!("http://127.0.0.1:{}/messages", self.port)
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
