@@ -2,9 +2,12 @@
 //! caller measures the durations and passes them in, with what it holds).
 //!
 //! - **Idle queue**: one receive at a time, a full long poll. An idle task costs what it always did.
-//! - **Deep queue** (the last receive came back with every message it asked for): as many receives in
-//!   flight as keep every handler busy: `handlers ÷ handler time × receive round trip ÷ 10`, plus one,
-//!   at most `max_receives`. Receives beyond the first ask for a full batch of 10 (never a small
+//! - **Deep queue**: each receive that comes back with every message it asked for allows one more
+//!   receive in flight (so their number doubles every round trip while the queue stays deep), up to as
+//!   many as keep every handler busy: `handlers ÷ handler time × receive round trip ÷ 10`, plus one,
+//!   at most `max_receives`. A receive that comes back short (or fails) drops them back to one: where
+//!   the queue only looks deep for a moment (a producer a little ahead of the handlers), at most one
+//!   extra receive finds it short. Receives beyond the first ask for a full batch of 10 (never a small
 //!   request: the cost per message stays at one receive per 10) and wait at most
 //!   [`EXTRA_RECEIVE_WAIT`], so once the queue empties they return within a second and only the long
 //!   poll is renewed.
@@ -75,8 +78,9 @@ pub(crate) struct Intake {
     handler: Option<f64>,
     /// Running mean of the round trip of receives that came back full, s.
     round_trip: Option<f64>,
-    /// The last receive to complete came back with every message it asked for.
-    deep: bool,
+    /// Receives allowed in flight by the queue's depth: one more per receive that came back full, one
+    /// after a receive that came back short or failed.
+    depth: usize,
     receives: usize,
     asked: usize,
 }
@@ -94,7 +98,7 @@ impl Intake {
             cfg,
             handler: None,
             round_trip: None,
-            deep: false,
+            depth: 1,
             receives: 0,
             asked: 0,
         }
@@ -137,16 +141,18 @@ impl Intake {
         ((rate * window).floor() as usize).min(self.cfg.max_buffered)
     }
 
-    /// Receives to keep in flight; see the module docs.
-    pub(crate) fn wanted(&self) -> usize {
-        if !self.deep {
-            return 1;
-        }
+    /// Receives that keep every handler busy (at most `max_receives`); see the module docs.
+    pub(crate) fn enough(&self) -> usize {
         let want = match (self.rate(), self.round_trip) {
             (Some(rate), Some(rt)) => ((rate * rt / MAX_BATCH as f64).ceil() as usize).saturating_add(1),
             _ => 2,
         };
         want.min(self.cfg.max_receives).max(1)
+    }
+
+    /// Receives to keep in flight now: what the queue's depth allows, up to [`Intake::enough`].
+    pub(crate) fn wanted(&self) -> usize {
+        self.depth.min(self.enough())
     }
 
     /// The next receive to start, if any; it counts as in flight until [`Intake::received`] or
@@ -176,16 +182,18 @@ impl Intake {
     /// A receive came back with `got` messages after `round_trip`.
     pub(crate) fn received(&mut self, ask: Ask, got: usize, round_trip: Duration) {
         self.end(ask);
-        self.deep = got >= ask.max;
-        if self.deep {
+        if got >= ask.max {
             self.round_trip = smooth(self.round_trip, round_trip.as_secs_f64());
+            self.depth = (self.depth + 1).min(self.enough());
+        } else {
+            self.depth = 1;
         }
     }
 
     /// A receive failed.
     pub(crate) fn failed(&mut self, ask: Ask) {
         self.end(ask);
-        self.deep = false;
+        self.depth = 1;
     }
 
     fn end(&mut self, ask: Ask) {

@@ -25,8 +25,9 @@ fn cfg() -> IntakeConfig {
     }
 }
 
-/// An intake that measured `handler` per message and `round_trip` per full receive (when given), and
-/// whose last receive came back full (`deep`) or not; nothing in flight.
+/// An intake that measured `handler` per message and `round_trip` per full receive (when given), whose
+/// receives came back full until they reached [`Intake::enough`] (`deep`), or whose last came back
+/// empty; nothing in flight.
 fn seen(cfg: IntakeConfig, handler: Option<Duration>, round_trip: Option<Duration>, deep: bool) -> Intake {
     let mut i = Intake::new(cfg);
     if let Some(h) = handler {
@@ -35,6 +36,10 @@ fn seen(cfg: IntakeConfig, handler: Option<Duration>, round_trip: Option<Duratio
     if let Some(rt) = round_trip {
         let ask = i.next(&Held::default()).expect("nothing held: a receive");
         i.received(ask, ask.max, rt);
+    }
+    while deep && i.wanted() < i.enough() {
+        let ask = i.next(&Held::default()).expect("nothing held: a receive");
+        i.received(ask, ask.max, round_trip.unwrap_or(LONG));
     }
     if !deep {
         let ask = i.next(&Held::default()).expect("nothing held: a receive");
@@ -193,7 +198,7 @@ fn a_full_receive_makes_the_queue_deep_a_partial_or_empty_one_or_an_error_idle()
     let mut i = seen(cfg(), Some(ms(1)), None, false);
     let a = i.next(&held(0)).unwrap();
     i.received(a, 10, ms(30));
-    assert_eq!(i.wanted(), 49, "full: deep");
+    assert_eq!((i.wanted(), i.enough()), (2, 49), "full: one more receive");
     let a = i.next(&held(0)).unwrap();
     i.received(a, 9, ms(30));
     assert_eq!(i.wanted(), 1, "partial: idle");
@@ -222,6 +227,51 @@ fn in_flight_receives_and_their_asks_are_counted_until_they_end() {
 }
 
 #[test]
+fn each_full_receive_allows_one_more_a_short_one_falls_back_to_one() {
+    // GIVEN a deep queue, 49 receives would keep the handlers busy
+    let mut i = seen(cfg(), Some(ms(1)), Some(ms(30)), false);
+    assert_eq!((i.wanted(), i.enough()), (1, 49));
+    // WHEN receives keep coming back full: one more in flight per full one (doubling per round trip)
+    let mut in_flight = vec![i.next(&held(0)).unwrap()];
+    let mut rounds = 0;
+    while in_flight.len() < 49 {
+        rounds += 1;
+        for a in std::mem::take(&mut in_flight) {
+            i.received(a, 10, ms(30));
+        }
+        while let Some(a) = i.next(&held(0)) {
+            in_flight.push(a);
+        }
+    }
+    // THEN 1 → 2 → 4 → 8 → 16 → 32 → 49 in flight: six round trips
+    assert_eq!(rounds, 6);
+    assert_eq!(i.wanted(), 49, "never beyond enough");
+    // AND a short one drops them back to one (the others end without being renewed)
+    let last = in_flight.pop().unwrap();
+    i.received(last, 3, ms(30));
+    assert_eq!(i.wanted(), 1);
+    for a in in_flight {
+        assert_eq!(i.next(&held(0)), None);
+        i.received(a, 0, EXTRA_RECEIVE_WAIT);
+    }
+    // AND a queue full only for a moment (a producer a little ahead): the first receive of a round
+    // comes back full, the others short; never more than one extra receive in flight
+    let mut calls = 0;
+    for _ in 0..100 {
+        let mut round = Vec::new();
+        while let Some(a) = i.next(&held(0)) {
+            round.push(a);
+        }
+        assert!(round.len() <= 2, "{}", round.len());
+        calls += round.len();
+        for (k, a) in round.into_iter().enumerate() {
+            i.received(a, if k == 0 { 10 } else { 3 }, ms(30));
+        }
+    }
+    assert_eq!(calls, 150, "one extra receive every other round");
+}
+
+#[test]
 fn only_full_receives_measure_the_round_trip() {
     // A long poll that waited for a message would make the round trip look long.
     let mut i = seen(cfg(), Some(ms(1)), Some(ms(30)), true);
@@ -229,7 +279,7 @@ fn only_full_receives_measure_the_round_trip() {
     i.received(a, 3, secs(15));
     let a = i.next(&held(0)).unwrap();
     i.received(a, 10, ms(30));
-    assert_eq!(i.wanted(), 49, "the 15 s partial receive did not count");
+    assert_eq!(i.enough(), 49, "the 15 s partial receive did not count");
 }
 
 #[test]
@@ -240,11 +290,11 @@ fn handler_and_round_trip_times_are_running_means() {
     // 8 000 msg/s x 20 ms = 160 in flight: 16 batches + 1.
     let a = i.next(&held(0)).unwrap();
     i.received(a, 10, ms(20));
-    assert_eq!(i.wanted(), 17);
+    assert_eq!(i.enough(), 17);
     // Round trips 20 ms then 100 ms: 30 ms; 8 000 x 30 ms = 240: 24 + 1.
     let a = i.next(&held(0)).unwrap();
     i.received(a, 10, ms(100));
-    assert_eq!(i.wanted(), 25);
+    assert_eq!(i.enough(), 25);
 }
 
 #[test]
