@@ -74,8 +74,15 @@ pub trait Stage {
     async fn delete_queue(&self, task: &Task, settings: &Settings);
     /// The topic's owner removes a subscription.
     async fn owner_unsubscribes(&self, subscription_arn: &str);
+    /// The topic is deleted (with every subscription to it, as AWS does).
+    async fn delete_topic(&self, topic: &str);
+    /// The deleted topic is created again under the same name (the same ARN).
+    async fn create_topic(&self, topic: &str);
     /// The topic is deleted and re-created under the same name.
-    async fn recreate_topic(&self, topic: &str);
+    async fn recreate_topic(&self, topic: &str) {
+        self.delete_topic(topic).await;
+        self.create_topic(topic).await;
+    }
     /// Someone edits the task's record by hand so that it no longer reads (`state` = `ready`).
     async fn corrupt_record(&self, task_id: &str);
     /// What exists for the task.

@@ -281,8 +281,8 @@ impl Sim<'_> {
         let settings = if newest { &self.versions.new } else { &self.versions.old };
         let id = self.next_id;
         self.next_id += 1;
-        let is_newest = newest || !self.versions.change() || self.deploy == Deploy::Before;
-        lock(&self.board).versions.insert(id, (settings.generation, is_newest));
+        let runs_new = newest || !self.versions.change();
+        lock(&self.board).versions.insert(id, (settings.generation, runs_new));
         let fut = start(&job, &self.fake, &self.board, id, settings.clone(), self.clock);
         self.live.insert(id, Live { job, attempt, fut });
     }
@@ -291,7 +291,10 @@ impl Sim<'_> {
     fn deploy(&mut self, to: Deploy) {
         self.deploy = to;
         let new = &self.versions.new;
-        lock(&self.board).newest = (new.generation, new.topic_arns().map(str::to_owned).collect());
+        let mut b = lock(&self.board);
+        b.newest = (new.generation, new.topic_arns().map(str::to_owned).collect());
+        b.deployed = true;
+        drop(b);
         self.run.schedule.push(format!("deploy:{to:?}"));
     }
 

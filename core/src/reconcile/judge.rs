@@ -92,10 +92,20 @@ impl Cx<'_> {
             .filter(|(topic, arn)| settled && self.listed.contains(*topic) && !s.seen.iter().any(|x| &x.arn == *arn))
             .map(|(topic, _)| topic.clone())
             .collect();
+        // Our subscriptions to configured topics that the record does not name for their topic (made
+        // before the topic's owner refused Subscribe, or by an attempt whose answer was lost): recorded as
+        // they are and their attributes converged, never subscribed again (a refusing topic would refuse).
+        let mut adopt = std::collections::BTreeMap::new();
+        for seen in &s.seen {
+            let Some(topic) = seen.topic() else { continue };
+            if self.settings.topic(topic).is_some() && !r.subscriptions.contains_key(topic) && !r.names(&seen.arn) {
+                adopt.entry(topic.to_owned()).or_insert_with(|| seen.arn.clone());
+            }
+        }
         let hints = Hints {
-            verify: s.queue.is_none(),
+            verify: s.queue.is_none() || !adopt.is_empty(),
             lost,
-            ..Hints::default()
+            adopt,
         };
         let names = match self.names(&t.task_arn) {
             Ok(n) => n,

@@ -466,6 +466,61 @@ fn a_subscription_missing_from_a_complete_listing_is_made_again() {
     assert_eq!(young(599, 600), Want::Nothing, "a longer grace waits longer");
 }
 
+/// Our subscription to a configured topic that the record does not name (made before the topic's owner
+/// refused Subscribe, which the record says): adopted as it is and its attributes converged, never
+/// subscribed again (the topic would refuse). A refusal not yet due, and nothing of ours listed, is left.
+#[test]
+fn a_subscription_of_a_refusing_topic_is_adopted_not_subscribed() {
+    let mut rec = record(State::Ready, 700, PROD);
+    rec.subscriptions.clear();
+    rec.refused.insert(
+        TOPIC.into(),
+        crate::record::Refusal {
+            kind: "access-denied".into(),
+            message: "Subscribe failed (access-denied)".into(),
+            since: ago(60),
+            last_at: ago(60),
+            attempts: 1,
+        },
+    );
+    let mine = SeenSubscription {
+        arn: format!("{TOPIC}:made-before"),
+        endpoint: rec.queue_arn.clone(),
+        protocol: "sqs".into(),
+    };
+    let run = |subs: Vec<SeenSubscription>| {
+        let mut inv = Inventory {
+            tasks: vec![task("RUNNING", "RUNNING", 700, "service:orders")],
+            records: vec![rec.clone()],
+            queues: vec![queue(ID)],
+            subscriptions: subs,
+            ..Inventory::default()
+        };
+        inv.listed.insert(TOPIC.into());
+        reconcile(&inv, &settings(), GRACE, now())
+    };
+    let r = run(vec![mine.clone()]);
+    assert!(r.held.is_empty(), "{r:?}");
+    let [a] = r.actions.as_slice() else {
+        panic!("one action: {r:?}")
+    };
+    assert_eq!(a.kind, ActionKind::Converge);
+    assert_eq!(a.plan.record.subscriptions.get(TOPIC), Some(&mine.arn), "recorded");
+    assert!(a.plan.record.refused.is_empty(), "no longer refused");
+    assert!(a.plan.observe, "its attributes are read and converged");
+    assert!(a.plan.steps.contains(&Step::MarkReady), "{:?}", a.plan.steps);
+    // the subscribe stage reads the recorded subscription (and sets what differs) instead of subscribing
+    let targets = crate::converge::plan::subscribe_targets(&a.plan.record, &a.plan.inherited, &settings(), now(), true);
+    let target = targets.iter().find(|t| t.topic == TOPIC).expect("a target");
+    assert_eq!(target.known.as_deref(), Some(mine.arn.as_str()));
+    assert!(target.verify && !target.pending);
+    // another task's subscription is not ours to adopt
+    let mut theirs = mine.clone();
+    theirs.endpoint = theirs.endpoint.replace(ID, "fedcba9876543210fedcba9876543210");
+    assert_eq!(outcome(run(vec![theirs])), Want::Nothing, "another queue's");
+    assert_eq!(outcome(run(vec![])), Want::Nothing, "refused, not due, nothing listed");
+}
+
 /// A record that cannot be read is reported by its key and left alone; the other tasks are judged.
 #[test]
 fn a_quarantined_record_is_held_and_the_rest_goes_on() {

@@ -83,7 +83,8 @@ pub(super) struct Listings {
 
 /// The subscriptions of `topics` (each in its own region), every page up to [`MAX_SUBSCRIPTION_PAGES`],
 /// paced (30 TPS account quota). A topic whose listing fails is left out of this run's subscription pass
-/// (its subscriptions are not judged) and counted.
+/// (its subscriptions are not judged) and counted; a topic that does not exist is listed as complete and
+/// empty.
 pub(super) async fn subscriptions<'a, S: Subscriptions>(
     paced: &S,
     topics: impl IntoIterator<Item = &'a str>,
@@ -93,6 +94,17 @@ pub(super) async fn subscriptions<'a, S: Subscriptions>(
         let listed = match list_topic(paced, topic, MAX_SUBSCRIPTION_PAGES).await {
             // The topic's owner refuses us its listing: our own subscriptions can still be listed.
             Err(e) if e.kind == ErrorKind::AccessDenied => list_own_topic(paced, topic, MAX_OWN_PAGES).await,
+            // The topic does not exist (deleted, maybe to be re-created): it has no subscriptions, so its
+            // listing is complete and empty, and every subscription a record names on it is lost.
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                warn!(
+                    action = "list-subscriptions",
+                    outcome = "topic-not-found",
+                    topic,
+                    "the topic does not exist: none of its subscriptions remain"
+                );
+                Ok((Vec::new(), false))
+            }
             other => other,
         };
         match listed {
@@ -259,5 +271,29 @@ async fn queue_details<P: QueueInspect>(ports: &P, settings: &Settings, g: &mut 
                 g.errors += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::Fake;
+
+    const GONE: &str = "arn:aws:sns:us-east-1:123456789012:gone";
+    const SHUT: &str = "arn:aws:sns:us-east-1:123456789012:shut";
+
+    /// A deleted topic has no subscriptions: its listing is complete (every subscription a record names
+    /// on it is lost), not a failure; a topic refusing its listing is listed through our own.
+    #[tokio::test]
+    async fn a_deleted_topic_lists_complete_and_empty() {
+        let fake = Fake::new();
+        fake.delete_topic(GONE);
+        fake.refuse_topic(SHUT, ErrorKind::AccessDenied);
+        let mut into = Listings::default();
+        subscriptions(&fake, [GONE, SHUT], &mut into).await;
+        assert!(into.complete.contains(GONE), "{into:?}");
+        assert!(into.complete.contains(SHUT), "our own, listed account-wide: {into:?}");
+        assert_eq!(into.failed, 0);
+        assert!(into.subscriptions.is_empty());
     }
 }

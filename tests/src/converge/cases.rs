@@ -278,5 +278,24 @@ pub async fn what_others_broke_is_repaired<S: Stage>(s: &S) {
         2,
         "[{b}] the re-created topic"
     );
+    // a topic deleted and not (yet) re-created: the task stays READY on the other, the record says
+    // why, and the sweep after the topic is back (and the backoff is over) subscribes it again
+    s.delete_topic(t2).await;
+    s.sweep(&settings, later() + Duration::minutes(30), false).await;
+    let look = s.look(&task, &settings).await;
+    let r = look.record.as_ref().expect("record");
+    assert_eq!(r.state, State::Ready, "[{b}]");
+    assert_eq!(look.topics(), vec![a.to_owned()], "[{b}] only the topic that exists");
+    assert_eq!(
+        r.refused.get(t2).map(|x| x.kind.as_str()),
+        Some("not-found"),
+        "[{b}] {r:?}"
+    );
+    assert!(!r.subscriptions.contains_key(t2), "[{b}] no dead ARN recorded");
+    s.create_topic(t2).await;
+    s.sweep(&settings, later() + Duration::minutes(40), false).await;
+    let look = s.look(&task, &settings).await;
+    assert_eq!(look.topics().len(), 2, "[{b}] subscribed again once the topic is back");
+    assert!(look.record.expect("record").refused.is_empty(), "[{b}]");
     stop_everything(s, &task, &settings).await;
 }

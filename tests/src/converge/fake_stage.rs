@@ -123,8 +123,10 @@ impl Stage for FakeStage {
     async fn owner_unsubscribes(&self, subscription_arn: &str) {
         self.fake.unsubscribe(subscription_arn).await.expect("Unsubscribe");
     }
-    async fn recreate_topic(&self, topic: &str) {
+    async fn delete_topic(&self, topic: &str) {
         self.fake.delete_topic(topic);
+    }
+    async fn create_topic(&self, topic: &str) {
         self.fake.create_topic(topic);
     }
     async fn corrupt_record(&self, task_id: &str) {

@@ -200,7 +200,7 @@ impl Stage for MotoStage {
             .await
             .expect("Unsubscribe");
     }
-    async fn recreate_topic(&self, topic: &str) {
+    async fn delete_topic(&self, topic: &str) {
         let sns = aws_sdk_sns::Client::new(&self.proxied);
         // moto keeps a deleted topic's subscriptions (AWS deletes them with the topic): its owner removes
         // them first, as AWS would have.
@@ -215,6 +215,9 @@ impl Stage for MotoStage {
             let _ = sns.unsubscribe().subscription_arn(arn).send().await;
         }
         sns.delete_topic().topic_arn(topic).send().await.expect("DeleteTopic");
+    }
+    async fn create_topic(&self, topic: &str) {
+        let sns = aws_sdk_sns::Client::new(&self.proxied);
         let name = topic.rsplit(':').next().expect("a topic name");
         let again = sns.create_topic().name(name).send().await.expect("CreateTopic");
         assert_eq!(again.topic_arn(), Some(topic), "a re-created topic keeps its ARN");

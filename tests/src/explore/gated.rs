@@ -35,8 +35,12 @@ pub struct Board {
     pub seen: BTreeMap<usize, Option<Record>>,
     /// Old behaviours emulated at the ports (test-only, to show the explorer finds what they broke).
     pub old: OldPorts,
-    /// Per invocation, the settings it runs with: generation, and whether it is the newest version.
+    /// Per invocation, the settings it runs with: generation, and whether they are the new version's
+    /// (the deploy's target; true when the settings never change).
     pub versions: BTreeMap<usize, (u64, bool)>,
+    /// The deploy has begun: from now on only the new version's settings are the newest (an invocation
+    /// of the old version launched before is an older version, even though it was the newest then).
+    pub deployed: bool,
     /// The newest deployed settings: generation and topics. An Unsubscribe of a live task's existing
     /// subscription to one of these topics, while the topic accepts it, is a topic lost (unless the
     /// generations are unordered and the writer is the old version).
@@ -248,7 +252,8 @@ impl Gated {
             return;
         };
         let mut b = lock(&self.board);
-        let (gen, newest_version) = b.versions.get(&self.id).copied().unwrap_or((0, true));
+        let (gen, runs_new) = b.versions.get(&self.id).copied().unwrap_or((0, true));
+        let newest_version = runs_new || !b.deployed;
         let wanted = b.newest.1.contains(&sub.topic_arn);
         let accepts = self.inner.refusal(&sub.topic_arn).is_none();
         let unordered = gen == b.newest.0 && !newest_version;
