@@ -204,6 +204,7 @@ mod tests {
             // a redrive policy added, equal as JSON, removed
             (want(&[("RedrivePolicy", r#"{"deadLetterTargetArn":"d"}"#)]), have(&[]), vec![("RedrivePolicy", r#"{"deadLetterTargetArn":"d"}"#)]),
             (want(&[("RedrivePolicy", r#"{"deadLetterTargetArn":"d"}"#)]), have(&[("RedrivePolicy", r#"{ "deadLetterTargetArn": "d" }"#)]), vec![]),
+            (want(&[("RedrivePolicy", r#"{"deadLetterTargetArn":"d"}"#)]), have(&[("RedrivePolicy", r#"{"deadLetterTargetArn":"old"}"#)]), vec![("RedrivePolicy", r#"{"deadLetterTargetArn":"d"}"#)]),
             (want(&[]), have(&[("RedrivePolicy", r#"{"deadLetterTargetArn":"d"}"#)]), vec![("RedrivePolicy", "")]),
             // a replay policy is for new subscriptions only
             (want(&[("ReplayPolicy", "{}")]), have(&[]), vec![]),

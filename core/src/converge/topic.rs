@@ -370,6 +370,8 @@ mod tests {
              vec![C::Subscribe, C::Find], done(O::Refused(Invalid, "Invalid".into()))),
             ("invalid, listing refused", r(want(), None, false, false), vec![fail(Invalid), fail(AccessDenied), fail(AccessDenied)],
              vec![C::Subscribe, C::Find, C::FindOwn], done(O::Refused(Invalid, "Invalid".into()))),
+            ("invalid, listing throttled", r(want(), None, false, false), vec![fail(Invalid), fail(Throttled)],
+             vec![C::Subscribe, C::Find], Next::Fail(Throttled, "Throttled".into())),
             // refused for good: recorded per topic, never a failure of the task
             ("denied", r(want(), None, false, false), vec![fail(AccessDenied)], vec![C::Subscribe], done(O::Refused(AccessDenied, "AccessDenied".into()))),
             ("quota", r(want(), None, false, false), vec![fail(Quota)], vec![C::Subscribe], done(O::Refused(Quota, "Quota".into()))),
@@ -381,6 +383,8 @@ mod tests {
              vec![C::Subscribe, C::Find], done(O::Refused(AccessDenied, "AccessDenied".into()))),
             ("refused, pending, unlistable", r(want(), None, true, false), vec![fail(AccessDenied), fail(AccessDenied), fail(AccessDenied)],
              vec![C::Subscribe, C::Find, C::FindOwn], done(O::Unverified(AccessDenied, "AccessDenied".into()))),
+            ("refused, pending, listing throttled", r(want(), None, true, false), vec![fail(AccessDenied), fail(Throttled)],
+             vec![C::Subscribe, C::Find], Next::Fail(Throttled, "Throttled".into())),
             ("refused, pending, found among our own", r(want(), None, true, false),
              vec![fail(AccessDenied), fail(AccessDenied), A::Found(k("s1")), attrs("true")],
              vec![C::Subscribe, C::Find, C::FindOwn, C::Attributes("s1".into())], sub("s1")),

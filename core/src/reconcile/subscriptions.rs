@@ -6,7 +6,7 @@
 //! | our queue | READY, names this subscription | any | healthy (not listed) |
 //! | our queue | PROVISIONING | any | held `in-flight`: provisioning records it, or the sweeper finishes it |
 //! | our queue | READY naming this topic as pending (an earlier attempt's ARN was never recorded) | any | held `in-flight`: the `converge` action records it or removes it |
-//! | our queue, a configured topic | READY not naming this ARN (its recorded one was lost; or written before ARNs were recorded) | running / busy | held `in-flight`: the `converge` action adopts it (Subscribe answers the same ARN) |
+//! | our queue, a configured topic | READY not naming this ARN (its recorded one was lost; or written before ARNs were recorded) | running / busy | held `in-flight`: the `converge` action records it as listed and converges its attributes (never subscribes again: the topic may refuse) |
 //! | our queue | any record, quarantined (unreadable) | any | held `quarantined` |
 //! | our queue | none | running / busy | held `in-flight`: the `provision` action subscribes (same ARN) and records it |
 //! | our queue | READY not naming it (a retired topic, or the task is not running), DRAINING, GONE | any | `unsubscribe` once the record is older than the grace |
@@ -151,7 +151,7 @@ impl Pass<'_> {
             // (a configured topic) or removes it (a retired one).
             Some(r) if r.state == State::Ready && r.pending.contains(topic) => Err(Hold::InFlight),
             // A live task's subscription to a configured topic that its record does not name (its recorded
-            // one was lost, or the record predates recorded ARNs): the converge adopts it (Subscribe answers
+            // one was lost, or the record predates recorded ARNs): the converge records it as listed (never subscribing again: the topic may refuse; Subscribe would answer
             // this same ARN), so it is never removed under a running task.
             Some(r) if r.state == State::Ready && self.settings.topic(topic).is_some() && alive() => {
                 Err(Hold::InFlight)
