@@ -31,6 +31,24 @@ pub fn settings_with_topics(topics: &[&str]) -> Settings {
     Settings::from_map(&m).unwrap()
 }
 
+/// Settings read from a minimal environment (table `records`, cluster `prod`, account, region) with
+/// `pairs` on top (a later pair wins), or the error's message: for the settings readers' tests.
+pub fn settings_from_env(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+    let mut m: std::collections::BTreeMap<String, String> = [
+        (vars::TABLE, "records"),
+        (vars::CLUSTERS, "prod"),
+        (vars::ACCOUNT_ID, "123456789012"),
+        (vars::AWS_REGION, "us-east-1"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for (k, v) in pairs {
+        m.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Settings::from_map(&m).map_err(|e| e.to_string())
+}
+
 /// The fixed "now" of the tables.
 pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()

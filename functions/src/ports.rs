@@ -194,10 +194,19 @@ pub async fn list_topic<S: Subscriptions>(
     topic_arn: &str,
     max_pages: usize,
 ) -> Result<(Vec<SeenSubscription>, bool), PortError> {
+    read_pages(max_pages, |next| s.list_by_topic(topic_arn, next)).await
+}
+
+/// Every subscription of the pages `fetch` reads, at most `max_pages`; true when pages were left unread.
+async fn read_pages<F, Fut>(max_pages: usize, mut fetch: F) -> Result<(Vec<SeenSubscription>, bool), PortError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<SubscriptionPage, PortError>>,
+{
     let mut out = Vec::new();
     let mut next = None;
     for _ in 0..max_pages {
-        let page = s.list_by_topic(topic_arn, next).await?;
+        let page = fetch(next).await?;
         out.extend(page.subscriptions);
         next = page.next;
         if next.is_none() {
@@ -238,17 +247,7 @@ pub async fn list_own_topic<S: Subscriptions>(
     topic_arn: &str,
     max_pages: usize,
 ) -> Result<(Vec<SeenSubscription>, bool), PortError> {
-    let mut out = Vec::new();
-    let mut next = None;
-    for _ in 0..max_pages {
-        let page = s.list_own(topic_arn, next).await?;
-        out.extend(page.subscriptions);
-        next = page.next;
-        if next.is_none() {
-            break;
-        }
-    }
-    Ok((out, next.is_some()))
+    read_pages(max_pages, |next| s.list_own(topic_arn, next)).await
 }
 
 /// What the sweeper reads about one queue (only for orphan candidates): two calls, GetQueueAttributes

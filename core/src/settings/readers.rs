@@ -93,8 +93,6 @@ fn check_role_arn(arn: &str, home: &Home) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::super::{vars, Settings};
     use super::Readers;
 
@@ -102,20 +100,8 @@ mod tests {
     const ADMIN: &str = "arn:aws:iam::123456789012:role/ops/queue-admin";
 
     fn env(pairs: &[(&str, &str)]) -> Result<Settings, String> {
-        let mut m: BTreeMap<String, String> = [
-            (vars::TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:fanout"),
-            (vars::TABLE, "records"),
-            (vars::CLUSTERS, "prod"),
-            (vars::ACCOUNT_ID, "123456789012"),
-            (vars::AWS_REGION, "us-east-1"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        for (k, v) in pairs {
-            m.insert((*k).to_owned(), (*v).to_owned());
-        }
-        Settings::from_map(&m).map_err(|e| e.to_string())
+        let topic = [(vars::TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:fanout")];
+        crate::test_support::settings_from_env(&[&topic[..], pairs].concat())
     }
 
     #[test]

@@ -240,27 +240,13 @@ fn policy_fits(bytes: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::super::{vars, Settings};
 
     const A: &str = "arn:aws:sns:us-east-1:123456789012:orders";
     const B: &str = "arn:aws:sns:eu-west-1:210987654321:flags";
 
     fn env(pairs: &[(&str, &str)]) -> Result<Settings, String> {
-        let mut m: BTreeMap<String, String> = [
-            (vars::TABLE, "records"),
-            (vars::CLUSTERS, "prod"),
-            (vars::ACCOUNT_ID, "123456789012"),
-            (vars::AWS_REGION, "us-east-1"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        for (k, v) in pairs {
-            m.insert((*k).to_owned(), (*v).to_owned());
-        }
-        Settings::from_map(&m).map_err(|e| e.to_string())
+        crate::test_support::settings_from_env(pairs)
     }
 
     #[test]
