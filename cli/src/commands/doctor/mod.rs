@@ -21,6 +21,7 @@ mod sweep;
 use std::process::ExitCode;
 
 use serde::Serialize;
+use tasksub_core::naming::TopicArn;
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::settings::{Settings, SweepSettings};
 use tasksub_functions::ports::PortError;
@@ -125,7 +126,7 @@ pub fn permission(action: &str, result: Result<(), PortError>, absent: Absent) -
             (ErrorKind::AccessDenied, _) => Check::problem(
                 check,
                 format!("denied: {}", e.message),
-                format!("grant {action} to these credentials; the functions' roles need it too (docs/contract.md, AWS actions used)"),
+                format!("grant {action} to these credentials (which actions the functions' roles need: docs/contract.md, AWS actions used)"),
             ),
             (ErrorKind::Throttled | ErrorKind::Transient, _) => {
                 Check::transient(check, format!("could not check: {e}"), "run `tasksub doctor` again")
@@ -133,6 +134,31 @@ pub fn permission(action: &str, result: Result<(), PortError>, absent: Absent) -
             _ => Check::problem(check, format!("unexpected answer: {e}"), "look at the message; check the region and endpoint"),
         },
     }
+}
+
+/// GetTopicAttributes denied. Another account's topic: its owner's policy admits Subscribe (what the
+/// functions call), not necessarily GetTopicAttributes (which nothing of tasksub calls), so the probe
+/// proves nothing; whether the topic admits the tasks shows in their records (`refusedTopics`). Our own
+/// account's topic: these credentials lack the permission doctor's probe needs.
+pub fn topic_denied(topic: &TopicArn, home_account: &str, message: &str) -> Check {
+    if topic.account != home_account {
+        return Check::not_checked(
+            "topic",
+            format!(
+                "{} belongs to account {}, whose topic policy need not grant sns:GetTopicAttributes (the \
+                 functions never call it); whether it admits the tasks' Subscribe shows per task in \
+                 `tasksub show` (refusedTopics) and in the `topic refusals` check",
+                topic.as_str(),
+                topic.account
+            ),
+        );
+    }
+    Check::problem(
+        "permission sns:GetTopicAttributes",
+        format!("denied: {message}"),
+        "grant sns:GetTopicAttributes on the topic to these credentials so doctor can check it (the functions \
+         do not need it)",
+    )
 }
 
 /// The settings, or the check that says why they are unusable.
@@ -257,6 +283,22 @@ mod tests {
         };
         let c = settings(env).unwrap_err();
         assert!(c.detail.contains("TASKSUB_SWEEP_GRACE_SECONDS"), "{c:?}");
+    }
+
+    #[test]
+    fn a_foreign_topic_denying_its_attributes_is_not_checked_an_own_one_is_a_problem() {
+        let foreign = TopicArn::parse("arn:aws:sns:eu-west-1:210987654321:flags").unwrap();
+        let own = TopicArn::parse("arn:aws:sns:us-east-1:123456789012:fanout").unwrap();
+        let c = topic_denied(&foreign, "123456789012", "not authorized");
+        assert_eq!(c.status, Status::NotChecked, "{c:?}");
+        assert!(
+            c.detail.contains("210987654321") && c.detail.contains("refusedTopics"),
+            "{c:?}"
+        );
+        let c = topic_denied(&own, "123456789012", "not authorized");
+        assert_eq!(c.status, Status::Problem, "{c:?}");
+        let fix = c.fix.as_deref().unwrap_or_default();
+        assert!(fix.contains("the functions do not need it"), "{c:?}");
     }
 
     #[test]

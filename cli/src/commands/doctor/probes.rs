@@ -5,13 +5,14 @@ use std::future::Future;
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType, ScalarAttributeType, TableDescription, TimeToLiveStatus};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
+use tasksub_core::naming::TopicArn;
 use tasksub_core::record::attr;
 use tasksub_core::settings::{Settings, SweepSettings};
 use tasksub_functions::aws::{classify, AwsPorts};
 use tasksub_functions::sdk::OPERATION_TIMEOUT;
 use tasksub_functions::sweeper::{RunOptions, Sweeper};
 
-use super::{permission, Absent, Check};
+use super::{permission, topic_denied, Absent, Check};
 
 /// Actions the functions use that no read can probe.
 const WRITES: &[&str] = &[
@@ -54,7 +55,7 @@ pub(super) async fn all(
     let topics = async move {
         let mut out = Vec::new();
         for t in &settings.topics {
-            out.push(topic(c, t.arn.as_str()).await);
+            out.push(topic(c, &t.arn, &settings.home.account).await);
         }
         out
     };
@@ -159,7 +160,8 @@ async fn dry_sweep(
 }
 
 /// One topic exists and is reachable in its own region.
-async fn topic(c: &Clients, arn: &str) -> Check {
+async fn topic(c: &Clients, topic: &TopicArn, home_account: &str) -> Check {
+    let arn = topic.as_str();
     match c.ports.sns_for(arn).get_topic_attributes().topic_arn(arn).send().await {
         Ok(out) => {
             let subs = out.attributes().and_then(|a| a.get("SubscriptionsConfirmed")).cloned();
@@ -178,6 +180,7 @@ async fn topic(c: &Clients, arn: &str) -> Check {
                     format!("{arn} does not exist"),
                     "fix TASKSUB_TOPIC_ARNS, or deploy the stack (for the emulator: `tasksub init-local`)",
                 ),
+                tasksub_core::outcome::ErrorKind::AccessDenied => topic_denied(topic, home_account, &e.message),
                 _ => permission("sns:GetTopicAttributes", Err(e), Absent::IsMoot),
             }
         }
