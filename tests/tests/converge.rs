@@ -189,3 +189,40 @@ async fn a_failed_stage_undoes_its_subscription_when_a_teardown_won() {
     );
     assert!(w.fake().queues().is_empty());
 }
+
+/// A subscription of ours to a topic that refuses Subscribe (made before the owner refused, here by hand
+/// while it admitted us) is recorded by the next sweep and the refusal cleared, although the refusal's
+/// retry is not due and nothing else changed: the write happens (an audit that changed nothing is the
+/// only plan that skips it), so the task is not left deaf on paper while the subscription delivers.
+#[tokio::test]
+async fn a_listed_subscription_of_a_refusing_topic_is_recorded() {
+    use tasksub_core::record::State;
+    use tasksub_functions::ports::Subscriptions;
+    use tasksub_tests::converge::{queue_arn, Stage};
+
+    let s = FakeStage::new();
+    let (a, b) = (s.topics()[0].clone(), s.topics()[2].clone());
+    let settings = s.settings(&[&a, &b], &[]);
+    let task = s.running_task().await;
+    s.refuse(&b);
+    s.handle(&settings, &task.event("RUNNING", "RUNNING", 3))
+        .await
+        .expect("start");
+    let look = s.look(&task, &settings).await;
+    let r = look.record.expect("record");
+    assert_eq!((r.state, r.refused.contains_key(&b)), (State::Ready, true));
+    // the owner admits us for a while; someone subscribes the queue by hand; the owner refuses again
+    s.admit(&b);
+    let attributes = tasksub_core::policy::subscription_attributes(settings.topic(&b).expect("b"), r.created_at);
+    let arn = s
+        .fake()
+        .subscribe(&b, &queue_arn(&settings, &task), &attributes)
+        .await
+        .expect("by hand");
+    s.refuse(&b);
+    s.sweep(&settings, chrono::Utc::now() + chrono::Duration::minutes(3), false)
+        .await;
+    let r = s.look(&task, &settings).await.record.expect("record");
+    assert_eq!(r.subscriptions.get(&b), Some(&arn), "recorded: {r:?}");
+    assert!(r.refused.is_empty(), "{r:?}");
+}

@@ -77,6 +77,7 @@ pub fn plan_with(
                 steps,
                 observe,
                 inherited: if stored.is_some() { inherited } else { BTreeSet::new() },
+                baseline: stored.filter(|r| r.state == State::Ready).cloned(),
             }))
         }
         Err(skip) => Decision::Skip(skip),

@@ -232,6 +232,9 @@ pub struct Plan {
     /// The topics pending in the stored record before this plan: an earlier attempt may have made their
     /// subscriptions without recording the ARN.
     pub inherited: BTreeSet<String>,
+    /// The READY record as read, before the hints were applied: a plan whose outcome equals it (an
+    /// audit that changed nothing) does not write it again. `None` for any other stored state.
+    pub baseline: Option<Record>,
 }
 
 /// What a writer knows that a record does not say: recorded subscriptions missing from their topics'

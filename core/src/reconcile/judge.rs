@@ -231,6 +231,7 @@ impl Cx<'_> {
             steps: vec![Step::DeleteQueue],
             observe: false,
             inherited: Default::default(),
+            baseline: None,
         };
         let (kind, intent, facts) = (ActionKind::RemoveStrayQueue, Intent::Stopped, facts_of_record(r));
         Some(Ok(action(kind, intent, names, facts, s, plan)))

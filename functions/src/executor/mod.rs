@@ -227,11 +227,13 @@ pub async fn run<P: Ports>(
         steps,
         observe,
         inherited,
+        baseline,
     } = plan;
     // Whether the working record is stored (read, or written by us): every write names its revision.
     let mut stored = expected.is_some();
-    // A READY record a plan finds already as desired (an audit that changed nothing) is not written again.
-    let unchanged = (expected == Some(State::Ready)).then(|| record.clone());
+    // A READY record a plan finds already as desired (an audit that changed nothing) is not written again;
+    // compared with the record as read, not the plan's (which may already record what the sweeper listed).
+    let unchanged = baseline.filter(|_| expected == Some(State::Ready));
     let mut done = Vec::with_capacity(steps.len());
     let cx = Cx {
         settings,
