@@ -51,8 +51,11 @@ pub fn plan_with(
         }
         // Subscriptions this invocation made that the record does not name: recorded now.
         if matches!(r.state, State::Ready | State::Provisioning) {
-            let unnamed = |t: &String| settings.topic(t).is_some() && !r.subscriptions.contains_key(t);
-            for (topic, arn) in hints.adopt.iter().filter(|(t, _)| unnamed(t)) {
+            // (the working record: a recorded subscription just found lost no longer names its topic)
+            for (topic, arn) in &hints.adopt {
+                if settings.topic(topic).is_none() || record.subscriptions.contains_key(topic) {
+                    continue;
+                }
                 adopted = true;
                 record.subscriptions.insert(topic.clone(), arn.clone());
                 record.pending.remove(topic);

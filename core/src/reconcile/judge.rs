@@ -86,7 +86,7 @@ impl Cx<'_> {
         // The listings were read before the records: only a record that named its subscriptions well
         // before this sweep began proves that a subscription missing from a listing is gone.
         let settled = self.now - r.updated_at >= self.grace.max(super::LOST_AFTER);
-        let lost = r
+        let lost: std::collections::BTreeSet<String> = r
             .subscriptions
             .iter()
             .filter(|(topic, arn)| settled && self.listed.contains(*topic) && !s.seen.iter().any(|x| &x.arn == *arn))
@@ -95,10 +95,13 @@ impl Cx<'_> {
         // Our subscriptions to configured topics that the record does not name for their topic (made
         // before the topic's owner refused Subscribe, or by an attempt whose answer was lost): recorded as
         // they are and their attributes converged, never subscribed again (a refusing topic would refuse).
+        // Likewise one that replaces a recorded subscription found lost (the topic re-created, or ours
+        // re-made by an attempt whose answer was lost).
         let mut adopt = std::collections::BTreeMap::new();
         for seen in &s.seen {
             let Some(topic) = seen.topic() else { continue };
-            if self.settings.topic(topic).is_some() && !r.subscriptions.contains_key(topic) && !r.names(&seen.arn) {
+            let unnamed = !r.subscriptions.contains_key(topic) || lost.contains(topic);
+            if self.settings.topic(topic).is_some() && unnamed && !r.names(&seen.arn) {
                 adopt.entry(topic.to_owned()).or_insert_with(|| seen.arn.clone());
             }
         }
@@ -123,7 +126,14 @@ impl Cx<'_> {
                 hints,
             )
         };
+        let audited = self.audit.contains(s.id);
         let (kind, plan) = match plan(&hints) {
+            // A task due for its audit is read whatever else brings the sweep to it (a refusal to retry,
+            // a lost subscription): an older writer may have changed what its record says is converged.
+            Decision::Act(p) if audited && !p.observe => match plan(&Hints { verify: true, ..hints.clone() }) {
+                Decision::Act(read) => (ActionKind::Converge, read),
+                Decision::Skip(_) => (ActionKind::Converge, p),
+            },
             Decision::Act(p) => (ActionKind::Converge, p),
             Decision::Skip(Skip::AlreadyReady) if self.audit.contains(s.id) => {
                 let audit = Hints {

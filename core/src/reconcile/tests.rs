@@ -440,8 +440,8 @@ fn a_subscription_missing_from_a_complete_listing_is_made_again() {
     other.arn = format!("{TOPIC}:new");
     assert_eq!(
         run(vec![other], true),
-        again,
-        "a re-created topic's new subscription is adopted"
+        Want::Act(ActionKind::Converge, vec![Step::CreateQueue, Step::Subscribe, Step::MarkReady]),
+        "a re-created topic's new subscription (ours, listed) is recorded as it is: no intent to write"
     );
     assert_eq!(
         run(vec![], false),
@@ -853,4 +853,25 @@ fn audits_pick_live_ready_tasks_and_read_the_world() {
     assert_eq!(r.actions.len(), 1);
     assert_eq!(r.actions[0].kind, ActionKind::Audit);
     assert!(r.actions[0].plan.observe, "an audit reads the queue and subscriptions");
+    // a task the sweep converges for another reason (a refusal due again) is read too when audited: an
+    // older writer may have changed its queue after its record was converged
+    let mut due = live_fleet(1);
+    due.records[0].refused.insert(
+        "arn:aws:sns:us-east-1:123456789012:fanout".into(),
+        crate::record::Refusal {
+            kind: "quota".into(),
+            message: "FilterPolicyLimitExceeded".into(),
+            since: ago(3600),
+            last_at: ago(3600),
+            attempts: 1,
+        },
+    );
+    due.records[0].subscriptions.clear();
+    let unread = reconcile_with(&due, &settings(), GRACE, now(), 0);
+    assert_eq!(unread.actions.len(), 1);
+    assert_eq!(unread.actions[0].kind, ActionKind::Converge);
+    assert!(!unread.actions[0].plan.observe, "not audited: only the refused topic is tried");
+    let read = reconcile_with(&due, &settings(), GRACE, now(), 1);
+    assert_eq!(read.actions[0].kind, ActionKind::Converge);
+    assert!(read.actions[0].plan.observe, "audited: the queue and subscriptions are read too");
 }
