@@ -130,7 +130,10 @@ impl Cx<'_> {
         let (kind, plan) = match plan(&hints) {
             // A task due for its audit is read whatever else brings the sweep to it (a refusal to retry,
             // a lost subscription): an older writer may have changed what its record says is converged.
-            Decision::Act(p) if audited && !p.observe => match plan(&Hints { verify: true, ..hints.clone() }) {
+            Decision::Act(p) if audited && !p.observe => match plan(&Hints {
+                verify: true,
+                ..hints.clone()
+            }) {
                 Decision::Act(read) => (ActionKind::Converge, read),
                 Decision::Skip(_) => (ActionKind::Converge, p),
             },

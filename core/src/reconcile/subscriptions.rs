@@ -9,6 +9,7 @@
 //! | our queue, a configured topic | READY not naming this ARN (its recorded one was lost; or written before ARNs were recorded) | running / busy | held `in-flight`: the `converge` action records it as listed and converges its attributes (never subscribes again: the topic may refuse) |
 //! | our queue | any record, quarantined (unreadable) | any | held `quarantined` |
 //! | our queue | none | running / busy | held `in-flight`: the `provision` action subscribes (same ARN) and records it |
+//! | our queue | READY of a newer settings generation, not naming it | any | held `older-generation`: a topic these settings retired may be one the newer settings want |
 //! | our queue | READY not naming it (a retired topic, or the task is not running), DRAINING, GONE | any | `unsubscribe` once the record is older than the grace |
 //! | our queue, existing, with tasksub's tags naming the task | none | stopped / unknown | `unsubscribe` once the queue is older than the grace |
 //! | our queue, no longer existing | none | stopped / unknown | `unsubscribe` |
@@ -31,6 +32,8 @@ use super::{
     grace_hold, grace_of, index_records, index_tasks, is_alive, ActionKind, EcsTask, Hold, Inventory, SeenQueue,
     SeenSubscription,
 };
+use crate::converge::{authority, Authority};
+use crate::decide::Skip;
 use crate::naming::queue_arn;
 use crate::record::{Record, State};
 use crate::settings::Settings;
@@ -155,6 +158,14 @@ impl Pass<'_> {
             // this same ARN), so it is never removed under a running task.
             Some(r) if r.state == State::Ready && self.settings.topic(topic).is_some() && alive() => {
                 Err(Hold::InFlight)
+            }
+            // A live record a newer settings generation converged: what these (older) settings call a
+            // retired topic may be one the newer settings want; left to the newer writer.
+            Some(r) if r.state == State::Ready && authority(self.settings, r) == Authority::Older => {
+                Err(Hold::Skip(Skip::OlderGeneration {
+                    writer: self.settings.generation,
+                    record: r.generation,
+                }))
             }
             Some(r) => Ok(Some(r.updated_at)),
             None if self.inv.quarantined.contains_key(id) => Err(Hold::Quarantined(self.inv.quarantined[id].clone())),
@@ -353,7 +364,20 @@ mod tests {
         retired.arn = "arn:aws:sns:us-east-1:123456789012:retired:1".into();
         let mut inv = with(retired.clone(), vec![record(State::Ready, None, 9999)], None);
         inv.opaque.insert(ID.into());
-        assert_eq!(judge(inv), (vec![retired.arn], vec![]));
+        assert_eq!(judge(inv), (vec![retired.arn.clone()], vec![]));
+        // ...unless a newer settings generation converged the record: the topic these settings retired
+        // may be one the newer settings want (a deploy half done, an old sweeper still running)
+        let mut newer = record(State::Ready, None, 9999);
+        newer.generation = settings().generation + 1;
+        let mut inv = with(retired.clone(), vec![newer.clone()], None);
+        inv.opaque.insert(ID.into());
+        assert_eq!(judge(inv), (vec![], vec!["older-generation"]));
+        // a teardown's record of any generation: the subscription goes
+        newer.state = State::Draining;
+        assert_eq!(
+            judge(with(retired.clone(), vec![newer], None)),
+            (vec![retired.arn], vec![])
+        );
     }
 
     #[test]

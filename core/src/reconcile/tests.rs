@@ -440,7 +440,10 @@ fn a_subscription_missing_from_a_complete_listing_is_made_again() {
     other.arn = format!("{TOPIC}:new");
     assert_eq!(
         run(vec![other], true),
-        Want::Act(ActionKind::Converge, vec![Step::CreateQueue, Step::Subscribe, Step::MarkReady]),
+        Want::Act(
+            ActionKind::Converge,
+            vec![Step::CreateQueue, Step::Subscribe, Step::MarkReady]
+        ),
         "a re-created topic's new subscription (ours, listed) is recorded as it is: no intent to write"
     );
     assert_eq!(
@@ -870,8 +873,14 @@ fn audits_pick_live_ready_tasks_and_read_the_world() {
     let unread = reconcile_with(&due, &settings(), GRACE, now(), 0);
     assert_eq!(unread.actions.len(), 1);
     assert_eq!(unread.actions[0].kind, ActionKind::Converge);
-    assert!(!unread.actions[0].plan.observe, "not audited: only the refused topic is tried");
+    assert!(
+        !unread.actions[0].plan.observe,
+        "not audited: only the refused topic is tried"
+    );
     let read = reconcile_with(&due, &settings(), GRACE, now(), 1);
     assert_eq!(read.actions[0].kind, ActionKind::Converge);
-    assert!(read.actions[0].plan.observe, "audited: the queue and subscriptions are read too");
+    assert!(
+        read.actions[0].plan.observe,
+        "audited: the queue and subscriptions are read too"
+    );
 }
