@@ -231,8 +231,11 @@ impl Stage for CliStage {
     async fn owner_unsubscribes(&self, subscription_arn: &str) {
         self.inner.owner_unsubscribes(subscription_arn).await
     }
-    async fn recreate_topic(&self, topic: &str) {
-        self.inner.recreate_topic(topic).await
+    async fn delete_topic(&self, topic: &str) {
+        self.inner.delete_topic(topic).await
+    }
+    async fn create_topic(&self, topic: &str) {
+        self.inner.create_topic(topic).await
     }
     async fn corrupt_record(&self, task_id: &str) {
         self.inner.corrupt_record(task_id).await
