@@ -74,3 +74,11 @@ def test_every_queue_of_the_stack_is_named_outside_every_task_queue_prefix(name,
         # SQS: 1-80 characters of [A-Za-z0-9_-], a FIFO queue's name ending in .fifo (counted).
         assert len(n) <= 80 and re.fullmatch(r"[A-Za-z0-9_-]+(\.fifo)?", n), (lid, n)
     assert names == {lid: f(fifo) for lid, f in EXPECTED.items()}, f"{name}: the stack's queues changed"
+    # A FIFO queue's name must end in .fifo, and only a FIFO queue's may: the buffers are always standard
+    # (EventBridge targets redriven to the standard EventDlq), TaskQueueDlq is FIFO exactly with FIFO topics.
+    r = Resolver(template, {"QueuePrefix": f"{STACK}-", "TopicArns": FIFO_TOPICS if fifo else "", "EnableQueueDlq": "true"})
+    for lid, n in names.items():
+        props = template["Resources"][lid]["Properties"]
+        # (resolved inside its properties: an Fn::If to AWS::NoValue removes the key)
+        is_fifo = str(r.resolve({"FifoQueue": props.get("FifoQueue", False)}).get("FifoQueue")).lower() == "true"
+        assert is_fifo == n.endswith(".fifo"), (name, lid, n, is_fifo)
