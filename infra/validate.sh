@@ -15,7 +15,8 @@
 # coverage (infra/tests/test_iam.py: every policy statement against AWS's authorization data, each role's
 # grants against the SDK calls of its Rust code, every call allowed on its resources with two topics in
 # another account and region, and a foreign topic's owner snippet evaluated with them), the AWS-faithful
-# evaluator (infra/iamsim: every call and denial under AWS's request evaluation logic, iam-simulate), the
+# evaluator (infra/iamsim: every call and denial under AWS's request evaluation logic, iam-simulate; and its
+# mutation test: each identity statement and each condition removed must fail one of its cases), the
 # SAM/CDK parity (infra/tests/test_parity.py), and the moto tests of infra/tests: the EventBridge
 # patterns, the trimmed and injection-proof input transformer, the buffer queues, and the deploy test (both
 # templates created by moto's CloudFormation, the public samples sent through the rules). Every step runs;
@@ -147,7 +148,8 @@ parity_tests() {
   TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests/test_parity.py" -q -p no:cacheprovider
 }
 # Every role's calls, and the denials, under AWS's request evaluation (infra/iamsim): the templates' statements
-# as the IAM oracle resolves them (iamsim_export.py), each task queue's policy as tasksub-core builds it.
+# as the IAM oracle resolves them (iamsim_export.py), each task queue's policy as tasksub-core builds it; then
+# mutation.test.mjs removes each identity statement and each condition in turn and requires a case to fail.
 iam_simulate() {
   (cd "$REPO" && cargo build -q -p tasksub-core --example queue_policy) || return 1
   TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" "$INFRA/tests/iamsim_export.py" "$BUILD/iamsim" || return 1
@@ -173,7 +175,7 @@ step "cfn-guard validate (SAM, SAM transformed, CDK, snippets)" guard_validate
 step "cfn-guard test (negative cases)"        guard_tests
 step "checkov (SAM, SAM transformed, CDK, snippets)" checkov_scan
 step "IAM oracle and call coverage (policy_sentry, pytest)" iam_oracle
-step "IAM evaluator: every call and denial under AWS's evaluation logic (iam-simulate)" iam_simulate
+step "IAM evaluator: every call and denial under AWS's evaluation logic, and its mutation test (iam-simulate)" iam_simulate
 step "SAM held to the CDK assertions (parity, pytest)" parity_tests
 step "moto tests: patterns, trimming, injection, buffers, deploy (pytest)" pattern_tests
 

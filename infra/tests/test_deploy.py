@@ -177,6 +177,11 @@ def test_the_stack_deploys_and_its_buffers_receive_only_trimmed_events(clients, 
             env = clients.lam.get_function_configuration(FunctionName=physical[lid])["Environment"]["Variables"]
             assert env["TASKSUB_QUEUE_DLQ_ARN"] == arns["TaskQueueDlq"], lid
             assert str(env["TASKSUB_SETTINGS_GENERATION"]) == "0", lid  # moto keeps a Number parameter a number
+        # named from the stack id, outside every task-queue prefix (infra/tests/test_queue_names.py)
+        stack_uuid = clients.cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackId"].split("/")[2]
+        assert arns["EventDlq"].endswith(f":dlq-tasksub-events-{stack_uuid}"), arns["EventDlq"]
+        assert arns["TaskRunningBuffer"].endswith(f":buf-tasksub-running-{stack_uuid}"), arns["TaskRunningBuffer"]
+        assert arns["TaskStoppedBuffer"].endswith(f":buf-tasksub-stopped-{stack_uuid}"), arns["TaskStoppedBuffer"]
         for buffer in ("TaskRunningBuffer", "TaskStoppedBuffer"):
             attrs = clients.sqs.get_queue_attributes(QueueUrl=physical[buffer], AttributeNames=["All"])["Attributes"]
             redrive = json.loads(attrs["RedrivePolicy"])

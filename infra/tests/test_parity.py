@@ -151,6 +151,8 @@ def _break(template: dict, how: str) -> dict:
         del res["TaskStoppedRuleInvocationsFailedToBeSentToDlqAlarm"]
     elif how == "let the task DLQ be named by CloudFormation":
         res["TaskQueueDlq"]["Properties"].pop("QueueName")
+    elif how == "let a buffer queue be named by CloudFormation":
+        res["TaskStoppedBuffer"]["Properties"].pop("QueueName")
     elif how == "accept cluster names":
         t["Parameters"]["ClusterArns"].pop("AllowedPattern")
     elif how == "forget the settings generation in a function's environment":
@@ -175,6 +177,7 @@ def _break(template: dict, how: str) -> dict:
     "strip the event DLQ's TLS Deny",
     "drop a rule delivery alarm",
     "let the task DLQ be named by CloudFormation",
+    "let a buffer queue be named by CloudFormation",
     "accept cluster names",
     "forget the settings generation in a function's environment",
     "keep the task DLQ standard with FIFO topics",

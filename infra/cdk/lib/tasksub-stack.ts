@@ -609,8 +609,12 @@ export class TasksubStack extends Stack {
     // into the event function with at most EventFunctionConcurrency invocations at once (nothing reserved).
     // A failed record comes back after the visibility timeout, six times the function's timeout as AWS
     // recommends; after BUFFER_MAX_RECEIVE_COUNT receives the redrive moves it, still trimmed, to EventDlq.
-    const buffer = (logicalId: string) => {
+    // Named from the stack id like the DLQs, for the same reason: a generated "<stack name>-..." name could start
+    // with a custom QueuePrefix. "buf-" can never start a prefix. Always standard queues (EventBridge targets
+    // redriven to the standard EventDlq), so no ".fifo"; 56 characters of SQS's 80.
+    const buffer = (logicalId: string, kind: 'running' | 'stopped') => {
       const q = new sqs.Queue(this, logicalId, {
+        queueName: Fn.join('', [`buf-tasksub-${kind}-`, stackUuid]),
         // Shorter than EventDlq's 14 days, as SQS advises: a message keeps its enqueue time when moved.
         retentionPeriod: Duration.days(1),
         visibilityTimeout: Duration.seconds(6 * EVENT_FUNCTION_TIMEOUT_SECONDS),
@@ -621,8 +625,8 @@ export class TasksubStack extends Stack {
       setLogicalId(q, logicalId);
       return q;
     };
-    const runningBuffer = buffer('TaskRunningBuffer');
-    const stoppedBuffer = buffer('TaskStoppedBuffer');
+    const runningBuffer = buffer('TaskRunningBuffer', 'running');
+    const stoppedBuffer = buffer('TaskStoppedBuffer', 'stopped');
 
     // ------------------------------------------------------------------ functions
     const environment: Record<string, string> = {

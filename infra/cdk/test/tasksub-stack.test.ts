@@ -636,21 +636,32 @@ describe('operations', () => {
     }
   });
 
-  it('names nothing explicitly but the DLQs, from the stack id, so two stacks coexist', () => {
-    // The DLQs' names derive from the stack id and start with "dlq-", so no queue prefix (tasksub- or
-    // tasksub_ first) can ever cover them, whatever the stack is called.
+  it('names nothing explicitly but the DLQs and the buffer queues, from the stack id, so two stacks coexist', () => {
+    // The stack's own queues' names derive from the stack id and start with "dlq-" or "buf-", so no queue
+    // prefix (tasksub- or tasksub_ first) can ever cover them, whatever the stack is called: a generated
+    // "<stack name>-..." name would fall under the prefix "tasksub-prod-" on the stack tasksub-prod, within
+    // reach of the functions' task-queue grants and the sweeper's ListQueues(QueueNamePrefix).
     const uuid = { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] };
-    // The task-queue DLQ's name ends in .fifo with FIFO topics (a FIFO queue's name must).
+    // The task-queue DLQ's name ends in .fifo with FIFO topics (a FIFO queue's name must); the buffers are
+    // always standard queues.
     const names: [string, string, unknown[]][] = [
-      ['EventDlq', 'events', []],
-      ['TaskQueueDlq', 'tasks', [{ 'Fn::If': ['FifoTopics', '.fifo', ''] }]],
+      ['EventDlq', 'dlq-tasksub-events-', []],
+      ['TaskQueueDlq', 'dlq-tasksub-tasks-', [{ 'Fn::If': ['FifoTopics', '.fifo', ''] }]],
+      ['TaskRunningBuffer', 'buf-tasksub-running-', []],
+      ['TaskStoppedBuffer', 'buf-tasksub-stopped-', []],
     ];
-    for (const [id, infix, suffix] of names) {
+    for (const [id, head, suffix] of names) {
       assert.deepEqual(json.Resources[id].Properties.QueueName, {
-        'Fn::Join': ['', [`dlq-tasksub-${infix}-`, uuid, ...suffix]],
+        'Fn::Join': ['', [head, uuid, ...suffix]],
       }, id);
+      // 36 characters of stack UUID, and ".fifo" at most: within SQS's 80.
+      assert.ok(head.length + 36 + 5 <= 80, id);
+      assert.ok(!/^tasksub[-_]/.test(head), id);
     }
-    const named = Object.entries(json.Resources).filter(([id, r]) => !['EventDlq', 'TaskQueueDlq'].includes(id) &&
+    // Every queue of the stack is one of them: a queue added without an explicit name outside the prefix fails.
+    const queues = Object.entries(json.Resources).filter(([, r]) => r.Type === 'AWS::SQS::Queue').map(([id]) => id);
+    assert.deepEqual(queues.sort(), names.map(([id]) => id).sort());
+    const named = Object.entries(json.Resources).filter(([id, r]) => !names.some(([n]) => n === id) &&
       Object.keys(r.Properties ?? {}).some((k) => /^(TableName|TopicName|QueueName|FunctionName|Name|RoleName|ManagedPolicyName|LogGroupName|AlarmName)$/.test(k)
         && !['AWS::Lambda::EventInvokeConfig', 'AWS::Lambda::Permission', 'AWS::Lambda::EventSourceMapping'].includes(r.Type)),
     );
