@@ -208,7 +208,7 @@ fn with_the_old_behaviours_the_explorer_finds_cases_1_2_3_and_5() {
     for (name, old, wanted) in cases.into_iter().filter(|(name, ..)| name.contains(&only)) {
         // Case 2 needs a crash between a start's Subscribe and its MarkReady after a deploy that retires
         // the topic, case 5 an old version still running after the deploy: rare at the default rates
-        // (case 2: none in 1,000 schedules), so these runs crash and deploy more often (case 2: 5 of
+        // (case 2: none in 1,000 schedules), so these runs crash and deploy more often (case 2: 4 of
         // 1,000, case 5: 9).
         let options = Options {
             actors: true,
