@@ -658,6 +658,31 @@ fn a_lost_race_never_removes_what_a_live_task_wants() {
         panic!("undone")
     };
     assert_eq!(u.steps, [Step::Unsubscribe]);
+    // ...but a newer winner naming the topic pending or refused wants it: ours is left for it to record
+    for named in ["pending", "refused"] {
+        let mut wants = newer.clone();
+        if named == "pending" {
+            wants.pending.insert(TOPIC.into());
+        } else {
+            wants.refused.insert(
+                TOPIC.into(),
+                crate::record::Refusal {
+                    kind: "access-denied".into(),
+                    message: "revoked".into(),
+                    since: now(),
+                    last_at: now(),
+                    attempts: 1,
+                },
+            );
+        }
+        let AfterLoss::Undo(u) = after_lost_race(Some(&wants), &ours, &settings()) else {
+            panic!("{named}: an undo with nothing to do")
+        };
+        assert!(
+            u.steps.is_empty() && u.record.subscriptions.is_empty(),
+            "{named}: {u:?}"
+        );
+    }
 }
 
 #[test]

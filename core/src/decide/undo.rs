@@ -67,11 +67,13 @@ pub fn after_lost_race(current: Option<&Record>, ours: &Record, settings: &Setti
                 ..Hints::default()
             });
         }
-        // An older writer keeps what the newer winner names in any way (its converge adopts it, and a
-        // live task never loses a topic to an older generation); it undoes the rest.
+        // An older writer keeps what the newer winner names in any way, subscribed, pending or refused
+        // (the newer settings want the topic: its converge records ours, and a live task never loses a
+        // topic to an older generation); it undoes the rest.
+        let named = c.topics();
         record
             .subscriptions
-            .retain(|t, arn| !c.names(arn) && !c.may_subscribe(t));
+            .retain(|t, arn| !c.names(arn) && !named.contains(&t.as_str()));
     } else if let Some(c) = current {
         record.subscriptions.retain(|_, arn| !c.names(arn));
     }
