@@ -522,6 +522,25 @@ fn a_subscription_of_a_refusing_topic_is_adopted_not_subscribed() {
     theirs.endpoint = theirs.endpoint.replace(ID, "fedcba9876543210fedcba9876543210");
     assert_eq!(outcome(run(vec![theirs])), Want::Nothing, "another queue's");
     assert_eq!(outcome(run(vec![])), Want::Nothing, "refused, not due, nothing listed");
+    // a second subscription of ours to a topic whose recorded one is listed (healthy): nothing to adopt
+    // (the record keeps its own; the subscription pass holds the other)
+    let mut healthy = record(State::Ready, 700, PROD);
+    healthy.subscriptions.insert(TOPIC.into(), mine.arn.clone());
+    let mut second = mine.clone();
+    second.arn = format!("{TOPIC}:second");
+    let mut inv = Inventory {
+        tasks: vec![task("RUNNING", "RUNNING", 700, "service:orders")],
+        records: vec![healthy],
+        queues: vec![queue(ID)],
+        subscriptions: vec![mine.clone(), second],
+        ..Inventory::default()
+    };
+    inv.listed.insert(TOPIC.into());
+    assert_eq!(
+        outcome(reconcile_with(&inv, &settings(), GRACE, now(), 0)),
+        Want::Nothing,
+        "the record's own subscription is kept"
+    );
 }
 
 /// A record that cannot be read is reported by its key and left alone; the other tasks are judged.
