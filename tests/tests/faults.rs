@@ -40,8 +40,9 @@ enum Phase {
     StopInitiated,
     /// The STOPPED event of a DRAINING task.
     Stopped,
-    /// The STOPPED event after a provisioning that crashed after CreateQueue: the record is PROVISIONING,
-    /// names no queue URL and its topic as pending (found by listing, lookup-queue-url).
+    /// The STOPPED event after a provisioning whose Subscribe took effect but whose answer was lost: the
+    /// record is PROVISIONING, names no queue URL and its topic as pending; the subscription exists, with
+    /// an ARN nobody recorded (found by listing, then unsubscribed; the queue by lookup-queue-url).
     StoppedAfterCrash,
 }
 
@@ -85,10 +86,10 @@ async fn each_call_fails_once_then_redelivery_converges(fault: Fault, timeouts: 
                 c.handle_json(&stop_initiated[0]).await.unwrap();
             }
             Phase::StoppedAfterCrash => {
-                p.proxy.fail_next("Subscribe", 1, Fault::Status(500));
+                p.proxy.fail_next("Subscribe", 1, Fault::DropAfterForward);
                 c.handle_json(&start[0]).await.unwrap_err();
                 let o = p.world.observe(&task).await;
-                assert!(o.queue_exists && o.subscriptions.is_empty(), "{ctx}: {o:?}");
+                assert!(o.queue_exists && o.subscriptions.len() == 1, "{ctx}: {o:?}");
                 let r = o.record.expect("a claimed record");
                 assert_eq!((r.state, r.queue_url), (State::Provisioning, None), "{ctx}");
             }
