@@ -107,7 +107,7 @@ pub async fn a_topic_refusing_to_the_end_leaves_nothing<S: Stage>(s: &S) {
     s.admit(t2);
 }
 
-/// Case 2: a start interrupted after Subscribe, then the topic is replaced ([A] → [B]): the redelivered
+/// Case 2: a start interrupted after Subscribe, then the topic is replaced (`[A]` → `[B]`): the redelivered
 /// start (new settings) subscribes B and removes A's subscription, which its record named before the
 /// Subscribe (the intent); after the stop nothing is left on either topic.
 pub async fn a_retired_topic_is_never_forgotten<S: Stage>(s: &S) {
@@ -135,7 +135,7 @@ pub async fn a_retired_topic_is_never_forgotten<S: Stage>(s: &S) {
     nothing_left(s, &s.look(&task, &after).await, "after the stop");
 }
 
-/// Case 3: a start interrupted, then a topic is added ([A] → [A, B]): the queue made with the old policy
+/// Case 3: a start interrupted, then a topic is added (`[A]` → `[A, B]`): the queue made with the old policy
 /// is adopted (its tags say it is ours) and its policy rewritten, so B's deliveries are admitted.
 pub async fn an_adopted_queue_gets_the_new_policy<S: Stage>(s: &S) {
     let b = s.name();
