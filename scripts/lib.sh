@@ -8,12 +8,18 @@ MOTO_VERSION="${MOTO_VERSION:-5.2.5}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# The moto venv (moto, boto3, pytest, pyyaml), made once; kept apart from SAM/checkov (.venv-infra).
+# The moto venv (moto, boto3, pytest, pyyaml), made once; kept apart from SAM/checkov (.venv-infra). Every
+# package, dependencies included, at the version of scripts/constraints.txt; a changed constraints file
+# reinstalls (the venv remembers the one it was made with).
+CONSTRAINTS="$ROOT/scripts/constraints.txt"
 ensure_venv() {
-  if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c "import moto, boto3, pytest, yaml" 2>/dev/null; then
-    log "creating $VENV (moto[server]==$MOTO_VERSION, boto3, pytest, pyyaml)"
+  if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c "import moto, boto3, pytest, yaml" 2>/dev/null \
+     || ! cmp -s "$CONSTRAINTS" "$VENV/.tasksub-constraints"; then
+    log "creating $VENV (moto[server]==$MOTO_VERSION, boto3, pytest, pyyaml; pinned by scripts/constraints.txt)"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" boto3 pytest pyyaml
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -c "$CONSTRAINTS" \
+      "moto[server]==$MOTO_VERSION" boto3 pytest pyyaml
+    cp "$CONSTRAINTS" "$VENV/.tasksub-constraints"
   fi
 }
 

@@ -26,6 +26,24 @@ fn every_subcommand_has_help() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// `--at` judges a future moment; only a dry run may (a real sweep acts now), and a time must parse.
+#[test]
+fn a_sweep_at_another_time_is_only_a_dry_run() {
+    for args in [
+        vec!["sweep", "--at", "2026-12-07T12:00:00Z"],
+        vec!["sweep", "--dry-run", "--at", "tomorrow"],
+        vec!["doctor", "--at", "12:00"],
+    ] {
+        let o = tasksub(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--at") || stderr(&o).contains("--dry-run"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn missing_settings_are_named_and_exit_2() {
     let dir = std::env::temp_dir().join(unique("evt"));
@@ -51,6 +69,15 @@ fn init_replay_list_show_on_the_emulator() {
     assert!(tasksub(&["init-local", "--topic", &topic, "--table", &table], &[])
         .status
         .success());
+    // names the settings would refuse are refused here, before anything is created
+    for (flag, bad, why) in [
+        ("--table", "rt", "is not a table name"),
+        ("--topic", "my topic", "may hold only letters, digits"),
+    ] {
+        let o = tasksub(&["init-local", flag, bad], &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+    }
 
     let prefix = format!("tasksub-{}-", unique("cli"));
     let env = [
@@ -107,4 +134,24 @@ fn init_replay_list_show_on_the_emulator() {
     let o = tasksub(&["replay", bad.to_str().unwrap()], &env);
     assert_eq!(o.status.code(), Some(1), "a malformed event is a permanent failure");
     assert!(stdout(&o).contains("tasksub.Permanent.MalformedEvent"));
+
+    // A second taskArn after the real one (what a group pasted into quotes could produce) names another
+    // task: refused, nothing replayed.
+    let victim = Task::new("prod");
+    let text = task.event("STOPPED", "STOPPED", 9).to_string().replacen(
+        r#""taskArn":"#,
+        &format!(r#""taskArn":"{}","taskArn":"#, victim.arn),
+        1,
+    );
+    assert_eq!(text.matches(r#""taskArn":"#).count(), 2, "{text}");
+    let injected = dir.join("injected.json");
+    std::fs::write(&injected, text).unwrap();
+    let o = tasksub(&["replay", "--role", "stopped", injected.to_str().unwrap()], &env);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("tasksub.Permanent.MalformedEvent"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("duplicate key"), "{}", stdout(&o));
 }

@@ -112,3 +112,47 @@ fn an_endpoint_that_never_answers_is_transient_and_bounded() {
     // The operation timeout (25 s) bounds it; a little slack for process start-up.
     assert!(took < Duration::from_secs(40), "took {took:?}");
 }
+
+/// `doctor` against an endpoint that never answers: every group of checks runs at once, each bounded by
+/// one operation timeout, so it ends in about 25 s (not one timeout per check in turn), and its only
+/// problems are transient: exit 3.
+#[test]
+fn doctor_against_an_endpoint_that_never_answers_ends_in_one_timeout_with_exit_3() {
+    let url = black_hole();
+    let env = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_ENDPOINT_URL", url.as_str()),
+        ("TASKSUB_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t"),
+        ("TASKSUB_ACCOUNT_ID", "123456789012"),
+        ("TASKSUB_TABLE", "records"),
+        ("TASKSUB_CLUSTERS", "prod"),
+    ];
+    let started = Instant::now();
+    let mut child = command(&["doctor"], &env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run tasksub");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            child.kill().unwrap();
+            panic!("tasksub doctor did not end within 120 s on an endpoint that never answers");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let took = started.elapsed();
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert_eq!(status.code(), Some(3), "{out}");
+    assert!(
+        out.contains("no answer within 25 s") || out.contains("could not check"),
+        "{out}"
+    );
+    // one operation timeout (25 s) bounds every group; slack for start-up and a loaded machine
+    assert!(took < Duration::from_secs(60), "took {took:?}\n{out}");
+}

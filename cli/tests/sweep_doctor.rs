@@ -62,6 +62,32 @@ impl Deployment {
             .expect("CreateQueue");
         name
     }
+    /// A subscription of the topic to a queue of ours whose task nobody knows (no record, no queue).
+    async fn orphan_subscription(&self) -> String {
+        let sdk = Moto::get().sdk_config().await;
+        let topic = &self
+            .env
+            .iter()
+            .find(|(k, _)| *k == "TASKSUB_TOPIC_ARN")
+            .expect("topic")
+            .1;
+        let endpoint = format!(
+            "arn:aws:sqs:us-east-1:123456789012:{}{}",
+            self.prefix, "fedcba9876543210fedcba9876543210"
+        );
+        aws_sdk_sns::Client::new(&sdk)
+            .subscribe()
+            .topic_arn(topic)
+            .protocol("sqs")
+            .endpoint(endpoint)
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .expect("Subscribe")
+            .subscription_arn()
+            .expect("ARN")
+            .to_owned()
+    }
     async fn exists(&self, name: &str) -> bool {
         self.sqs.get_queue_url().queue_name(name).send().await.is_ok()
     }
@@ -85,7 +111,9 @@ async fn doctor_finds_a_healthy_deployment_healthy() {
         "ok    table TTL",
         "ok    permission sqs:GetQueueUrl",
         "ok    permission ecs:DescribeTasks",
-        "ok    orphan queues",
+        "ok    leftovers",
+        "ok    desired state",
+        "ok    topic refusals",
         "skip  permission sns:Subscribe",
     ] {
         assert!(out.lines().any(|l| l.starts_with(line)), "no {line:?} in\n{out}");
@@ -128,14 +156,43 @@ async fn doctor_names_a_missing_table_and_how_to_fix_it() {
 async fn doctor_reports_orphan_queues_and_bad_settings() {
     let d = Deployment::new().await;
     let orphan = d.orphan().await;
+    // doctor is the sweeper's dry run: a queue made a moment ago waits for the grace period
     let (code, out) = doctor(&d.env());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ok    leftovers") && out.contains("1 more wait for the grace period"),
+        "{out}"
+    );
+    let mut now = d.env();
+    now.push(("TASKSUB_SWEEP_GRACE_SECONDS", "0"));
+    let (code, out) = doctor(&now);
     assert_eq!(code, Some(1), "{out}");
     let line = out
         .lines()
-        .find(|l| l.starts_with("FAIL  orphan queues"))
+        .find(|l| l.starts_with("FAIL  leftovers"))
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(line.contains("1 queue(s)") && line.contains(&orphan), "{line}");
+    assert!(line.contains("1 leftover(s)") && line.contains(&orphan), "{line}");
     assert!(out.contains("tasksub sweep --dry-run"), "{out}");
+    // an orphan subscription (the topic's listing feeds the same judgment)
+    let sub = d.orphan_subscription().await;
+    let (_, out) = doctor(&now);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("FAIL  leftovers"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("2 leftover(s)") && line.contains(&sub), "{line}");
+    // ...and `tasksub sweep --dry-run` plans exactly that
+    let o = tasksub(&["sweep", "--dry-run", "--grace-seconds", "0"], &d.env());
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let planned: Vec<&str> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned, ["unsubscribe-orphan", "remove-orphan"], "{plan:#}");
+    assert_eq!(plan["actions"][0]["detail"].as_str(), Some(sub.as_str()));
+    assert_eq!(plan["actions"][1]["queue"].as_str(), Some(orphan.as_str()));
 
     let env = d.with("TASKSUB_CLUSTERS", "no-such-cluster");
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -147,7 +204,7 @@ async fn doctor_reports_orphan_queues_and_bad_settings() {
     );
 
     let (code, out) = doctor(&[]);
-    assert_eq!(code, Some(1), "unusable settings are a problem found");
+    assert_eq!(code, Some(2), "unusable settings are a usage problem");
     assert!(
         out.contains("FAIL  settings") && out.contains("TASKSUB_TOPIC_ARN"),
         "{out}"

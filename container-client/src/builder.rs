@@ -18,8 +18,15 @@ mod build;
 /// by SNS FIFO topics: `true` or `false` (default).
 pub const QUEUE_FIFO_VAR: &str = "TASKSUB_QUEUE_FIFO";
 
-/// Default number of handlers running at once (and the most messages held at once).
+/// Default number of handlers running at once.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 10;
+/// Default of [`ClientBuilder::max_buffered`], per handler: 50 messages each, enough to keep handlers
+/// of 1 ms busy when SQS is 50 ms away.
+pub const DEFAULT_BUFFERED_PER_HANDLER: usize = 50;
+/// Most messages [`ClientBuilder::max_buffered`] accepts.
+pub const MAX_BUFFERED_LIMIT: usize = 100_000;
+/// Default of [`ClientBuilder::max_receives_in_flight`].
+pub const DEFAULT_MAX_RECEIVES_IN_FLIGHT: usize = 64;
 /// Default visibility timeout set on each receive and renewed while a handler works.
 pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit of visibility renewals, counted from the receive: a stuck handler cannot hold a
@@ -67,6 +74,8 @@ pub struct ClientBuilder {
     ready: ReadyCheck,
     wait_limit: Duration,
     max_concurrency: usize,
+    max_buffered: Option<usize>,
+    max_receives_in_flight: usize,
     visibility_timeout: Duration,
     max_visibility_extension: Duration,
     delete_flush_interval: Duration,
@@ -110,6 +119,8 @@ impl fmt::Debug for ClientBuilder {
             .field("queue_prefix", &self.queue_prefix)
             .field("queue_fifo", &self.queue_fifo)
             .field("max_concurrency", &self.max_concurrency)
+            .field("max_buffered", &self.max_buffered)
+            .field("max_receives_in_flight", &self.max_receives_in_flight)
             .field("visibility_timeout", &self.visibility_timeout)
             .field("drain_timeout", &self.drain_timeout)
             .finish_non_exhaustive()
@@ -129,6 +140,8 @@ impl Default for ClientBuilder {
             ready: ReadyCheck::FromEnv,
             wait_limit: QUEUE_WAIT_LIMIT,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_buffered: None,
+            max_receives_in_flight: DEFAULT_MAX_RECEIVES_IN_FLIGHT,
             visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
             max_visibility_extension: MAX_VISIBILITY_EXTENSION,
             delete_flush_interval: DELETE_FLUSH_INTERVAL,
@@ -200,10 +213,34 @@ impl ClientBuilder {
         self
     }
 
-    /// Handlers running at once (default [`DEFAULT_MAX_CONCURRENCY`]); the client never holds more
-    /// unhandled messages than free handler slots.
+    /// Handlers running at once (default [`DEFAULT_MAX_CONCURRENCY`]).
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = n;
+        self
+    }
+
+    /// Most messages held beyond one per handler: received ahead, waiting for a free handler, or
+    /// asked for by a receive in flight (default [`DEFAULT_BUFFERED_PER_HANDLER`] × `max_concurrency`;
+    /// at most [`MAX_BUFFERED_LIMIT`]). This bounds memory: at most `max_concurrency + max_buffered`
+    /// messages are held at once.
+    ///
+    /// The client holds fewer when fewer would be handled before their first heartbeat (two thirds of
+    /// the visibility timeout after their receipt, at the measured handler time), none beyond the
+    /// handlers until it has measured a handler, and none on a FIFO queue. `0` holds no more messages
+    /// than there are free handlers.
+    pub fn max_buffered(mut self, n: usize) -> Self {
+        self.max_buffered = Some(n);
+        self
+    }
+
+    /// Most ReceiveMessage calls in flight at once (default [`DEFAULT_MAX_RECEIVES_IN_FLIGHT`]). While
+    /// the queue is deep the client keeps as many in flight as keep every handler busy (handlers ÷
+    /// handler time × round trip ÷ 10, plus one); while it is idle, exactly one long poll.
+    ///
+    /// `max_receives_in_flight(1)` with `max_buffered(0)` is the client's earlier policy: one receive
+    /// at a time, for no more messages than free handlers.
+    pub fn max_receives_in_flight(mut self, n: usize) -> Self {
+        self.max_receives_in_flight = n;
         self
     }
 

@@ -263,6 +263,20 @@ mod tests {
     }
 
     #[test]
+    fn the_buffer_defaults_to_50_messages_per_handler_and_receives_to_64() {
+        let consume = |b: ClientBuilder| {
+            let c = b.build(&sdk()).unwrap().inner.consume.clone();
+            (c.max_buffered, c.max_receives)
+        };
+        assert_eq!(consume(builder()), (500, crate::DEFAULT_MAX_RECEIVES_IN_FLIGHT));
+        assert_eq!(crate::DEFAULT_MAX_RECEIVES_IN_FLIGHT, 64);
+        assert_eq!(consume(builder().max_concurrency(16)), (800, 64));
+        assert_eq!(consume(builder().max_concurrency(1000)).0, 50_000);
+        assert_eq!(consume(builder().max_buffered(7).max_receives_in_flight(2)), (7, 2));
+        assert_eq!(consume(builder().max_buffered(0).max_receives_in_flight(1)), (0, 1));
+    }
+
+    #[test]
     fn the_ready_wait_is_the_default_when_the_table_is_in_the_environment() {
         let with_table = builder()
             .env_lookup(|k| (k == vars::TABLE).then(|| "records".to_owned()))

@@ -14,9 +14,12 @@
 //! 3. **Resync** — call [`Handler::on_subscribed`] once, **only when the record said READY**: reload
 //!    whatever was published before the subscription existed. Without a table the hook is not called
 //!    (see [Subscription](#subscription)).
-//! 4. **Consume** — 20 s long polls of up to 10 messages, at most `max_concurrency` handlers at once,
+//! 4. **Consume** — one 20 s long poll while the queue is idle; while it is deep, as many receives of
+//!    10 in flight as keep every handler busy, messages held ahead of the handlers within what they
+//!    finish before a first heartbeat ([`ClientBuilder::max_buffered`],
+//!    [`ClientBuilder::max_receives_in_flight`]); at most `max_concurrency` handlers at once,
 //!    successful messages deleted in batches, failed ones left for redelivery, visibility renewed while
-//!    a handler works. On a FIFO queue, one message of a group at a time, in order (see
+//!    a message is held. On a FIFO queue, one message of a group at a time, in order (see
 //!    [FIFO queues](#fifo-queues)).
 //! 5. **Drain** — on SIGTERM (or the app's [`CancellationToken`]) stop polling at once, give in-flight
 //!    handlers up to 20 s, flush deletes, return unfinished messages to the queue, return.
@@ -79,8 +82,8 @@
 //! then asks ReceiveMessage for `MessageGroupId` ([`Message::group_id`]) and keeps each group's order:
 //! - messages of one group run one at a time, in the order SQS delivered them, even when one receive
 //!   returned several of them; messages of different groups run concurrently (up to
-//!   `max_concurrency`). Messages waiting for their group hold a handler slot and are kept invisible by
-//!   the heartbeat like running ones;
+//!   `max_concurrency`). A FIFO consumer holds no more messages than it has handlers, those waiting
+//!   for their group included, and the heartbeat keeps the waiting ones invisible like running ones;
 //! - when a message fails (error or panic) the messages of its group received behind it are **not run**:
 //!   they are made visible again at once (counted in [`RunReport::released`]). SQS holds the group back
 //!   while the failed message is in flight, then redelivers the failed message first and the others
@@ -117,11 +120,13 @@
 //! - `client`: [`Client`] (discover → wait → consume).
 //! - `metadata`: the task metadata request and its parsing.
 //! - `wait`: waiting for the queue and the READY record.
-//! - `consume`: the loop: `poll` (receive, dispatch, handler tasks), `order` (FIFO groups), `ack`
+//! - `consume`: the loop: `intake` (how many receives in flight, for how many messages: pure), `poll`
+//!   (receive, dispatch, handler tasks), `order` (FIFO groups), `ack`
 //!   (batched deletes and visibility changes, one retry loop), `heartbeat`, `leases`, `dedup`, drain.
 //! - `message`: the typed [`Message`] and SNS envelope unwrapping.
 //! - `port` / `aws`: the small internal ports and their SDK implementations.
-//! - `testing` (feature `testing`): a loopback stand-in for the metadata endpoint.
+//! - `testing` (feature `testing`): a loopback stand-in for the metadata endpoint; an in-memory SQS
+//!   queue and the consume loop on it (benchmarks).
 #![warn(missing_docs)]
 
 mod aws;
@@ -143,8 +148,9 @@ mod wait;
 pub mod testing;
 
 pub use builder::{
-    ClientBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_VISIBILITY_TIMEOUT, DELETE_FLUSH_INTERVAL, DRAIN_TIMEOUT,
-    MAX_VISIBILITY_EXTENSION, QUEUE_FIFO_VAR, SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT,
+    ClientBuilder, DEFAULT_BUFFERED_PER_HANDLER, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RECEIVES_IN_FLIGHT,
+    DEFAULT_VISIBILITY_TIMEOUT, DELETE_FLUSH_INTERVAL, DRAIN_TIMEOUT, MAX_BUFFERED_LIMIT, MAX_VISIBILITY_EXTENSION,
+    QUEUE_FIFO_VAR, SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT,
 };
 pub use client::Client;
 pub use consume::{RunReport, LONG_POLL_WAIT};

@@ -47,6 +47,10 @@ struct State0 {
     fail_visibility_calls: usize,
     fail_delete_calls: usize,
     fifo: bool,
+    /// Every call waits this long before SQS acts on it.
+    latency: Duration,
+    receives_in_flight: usize,
+    peak_receives_in_flight: usize,
 }
 
 /// The queue; clones share it.
@@ -65,6 +69,17 @@ impl MemoryQueue {
         let q = Self::default();
         q.with(|s| s.fifo = true);
         q
+    }
+
+    /// Every call takes `latency` before it acts (a distant SQS).
+    pub(crate) fn with_latency(self, latency: Duration) -> Self {
+        self.with(|s| s.latency = latency);
+        self
+    }
+
+    /// The most ReceiveMessage calls that were in flight at once.
+    pub(crate) fn peak_receives_in_flight(&self) -> usize {
+        self.with(|s| s.peak_receives_in_flight)
     }
 
     /// Sends a message of a message group (`MessageGroupId`); returns its ID.
@@ -187,11 +202,28 @@ impl MemoryQueue {
     }
 }
 
+/// Counts a receive out of flight when dropped.
+struct InFlight<'a>(&'a MemoryQueue);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.with(|s| s.receives_in_flight -= 1);
+    }
+}
+
 impl QueueApi for MemoryQueue {
     async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Received>, BoxError> {
-        let start = Instant::now();
+        let sent = Instant::now();
+        let latency = self.with(|s| {
+            s.calls.push(Call::Receive { at: sent, max });
+            s.receives_in_flight += 1;
+            s.peak_receives_in_flight = s.peak_receives_in_flight.max(s.receives_in_flight);
+            s.latency
+        });
+        // Counted out when the call ends, or when the caller drops it.
+        let _in_flight = InFlight(self);
+        tokio::time::sleep(latency).await;
         let failing = self.with(|s| {
-            s.calls.push(Call::Receive { at: start, max });
             let failing = s.fail_receives > 0;
             s.fail_receives = s.fail_receives.saturating_sub(1);
             failing
@@ -199,6 +231,7 @@ impl QueueApi for MemoryQueue {
         if failing {
             return Err("injected receive failure".into());
         }
+        let start = Instant::now();
         loop {
             let got = self.try_receive(max, visibility);
             if !got.is_empty() || start.elapsed() >= wait {
@@ -210,6 +243,7 @@ impl QueueApi for MemoryQueue {
 
     async fn delete_batch(&self, receipts: &[String]) -> Result<Vec<EntryFailure>, BoxError> {
         assert!(receipts.len() <= MAX_BATCH, "SQS batches hold at most 10 entries");
+        tokio::time::sleep(self.with(|s| s.latency)).await;
         let now = Instant::now();
         self.with(|s| {
             s.calls.push(Call::Delete {
@@ -240,6 +274,7 @@ impl QueueApi for MemoryQueue {
 
     async fn change_visibility_batch(&self, entries: &[(String, Duration)]) -> Result<Vec<EntryFailure>, BoxError> {
         assert!(entries.len() <= MAX_BATCH, "SQS batches hold at most 10 entries");
+        tokio::time::sleep(self.with(|s| s.latency)).await;
         let now = Instant::now();
         self.with(|s| {
             s.calls.push(Call::Visibility {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use tasksub_client::testing::{with_task_arn, MetadataServer};
-use tasksub_client::{Client, ClientBuilder, Error, METADATA_URI_VAR};
+use tasksub_client::{Client, ClientBuilder, Error, MAX_BUFFERED_LIMIT, METADATA_URI_VAR};
 use tasksub_core::naming::{QueueName, QueuePrefix, TaskArn};
 
 fn sdk() -> SdkConfig {
@@ -163,11 +163,20 @@ async fn invalid_settings_are_named() {
         assert!(e.is_config() && !e.is_missing_env(), "{e}");
         assert_eq!(e.setting(), Some(setting), "{e}");
     }
-    let e = builder(&[(METADATA_URI_VAR, "http://x")])
-        .max_concurrency(0)
-        .build(&sdk())
-        .unwrap_err();
+    let base = || builder(&[(METADATA_URI_VAR, "http://x")]);
+    let e = base().max_concurrency(0).build(&sdk()).unwrap_err();
     assert_eq!(e.setting(), Some("max_concurrency"));
+    let e = base().max_buffered(MAX_BUFFERED_LIMIT + 1).build(&sdk()).unwrap_err();
+    assert_eq!(e.setting(), Some("max_buffered"));
+    assert!(base().max_buffered(MAX_BUFFERED_LIMIT).build(&sdk()).is_ok());
+    assert!(base().max_buffered(0).build(&sdk()).is_ok(), "0: the earlier policy");
+    for n in [0, 1001] {
+        let e = base().max_receives_in_flight(n).build(&sdk()).unwrap_err();
+        assert_eq!(e.setting(), Some("max_receives_in_flight"), "{n}");
+    }
+    for n in [1, 1000] {
+        assert!(base().max_receives_in_flight(n).build(&sdk()).is_ok(), "{n}");
+    }
 }
 
 #[tokio::test]

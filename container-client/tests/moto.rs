@@ -388,18 +388,19 @@ async fn a_handler_slower_than_the_visibility_timeout_is_not_redelivered() {
     let c = calls.clone();
     let (handler, mut rx) = forwarding(move |_| {
         c.fetch_add(1, Ordering::SeqCst);
-        Some(Duration::from_secs(6))
+        Some(Duration::from_secs(9))
     });
-    // A 2 s visibility timeout, a 6 s handler: only the heartbeat keeps the message hidden.
+    // A 4 s visibility timeout, a 9 s handler: only the heartbeat keeps the message hidden (renewed at
+    // 2/3 of it; 4 s rather than 2 s leaves the renewal 1.3 s of slack on a loaded machine and moto).
     let client = w
         .builder()
-        .visibility_timeout(Duration::from_secs(2))
+        .visibility_timeout(Duration::from_secs(4))
         .max_concurrency(2)
         .build(&w.sdk)
         .unwrap();
     let (stop, run) = spawn_run(client, handler);
     next(&mut rx, Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     stop.cancel();
     let report = run.await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 1, "never handed out twice while working");

@@ -9,8 +9,11 @@
 //! (issued together with CreateQueue) and MarkReady: three round trips whatever the topic count.
 //! Teardown reads the record first, then acts in at most two more round trips.
 //!
-//! A READY record whose topics differ from the settings (a topic was added or removed) is converged by
-//! the next start event or sweep: Subscribe the new topics ‖ unsubscribe the retired ones, then MarkReady.
+//! A READY record that differs from what the settings want (a topic added or removed, other subscription
+//! or queue attributes, a refused topic due for another try) is converged by the next start event or
+//! sweep ([`crate::converge`]): the new topics are named first (`record-intent`), then the queue, the
+//! subscriptions and the retired topics are brought in line at once, then MarkReady. A writer of an
+//! older settings generation leaves a newer record alone.
 //!
 //! # Layout
 //! - `types`: the vocabulary ([`Intent`], [`Skip`], [`Step`], [`Plan`], [`Decision`]...).
@@ -25,10 +28,10 @@ mod stages;
 mod types;
 mod undo;
 
-pub use plan::{apply, plan_for, topic_drift};
+pub use plan::{apply, plan_for, plan_with, topic_drift};
 pub use stages::stages;
-pub use types::{Admitted, DecideError, Decision, Intent, Plan, Role, Skip, Step, TaskFacts};
-pub use undo::{after_lost_race, Undo};
+pub use types::{Admitted, DecideError, Decision, Hints, Intent, Plan, Role, Skip, Step, TaskFacts};
+pub use undo::{after_lost_race, AfterLoss, Undo};
 
 use chrono::{DateTime, Duration, Utc};
 

@@ -2,6 +2,14 @@
 //!
 //! The envelope is `aws_lambda_events`' [`EventBridgeEvent`]; the detail is our own type, tolerant of
 //! unknown fields (ECS adds fields over time) and of the optional ones real samples omit.
+//!
+//! Two checks keep a value from steering what the functions act on: [`strict::from_slice`] refuses a
+//! payload with a duplicate key anywhere (read from the bytes, before a `serde_json::Value` would keep
+//! only one of the two), and [`parse`] refuses a task event whose `detail.taskArn` is not one of its
+//! `resources` (ECS names the task there; a second task ARN in the detail is not the task the event is
+//! about).
+
+pub mod strict;
 
 use std::fmt;
 
@@ -199,6 +207,13 @@ pub fn parse(value: &serde_json::Value) -> Result<Incoming, EventError> {
         (field, problem) if field.starts_with("detail") => EventError::MalformedDetail { field, problem },
         (field, problem) => EventError::Malformed { field, problem },
     })?;
+    let resources = event.resources.as_deref().unwrap_or_default();
+    if !resources.contains(&event.detail.task_arn) {
+        return Err(EventError::MalformedDetail {
+            field: "detail.taskArn".to_owned(),
+            problem: "not one of the event's resources: the detail names another task than ECS did".to_owned(),
+        });
+    }
     Ok(Incoming::Task(Box::new(event)))
 }
 
@@ -209,3 +224,6 @@ struct Envelope {
     detail_type: String,
     source: String,
 }
+
+#[cfg(test)]
+mod tests;

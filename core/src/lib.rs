@@ -13,10 +13,15 @@
 //! - [`decide`]: `decide(event, stored, settings, now)` → a plan of steps or a typed reason to skip.
 //! - [`outcome`]: how each error kind during each step is treated (done / retry / fail).
 //! - [`reconcile`]: the sweeper's verdict per task from records, prefixed queues and ECS truth.
+//! - [`converge`]: a task's desired state, the differences with what AWS says exists, and the small
+//!   state machines that bring one queue and one topic's subscription to it.
+//! - [`json`]: strict JSON (no repeated keys) for settings.
 #![warn(missing_docs)]
 
+pub mod converge;
 pub mod decide;
 pub mod event;
+pub mod json;
 pub mod naming;
 pub mod outcome;
 pub mod policy;

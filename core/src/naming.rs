@@ -37,6 +37,14 @@ pub enum NamingError {
     /// The string is not an SNS topic ARN.
     #[error("not an SNS topic ARN: {0:?}")]
     NotATopicArn(String),
+    /// An SNS topic ARN whose partition, region, account or name AWS would refuse.
+    #[error("invalid SNS topic ARN {arn:?}: {reason}")]
+    BadTopicArn {
+        /// The ARN as given.
+        arn: String,
+        /// Which part is wrong, and how.
+        reason: String,
+    },
     /// The task ID is in neither of ECS's formats.
     #[error(
         "invalid task ID {0:?}: expected ECS's format, 32 lowercase hex characters, or a lowercase UUID \
@@ -115,34 +123,50 @@ pub struct Home {
 impl Home {
     /// Validates a region and a 12-digit account; the partition follows from the region.
     pub fn new(region: &str, account: &str) -> Result<Self, NamingError> {
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        if !is_account(account) {
             return Err(NamingError::NotAnAccount(account.to_owned()));
         }
-        let region_ok = !region.is_empty()
-            && region.len() <= 32
-            && region.contains('-')
-            && region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !region_ok {
+        if !is_region(region) {
             return Err(NamingError::NotARegion(region.to_owned()));
         }
-        let partition = if region.starts_with("cn-") {
-            "aws-cn"
-        } else if region.starts_with("us-gov-") {
-            "aws-us-gov"
-        } else if region.starts_with("us-iso-") {
-            "aws-iso"
-        } else if region.starts_with("us-isob-") {
-            "aws-iso-b"
-        } else {
-            "aws"
-        };
         Ok(Self {
-            partition: partition.to_owned(),
+            partition: partition_of(region).to_owned(),
             region: region.to_owned(),
             account: account.to_owned(),
         })
+    }
+}
+
+/// True for a 12-digit AWS account ID.
+pub fn is_account(account: &str) -> bool {
+    account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// True for something shaped like an AWS region name (`us-east-1`, `cn-north-1`, `us-gov-west-1`):
+/// lowercase letters, digits and dashes, at least one dash, at most 32 characters.
+pub fn is_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 32
+        && region.contains('-')
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !region.starts_with('-')
+        && !region.ends_with('-')
+}
+
+/// The partition a region belongs to.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
     }
 }
 

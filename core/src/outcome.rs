@@ -18,8 +18,12 @@ pub enum ErrorKind {
     DeletedRecently,
     /// The caller lacks permission.
     AccessDenied,
-    /// The request is invalid (bad attribute, bad ARN, a changed-attribute re-subscribe).
+    /// The request is invalid (bad attribute, bad ARN, an impossible combination, a changed-attribute
+    /// re-subscribe).
     Invalid,
+    /// CreateQueue of a name that exists with other attributes (`QueueAlreadyExists`): the queue is
+    /// adopted if its tags say it is ours, never re-created.
+    Exists,
     /// The client is not configured: no credentials, no region, or an unusable endpoint. Permanent
     /// until someone fixes the configuration.
     Config,
@@ -41,6 +45,7 @@ impl ErrorKind {
             Self::DeletedRecently => "deleted-recently",
             Self::AccessDenied => "access-denied",
             Self::Invalid => "invalid",
+            Self::Exists => "exists",
             Self::Config => "config",
             Self::Quota => "quota",
             Self::Other => "other",
@@ -78,11 +83,8 @@ pub fn disposition(step: Step, kind: ErrorKind) -> Disposition {
     use ErrorKind as K;
     use Step as S;
     match (kind, step) {
-        (
-            K::NotFound,
-            S::Unsubscribe | S::UnsubscribeRetired | S::DeleteQueue | S::LookupQueueUrl | S::RecoverSubscription,
-        ) => Done,
-        (K::Conflict, S::Claim | S::MarkReady | S::MarkDraining | S::Tombstone(_)) => Redecide,
+        (K::NotFound, S::Unsubscribe | S::UnsubscribeRetired | S::DeleteQueue | S::LookupQueueUrl) => Done,
+        (K::Conflict, S::Claim | S::RecordIntent | S::MarkReady | S::MarkDraining | S::Tombstone(_)) => Redecide,
         (k, _) if k.is_transient() => Retry,
         _ => Fail,
     }
@@ -102,7 +104,6 @@ mod tests {
             (S::DeleteQueue, K::NotFound, Done),
             (S::Unsubscribe, K::NotFound, Done),
             (S::LookupQueueUrl, K::NotFound, Done),
-            (S::RecoverSubscription, K::NotFound, Done),
             (S::Subscribe, K::NotFound, Fail),
             (S::CreateQueue, K::NotFound, Fail),
             (S::Claim, K::Conflict, Redecide),
@@ -120,9 +121,10 @@ mod tests {
             (S::CreateQueue, K::Conflict, Fail),
             (S::Subscribe, K::Quota, Fail),
             (S::UnsubscribeRetired, K::NotFound, Done),
-            (S::UpdatePolicy, K::NotFound, Fail),
-            (S::UpdatePolicy, K::Throttled, Retry),
-            (S::RecoverSubscription, K::Quota, Fail),
+            (S::RecordIntent, K::Conflict, Redecide),
+            (S::RecordIntent, K::Throttled, Retry),
+            (S::CreateQueue, K::Exists, Fail),
+            (S::CreateQueue, K::Invalid, Fail),
         ];
         for (step, kind, want) in rows {
             assert_eq!(disposition(step, kind), want, "{step:?} {kind:?}");
@@ -144,6 +146,7 @@ mod tests {
             Invalid,
             Config,
             Quota,
+            Exists,
             Other,
         ];
         assert_eq!(
@@ -158,12 +161,13 @@ mod tests {
                 "invalid",
                 "config",
                 "quota",
+                "exists",
                 "other"
             ]
         );
         assert_eq!(
             all.map(ErrorKind::is_transient),
-            [true, true, false, false, true, false, false, false, false, true]
+            [true, true, false, false, true, false, false, false, false, false, true]
         );
     }
 }

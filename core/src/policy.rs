@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 
 use crate::settings::{Settings, Topic};
 
+pub mod readers;
+
 /// The queue policy: only `sns.amazonaws.com`, and only for our topics, may send; nobody else may send at
 /// all (an explicit Deny, so no identity policy of the account can open the queue to other senders); and
 /// nothing reaches the queue without TLS.
@@ -126,9 +128,22 @@ struct RedrivePolicy<'a> {
 
 /// The policy JSON of a task queue: it admits exactly the configured topics. What CreateQueue sets, what
 /// a converging task's SetQueueAttributes rewrites, and what the start-up size check measures.
+///
+/// With task queue isolation on (`settings.readers`), the policy also carries the two reader Denies of
+/// [`readers`] for the task the queue name carries (`<prefix><task id>[.fifo]`).
 pub fn queue_policy(settings: &Settings, queue_arn: &str) -> String {
     let topics: Vec<&str> = settings.topic_arns().collect();
-    QueuePolicy::for_topics(queue_arn, &topics).to_json()
+    let policy = QueuePolicy::for_topics(queue_arn, &topics);
+    if !settings.readers.isolated() {
+        return policy.to_json();
+    }
+    let task = crate::naming::queue_name_from_arn(queue_arn).and_then(|n| n.task_id(&settings.queue.prefix));
+    let mut doc = serde_json::to_value(&policy).expect("a policy always serialises");
+    readers::append(
+        &mut doc,
+        readers::statements(queue_arn, task.as_ref(), &settings.readers),
+    );
+    doc.to_string()
 }
 
 /// CreateQueue attributes for a task queue (names as the SQS API spells them).
@@ -354,6 +369,72 @@ mod tests {
             s.topics[0].arn.as_str()
         );
         assert!(!a.contains_key("FifoQueue"));
+    }
+
+    #[test]
+    fn isolation_adds_the_reader_denies_for_the_task_the_queue_name_carries() {
+        let role = "arn:aws:iam::123456789012:role/orders-task";
+        let id = "0123456789abcdef0123456789abcdef";
+        let q = format!("arn:aws:sqs:us-east-1:123456789012:tasksub-{id}");
+        // off: the policy is the topics' policy, byte for byte
+        let s = settings(&[]);
+        let topics: Vec<&str> = s.topic_arns().collect();
+        assert_eq!(queue_policy(&s, &q), QueuePolicy::for_topics(&q, &topics).to_json());
+        // on: the three statements, then the two reader Denies naming this task's session
+        let s = settings(&[(vars::CONSUMER_ROLE_ARNS, role)]);
+        let p: serde_json::Value = serde_json::from_str(&queue_policy(&s, &q)).unwrap();
+        let sids: Vec<_> = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Sid"].clone())
+            .collect();
+        assert_eq!(
+            sids,
+            [
+                "AllowTopicOnly",
+                "DenyOtherSenders",
+                "DenyInsecureTransport",
+                "DenyOtherReaders",
+                "DenyOtherTasks"
+            ]
+        );
+        assert_eq!(p["Version"], "2012-10-17");
+        assert_eq!(
+            p["Statement"][4]["Condition"]["StringNotLike"]["aws:userid"],
+            format!("*:{id}")
+        );
+        // a FIFO queue's name carries the task too
+        let fifo = format!("{q}.fifo");
+        let p: serde_json::Value = serde_json::from_str(&queue_policy(&s, &fifo)).unwrap();
+        assert_eq!(
+            p["Statement"][4]["Condition"]["StringNotLike"]["aws:userid"],
+            format!("*:{id}")
+        );
+        // a queue that is not <prefix><task id> gets no session exemption: closed, not open
+        let p: serde_json::Value =
+            serde_json::from_str(&queue_policy(&s, "arn:aws:sqs:us-east-1:123456789012:tasksub-billing")).unwrap();
+        assert!(p["Statement"][4]["Condition"].get("StringNotLike").is_none());
+        assert_eq!(p["Statement"][4]["Effect"], "Deny");
+        // within SQS's policy quotas: 20 statements, 10 conditions
+        let p: serde_json::Value = serde_json::from_str(&queue_policy(&s, &q)).unwrap();
+        let statements = p["Statement"].as_array().unwrap();
+        let conditions: usize = statements
+            .iter()
+            .map(|s| {
+                s["Condition"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .map(|k| k.as_object().unwrap().len())
+                    .sum::<usize>()
+            })
+            .sum();
+        assert!(
+            statements.len() <= 20 && conditions <= 10,
+            "{} statements, {conditions} conditions",
+            statements.len()
+        );
     }
 
     #[test]

@@ -46,6 +46,12 @@ use crate::record::Record;
 use crate::settings::Settings;
 use judge::{Cx, Subject};
 
+/// How long before a sweep a READY record must have been written for a subscription it names, missing
+/// from its topic's complete listing, to count as lost: the listings are read before the records, so a
+/// subscription a writer made (and recorded) while the sweep listed would look lost. Longer than any
+/// invocation (the functions time out at 30 s).
+pub const LOST_AFTER: Duration = Duration::seconds(120);
+
 /// The queues that need [`QueueDetails`] (tags) before [`reconcile`]: no record, and ECS does not say
 /// their task runs. Only these cost extra calls; without tasksub's tags such a queue is never touched.
 pub fn needs_details<'a>(inv: &'a Inventory, settings: &Settings) -> Vec<&'a SeenQueue> {
@@ -60,14 +66,93 @@ pub fn needs_details<'a>(inv: &'a Inventory, settings: &Settings) -> Vec<&'a See
         .collect()
 }
 
-/// Decides, per task, what to do.
+/// Decides, per task, what to do (no audit).
 pub fn reconcile(inv: &Inventory, settings: &Settings, grace_seconds: u64, now: DateTime<Utc>) -> Reconciled {
+    reconcile_with(inv, settings, grace_seconds, now, 0)
+}
+
+/// How often the audit window moves: the sweeper's shortest schedule.
+pub const AUDIT_SLOT_SECONDS: i64 = 300;
+
+/// The live tasks a run audits: at most `n` READY records of running tasks, chosen so that successive
+/// runs audit different tasks and every live task is audited within `cycle` runs, about `live / n`.
+///
+/// Stateless: the live tasks, ordered by a stable hash of their ID, are dealt into `cycle` windows
+/// (task `i` into window `i mod cycle`); the run in 5-minute slot `s` audits window `s mod cycle`.
+/// `cycle` is the smallest count ≥ ⌈live / n⌉ that is coprime with 6, so a sweeper scheduled every
+/// `c` slots (the template admits 5, 10, 15, 20, 30 minutes and 1, 2, 3, 6 hours: `c` has no prime
+/// factor but 2 and 3) still visits every window: stepping by `c` modulo a number coprime with it
+/// reaches every residue.
+pub fn audit_set(inv: &Inventory, n: usize, now: DateTime<Utc>) -> BTreeSet<&str> {
+    if n == 0 {
+        return BTreeSet::new();
+    }
+    let tasks = index_tasks(&inv.tasks);
+    let mut live: Vec<(u64, &str)> = inv
+        .records
+        .iter()
+        .filter(|r| r.state == crate::record::State::Ready)
+        .filter(|r| {
+            tasks
+                .get(r.task_id.as_str())
+                .is_some_and(|t| classify(t) == Ecs::Running)
+        })
+        .map(|r| (stable_hash(&r.task_id), r.task_id.as_str()))
+        .collect();
+    live.sort_unstable();
+    live.dedup();
+    let cycle = audit_cycle(live.len(), n);
+    let slot = now.timestamp().div_euclid(AUDIT_SLOT_SECONDS) as u64;
+    let window = (slot % cycle as u64) as usize;
+    live.into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % cycle == window)
+        .map(|(_, (_, id))| id)
+        .collect()
+}
+
+/// How many runs an audit cycle takes for `live` tasks, `n` per run: the smallest count ≥ ⌈live / n⌉
+/// coprime with 6 (see [`audit_set`]).
+pub fn audit_cycle(live: usize, n: usize) -> usize {
+    let mut cycle = live.div_ceil(n.max(1)).max(1);
+    while cycle % 2 == 0 || cycle % 3 == 0 {
+        cycle += 1;
+    }
+    cycle
+}
+
+/// FNV-1a of a task ID: an order that does not depend on when tasks started.
+fn stable_hash(task_id: &str) -> u64 {
+    task_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Decides, per task, what to do; `audit` live tasks in sync have their attributes read and converged.
+pub fn reconcile_with(
+    inv: &Inventory,
+    settings: &Settings,
+    grace_seconds: u64,
+    now: DateTime<Utc>,
+    audit: usize,
+) -> Reconciled {
+    let audited = audit_set(inv, audit, now);
     let cx = Cx {
         settings,
         grace: grace_of(grace_seconds),
         now,
+        listed: &inv.listed,
+        audit: &audited,
     };
     let mut out = Reconciled::default();
+    for (key, why) in &inv.quarantined {
+        out.held.push(Held {
+            task_id: Some(key.clone()),
+            queue: None,
+            hold: Hold::Quarantined(why.clone()),
+        });
+    }
+    let seen = subscriptions_by_task(inv, settings);
     let records = index_records(&inv.records);
     let queues = index_queues(&inv.queues, settings, &mut out.held);
     let tasks = index_tasks(&inv.tasks);
@@ -80,6 +165,9 @@ pub fn reconcile(inv: &Inventory, settings: &Settings, grace_seconds: u64, now: 
             .map(|(id, _)| *id),
     );
     for id in ids {
+        if inv.quarantined.contains_key(id) {
+            continue;
+        }
         let queue = queues.get(id).copied();
         let (ecs, task) = match tasks.get(id) {
             Some(t) => (classify(t), Some(*t)),
@@ -95,6 +183,7 @@ pub fn reconcile(inv: &Inventory, settings: &Settings, grace_seconds: u64, now: 
             record,
             queue,
             details,
+            seen: seen.get(id).cloned().unwrap_or_default(),
         };
         match cx.judge(&subject) {
             Some(Ok(action)) => out.actions.push(action),
@@ -104,6 +193,17 @@ pub fn reconcile(inv: &Inventory, settings: &Settings, grace_seconds: u64, now: 
                 hold,
             }),
             None => {}
+        }
+    }
+    out
+}
+
+/// Task ID → the listed subscriptions whose endpoint is that task's queue.
+fn subscriptions_by_task<'a>(inv: &'a Inventory, settings: &Settings) -> BTreeMap<String, Vec<&'a SeenSubscription>> {
+    let mut out: BTreeMap<String, Vec<&SeenSubscription>> = BTreeMap::new();
+    for s in &inv.subscriptions {
+        if let Some((id, _)) = subscriptions::our_endpoint(s, settings) {
+            out.entry(id).or_default().push(s);
         }
     }
     out

@@ -11,26 +11,36 @@
 //! racing on one task cannot both win, and the loser learns exactly what it lost to.
 //!
 //! Invariants (checked at quiescence by the interleaving explorer, `tests/tests/explore.rs`, over the
-//! real executor on the fake, and by the crash-loop scenario on moto). From the events alone, when no
-//! invocation dies or fails, every subscription invariant holds; the one thing a rare interleaving may
-//! leave is an empty, unsubscribed queue of a stopped task (a provisioner that lost to a READY record a
-//! teardown was about to tombstone re-created the queue after the teardown deleted it, past SQS's 60 s
-//! block: 3 of 50,000 explored schedules). An invocation that crashes, or fails after a call that
-//! created something, while a teardown tombstones the record, may leave a queue or a subscription the
-//! redelivered event cannot see (it finds the tombstone). The sweeper's next pass removes both, so the
-//! explorer checks every schedule again after one sweep:
+//! real executor, handler and sweeper on the fake, with other actors moving too: a deploy that changes
+//! the topics, their attributes and the settings generation mid-schedule, topic owners who revoke and
+//! restore access, people who delete a subscription or the queue or edit an attribute by hand, and an
+//! older version of the functions running beside the new one). From the events alone, when no
+//! invocation dies or fails and nobody else moves, every subscription invariant holds; the one thing a
+//! rare interleaving may leave is an empty, unsubscribed queue of a stopped task (a provisioner that
+//! lost to a READY record a teardown was about to tombstone re-created the queue after the teardown
+//! deleted it, past SQS's 60 s block). Anything else (a crash, a lost answer, a hand edit, a settings
+//! change, an older writer) is repaired by the sweeper's next pass, so the explorer checks every
+//! schedule again after one sweep under the final settings:
 //! 1. Nothing of ours without a live record naming it: a subscription of ours exists only while a
-//!    `READY` record names its ARN (or a writer is still in flight: a `PROVISIONING` one, or one adding a
-//!    topic to a `READY` record after a settings change); a queue of ours exists
-//!    only while its record is `PROVISIONING`, `READY` or `DRAINING`.
+//!    `READY` record names its ARN, or while a writer that wrote the topic into `pendingTopics` before
+//!    subscribing is still in flight; a queue of ours exists only while its record is `PROVISIONING`,
+//!    `READY` or `DRAINING`. A tombstone keeps `watchTopics`, so a subscription an unanswered Subscribe
+//!    created is found even after its topic left the settings.
 //! 2. `GONE` is final: no write moves a record out of `GONE` (only the TTL removes it).
-//! 3. A live task is never unsubscribed: a task that was never stopped ends `READY`, with its queue and
-//!    the subscriptions its record names, one per configured topic.
+//! 3. A live task is never left deaf: a task that was never stopped ends `READY`, with its queue in its
+//!    desired state (the settings' attributes and policy) and, for every configured topic, either exactly
+//!    one subscription, the one its record names, with the desired attributes, or, when the topic refuses
+//!    it (access denied, a quota, a deleted topic), the refusal recorded in `refusedTopics` and no
+//!    subscription. A topic that left the settings keeps no subscription of a live task.
 //! 4. `DRAINING` ⇒ no subscription; `GONE` ⇒ neither queue nor subscription.
 //! 5. A writer that loses a race undoes what it created and only that (a subscription ARN the current
-//!    record names is never undone).
+//!    record names is never undone), unless the winner's record is stale and its settings want what the
+//!    loser made, in which case it decides again and adopts it.
+//! 6. Generations only move forward: a writer whose settings generation is older than the record's never
+//!    provisions or converges the task (an older deployment never reverts a newer one's subscriptions or
+//!    attributes); it may still tear a stopped task down.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -112,6 +122,34 @@ pub mod attr {
     pub const EXPIRES_AT: &str = "expiresAt";
     /// Write counter: every conditional write expects the revision it read and stores the next one.
     pub const REVISION: &str = "revision";
+    /// Topics whose subscription may exist without its ARN recorded (written before any Subscribe).
+    pub const PENDING: &str = "pendingTopics";
+    /// Topics whose Subscribe is refused for good: a map of topic ARN to the refusal.
+    pub const REFUSED: &str = "refusedTopics";
+    /// The settings generation that last converged the record.
+    pub const GENERATION: &str = "generation";
+    /// The fingerprint of the settings that last converged the record.
+    pub const SETTINGS_HASH: &str = "settingsHash";
+    /// On a tombstone: every topic the task ever named, whose listing the sweeper keeps reading.
+    pub const WATCH: &str = "watchTopics";
+}
+
+/// Why a topic refuses this task's subscription, since when, and how often it was tried: kept per topic
+/// in the record (like a Kubernetes condition), shown by `tasksub show` and `doctor`, retried by sweeps
+/// with backoff ([`crate::converge::retry_due`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    /// The error kind (`access-denied`, `quota`, `invalid`, `not-found`...).
+    pub kind: String,
+    /// The service's message (never a credential or a body).
+    pub message: String,
+    /// First refusal.
+    pub since: DateTime<Utc>,
+    /// Last attempt.
+    pub last_at: DateTime<Utc>,
+    /// Attempts refused so far (1 after the first).
+    pub attempts: u32,
 }
 
 /// One task's record.
@@ -152,11 +190,49 @@ pub struct Record {
     /// existed read as 0.
     #[serde(default)]
     pub revision: u64,
+    /// Topics whose subscription may exist although its ARN is not recorded: every topic is written here
+    /// before its first Subscribe (the claim, or a `record-intent` write), so nothing tasksub creates is
+    /// ever unnamed; a topic leaves when its ARN is recorded or its subscription is proven absent.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pending: BTreeSet<String>,
+    /// Topics whose Subscribe is refused for good (access denied, a quota, an invalid request, a deleted
+    /// topic): the task is READY on the others.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refused: BTreeMap<String, Refusal>,
+    /// The settings generation (`TASKSUB_SETTINGS_GENERATION`) that last converged the record (0: none).
+    #[serde(default)]
+    pub generation: u64,
+    /// The fingerprint of the settings that last converged the record ([`crate::settings::Settings::fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_hash: Option<String>,
+    /// On a DRAINING or GONE tombstone: every topic the task's record ever named. A writer that crashed or
+    /// lost an answer after subscribing may have left a subscription no record names; the sweeper keeps
+    /// listing these topics (even after they leave the settings) until the tombstone expires, so it finds
+    /// and removes it.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub watch: BTreeSet<String>,
 }
 
 impl Record {
     /// True when the record names this subscription ARN (for any topic).
     pub fn names(&self, subscription_arn: &str) -> bool {
         self.subscriptions.values().any(|a| a == subscription_arn)
+    }
+    /// True when a subscription of this task to `topic` may exist: its ARN is recorded, or it is pending.
+    pub fn may_subscribe(&self, topic: &str) -> bool {
+        self.subscriptions.contains_key(topic) || self.pending.contains(topic)
+    }
+    /// Every topic the record names: subscribed, pending or refused.
+    pub fn topics(&self) -> BTreeSet<&str> {
+        let subscribed = self.subscriptions.keys().map(String::as_str);
+        let others = self.pending.iter().chain(self.refused.keys()).map(String::as_str);
+        subscribed.chain(others).collect()
+    }
+    /// Every topic whose subscriptions the sweeper must look at for this task: the ones named, and a
+    /// tombstone's watched ones.
+    pub fn listed_topics(&self) -> BTreeSet<&str> {
+        let mut t = self.topics();
+        t.extend(self.watch.iter().map(String::as_str));
+        t
     }
 }

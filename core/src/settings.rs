@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 use crate::naming::{Home, QueueNaming, QueuePrefix};
 
 mod env;
+mod readers;
 mod topics;
 pub mod vars;
 
-use env::{filter_policy, home, invalid, scope, stack_name, table_name, Env};
+pub use env::table_name;
+use env::{filter_policy, home, invalid, scope, stack_name, Env};
+pub use readers::Readers;
 pub use topics::{Topic, MAX_REPLAY_SECONDS};
 
 /// Why settings could not be built.
@@ -103,6 +106,13 @@ pub struct Settings {
     /// The deployment (CloudFormation stack name) this controller belongs to, written as the queue tag
     /// `tasksub:stack`; the stack's IAM admits only queues carrying it. Default [`DEFAULT_STACK`].
     pub stack: String,
+    /// The settings generation (`TASKSUB_SETTINGS_GENERATION`, 0 when unset): it grows with every deploy
+    /// that changes the settings, and a writer of an older generation never undoes a newer one's work
+    /// ([`crate::converge::authority`]).
+    pub generation: u64,
+    /// Who may read task queues' messages: with consumer roles set, each queue's policy admits only the
+    /// task's own role session (and the admin roles) to its message actions.
+    pub readers: Readers,
 }
 
 /// The stack tag value when `TASKSUB_STACK` is not set (local runs and tests; SAM and CDK always set it).
@@ -120,6 +130,10 @@ pub struct SweepSettings {
     pub min_interval_ms: u64,
     /// Most actions one run executes; the rest are reported as deferred and done by the next run.
     pub max_actions: usize,
+    /// How many live tasks in sync one run audits (reads their queue's and subscriptions' attributes and
+    /// converges them), in rotation: the backstop for changes nobody reports (an attribute edited by
+    /// hand, an older version's late write). A full cycle takes live tasks / this many runs.
+    pub audit_per_run: usize,
 }
 
 impl Default for SweepSettings {
@@ -128,6 +142,7 @@ impl Default for SweepSettings {
             grace_seconds: 600,
             min_interval_ms: 100,
             max_actions: 200,
+            audit_per_run: 25,
         }
     }
 }
@@ -142,6 +157,7 @@ impl SweepSettings {
             grace_seconds: env.number(SWEEP_GRACE_SECONDS, d.grace_seconds, 0..=7 * 86_400)?,
             min_interval_ms: env.number(SWEEP_MIN_INTERVAL_MS, d.min_interval_ms, 0..=60_000)?,
             max_actions: env.number(SWEEP_MAX_ACTIONS, d.max_actions, 1..=100_000)?,
+            audit_per_run: env.number(SWEEP_AUDIT_PER_RUN, d.audit_per_run, 0..=100_000)?,
         })
     }
 }
@@ -175,6 +191,7 @@ impl Settings {
             None => QueuePrefix::default(),
         };
         let home = home(&env)?;
+        let readers = readers::parse(&env, &home)?;
         let fifo = topics[0].arn.is_fifo();
         let settings = Self {
             topics,
@@ -194,6 +211,8 @@ impl Settings {
             },
             tombstone_ttl_seconds: env.number(TOMBSTONE_TTL_SECONDS, 86_400, 60..=31_536_000)?,
             stack: stack_name(env.get(STACK))?,
+            generation: env.number(SETTINGS_GENERATION, 0, 0..=u64::MAX)?,
+            readers,
         };
         topics::check_fits(&settings)?;
         Ok(settings)
@@ -211,6 +230,13 @@ impl Settings {
     /// The configured topic with this ARN.
     pub fn topic(&self, arn: &str) -> Option<&Topic> {
         self.topics.iter().find(|t| t.arn.as_str() == arn)
+    }
+
+    /// The fingerprint of everything a task's desired state is made from (queue attributes and tags,
+    /// every topic with its subscription attributes): two settings with the same fingerprint want the
+    /// same queues and subscriptions ([`crate::converge::fingerprint`]).
+    pub fn fingerprint(&self) -> String {
+        crate::converge::fingerprint(self)
     }
 
     /// The configured topic ARNs, in settings order.

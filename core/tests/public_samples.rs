@@ -13,7 +13,9 @@ fn samples() -> Vec<(String, serde_json::Value)> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
+            // Strictly: no sample has a duplicate key.
+            let json = tasksub_core::event::strict::from_slice(&std::fs::read(&p).unwrap());
+            (name.clone(), json.unwrap_or_else(|e| panic!("{name}: {e}")))
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -21,9 +23,21 @@ fn samples() -> Vec<(String, serde_json::Value)> {
     out
 }
 
+/// Samples the parser refuses, and the field it names: the docs snippet was published with a
+/// `resources[0]` (`…6f1cebef`) that is not its `detail.taskArn` (`…6fEXAMPLE`, fixtures/SOURCES.md), and a
+/// task event must name a task of its resources.
+const REFUSED: &[(&str, &str)] = &[(
+    "fargate-spot-task-termination-notice-partial-docs.json",
+    "detail.taskArn",
+)];
+
 #[test]
 fn every_public_sample_parses() {
     for (name, json) in samples() {
+        if let Some((_, field)) = REFUSED.iter().find(|(n, _)| *n == name) {
+            assert_eq!(parse(&json).expect_err(&name).field(), *field, "{name}");
+            continue;
+        }
         let parsed = parse(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
         match parsed {
             Incoming::Task(event) => {

@@ -20,12 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use tasksub_core::naming::{cluster_name, queue_name_from_url};
 use tasksub_core::outcome::ErrorKind;
-use tasksub_core::reconcile::{EcsTask, QueueDetails, SeenSubscription};
+use tasksub_core::reconcile::{EcsTask, SeenSubscription};
 use tasksub_core::record::Record;
 
 use crate::ports::{
-    Described, Desired, Expect, PortError, QueueInspect, Queues, Records, SubscriptionPage, Subscriptions, Tasks,
-    Written, DESCRIBE_BATCH,
+    Described, Desired, Expect, PortError, Queues, Records, Scanned, SubscriptionPage, Subscriptions, Tasks, Written,
+    DESCRIBE_BATCH,
 };
 use rules::{AwsRules, Refusal};
 
@@ -58,6 +58,12 @@ struct State {
     undescribed: BTreeSet<String>,
     /// Queues that exist but ListQueues does not list yet (SQS's eventual consistency).
     unlisted: BTreeSet<String>,
+    /// Items of the table that are not records (a hand edit): key → why.
+    malformed: BTreeMap<String, String>,
+    /// Topics that refuse Subscribe (and, when access is denied, ListSubscriptionsByTopic): topic → kind.
+    refusing: BTreeMap<String, ErrorKind>,
+    /// Topics deleted (and not re-created): every call naming them is NotFound.
+    deleted_topics: BTreeSet<String>,
 }
 
 /// The fake. Cheap to clone; clones share state.
@@ -141,6 +147,53 @@ impl Fake {
         self.lock().undescribed.insert(task_arn.to_owned());
     }
 
+    /// Makes the item of `key` unreadable (a hand edit): reads of it fail, scans quarantine it.
+    pub fn insert_malformed(&self, key: &str, why: &str) {
+        let mut s = self.lock();
+        s.records.remove(key);
+        s.malformed.insert(key.to_owned(), why.to_owned());
+    }
+
+    /// From now on the topic refuses Subscribe with this kind (its owner revoked the account, a quota);
+    /// a refusal of access also refuses ListSubscriptionsByTopic.
+    pub fn refuse_topic(&self, topic_arn: &str, kind: ErrorKind) {
+        self.lock().refusing.insert(topic_arn.to_owned(), kind);
+    }
+
+    /// The topic accepts again.
+    pub fn admit_topic(&self, topic_arn: &str) {
+        self.lock().refusing.remove(topic_arn);
+    }
+
+    /// The topic is deleted: every subscription to it goes with it, and every call naming it is NotFound
+    /// until [`Fake::create_topic`].
+    pub fn delete_topic(&self, topic_arn: &str) {
+        let mut s = self.lock();
+        s.rules.topic_deleted(topic_arn);
+        s.deleted_topics.insert(topic_arn.to_owned());
+    }
+
+    /// How the topic refuses Subscribe now, if it does (`NotFound` while deleted).
+    pub fn refusal(&self, topic_arn: &str) -> Option<ErrorKind> {
+        let s = self.lock();
+        if s.deleted_topics.contains(topic_arn) {
+            return Some(ErrorKind::NotFound);
+        }
+        s.refusing.get(topic_arn).copied()
+    }
+
+    /// The topic exists again (re-created under the same name: the same ARN, no subscription).
+    pub fn create_topic(&self, topic_arn: &str) {
+        self.lock().deleted_topics.remove(topic_arn);
+    }
+
+    /// Sets a queue attribute directly (an operator's hand edit).
+    pub fn edit_queue_attribute(&self, name: &str, attribute: &str, value: &str) {
+        if let Some(q) = self.lock().queues.get_mut(name) {
+            q.attributes.insert(attribute.to_owned(), value.to_owned());
+        }
+    }
+
     /// Every ECS task held.
     pub fn tasks(&self) -> Vec<EcsTask> {
         self.lock().tasks.values().cloned().collect()
@@ -160,6 +213,28 @@ impl Default for Fake {
     }
 }
 
+impl State {
+    /// Whether the topic answers `op`: a deleted topic is NotFound; a refusing one refuses Subscribe
+    /// with its kind, and a listing too when access is denied.
+    fn topic_answers(&self, op: &'static str, topic_arn: &str, subscribing: bool) -> Result<(), PortError> {
+        if self.deleted_topics.contains(topic_arn) {
+            return Err(PortError::new(
+                ErrorKind::NotFound,
+                op,
+                format!("Topic does not exist: {topic_arn}"),
+            ));
+        }
+        match self.refusing.get(topic_arn) {
+            Some(&kind) if subscribing || kind == ErrorKind::AccessDenied => Err(PortError::new(
+                kind,
+                op,
+                format!("{topic_arn} refuses this account ({})", kind.as_str()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn now_of(s: &State) -> DateTime<Utc> {
     s.now.unwrap_or_else(Utc::now)
 }
@@ -172,7 +247,7 @@ fn not_found(op: &'static str, what: &str) -> PortError {
 fn refused(r: Refusal) -> PortError {
     let (kind, message) = match r {
         Refusal::QueueDeletedRecently => (ErrorKind::DeletedRecently, "QueueDeletedRecently"),
-        Refusal::QueueAlreadyExists => (ErrorKind::Invalid, "QueueAlreadyExists"),
+        Refusal::QueueAlreadyExists => (ErrorKind::Exists, "QueueAlreadyExists"),
         Refusal::SubscriptionAttributesDiffer => (
             ErrorKind::Invalid,
             "Subscription already exists with different attributes",
@@ -181,17 +256,36 @@ fn refused(r: Refusal) -> PortError {
     PortError::new(kind, r.op(), message)
 }
 
+/// The queue name of a URL (empty when it has none).
+fn name_of(url: &str) -> String {
+    queue_name_from_url(url)
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default()
+}
+
 fn owned(m: &BTreeMap<&'static str, String>) -> BTreeMap<String, String> {
     m.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
+/// The error of a read or write of an unreadable item.
+fn malformed(op: &'static str, key: &str, why: &str) -> PortError {
+    PortError::new(ErrorKind::Invalid, op, format!("task {key}: {why}"))
+}
+
 impl Records for Fake {
     async fn get(&self, task_id: &str) -> Result<Option<Record>, PortError> {
-        Ok(self.lock().records.get(task_id).cloned())
+        let s = self.lock();
+        if let Some(why) = s.malformed.get(task_id) {
+            return Err(malformed("GetItem", task_id, why));
+        }
+        Ok(s.records.get(task_id).cloned())
     }
 
     async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
         let mut s = self.lock();
+        if let Some(why) = s.malformed.get(&record.task_id) {
+            return Err(malformed("PutItem", &record.task_id, why));
+        }
         let current = s.records.get(&record.task_id).cloned();
         if !expect.holds(current.as_ref()) {
             return Ok(Written::Conflict(current));
@@ -200,8 +294,12 @@ impl Records for Fake {
         Ok(Written::Applied)
     }
 
-    async fn list(&self) -> Result<Vec<Record>, PortError> {
-        Ok(self.lock().records.values().cloned().collect())
+    async fn list(&self) -> Result<Scanned, PortError> {
+        let s = self.lock();
+        Ok(Scanned {
+            records: s.records.values().cloned().collect(),
+            quarantined: s.malformed.clone(),
+        })
     }
 }
 
@@ -253,16 +351,47 @@ impl Queues for Fake {
         Ok(())
     }
 
-    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
+    async fn queue_attributes(&self, url: &str) -> Result<BTreeMap<String, String>, PortError> {
+        let s = self.lock();
+        let name = name_of(url);
+        let q = s
+            .queues
+            .get(&name)
+            .ok_or_else(|| not_found("GetQueueAttributes", &name))?;
+        let mut attrs = q.attributes.clone();
+        attrs.insert(
+            "QueueArn".to_owned(),
+            format!("arn:aws:sqs:{}:{}:{name}", self.region_account.0, self.region_account.1),
+        );
+        attrs.insert("CreatedTimestamp".to_owned(), q.created_at.timestamp().to_string());
+        Ok(attrs)
+    }
+
+    async fn queue_tags(&self, url: &str) -> Result<BTreeMap<String, String>, PortError> {
+        let s = self.lock();
+        let name = name_of(url);
+        let q = s.queues.get(&name).ok_or_else(|| not_found("ListQueueTags", &name))?;
+        Ok(q.tags.clone())
+    }
+
+    async fn set_queue_attributes(
+        &self,
+        url: &str,
+        attributes: &BTreeMap<&'static str, String>,
+    ) -> Result<(), PortError> {
         let mut s = self.lock();
-        let name = queue_name_from_url(url)
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or_default();
+        let name = name_of(url);
         let q = s
             .queues
             .get_mut(&name)
             .ok_or_else(|| not_found("SetQueueAttributes", &name))?;
-        q.attributes.insert("Policy".to_owned(), policy.to_owned());
+        for (k, v) in attributes {
+            if v.is_empty() {
+                q.attributes.remove(*k);
+            } else {
+                q.attributes.insert((*k).to_owned(), v.clone());
+            }
+        }
         Ok(())
     }
 
@@ -284,6 +413,7 @@ impl Subscriptions for Fake {
         attributes: &BTreeMap<&'static str, String>,
     ) -> Result<String, PortError> {
         let mut s = self.lock();
+        s.topic_answers("Subscribe", topic_arn, true)?;
         let attributes = owned(attributes);
         let known = s
             .rules
@@ -311,15 +441,59 @@ impl Subscriptions for Fake {
         }
     }
 
-    async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
-        Ok(self
-            .lock()
+    async fn subscription_attributes(&self, subscription_arn: &str) -> Result<BTreeMap<String, String>, PortError> {
+        let s = self.lock();
+        let sub = s
             .rules
-            .find(topic_arn, endpoint)
-            .map(|(arn, _)| arn.to_owned()))
+            .subscriptions()
+            .get(subscription_arn)
+            .ok_or_else(|| not_found("GetSubscriptionAttributes", subscription_arn))?;
+        let mut attrs = sub.attributes.clone();
+        attrs.insert("TopicArn".to_owned(), sub.topic_arn.clone());
+        attrs.insert("Endpoint".to_owned(), sub.endpoint.clone());
+        attrs.insert("Protocol".to_owned(), "sqs".to_owned());
+        attrs.insert("SubscriptionArn".to_owned(), subscription_arn.to_owned());
+        attrs
+            .entry("RawMessageDelivery".to_owned())
+            .or_insert_with(|| "false".to_owned());
+        Ok(attrs)
+    }
+
+    async fn set_subscription_attribute(
+        &self,
+        subscription_arn: &str,
+        name: &'static str,
+        value: &str,
+    ) -> Result<(), PortError> {
+        let mut s = self.lock();
+        if s.rules.set_subscription_attribute(subscription_arn, name, value) {
+            Ok(())
+        } else {
+            Err(not_found("SetSubscriptionAttributes", subscription_arn))
+        }
+    }
+
+    async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
+        let s = self.lock();
+        s.topic_answers("ListSubscriptionsByTopic", topic_arn, false)?;
+        Ok(s.rules.find(topic_arn, endpoint).map(|(arn, _)| arn.to_owned()))
+    }
+
+    async fn list_own(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        // Every subscription the fake holds is the account's own: listed whatever the topic's owner says.
+        self.page_of(topic_arn, next)
     }
 
     async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        self.lock()
+            .topic_answers("ListSubscriptionsByTopic", topic_arn, false)?;
+        self.page_of(topic_arn, next)
+    }
+}
+
+impl Fake {
+    /// One page (100) of the topic's subscriptions.
+    fn page_of(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
         const PAGE: usize = 100;
         let s = self.lock();
         let start: usize = next.as_deref().map_or(0, |t| t.parse().unwrap_or(0));
@@ -338,24 +512,6 @@ impl Subscriptions for Fake {
         Ok(SubscriptionPage {
             subscriptions: all[start.min(end)..end].to_vec(),
             next: (end < all.len()).then(|| end.to_string()),
-        })
-    }
-}
-
-impl QueueInspect for Fake {
-    async fn details(&self, url: &str) -> Result<QueueDetails, PortError> {
-        let s = self.lock();
-        let name = queue_name_from_url(url)
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or_default();
-        let name = name.as_str();
-        let q = s
-            .queues
-            .get(name)
-            .ok_or_else(|| not_found("GetQueueAttributes", name))?;
-        Ok(QueueDetails {
-            created_at: Some(q.created_at),
-            tags: q.tags.clone(),
         })
     }
 }

@@ -53,7 +53,7 @@ impl Settled {
 impl Controller<AwsPorts> {
     /// A controller on the AWS SDK (emulator endpoints come from `AWS_ENDPOINT_URL` via `sdk`).
     pub fn new(settings: Settings, sdk: &aws_config::SdkConfig, role: Role) -> Self {
-        let ports = AwsPorts::new(sdk, &settings.table);
+        let ports = AwsPorts::for_settings(sdk, &settings);
         Self::with_ports(settings, ports, role)
     }
 }
@@ -86,7 +86,24 @@ impl<P: Ports> Controller<P> {
         &self.ports
     }
 
-    /// Handles one raw EventBridge payload now.
+    /// Handles one EventBridge payload given as its bytes now: a duplicate key anywhere refuses it
+    /// ([`event::strict::from_slice`]), so a value that became structure cannot pick the task. The
+    /// Lambda functions and `tasksub replay` come in here.
+    pub async fn handle_slice(&self, payload: &[u8]) -> Result<Outcome, HandlerError> {
+        self.handle_slice_at(payload, Utc::now()).await
+    }
+
+    /// [`Controller::handle_slice`] at a given time.
+    pub async fn handle_slice_at(&self, payload: &[u8], now: DateTime<Utc>) -> Result<Outcome, HandlerError> {
+        let value = event::strict::from_slice(payload).map_err(|e| {
+            error!(action = "parse", outcome = "rejected", error = %e, "malformed event: nothing changed");
+            HandlerError::Malformed(e)
+        })?;
+        self.handle_json_at(&value, now).await
+    }
+
+    /// Handles one raw EventBridge payload now. A `Value` has already lost a duplicate key: payloads
+    /// from outside come in through [`Controller::handle_slice`].
     pub async fn handle_json(&self, payload: &serde_json::Value) -> Result<Outcome, HandlerError> {
         self.handle_json_at(payload, Utc::now()).await
     }
@@ -114,7 +131,13 @@ impl<P: Ports> Controller<P> {
         }
         match self.execute(&admitted, &task_id, now).await {
             Ok(Handled::Skipped(skip)) => Ok(self.skipped(now, Some(task_id), cluster, &skip)),
-            Ok(Handled::Applied { steps, state }) => Ok(self.applied(now, &admitted, cluster, &steps, state)),
+            Ok(Handled::Applied { steps, state, refused }) => {
+                if !refused.is_empty() {
+                    let n = refused.len() as f64;
+                    self.metric(now, None, &[("TopicsRefused", Unit::Count, n)]);
+                }
+                Ok(self.applied(now, &admitted, cluster, &steps, state))
+            }
             Ok(Handled::Compensated { steps }) => {
                 warn!(
                     task_id,

@@ -19,8 +19,10 @@ pub const WRITE_OPS: &[&str] = &[
     "DeleteItem",
     "CreateQueue",
     "DeleteQueue",
+    "SetQueueAttributes",
     "Subscribe",
     "Unsubscribe",
+    "SetSubscriptionAttributes",
 ];
 
 #[derive(Debug, Clone)]
@@ -106,19 +108,15 @@ impl<P: Send + Sync> Wrap for Instrumented<P> {
         &self.inner
     }
 
-    /// Logs the call (QueueInspect's `details` is two AWS calls: GetQueueAttributes and ListQueueTags),
-    /// or fails it with a scripted fault before it reaches the inner ports.
+    /// Logs the call, or fails it with a scripted fault before it reaches the inner ports.
     async fn around<T: Send>(
         &self,
         op: &'static str,
         call: impl Future<Output = Result<T, PortError>> + Send,
     ) -> Result<T, PortError> {
         self.enter(op)?;
-        if op == "GetQueueAttributes" {
-            self.enter("ListQueueTags")?;
-        }
         call.await
     }
 }
 
-crate::wrap_ports!([P: Send + Sync] Instrumented<P>: Records, Queues, Subscriptions, QueueInspect, Tasks);
+crate::wrap_ports!([P: Send + Sync] Instrumented<P>: Records, Queues, Subscriptions, Tasks);

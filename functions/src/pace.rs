@@ -20,6 +20,7 @@ pub const PACED_OPS: &[&str] = &[
     "SetQueueAttributes",
     "Subscribe",
     "Unsubscribe",
+    "SetSubscriptionAttributes",
     "ListSubscriptionsByTopic",
 ];
 

@@ -84,14 +84,24 @@ pub enum Written {
     Conflict(Option<Record>),
 }
 
+/// What a Scan of the table read: the records, and the items that are not records (a hand edit, a
+/// missing attribute), by key with why. One bad item never hides the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// Every readable record.
+    pub records: Vec<Record>,
+    /// Unreadable items: key (the task ID, or the item's description when it has none) → why.
+    pub quarantined: BTreeMap<String, String>,
+}
+
 /// The task records table.
 pub trait Records: Send + Sync {
     /// Consistent read of one record.
     fn get(&self, task_id: &str) -> impl Future<Output = Result<Option<Record>, PortError>> + Send;
     /// Stores the whole record if `expect` holds; otherwise returns what is stored, unchanged.
     fn put(&self, record: &Record, expect: Expect) -> impl Future<Output = Result<Written, PortError>> + Send;
-    /// Every record (paginated scan), for operators and the sweeper.
-    fn list(&self) -> impl Future<Output = Result<Vec<Record>, PortError>> + Send;
+    /// Every record (paginated scan), for operators and the sweeper; unreadable items are quarantined.
+    fn list(&self) -> impl Future<Output = Result<Scanned, PortError>> + Send;
 }
 
 /// SQS queues.
@@ -108,9 +118,17 @@ pub trait Queues: Send + Sync {
     fn url(&self, name: &str) -> impl Future<Output = Result<String, PortError>> + Send;
     /// Deletes a queue (`NotFound` if it does not exist).
     fn delete(&self, url: &str) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// Replaces the queue's access policy (SetQueueAttributes `Policy`; `NotFound` if the queue does not
-    /// exist): after a topic is added or removed, the policy admits exactly the configured topics.
-    fn set_policy(&self, url: &str, policy: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Every attribute of the queue (GetQueueAttributes `All`; `NotFound` if it does not exist).
+    fn queue_attributes(&self, url: &str) -> impl Future<Output = Result<BTreeMap<String, String>, PortError>> + Send;
+    /// The queue's tags (ListQueueTags; `NotFound` if it does not exist).
+    fn queue_tags(&self, url: &str) -> impl Future<Output = Result<BTreeMap<String, String>, PortError>> + Send;
+    /// Sets these attributes (SetQueueAttributes; an empty value removes a redrive policy; `NotFound` if the
+    /// queue does not exist): a queue keeps the attributes of its creation, so a converge sets them.
+    fn set_queue_attributes(
+        &self,
+        url: &str,
+        attributes: &BTreeMap<&'static str, String>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// URLs of every queue whose name starts with `prefix` (paginated).
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
 }
@@ -126,10 +144,31 @@ pub trait Subscriptions: Send + Sync {
     ) -> impl Future<Output = Result<String, PortError>> + Send;
     /// Removes a subscription (`NotFound` if it does not exist).
     fn unsubscribe(&self, subscription_arn: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Every attribute of a subscription (GetSubscriptionAttributes; `NotFound` if it does not exist).
+    fn subscription_attributes(
+        &self,
+        subscription_arn: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, PortError>> + Send;
+    /// Sets one attribute of a subscription (SetSubscriptionAttributes; `NotFound` if it does not exist).
+    fn set_subscription_attribute(
+        &self,
+        subscription_arn: &str,
+        name: &'static str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// The ARN of the topic's subscription to `endpoint`, by listing the topic's subscriptions
-    /// (ListSubscriptionsByTopic, 30 TPS): only for the rare recovery path where an idempotent Subscribe
-    /// is refused because the settings changed since the subscription was made.
+    /// (ListSubscriptionsByTopic, 30 TPS): for the rare paths where a subscription's ARN is unknown (an
+    /// earlier attempt's outcome was lost, a Subscribe refused because the attributes changed), and for a
+    /// teardown, which never subscribes to learn an ARN.
     fn find(&self, topic_arn: &str, endpoint: &str) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+    /// One page of the account's own subscriptions in the topic's region (ListSubscriptions: 100 a page,
+    /// 30 TPS), keeping those to this topic: what the account owns can be listed even when the topic's
+    /// owner refuses it ListSubscriptionsByTopic.
+    fn list_own(
+        &self,
+        topic_arn: &str,
+        next: Option<String>,
+    ) -> impl Future<Output = Result<SubscriptionPage, PortError>> + Send;
     /// One page of the topic's subscriptions (ListSubscriptionsByTopic: 100 a page, 30 TPS per account),
     /// for the sweeper's orphan-subscription pass.
     fn list_by_topic(
@@ -155,10 +194,19 @@ pub async fn list_topic<S: Subscriptions>(
     topic_arn: &str,
     max_pages: usize,
 ) -> Result<(Vec<SeenSubscription>, bool), PortError> {
+    read_pages(max_pages, |next| s.list_by_topic(topic_arn, next)).await
+}
+
+/// Every subscription of the pages `fetch` reads, at most `max_pages`; true when pages were left unread.
+async fn read_pages<F, Fut>(max_pages: usize, mut fetch: F) -> Result<(Vec<SeenSubscription>, bool), PortError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<SubscriptionPage, PortError>>,
+{
     let mut out = Vec::new();
     let mut next = None;
     for _ in 0..max_pages {
-        let page = s.list_by_topic(topic_arn, next).await?;
+        let page = fetch(next).await?;
         out.extend(page.subscriptions);
         next = page.next;
         if next.is_none() {
@@ -168,11 +216,59 @@ pub async fn list_topic<S: Subscriptions>(
     Ok((out, next.is_some()))
 }
 
-/// What the sweeper reads about one queue (only for orphan candidates).
-pub trait QueueInspect: Send + Sync {
-    /// `CreatedTimestamp` and tags of a queue (`NotFound` if it does not exist).
-    fn details(&self, url: &str) -> impl Future<Output = Result<QueueDetails, PortError>> + Send;
+/// Most pages of the account's own subscriptions one search reads (100 each).
+pub const MAX_OWN_PAGES: usize = 1000;
+
+/// The ARN of the account's own subscription of `endpoint` to the topic, from ListSubscriptions (for a
+/// topic whose owner refuses us its listing).
+pub async fn find_own<S: Subscriptions>(s: &S, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
+    let mut next = None;
+    for _ in 0..MAX_OWN_PAGES {
+        let page = s.list_own(topic_arn, next).await?;
+        if let Some(found) = page
+            .subscriptions
+            .iter()
+            .find(|x| x.protocol == "sqs" && x.endpoint == endpoint)
+        {
+            return Ok(Some(found.arn.clone()));
+        }
+        next = page.next;
+        if next.is_none() {
+            break;
+        }
+    }
+    Ok(None)
 }
+
+/// Every own subscription to the topic (ListSubscriptions, up to `max_pages` pages); true when pages
+/// were left unread.
+pub async fn list_own_topic<S: Subscriptions>(
+    s: &S,
+    topic_arn: &str,
+    max_pages: usize,
+) -> Result<(Vec<SeenSubscription>, bool), PortError> {
+    read_pages(max_pages, |next| s.list_own(topic_arn, next)).await
+}
+
+/// What the sweeper reads about one queue (only for orphan candidates): two calls, GetQueueAttributes
+/// and ListQueueTags.
+pub trait QueueInspect: Queues {
+    /// `CreatedTimestamp` and tags of a queue (`NotFound` if it does not exist).
+    fn details(&self, url: &str) -> impl Future<Output = Result<QueueDetails, PortError>> + Send {
+        async move {
+            let attributes = self.queue_attributes(url).await?;
+            let tags = self.queue_tags(url).await?;
+            let created_at = attributes
+                .get("CreatedTimestamp")
+                // Epoch seconds; moto sends a fraction, so parse as a float.
+                .and_then(|v| v.parse::<f64>().ok())
+                .and_then(|secs| chrono::DateTime::from_timestamp(secs.trunc() as i64, 0));
+            Ok(QueueDetails { created_at, tags })
+        }
+    }
+}
+
+impl<T: Queues> QueueInspect for T {}
 
 /// Which ListTasks filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +346,11 @@ mod tests {
             updated_at: now,
             expires_at: None,
             revision,
+            pending: Default::default(),
+            refused: Default::default(),
+            generation: 0,
+            settings_hash: None,
+            watch: Default::default(),
         }
     }
 

@@ -1,4 +1,6 @@
-//! What every binary does at start: JSON logs, settings parsed once, clients built once.
+//! What every binary does at start: JSON logs, settings parsed once, clients built once; then each
+//! invocation of an event function is a batch from its buffer queue or one EventBridge event
+//! ([`crate::batch`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,12 +10,19 @@ use tasksub_core::decide::Role;
 use tasksub_core::settings::{Settings, SweepSettings};
 use tracing::Instrument;
 
-use crate::handler::{Controller, HandlerError, Outcome};
+use tasksub_core::event::strict::StrictJson;
+
+use crate::batch::{self, Response};
+use crate::handler::{Controller, HandlerError};
 use crate::metrics::Sink;
 use crate::sweeper::{Report, RunOptions, SweepError, Sweeper};
 
 /// Time kept free before the sweeper's Lambda deadline: no action starts later.
 pub const SWEEP_DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+
+/// Time kept free before an event function's deadline: no record of a batch starts later (the rest go
+/// back to the buffer queue). One event takes a few round trips; the function's timeout is 30 s.
+pub const BATCH_DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
 /// Installs the JSON log subscriber (binaries only; libraries never do). `RUST_LOG` filters. Every line
 /// logged while an invocation runs carries its span, `{"span":{"name":"event","request_id":...}}`, so a
@@ -86,12 +95,15 @@ pub async fn run_lambda(role: Role) -> Result<(), lambda_runtime::Error> {
     let sdk = crate::sdk::load().await;
     crate::sdk::check(&sdk).inspect_err(|e| tracing::error!(error = %e, "unusable AWS configuration"))?;
     let controller = Arc::new(Controller::new(settings, &sdk, role).with_metrics(Sink::Stdout));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+    // The payload type sees the bytes: a duplicate key anywhere is noticed before it could be lost.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<StrictJson>| {
         let controller = Arc::clone(&controller);
         async move {
             let span = tracing::info_span!("event", request_id = %event.context.request_id);
-            let result: Result<Outcome, HandlerError> =
-                Box::pin(controller.handle_json(&event.payload)).instrument(span).await;
+            let stop_by = stop_by(event.context.deadline, BATCH_DEADLINE_MARGIN);
+            let result: Result<Response, HandlerError> = Box::pin(batch::invoke(&controller, event.payload, stop_by))
+                .instrument(span)
+                .await;
             result
         }
     }))
@@ -114,7 +126,7 @@ pub async fn run_sweeper() -> Result<(), lambda_runtime::Error> {
         async move {
             let span = tracing::info_span!("sweep", request_id = %event.context.request_id);
             let options = RunOptions {
-                stop_by: stop_by(event.context.deadline),
+                stop_by: stop_by(event.context.deadline, SWEEP_DEADLINE_MARGIN),
                 ..RunOptions::default()
             };
             let result: Result<Report, SweepError> = async {
@@ -132,14 +144,14 @@ pub async fn run_sweeper() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// The instant after which no action starts, from the invocation deadline (epoch milliseconds).
-fn stop_by(deadline_ms: u64) -> Option<tokio::time::Instant> {
+/// The instant after which no action starts, `margin` before the invocation deadline (epoch milliseconds).
+fn stop_by(deadline_ms: u64, margin: Duration) -> Option<tokio::time::Instant> {
     let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).ok()?;
     if deadline_ms == 0 {
         return None;
     }
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    Some(tokio::time::Instant::now() + left.saturating_sub(SWEEP_DEADLINE_MARGIN))
+    Some(tokio::time::Instant::now() + left.saturating_sub(margin))
 }
 
 #[cfg(test)]

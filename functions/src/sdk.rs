@@ -54,3 +54,22 @@ pub async fn load() -> SdkConfig {
         .load()
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each bound is a promise of its own: an endpoint that accepts a connection and never answers ends
+    /// an attempt after 10 s and the whole call (retries included) after 25 s, an unreachable one after 3 s.
+    #[test]
+    fn every_call_is_bounded_three_ways() {
+        let t = timeouts();
+        assert_eq!(t.connect_timeout(), Some(Duration::from_secs(3)));
+        assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(10)));
+        assert_eq!(t.operation_timeout(), Some(Duration::from_secs(25)));
+        assert!(
+            OPERATION_TIMEOUT < Duration::from_secs(30),
+            "under the functions' Lambda timeout"
+        );
+    }
+}

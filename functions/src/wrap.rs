@@ -9,8 +9,6 @@ use std::future::Future;
 use crate::ports::PortError;
 
 #[doc(hidden)]
-pub use tasksub_core::reconcile::QueueDetails as __QueueDetails;
-#[doc(hidden)]
 pub use tasksub_core::record::Record as __Record;
 
 /// A wrapper around ports.
@@ -28,7 +26,7 @@ pub trait Wrap: Send + Sync {
     ) -> impl Future<Output = Result<T, PortError>> + Send;
 }
 
-/// Implements the listed port traits (`Records`, `Queues`, `Subscriptions`, `QueueInspect`, `Tasks`) for
+/// Implements the listed port traits (`Records`, `Queues`, `Subscriptions`, `Tasks`) for
 /// a [`Wrap`] type, each method as `around(<operation>, inner.<method>(..))`, for inner ports that
 /// implement the trait. Generic parameters go in brackets:
 /// `wrap_ports!(['a, P] Paced<'a, P>: Records, Queues, Subscriptions);`.
@@ -41,7 +39,7 @@ macro_rules! wrap_ports {
         $crate::wrap_ports!(@impl [$($gen)*] $ty, Records {
             get(task_id: &str) -> Option<$crate::wrap::__Record> = "GetItem";
             put(record: &$crate::wrap::__Record, expect: $crate::ports::Expect) -> $crate::ports::Written = "PutItem";
-            list() -> Vec<$crate::wrap::__Record> = "Scan";
+            list() -> $crate::ports::Scanned = "Scan";
         });
     };
     (@port [$($gen:tt)*] $ty:ty, Queues) => {
@@ -53,7 +51,10 @@ macro_rules! wrap_ports {
             ) -> String = "CreateQueue";
             url(name: &str) -> String = "GetQueueUrl";
             delete(url: &str) -> () = "DeleteQueue";
-            set_policy(url: &str, policy: &str) -> () = "SetQueueAttributes";
+            queue_attributes(url: &str) -> std::collections::BTreeMap<String, String> = "GetQueueAttributes";
+            queue_tags(url: &str) -> std::collections::BTreeMap<String, String> = "ListQueueTags";
+            set_queue_attributes(url: &str, attributes: &std::collections::BTreeMap<&'static str, String>) -> ()
+                = "SetQueueAttributes";
             list(prefix: &str) -> Vec<String> = "ListQueues";
         });
     };
@@ -65,14 +66,14 @@ macro_rules! wrap_ports {
                 attributes: &std::collections::BTreeMap<&'static str, String>
             ) -> String = "Subscribe";
             unsubscribe(subscription_arn: &str) -> () = "Unsubscribe";
+            subscription_attributes(subscription_arn: &str) -> std::collections::BTreeMap<String, String>
+                = "GetSubscriptionAttributes";
+            set_subscription_attribute(subscription_arn: &str, name: &'static str, value: &str) -> ()
+                = "SetSubscriptionAttributes";
             find(topic_arn: &str, endpoint: &str) -> Option<String> = "ListSubscriptionsByTopic";
+            list_own(topic_arn: &str, next: Option<String>) -> $crate::ports::SubscriptionPage = "ListSubscriptions";
             list_by_topic(topic_arn: &str, next: Option<String>) -> $crate::ports::SubscriptionPage
                 = "ListSubscriptionsByTopic";
-        });
-    };
-    (@port [$($gen:tt)*] $ty:ty, QueueInspect) => {
-        $crate::wrap_ports!(@impl [$($gen)*] $ty, QueueInspect {
-            details(url: &str) -> $crate::wrap::__QueueDetails = "GetQueueAttributes";
         });
     };
     (@port [$($gen:tt)*] $ty:ty, Tasks) => {

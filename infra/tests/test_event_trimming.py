@@ -3,19 +3,24 @@
 ECS Task State Change events carry `overrides.containerOverrides[].environment` (RunTask overrides:
 often secrets) and the containers' details. The rules forward only what tasksub-core's parser and
 decide() use, shaped like an EventBridge event (envelope + taskArn, clusterArn, lastStatus,
-desiredStatus, group, version), so neither the functions, nor the event DLQ, nor the on-failure
-destination ever hold the rest (docs/threat-model.md, "Events trimmed").
+desiredStatus, version, group), to the buffer queues, so neither the functions, nor the event DLQ (the
+rules' DLQ and the buffers' redrive), nor the on-failure destination ever hold the rest
+(docs/threat-model.md, "Events trimmed"). Every placeholder is a whole JSON value, outside quotes, so no
+value becomes structure (test_event_injection.py).
 
 Each transformer is taken verbatim from the SAM template and the CDK synth, put on a moto rule with an
 SQS target, and fed the public samples that carry overrides (one with an environment override).
 
-moto quirk (not AWS's behaviour): a path missing from the event leaves its `<placeholder>` in the
-output (AWS drops the value, e.g. "group": ""), so the samples used here all have a group.
+moto renders placeholders as AWS documents (scripts/moto_server.py). A path missing from the event leaves
+its `<placeholder>` in moto's output; AWS documents that the variable "isn't created", and ECS always
+sets the six detail fields (a task's group defaults to `family:<name>`, ECS API reference, RunTask), so
+the samples used here all have them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +60,29 @@ def strings_anywhere(value) -> set[str]:
     if isinstance(value, list):
         return set().union(set(), *(strings_anywhere(v) for v in value))
     return {value} if isinstance(value, str) else set()
+
+
+def placeholders_outside_strings(template: str) -> list[str]:
+    without_strings = re.sub(r'"(?:[^"\\]|\\.)*"', '""', template)
+    return re.findall(r"<([A-Za-z]+)>", without_strings)
+
+
+@pytest.mark.parametrize("flavour", ["sam", "cdk"])
+def test_every_placeholder_is_a_whole_json_value(templates, flavour):
+    for rule in RULES:
+        tr = transformer(templates[flavour], rule)
+        names = re.findall(r"<([A-Za-z]+)>", tr["InputTemplate"])
+        assert sorted(names) == sorted(tr["InputPathsMap"]), rule
+        assert placeholders_outside_strings(tr["InputTemplate"]) == names, f"{rule}: a placeholder in quotes"
+        assert names[-1] == "group", f"{rule}: the caller-chosen group must come last"
+
+
+@pytest.mark.parametrize("flavour", ["sam", "cdk"])
+def test_task_rules_target_their_buffer_queues(templates, flavour):
+    for rule, buffer in (("TaskRunningRule", "TaskRunningBuffer"), ("TaskStoppedRule", "TaskStoppedBuffer")):
+        (target,) = templates[flavour]["Resources"][rule]["Properties"]["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [buffer, "Arn"]}, rule
+        assert templates[flavour]["Resources"][buffer]["Type"] == "AWS::SQS::Queue"
 
 
 def test_sam_and_cdk_trim_alike(templates):

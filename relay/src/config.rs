@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use hyper::Uri;
+use tasksub_client::MAX_BUFFERED_LIMIT;
 
 /// Consume this ECS task's tasksub queue and POST each message to an app on localhost.
 ///
@@ -26,9 +27,14 @@ pub struct Args {
     /// Address of the relay's own health endpoint (`GET /healthz`: 200 only while consuming).
     #[arg(long, env = "TASKSUB_RELAY_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
-    /// Deliveries in flight at once (also the most messages held at once).
+    /// Deliveries in flight at once.
     #[arg(long, env = "TASKSUB_RELAY_CONCURRENCY", default_value_t = 10)]
     pub concurrency: usize,
+    /// Most messages held beyond one per delivery: received ahead while every delivery is busy, so
+    /// the app never waits for SQS (the relay holds fewer when fewer would be delivered before their
+    /// first heartbeat). Default 50 per delivery in flight; 0 holds no more than free deliveries.
+    #[arg(long, env = "TASKSUB_RELAY_MAX_BUFFERED")]
+    pub max_buffered: Option<usize>,
     /// Longest wait for the app's answer to one POST (headers and body).
     #[arg(long, env = "TASKSUB_RELAY_REQUEST_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub request_timeout: Duration,
@@ -95,6 +101,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Deliveries at once.
     pub concurrency: usize,
+    /// Messages held ahead of the deliveries (`None`: the client's default).
+    pub max_buffered: Option<usize>,
     /// Per-request timeout.
     pub request_timeout: Duration,
     /// Largest body delivered.
@@ -126,12 +134,22 @@ impl Config {
             None => None,
         };
         check_limits(args)?;
+        // The health endpoint is for the container's own health check (which runs inside the task): it is
+        // never exposed beyond loopback, whatever TASKSUB_RELAY_LISTEN says.
+        if !args.listen.ip().is_loopback() {
+            let reason = format!(
+                "{} is not a loopback address: the health endpoint binds 127.0.0.1 or [::1] only",
+                args.listen
+            );
+            return Err(bad("TASKSUB_RELAY_LISTEN", reason));
+        }
         Ok(Self {
             target,
             app_health,
             app_wait: (!args.app_wait.is_zero()).then_some(args.app_wait),
             listen: args.listen,
             concurrency: args.concurrency,
+            max_buffered: args.max_buffered,
             request_timeout: args.request_timeout,
             max_body_bytes: args.max_body_bytes,
             visibility_timeout: args.visibility_timeout,
@@ -153,6 +171,7 @@ fn check_limits(args: &Args) -> Result<(), ConfigError> {
     #[rustfmt::skip]
     let rows = [
         ((1..=1000).contains(&args.concurrency), "TASKSUB_RELAY_CONCURRENCY", "must be 1..=1000"),
+        (args.max_buffered.is_none_or(|n| n <= MAX_BUFFERED_LIMIT), "TASKSUB_RELAY_MAX_BUFFERED", "must be at most 100000"),
         (!args.request_timeout.is_zero(), "TASKSUB_RELAY_REQUEST_TIMEOUT", "must be above zero"),
         (args.max_body_bytes > 0, "TASKSUB_RELAY_MAX_BODY_BYTES", "must be above zero"),
         (visibility.contains(&args.visibility_timeout), "TASKSUB_RELAY_VISIBILITY_TIMEOUT", "must be 1 s..=12 h"),
@@ -200,7 +219,26 @@ pub fn loopback_url(setting: &'static str, url: &str) -> Result<Uri, ConfigError
             ),
         ));
     }
-    Ok(uri)
+    Ok(pin_localhost(uri))
+}
+
+/// `localhost` becomes `127.0.0.1` once, here: the relay never resolves a name when it connects, so no
+/// resolver configuration (hosts file, search domains) can send a message anywhere but loopback.
+fn pin_localhost(uri: Uri) -> Uri {
+    if !uri.host().is_some_and(|h| h.eq_ignore_ascii_case("localhost")) {
+        return uri;
+    }
+    let authority = match uri.port_u16() {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => "127.0.0.1".to_owned(),
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    Uri::builder()
+        .scheme("http")
+        .authority(authority.as_str())
+        .path_and_query(path)
+        .build()
+        .expect("an http URL with a loopback address")
 }
 
 fn is_loopback_host(host: &str) -> bool {
@@ -252,6 +290,34 @@ mod tests {
         ] {
             assert!(Config::from_args(&args(url)).is_ok(), "{url}");
         }
+        // localhost is resolved once, at start, to 127.0.0.1: no name lookup at connect time
+        let c = Config::from_args(&args("http://LocalHost:3000/messages?x=1")).unwrap();
+        assert_eq!(c.target.to_string(), "http://127.0.0.1:3000/messages?x=1");
+        assert_eq!(
+            Config::from_args(&args("http://localhost")).unwrap().target.to_string(),
+            "http://127.0.0.1/"
+        );
+        let mut a = args("http://127.0.0.1/");
+        a.app_health = Some("http://localhost:8080/health".into());
+        assert_eq!(
+            Config::from_args(&a).unwrap().app_health.unwrap().to_string(),
+            "http://127.0.0.1:8080/health"
+        );
+    }
+
+    #[test]
+    fn the_health_listener_is_loopback_only() {
+        for listen in ["0.0.0.0:8081", "[::]:8081", "10.0.0.5:8081"] {
+            let mut a = args("http://127.0.0.1/");
+            a.listen = listen.parse().unwrap();
+            let e = Config::from_args(&a).unwrap_err();
+            assert_eq!(e.setting, "TASKSUB_RELAY_LISTEN", "{listen}: {e}");
+        }
+        for listen in ["127.0.0.1:8081", "[::1]:9000", "127.0.0.2:0"] {
+            let mut a = args("http://127.0.0.1/");
+            a.listen = listen.parse().unwrap();
+            assert!(Config::from_args(&a).is_ok(), "{listen}");
+        }
     }
 
     #[test]
@@ -300,7 +366,13 @@ mod tests {
             Config::from_args(&a).unwrap_err().setting,
             "TASKSUB_RELAY_VISIBILITY_TIMEOUT"
         );
+        let mut a = args("http://127.0.0.1/");
+        a.max_buffered = Some(MAX_BUFFERED_LIMIT + 1);
+        assert_eq!(Config::from_args(&a).unwrap_err().setting, "TASKSUB_RELAY_MAX_BUFFERED");
+        a.max_buffered = Some(0);
+        assert_eq!(Config::from_args(&a).unwrap().max_buffered, Some(0));
         let c = Config::from_args(&args("http://127.0.0.1/")).unwrap();
+        assert_eq!(c.max_buffered, None, "the client's default");
         assert_eq!(c.app_wait, None);
         assert_eq!(c.listen.to_string(), "127.0.0.1:8081");
     }

@@ -2,10 +2,10 @@
 //!
 //! | the app | the relay |
 //! |---|---|
-//! | 2xx | `Ok`: the client deletes the message (batched) |
-//! | 429 or 503 | backpressure: every delivery pauses (`Retry-After` seconds, else a jittered doubling delay from 200 ms to 10 s) and this one is retried while its slot stays taken, so intake slows; the heartbeat keeps the message invisible. After `backpressure_limit` it is left for redelivery |
+//! | 2xx | `Ok`: the client deletes the message (batched). The status line decides as soon as it arrives: the body is read in the background (bounded, so the connection can be reused) and never changes the outcome |
+//! | 429 or 503 | backpressure: every delivery pauses (`Retry-After` seconds, else a jittered doubling delay from 200 ms to 10 s) and this one is retried while its slot stays taken, so intake slows (the longer deliveries take, the fewer messages the client holds ahead); the heartbeat keeps the message invisible. After `backpressure_limit` it is left for redelivery |
 //! | connection refused / reset | retried up to `connect_attempts` times with jittered doubling delays (the app restarting), then left for redelivery |
-//! | any other status, or no answer within `request_timeout` | left for redelivery at once (and the DLQ after the queue's maxReceiveCount) |
+//! | any other status, or no status line within `request_timeout` | left for redelivery at once (and the DLQ after the queue's maxReceiveCount) |
 //! | body above `max_body_bytes` | not sent; left for redelivery (so it reaches the DLQ) |
 //!
 //! On shutdown, waits end at once and the message is left for redelivery; a POST already sent is
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
+use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -58,7 +58,7 @@ pub enum Outcome {
     Busy(u16, Option<Duration>),
     /// Any other status.
     Rejected(u16),
-    /// No complete answer within the request timeout.
+    /// No status line within the request timeout.
     TimedOut,
     /// The connection failed (refused, reset, closed early).
     Unreachable(String),
@@ -78,6 +78,27 @@ pub fn classify(status: StatusCode, retry_after: Option<&HeaderValue>) -> Outcom
     } else {
         Outcome::Rejected(code)
     }
+}
+
+/// Reads and drops (a bounded part of) an answer's body: at once when it has already arrived (a small
+/// answer comes with its head), else in the background for at most `limit`. A complete answer lets its
+/// connection be reused; one that stalls only costs its connection.
+fn discard(mut body: Incoming, limit: Duration) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut read = 0;
+    loop {
+        if body.is_end_stream() || read > MAX_RESPONSE_BYTES {
+            return;
+        }
+        match std::pin::Pin::new(&mut body).poll_frame(&mut cx) {
+            std::task::Poll::Ready(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len()),
+            std::task::Poll::Ready(_) => return,
+            std::task::Poll::Pending => break,
+        }
+    }
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(limit, Limited::new(body, MAX_RESPONSE_BYTES).collect()).await;
+    });
 }
 
 /// The `Content-Type` of a delivery: a guess from the first character (bodies are text).
@@ -140,25 +161,22 @@ impl Relay {
         }
     }
 
-    /// One POST.
+    /// One POST. Its status decides, as soon as the status line arrives within the request timeout:
+    /// the app has accepted (2xx) or refused the message whatever its body does next.
     pub async fn post(&self, headers: &hyper::HeaderMap, body: Bytes, content_type: &'static str) -> Outcome {
         let mut request = Request::post(self.cfg.target.clone())
             .header(CONTENT_TYPE, content_type)
             .body(Full::new(body))
             .expect("a valid request");
         request.headers_mut().extend(headers.clone());
-        let exchange = async {
-            let response = self.http.request(request).await?;
-            let (parts, body) = response.into_parts();
-            let outcome = classify(parts.status, parts.headers.get(RETRY_AFTER));
-            // Read (a bounded part of) the answer so the connection can be reused.
-            let _ = Limited::new(body, MAX_RESPONSE_BYTES).collect().await;
-            Ok::<_, hyper_util::client::legacy::Error>(outcome)
-        };
-        match tokio::time::timeout(self.cfg.request_timeout, exchange).await {
+        match tokio::time::timeout(self.cfg.request_timeout, self.http.request(request)).await {
             Err(_) => Outcome::TimedOut,
-            Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => Outcome::Unreachable(error_chain(&e)),
+            Ok(Ok(response)) => {
+                let (parts, body) = response.into_parts();
+                discard(body, self.cfg.request_timeout);
+                classify(parts.status, parts.headers.get(RETRY_AFTER))
+            }
         }
     }
 
@@ -422,6 +440,74 @@ mod tests {
         s.set(Phase::Draining);
         s.set(Phase::Consuming);
         assert_eq!(s.phase(), Phase::Draining);
+    }
+
+    /// An app on a loopback port that reads one request per connection, then writes `head` and, after
+    /// `pause`, `rest` (each when given).
+    async fn app(head: Option<&'static str>, pause: Duration, rest: &'static str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    if let Some(head) = head {
+                        let _ = stream.write_all(head.as_bytes()).await;
+                    }
+                    tokio::time::sleep(pause).await;
+                    let _ = stream.write_all(rest.as_bytes()).await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        port
+    }
+
+    fn relay_to(port: u16, request_timeout: &str) -> Relay {
+        let args = crate::config::Args::parse_from([
+            "tasksub-relay",
+            "--target",
+            &format!("http://127.0.0.1:{port}/messages"),
+            "--request-timeout",
+            request_timeout,
+        ]);
+        let cfg = Config::from_args(&args).unwrap();
+        Relay::new(Arc::new(cfg), Arc::new(Status::default()), CancellationToken::new())
+    }
+
+    async fn post(relay: &Relay) -> Outcome {
+        relay
+            .post(&hyper::HeaderMap::new(), Bytes::from_static(b"{}"), "application/json")
+            .await
+    }
+
+    use clap::Parser as _;
+
+    #[tokio::test]
+    async fn a_2xx_status_line_accepts_the_message_whatever_the_body_does_later() {
+        // GIVEN an app that answers 200 at once and sends its body 2 s later, past the 300 ms timeout
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
+        let port = app(Some(head), Duration::from_secs(2), "done").await;
+        // THEN the status decides: delivered, not timed out
+        assert_eq!(post(&relay_to(port, "300ms")).await, Outcome::Delivered(200));
+        // AND a refusal is a refusal, also with its body still to come
+        let head = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\n";
+        let port = app(Some(head), Duration::from_secs(2), "oops").await;
+        assert_eq!(post(&relay_to(port, "300ms")).await, Outcome::Rejected(500));
+    }
+
+    #[tokio::test]
+    async fn no_status_line_within_the_request_timeout_is_a_timeout() {
+        // GIVEN an app that answers 2 s after the request, with a 300 ms request timeout
+        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let port = app(None, Duration::from_secs(2), answer).await;
+        // THEN the delivery timed out (the message is left for redelivery)
+        assert_eq!(post(&relay_to(port, "300ms")).await, Outcome::TimedOut);
+        // AND the same app answering in time is a delivery
+        let port = app(None, Duration::from_millis(10), answer).await;
+        assert_eq!(post(&relay_to(port, "2s")).await, Outcome::Delivered(200));
     }
 
     #[test]

@@ -118,12 +118,15 @@ async fn serve_health(cfg: &Config, status: &Arc<Status>) -> Stage<AbortOnDropHa
 }
 
 fn client_builder(cfg: &Config) -> ClientBuilder {
-    let builder = Client::builder()
+    let mut builder = Client::builder()
         .max_concurrency(cfg.concurrency)
         .visibility_timeout(cfg.visibility_timeout)
         .drain_timeout(cfg.drain_timeout)
         .wait_limit(cfg.queue_wait)
         .handle_sigterm(false);
+    if let Some(n) = cfg.max_buffered {
+        builder = builder.max_buffered(n);
+    }
     match cfg.failure_backoff {
         Some(b) => builder.retry_backoff(b, std::time::Duration::from_secs(900)),
         None => builder,

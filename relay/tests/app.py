@@ -10,6 +10,8 @@ leaves it for redelivery. What the app does depends on the body, so tests can sc
     fail-once...   500 the first time this SQS message ID is seen, then 200
     busy-once...   503 (Retry-After: 1) the first time, then 200
     slow:<secs>... sleep <secs> seconds, then 200
+    slow-once:<secs>...   the first time this SQS message ID is seen, sleep <secs> seconds first
+    late-body:<secs>...   200 and its headers at once, the body <secs> seconds later
     anything else  200 at once
 
 Every request is printed to stdout as one JSON line: {"event": "received", ...} when it arrives and
@@ -110,8 +112,26 @@ class App(BaseHTTPRequestHandler):
             status, extra = 503, {"Retry-After": "1"}
         elif body.startswith("slow:"):
             time.sleep(float(body[5:].split()[0]))
+        elif body.startswith("slow-once:") and first:
+            time.sleep(float(body[10:].split()[0]))
+        elif body.startswith("late-body:"):
+            self.late_body(meta, float(body[10:].split()[0]))
+            return
         emit(dict(meta, event="answered", status=status))
         self.answer(status, extra)
+
+    def late_body(self, meta, delay):
+        """200 and the headers now (end_headers sends them), the body after `delay` seconds."""
+        payload = b"ok, at last\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        emit(dict(meta, event="answered", status=200))
+        time.sleep(delay)
+        try:
+            self.wfile.write(payload)
+        except OSError:
+            pass  # the relay stopped waiting for the body: the status had decided
 
 
 def main():

@@ -414,6 +414,62 @@ async fn a_busy_app_gets_the_message_again_without_a_redelivery() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2xx_status_deletes_the_message_even_when_the_body_comes_after_the_request_timeout() {
+    let w = World::new("rlate").await;
+    let url = w.create_queue().await;
+    let id = w.send(&url, "late-body:4").await;
+    let port = free_port();
+    let mut app = App::start(port).await;
+    // GIVEN a 1 s request timeout and an app that sends 200 at once and its body 4 s later
+    let mut relay = w.relay(
+        port,
+        &[
+            ("TASKSUB_RELAY_REQUEST_TIMEOUT", "1s"),
+            ("TASKSUB_RELAY_VISIBILITY_TIMEOUT", "2s"),
+        ],
+    );
+    let answered = app.next("answered", Duration::from_secs(30)).await;
+    assert_eq!(
+        (answered["message_id"].as_str(), answered["status"].as_u64()),
+        (Some(id.as_str()), Some(200))
+    );
+    // THEN the status line was the acceptance: deleted, and never POSTed again
+    w.wait_empty(&url, Duration::from_secs(10)).await;
+    let received = app.collect("received", Duration::from_secs(5)).await;
+    assert_eq!(received.len(), 1, "POSTed once: {received:?}");
+    assert_eq!(relay.stop().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_a_status_within_the_request_timeout_is_left_for_redelivery() {
+    let w = World::new("rtime").await;
+    let url = w.create_queue().await;
+    let id = w.send(&url, "slow-once:4").await;
+    let port = free_port();
+    let mut app = App::start(port).await;
+    // GIVEN a 1 s request timeout and an app that takes 4 s the first time
+    let mut relay = w.relay(
+        port,
+        &[
+            ("TASKSUB_RELAY_REQUEST_TIMEOUT", "1s"),
+            ("TASKSUB_RELAY_VISIBILITY_TIMEOUT", "2s"),
+        ],
+    );
+    // THEN the message was not deleted: SQS redelivered it (receive count 2), and the quick answer
+    // to the second POST deleted it
+    let first = app.next("received", Duration::from_secs(30)).await;
+    let second = app.next("received", Duration::from_secs(30)).await;
+    assert_eq!(first["message_id"], id.as_str());
+    assert_eq!(second["message_id"], id.as_str());
+    assert_eq!(
+        (first["receive_count"].as_u64(), second["receive_count"].as_u64()),
+        (Some(1), Some(2))
+    );
+    w.wait_empty(&url, Duration::from_secs(10)).await;
+    assert_eq!(relay.stop().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_waits_for_an_app_that_is_down_at_start() {
     let w = World::new("rdown").await;
     let url = w.create_queue().await;

@@ -14,39 +14,33 @@
 //! pending only at a gate, and the scheduler alone decides the order.
 
 pub mod gated;
+pub mod scenario;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use tasksub_core::decide::Role;
 use tasksub_core::event::TaskStatus;
+use tasksub_core::outcome::ErrorKind;
 use tasksub_core::reconcile::EcsTask;
-use tasksub_core::record::State;
 use tasksub_core::settings::{Settings, SweepSettings};
+use tasksub_functions::executor::legacy::{self, Legacy};
 use tasksub_functions::fake::Fake;
+use tasksub_functions::ports::{Queues, Subscriptions};
 use tasksub_functions::sweeper::{RunOptions, Sweeper};
 use tasksub_functions::Controller;
 
 use crate::events::{Task, ACCOUNT, REGION};
-use crate::world::{settings_map, OUR_CLUSTER};
-use gated::{lock, Board, Gated, Shared};
-
-/// How the task's life ends in a schedule (what ECS says at the end).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    /// Never stopped: only start events.
-    Running,
-    /// Stop initiated, STOPPED never delivered.
-    Stopping,
-    /// Stopped.
-    Stopped,
-}
+use crate::world::OUR_CLUSTER;
+use gated::{lock, Board, Gated, OldPorts, Shared};
+pub use scenario::Fate;
+use scenario::{start as now, universe, Deploy, Versions, PREFIX};
 
 /// One invocation's input.
 #[derive(Debug, Clone)]
@@ -71,7 +65,7 @@ pub struct Run {
     pub seed: u64,
     /// How the task ends.
     pub fate: Fate,
-    /// Every scheduling decision, in order: `label:Op` or `label:CRASH@Op`.
+    /// Every scheduling decision, in order: `label:Op`, `label:CRASH@Op`, and the other actors' moves.
     pub schedule: Vec<String>,
     /// Crashes injected.
     pub crashes: usize,
@@ -81,12 +75,18 @@ pub struct Run {
     pub dead_letters: usize,
     /// Invocations that failed (and were retried or dead-lettered).
     pub failures: usize,
+    /// Moves of other actors (deploys, topic owners, operators).
+    pub moves: usize,
+    /// The settings changed during the schedule.
+    pub settings_changed: bool,
     /// Whether the final sweep ran before the last checks (always, now; kept for the report).
     pub swept: bool,
     /// A schedule without crash or failure left an empty, unsubscribed queue until the sweep.
     pub stray_queue: bool,
     /// Violated invariants (empty: the schedule passed).
     pub violations: Vec<String>,
+    /// What existed at the end: the record and the task's subscriptions (for the failure report).
+    pub end: String,
 }
 
 impl Run {
@@ -101,8 +101,18 @@ impl Run {
         for (i, step) in self.schedule.iter().enumerate() {
             let _ = write!(s, "{}{}", if i % 8 == 0 { "\n    " } else { " " }, step);
         }
+        let _ = write!(s, "\n  at the end: {}", self.end);
         s
     }
+}
+
+/// Old behaviours switched back in a test-only way, to show the explorer finds what they broke.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Old {
+    /// In the ports: no intents, adoption as is, no generations.
+    pub ports: OldPorts,
+    /// In the executor: a refusal fails the step; a teardown subscribes to find a pending subscription.
+    pub executor: Legacy,
 }
 
 /// Explorer options.
@@ -113,8 +123,20 @@ pub struct Options {
     /// Most crashes injected per schedule.
     pub max_crashes: usize,
     /// How many topics every task queue subscribes to (1..=3: the home topic, one in another region,
-    /// one in another account); each start issues one Subscribe per topic in the same stage.
+    /// one in another account) when the settings never change.
     pub topics: usize,
+    /// The other actors: a settings change deployed mid-schedule (two versions live at once), topic
+    /// owners refusing (and lifting it), unsubscribing the task or re-creating the topic, an operator
+    /// deleting the queue, an unreadable bystander record.
+    pub actors: bool,
+    /// Old behaviours switched back on.
+    pub old: Old,
+    /// The chance, in percent, that the invocation granted a call crashes before it instead (while the
+    /// schedule's crash budget lasts).
+    pub crash_percent: u8,
+    /// The chance, in percent at each scheduling decision, that a deploy moves on (old only → both →
+    /// new only).
+    pub deploy_percent: u8,
 }
 
 impl Default for Options {
@@ -123,40 +145,25 @@ impl Default for Options {
             legacy: false,
             max_crashes: 2,
             topics: 1,
+            actors: false,
+            old: Old::default(),
+            crash_percent: 4,
+            deploy_percent: 3,
         }
     }
 }
 
 /// Lambda's async invocation: the first attempt plus two retries.
 const ATTEMPTS: usize = 3;
-const PREFIX: &str = "tasksub-";
-
-fn settings(topics: usize) -> Settings {
-    let all = [
-        format!("arn:aws:sns:{REGION}:{ACCOUNT}:fanout"),
-        "arn:aws:sns:eu-west-1:123456789012:flags".to_owned(),
-        "arn:aws:sns:us-east-1:210987654321:events".to_owned(),
-    ];
-    let mut m = settings_map(&all[0], "records", PREFIX);
-    if topics > 1 {
-        m.remove(tasksub_core::settings::vars::TOPIC_ARN);
-        m.insert(
-            tasksub_core::settings::vars::TOPIC_ARNS.to_owned(),
-            all[..topics.min(all.len())].join(","),
-        );
-    }
-    Settings::from_map(&m).expect("settings")
-}
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
-}
+/// Most moves of other actors in one schedule.
+const MAX_MOVES: usize = 4;
 
 fn sweep_settings() -> SweepSettings {
     SweepSettings {
         grace_seconds: 0,
         min_interval_ms: 0,
         max_actions: 1000,
+        audit_per_run: 25,
     }
 }
 
@@ -216,25 +223,25 @@ fn jobs_for(rng: &mut fastrand::Rng, task: &Task, fate: Fate) -> Vec<Job> {
 
 type Fut = Pin<Box<dyn Future<Output = Result<(), bool>>>>;
 
-fn start(job: &Job, fake: &Fake, board: &Shared, id: usize, topics: usize) -> Fut {
+fn start(job: &Job, fake: &Fake, board: &Shared, id: usize, settings: Settings, at: DateTime<Utc>) -> Fut {
     let ports = Gated::new(fake.clone(), board.clone(), id);
     match job.clone() {
         Job::Event { payload, .. } => Box::pin(async move {
-            let c = Controller::with_ports(settings(topics), ports, Role::Any);
-            c.handle_json_at(&payload, now())
+            let c = Controller::with_ports(settings, ports, Role::Any);
+            c.handle_json_at(&payload, at)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.is_retryable())
         }),
         Job::Sweep => Box::pin(async move {
-            let s = Sweeper::with_ports(settings(topics), sweep_settings(), ports.clone(), ports);
+            let s = Sweeper::with_ports(settings, sweep_settings(), ports.clone(), ports);
             let options = RunOptions {
                 grace_seconds: Some(0),
                 ..RunOptions::default()
             };
             // A sweep whose actions failed counts as a failed invocation (the next scheduled sweep is its
             // retry): what a failed action created is only the next sweep's to remove.
-            match s.run(options, now()).await {
+            match s.run(options, at).await {
                 Ok(report) if report.errors == 0 => Ok(()),
                 _ => Err(true),
             }
@@ -248,21 +255,157 @@ struct Live {
     fut: Fut,
 }
 
+/// One schedule's moving parts.
+struct Sim<'a> {
+    rng: fastrand::Rng,
+    options: Options,
+    fake: Fake,
+    board: Shared,
+    task: Task,
+    versions: Versions,
+    deploy: Deploy,
+    clock: DateTime<Utc>,
+    next_id: usize,
+    live: BTreeMap<usize, Live>,
+    run: &'a mut Run,
+}
+
+impl Sim<'_> {
+    /// Starts (or restarts) a job as a new invocation, on the version the deploy gives it.
+    fn launch(&mut self, job: Job, attempt: usize) {
+        let newest = match self.deploy {
+            Deploy::Before => false,
+            Deploy::Both => self.rng.bool(),
+            Deploy::After => true,
+        };
+        let settings = if newest { &self.versions.new } else { &self.versions.old };
+        let id = self.next_id;
+        self.next_id += 1;
+        let runs_new = newest || !self.versions.change();
+        lock(&self.board).versions.insert(id, (settings.generation, runs_new));
+        let fut = start(&job, &self.fake, &self.board, id, settings.clone(), self.clock);
+        self.live.insert(id, Live { job, attempt, fut });
+    }
+
+    /// Moves the deploy on: both versions live, then only the new one.
+    fn deploy(&mut self, to: Deploy) {
+        self.deploy = to;
+        let new = &self.versions.new;
+        let mut b = lock(&self.board);
+        b.newest = (new.generation, new.topic_arns().map(str::to_owned).collect());
+        b.deployed = true;
+        drop(b);
+        self.run.schedule.push(format!("deploy:{to:?}"));
+    }
+
+    /// Maybe one move of another actor: the deploy, a topic owner, an operator.
+    fn other_actors(&mut self) {
+        if self.versions.change() {
+            match self.deploy {
+                Deploy::Before if self.rng.u8(0..100) < self.options.deploy_percent => self.deploy(Deploy::Both),
+                Deploy::Both if self.rng.u8(0..100) < self.options.deploy_percent => self.deploy(Deploy::After),
+                _ => {}
+            }
+        }
+        if !self.options.actors || self.run.moves >= MAX_MOVES || self.rng.u8(0..100) >= 3 {
+            return;
+        }
+        self.run.moves += 1;
+        let topics = universe();
+        let t = topics[self.rng.usize(0..topics.len())].clone();
+        let queue = format!("{PREFIX}{}", self.task.id);
+        let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut now = |f: Pin<&mut dyn Future<Output = ()>>| {
+            assert!(f.poll(&mut cx).is_ready(), "the fake never waits");
+        };
+        let name = t.rsplit(':').next().unwrap_or_default().to_owned();
+        let what = match self.rng.u8(0..6) {
+            0 => {
+                let kind = if self.rng.bool() {
+                    ErrorKind::AccessDenied
+                } else {
+                    ErrorKind::Quota
+                };
+                self.fake.refuse_topic(&t, kind);
+                format!("owner:refuse({name},{})", kind.as_str())
+            }
+            1 => {
+                self.fake.admit_topic(&t);
+                format!("owner:admit({name})")
+            }
+            2 => {
+                let found = self
+                    .fake
+                    .subscriptions()
+                    .into_iter()
+                    .find(|(_, s)| s.endpoint == queue_arn && s.topic_arn == t);
+                if let Some((arn, _)) = found {
+                    now(std::pin::pin!(async {
+                        let _ = self.fake.unsubscribe(&arn).await;
+                    }));
+                }
+                format!("owner:unsubscribe({name})")
+            }
+            3 => {
+                self.fake.delete_topic(&t);
+                if self.rng.bool() {
+                    self.fake.create_topic(&t);
+                    format!("owner:recreate({name})")
+                } else {
+                    format!("owner:delete({name})")
+                }
+            }
+            4 => {
+                self.fake.create_topic(&t);
+                format!("owner:create({name})")
+            }
+            _ => {
+                let url = format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{queue}");
+                now(std::pin::pin!(async {
+                    let _ = self.fake.delete(&url).await;
+                }));
+                "operator:delete-queue".to_owned()
+            }
+        };
+        self.run.schedule.push(what);
+    }
+}
+
 /// Runs one schedule.
 pub fn explore_one(seed: u64, options: Options) -> Run {
     let mut rng = fastrand::Rng::with_seed(seed);
     let fate = [Fate::Running, Fate::Stopping, Fate::Stopped, Fate::Stopped][rng.usize(0..4)];
     let task = task_for(seed);
+    let versions = if options.actors {
+        Versions::drawn(&mut rng)
+    } else {
+        Versions::fixed(options.topics)
+    };
     let fake = Fake::new();
     fake.set_now(now());
     // ECS first says the task runs; at a random decision it moves to its fate (a sweeper pass may see
     // either, and race the stop events with a provisioning of its own).
     fake.put_task(ecs_truth(&task, Fate::Running));
-    let mut ecs_moved = fate == Fate::Running;
+    if options.actors && rng.u8(0..4) == 0 {
+        // Someone edited another task's record by hand: no sweep may stop for it.
+        fake.insert_malformed(
+            "ffffffffffffffffffffffffffffffff",
+            "malformed record item: attribute state",
+        );
+    }
     let board: Shared = Arc::new(std::sync::Mutex::new(Board {
         legacy: options.legacy,
+        old: options.old.ports,
+        newest: (
+            versions.old.generation,
+            versions.old.topic_arns().map(str::to_owned).collect(),
+        ),
+        live_task: fate == Fate::Running,
         ..Board::default()
     }));
+    legacy::set(options.old.executor);
     let mut run = Run {
         seed,
         fate,
@@ -271,111 +414,155 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
         lost_answers: 0,
         dead_letters: 0,
         failures: 0,
+        moves: 0,
+        settings_changed: versions.change(),
         swept: false,
         stray_queue: false,
         violations: Vec::new(),
+        end: String::new(),
     };
     // A third of the schedules crash nothing: their invariants must hold without the final sweep.
     let crash_budget = rng.usize(0..=options.max_crashes);
-    let mut next_id = 0;
-    let mut live: BTreeMap<usize, Live> = BTreeMap::new();
-    for job in jobs_for(&mut rng, &task, fate) {
-        live.insert(
-            next_id,
-            Live {
-                fut: start(&job, &fake, &board, next_id, options.topics),
-                job,
-                attempt: 1,
-            },
-        );
-        next_id += 1;
+    let jobs = jobs_for(&mut rng, &task, fate);
+    let mut sim = Sim {
+        rng,
+        options,
+        fake: fake.clone(),
+        board: board.clone(),
+        task: task.clone(),
+        versions: versions.clone(),
+        deploy: Deploy::Before,
+        clock: now(),
+        next_id: 0,
+        live: BTreeMap::new(),
+        run: &mut run,
+    };
+    for job in jobs {
+        sim.launch(job, 1);
     }
+    let mut ecs_moved = fate == Fate::Running;
+    schedule(&mut sim, crash_budget, &mut ecs_moved);
+    if !ecs_moved {
+        fake.put_task(ecs_truth(&task, fate));
+    }
+    if versions.change() && sim.deploy != Deploy::After {
+        sim.deploy(Deploy::After);
+    }
+    drop(sim);
+    run.violations = std::mem::take(&mut lock(&board).violations);
+    let answered = lock(&board).answered.clone();
+    if run.crashes == 0 && run.failures == 0 && run.moves == 0 && !run.settings_changed {
+        // From the events alone: every invariant of the subscriptions holds, and the only thing a rare
+        // interleaving may leave is an empty, unsubscribed queue of a stopped task (a provisioner that
+        // lost to a stale READY re-created it after the teardown deleted it, more than 60 s later).
+        let before = scenario::check(&fake, &task, fate, &versions.new, &answered);
+        run.stray_queue = before.iter().any(|v| v.starts_with("leaked queue"));
+        run.violations
+            .extend(before.into_iter().filter(|v| !v.starts_with("leaked queue")));
+    }
+    // Then the world stops changing, and one sweep under the final settings, as the scheduled sweeper
+    // would run, once every refused topic's backoff and every grace has passed. The sweeper alone repairs
+    // what others broke, and what an invocation that crashed or failed after creating something leaves
+    // while a teardown tombstoned the record.
+    run.swept = true;
+    let late = scenario::final_clock(now());
+    fake.set_now(late);
+    sweep_now(&fake, &versions.new, late, options.old.ports);
+    let answered = lock(&board).answered.clone();
+    run.violations
+        .extend(scenario::check(&fake, &task, fate, &versions.new, &answered));
+    if !run.violations.is_empty() {
+        let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{PREFIX}{}", task.id);
+        let subs: Vec<String> = fake
+            .subscriptions()
+            .into_iter()
+            .filter(|(_, s)| s.endpoint == queue_arn)
+            .map(|(arn, s)| format!("{arn} {:?}", s.attributes))
+            .collect();
+        let record = serde_json::to_string(&fake.record(&task.id)).unwrap_or_default();
+        let topics = |s: &Settings| s.topic_arns().collect::<Vec<_>>().join(",");
+        let trace = lock(&board).trace.join("\n    ");
+        run.end = format!(
+            "record {record}; subscriptions {subs:?}; settings old [{}] gen {} → new [{}] gen {}; refusing {:?}\n  trace:\n    {trace}",
+            topics(&versions.old),
+            versions.old.generation,
+            topics(&versions.new),
+            versions.new.generation,
+            scenario::refusing(&fake)
+        );
+    }
+    legacy::set(Legacy::default());
+    run
+}
+
+/// The scheduling loop: until every invocation has ended.
+fn schedule(sim: &mut Sim<'_>, crash_budget: usize, ecs_moved: &mut bool) {
     let mut cx = Context::from_waker(Waker::noop());
-    let mut clock = now();
     loop {
         // Run every invocation to its next gate (or its end).
-        let ids: Vec<usize> = live.keys().copied().collect();
+        let ids: Vec<usize> = sim.live.keys().copied().collect();
         for id in ids {
-            if !runnable(&lock(&board), id) {
+            if !runnable(&lock(&sim.board), id) {
                 continue;
             }
-            let inv = live.get_mut(&id).expect("live");
+            let inv = sim.live.get_mut(&id).expect("live");
             if let Poll::Ready(result) = inv.fut.as_mut().poll(&mut cx) {
-                let inv = live.remove(&id).expect("live");
+                let inv = sim.live.remove(&id).expect("live");
                 if result.is_err() {
-                    run.failures += 1;
+                    sim.run.failures += 1;
                 }
-                if let Err(true) = result {
-                    if inv.attempt < ATTEMPTS {
-                        let fut = start(&inv.job, &fake, &board, next_id, options.topics);
-                        live.insert(
-                            next_id,
-                            Live {
-                                fut,
-                                job: inv.job,
-                                attempt: inv.attempt + 1,
-                            },
-                        );
-                        next_id += 1;
-                    } else {
-                        run.dead_letters += 1;
-                    }
-                } else if let Err(false) = result {
-                    run.dead_letters += 1;
+                match result {
+                    Err(true) if inv.attempt < ATTEMPTS => sim.launch(inv.job, inv.attempt + 1),
+                    Err(_) => sim.run.dead_letters += 1,
+                    Ok(()) => {}
                 }
             } else {
-                assert!(parked(&lock(&board), id), "an invocation is pending outside a gate");
+                assert!(parked(&lock(&sim.board), id), "an invocation is pending outside a gate");
             }
         }
-        let waiting: Vec<((usize, usize), &'static str)> = lock(&board).waiting.iter().map(|(k, o)| (*k, *o)).collect();
+        let waiting: Vec<((usize, usize), &'static str)> =
+            lock(&sim.board).waiting.iter().map(|(k, o)| (*k, *o)).collect();
         if waiting.is_empty() {
-            if live.is_empty() {
+            if sim.live.is_empty() {
                 break;
             }
             continue;
         }
-        if !ecs_moved && rng.u8(0..100) < 5 {
-            ecs_moved = true;
-            fake.put_task(ecs_truth(&task, fate));
-            run.schedule.push(format!("ecs:{fate:?}"));
+        if !*ecs_moved && sim.rng.u8(0..100) < 5 {
+            *ecs_moved = true;
+            sim.fake.put_task(ecs_truth(&sim.task, sim.run.fate));
+            sim.run.schedule.push(format!("ecs:{:?}", sim.run.fate));
         }
-        if rng.u8(0..100) < 2 {
+        if sim.rng.u8(0..100) < 2 {
             // Time passes: SQS's 60 s QueueDeletedRecently block ends, so a late CreateQueue succeeds.
-            clock += Duration::seconds(61);
-            fake.set_now(clock);
-            run.schedule.push("clock+61s".to_owned());
+            sim.clock += Duration::seconds(61);
+            sim.fake.set_now(sim.clock);
+            sim.run.schedule.push("clock+61s".to_owned());
         }
-        let (key, op) = waiting[rng.usize(0..waiting.len())];
+        sim.other_actors();
+        let (key, op) = waiting[sim.rng.usize(0..waiting.len())];
         let id = key.0;
-        let label = live[&id].job.label().to_owned();
-        if run.crashes < crash_budget && rng.u8(0..100) < 4 {
+        let label = sim.live[&id].job.label().to_owned();
+        if sim.run.crashes < crash_budget && sim.rng.u8(0..100) < sim.options.crash_percent {
             // Crash before this call: the invocation dies; Lambda delivers the event again.
-            run.crashes += 1;
-            run.schedule.push(format!("{label}:CRASH@{op}"));
-            let inv = live.remove(&id).expect("live");
-            let mut b = lock(&board);
+            sim.run.crashes += 1;
+            sim.run.schedule.push(format!("{label}:CRASH@{op}"));
+            let inv = sim.live.remove(&id).expect("live");
+            let mut b = lock(&sim.board);
             b.waiting.retain(|(i, _), _| *i != id);
             b.granted.retain(|(i, _)| *i != id);
             b.lose_answer.retain(|(i, _)| *i != id);
             drop(b);
-            let fut = start(&inv.job, &fake, &board, next_id, options.topics);
-            live.insert(
-                next_id,
-                Live {
-                    fut,
-                    job: inv.job,
-                    attempt: inv.attempt,
-                },
-            );
-            next_id += 1;
+            sim.launch(inv.job, inv.attempt);
         } else {
             // Sometimes the call goes through and its answer is lost: the invocation sees a transient
             // error after the effect (and fails, and is redelivered).
-            let lose = run.lost_answers < crash_budget && rng.u8(0..100) < 3;
-            run.lost_answers += usize::from(lose);
-            run.schedule
-                .push(format!("{label}:{op}{}", if lose { "(answer lost)" } else { "" }));
-            let mut b = lock(&board);
+            let lose = sim.run.lost_answers < crash_budget && sim.rng.u8(0..100) < 3;
+            sim.run.lost_answers += usize::from(lose);
+            sim.run
+                .schedule
+                .push(format!("{label}#{id}:{op}{}", if lose { "(answer lost)" } else { "" }));
+            let mut b = lock(&sim.board);
             b.granted.insert(key);
             b.waiting.remove(&key);
             if lose {
@@ -383,26 +570,6 @@ pub fn explore_one(seed: u64, options: Options) -> Run {
             }
         }
     }
-    if !ecs_moved {
-        fake.put_task(ecs_truth(&task, fate));
-    }
-    run.violations = std::mem::take(&mut lock(&board).violations);
-    if run.crashes == 0 && run.failures == 0 {
-        // From the events alone: every invariant of the subscriptions holds, and the only thing a rare
-        // interleaving may leave is an empty, unsubscribed queue of a stopped task (a provisioner that
-        // lost to a stale READY re-created it after the teardown deleted it, more than 60 s later).
-        let before = check(&fake, &task, fate, options.topics);
-        run.stray_queue = before.iter().any(|v| v.starts_with("leaked queue"));
-        run.violations
-            .extend(before.into_iter().filter(|v| !v.starts_with("leaked queue")));
-    }
-    // Then one sweep, as the scheduled sweeper would run, and every invariant. The sweeper alone repairs
-    // what an invocation that crashed or failed after creating something leaves while a teardown
-    // tombstoned the record (the redelivered event finds the tombstone).
-    run.swept = true;
-    sweep_now(&fake, options.topics);
-    run.violations.extend(check(&fake, &task, fate, options.topics));
-    run
 }
 
 /// An invocation waits at no gate (new, or between calls) or was granted one of its calls.
@@ -414,13 +581,20 @@ fn parked(b: &Board, id: usize) -> bool {
     b.waiting.keys().any(|(i, _)| *i == id)
 }
 
-fn sweep_now(fake: &Fake, topics: usize) {
-    let s = Sweeper::with_ports(settings(topics), sweep_settings(), fake.clone(), fake.clone());
+/// One sweep run to its end at once (every gate open), with the same old behaviours as the schedule.
+fn sweep_now(fake: &Fake, settings: &Settings, at: DateTime<Utc>, old: OldPorts) {
+    let board: Shared = Arc::new(std::sync::Mutex::new(Board {
+        free: true,
+        old,
+        ..Board::default()
+    }));
+    let ports = Gated::new(fake.clone(), board, usize::MAX);
+    let s = Sweeper::with_ports(settings.clone(), sweep_settings(), ports.clone(), ports);
     let options = RunOptions {
         grace_seconds: Some(0),
         ..RunOptions::default()
     };
-    let mut f = std::pin::pin!(s.run(options, now()));
+    let mut f = std::pin::pin!(s.run(options, at));
     let mut cx = Context::from_waker(Waker::noop());
     match f.as_mut().poll(&mut cx) {
         Poll::Ready(r) => {
@@ -430,62 +604,9 @@ fn sweep_now(fake: &Fake, topics: usize) {
     }
 }
 
-/// The invariants at quiescence (`topics`: how many topics each live task must be subscribed to).
-pub fn check(fake: &Fake, task: &Task, fate: Fate, topics: usize) -> Vec<String> {
-    let mut v = Vec::new();
-    let queue = format!("{PREFIX}{}", task.id);
-    let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
-    let subs: Vec<String> = fake
-        .subscriptions()
-        .into_iter()
-        .filter(|(_, s)| s.endpoint == queue_arn)
-        .map(|(arn, _)| arn)
-        .collect();
-    let queue_exists = fake.queues().iter().any(|q| q.name == queue);
-    let record = fake.record(&task.id);
-    let state = record.as_ref().map(|r| r.state);
-    match fate {
-        Fate::Running => {
-            if state != Some(State::Ready) {
-                v.push(format!("a task never stopped ends {state:?}, not READY"));
-            }
-            let mut named: Vec<String> = record
-                .as_ref()
-                .map(|r| r.subscriptions.values().cloned().collect())
-                .unwrap_or_default();
-            named.sort();
-            let mut listed = subs.clone();
-            listed.sort();
-            if listed.len() != topics || named != listed {
-                v.push(format!(
-                    "a live task's subscriptions are {subs:?}, its record names {named:?} ({topics} topics)"
-                ));
-            }
-            if !queue_exists {
-                v.push("a live task has no queue".into());
-            }
-        }
-        Fate::Stopping => {
-            if state != Some(State::Draining) {
-                v.push(format!("a stopping task ends {state:?}, not DRAINING"));
-            }
-            if !subs.is_empty() {
-                v.push(format!("leaked subscriptions of a stopping task: {subs:?}"));
-            }
-        }
-        Fate::Stopped => {
-            if state != Some(State::Gone) {
-                v.push(format!("a stopped task ends {state:?}, not GONE"));
-            }
-            if !subs.is_empty() {
-                v.push(format!("leaked subscriptions of a stopped task: {subs:?}"));
-            }
-            if queue_exists {
-                v.push("leaked queue of a stopped task".into());
-            }
-        }
-    }
-    v
+/// The set of topics a settings version wants.
+pub fn topics_of(s: &Settings) -> BTreeSet<String> {
+    s.topic_arns().map(str::to_owned).collect()
 }
 
 /// Totals over many schedules.
@@ -493,6 +614,10 @@ pub fn check(fake: &Fake, task: &Task, fate: Fate, topics: usize) -> Vec<String>
 pub struct Summary {
     /// Schedules run.
     pub schedules: usize,
+    /// Schedules whose settings changed (a deploy mid-schedule).
+    pub settings_changes: usize,
+    /// Moves of other actors in all.
+    pub moves: usize,
     /// Scheduling decisions made in all.
     pub decisions: usize,
     /// Crashes injected in all.
@@ -512,6 +637,8 @@ pub fn explore(first_seed: u64, count: usize, options: Options) -> Summary {
         let run = explore_one(seed, options);
         s.schedules += 1;
         s.decisions += run.schedule.len();
+        s.settings_changes += usize::from(run.settings_changed);
+        s.moves += run.moves;
         s.crashes += run.crashes;
         s.swept += usize::from(run.crashes > 0 || run.failures > 0);
         s.stray_queues += usize::from(run.stray_queue);

@@ -55,6 +55,8 @@ pub enum Handling {
     Injected(Fault),
     /// An emulated AWS rule refused it (not forwarded).
     Refused(Refusal),
+    /// A canned error answered it (not forwarded): its code.
+    Canned(&'static str),
 }
 
 /// One call seen by the proxy.
@@ -76,6 +78,8 @@ struct State {
     quotas: quota::Quotas,
     aws: Emulated,
     seen: Vec<Seen>,
+    /// Canned AWS errors by request pattern: (operation, a parameter value, the error), first match wins.
+    canned: Vec<(String, String, wire::AwsError)>,
 }
 
 #[derive(Debug)]
@@ -118,6 +122,30 @@ impl Shared {
         });
     }
 
+    /// The canned answer for this call, if a rule names its operation and one of its parameter values
+    /// (form fields for SNS, JSON string fields for SQS and DynamoDB).
+    fn canned(&self, call: &Call, body: &[u8]) -> Option<wire::AwsError> {
+        let st = self.lock();
+        let rules: Vec<&(String, String, wire::AwsError)> =
+            st.canned.iter().filter(|(op, _, _)| *op == call.op).collect();
+        if rules.is_empty() {
+            return None;
+        }
+        let values: Vec<String> = match call.service {
+            Service::Sns | Service::Unknown => call::form_decode(body).into_iter().map(|(_, v)| v).collect(),
+            _ => {
+                let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                v.as_object()
+                    .map(|o| o.values().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default()
+            }
+        };
+        rules
+            .into_iter()
+            .find(|(_, value, _)| values.iter().any(|v| v == value))
+            .map(|(_, _, e)| *e)
+    }
+
     /// The fault to inject, and whether AWS would refuse the call (asked only when it is forwarded).
     fn judge(&self, call: &Call) -> (Option<Fault>, Option<Refusal>) {
         let mut st = self.lock();
@@ -139,8 +167,12 @@ impl Shared {
         let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
         let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
         let call = Call::parse(target, &body);
-        let (fault, refusal) = self.judge(&call);
         let request_id = format!("proxy-{:08x}", fastrand::u32(..));
+        if let Some(e) = self.canned(&call, &body) {
+            self.record(&call, Handling::Canned(e.code));
+            return Ok(wire::render(call.service, &e, &request_id));
+        }
+        let (fault, refusal) = self.judge(&call);
         let response = match (fault, refusal) {
             (Some(Fault::Drop), _) => {
                 self.record(&call, Handling::Injected(Fault::Drop));
@@ -243,6 +275,7 @@ impl Proxy {
                 quotas: quota::Quotas::default(),
                 aws: Emulated::default(),
                 seen: Vec::new(),
+                canned: Vec::new(),
             }),
         });
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -294,9 +327,22 @@ impl Proxy {
         self.state().quotas = quotas;
     }
 
-    /// Removes every injection rule (the emulated AWS rules stay).
+    /// Removes every injection rule and canned answer (the emulated AWS rules stay).
     pub fn clear_faults(&self) {
-        self.state().faults.clear();
+        let mut st = self.state();
+        st.faults.clear();
+        st.canned.clear();
+    }
+
+    /// From now on, every call of `op` that carries `value` as a parameter (a topic ARN, a queue URL...)
+    /// is answered with `error` and never forwarded: a topic's owner refusing us, a quota reached.
+    pub fn answer(&self, op: &str, value: &str, error: wire::AwsError) {
+        self.state().canned.push((op.to_owned(), value.to_owned(), error));
+    }
+
+    /// Removes the canned answers for `value`.
+    pub fn stop_answering(&self, value: &str) {
+        self.state().canned.retain(|(_, v, _)| v != value);
     }
 
     /// Moves the simulated clock of the emulated AWS rules forward.

@@ -13,8 +13,10 @@
 //!
 //! Lambda's asynchronous invocation (AWS Lambda Developer Guide, "Error handling and automatic retries in
 //! Lambda"): a failed event is retried twice, about 1 minute and then 2 minutes later, then goes to the
-//! on-failure destination. An SQS event source mapping instead returns a failed message to the queue after
-//! its visibility timeout, until maxReceiveCount sends it to the queue's DLQ.
+//! on-failure destination. An SQS event source mapping (what the templates deploy: "Using Lambda with
+//! Amazon SQS", "Configuring scaling behavior for SQS event source mappings") instead invokes the function
+//! with batches, at most `MaximumConcurrency` at once, and returns a failed record to the queue after its
+//! visibility timeout, until maxReceiveCount sends it to the queue's DLQ.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -182,21 +184,30 @@ pub enum Delivery {
         /// Most concurrent invocations.
         concurrency: usize,
     },
-    /// EventBridge sends events to an SQS queue, which an event source mapping drains with at most
-    /// `concurrency` invocations; a failure comes back after the visibility timeout (30 s), up to 10
-    /// receives.
+    /// EventBridge sends events to an SQS buffer queue; an event source mapping polls it and invokes the
+    /// function with batches of up to `batch_size` visible messages (batching window 0: what is there),
+    /// at most `concurrency` invocations at once (`ScalingConfig.MaximumConcurrency`). The function
+    /// handles a batch's records one after the other and reports the failed ones
+    /// (`ReportBatchItemFailures`): each comes back after the visibility timeout ([`BUFFER_VISIBILITY`]),
+    /// and after [`BUFFER_MAX_RECEIVES`] receives the queue's redrive dead-letters it.
     Buffered {
         /// The mapping's maximum concurrency.
         concurrency: usize,
+        /// Records per batch.
+        batch_size: usize,
     },
 }
 
+/// The buffer queues' visibility timeout: six times the event functions' 30 s timeout (AWS Lambda
+/// Developer Guide, "Using Lambda with Amazon SQS": at least six times the function's timeout).
+pub const BUFFER_VISIBILITY: Duration = Duration::from_secs(180);
+/// Receives of a buffered event before the buffer's redrive moves it to the DLQ (the templates' value).
+pub const BUFFER_MAX_RECEIVES: usize = 10;
+/// How often an idle poller of the model looks at the buffer again (SQS long polling answers as soon as a
+/// message arrives; 10 ms is the model's resolution).
+const POLL: Duration = Duration::from_millis(10);
+
 impl Delivery {
-    fn concurrency(self) -> usize {
-        match self {
-            Self::Async { concurrency } | Self::Buffered { concurrency } => concurrency,
-        }
-    }
     /// The delay before delivery `n` (1-based) of a failed event, or `None` when it is dead-lettered.
     pub fn retry_delay(self, failed_deliveries: usize) -> Option<Duration> {
         match self {
@@ -205,7 +216,7 @@ impl Delivery {
                 2 => Some(Duration::from_secs(120)),
                 _ => None,
             },
-            Self::Buffered { .. } => (failed_deliveries < 10).then_some(Duration::from_secs(30)),
+            Self::Buffered { .. } => (failed_deliveries < BUFFER_MAX_RECEIVES).then_some(BUFFER_VISIBILITY),
         }
     }
 }
@@ -217,7 +228,7 @@ pub struct Phase {
     pub latencies: Vec<f64>,
     /// Events that ended in the on-failure destination (or the buffer's DLQ).
     pub dead_letters: usize,
-    /// Invocations in all (first deliveries and retries).
+    /// Invocations in all (first deliveries and retries; a batch is one).
     pub invocations: usize,
 }
 
@@ -245,8 +256,33 @@ where
     F: Fn(serde_json::Value) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<(), bool>> + Send,
 {
+    let phase = match delivery {
+        Delivery::Async { concurrency } => drive_async(events, spread, concurrency, seed, handle).await,
+        Delivery::Buffered {
+            concurrency,
+            batch_size,
+        } => drive_buffered(events, spread, concurrency, batch_size, seed, handle).await,
+    };
+    let mut p = phase;
+    p.latencies.sort_by(f64::total_cmp);
+    p
+}
+
+/// Lambda's asynchronous invocation: each event its own invocation, behind a reserved concurrency.
+async fn drive_async<F, Fut>(
+    events: Vec<serde_json::Value>,
+    spread: Duration,
+    concurrency: usize,
+    seed: u64,
+    handle: F,
+) -> Phase
+where
+    F: Fn(serde_json::Value) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), bool>> + Send,
+{
+    let delivery = Delivery::Async { concurrency };
     let mut rng = fastrand::Rng::with_seed(seed);
-    let limit = Arc::new(tokio::sync::Semaphore::new(delivery.concurrency().min(100_000)));
+    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.min(100_000)));
     let phase = Arc::new(Mutex::new(Phase::default()));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -282,7 +318,186 @@ where
         });
     }
     while tasks.join_next().await.is_some() {}
-    let mut p = std::mem::take(&mut *phase.lock().unwrap());
-    p.latencies.sort_by(f64::total_cmp);
+    let p = std::mem::take(&mut *phase.lock().unwrap());
     p
+}
+
+/// A message in the buffer queue.
+struct Message {
+    event: serde_json::Value,
+    arrived: Instant,
+    visible_at: Instant,
+    receives: usize,
+}
+
+/// The buffer queue and what became of its messages.
+struct Buffer {
+    messages: Vec<Message>,
+    settled: usize,
+    phase: Phase,
+}
+
+impl Buffer {
+    /// Takes up to `n` visible messages (oldest first), counting a receive on each.
+    fn receive(&mut self, n: usize, now: Instant) -> Vec<Message> {
+        let mut taken = Vec::new();
+        let mut i = 0;
+        while i < self.messages.len() && taken.len() < n {
+            if self.messages[i].visible_at <= now {
+                let mut m = self.messages.remove(i);
+                m.receives += 1;
+                taken.push(m);
+            } else {
+                i += 1;
+            }
+        }
+        taken
+    }
+}
+
+/// SQS buffer + event source mapping: `concurrency` pollers, each invoking the function with a batch.
+async fn drive_buffered<F, Fut>(
+    events: Vec<serde_json::Value>,
+    spread: Duration,
+    concurrency: usize,
+    batch_size: usize,
+    seed: u64,
+    handle: F,
+) -> Phase
+where
+    F: Fn(serde_json::Value) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), bool>> + Send,
+{
+    let total = events.len();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let start = Instant::now();
+    let buffer = Arc::new(Mutex::new(Buffer {
+        messages: Vec::new(),
+        settled: 0,
+        phase: Phase::default(),
+    }));
+    let mut tasks = tokio::task::JoinSet::new();
+    for event in events {
+        let at = start + spread.mul_f64(rng.f64());
+        let buffer = Arc::clone(&buffer);
+        tasks.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            buffer.lock().unwrap().messages.push(Message {
+                event,
+                arrived: at,
+                visible_at: at,
+                receives: 0,
+            });
+        });
+    }
+    for _ in 0..concurrency {
+        let (buffer, handle) = (Arc::clone(&buffer), handle.clone());
+        tasks.spawn(async move {
+            loop {
+                let batch = {
+                    let mut b = buffer.lock().unwrap();
+                    if b.settled == total {
+                        return;
+                    }
+                    b.receive(batch_size, Instant::now())
+                };
+                if batch.is_empty() {
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+                buffer.lock().unwrap().phase.invocations += 1;
+                for mut m in batch {
+                    let outcome = handle(m.event.clone()).await;
+                    let mut b = buffer.lock().unwrap();
+                    match outcome {
+                        Ok(()) => {
+                            b.phase.latencies.push(m.arrived.elapsed().as_secs_f64());
+                            b.settled += 1;
+                        }
+                        Err(_) if m.receives >= BUFFER_MAX_RECEIVES => {
+                            b.phase.dead_letters += 1;
+                            b.settled += 1;
+                        }
+                        // Permanent failures too come back: only the redrive moves a message to the DLQ.
+                        Err(_) => {
+                            m.visible_at = Instant::now() + BUFFER_VISIBILITY;
+                            b.messages.push(m);
+                        }
+                    }
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let p = std::mem::take(&mut buffer.lock().unwrap().phase);
+    p
+}
+
+/// What a burst of starts then stops came to.
+#[derive(Debug, Clone)]
+pub struct Burst {
+    /// The start events.
+    pub starts: Phase,
+    /// The stop events.
+    pub stops: Phase,
+    /// Throttled answers in all.
+    pub throttles: usize,
+    /// Queues and subscriptions left after the stops.
+    pub leaked: (usize, usize),
+    /// Tasks not READY after the starts.
+    pub not_ready: usize,
+}
+
+/// `tasks` tasks start within one second, then stop within one second: each event through a cold
+/// `Controller` (the real handler and executor) on the fake behind [`SNS_QUOTAS`], delivered as `delivery`
+/// says, in tokio's paused time. Seeded: the same arguments give the same numbers.
+pub async fn burst(tasks: usize, retry: SdkRetry, delivery: Delivery) -> Burst {
+    use chrono::TimeZone;
+    use tasksub_core::decide::Role;
+    use tasksub_core::record::State;
+    use tasksub_core::settings::Settings;
+    use tasksub_functions::Controller;
+
+    use crate::events::{Task, ACCOUNT, REGION};
+    use crate::world::{settings_map, OUR_CLUSTER};
+
+    let now = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+    let fake = Fake::new();
+    fake.set_now(now);
+    let quota = Quota::new(fake.clone(), retry, 7);
+    let all: Vec<Task> = (0..tasks).map(|_| Task::new(OUR_CLUSTER)).collect();
+    let map = settings_map(&format!("arn:aws:sns:{REGION}:{ACCOUNT}:fanout"), "records", "tasksub-");
+    let settings = Settings::from_map(&map).expect("settings");
+    let handler = {
+        let quota = quota.clone();
+        move |event: serde_json::Value| {
+            let c = Controller::with_ports(settings.clone(), quota.clone(), Role::Any);
+            async move {
+                let bytes = serde_json::to_vec(&event).expect("event");
+                c.handle_slice_at(&bytes, now)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.is_retryable())
+            }
+        }
+    };
+    let second = Duration::from_secs(1);
+    let starts = all
+        .iter()
+        .map(|t| t.event_at("PROVISIONING", "RUNNING", 1, now))
+        .collect();
+    let starts = drive(starts, second, delivery, 1, handler.clone()).await;
+    let not_ready = all
+        .iter()
+        .filter(|t| fake.record(&t.id).map(|r| r.state) != Some(State::Ready))
+        .count();
+    let stops = all.iter().map(|t| t.event_at("STOPPED", "STOPPED", 8, now)).collect();
+    let stops = drive(stops, second, delivery, 2, handler).await;
+    Burst {
+        starts,
+        stops,
+        throttles: quota.throttles(),
+        leaked: (fake.queues().len(), fake.subscriptions().len()),
+        not_ready,
+    }
 }

@@ -456,8 +456,9 @@ pub async fn crash_during_teardown_then_redelivery<W: World>(make: impl AsyncFn(
     }
 }
 
-/// A crash after Subscribe but before MarkReady, then the task stops before any redelivery: the
-/// unrecorded subscription is recovered and removed.
+/// A crash after Subscribe but before MarkReady, then the task stops before any redelivery: the claim
+/// named the topic (pending), so the teardown finds the unrecorded subscription by listing the topic
+/// (never by subscribing) and removes it.
 pub async fn unrecorded_subscription_is_recovered<W: World>(w: &W) {
     let task = w.task();
     let (start, stop_initiated, stopped) = task.lifecycle();
@@ -468,8 +469,14 @@ pub async fn unrecorded_subscription_is_recovered<W: World>(w: &W) {
         1,
         "the crash left a subscription"
     );
+    let pending = w.observe(&task).await.record.expect("the claim").pending;
+    assert_eq!(pending.len(), 1, "the claim named its topic before subscribing");
+    w.calls().reset_calls();
     let out = handle(w, &stop_initiated[0]).await;
-    assert_eq!(out.steps, vec!["recover-subscription", "unsubscribe", "mark-draining"]);
+    assert_eq!(out.steps, vec!["unsubscribe", "mark-draining"]);
+    let calls = w.calls().calls();
+    assert!(!calls.contains(&"Subscribe"), "a teardown never subscribes: {calls:?}");
+    assert!(calls.contains(&"ListSubscriptionsByTopic"), "{calls:?}");
     assert!(w.observe(&task).await.subscriptions.is_empty());
     handle(w, &stopped[0]).await;
     assert_nothing_left(w, &task).await;

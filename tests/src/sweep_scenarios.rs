@@ -369,3 +369,37 @@ async fn listed_subscriptions<P: tasksub_functions::ports::Subscriptions>(ports:
         .expect("ListSubscriptionsByTopic");
     subs.into_iter().map(|s| s.arn).collect()
 }
+
+/// The rotating audit: a live task in sync is read (its queue's attributes, its subscriptions') and
+/// what differs is set; the policy an operator replaced by hand comes back. An audit that finds nothing
+/// to fix writes no record.
+pub async fn an_audit_repairs_a_hand_edit<S: SweepWorld>(s: &S) {
+    use tasksub_core::settings::SweepSettings;
+    let w = s.world();
+    let b = w.backend();
+    let task = s.start_tasks(1, GROUP).await.remove(0);
+    handle(w, &task.event("RUNNING", "RUNNING", 1)).await;
+    let name = format!("{}{}", w.settings().queue.prefix.as_str(), task.id);
+    let desired = s.policy(&name).await.expect("a policy");
+    let auditing = s.sweeper_with(SweepSettings {
+        grace_seconds: 0,
+        min_interval_ms: 0,
+        max_actions: 10_000,
+        audit_per_run: 10,
+    });
+    let before = w.observe(&task).await.record;
+    let r = auditing.run(RunOptions::default(), chrono::Utc::now()).await.unwrap();
+    assert_eq!((r.audited, r.errors), (1, 0), "[{b}] {r:#?}");
+    assert_eq!(
+        w.observe(&task).await.record,
+        before,
+        "[{b}] an audit in sync wrote the record"
+    );
+    assert!(!auditing.ports().write_calls().contains(&"PutItem"), "[{b}]");
+    s.set_policy(&name, r#"{"Version":"2012-10-17","Statement":[]}"#).await;
+    let r = auditing.run(RunOptions::default(), chrono::Utc::now()).await.unwrap();
+    assert_eq!((r.audited, r.errors), (1, 0), "[{b}] {r:#?}");
+    let now: serde_json::Value = serde_json::from_str(&s.policy(&name).await.expect("a policy")).unwrap();
+    let want: serde_json::Value = serde_json::from_str(&desired).unwrap();
+    assert_eq!(now, want, "[{b}] the hand edit is undone");
+}

@@ -32,12 +32,14 @@ pub trait SweepWorld {
     fn tasks_port(&self) -> Self::T;
     /// The name of our cluster.
     fn cluster(&self) -> &str;
-    /// A sweeper on the same backend with its own call log: `grace_seconds`, no pacing, no cap.
+    /// A sweeper on the same backend with its own call log: `grace_seconds`, no pacing, no cap, no audit
+    /// (an audit reads live tasks in sync: [`crate::sweep_scenarios::an_audit_repairs_a_hand_edit`]).
     fn sweeper(&self, grace_seconds: u64) -> Sweeper<Instrumented<<Self::W as World>::P>, Instrumented<Self::T>> {
         self.sweeper_with(SweepSettings {
             grace_seconds,
             min_interval_ms: 0,
             max_actions: 10_000,
+            audit_per_run: 0,
         })
     }
     /// A sweeper with these sweep settings.
@@ -67,6 +69,10 @@ pub trait SweepWorld {
     async fn make_queue(&self, name: &str, tags: &[(&str, &str)]) -> String;
     /// Whether a queue of this name exists.
     async fn queue_exists(&self, name: &str) -> bool;
+    /// An operator sets a queue's policy by hand.
+    async fn set_policy(&self, name: &str, policy: &str);
+    /// A queue's policy.
+    async fn policy(&self, name: &str) -> Option<String>;
 }
 
 /// The sweeper world in memory.
@@ -146,6 +152,13 @@ impl SweepWorld for FakeSweepWorld {
     async fn queue_exists(&self, name: &str) -> bool {
         self.fake().queues().iter().any(|q| q.name == name)
     }
+    async fn set_policy(&self, name: &str, policy: &str) {
+        self.fake().edit_queue_attribute(name, "Policy", policy);
+    }
+    async fn policy(&self, name: &str) -> Option<String> {
+        let q = self.fake().queues().into_iter().find(|q| q.name == name)?;
+        q.attributes.get("Policy").cloned()
+    }
 }
 
 /// The sweeper world on moto: its own cluster, topic, table and prefix.
@@ -209,6 +222,36 @@ impl SweepWorld for MotoSweepWorld {
             .queue_url()
             .expect("queue URL")
             .to_owned()
+    }
+    async fn set_policy(&self, name: &str, policy: &str) {
+        let url = self
+            .sqs
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("GetQueueUrl");
+        self.sqs
+            .set_queue_attributes()
+            .queue_url(url.queue_url().expect("URL"))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::Policy, policy)
+            .send()
+            .await
+            .expect("SetQueueAttributes");
+    }
+    async fn policy(&self, name: &str) -> Option<String> {
+        let url = self.sqs.get_queue_url().queue_name(name).send().await.ok()?;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url.queue_url()?)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+            .send()
+            .await
+            .ok()?;
+        out.attributes()?
+            .get(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+            .cloned()
     }
     async fn queue_exists(&self, name: &str) -> bool {
         self.sqs.get_queue_url().queue_name(name).send().await.is_ok()

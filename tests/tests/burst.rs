@@ -282,6 +282,7 @@ async fn burst_of_starts_then_stops_converges() {
         .list()
         .await
         .expect("Scan")
+        .records
         .into_iter()
         .map(|r| (r.task_id.clone(), r))
         .collect();
@@ -351,7 +352,7 @@ async fn burst_of_starts_then_stops_converges() {
         .values()
         .map(Vec::len)
         .sum::<usize>();
-    let records = p.world.controller().ports().inner().list().await.expect("Scan");
+    let records = p.world.controller().ports().inner().list().await.expect("Scan").records;
     let tombstones = records.iter().filter(|r| r.state == State::Gone).count();
     let summary = format!(
         "burst: {n} tasks, {} events ({} duplicates, {} reordered tasks), {} deliveries ({} redelivered, max {}), \

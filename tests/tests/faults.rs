@@ -40,8 +40,9 @@ enum Phase {
     StopInitiated,
     /// The STOPPED event of a DRAINING task.
     Stopped,
-    /// The STOPPED event after a provisioning that crashed after CreateQueue: the record is PROVISIONING
-    /// and names neither the queue URL nor a subscription (recover-subscription, lookup-queue-url).
+    /// The STOPPED event after a provisioning whose Subscribe took effect but whose answer was lost: the
+    /// record is PROVISIONING, names no queue URL and its topic as pending; the subscription exists, with
+    /// an ARN nobody recorded (found by listing, then unsubscribed; the queue by lookup-queue-url).
     StoppedAfterCrash,
 }
 
@@ -57,7 +58,7 @@ const CASES: &[(Phase, &str, usize)] = &[
     (Phase::Stopped, "GetItem", 0),
     (Phase::Stopped, "DeleteQueue", 0),
     (Phase::Stopped, "PutItem", 0),
-    (Phase::StoppedAfterCrash, "Subscribe", 0),
+    (Phase::StoppedAfterCrash, "ListSubscriptionsByTopic", 0),
     (Phase::StoppedAfterCrash, "Unsubscribe", 0),
     (Phase::StoppedAfterCrash, "GetQueueUrl", 0),
     (Phase::StoppedAfterCrash, "DeleteQueue", 0),
@@ -85,10 +86,10 @@ async fn each_call_fails_once_then_redelivery_converges(fault: Fault, timeouts: 
                 c.handle_json(&stop_initiated[0]).await.unwrap();
             }
             Phase::StoppedAfterCrash => {
-                p.proxy.fail_next("Subscribe", 1, Fault::Status(500));
+                p.proxy.fail_next("Subscribe", 1, Fault::DropAfterForward);
                 c.handle_json(&start[0]).await.unwrap_err();
                 let o = p.world.observe(&task).await;
-                assert!(o.queue_exists && o.subscriptions.is_empty(), "{ctx}: {o:?}");
+                assert!(o.queue_exists && o.subscriptions.len() == 1, "{ctx}: {o:?}");
                 let r = o.record.expect("a claimed record");
                 assert_eq!((r.state, r.queue_url), (State::Provisioning, None), "{ctx}");
             }
@@ -432,8 +433,9 @@ async fn a_redelivered_start_waits_out_queue_deleted_recently() {
 /// A configuration change (raw delivery off) deployed while a provisioning had crashed after Subscribe:
 /// the new instance's Subscribe carries other attributes and AWS refuses it with InvalidParameter (the
 /// proxy emulates it; moto alone would silently change the subscription). Rather than stay PROVISIONING
-/// for good, the executor finds the existing subscription by listing the topic's subscriptions, records
-/// it as it is (attributes unchanged), and the task ends READY; its teardown then leaves nothing.
+/// for good, the executor finds the existing subscription by listing the topic's subscriptions, converges
+/// its attributes to the new settings (SetSubscriptionAttributes) and records it; the task ends READY, and
+/// its teardown then leaves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_with_changed_attributes_adopts_the_existing_subscription() {
     let p = Proxied::new(16, RetryConfig::disabled(), default_timeouts()).await;
@@ -461,9 +463,16 @@ async fn subscribe_with_changed_attributes_adopts_the_existing_subscription() {
         .count();
     assert_eq!(refused, 1);
     assert!(p.proxy.count("ListSubscriptionsByTopic") >= 1, "found by listing");
-    p.assert_ready(&task, "adopted with the old attributes").await;
+    p.assert_ready(&task, "adopted").await;
+    assert!(
+        p.proxy.count("SetSubscriptionAttributes") >= 1,
+        "its attributes converged"
+    );
     let wire = p.world.wire(&task).await.expect("queue and subscription");
-    assert_eq!(wire.subscription_attributes["RawMessageDelivery"], "true", "unchanged");
+    assert_eq!(
+        wire.subscription_attributes["RawMessageDelivery"], "false",
+        "the new settings"
+    );
 
     new.handle_json(&stop_initiated[0]).await.unwrap();
     new.handle_json(&stopped[0]).await.unwrap();

@@ -1,8 +1,9 @@
 //! AWS's API quotas on the wire, on moto: the fault proxy answers Subscribe and Unsubscribe over their
 //! token bucket with SNS's own throttling error (`tasksub_tests::proxy::quota`), and a Lambda-shaped driver
-//! runs the real controller on the real SDK: a reserved concurrency (a semaphore: a throttled async
-//! invocation waits in Lambda's queue), two async retries after a failed invocation (1 and 2 minutes on
-//! Lambda, scaled here to 1 and 2 seconds), then the on-failure destination.
+//! runs the real controller on the real SDK: a concurrency cap (a semaphore: what the buffer queue's event
+//! source mapping does with `MaximumConcurrency`, or a reserved concurrency; an event over it waits), two
+//! retries after a failed invocation (Lambda's async 1 and 2 minutes, scaled here to 1 and 2 seconds; the
+//! buffer would return it after its visibility timeout instead, and no row here has a failure), then the DLQ.
 //!
 //! moto serves ~125–155 requests a second here, below AWS's quotas, so the quota is scaled down 20× (5
 //! Subscribe/Unsubscribe a second) until it, not moto, is the bottleneck. The fleet-scale version (1,000
@@ -133,7 +134,7 @@ async fn a_burst_under_the_subscribe_quota_ends_with_nothing_dead_lettered_or_le
     )
     .await;
     let (bounded, p, tasks) = scenario(
-        "SDK standard retry, reserved concurrency 2 (as deployed, scaled)",
+        "SDK standard retry, at most 2 at once (the buffer's MaximumConcurrency 5 as deployed, scaled)",
         standard(),
         2,
         2,
@@ -164,7 +165,7 @@ async fn a_burst_under_the_subscribe_quota_ends_with_nothing_dead_lettered_or_le
         "no call was throttled: the quota is not in the way"
     );
     // As deployed: nothing dead-lettered, nothing leaked, every start within a few floors.
-    assert_eq!(bounded.dead, 0, "dead letters with reserved concurrency");
+    assert_eq!(bounded.dead, 0, "dead letters with the concurrency cap");
     assert!(
         bounded.p99 < floor * 4,
         "start p99 {:?} against a floor of {floor:?}",

@@ -37,7 +37,7 @@ async fn the_reproduced_start_stop_race_leaves_nothing_behind() {
     slow_put.fail_next("PutItem", 1, Fault::Slow(Duration::from_secs(3)));
     let settings = p.settings().clone();
     let through = |sdk: aws_config::SdkConfig| {
-        let ports = AwsPorts::new(&sdk, &settings.table);
+        let ports = AwsPorts::for_settings(&sdk, &settings);
         Controller::with_ports(settings.clone(), Instrumented::new(ports), Role::Any)
     };
     let none = || (RetryConfig::disabled(), TimeoutConfig::builder().build());
@@ -131,7 +131,7 @@ async fn a_crash_looping_service_leaks_nothing() {
             (0, 0),
             "round {round}: queues and subscriptions left"
         );
-        let records = Records::list(w.calls().inner()).await.expect("scan");
+        let records = Records::list(w.calls().inner()).await.expect("scan").records;
         for t in &tasks {
             let r = records
                 .iter()

@@ -74,6 +74,7 @@ async fn the_rate_limit_spaces_the_sweepers_writes() {
         grace_seconds: 0,
         min_interval_ms: 20,
         max_actions: 100,
+        audit_per_run: 0,
     });
     let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
     assert_eq!(report.orphans_removed, 5);
@@ -93,6 +94,7 @@ async fn the_cap_defers_the_rest_to_the_next_run() {
         grace_seconds: 0,
         min_interval_ms: 0,
         max_actions: 2,
+        audit_per_run: 0,
     });
     let first = sweeper.run(RunOptions::default(), now()).await.unwrap();
     assert_eq!((first.orphans_found, first.orphans_removed, first.deferred), (3, 2, 1));
@@ -405,4 +407,14 @@ async fn a_failed_subscription_listing_skips_only_that_pass() {
     let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
     assert_eq!((report.errors, report.subscriptions_seen), (1, 0), "{report:#?}");
     assert_eq!(report.orphans_removed, 1, "the rest of the sweep ran");
+}
+
+#[tokio::test]
+async fn fake_an_audit_repairs_a_hand_edit() {
+    s::an_audit_repairs_a_hand_edit(&FakeSweepWorld::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_an_audit_repairs_a_hand_edit() {
+    s::an_audit_repairs_a_hand_edit(&MotoSweepWorld::new().await).await;
 }

@@ -11,12 +11,27 @@ use tasksub_core::record::attr;
 /// Arguments of `init-local`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Topic name to create (CreateTopic is idempotent).
-    #[arg(long, default_value = "tasksub-local")]
+    /// Topic name to create (CreateTopic is idempotent): 1 to 256 characters of [A-Za-z0-9_-].
+    #[arg(long, default_value = "tasksub-local", value_parser = topic_name)]
     topic: String,
-    /// Table name to create (kept if it exists).
-    #[arg(long, default_value = "tasksub-records")]
+    /// Table name to create (kept if it exists): what TASKSUB_TABLE accepts, 3 to 255 characters of
+    /// [A-Za-z0-9_.-].
+    #[arg(long, default_value = "tasksub-records", value_parser = table_name)]
     table: String,
+}
+
+/// The table name, validated as the settings validate `TASKSUB_TABLE` (a table the later commands would
+/// refuse is never created).
+fn table_name(s: &str) -> Result<String, String> {
+    tasksub_core::settings::table_name(s.to_owned()).map_err(|e| e.to_string())
+}
+
+/// The topic name, validated as the settings validate a topic ARN's name.
+fn topic_name(s: &str) -> Result<String, String> {
+    let arn = format!("arn:aws:sns:us-east-1:123456789012:{s}");
+    tasksub_core::naming::TopicArn::parse(&arn)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string().replace(&arn, s))
 }
 
 /// Creates both and prints the settings to export.

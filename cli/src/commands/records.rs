@@ -39,8 +39,12 @@ fn parse_state(s: &str) -> Result<State, String> {
 
 /// Prints every record (optionally of one state).
 pub async fn list(args: ListArgs, sdk: &aws_config::SdkConfig) -> anyhow::Result<ExitCode> {
-    let records = AwsPorts::new(sdk, &args.table).list().await?;
-    let records: Vec<Record> = records
+    let scanned = AwsPorts::new(sdk, &args.table).list().await?;
+    for (key, why) in &scanned.quarantined {
+        eprintln!("warning: the record of {key} cannot be read ({why}): repair or delete the item");
+    }
+    let records: Vec<Record> = scanned
+        .records
         .into_iter()
         .filter(|r| args.state.is_none_or(|s| r.state == s))
         .collect();
@@ -50,23 +54,39 @@ pub async fn list(args: ListArgs, sdk: &aws_config::SdkConfig) -> anyhow::Result
         }
     } else {
         println!(
-            "{:<36} {:<12} {:>7} {:<25} QUEUE",
-            "TASK ID", "STATE", "VERSION", "UPDATED"
+            "{:<36} {:<12} {:>7} {:<25} {:<40} TOPICS",
+            "TASK ID", "STATE", "VERSION", "UPDATED", "QUEUE"
         );
         for r in &records {
             let updated = r.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             println!(
-                "{:<36} {:<12} {:>7} {:<25} {}",
+                "{:<36} {:<12} {:>7} {:<25} {:<40} {}",
                 r.task_id,
                 r.state.as_str(),
                 r.version,
                 updated,
-                r.queue_name
+                r.queue_name,
+                topics_column(r)
             );
         }
         println!("{} record(s)", records.len());
+        if !scanned.quarantined.is_empty() {
+            println!("{} unreadable record(s), named above", scanned.quarantined.len());
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `2 subscribed, 1 refused`: how a record's topics stand.
+fn topics_column(r: &Record) -> String {
+    let mut parts = vec![format!("{} subscribed", r.subscriptions.len())];
+    if !r.pending.is_empty() {
+        parts.push(format!("{} pending", r.pending.len()));
+    }
+    if !r.refused.is_empty() {
+        parts.push(format!("{} refused", r.refused.len()));
+    }
+    parts.join(", ")
 }
 
 /// Prints one record as JSON.

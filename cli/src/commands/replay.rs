@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use tasksub_core::decide::Role;
+use tasksub_core::event::{strict, EventError};
 use tasksub_functions::runtime::settings_from_env;
-use tasksub_functions::Controller;
+use tasksub_functions::{Controller, HandlerError};
 
 use super::{EXIT_FAILED, EXIT_TRANSIENT};
 
@@ -35,21 +36,26 @@ pub struct Args {
     at_event_time: bool,
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<Vec<serde_json::Value>> {
+/// The events of a file, each parsed strictly (a duplicate key is refused: it would be lost in a `Value`,
+/// and a value that became structure looks like one). A duplicate in a file of one event or an array
+/// refuses the whole file as one malformed event; in a file of one event per line, only its line.
+fn load(path: &PathBuf) -> anyhow::Result<Vec<Result<serde_json::Value, EventError>>> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("reading stdin")?
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
     };
-    match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(serde_json::Value::Array(events)) => Ok(events),
-        Ok(event) => Ok(vec![event]),
+    match strict::from_slice(text.as_bytes()) {
+        Ok(serde_json::Value::Array(events)) => Ok(events.into_iter().map(Ok).collect()),
+        Ok(event) => Ok(vec![Ok(event)]),
+        Err(e) if e.field() != "." => Ok(vec![Err(e)]),
         Err(_) => text
             .lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
-            .map(|(i, l)| {
-                serde_json::from_str(l).with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))
+            .map(|(i, l)| match strict::from_slice(l.as_bytes()) {
+                Err(e) if e.field() == "." => Err(anyhow::anyhow!("{} line {}: not JSON", path.display(), i + 1)),
+                parsed => Ok(parsed),
             })
             .collect(),
     }
@@ -75,6 +81,17 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
     }
     {
         for event in events {
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => {
+                    let e = HandlerError::Malformed(e);
+                    let line =
+                        serde_json::json!({"outcome": "error", "errorType": e.error_type(), "error": e.to_string()});
+                    println!("{line}");
+                    worst = worst.max(EXIT_FAILED);
+                    continue;
+                }
+            };
             let now = match (args.at_event_time, event.get("time").and_then(|t| t.as_str())) {
                 (true, Some(t)) => chrono::DateTime::parse_from_rfc3339(t)
                     .map(|t| t.with_timezone(&chrono::Utc))

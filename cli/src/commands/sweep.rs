@@ -18,6 +18,10 @@ pub struct Args {
     /// Minimum age, in seconds, before a leftover is touched (default: TASKSUB_SWEEP_GRACE_SECONDS, else 600).
     #[arg(long)]
     grace_seconds: Option<u64>,
+    /// Judge as the sweep at this time (RFC 3339) would, e.g. once a refused topic's backoff has passed.
+    /// Only with --dry-run: a real sweep acts now.
+    #[arg(long, requires = "dry_run", value_name = "TIME")]
+    at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Runs one sweep and prints its report (counts and every action) as JSON on stdout.
@@ -31,7 +35,7 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
         grace_seconds: args.grace_seconds,
         stop_by: None,
     };
-    match sweeper.run(options, chrono::Utc::now()).await {
+    match sweeper.run(options, args.at.unwrap_or_else(chrono::Utc::now)).await {
         Ok(report) => {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::from(if report.errors > 0 { EXIT_FAILED } else { 0 }))

@@ -8,7 +8,9 @@ use aws_sdk_sqs::config::SharedCredentialsProvider;
 use tasksub_core::naming::QueuePrefix;
 use tasksub_core::settings::vars;
 
-use super::{ClientBuilder, ReadyCheck, QUEUE_FIFO_VAR, SQS_MAX_VISIBILITY};
+use super::{
+    ClientBuilder, ReadyCheck, DEFAULT_BUFFERED_PER_HANDLER, MAX_BUFFERED_LIMIT, QUEUE_FIFO_VAR, SQS_MAX_VISIBILITY,
+};
 use crate::aws::DynamoRecords;
 use crate::client::{Client, Inner, QueueKind};
 use crate::consume::{ConsumeConfig, Order, LONG_POLL_WAIT, RECEIVE_ERROR_BACKOFF};
@@ -114,6 +116,14 @@ impl ClientBuilder {
         Ok(if fifo { QueueKind::Fifo } else { QueueKind::Standard })
     }
 
+    /// The consume loop's settings for a standard queue, validated (feature `testing`: the loop on an
+    /// in-memory queue).
+    #[cfg(feature = "testing")]
+    pub(crate) fn standard_consume_config(&self) -> Result<ConsumeConfig, Error> {
+        self.validate_consume()?;
+        Ok(self.consume_config(QueueKind::Standard))
+    }
+
     fn consume_config(&self, kind: QueueKind) -> ConsumeConfig {
         ConsumeConfig {
             max_concurrency: self.max_concurrency,
@@ -134,7 +144,16 @@ impl ClientBuilder {
                 QueueKind::Standard => Order::Any,
                 QueueKind::Fifo => Order::PerGroup,
             },
+            max_buffered: self.buffered(),
+            max_receives: self.max_receives_in_flight,
         }
+    }
+
+    /// [`ClientBuilder::max_buffered`], or its default for the concurrency.
+    fn buffered(&self) -> usize {
+        self.max_buffered
+            .unwrap_or(DEFAULT_BUFFERED_PER_HANDLER.saturating_mul(self.max_concurrency))
+            .min(MAX_BUFFERED_LIMIT)
     }
 
     /// The settings of the consume loop.
@@ -142,6 +161,16 @@ impl ClientBuilder {
         check(
             (1..=1000).contains(&self.max_concurrency),
             "max_concurrency",
+            "must be 1..=1000",
+        )?;
+        check(
+            self.max_buffered.is_none_or(|n| n <= MAX_BUFFERED_LIMIT),
+            "max_buffered",
+            "must be at most 100000",
+        )?;
+        check(
+            (1..=1000).contains(&self.max_receives_in_flight),
+            "max_receives_in_flight",
             "must be 1..=1000",
         )?;
         check(

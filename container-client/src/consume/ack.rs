@@ -1,13 +1,16 @@
 //! Acknowledgements: settling a handled message, batched deletes and visibility changes, and the one
 //! retry loop every batch call goes through ([`BatchCall::send`]).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_smithy_types::error::display::DisplayErrorContext;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::batcher::chunks;
 use super::dedup::Outcome;
@@ -149,6 +152,7 @@ impl<Q: QueueApi> Shared<Q> {
                 }
             }
         }
+        self.settled.notify_one();
     }
 
     /// Gives a message back unhandled (FIFO: it was behind a failed message of its group): visible at
@@ -164,6 +168,7 @@ impl<Q: QueueApi> Shared<Q> {
         lock(&self.report).released += 1;
         tracing::debug!(action = "release", message_id = %lease.message_id, "behind a failed message of its group; released unhandled");
         self.change_visibility(lease.into(), Duration::ZERO, now);
+        self.settled.notify_one();
     }
 
     /// One DeleteMessageBatch, retried on call failure.
@@ -227,43 +232,105 @@ pub(super) enum Flush {
     All,
 }
 
-/// Sends pending deletes, then pending visibility changes.
-pub(super) async fn flush<Q: QueueApi>(shared: &Shared<Q>, which: Flush) {
-    let deletes = match which {
-        Flush::Due(now) => lock(&shared.deletes).take_ready(now),
-        Flush::All => lock(&shared.deletes).take_all(),
-    };
-    for batch in deletes {
-        shared.delete(batch).await;
-    }
-    let changes = match which {
-        Flush::Due(now) => lock(&shared.visibility).take_ready(now),
-        Flush::All => lock(&shared.visibility).take_all(),
-    };
-    for batch in changes {
-        shared.set_visibility(&batch, "retry-backoff").await;
+/// Most batch calls (DeleteMessageBatch, ChangeMessageVisibilityBatch) in flight at once: with SQS
+/// 30 ms away, 64 calls of 10 acknowledge about 21,000 messages a second (one call at a time: 330).
+pub(super) const ACK_CALLS_IN_FLIGHT: usize = 64;
+
+/// One batch call to send.
+enum AckCall {
+    Delete(Vec<Pending>),
+    /// Retry backoffs of failed messages and FIFO releases.
+    Visibility(Vec<(Pending, Duration)>),
+}
+
+impl AckCall {
+    async fn send<Q: QueueApi>(self, shared: Arc<Shared<Q>>) {
+        match self {
+            AckCall::Delete(batch) => shared.delete(batch).await,
+            AckCall::Visibility(batch) => {
+                shared.set_visibility(&batch, "retry-backoff").await;
+            }
+        }
     }
 }
 
-/// Sends deletes (and visibility changes) when a batch is full or its interval passed.
+/// The calls `which` says are due: deletes first, then visibility changes.
+fn take_calls<Q>(shared: &Shared<Q>, which: Flush) -> Vec<AckCall> {
+    let (deletes, changes) = match which {
+        Flush::Due(now) => (
+            lock(&shared.deletes).take_ready(now),
+            lock(&shared.visibility).take_ready(now),
+        ),
+        Flush::All => (lock(&shared.deletes).take_all(), lock(&shared.visibility).take_all()),
+    };
+    deletes
+        .into_iter()
+        .map(AckCall::Delete)
+        .chain(changes.into_iter().map(AckCall::Visibility))
+        .collect()
+}
+
+/// Runs `calls` concurrently, at most [`ACK_CALLS_IN_FLIGHT`] at a time, until every one ended; their
+/// outputs, in no particular order.
+pub(super) async fn concurrently<T, F>(calls: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    let mut out = Vec::new();
+    for call in calls {
+        if set.len() >= ACK_CALLS_IN_FLIGHT {
+            if let Some(Ok(t)) = set.join_next().await {
+                out.push(t);
+            }
+        }
+        set.spawn(call.instrument(tracing::Span::current()));
+    }
+    while let Some(done) = set.join_next().await {
+        if let Ok(t) = done {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// Sends the pending deletes and visibility changes `which` names, concurrently.
+pub(super) async fn flush<Q: QueueApi>(shared: &Arc<Shared<Q>>, which: Flush) {
+    let calls = take_calls(shared, which);
+    concurrently(calls.into_iter().map(|call| call.send(shared.clone()))).await;
+}
+
+/// Sends deletes (and visibility changes) when a batch is full or its interval passed, up to
+/// [`ACK_CALLS_IN_FLIGHT`] calls at once, without waiting for one call to end before the next starts.
+/// On `stop`, sends what it had taken and waits for its calls (the caller then flushes the rest).
 pub(super) async fn flush_loop<Q: QueueApi>(shared: Arc<Shared<Q>>, stop: CancellationToken) {
+    let mut in_flight = JoinSet::new();
+    let mut taken: VecDeque<AckCall> = VecDeque::new();
     loop {
+        taken.extend(take_calls(&shared, Flush::Due(Instant::now())));
+        while in_flight.len() < ACK_CALLS_IN_FLIGHT {
+            let Some(call) = taken.pop_front() else { break };
+            in_flight.spawn(call.send(shared.clone()).instrument(tracing::Span::current()));
+        }
         let next = [lock(&shared.deletes).next_due(), lock(&shared.visibility).next_due()]
             .into_iter()
             .flatten()
             .min();
         tokio::select! {
             biased;
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
+            Some(_) = in_flight.join_next() => {}
             _ = shared.flush_now.notified() => {}
             _ = sleep_until_opt(next) => {}
         }
-        flush(&shared, Flush::Due(Instant::now())).await;
     }
+    while in_flight.join_next().await.is_some() {}
+    concurrently(taken.into_iter().map(|call| call.send(shared.clone()))).await;
 }
 
-/// Shutdown: makes every message still held visible again (visibility 0).
-pub(super) async fn return_unfinished<Q: QueueApi>(shared: &Shared<Q>) {
+/// Shutdown: makes every message still held visible again (visibility 0), in concurrent batches.
+pub(super) async fn return_unfinished<Q: QueueApi>(shared: &Arc<Shared<Q>>) {
     let unfinished = lock(&shared.leases).drain();
     if unfinished.is_empty() {
         return;
@@ -274,10 +341,12 @@ pub(super) async fn return_unfinished<Q: QueueApi>(shared: &Shared<Q>) {
         "returning unfinished messages to the queue"
     );
     let entries: Vec<(Pending, Duration)> = unfinished.into_iter().map(|l| (l.into(), Duration::ZERO)).collect();
-    for batch in chunks(entries) {
-        let accepted = shared.set_visibility(&batch, "return").await;
-        lock(&shared.report).returned += accepted as u64;
-    }
+    let calls = chunks(entries).into_iter().map(|batch| {
+        let shared = shared.clone();
+        async move { shared.set_visibility(&batch, "return").await }
+    });
+    let accepted: usize = concurrently(calls).await.into_iter().sum();
+    lock(&shared.report).returned += accepted as u64;
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The heartbeat: renews the visibility of messages still held (handlers working, or FIFO messages
-//! waiting for their group) before it ends, within the max extension (see `leases`).
+//! The heartbeat: renews the visibility of messages still held (handlers working, messages waiting for
+//! a handler or, on FIFO queues, for their group) before it ends, within the max extension (see
+//! `leases`), in concurrent batches.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::ack::{accepted, refused, BatchCall};
+use super::ack::{accepted, concurrently, refused, BatchCall};
 use super::batcher::chunks;
 use super::leases::Renewal;
 use super::{lock, sleep_until_opt, Shared};
@@ -35,13 +36,11 @@ pub(super) async fn run<Q: QueueApi>(shared: Arc<Shared<Q>>, stop: CancellationT
             _ = sleep_until_opt(next) => {}
         }
         let due = lock(&shared.leases).take_due(Instant::now());
-        let mut failed = false;
-        for batch in chunks(due) {
-            if !extend(&shared, batch).await {
-                failed = true;
-            }
-        }
-        if failed {
+        let calls = chunks(due).into_iter().map(|batch| {
+            let shared = shared.clone();
+            async move { extend(&shared, batch).await }
+        });
+        if concurrently(calls).await.contains(&false) {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,

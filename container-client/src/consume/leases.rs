@@ -4,7 +4,7 @@
 //! third of `V` is left, for as long as its handler works, up to `max_extension` after it was received;
 //! past that it is left to expire so a stuck handler cannot hold a message forever.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -29,12 +29,12 @@ pub(crate) struct Renewal {
     renewed_to: Instant,
 }
 
-/// In-flight messages by key.
+/// In-flight messages by key (keys grow with the receive order, so the first is the oldest).
 #[derive(Debug)]
 pub(crate) struct Leases {
     visibility: Duration,
     max_extension: Duration,
-    map: HashMap<u64, Lease>,
+    map: BTreeMap<u64, Lease>,
 }
 
 impl Leases {
@@ -42,7 +42,7 @@ impl Leases {
         Self {
             visibility,
             max_extension,
-            map: HashMap::new(),
+            map: BTreeMap::new(),
         }
     }
 
@@ -117,7 +117,12 @@ impl Leases {
 
     /// Takes every lease (shutdown: they go back to the queue).
     pub(crate) fn drain(&mut self) -> Vec<Lease> {
-        self.map.drain().map(|(_, l)| l).collect()
+        std::mem::take(&mut self.map).into_values().collect()
+    }
+
+    /// When the oldest message still held was received.
+    pub(crate) fn oldest_received(&self) -> Option<Instant> {
+        self.map.first_key_value().map(|(_, l)| l.received)
     }
 
     /// Number of in-flight messages.

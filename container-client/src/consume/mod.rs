@@ -1,16 +1,23 @@
-//! The consume loop: long polls, bounded concurrent handlers, batched deletes, heartbeats, drain.
+//! The consume loop: receives in flight adapted to demand, bounded concurrent handlers, batched deletes,
+//! heartbeats, drain.
 //!
 //! ```text
-//!  poll.rs                                   ack.rs
-//!  poller ──receive(≤ free permits)──▶ dispatch ──▶ handler tasks (≤ max_concurrency) ──ok──▶ deletes ─┐
-//!    ▲ stop: polling ends at once        │  FIFO: one worker per message group,   │ err: left for      │
-//!    │                                   │  in receive order (order.rs); after a  │ redelivery (or     │
-//!    │                                   │  failure the rest of the group is      │ backoff visibility)│
-//!    │                                   │  released (visibility 0), not run      ▼                    ▼
-//!  shutdown token / SIGTERM              └──▶ leases ◀── heartbeat.rs (ChangeMessageVisibilityBatch)  flusher
+//!         handler times, receive round trips, held messages
+//!       ┌─────────────────────────────────────────────────────────────┐
+//!       ▼                                                             │
+//!  intake.rs (pure): idle → one long poll; deep → enough receives to keep every handler busy;
+//!       │            held + asked ≤ handlers + what they finish before a first heartbeat (≤ max_buffered)
+//!       ▼ receives to start                                           │
+//!  poll.rs: ReceiveMessage × n ──▶ held, in receive order ──free slot──▶ handler tasks ──ok──▶ deletes ─┐
+//!   stop: polling ends at once;   FIFO: one worker per message group,   (≤ max_concurrency)     │ err: left │
+//!   held messages that never      in receive order (order.rs); after a         │ for redelivery (or     │
+//!   started are returned          failure the rest of the group is released    │ backoff visibility)    ▼
+//!                                 leases (every held message) ◀── heartbeat.rs ▼            flusher (ack.rs)
 //! ```
 //! Every batch call (DeleteMessageBatch, ChangeMessageVisibilityBatch) goes through one retry loop,
-//! [`ack::BatchCall::send`].
+//! [`ack::BatchCall::send`], and up to [`ack::ACK_CALLS_IN_FLIGHT`] of them run at once (deletes,
+//! heartbeats and returns alike): one at a time, SQS 30 ms away could not delete more than 330
+//! messages a second.
 //!
 //! On shutdown: stop polling, wait for handlers up to the drain deadline, abandon the rest, flush every
 //! pending delete, and return unfinished messages to the queue (visibility 0). A message is deleted only
@@ -20,6 +27,7 @@ mod ack;
 mod batcher;
 mod dedup;
 mod heartbeat;
+mod intake;
 mod leases;
 mod order;
 mod poll;
@@ -42,6 +50,7 @@ use crate::Handler;
 use ack::{Flush, Pending};
 use batcher::Batcher;
 use dedup::Dedup;
+use intake::{Intake, IntakeConfig};
 use leases::Leases;
 use order::Groups;
 use poll::{Job, Poller};
@@ -74,6 +83,23 @@ pub(crate) struct ConsumeConfig {
     pub envelopes: Envelopes,
     pub receive_backoff: Backoff,
     pub order: Order,
+    /// Most messages held beyond one per handler (see `intake.rs`).
+    pub max_buffered: usize,
+    /// Most ReceiveMessage calls in flight.
+    pub max_receives: usize,
+}
+
+impl ConsumeConfig {
+    fn intake(&self) -> IntakeConfig {
+        IntakeConfig {
+            max_concurrency: self.max_concurrency,
+            max_buffered: self.max_buffered,
+            max_receives: self.max_receives,
+            visibility: self.visibility,
+            long_poll: self.long_poll,
+            buffer: self.order == Order::Any,
+        }
+    }
 }
 
 /// What one [`Client::run`](crate::Client::run) did.
@@ -124,6 +150,10 @@ struct Shared<Q> {
     flush_now: Notify,
     dedup: Option<Mutex<Dedup>>,
     groups: Mutex<Groups<Job>>,
+    /// How many receives to keep in flight; handlers report their times to it.
+    intake: Mutex<Intake>,
+    /// A message was settled or released, or a handler slot freed: the poller looks again.
+    settled: Notify,
     report: Mutex<RunReport>,
 }
 
@@ -137,6 +167,8 @@ impl<Q: QueueApi> Shared<Q> {
             flush_now: Notify::new(),
             dedup: cfg.dedup_window.map(|w| Mutex::new(Dedup::new(w))),
             groups: Mutex::new(Groups::default()),
+            intake: Mutex::new(Intake::new(cfg.intake())),
+            settled: Notify::new(),
             report: Mutex::new(RunReport::default()),
             queue,
             cfg,
@@ -165,6 +197,8 @@ pub(crate) async fn consume<Q: QueueApi, H: Handler>(
     tracing::info!(
         action = "consume",
         max_concurrency = shared.cfg.max_concurrency,
+        max_buffered = shared.cfg.max_buffered,
+        max_receives = shared.cfg.max_receives,
         order = ?shared.cfg.order,
         "consuming"
     );

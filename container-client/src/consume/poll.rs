@@ -1,10 +1,13 @@
-//! Polling and dispatch: receive no more messages than there are free handler slots, start a handler
-//! per message (FIFO: one at a time per message group, in receive order), settle each outcome.
+//! Polling and dispatch: keep in flight the receives the intake decides on (`intake.rs`), lease what
+//! they return, start a handler per message as handler slots free up (FIFO: one at a time per message
+//! group, in receive order), settle each outcome.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -12,17 +15,28 @@ use tracing::Instrument;
 
 use super::ack::Pending;
 use super::dedup::{Outcome, Verdict};
-use super::{lock, Order, Shared};
+use super::intake::{Ask, Held};
+use super::{lock, sleep_until_opt, Order, Shared};
 use crate::message::{Message, Received};
-use crate::port::{QueueApi, MAX_BATCH};
-use crate::Handler;
+use crate::port::QueueApi;
+use crate::{BoxError, Handler};
 
-/// A received message, leased under `key`, holding its handler slot until it is settled.
+/// A received message, leased under `key`.
 pub(super) struct Job {
     key: u64,
     message: Message,
-    _permit: Option<OwnedSemaphorePermit>,
 }
+
+/// A job that starts as soon as a handler slot is free.
+enum Ready {
+    /// A message of a standard queue (or without a group).
+    One(Job),
+    /// The first message of an idle FIFO group; the group's later messages follow it in the same slot.
+    Group(String, Job),
+}
+
+/// What one receive task returns: when it was sent, and what SQS answered.
+type Receipt = (Instant, Result<Vec<Received>, BoxError>);
 
 /// What a handler run came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +68,13 @@ pub(super) struct Poller<Q, H> {
     worker: Worker<Q, H>,
     handlers: TaskTracker,
     next_key: u64,
+    /// One permit per handler slot.
+    slots: Arc<Semaphore>,
+    /// Received messages waiting for a slot, in receive order.
+    ready: VecDeque<Ready>,
+    /// Receives in flight, and what each asked for.
+    receives: JoinSet<Receipt>,
+    asks: HashMap<Id, Ask>,
 }
 
 impl<Q: QueueApi, H: Handler> Poller<Q, H> {
@@ -64,6 +85,7 @@ impl<Q: QueueApi, H: Handler> Poller<Q, H> {
         abandon: CancellationToken,
     ) -> Self {
         Self {
+            slots: Arc::new(Semaphore::new(shared.cfg.max_concurrency)),
             worker: Worker {
                 shared,
                 handler,
@@ -71,48 +93,115 @@ impl<Q: QueueApi, H: Handler> Poller<Q, H> {
             },
             handlers,
             next_key: 0,
+            ready: VecDeque::new(),
+            receives: JoinSet::new(),
+            asks: HashMap::new(),
         }
     }
 
-    /// Receives and dispatches until `stop` fires; receive errors are backed off.
+    /// Receives and dispatches until `stop` fires; receive errors are backed off. Receives still in
+    /// flight then are dropped, and messages that never got a handler stay leased (returned at shutdown).
     pub(super) async fn run(mut self, stop: &CancellationToken) {
         let shared = self.worker.shared.clone();
-        let permits = Arc::new(Semaphore::new(shared.cfg.max_concurrency));
         let mut rng = fastrand::Rng::new();
         let mut errors = 0u32;
+        // After a failed receive, none starts before this.
+        let mut resume: Option<Instant> = None;
         loop {
-            let Some(mut held) = reserve(&permits, stop).await else {
-                break;
-            };
-            let result = tokio::select! {
+            self.start_ready();
+            if resume.is_some_and(|at| at <= Instant::now()) {
+                resume = None;
+            }
+            if resume.is_none() {
+                self.top_up();
+            }
+            tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
-                r = shared.queue.receive(held.len(), shared.cfg.long_poll, shared.cfg.visibility) => r,
-            };
-            match result {
-                Ok(messages) => {
-                    errors = 0;
-                    for raw in messages {
-                        self.dispatch(raw, held.pop());
+                Some(done) = self.receives.join_next_with_id() => {
+                    let (ask, result) = match done {
+                        Ok((id, (sent, result))) => (self.asks.remove(&id), result.map(|m| (m, sent.elapsed()))),
+                        Err(e) => (self.asks.remove(&e.id()), Err(format!("the receive task failed: {e}").into())),
+                    };
+                    let Some(ask) = ask else { continue };
+                    match result {
+                        Ok((messages, round_trip)) => {
+                            errors = 0;
+                            lock(&shared.intake).received(ask, messages.len(), round_trip);
+                            for raw in messages {
+                                self.dispatch(raw);
+                            }
+                        }
+                        Err(e) => {
+                            lock(&shared.intake).failed(ask);
+                            let delay = shared.cfg.receive_backoff.delay(errors, &mut rng);
+                            errors = errors.saturating_add(1);
+                            tracing::warn!(action = "receive", error = %DisplayErrorContext(&*e), delay_ms = delay.as_millis() as u64, "ReceiveMessage failed; backing off");
+                            let at = Instant::now() + delay;
+                            resume = Some(resume.map_or(at, |r| r.max(at)));
+                        }
                     }
                 }
-                Err(e) => {
-                    let delay = shared.cfg.receive_backoff.delay(errors, &mut rng);
-                    errors = errors.saturating_add(1);
-                    tracing::warn!(action = "receive", error = %DisplayErrorContext(&*e), delay_ms = delay.as_millis() as u64, "ReceiveMessage failed; backing off");
-                    drop(held);
-                    tokio::select! {
-                        biased;
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
+                _ = shared.settled.notified() => {}
+                _ = sleep_until_opt(resume) => {}
             }
         }
     }
 
-    /// Leases a received message and starts (or queues) its handler.
-    fn dispatch(&mut self, raw: Received, permit: Option<OwnedSemaphorePermit>) {
+    /// Starts the receives the intake asks for, given what is held now.
+    fn top_up(&mut self) {
+        let shared = &self.worker.shared;
+        loop {
+            let held = {
+                let leases = lock(&shared.leases);
+                let now = Instant::now();
+                Held {
+                    count: leases.len(),
+                    oldest: leases.oldest_received().map(|at| now - at),
+                }
+            };
+            let Some(ask) = lock(&shared.intake).next(&held) else {
+                return;
+            };
+            let shared = shared.clone();
+            let receive = async move {
+                let sent = Instant::now();
+                let result = shared.queue.receive(ask.max, ask.wait, shared.cfg.visibility).await;
+                (sent, result)
+            };
+            let task = self.receives.spawn(receive.instrument(tracing::Span::current()));
+            self.asks.insert(task.id(), ask);
+        }
+    }
+
+    /// Starts ready jobs while handler slots are free; each frees its slot and wakes the poller when done.
+    fn start_ready(&mut self) {
+        while !self.ready.is_empty() {
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                return;
+            };
+            let Some(ready) = self.ready.pop_front() else {
+                return;
+            };
+            let worker = self.worker.clone();
+            self.handlers.spawn(
+                async move {
+                    match ready {
+                        Ready::One(job) => {
+                            worker.supervise(job).await;
+                        }
+                        Ready::Group(group, job) => worker.run_group(group, job).await,
+                    }
+                    drop::<OwnedSemaphorePermit>(slot);
+                    worker.shared.settled.notify_one();
+                }
+                .instrument(tracing::Span::current()),
+            );
+        }
+    }
+
+    /// Leases a received message and queues it for a handler (FIFO: behind its group's running one).
+    fn dispatch(&mut self, raw: Received) {
         let shared = &self.worker.shared;
         let now = Instant::now();
         let message = Message::from_received(&raw, shared.cfg.envelopes);
@@ -133,44 +222,17 @@ impl<Q: QueueApi, H: Handler> Poller<Q, H> {
         );
         lock(&shared.leases).insert(key, raw.message_id, raw.receipt, now);
         shared.lease_added.notify_one();
-        let job = Job {
-            key,
-            message,
-            _permit: permit,
-        };
-        let worker = self.worker.clone();
-        let span = tracing::Span::current();
+        let job = Job { key, message };
         match job.message.group_id().filter(|_| shared.cfg.order == Order::PerGroup) {
             Some(group) => {
                 let group = group.to_owned();
                 if let Some(job) = lock(&shared.groups).push(&group, job) {
-                    self.handlers.spawn(worker.run_group(group, job).instrument(span));
+                    self.ready.push_back(Ready::Group(group, job));
                 }
             }
-            None => {
-                self.handlers
-                    .spawn(async move { worker.supervise(job).await }.instrument(span));
-            }
+            None => self.ready.push_back(Ready::One(job)),
         }
     }
-}
-
-/// Waits for a free handler slot, then takes every other free one, up to a receive's [`MAX_BATCH`]:
-/// SQS is asked only for as many messages as there are free slots. `None` when `stop` fired.
-async fn reserve(permits: &Arc<Semaphore>, stop: &CancellationToken) -> Option<Vec<OwnedSemaphorePermit>> {
-    let first = tokio::select! {
-        biased;
-        _ = stop.cancelled() => return None,
-        p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-    };
-    let mut held = vec![first];
-    while held.len() < MAX_BATCH {
-        match permits.clone().try_acquire_owned() {
-            Ok(p) => held.push(p),
-            Err(_) => break,
-        }
-    }
-    Some(held)
 }
 
 /// Duplicate suppression: `false` when the message must not be handled (a copy of a handled message,
@@ -206,7 +268,7 @@ fn admit<Q: QueueApi>(shared: &Shared<Q>, raw: &Received, message: &Message, now
 impl<Q: QueueApi, H: Handler> Worker<Q, H> {
     /// Runs a group's jobs one after the other, starting with `job`, until the group has none left. After
     /// a failure the jobs behind it are released unhandled; after the drain deadline they stay leased.
-    async fn run_group(self, group: String, mut job: Job) {
+    async fn run_group(&self, group: String, mut job: Job) {
         loop {
             match self.supervise(job).await {
                 Ran::Settled(Outcome::Succeeded) => {}
@@ -228,7 +290,7 @@ impl<Q: QueueApi, H: Handler> Worker<Q, H> {
 
     /// Runs one handler call in its own task (a panic is a failure) and settles the message.
     async fn supervise(&self, job: Job) -> Ran {
-        let Job { key, message, _permit } = job;
+        let Job { key, message } = job;
         let message_id = message.sqs_message_id().to_owned();
         let dedup_key = message.dedup_key().to_owned();
         let receive_count = message.receive_count();
@@ -249,7 +311,9 @@ impl<Q: QueueApi, H: Handler> Worker<Q, H> {
                 }
             }
         };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        lock(&self.shared.intake).handled(took);
+        let elapsed_ms = took.as_millis() as u64;
         let outcome = match result {
             Ok(Ok(())) => {
                 tracing::debug!(action = "handle", message_id, elapsed_ms, "handled");

@@ -30,6 +30,17 @@ fn config() -> ConsumeConfig {
         envelopes: Envelopes::Unwrap,
         receive_backoff: RECEIVE_ERROR_BACKOFF,
         order: Order::Any,
+        max_buffered: 500,
+        max_receives: 64,
+    }
+}
+
+/// The client's earlier policy: one receive at a time, never more messages than free handlers.
+fn unbuffered() -> ConsumeConfig {
+    ConsumeConfig {
+        max_buffered: 0,
+        max_receives: 1,
+        ..config()
     }
 }
 
@@ -257,8 +268,8 @@ async fn a_failed_heartbeat_is_retried() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn concurrency_is_bounded_and_receives_ask_only_for_free_slots() {
-    // GIVEN 10 messages, 3 handler slots and 5 s handlers
+async fn unbuffered_concurrency_is_bounded_and_receives_ask_only_for_free_slots() {
+    // GIVEN 10 messages, 3 handler slots, 5 s handlers and no buffer
     let q = MemoryQueue::new();
     for i in 0..10 {
         q.send(&format!("m{i}"));
@@ -281,7 +292,7 @@ async fn concurrency_is_bounded_and_receives_ask_only_for_free_slots() {
         handler,
         ConsumeConfig {
             max_concurrency: 3,
-            ..config()
+            ..unbuffered()
         },
     );
     sleep(secs(25)).await;
@@ -778,4 +789,184 @@ async fn a_standard_queue_ignores_message_groups() {
     // THEN they ran concurrently, as always
     assert_eq!(peaks(&journal), (3, 3));
     assert_eq!(report.succeeded, 3);
+}
+
+// Receives in flight adapted to demand (intake.rs): several while the queue is deep, one long poll while
+// it is idle; held messages within the handlers plus what they finish before a first heartbeat.
+
+/// A handler that works `work`, counting its calls.
+fn working(work: Duration) -> (impl Handler, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let handler = move |_m: Message| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            sleep(work).await;
+            Ok::<(), BoxError>(())
+        }
+    };
+    (handler, calls)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_queue_costs_one_long_poll_per_20_seconds() {
+    let q = MemoryQueue::new();
+    let run = start(&q, ok, config());
+    sleep(secs(3590)).await;
+    run.stop().await;
+    // 3,590 s: long polls at 0, 20, ..., 3,580 s, one at a time.
+    assert_eq!(receives(&q).len(), 180);
+    assert_eq!(q.peak_receives_in_flight(), 1);
+    assert!(receives(&q).iter().all(|&(_, max)| max == 10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deep_queue_keeps_several_receives_in_flight_then_one_long_poll_when_idle() {
+    // GIVEN SQS 30 ms away, 2,000 messages and 16 handlers of 1 ms
+    let q = MemoryQueue::new().with_latency(Duration::from_millis(30));
+    let ids: Vec<String> = (0..2000).map(|i| q.send(&format!("m{i}"))).collect();
+    let (handler, calls) = working(Duration::from_millis(1));
+    let run = start(
+        &q,
+        handler,
+        ConsumeConfig {
+            max_concurrency: 16,
+            ..config()
+        },
+    );
+    // WHEN it drains the queue, then the queue stays idle for 10 minutes
+    sleep(secs(10)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2000, "drained within 10 s");
+    let idle_from = Instant::now();
+    sleep(secs(600)).await;
+    let report = run.stop().await;
+    // THEN several receives were in flight at once while the queue was deep, each message was
+    // received once and deleted
+    let peak = q.peak_receives_in_flight();
+    assert!(peak >= 10, "peak receives in flight: {peak}");
+    assert!(ids.iter().all(|id| q.receive_count(id) == 1));
+    assert_eq!((report.succeeded, report.deleted), (2000, 2000));
+    // AND while idle, one receive at a time: no two started within a long poll of each other
+    let idle: Vec<Instant> = receives(&q)
+        .into_iter()
+        .map(|(at, _)| at)
+        .filter(|at| *at >= idle_from)
+        .collect();
+    assert!(idle.len() >= 29, "{}", idle.len());
+    for pair in idle.windows(2) {
+        assert!(pair[1] - pair[0] >= LONG_POLL_WAIT, "{:?}", pair[1] - pair[0]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deletes_keep_up_with_a_fast_consumer_when_sqs_is_far() {
+    // GIVEN SQS 30 ms away, 5,000 messages and 64 handlers of 1 ms: about 20,000 handled a second,
+    // while one delete call at a time would delete 330 a second
+    let q = MemoryQueue::new().with_latency(Duration::from_millis(30));
+    let ids: Vec<String> = (0..5000).map(|i| q.send(&format!("m{i}"))).collect();
+    let (handler, calls) = working(Duration::from_millis(1));
+    let cfg = ConsumeConfig {
+        max_concurrency: 64,
+        max_buffered: 3200,
+        ..config()
+    };
+    let run = start(&q, handler, cfg);
+    sleep(secs(2)).await;
+    // THEN within 2 s every message was handled and deleted, each received once
+    assert_eq!(calls.load(Ordering::SeqCst), 5000);
+    assert_eq!(q.deleted().len(), 5000);
+    assert!(ids.iter().all(|id| q.receive_count(id) == 1));
+    let report = run.stop().await;
+    assert_eq!((report.deleted, report.delete_failures), (5000, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn held_messages_are_handled_before_their_first_heartbeat_would_be_due() {
+    // GIVEN 2 handlers of 6 s, a 30 s visibility and 30 messages: the handlers finish one message every
+    // 3 s, and a message may wait 20 - 6 = 14 s for a handler: 4 held beyond the 2 running
+    let q = MemoryQueue::new();
+    let ids: Vec<String> = (0..30).map(|i| q.send(&format!("m{i}"))).collect();
+    let (handler, _) = working(secs(6));
+    let cfg = ConsumeConfig {
+        max_concurrency: 2,
+        ..config()
+    };
+    let run = start(&q, handler, cfg);
+    sleep(secs(100)).await;
+    let report = run.stop().await;
+    // THEN receives asked for more than the free handlers (messages were held ahead)
+    let asked: Vec<usize> = receives(&q).iter().map(|&(_, max)| max).collect();
+    assert_eq!(asked.iter().max(), Some(&6), "{asked:?}");
+    // AND none needed a heartbeat or came back: every one was handled within 20 s of its receipt
+    assert!(extensions(&q).is_empty(), "{:?}", extensions(&q));
+    assert!(ids.iter().all(|id| q.receive_count(id) == 1));
+    assert_eq!(report.deleted, 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_message_older_than_expected_stops_the_buffering() {
+    // GIVEN 3 handlers of 1 s, and one message whose handler never ends, among 200
+    let q = MemoryQueue::new();
+    q.send("m0");
+    q.send("stuck");
+    for i in 0..200 {
+        q.send(&format!("m{i}"));
+    }
+    let handler = |m: Message| async move {
+        if m.body() == "stuck" {
+            std::future::pending::<()>().await;
+        }
+        sleep(secs(1)).await;
+        Ok::<(), BoxError>(())
+    };
+    let cfg = ConsumeConfig {
+        max_concurrency: 3,
+        ..config()
+    };
+    let run = start(&q, handler, cfg);
+    sleep(secs(80)).await;
+    run.stop().await;
+    // THEN the stuck message, held past 19 s (20 s - 1 s of handling) after its receipt, ends the
+    // buffering: once the 57 messages held then are handled (2 a second), receives ask only for the
+    // free handlers (at most 2, one is stuck)
+    let t0 = receives(&q)[0].0;
+    let late: Vec<usize> = receives(&q)
+        .into_iter()
+        .filter(|(at, _)| *at - t0 > secs(50))
+        .map(|(_, max)| max)
+        .collect();
+    assert!(!late.is_empty());
+    assert!(late.iter().all(|&max| max <= 2), "{late:?}");
+    let early = receives(&q)
+        .into_iter()
+        .filter(|(at, _)| *at - t0 < secs(19))
+        .map(|(_, max)| max)
+        .max();
+    assert_eq!(early, Some(10), "buffered before");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_returns_held_messages_that_never_started() {
+    // GIVEN one handler of 2 s and 20 messages: after the first, 9 more are held ahead
+    let q = MemoryQueue::new();
+    for i in 0..20 {
+        q.send(&format!("m{i}"));
+    }
+    let (handler, calls) = working(secs(2));
+    let cfg = ConsumeConfig {
+        max_concurrency: 1,
+        ..config()
+    };
+    let run = start(&q, handler, cfg);
+    sleep(secs(5)).await;
+    // WHEN shutdown starts while one runs (until 6 s)
+    let asked = Instant::now();
+    let report = run.stop().await;
+    // THEN only the running one is waited for; the held ones are returned unhandled, visible at once
+    assert_eq!(asked.elapsed(), secs(1));
+    let handled = calls.load(Ordering::SeqCst) as u64;
+    assert_eq!(report.succeeded, handled);
+    assert!(report.returned >= 5, "{report:?}");
+    assert_eq!(report.succeeded + report.returned, report.received);
+    assert_eq!(q.visible().len() as u64, 20 - handled);
 }

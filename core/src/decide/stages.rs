@@ -2,9 +2,9 @@
 //! executor runs it as stages: the steps of one stage are issued concurrently, a stage starts when the
 //! one before it has finished.
 //!
-//! Two chains of calls are independent of each other: the subscription (RecoverSubscription → Subscribe
-//! → Unsubscribe: each needs the ARN the one before learned) and the queue (CreateQueue / LookupQueueUrl
-//! → DeleteQueue: delete needs the URL). Subscribe needs no answer of CreateQueue (the queue ARN is
+//! Three chains of calls are independent of each other: the subscriptions of configured topics
+//! (Subscribe, Unsubscribe), those of retired topics (UnsubscribeRetired) and the queue (CreateQueue /
+//! LookupQueueUrl → DeleteQueue: delete needs the URL). Subscribe needs no answer of CreateQueue (the queue ARN is
 //! derived), and Unsubscribe none of DeleteQueue. A conditional write (claim, MarkReady, MarkDraining,
 //! tombstone) is a barrier: it runs alone, after everything before it, so what it records is what
 //! happened, and a crash before it leaves the record the redelivery needs. So each step goes to the
@@ -14,8 +14,8 @@
 //! |---|---|---|
 //! | claim, CreateQueue, Subscribe, MarkReady | claim · {CreateQueue ‖ Subscribe} · MarkReady | 3 |
 //! | Unsubscribe, DeleteQueue, tombstone | {Unsubscribe ‖ DeleteQueue} · tombstone | 2 (+1) |
-//! | Recover, Unsubscribe, LookupQueueUrl, DeleteQueue, tombstone | {Recover ‖ Lookup} · {Unsubscribe ‖ DeleteQueue} · tombstone | 3 (+1) |
-//! | Subscribe, UnsubscribeRetired, UpdatePolicy, MarkReady (a topic added and one removed) | {Subscribe ‖ UnsubscribeRetired ‖ UpdatePolicy} · MarkReady | 2 |
+//! | Unsubscribe, LookupQueueUrl, DeleteQueue, tombstone | {Unsubscribe ‖ Lookup} · DeleteQueue · tombstone | 3 (+1) |
+//! | RecordIntent, CreateQueue, Subscribe, UnsubscribeRetired, MarkReady (a topic added, one removed) | intent · {CreateQueue ‖ Subscribe ‖ UnsubscribeRetired} · MarkReady | 3 |
 //!
 //! Subscribe and Unsubscribe each cover every topic: the executor issues one call per topic at once, so
 //! the round trips do not grow with the topic count.
@@ -32,10 +32,10 @@ enum Chain {
 
 fn chain(step: Step) -> Option<Chain> {
     match step {
-        Step::RecoverSubscription | Step::Subscribe | Step::Unsubscribe => Some(Chain::Subscription),
-        Step::CreateQueue | Step::LookupQueueUrl | Step::DeleteQueue | Step::UpdatePolicy => Some(Chain::Queue),
+        Step::Subscribe | Step::Unsubscribe => Some(Chain::Subscription),
+        Step::CreateQueue | Step::LookupQueueUrl | Step::DeleteQueue => Some(Chain::Queue),
         Step::UnsubscribeRetired => Some(Chain::Retired),
-        Step::Claim | Step::MarkReady | Step::MarkDraining | Step::Tombstone(_) => None,
+        Step::Claim | Step::RecordIntent | Step::MarkReady | Step::MarkDraining | Step::Tombstone(_) => None,
     }
 }
 
@@ -81,17 +81,17 @@ mod tests {
             // a start: three round trips whatever happens
             (&[Claim, CreateQueue, Subscribe, MarkReady], vec![vec![Claim], vec![CreateQueue, Subscribe], vec![MarkReady]]),
             (&[CreateQueue, Subscribe, MarkReady], vec![vec![CreateQueue, Subscribe], vec![MarkReady]]),
-            // converging to the settings: new topics and retired ones at once
-            (&[Subscribe, UnsubscribeRetired, UpdatePolicy, MarkReady], vec![vec![Subscribe, UnsubscribeRetired, UpdatePolicy], vec![MarkReady]]),
-            (&[UnsubscribeRetired, UpdatePolicy, MarkReady], vec![vec![UnsubscribeRetired, UpdatePolicy], vec![MarkReady]]),
+            // converging to the settings: the intent first, then new topics, retired ones and the queue at once
+            (&[RecordIntent, CreateQueue, Subscribe, UnsubscribeRetired, MarkReady],
+             vec![vec![RecordIntent], vec![CreateQueue, Subscribe, UnsubscribeRetired], vec![MarkReady]]),
+            (&[CreateQueue, UnsubscribeRetired, MarkReady], vec![vec![CreateQueue, UnsubscribeRetired], vec![MarkReady]]),
             // teardown: unsubscribe and delete at once, the tombstone after both
             (&[Unsubscribe, DeleteQueue, GONE], vec![vec![Unsubscribe, DeleteQueue], vec![GONE]]),
             (&[Unsubscribe, MarkDraining], vec![vec![Unsubscribe], vec![MarkDraining]]),
             // each chain keeps its order: the ARN and the URL are learned before they are used
-            (&[RecoverSubscription, Unsubscribe, LookupQueueUrl, DeleteQueue, GONE],
-             vec![vec![RecoverSubscription, LookupQueueUrl], vec![Unsubscribe, DeleteQueue], vec![GONE]]),
+            (&[Unsubscribe, LookupQueueUrl, DeleteQueue, GONE],
+             vec![vec![Unsubscribe, LookupQueueUrl], vec![DeleteQueue], vec![GONE]]),
             (&[LookupQueueUrl, DeleteQueue, GONE], vec![vec![LookupQueueUrl], vec![DeleteQueue], vec![GONE]]),
-            (&[RecoverSubscription, Unsubscribe, MarkDraining], vec![vec![RecoverSubscription], vec![Unsubscribe], vec![MarkDraining]]),
             // nothing crosses a write
             (&[Subscribe, MarkReady, DeleteQueue], vec![vec![Subscribe], vec![MarkReady], vec![DeleteQueue]]),
             (&[DeleteQueue, GONE], vec![vec![DeleteQueue], vec![GONE]]),
@@ -106,7 +106,8 @@ mod tests {
     #[test]
     fn stages_keep_every_step_once() {
         let steps = [
-            RecoverSubscription,
+            RecordIntent,
+            Subscribe,
             Unsubscribe,
             LookupQueueUrl,
             DeleteQueue,

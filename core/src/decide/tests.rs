@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::event::TaskStateChange;
+use crate::naming::TaskNames;
 use crate::record::State;
 use crate::test_support::{now, settings, settings_with_topics, PROD, TOPIC};
 
@@ -36,6 +37,11 @@ fn stored(state: State, sub: bool, url: bool) -> Record {
         updated_at: now(),
         expires_at: None,
         revision: 3,
+        pending: Default::default(),
+        refused: Default::default(),
+        generation: 0,
+        settings_hash: Some(settings().fingerprint()),
+        watch: Default::default(),
     }
 }
 
@@ -51,6 +57,20 @@ fn with_subs(state: State, topics: &[&str]) -> Record {
     let mut r = stored(state, false, true);
     r.subscriptions = subs(topics);
     r
+}
+
+/// A READY record converged under settings of these topics.
+fn converged(topics: &[&str], under: &[&str]) -> Record {
+    let mut r = with_subs(State::Ready, topics);
+    r.settings_hash = Some(settings_with_topics(under).fingerprint());
+    r
+}
+
+fn plan(d: Decision) -> Plan {
+    match d {
+        Decision::Act(p) => *p,
+        Decision::Skip(s) => panic!("expected a plan, got {s:?}"),
+    }
 }
 
 fn steps(d: Decision) -> Result<Vec<Step>, Skip> {
@@ -85,7 +105,9 @@ fn decision_table() {
         // stop initiated: unsubscribe first, keep the queue for the draining container
         ("RUNNING", "STOPPED", Some(stored(Ready, true, true)), Ok(vec![Unsubscribe, MarkDraining])),
         ("DEACTIVATING", "STOPPED", Some(stored(Ready, true, true)), Ok(vec![Unsubscribe, MarkDraining])),
-        ("STOPPING", "STOPPED", Some(stored(Provisioning, false, true)), Ok(vec![RecoverSubscription, Unsubscribe, MarkDraining])),
+        // a PROVISIONING record written before intents names no topic: every configured one may be
+        // subscribed, found by listing the topic (never by subscribing)
+        ("STOPPING", "STOPPED", Some(stored(Provisioning, false, true)), Ok(vec![Unsubscribe, MarkDraining])),
         ("STOPPING", "STOPPED", Some(stored(Provisioning, true, true)), Ok(vec![Unsubscribe, MarkDraining])),
         ("PENDING", "STOPPED", None, Ok(vec![Tombstone(Draining)])),
         ("STOPPING", "STOPPED", Some(stored(Draining, false, true)), Err(Skip::AlreadyDraining(Draining))),
@@ -95,7 +117,7 @@ fn decision_table() {
         ("STOPPED", "STOPPED", Some(stored(Draining, false, false)), Ok(vec![LookupQueueUrl, DeleteQueue, gone])),
         ("STOPPED", "STOPPED", Some(stored(Ready, true, true)), Ok(vec![Unsubscribe, DeleteQueue, gone])),
         ("STOPPED", "STOPPED", Some(stored(Provisioning, true, true)), Ok(vec![Unsubscribe, DeleteQueue, gone])),
-        ("STOPPED", "STOPPED", Some(stored(Provisioning, false, false)), Ok(vec![RecoverSubscription, Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
+        ("STOPPED", "STOPPED", Some(stored(Provisioning, false, false)), Ok(vec![Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
         ("STOPPED", "STOPPED", None, Ok(vec![LookupQueueUrl, DeleteQueue, gone])),
         ("STOPPED", "STOPPED", Some(stored(Gone, false, false)), Err(Skip::AlreadyGone)),
         // lastStatus STOPPED is terminal whatever desiredStatus says
@@ -109,28 +131,34 @@ fn decision_table() {
     }
 }
 
-/// After a settings change a live task converges: new topics subscribed and retired ones unsubscribed at
-/// once, then one conditional write; a task without drift stays a duplicate.
+/// After a settings change a live task converges: the new topics are named first (record-intent), then
+/// the queue (its policy), every subscription and the retired topics are brought in line at once, then one
+/// conditional write; a task converged under the same settings stays a duplicate.
 #[test]
-fn ready_records_converge_to_the_configured_topics() {
+fn ready_records_converge_to_the_settings() {
     use State::*;
     use Step::*;
     let two = settings_with_topics(&[TOPIC, FLAGS]);
     let one = settings();
     type Row<'a> = (&'a Settings, Record, &'a str, &'a str, Result<Vec<Step>, Skip>);
+    let mut pending = with_subs(Provisioning, &[TOPIC]);
+    pending.pending.insert(FLAGS.into());
     #[rustfmt::skip]
     let rows: Vec<Row> = vec![
-        (&two, with_subs(Ready, &[TOPIC]), "RUNNING", "RUNNING", Ok(vec![Subscribe, UpdatePolicy, MarkReady])),
-        (&two, with_subs(Ready, &[TOPIC, FLAGS]), "RUNNING", "RUNNING", Err(Skip::AlreadyReady)),
-        (&two, with_subs(Ready, &[FLAGS, TOPIC]), "RUNNING", "RUNNING", Err(Skip::AlreadyReady)),
-        (&one, with_subs(Ready, &[TOPIC, OLD]), "RUNNING", "RUNNING", Ok(vec![UnsubscribeRetired, UpdatePolicy, MarkReady])),
-        (&one, with_subs(Ready, &[OLD]), "RUNNING", "RUNNING", Ok(vec![Subscribe, UnsubscribeRetired, UpdatePolicy, MarkReady])),
-        (&one, with_subs(Ready, &[]), "RUNNING", "RUNNING", Ok(vec![Subscribe, UpdatePolicy, MarkReady])),
+        // a topic added: named, then the queue policy, the new subscription (and a look at the old one)
+        (&two, converged(&[TOPIC], &[TOPIC]), "RUNNING", "RUNNING", Ok(vec![RecordIntent, CreateQueue, Subscribe, MarkReady])),
+        (&two, converged(&[TOPIC, FLAGS], &[TOPIC, FLAGS]), "RUNNING", "RUNNING", Err(Skip::AlreadyReady)),
+        // a topic removed
+        (&one, converged(&[TOPIC, OLD], &[TOPIC, OLD]), "RUNNING", "RUNNING", Ok(vec![CreateQueue, Subscribe, UnsubscribeRetired, MarkReady])),
+        (&one, converged(&[OLD], &[OLD]), "RUNNING", "RUNNING", Ok(vec![RecordIntent, CreateQueue, Subscribe, UnsubscribeRetired, MarkReady])),
+        // under the same settings, a topic missing from the record (nothing recorded yet): just that topic
+        (&one, converged(&[], &[TOPIC]), "RUNNING", "RUNNING", Ok(vec![RecordIntent, Subscribe, MarkReady])),
         // teardown unsubscribes every recorded subscription, whatever the settings say now
-        (&two, with_subs(Ready, &[TOPIC, OLD]), "STOPPED", "STOPPED", Ok(vec![Unsubscribe, DeleteQueue, Tombstone(Gone)])),
-        // a half-done provisioning that recorded some topics recovers the missing ones before unsubscribing
-        (&two, with_subs(Provisioning, &[TOPIC]), "RUNNING", "STOPPED", Ok(vec![RecoverSubscription, Unsubscribe, MarkDraining])),
-        (&two, with_subs(Provisioning, &[TOPIC, FLAGS]), "RUNNING", "STOPPED", Ok(vec![Unsubscribe, MarkDraining])),
+        (&two, converged(&[TOPIC, OLD], &[TOPIC, OLD]), "STOPPED", "STOPPED", Ok(vec![Unsubscribe, DeleteQueue, Tombstone(Gone)])),
+        // a half-done provisioning: what it recorded and what it named pending are removed
+        (&two, with_subs(Provisioning, &[TOPIC]), "RUNNING", "STOPPED", Ok(vec![Unsubscribe, MarkDraining])),
+        (&two, pending.clone(), "RUNNING", "STOPPED", Ok(vec![Unsubscribe, MarkDraining])),
+        (&two, pending, "RUNNING", "RUNNING", Ok(vec![CreateQueue, Subscribe, MarkReady])),
     ];
     for (s, rec, last, desired, want) in rows {
         let got = steps(decide(&event(last, desired), Some(&rec), s, now()).unwrap());
@@ -145,6 +173,166 @@ fn ready_records_converge_to_the_configured_topics() {
     assert_eq!(topic_drift(&with_subs(Ready, &[TOPIC]), &two), (true, false));
     assert_eq!(topic_drift(&with_subs(Ready, &[TOPIC, OLD]), &one), (false, true));
     assert_eq!(topic_drift(&with_subs(Ready, &[TOPIC]), &one), (false, false));
+}
+
+/// What each converge plan carries: the topics named before their first Subscribe, whether attributes are
+/// read, and which topics an earlier attempt may have left unrecorded.
+#[test]
+fn plans_name_their_topics_before_subscribing() {
+    let two = settings_with_topics(&[TOPIC, FLAGS]);
+    // a first start names every topic in its claim
+    let p = plan(decide(&event("PENDING", "RUNNING"), None, &two, now()).unwrap());
+    assert_eq!(p.record.pending.iter().collect::<Vec<_>>(), [FLAGS, TOPIC]);
+    assert!(!p.observe && p.inherited.is_empty());
+    // a topic added: the intent names only it; the attributes are read (the settings changed)
+    let p = plan(
+        decide(
+            &event("RUNNING", "RUNNING"),
+            Some(&converged(&[TOPIC], &[TOPIC])),
+            &two,
+            now(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(p.record.pending.iter().collect::<Vec<_>>(), [FLAGS]);
+    assert!(p.observe && p.inherited.is_empty());
+    // a redelivered start inherits what the crashed one left pending
+    let mut half = with_subs(State::Provisioning, &[]);
+    half.pending.insert(TOPIC.into());
+    let p = plan(decide(&event("RUNNING", "RUNNING"), Some(&half), &settings(), now()).unwrap());
+    assert_eq!(p.inherited.iter().collect::<Vec<_>>(), [TOPIC]);
+    assert_eq!(p.steps, [Step::CreateQueue, Step::Subscribe, Step::MarkReady]);
+    // a legacy PROVISIONING record: every configured topic is inherited
+    let p = plan(
+        decide(
+            &event("RUNNING", "RUNNING"),
+            Some(&stored(State::Provisioning, false, false)),
+            &two,
+            now(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(p.inherited.len(), 2);
+}
+
+/// A per-topic setting change (raw delivery off, a filter policy) makes a live record stale: its
+/// attributes are read and converged, though the topics are the same.
+#[test]
+fn a_changed_topic_setting_reaches_live_tasks() {
+    let mut s = settings();
+    s.topics[0].subscription.raw_delivery = false;
+    s.topics[0].subscription.filter_policy = Some(r#"{"kind":["a"]}"#.into());
+    let p = plan(
+        decide(
+            &event("RUNNING", "RUNNING"),
+            Some(&stored(State::Ready, true, true)),
+            &s,
+            now(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(p.steps, [Step::CreateQueue, Step::Subscribe, Step::MarkReady]);
+    assert!(p.observe);
+}
+
+/// A writer of an older settings generation never converges (so never undoes) a record a newer one
+/// converged or claimed; it still tears a stopped task down.
+#[test]
+fn an_older_generation_leaves_a_newer_record_alone() {
+    let mut old = settings_with_topics(&[TOPIC]);
+    old.generation = 1;
+    let mut newer = converged(&[TOPIC, FLAGS], &[TOPIC, FLAGS]);
+    newer.generation = 2;
+    let skip = Skip::OlderGeneration { writer: 1, record: 2 };
+    assert_eq!(
+        steps(decide(&event("RUNNING", "RUNNING"), Some(&newer), &old, now()).unwrap()),
+        Err(skip.clone())
+    );
+    let mut claimed = with_subs(State::Provisioning, &[]);
+    claimed.pending.insert(FLAGS.into());
+    claimed.generation = 2;
+    assert_eq!(
+        steps(decide(&event("RUNNING", "RUNNING"), Some(&claimed), &old, now()).unwrap()),
+        Err(skip)
+    );
+    assert_eq!(
+        steps(decide(&event("STOPPED", "STOPPED"), Some(&newer), &old, now()).unwrap()),
+        Ok(vec![Step::Unsubscribe, Step::DeleteQueue, Step::Tombstone(State::Gone)])
+    );
+    // the same or a newer generation converges (equal generations: the last writer wins)
+    for g in [2, 3] {
+        let mut s = old.clone();
+        s.generation = g;
+        assert!(
+            steps(decide(&event("RUNNING", "RUNNING"), Some(&newer), &s, now()).unwrap()).is_ok(),
+            "{g}"
+        );
+    }
+}
+
+/// A refused topic leaves the task READY; it is tried again after its backoff, named again first.
+#[test]
+fn refused_topics_wait_for_their_backoff() {
+    let two = settings_with_topics(&[TOPIC, FLAGS]);
+    let mut r = converged(&[TOPIC], &[TOPIC, FLAGS]);
+    let refusal = |minutes_ago| crate::record::Refusal {
+        kind: "access-denied".into(),
+        message: "not admitted".into(),
+        since: now() - Duration::hours(1),
+        last_at: now() - Duration::minutes(minutes_ago),
+        attempts: 1,
+    };
+    r.refused.insert(FLAGS.into(), refusal(1));
+    assert_eq!(
+        steps(decide(&event("RUNNING", "RUNNING"), Some(&r), &two, now()).unwrap()),
+        Err(Skip::AlreadyReady)
+    );
+    r.refused.insert(FLAGS.into(), refusal(5));
+    let p = plan(decide(&event("RUNNING", "RUNNING"), Some(&r), &two, now()).unwrap());
+    assert_eq!(p.steps, [Step::RecordIntent, Step::Subscribe, Step::MarkReady]);
+    assert!(p.record.pending.contains(FLAGS));
+}
+
+/// The sweeper's hints: a recorded subscription missing from its topic's listing is made again, after its
+/// topic is named; the queue and the other subscriptions are looked at too.
+#[test]
+fn a_lost_subscription_is_made_again() {
+    let two = settings_with_topics(&[TOPIC, FLAGS]);
+    let r = converged(&[TOPIC, FLAGS], &[TOPIC, FLAGS]);
+    let names = TaskNames::derive(&r.task_arn, two.naming()).unwrap();
+    let facts = TaskFacts::of_event(&event("RUNNING", "RUNNING"));
+    let hints = Hints {
+        lost: [FLAGS.to_owned()].into(),
+        ..Hints::default()
+    };
+    let p = plan(plan_with(
+        Intent::Provision,
+        &names,
+        &facts,
+        Some(&r),
+        &two,
+        now(),
+        &hints,
+    ));
+    assert_eq!(
+        p.steps,
+        [Step::RecordIntent, Step::CreateQueue, Step::Subscribe, Step::MarkReady]
+    );
+    assert!(p.observe && !p.record.subscriptions.contains_key(FLAGS) && p.record.pending.contains(FLAGS));
+    let verify = Hints {
+        verify: true,
+        ..Hints::default()
+    };
+    let p = plan(plan_with(
+        Intent::Provision,
+        &names,
+        &facts,
+        Some(&r),
+        &two,
+        now(),
+        &verify,
+    ));
+    assert_eq!(p.steps, [Step::CreateQueue, Step::Subscribe, Step::MarkReady]);
 }
 
 #[test]
@@ -265,10 +453,71 @@ fn apply_moves_state_and_clears_what_no_longer_exists() {
     assert_eq!(g.queue_url, None);
     assert_eq!(g.expires_at, Some(now().timestamp() + 86_400));
     assert_eq!(apply(&r, Step::CreateQueue, &s, now()).state, State::Ready);
+    // a teardown write forgets every topic: nothing of the task is subscribed any more
+    let mut named = r.clone();
+    named.pending.insert(FLAGS.into());
+    named.refused.insert(
+        OLD.into(),
+        crate::record::Refusal {
+            kind: "quota".into(),
+            message: "m".into(),
+            since: now(),
+            last_at: now(),
+            attempts: 1,
+        },
+    );
+    for step in [
+        Step::MarkDraining,
+        Step::Tombstone(State::Gone),
+        Step::Tombstone(State::Draining),
+    ] {
+        let t = apply(&named, step, &s, now());
+        assert!(
+            t.subscriptions.is_empty() && t.pending.is_empty() && t.refused.is_empty(),
+            "{step:?}"
+        );
+        let watched: Vec<&str> = t.watch.iter().map(String::as_str).collect();
+        assert_eq!(
+            watched,
+            [FLAGS, TOPIC, OLD],
+            "{step:?}: the sweeper keeps listing every topic it named"
+        );
+    }
+}
+
+/// MarkReady says which settings the record is converged to; a claim or an intent says only whose
+/// intent it is.
+#[test]
+fn writes_stamp_the_generation_and_mark_ready_the_fingerprint() {
+    let mut s = settings_with_topics(&[TOPIC, FLAGS]);
+    s.generation = 7;
+    let mut r = stored(State::Provisioning, false, true);
+    r.settings_hash = None;
+    r.generation = 3;
+    let claimed = apply(&r, Step::Claim, &s, now());
+    assert_eq!((claimed.generation, claimed.settings_hash.as_deref()), (7, None));
+    let intent = apply(&r, Step::RecordIntent, &s, now());
+    assert_eq!((intent.generation, intent.settings_hash.as_deref()), (7, None));
+    let ready = apply(&r, Step::MarkReady, &s, now());
+    assert_eq!((ready.generation, ready.settings_hash), (7, Some(s.fingerprint())));
+    r.generation = 9;
+    assert_eq!(
+        apply(&r, Step::RecordIntent, &s, now()).generation,
+        9,
+        "an intent never lowers it"
+    );
 }
 
 fn undo(current: Option<&Record>, ours: &Record) -> Option<(Vec<Step>, Vec<String>)> {
-    after_lost_race(current, ours).map(|u| (u.steps, u.record.subscriptions.into_values().collect()))
+    // settings that want no topic of these records: the rule of what the winner names alone
+    let s = settings_with_topics(&["arn:aws:sns:us-east-1:123456789012:elsewhere"]);
+    match after_lost_race(current, ours, &s) {
+        AfterLoss::Undo(u) => Some((u.steps, u.record.subscriptions.into_values().collect())),
+        AfterLoss::Redecide(h) => {
+            assert_eq!(h, Hints::default());
+            None
+        }
+    }
 }
 
 #[test]
@@ -278,10 +527,6 @@ fn a_lost_race_is_undone_according_to_who_won() {
     let mine = vec![format!("{TOPIC}:s")];
     // The winner recorded the very subscription we made (Subscribe is idempotent): nothing to undo.
     assert_eq!(undo(Some(&ours), &ours), Some((vec![], vec![])));
-    // The winner recorded another subscription: ours is unrecorded, undo it (and only it).
-    let mut other = ours.clone();
-    other.subscriptions.insert(TOPIC.into(), "arn:other".into());
-    assert_eq!(undo(Some(&other), &ours), Some((vec![Unsubscribe], mine.clone())));
     // A teardown won: unsubscribe ours; the queue is the draining container's until STOPPED.
     let draining = stored(State::Draining, false, true);
     assert_eq!(undo(Some(&draining), &ours), Some((vec![Unsubscribe], mine.clone())));
@@ -293,13 +538,151 @@ fn a_lost_race_is_undone_according_to_who_won() {
     assert_eq!(undo(None, &ours), both);
     // Another provisioning holds the record: our resources are its resources; decide again.
     assert_eq!(undo(Some(&stored(State::Provisioning, false, true)), &ours), None);
+    // A READY winner naming the topic as pending (settings that do not want it: an older writer's view):
+    // its converge adopts ours; kept.
+    let mut adopting = stored(State::Ready, false, true);
+    adopting.pending.insert(TOPIC.into());
+    assert_eq!(undo(Some(&adopting), &ours), Some((vec![], vec![])));
+    // A READY winner that names the topic nowhere, and settings that do not want it: ours goes.
+    let bare = stored(State::Ready, false, true);
+    assert_eq!(undo(Some(&bare), &ours), Some((vec![Unsubscribe], mine.clone())));
     // Several topics: only what the winner does not name is undone.
-    let ours = with_subs(State::Ready, &[TOPIC, FLAGS]);
+    let ours2 = with_subs(State::Ready, &[TOPIC, FLAGS]);
     let winner = with_subs(State::Ready, &[TOPIC]);
     assert_eq!(
-        undo(Some(&winner), &ours),
+        undo(Some(&winner), &ours2),
         Some((vec![Unsubscribe], vec![format!("{FLAGS}:s")]))
     );
+    // Only ARNs are undone: what our record left pending or refused is not ours to name.
+    let mut pend = ours.clone();
+    pend.pending.insert(FLAGS.into());
+    let AfterLoss::Undo(u) = after_lost_race(Some(&draining), &pend, &settings()) else {
+        panic!("a teardown won")
+    };
+    assert!(u.record.pending.is_empty() && u.record.refused.is_empty());
+}
+
+/// What a lost race adopts is recorded by the next plan, even under a READY record that otherwise needs
+/// nothing (a refused topic whose subscription a racing writer made before the owner revoked us).
+#[test]
+fn adopted_subscriptions_are_recorded() {
+    let two = settings_with_topics(&[TOPIC, FLAGS]);
+    let mut r = converged(&[TOPIC], &[TOPIC, FLAGS]);
+    r.refused.insert(
+        FLAGS.into(),
+        crate::record::Refusal {
+            kind: "access-denied".into(),
+            message: "revoked".into(),
+            since: now(),
+            last_at: now(),
+            attempts: 1,
+        },
+    );
+    let names = TaskNames::derive(&r.task_arn, two.naming()).unwrap();
+    let facts = TaskFacts::of_event(&event("RUNNING", "RUNNING"));
+    let adopt = Hints {
+        adopt: [
+            (FLAGS.to_owned(), "arn:made".to_owned()),
+            (OLD.to_owned(), "arn:old".to_owned()),
+        ]
+        .into(),
+        ..Hints::default()
+    };
+    let p = plan(plan_with(
+        Intent::Provision,
+        &names,
+        &facts,
+        Some(&r),
+        &two,
+        now(),
+        &adopt,
+    ));
+    assert_eq!(p.steps, [Step::MarkReady]);
+    assert_eq!(p.record.subscriptions[FLAGS], "arn:made");
+    assert!(!p.record.refused.contains_key(FLAGS), "it exists: no longer refused");
+    assert!(
+        !p.record.subscriptions.contains_key(OLD),
+        "a topic these settings do not want is not adopted"
+    );
+    // a topic the record names with an ARN is not adopted over it (the plan's verify settles which lives)
+    let same = Hints {
+        adopt: [(TOPIC.to_owned(), "arn:other".to_owned())].into(),
+        ..Hints::default()
+    };
+    assert_eq!(
+        steps(plan_with(
+            Intent::Provision,
+            &names,
+            &facts,
+            Some(&r),
+            &two,
+            now(),
+            &same
+        )),
+        Err(Skip::AlreadyReady)
+    );
+}
+
+/// A live task must not lose a topic because two provisioners raced: under a READY winner, a subscription
+/// we just made is recorded by deciding again rather than removed.
+#[test]
+fn a_lost_race_never_removes_what_a_live_task_wants() {
+    let ours = stored(State::Ready, true, true);
+    // The winner names a stale ARN for the topic (the topic was re-created): ours is the live one.
+    let mut stale = ours.clone();
+    stale.subscriptions.insert(TOPIC.into(), "arn:dead".into());
+    // Which ARN lives is unknown: decide again reading every subscription; nothing adopted over theirs.
+    assert_eq!(
+        after_lost_race(Some(&stale), &ours, &settings()),
+        AfterLoss::Redecide(Hints {
+            verify: true,
+            ..Hints::default()
+        })
+    );
+    let adopt = AfterLoss::Redecide(Hints {
+        verify: true,
+        adopt: [(TOPIC.to_owned(), format!("{TOPIC}:s"))].into(),
+        ..Hints::default()
+    });
+    // The winner names the topic nowhere, as pending (its Subscribe may have come before ours), or as
+    // refused (the owner revoked us after our Subscribe), and our settings want it: ours is recorded.
+    let bare = stored(State::Ready, false, true);
+    assert_eq!(after_lost_race(Some(&bare), &ours, &settings()), adopt);
+    let mut pending = bare.clone();
+    pending.pending.insert(TOPIC.into());
+    assert_eq!(after_lost_race(Some(&pending), &ours, &settings()), adopt);
+    // ...unless the winner is of a newer generation: an older writer never leaves its topic on it.
+    let mut newer = bare.clone();
+    newer.generation = 5;
+    let AfterLoss::Undo(u) = after_lost_race(Some(&newer), &ours, &settings()) else {
+        panic!("undone")
+    };
+    assert_eq!(u.steps, [Step::Unsubscribe]);
+    // ...but a newer winner naming the topic pending or refused wants it: ours is left for it to record
+    for named in ["pending", "refused"] {
+        let mut wants = newer.clone();
+        if named == "pending" {
+            wants.pending.insert(TOPIC.into());
+        } else {
+            wants.refused.insert(
+                TOPIC.into(),
+                crate::record::Refusal {
+                    kind: "access-denied".into(),
+                    message: "revoked".into(),
+                    since: now(),
+                    last_at: now(),
+                    attempts: 1,
+                },
+            );
+        }
+        let AfterLoss::Undo(u) = after_lost_race(Some(&wants), &ours, &settings()) else {
+            panic!("{named}: an undo with nothing to do")
+        };
+        assert!(
+            u.steps.is_empty() && u.record.subscriptions.is_empty(),
+            "{named}: {u:?}"
+        );
+    }
 }
 
 #[test]
@@ -319,6 +702,7 @@ fn every_write_moves_the_revision_on_by_one() {
     let r = stored(State::Ready, true, true);
     for step in [
         Step::Claim,
+        Step::RecordIntent,
         Step::MarkReady,
         Step::MarkDraining,
         Step::Tombstone(State::Gone),
@@ -370,13 +754,12 @@ fn stable_names_are_pinned() {
         steps,
         [
             "claim",
+            "record-intent",
             "create-queue",
             "subscribe",
             "mark-ready",
-            "recover-subscription",
             "unsubscribe",
             "unsubscribe-retired",
-            "update-policy",
             "lookup-queue-url",
             "delete-queue",
             "mark-draining",
@@ -399,6 +782,7 @@ fn stable_names_are_pinned() {
         Skip::Tombstoned(State::Gone),
         Skip::AlreadyDraining(State::Draining),
         Skip::AlreadyGone,
+        Skip::OlderGeneration { writer: 1, record: 2 },
     ];
     let codes: Vec<&str> = skips.iter().map(Skip::code).collect();
     assert_eq!(
@@ -414,21 +798,21 @@ fn stable_names_are_pinned() {
             "already-ready",
             "tombstoned",
             "already-draining",
-            "already-gone"
+            "already-gone",
+            "older-generation"
         ]
     );
 }
 
 /// Every step, in declaration order.
-const EVERY_STEP: [Step; 13] = [
+const EVERY_STEP: [Step; 12] = [
     Step::Claim,
+    Step::RecordIntent,
     Step::CreateQueue,
     Step::Subscribe,
     Step::MarkReady,
-    Step::RecoverSubscription,
     Step::Unsubscribe,
     Step::UnsubscribeRetired,
-    Step::UpdatePolicy,
     Step::LookupQueueUrl,
     Step::DeleteQueue,
     Step::MarkDraining,
@@ -448,6 +832,7 @@ fn the_record_writes_are_the_barriers() {
         writes,
         [
             "claim",
+            "record-intent",
             "mark-ready",
             "mark-draining",
             "tombstone-draining",

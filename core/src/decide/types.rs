@@ -2,6 +2,7 @@
 //! ([`Role`]), why nothing happens ([`Skip`]), what happens ([`Step`], [`Plan`], [`Decision`]) and the facts
 //! a plan is made from ([`Admitted`], [`TaskFacts`]).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -93,6 +94,13 @@ pub enum Skip {
     AlreadyDraining(State),
     /// A stopped event for a task already gone.
     AlreadyGone,
+    /// The record was converged by a newer settings generation: an older writer never undoes its work.
+    OlderGeneration {
+        /// This writer's generation.
+        writer: u64,
+        /// The record's.
+        record: u64,
+    },
 }
 
 impl Skip {
@@ -110,6 +118,7 @@ impl Skip {
             Self::Tombstoned(_) => "tombstoned",
             Self::AlreadyDraining(_) => "already-draining",
             Self::AlreadyGone => "already-gone",
+            Self::OlderGeneration { .. } => "older-generation",
         }
     }
 }
@@ -136,6 +145,11 @@ impl fmt::Display for Skip {
             Self::Tombstoned(s) => write!(f, "task is {s}: a late start must not resurrect it"),
             Self::AlreadyDraining(s) => write!(f, "task is already {s}"),
             Self::AlreadyGone => f.write_str("task already gone"),
+            Self::OlderGeneration { writer, record } => write!(
+                f,
+                "the record was converged by settings generation {record}, newer than this writer's {writer}: \
+                 left to the newer settings"
+            ),
         }
     }
 }
@@ -145,23 +159,25 @@ impl fmt::Display for Skip {
 pub enum Step {
     /// Conditional PutItem of the PROVISIONING record if none exists (returns the existing one otherwise).
     Claim,
-    /// CreateQueue with policy, attributes and tags; fills `queue_url`.
+    /// Conditional update naming topics as pending before their first Subscribe (a topic added to the
+    /// settings, or a refused one tried again): nothing tasksub creates is ever unnamed.
+    RecordIntent,
+    /// The queue as desired ([`crate::converge::queue`]): CreateQueue with policy, attributes and tags
+    /// (it also answers for a queue that is already right, and re-creates one deleted by hand); a queue
+    /// that exists with other attributes is adopted if its tags say it is ours and its attributes are set.
+    /// Fills `queue_url`.
     CreateQueue,
-    /// Subscribe the queue to every configured topic the record has no subscription for (all at once);
-    /// fills `subscriptions`.
+    /// Every configured topic's subscription as desired ([`crate::converge::topic`]), one call chain per
+    /// topic, all at once: subscribed (ARN recorded), or refused for good (kept per topic in the record).
     Subscribe,
-    /// Conditional update PROVISIONING|READY → READY with URL and subscription ARNs.
+    /// Conditional update PROVISIONING|READY → READY with URL, subscriptions, refusals, the settings'
+    /// generation and fingerprint.
     MarkReady,
-    /// Idempotent Subscribe with the same attributes, to learn the ARNs of subscriptions a crashed
-    /// provisioning may have left unrecorded (they are unsubscribed next).
-    RecoverSubscription,
-    /// Unsubscribe every subscription the record names (not-found counts as done).
+    /// Remove every subscription the record names, recorded or pending, whatever the settings say
+    /// (a pending one is found by listing its topic; never by subscribing).
     Unsubscribe,
-    /// Unsubscribe the subscriptions whose topic is no longer configured (a settings change).
+    /// Remove the subscriptions whose topic is no longer configured (a settings change).
     UnsubscribeRetired,
-    /// SetQueueAttributes `Policy`: the queue policy admits exactly the configured topics again (a
-    /// queue keeps the policy of its creation; a topic added later would be denied by it).
-    UpdatePolicy,
     /// GetQueueUrl of the derived name; a missing queue leaves `queue_url` empty.
     LookupQueueUrl,
     /// DeleteQueue `queue_url` if known (not-found counts as done).
@@ -177,20 +193,19 @@ impl Step {
     pub fn is_write(self) -> bool {
         matches!(
             self,
-            Self::Claim | Self::MarkReady | Self::MarkDraining | Self::Tombstone(_)
+            Self::Claim | Self::RecordIntent | Self::MarkReady | Self::MarkDraining | Self::Tombstone(_)
         )
     }
     /// Name used in logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Claim => "claim",
+            Self::RecordIntent => "record-intent",
             Self::CreateQueue => "create-queue",
             Self::Subscribe => "subscribe",
             Self::MarkReady => "mark-ready",
-            Self::RecoverSubscription => "recover-subscription",
             Self::Unsubscribe => "unsubscribe",
             Self::UnsubscribeRetired => "unsubscribe-retired",
-            Self::UpdatePolicy => "update-policy",
             Self::LookupQueueUrl => "lookup-queue-url",
             Self::DeleteQueue => "delete-queue",
             Self::MarkDraining => "mark-draining",
@@ -211,6 +226,29 @@ pub struct Plan {
     pub expected: Option<State>,
     /// What to do, in order.
     pub steps: Vec<Step>,
+    /// Read the queue's and the known subscriptions' attributes and converge them (the settings changed
+    /// since the record was converged, or the sweeper saw something missing).
+    pub observe: bool,
+    /// The topics pending in the stored record before this plan: an earlier attempt may have made their
+    /// subscriptions without recording the ARN.
+    pub inherited: BTreeSet<String>,
+    /// The READY record as read, before the hints were applied: a plan whose outcome equals it (an
+    /// audit that changed nothing) does not write it again. `None` for any other stored state.
+    pub baseline: Option<Record>,
+}
+
+/// What a writer knows that a record does not say: recorded subscriptions missing from their topics'
+/// complete listings (the sweeper: deleted by the topic's owner, or lost with a re-created topic), and
+/// subscriptions this invocation made that the record does not name (after a lost race: they are to be
+/// recorded). Events start with none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// Read and converge every known subscription and the queue (an audit).
+    pub verify: bool,
+    /// Topics whose recorded subscription no longer exists.
+    pub lost: BTreeSet<String>,
+    /// Subscriptions that exist and the record does not name: topic → ARN (recorded by the plan).
+    pub adopt: std::collections::BTreeMap<String, String>,
 }
 
 /// The outcome of [`decide`](super::decide).
@@ -240,6 +278,16 @@ impl Admitted {
     /// round without admitting the event again.
     pub fn plan(&self, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>) -> Decision {
         plan_for(self.intent, &self.names, &self.facts, stored, settings, now)
+    }
+    /// [`Self::plan`] with hints (after a lost race: subscriptions the winner names stale).
+    pub fn plan_with(
+        &self,
+        stored: Option<&Record>,
+        settings: &Settings,
+        now: DateTime<Utc>,
+        hints: &Hints,
+    ) -> Decision {
+        super::plan_with(self.intent, &self.names, &self.facts, stored, settings, now, hints)
     }
 }
 

@@ -81,13 +81,55 @@ pub struct TopicArn {
     arn: String,
 }
 
+/// Longest SNS topic name (FIFO names included, `.fifo` counted).
+pub const MAX_TOPIC_NAME_LEN: usize = 256;
+
+/// What AWS would refuse in a topic ARN's parts, if anything: the partition must be the region's, the
+/// region shaped like one, the account 12 digits, the name 1 to 256 characters of `[A-Za-z0-9_-]`
+/// (a FIFO name ends in `.fifo`). An error that can never succeed at run time is refused at start-up.
+fn topic_arn_problem(p: &ArnParts<'_>) -> Option<String> {
+    if !super::is_region(p.region) {
+        return Some(format!("region {:?} is not an AWS region name", p.region));
+    }
+    if p.partition != super::partition_of(p.region) {
+        let want = super::partition_of(p.region);
+        return Some(format!(
+            "partition {:?} is not {want:?}, the partition of {}",
+            p.partition, p.region
+        ));
+    }
+    if !super::is_account(p.account) {
+        return Some(format!("account {:?} is not a 12-digit AWS account ID", p.account));
+    }
+    let stem = p.resource.strip_suffix(FIFO_SUFFIX).unwrap_or(p.resource);
+    if stem.is_empty() || p.resource.len() > MAX_TOPIC_NAME_LEN {
+        return Some(format!(
+            "name {:?} must have 1 to {MAX_TOPIC_NAME_LEN} characters",
+            p.resource
+        ));
+    }
+    if !stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Some(format!(
+            "name {:?} may hold only letters, digits, - and _ (and end in .fifo)",
+            p.resource
+        ));
+    }
+    None
+}
+
 impl TopicArn {
-    /// Parses `arn:<partition>:sns:<region>:<account>:<name>`.
+    /// Parses `arn:<partition>:sns:<region>:<account>:<name>`, refusing what AWS would refuse.
     pub fn parse(s: &str) -> Result<Self, NamingError> {
         let bad = || NamingError::NotATopicArn(s.to_owned());
         let p = split_arn(s).filter(|p| p.service == "sns").ok_or_else(bad)?;
         if p.resource.is_empty() || p.resource.contains(':') {
             return Err(bad());
+        }
+        if let Some(reason) = topic_arn_problem(&p) {
+            return Err(NamingError::BadTopicArn {
+                arn: s.to_owned(),
+                reason,
+            });
         }
         Ok(Self {
             partition: p.partition.to_owned(),

@@ -126,13 +126,22 @@ fn home_is_validated_and_gives_the_partition() {
             Err(NamingError::NotAnAccount(account.into()))
         );
     }
-    for region in ["", "useast1", "US-EAST-1", "us east-1", &"a-".repeat(17)] {
+    for region in [
+        "",
+        "useast1",
+        "US-EAST-1",
+        "us east-1",
+        &"a-".repeat(17),
+        "us-east-1 ",
+        "-us-east-1",
+        "us-east-",
+    ] {
         assert_eq!(
             Home::new(region, "123456789012"),
             Err(NamingError::NotARegion(region.into()))
         );
     }
-    assert!(Home::new(&"a-".repeat(16), "123456789012").is_ok());
+    assert!(Home::new(&format!("{}aa", "a-".repeat(15)), "123456789012").is_ok());
 }
 
 #[test]

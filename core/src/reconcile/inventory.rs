@@ -73,7 +73,20 @@ pub struct Inventory {
     pub opaque: BTreeSet<String>,
     /// Details of the queues [`needs_details`](super::needs_details) named, by queue name.
     pub details: BTreeMap<String, QueueDetails>,
-    /// The topic's subscriptions, listed before the records were read (so a subscription made by a
-    /// provisioning in flight always finds its claim).
+    /// The topics' subscriptions (every configured topic, and every topic a record names), listed before
+    /// the records were read (so a subscription made by a provisioning in flight always finds its claim).
     pub subscriptions: Vec<SeenSubscription>,
+    /// The topics whose listing was read to its end: only there does a recorded subscription that is not
+    /// listed count as lost.
+    pub listed: BTreeSet<String>,
+    /// Records that could not be read, by key, with why: reported and left alone (quarantined), never a
+    /// reason to stop the sweep.
+    pub quarantined: BTreeMap<String, String>,
+}
+
+impl SeenSubscription {
+    /// The topic ARN of the subscription (from its ARN).
+    pub fn topic(&self) -> Option<&str> {
+        crate::naming::topic_of_subscription(&self.arn)
+    }
 }

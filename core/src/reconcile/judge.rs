@@ -5,8 +5,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::SeenSubscription;
 use super::{grace_hold, Action, ActionKind, Ecs, EcsTask, Hold, QueueDetails, SeenQueue};
-use crate::decide::{plan_for, topic_drift, Decision, Intent, Plan, Step, TaskFacts};
+use crate::decide::{plan_for, plan_with, Decision, Hints, Intent, Plan, Skip, Step, TaskFacts};
 use crate::naming::{TaskArn, TaskNames};
 use crate::policy::tags;
 use crate::record::{Record, State};
@@ -20,6 +21,8 @@ pub(super) struct Subject<'a> {
     pub(super) record: Option<&'a Record>,
     pub(super) queue: Option<&'a SeenQueue>,
     pub(super) details: Option<&'a QueueDetails>,
+    /// The listed subscriptions whose endpoint is this task's queue.
+    pub(super) seen: Vec<&'a SeenSubscription>,
 }
 
 /// What every verdict of one run shares.
@@ -27,6 +30,10 @@ pub(super) struct Cx<'a> {
     pub(super) settings: &'a Settings,
     pub(super) grace: Duration,
     pub(super) now: DateTime<Utc>,
+    /// Topics whose listing was read to its end.
+    pub(super) listed: &'a std::collections::BTreeSet<String>,
+    /// Live tasks this run audits.
+    pub(super) audit: &'a std::collections::BTreeSet<&'a str>,
 }
 
 /// `None`: nothing to do and nothing worth reporting.
@@ -71,13 +78,82 @@ impl Cx<'_> {
         )
     }
 
-    /// A READY task whose subscriptions differ from the configured topics.
+    /// A READY task whose real queue or subscriptions differ from its desired state: the settings
+    /// changed, a topic refused and is due again, its queue is not listed, or a recorded subscription is
+    /// missing from its topic's complete listing (deleted by the owner, or lost with a re-created topic).
     fn converge(&self, s: &Subject<'_>, t: &EcsTask) -> Verdict {
-        let (missing, retired) = topic_drift(s.record?, self.settings);
-        if !(missing || retired) {
-            return None;
+        let r = s.record?;
+        // The listings were read before the records: only a record that named its subscriptions well
+        // before this sweep began proves that a subscription missing from a listing is gone.
+        let settled = self.now - r.updated_at >= self.grace.max(super::LOST_AFTER);
+        let lost: std::collections::BTreeSet<String> = r
+            .subscriptions
+            .iter()
+            .filter(|(topic, arn)| settled && self.listed.contains(*topic) && !s.seen.iter().any(|x| &x.arn == *arn))
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        // Our subscriptions to configured topics that the record does not name for their topic (made
+        // before the topic's owner refused Subscribe, or by an attempt whose answer was lost): recorded as
+        // they are and their attributes converged, never subscribed again (a refusing topic would refuse).
+        // Likewise one that replaces a recorded subscription found lost (the topic re-created, or ours
+        // re-made by an attempt whose answer was lost).
+        let mut adopt = std::collections::BTreeMap::new();
+        for seen in &s.seen {
+            let Some(topic) = seen.topic() else { continue };
+            let unnamed = !r.subscriptions.contains_key(topic) || lost.contains(topic);
+            if self.settings.topic(topic).is_some() && unnamed && !r.names(&seen.arn) {
+                adopt.entry(topic.to_owned()).or_insert_with(|| seen.arn.clone());
+            }
         }
-        self.act(ActionKind::Converge, Intent::Provision, facts_of_task(t), s, None)
+        let hints = Hints {
+            verify: s.queue.is_none() || !adopt.is_empty(),
+            lost,
+            adopt,
+        };
+        let names = match self.names(&t.task_arn) {
+            Ok(n) => n,
+            Err(hold) => return Some(Err(hold)),
+        };
+        let facts = facts_of_task(t);
+        let plan = |hints: &Hints| {
+            plan_with(
+                Intent::Provision,
+                &names,
+                &facts,
+                Some(r),
+                self.settings,
+                self.now,
+                hints,
+            )
+        };
+        let audited = self.audit.contains(s.id);
+        let (kind, plan) = match plan(&hints) {
+            // A task due for its audit is read whatever else brings the sweep to it (a refusal to retry,
+            // a lost subscription): an older writer may have changed what its record says is converged.
+            Decision::Act(p) if audited && !p.observe => match plan(&Hints {
+                verify: true,
+                ..hints.clone()
+            }) {
+                Decision::Act(read) => (ActionKind::Converge, read),
+                Decision::Skip(_) => (ActionKind::Converge, p),
+            },
+            Decision::Act(p) => (ActionKind::Converge, p),
+            Decision::Skip(Skip::AlreadyReady) if self.audit.contains(s.id) => {
+                let audit = Hints {
+                    verify: true,
+                    ..Hints::default()
+                };
+                match plan(&audit) {
+                    Decision::Act(p) => (ActionKind::Audit, p),
+                    Decision::Skip(skip) => return Some(Err(Hold::Skip(skip))),
+                }
+            }
+            Decision::Skip(Skip::AlreadyReady) => return None,
+            Decision::Skip(skip) => return Some(Err(Hold::Skip(skip))),
+        };
+        let mut a = action(kind, Intent::Provision, names.clone(), facts.clone(), s, *plan);
+        a.lost = hints.lost;
+        Some(Ok(a))
     }
 
     /// A stopping task whose stop event was lost.
@@ -166,6 +242,9 @@ impl Cx<'_> {
             record,
             expected: Some(State::Gone),
             steps: vec![Step::DeleteQueue],
+            observe: false,
+            inherited: Default::default(),
+            baseline: None,
         };
         let (kind, intent, facts) = (ActionKind::RemoveStrayQueue, Intent::Stopped, facts_of_record(r));
         Some(Ok(action(kind, intent, names, facts, s, plan)))
@@ -215,6 +294,7 @@ fn action(kind: ActionKind, intent: Intent, names: TaskNames, facts: TaskFacts, 
         names,
         facts,
         plan,
+        lost: Default::default(),
     }
 }
 

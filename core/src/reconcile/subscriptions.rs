@@ -5,19 +5,23 @@
 //! | not `sqs`, another account or region, outside the prefix, not a task ID | | | never touched (not listed) |
 //! | our queue | READY, names this subscription | any | healthy (not listed) |
 //! | our queue | PROVISIONING | any | held `in-flight`: provisioning records it, or the sweeper finishes it |
-//! | our queue | READY naming no subscription to this topic (a topic being added; or written before ARNs were recorded) | any | held `in-flight`: the `converge` action subscribes (same ARN) and records it |
+//! | our queue | READY naming this topic as pending (an earlier attempt's ARN was never recorded) | any | held `in-flight`: the `converge` action records it or removes it |
+//! | our queue, a configured topic | READY not naming this ARN (its recorded one was lost; or written before ARNs were recorded) | running / busy | held `in-flight`: the `converge` action records it as listed and converges its attributes (never subscribes again: the topic may refuse) |
+//! | our queue | any record, quarantined (unreadable) | any | held `quarantined` |
 //! | our queue | none | running / busy | held `in-flight`: the `provision` action subscribes (same ARN) and records it |
-//! | our queue | READY naming another ARN for this topic, DRAINING, GONE | any | `unsubscribe` once the record is older than the grace |
+//! | our queue | READY of a newer settings generation, not naming it | any | held `older-generation`: a topic these settings retired may be one the newer settings want |
+//! | our queue | READY not naming it (a retired topic, or the task is not running), DRAINING, GONE | any | `unsubscribe` once the record is older than the grace |
 //! | our queue, existing, with tasksub's tags naming the task | none | stopped / unknown | `unsubscribe` once the queue is older than the grace |
 //! | our queue, no longer existing | none | stopped / unknown | `unsubscribe` |
 //! | our queue, existing, untagged or tagged for another task | none | stopped / unknown | held `untagged` / `foreign-queue` |
 //!
-//! Why this is safe: a subscription exists only after its task's claim (claim → Subscribe), and the
-//! sweeper lists subscriptions before it reads the records, so a subscription made by a provisioning in
-//! flight always finds at least its PROVISIONING record. A record that does not name a subscription
-//! never comes to name it later unless it is PROVISIONING, or READY without a subscription to that topic
-//! (converging after a topic was added): MarkReady is the only write that records a subscription, and it
-//! expects the revision it read; a READY record that names another ARN for the topic is never replaced.
+//! Why this is safe: a subscription exists only after its topic is named in its task's record (the claim,
+//! or a `record-intent` write, names every topic as pending before its first Subscribe), and the sweeper
+//! lists subscriptions before it reads the records, so a subscription made by a writer in flight always
+//! finds its topic named (pending) in a live record. A READY record that names neither the ARN nor the
+//! topic as pending never comes to name it unless the topic is configured (a converge adopts it), so
+//! removing it elsewhere is safe; MarkReady is the only write that records an ARN, and it expects the
+//! revision it read.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +32,8 @@ use super::{
     grace_hold, grace_of, index_records, index_tasks, is_alive, ActionKind, EcsTask, Hold, Inventory, SeenQueue,
     SeenSubscription,
 };
+use crate::converge::{authority, Authority};
+use crate::decide::Skip;
 use crate::naming::queue_arn;
 use crate::record::{Record, State};
 use crate::settings::Settings;
@@ -139,16 +145,31 @@ impl Pass<'_> {
         queue: &str,
         record: Option<&Record>,
     ) -> Option<Result<Option<DateTime<Utc>>, Hold>> {
-        let topic = crate::naming::topic_of_subscription(&s.arn).unwrap_or_default();
+        let topic = s.topic().unwrap_or_default();
+        let alive = || is_alive(self.inv, &self.tasks, id);
         Some(match record {
             Some(r) if r.state == State::Ready && r.names(&s.arn) => return None,
             Some(r) if r.state == State::Provisioning => Err(Hold::InFlight),
-            // A READY record that names no subscription to this topic is converging after the topic was
-            // added (or was written before subscription ARNs were recorded): this may be its live
-            // subscription, so it is left alone.
-            Some(r) if r.state == State::Ready && !r.subscriptions.contains_key(topic) => Err(Hold::InFlight),
+            // An earlier attempt's subscription whose ARN was never recorded: the next converge records it
+            // (a configured topic) or removes it (a retired one).
+            Some(r) if r.state == State::Ready && r.pending.contains(topic) => Err(Hold::InFlight),
+            // A live task's subscription to a configured topic that its record does not name (its recorded
+            // one was lost, or the record predates recorded ARNs): the converge records it as listed (never subscribing again: the topic may refuse; Subscribe would answer
+            // this same ARN), so it is never removed under a running task.
+            Some(r) if r.state == State::Ready && self.settings.topic(topic).is_some() && alive() => {
+                Err(Hold::InFlight)
+            }
+            // A live record a newer settings generation converged: what these (older) settings call a
+            // retired topic may be one the newer settings want; left to the newer writer.
+            Some(r) if r.state == State::Ready && authority(self.settings, r) == Authority::Older => {
+                Err(Hold::Skip(Skip::OlderGeneration {
+                    writer: self.settings.generation,
+                    record: r.generation,
+                }))
+            }
             Some(r) => Ok(Some(r.updated_at)),
-            None if is_alive(self.inv, &self.tasks, id) => Err(Hold::InFlight),
+            None if self.inv.quarantined.contains_key(id) => Err(Hold::Quarantined(self.inv.quarantined[id].clone())),
+            None if alive() => Err(Hold::InFlight),
             None => match self.queues.get(queue) {
                 None => Ok(None),
                 Some(q) => proven(self.inv.details.get(&q.name), id, self.settings)
@@ -206,6 +227,11 @@ mod tests {
             updated_at: now() - Duration::seconds(age_seconds),
             expires_at: None,
             revision: 2,
+            pending: Default::default(),
+            refused: Default::default(),
+            generation: 0,
+            settings_hash: None,
+            watch: Default::default(),
         }
     }
 
@@ -308,22 +334,58 @@ mod tests {
         let s = sub(&ours(), "sqs");
         let inv = with(s.clone(), vec![record(State::Provisioning, None, 9999)], None);
         assert_eq!(judge(inv), (vec![], vec!["in-flight"]));
-        let legacy = with(s.clone(), vec![record(State::Ready, None, 9999)], None);
-        assert_eq!(
-            judge(legacy),
-            (vec![], vec!["in-flight"]),
-            "a READY record naming no subscription"
-        );
         let mut inv = with(s.clone(), vec![], None);
         inv.opaque.insert(ID.into());
         assert_eq!(judge(inv), (vec![], vec!["in-flight"]));
-        // a READY record that names other topics only: this topic is being added (converge in flight)
-        let mut adding = record(State::Ready, None, 9999);
-        adding.subscriptions.insert(
-            "arn:aws:sns:eu-west-1:210987654321:flags".into(),
-            "arn:flags:sub".into(),
+        // a READY record naming the topic as pending: an earlier attempt's ARN, recorded by the converge
+        let mut pending = record(State::Ready, None, 9999);
+        pending
+            .pending
+            .insert("arn:aws:sns:us-east-1:123456789012:fanout".into());
+        assert_eq!(judge(with(s.clone(), vec![pending], None)), (vec![], vec!["in-flight"]));
+        // a running task's READY record not naming this subscription of a configured topic (its recorded
+        // one was lost, or it predates recorded ARNs): the converge adopts it, never removed
+        let running = |r: Record| {
+            let mut inv = with(s.clone(), vec![r], None);
+            inv.opaque.insert(ID.into());
+            judge(inv)
+        };
+        assert_eq!(running(record(State::Ready, None, 9999)), (vec![], vec!["in-flight"]));
+        assert_eq!(
+            running(record(State::Ready, Some("arn:stale"), 9999)),
+            (vec![], vec!["in-flight"])
         );
-        assert_eq!(judge(with(s.clone(), vec![adding], None)), (vec![], vec!["in-flight"]));
+        // ...but a task ECS does not say runs keeps nothing its record does not name
+        let legacy = with(s.clone(), vec![record(State::Ready, None, 9999)], None);
+        assert_eq!(judge(legacy), (vec![s.arn.clone()], vec![]));
+        // a retired topic's subscription that the record does not name goes, even under a running task
+        let retired = sub(&ours(), "sqs");
+        let mut retired = retired;
+        retired.arn = "arn:aws:sns:us-east-1:123456789012:retired:1".into();
+        let mut inv = with(retired.clone(), vec![record(State::Ready, None, 9999)], None);
+        inv.opaque.insert(ID.into());
+        assert_eq!(judge(inv), (vec![retired.arn.clone()], vec![]));
+        // ...unless a newer settings generation converged the record: the topic these settings retired
+        // may be one the newer settings want (a deploy half done, an old sweeper still running)
+        let mut newer = record(State::Ready, None, 9999);
+        newer.generation = settings().generation + 1;
+        let mut inv = with(retired.clone(), vec![newer.clone()], None);
+        inv.opaque.insert(ID.into());
+        assert_eq!(judge(inv), (vec![], vec!["older-generation"]));
+        // a teardown's record of any generation: the subscription goes
+        newer.state = State::Draining;
+        assert_eq!(
+            judge(with(retired.clone(), vec![newer], None)),
+            (vec![retired.arn], vec![])
+        );
+    }
+
+    #[test]
+    fn a_quarantined_task_keeps_its_subscription() {
+        let s = sub(&ours(), "sqs");
+        let mut inv = with(s, vec![], None);
+        inv.quarantined.insert(ID.into(), "malformed".into());
+        assert_eq!(judge(inv), (vec![], vec!["quarantined"]));
     }
 
     #[test]

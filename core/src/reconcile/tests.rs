@@ -55,6 +55,11 @@ fn record(state: State, age: i64, cluster: &str) -> Record {
         updated_at: ago(age),
         expires_at: None,
         revision: 1,
+        pending: Default::default(),
+        refused: Default::default(),
+        generation: 0,
+        settings_hash: (state == State::Ready).then(|| settings().fingerprint()),
+        watch: Default::default(),
     }
 }
 
@@ -188,6 +193,9 @@ fn reconcile_table() {
         row("running, foreign group", Some(task("RUNNING", "RUNNING", 700, "service:other")), None, Want::Nothing),
         row("running, READY", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Ready, 700, PROD)), Want::Nothing)
             .queue(None),
+        // a live task's queue deleted by hand (not listed): made again, and everything looked at
+        row("running, READY, queue gone", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Ready, 700, PROD)),
+            Want::Act(Converge, vec![CreateQueue, Subscribe, MarkReady])),
         row("running, PROVISIONING crashed", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Provisioning, 700, PROD)),
             Want::Act(FinishProvisioning, vec![CreateQueue, Subscribe, MarkReady])),
         row("running, PROVISIONING in flight", Some(task("RUNNING", "RUNNING", 700, ours)), Some(record(Provisioning, 5, PROD)),
@@ -210,7 +218,7 @@ fn reconcile_table() {
         row("stopped, READY", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Ready, 900, PROD)),
             Want::Act(RemoveOrphan, vec![Unsubscribe, DeleteQueue, gone])).queue(None),
         row("stopped, PROVISIONING", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Provisioning, 900, PROD)),
-            Want::Act(RemoveOrphan, vec![RecoverSubscription, Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
+            Want::Act(RemoveOrphan, vec![Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
         row("stopped, DRAINING", Some(task("STOPPED", "STOPPED", 700, ours)), Some(record(Draining, 900, PROD)),
             Want::Act(RemoveOrphan, vec![DeleteQueue, gone])).queue(None),
         row("stopped, no record, tagged queue", Some(task("STOPPED", "STOPPED", 700, "service:other")), None,
@@ -230,7 +238,7 @@ fn reconcile_table() {
         row("unknown, READY", None, Some(record(Ready, 700, PROD)), Want::Act(RemoveOrphan, vec![Unsubscribe, DeleteQueue, gone]))
             .queue(None),
         row("unknown, PROVISIONING", None, Some(record(Provisioning, 700, PROD)),
-            Want::Act(RemoveOrphan, vec![RecoverSubscription, Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
+            Want::Act(RemoveOrphan, vec![Unsubscribe, LookupQueueUrl, DeleteQueue, gone])),
         row("unknown, READY, young", None, Some(record(Ready, 100, PROD)), Want::Hold("grace")).queue(None),
         row("unknown, READY, cluster out of scope", None, Some(record(Ready, 700, OTHER)), Want::Hold("foreign-cluster"))
             .queue(None),
@@ -356,6 +364,7 @@ fn live_tasks_converge_to_the_configured_topics() {
         let inv = Inventory {
             tasks: vec![ecs],
             records: vec![rec],
+            queues: vec![queue(ID)],
             ..Inventory::default()
         };
         let r = reconcile(&inv, settings, GRACE, now());
@@ -371,23 +380,197 @@ fn live_tasks_converge_to_the_configured_topics() {
         added,
         vec![(
             ActionKind::Converge,
-            vec![Step::Subscribe, Step::UpdatePolicy, Step::MarkReady]
+            vec![Step::RecordIntent, Step::CreateQueue, Step::Subscribe, Step::MarkReady]
         )]
     );
     let mut both = record(State::Ready, 1, PROD);
     both.subscriptions.insert(FLAGS.into(), format!("{FLAGS}:sub"));
+    both.settings_hash = Some(two.fingerprint());
     let removed = run(&settings(), both.clone(), fresh());
     assert_eq!(
         removed,
         vec![(
             ActionKind::Converge,
-            vec![Step::UnsubscribeRetired, Step::UpdatePolicy, Step::MarkReady]
+            vec![
+                Step::CreateQueue,
+                Step::Subscribe,
+                Step::UnsubscribeRetired,
+                Step::MarkReady
+            ]
         )]
     );
     assert!(run(&two, both.clone(), fresh()).is_empty(), "no drift, nothing to do");
     // a stopping task is drained, not converged
     let stopping = run(&settings(), both, task("RUNNING", "STOPPED", 700, ours));
     assert_eq!(stopping[0].0, ActionKind::Drain);
+}
+
+/// What a live task lost to others is made again: a subscription the topic's owner deleted, or lost with
+/// a re-created topic (its recorded ARN is missing from the topic's complete listing). A topic whose
+/// listing was cut short proves nothing.
+#[test]
+fn a_subscription_missing_from_a_complete_listing_is_made_again() {
+    let ours = "service:orders";
+    let rec = record(State::Ready, 700, PROD);
+    let mine = SeenSubscription {
+        arn: format!("{TOPIC}:sub"),
+        endpoint: rec.queue_arn.clone(),
+        protocol: "sqs".into(),
+    };
+    let run = |subs: Vec<SeenSubscription>, listed: bool| {
+        let mut inv = Inventory {
+            tasks: vec![task("RUNNING", "RUNNING", 700, ours)],
+            records: vec![rec.clone()],
+            queues: vec![queue(ID)],
+            subscriptions: subs,
+            ..Inventory::default()
+        };
+        if listed {
+            inv.listed.insert(TOPIC.into());
+        }
+        outcome(reconcile(&inv, &settings(), GRACE, now()))
+    };
+    assert_eq!(run(vec![mine.clone()], true), Want::Nothing, "listed: healthy");
+    let again = Want::Act(
+        ActionKind::Converge,
+        vec![Step::RecordIntent, Step::CreateQueue, Step::Subscribe, Step::MarkReady],
+    );
+    assert_eq!(run(vec![], true), again, "deleted by the owner");
+    let mut other = mine.clone();
+    other.arn = format!("{TOPIC}:new");
+    assert_eq!(
+        run(vec![other], true),
+        Want::Act(
+            ActionKind::Converge,
+            vec![Step::CreateQueue, Step::Subscribe, Step::MarkReady]
+        ),
+        "a re-created topic's new subscription (ours, listed) is recorded as it is: no intent to write"
+    );
+    assert_eq!(
+        run(vec![], false),
+        Want::Nothing,
+        "an incomplete listing proves nothing"
+    );
+    // a record written while the sweep listed may name a subscription made after the listing
+    let young = |age: i64, grace: u64| {
+        let mut r = rec.clone();
+        r.updated_at = ago(age);
+        let mut inv = Inventory {
+            tasks: vec![task("RUNNING", "RUNNING", 700, ours)],
+            records: vec![r],
+            queues: vec![queue(ID)],
+            ..Inventory::default()
+        };
+        inv.listed.insert(TOPIC.into());
+        outcome(reconcile(&inv, &settings(), grace, now()))
+    };
+    assert_eq!(young(119, 0), Want::Nothing, "younger than LOST_AFTER");
+    assert_eq!(young(120, 0), again, "exactly LOST_AFTER old");
+    assert_eq!(young(599, 600), Want::Nothing, "a longer grace waits longer");
+}
+
+/// Our subscription to a configured topic that the record does not name (made before the topic's owner
+/// refused Subscribe, which the record says): adopted as it is and its attributes converged, never
+/// subscribed again (the topic would refuse). A refusal not yet due, and nothing of ours listed, is left.
+#[test]
+fn a_subscription_of_a_refusing_topic_is_adopted_not_subscribed() {
+    let mut rec = record(State::Ready, 700, PROD);
+    rec.subscriptions.clear();
+    rec.refused.insert(
+        TOPIC.into(),
+        crate::record::Refusal {
+            kind: "access-denied".into(),
+            message: "Subscribe failed (access-denied)".into(),
+            since: ago(60),
+            last_at: ago(60),
+            attempts: 1,
+        },
+    );
+    let mine = SeenSubscription {
+        arn: format!("{TOPIC}:made-before"),
+        endpoint: rec.queue_arn.clone(),
+        protocol: "sqs".into(),
+    };
+    let run = |subs: Vec<SeenSubscription>| {
+        let mut inv = Inventory {
+            tasks: vec![task("RUNNING", "RUNNING", 700, "service:orders")],
+            records: vec![rec.clone()],
+            queues: vec![queue(ID)],
+            subscriptions: subs,
+            ..Inventory::default()
+        };
+        inv.listed.insert(TOPIC.into());
+        reconcile(&inv, &settings(), GRACE, now())
+    };
+    let r = run(vec![mine.clone()]);
+    assert!(r.held.is_empty(), "{r:?}");
+    let [a] = r.actions.as_slice() else {
+        panic!("one action: {r:?}")
+    };
+    assert_eq!(a.kind, ActionKind::Converge);
+    assert_eq!(a.plan.record.subscriptions.get(TOPIC), Some(&mine.arn), "recorded");
+    assert!(a.plan.record.refused.is_empty(), "no longer refused");
+    assert!(a.plan.observe, "its attributes are read and converged");
+    assert!(a.plan.steps.contains(&Step::MarkReady), "{:?}", a.plan.steps);
+    // the subscribe stage reads the recorded subscription (and sets what differs) instead of subscribing
+    let targets = crate::converge::plan::subscribe_targets(&a.plan.record, &a.plan.inherited, &settings(), now(), true);
+    let target = targets.iter().find(|t| t.topic == TOPIC).expect("a target");
+    assert_eq!(target.known.as_deref(), Some(mine.arn.as_str()));
+    assert!(target.verify && !target.pending);
+    // another task's subscription is not ours to adopt
+    let mut theirs = mine.clone();
+    theirs.endpoint = theirs.endpoint.replace(ID, "fedcba9876543210fedcba9876543210");
+    assert_eq!(outcome(run(vec![theirs])), Want::Nothing, "another queue's");
+    assert_eq!(outcome(run(vec![])), Want::Nothing, "refused, not due, nothing listed");
+    // a second subscription of ours to a topic whose recorded one is listed (healthy): nothing to adopt
+    // (the record keeps its own; the subscription pass holds the other)
+    let mut healthy = record(State::Ready, 700, PROD);
+    healthy.subscriptions.insert(TOPIC.into(), mine.arn.clone());
+    let mut second = mine.clone();
+    second.arn = format!("{TOPIC}:second");
+    let mut inv = Inventory {
+        tasks: vec![task("RUNNING", "RUNNING", 700, "service:orders")],
+        records: vec![healthy],
+        queues: vec![queue(ID)],
+        subscriptions: vec![mine.clone(), second],
+        ..Inventory::default()
+    };
+    inv.listed.insert(TOPIC.into());
+    assert_eq!(
+        outcome(reconcile_with(&inv, &settings(), GRACE, now(), 0)),
+        Want::Nothing,
+        "the record's own subscription is kept"
+    );
+}
+
+/// A record that cannot be read is reported by its key and left alone; the other tasks are judged.
+#[test]
+fn a_quarantined_record_is_held_and_the_rest_goes_on() {
+    let mut inv = Inventory {
+        tasks: vec![task("STOPPED", "STOPPED", 700, "service:orders")],
+        queues: vec![queue(ID)],
+        ..Inventory::default()
+    };
+    inv.quarantined
+        .insert(ID.into(), "malformed record item: attribute state".into());
+    let other = "ffffffffffffffffffffffffffffffff";
+    let mut rec = record(State::Ready, 700, PROD);
+    rec.task_id = other.into();
+    rec.task_arn = task_arn(other);
+    inv.records.push(rec);
+    let r = reconcile(&inv, &settings(), GRACE, now());
+    assert_eq!(r.held.len(), 1, "{r:?}");
+    assert_eq!(
+        r.held[0].hold,
+        Hold::Quarantined("malformed record item: attribute state".into())
+    );
+    assert_eq!(r.held[0].task_id.as_deref(), Some(ID));
+    assert_eq!(
+        r.actions.len(),
+        1,
+        "the other task (unknown to ECS) is still judged: {r:?}"
+    );
+    assert_eq!(r.actions[0].task_id, other);
 }
 
 /// The names in the sweeper's report and metrics are a contract; only removals count as orphans.
@@ -487,10 +670,13 @@ fn replanning_after_a_conflict_uses_decide() {
     let a = reconcile(&inv, &s, GRACE, now()).actions.remove(0);
     // the Lambda won the race and finished
     let ready = record(State::Ready, 0, PROD);
-    assert_eq!(a.replan(Some(&ready), &s, now()), Decision::Skip(Skip::AlreadyReady));
+    assert_eq!(
+        a.replan(Some(&ready), &s, now(), &Default::default()),
+        Decision::Skip(Skip::AlreadyReady)
+    );
     // the Lambda claimed and crashed: carry on from its claim
     let claimed = record(State::Provisioning, 0, PROD);
-    match a.replan(Some(&claimed), &s, now()) {
+    match a.replan(Some(&claimed), &s, now(), &Default::default()) {
         Decision::Act(p) => assert_eq!(p.steps, vec![Step::CreateQueue, Step::Subscribe, Step::MarkReady]),
         d => panic!("{d:?}"),
     }
@@ -568,7 +754,10 @@ fn a_stray_queue_action_is_never_replanned() {
         Some(record(State::Ready, 0, PROD)),
         Some(record(State::Gone, 0, PROD)),
     ] {
-        assert_eq!(a.replan(stored.as_ref(), &s, now()), Decision::Skip(Skip::AlreadyGone));
+        assert_eq!(
+            a.replan(stored.as_ref(), &s, now(), &Default::default()),
+            Decision::Skip(Skip::AlreadyGone)
+        );
     }
 }
 
@@ -581,6 +770,8 @@ fn a_stopped_task_with_nothing_left_is_not_judged() {
         settings: &s,
         grace: Duration::seconds(0),
         now: now(),
+        listed: &Default::default(),
+        audit: &Default::default(),
     };
     let t = task("STOPPED", "STOPPED", 700, "service:orders");
     let subject = super::judge::Subject {
@@ -590,6 +781,125 @@ fn a_stopped_task_with_nothing_left_is_not_judged() {
         record: None,
         queue: None,
         details: None,
+        seen: vec![],
     };
     assert_eq!(cx.judge(&subject), None);
+}
+
+fn live_fleet(count: usize) -> Inventory {
+    let mut inv = Inventory::default();
+    for i in 0..count {
+        let id = format!("{i:032x}");
+        let mut t = task("RUNNING", "RUNNING", 1, "service:orders");
+        t.task_arn = task_arn(&id);
+        let mut r = record(State::Ready, 1, PROD);
+        r.task_id = id.clone();
+        r.task_arn = task_arn(&id);
+        inv.tasks.push(t);
+        inv.records.push(r);
+        inv.queues.push(queue(&id));
+    }
+    inv
+}
+
+/// The audit cycle is the smallest count ≥ ⌈live / n⌉ with no factor 2 or 3.
+#[test]
+fn the_audit_cycle_is_coprime_with_every_schedule() {
+    let cases = [
+        (0, 25, 1),
+        (1, 25, 1),
+        (25, 25, 1),
+        (26, 25, 5),
+        (100, 25, 5),
+        (101, 25, 5),
+        (126, 25, 7),
+        (10, 1, 11),
+        (7, 0, 7),
+    ];
+    for (live, n, cycle) in cases {
+        assert_eq!(audit_cycle(live, n), cycle, "{live} tasks, {n} per run");
+    }
+}
+
+/// Whatever the schedule the template admits (5 min to 6 h: every 1, 2, 3, 4, 6, 12, 24, 36 or 72
+/// slots), every live task is audited within one cycle of runs, and no run audits more than `n`.
+#[test]
+fn every_live_task_is_audited_within_a_cycle_whatever_the_schedule() {
+    for (count, n) in [(103, 10), (250, 25), (24, 25), (7, 1)] {
+        let inv = live_fleet(count);
+        let cycle = audit_cycle(count, n);
+        for step in [1i64, 2, 3, 4, 6, 12, 24, 36, 72] {
+            let mut seen = BTreeSet::new();
+            for run in 0..cycle as i64 {
+                let at = now() + Duration::seconds(run * step * AUDIT_SLOT_SECONDS);
+                let set = audit_set(&inv, n, at);
+                assert!(set.len() <= n, "{count} tasks, {n} per run: a run audits {}", set.len());
+                assert!(!set.is_empty());
+                seen.extend(set);
+            }
+            assert_eq!(seen.len(), count, "{count} tasks, {n} per run, every {step} slots");
+        }
+        // successive runs audit different tasks (when there are more tasks than one run audits)
+        if count > n {
+            let a = audit_set(&inv, n, now());
+            let b = audit_set(&inv, n, now() + Duration::seconds(AUDIT_SLOT_SECONDS));
+            assert!(a.is_disjoint(&b));
+        }
+    }
+}
+
+/// Only READY records of running tasks are audited, and a run audits them with an Audit action that
+/// reads the world (a task nothing says drifted is otherwise left alone).
+#[test]
+fn audits_pick_live_ready_tasks_and_read_the_world() {
+    let mut inv = live_fleet(3);
+    inv.records[1].state = State::Draining;
+    inv.tasks[2].desired_status = TaskStatus::from("STOPPED".to_owned());
+    let set = audit_set(&inv, 25, now());
+    assert_eq!(
+        set.into_iter().collect::<Vec<_>>(),
+        vec![inv.records[0].task_id.as_str()]
+    );
+    assert!(audit_set(&inv, 0, now()).is_empty());
+    let one = live_fleet(1);
+    let none = reconcile_with(&one, &settings(), GRACE, now(), 0);
+    assert!(
+        none.actions.is_empty(),
+        "{:?}",
+        none.actions
+            .iter()
+            .map(|a| (a.kind, a.plan.steps.clone()))
+            .collect::<Vec<_>>()
+    );
+    let r = reconcile_with(&one, &settings(), GRACE, now(), 1);
+    assert_eq!(r.actions.len(), 1);
+    assert_eq!(r.actions[0].kind, ActionKind::Audit);
+    assert!(r.actions[0].plan.observe, "an audit reads the queue and subscriptions");
+    // a task the sweep converges for another reason (a refusal due again) is read too when audited: an
+    // older writer may have changed its queue after its record was converged
+    let mut due = live_fleet(1);
+    due.records[0].refused.insert(
+        "arn:aws:sns:us-east-1:123456789012:fanout".into(),
+        crate::record::Refusal {
+            kind: "quota".into(),
+            message: "FilterPolicyLimitExceeded".into(),
+            since: ago(3600),
+            last_at: ago(3600),
+            attempts: 1,
+        },
+    );
+    due.records[0].subscriptions.clear();
+    let unread = reconcile_with(&due, &settings(), GRACE, now(), 0);
+    assert_eq!(unread.actions.len(), 1);
+    assert_eq!(unread.actions[0].kind, ActionKind::Converge);
+    assert!(
+        !unread.actions[0].plan.observe,
+        "not audited: only the refused topic is tried"
+    );
+    let read = reconcile_with(&due, &settings(), GRACE, now(), 1);
+    assert_eq!(read.actions[0].kind, ActionKind::Converge);
+    assert!(
+        read.actions[0].plan.observe,
+        "audited: the queue and subscriptions are read too"
+    );
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::decide::{plan_for, Decision, Intent, Plan, Skip, TaskFacts};
+use crate::decide::{plan_with, Decision, Hints, Intent, Plan, Skip, TaskFacts};
 use crate::naming::TaskNames;
 use crate::record::{Record, State};
 use crate::settings::Settings;
@@ -20,8 +20,11 @@ pub enum ActionKind {
     Provision,
     /// Unsubscribe a stopping task whose stop event was lost.
     Drain,
-    /// Bring a live task's subscriptions in line with the configured topics (a topic added or removed).
+    /// Bring a live task's queue and subscriptions in line with its desired state (the settings changed,
+    /// a refused topic is due, its queue or a subscription is missing).
     Converge,
+    /// Read a live task's attributes in sync and converge whatever others changed (a rotating sample).
+    Audit,
 }
 
 impl ActionKind {
@@ -34,6 +37,7 @@ impl ActionKind {
             Self::Provision => "provision",
             Self::Drain => "drain",
             Self::Converge => "converge",
+            Self::Audit => "audit",
         }
     }
     /// True for the kinds that remove orphans.
@@ -92,14 +96,17 @@ pub struct Action {
     pub facts: TaskFacts,
     /// The plan.
     pub plan: Plan,
+    /// Topics whose recorded subscription is missing from the topic's complete listing (deleted by the
+    /// topic's owner, or lost with a re-created topic): the plan makes them again.
+    pub lost: std::collections::BTreeSet<String>,
 }
 
 impl Action {
     /// The plan again, for a record found by a conditional write (the executor's re-decide).
-    pub fn replan(&self, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>) -> Decision {
+    pub fn replan(&self, stored: Option<&Record>, settings: &Settings, now: DateTime<Utc>, hints: &Hints) -> Decision {
         match self.kind {
             ActionKind::RemoveStrayQueue => Decision::Skip(Skip::AlreadyGone),
-            _ => plan_for(self.intent, &self.names, &self.facts, stored, settings, now),
+            _ => plan_with(self.intent, &self.names, &self.facts, stored, settings, now, hints),
         }
     }
 }
@@ -129,6 +136,9 @@ pub enum Hold {
     InFlight,
     /// No task names could be derived (a malformed ARN in a record or tag).
     BadName(String),
+    /// The task's record cannot be read (a hand edit, a missing attribute): reported by key and left
+    /// alone, with its queue and subscriptions, until someone repairs or deletes the item.
+    Quarantined(String),
     /// `decide` found nothing to do.
     Skip(Skip),
 }
@@ -145,6 +155,7 @@ impl Hold {
             Self::OtherStack => "other-stack",
             Self::InFlight => "in-flight",
             Self::BadName(_) => "bad-name",
+            Self::Quarantined(_) => "quarantined",
             Self::Skip(s) => s.code(),
         }
     }

@@ -81,7 +81,8 @@ pub(super) fn invalid(name: &'static str) -> impl Fn(NamingError) -> SettingsErr
     }
 }
 
-pub(super) fn table_name(table: String) -> Result<String, SettingsError> {
+/// A DynamoDB table name as `TASKSUB_TABLE` accepts it: 3 to 255 characters of `[A-Za-z0-9_.-]`.
+pub fn table_name(table: String) -> Result<String, SettingsError> {
     if !(3..=255).contains(&table.len()) || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
         return Err(SettingsError::Invalid {
             name: vars::TABLE,
@@ -118,8 +119,14 @@ pub(super) fn home<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Home, 
     })
 }
 
+/// JSON whose objects never repeat a key (`serde_json` would keep the last one silently).
+pub(super) fn strict_json(name: &'static str, raw: &str) -> Result<(), SettingsError> {
+    crate::json::check_no_duplicate_keys(raw).map_err(|e| bad(name, e.to_string()))
+}
+
 /// A filter policy: a JSON object, re-serialised canonically.
 pub(super) fn filter_policy(name: &'static str, raw: &str) -> Result<String, SettingsError> {
+    strict_json(name, raw)?;
     let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| SettingsError::Invalid {
         name,
         reason: format!("filter policy is not JSON: {e}"),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::env::{bad, is_sqs_arn, policy_object, scope, Env};
+use super::env::{bad, is_sqs_arn, policy_object, scope, strict_json, Env};
 use super::{vars, SettingsError, SubscriptionSettings};
 use crate::naming::{QueueName, TaskId, TopicArn};
 use crate::policy::{queue_policy, MAX_POLICY_BYTES};
@@ -96,6 +96,7 @@ fn overrides(raw: Option<String>) -> Result<BTreeMap<String, Overrides>, Setting
     let Some(raw) = raw else {
         return Ok(BTreeMap::new());
     };
+    strict_json(vars::TOPIC_SETTINGS, &raw)?;
     serde_json::from_str(&raw).map_err(|e| {
         bad(
             vars::TOPIC_SETTINGS,
@@ -170,6 +171,7 @@ fn in_topic(e: SettingsError, arn: &TopicArn) -> SettingsError {
 /// the queue name with `.fifo` fits 80 characters, and the queue policy listing every topic fits SQS's
 /// 8,192 bytes for the longest queue ARN this deployment can make.
 pub(super) fn check_fits(settings: &super::Settings) -> Result<(), SettingsError> {
+    check_dlqs(settings)?;
     let longest_id = TaskId::new("b99d40b3-5176-4f71-9a52-9dbd6f1cebef").expect("a valid ID");
     let hex_id = TaskId::new("0123456789abcdef0123456789abcdef").expect("a valid ID");
     let fifo = settings.queue.fifo;
@@ -186,12 +188,47 @@ pub(super) fn check_fits(settings: &super::Settings) -> Result<(), SettingsError
     let queue_arn = crate::naming::queue_arn(&settings.home, &name);
     let bytes = queue_policy(settings, &queue_arn).len();
     if !policy_fits(bytes) {
+        let readers = &settings.readers;
+        let roles = readers.consumer_roles.len() + readers.admin_roles.len();
+        let who = match roles {
+            0 => format!("{} topics", settings.topics.len()),
+            n => format!("{} topics and {n} reader roles", settings.topics.len()),
+        };
         let reason = format!(
-            "{} topics make a queue policy of {bytes} bytes, over SQS's {MAX_POLICY_BYTES}: use fewer topics \
-             (or shorter topic names)",
-            settings.topics.len()
+            "{who} make a queue policy of {bytes} bytes, over SQS's {MAX_POLICY_BYTES}: use fewer topics \
+             (or shorter topic names)"
         );
         return Err(bad(vars::TOPIC_ARNS, reason));
+    }
+    Ok(())
+}
+
+/// A FIFO queue's dead-letter queue must be a FIFO queue, and a standard queue's a standard one (SQS
+/// refuses the pair with InvalidParameterCombination at every CreateQueue); a subscription to a FIFO topic
+/// needs a FIFO dead-letter queue too (SNS). Refused here, once, with the setting's name.
+fn check_dlqs(settings: &super::Settings) -> Result<(), SettingsError> {
+    let fifo = settings.queue.fifo;
+    let kind = |f: bool| if f { "a FIFO" } else { "a standard" };
+    let is_fifo = |arn: &str| arn.ends_with(crate::naming::FIFO_SUFFIX);
+    if let Some(dlq) = &settings.queue.dlq_arn {
+        if is_fifo(dlq) != fifo {
+            let reason = format!(
+                "{dlq} is {} queue, but the task queues are {} (the topics are {}): SQS refuses the pair",
+                kind(is_fifo(dlq)),
+                if fifo { "FIFO" } else { "standard" },
+                if fifo { "FIFO topics" } else { "standard topics" },
+            );
+            return Err(bad(vars::QUEUE_DLQ_ARN, reason));
+        }
+    }
+    for t in settings.topics.iter().filter(|t| t.arn.is_fifo()) {
+        if let Some(dlq) = t.subscription.dlq_arn.as_deref().filter(|d| !is_fifo(d)) {
+            let reason = format!(
+                "{}: the subscription dead-letter queue {dlq} must be a FIFO queue for a FIFO topic",
+                t.arn.name
+            );
+            return Err(bad(vars::SUBSCRIPTION_DLQ_ARN, reason));
+        }
     }
     Ok(())
 }
@@ -203,27 +240,13 @@ fn policy_fits(bytes: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::super::{vars, Settings};
 
     const A: &str = "arn:aws:sns:us-east-1:123456789012:orders";
     const B: &str = "arn:aws:sns:eu-west-1:210987654321:flags";
 
     fn env(pairs: &[(&str, &str)]) -> Result<Settings, String> {
-        let mut m: BTreeMap<String, String> = [
-            (vars::TABLE, "records"),
-            (vars::CLUSTERS, "prod"),
-            (vars::ACCOUNT_ID, "123456789012"),
-            (vars::AWS_REGION, "us-east-1"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        for (k, v) in pairs {
-            m.insert((*k).to_owned(), (*v).to_owned());
-        }
-        Settings::from_map(&m).map_err(|e| e.to_string())
+        crate::test_support::settings_from_env(pairs)
     }
 
     #[test]
@@ -354,12 +377,99 @@ mod tests {
                 ],
                 "invalid setting TASKSUB_QUEUE_PREFIX",
             ),
+            // topic ARNs AWS would refuse, named at start-up rather than failing every start
+            (
+                vec![(vars::TOPIC_ARNS, "arn:aws:sns:us-east-1 :123456789012:t".into())],
+                "region \"us-east-1 \" is not an AWS region name",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, "arn:aws:sns:not a region:123456789012:t".into())],
+                "is not an AWS region name",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, "arn:aws:sns:us-east-1:12345:t".into())],
+                "account \"12345\" is not a 12-digit AWS account ID",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, "arn:aws:sns:us-east-1:123456789012:my topic".into())],
+                "may hold only letters, digits, - and _",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, format!("arn:aws:sns:us-east-1:123456789012:{}", "t".repeat(257)))],
+                "must have 1 to 256 characters",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, "arn:aws-cn:sns:us-east-1:123456789012:t".into())],
+                "partition \"aws-cn\" is not \"aws\"",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, "arn:aws:sns:us-east-1:123456789012:.fifo".into())],
+                "must have 1 to 256 characters",
+            ),
+            // a repeated key would silently lose an entry
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (vars::TOPIC_SETTINGS, r#"{"orders":{"rawDelivery":true},"orders":{"rawDelivery":false}}"#.into()),
+                ],
+                "invalid setting TASKSUB_TOPIC_SETTINGS: key \"orders\" appears twice in the object at $",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (vars::TOPIC_SETTINGS, r#"{"orders":{"filterPolicy":{"k":["a"],"k":["b"]}}}"#.into()),
+                ],
+                "key \"k\" appears twice in the object at $.orders.filterPolicy",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, A.into()), (vars::FILTER_POLICY, r#"{"k":["a"],"k":["b"]}"#.into())],
+                "invalid setting TASKSUB_FILTER_POLICY: key \"k\" appears twice",
+            ),
+            // dead-letter queues of the wrong kind: SQS and SNS refuse them at every call
+            (
+                vec![
+                    (vars::TOPIC_ARNS, fifo.into()),
+                    (vars::QUEUE_DLQ_ARN, "arn:aws:sqs:us-east-1:123456789012:dlq".into()),
+                ],
+                "invalid setting TASKSUB_QUEUE_DLQ_ARN: arn:aws:sqs:us-east-1:123456789012:dlq is a standard queue, but the task queues are FIFO",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (vars::QUEUE_DLQ_ARN, "arn:aws:sqs:us-east-1:123456789012:dlq.fifo".into()),
+                ],
+                "is a FIFO queue, but the task queues are standard",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, fifo.into()),
+                    (vars::SUBSCRIPTION_DLQ_ARN, "arn:aws:sqs:us-east-1:123456789012:dlq".into()),
+                ],
+                "cfg.fifo: the subscription dead-letter queue arn:aws:sqs:us-east-1:123456789012:dlq must be a FIFO queue",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, A.into()), (vars::SETTINGS_GENERATION, "-1".into())],
+                "invalid setting TASKSUB_SETTINGS_GENERATION",
+            ),
         ];
         for (pairs, want) in rows {
             let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let err = env(&pairs).unwrap_err();
             assert!(err.contains(want), "{pairs:?}: got {err:?}");
         }
+        // FIFO dead-letter queues for a FIFO deployment are accepted; a generation is read
+        let ok = env(&[
+            (vars::TOPIC_ARNS, fifo),
+            (vars::QUEUE_DLQ_ARN, "arn:aws:sqs:us-east-1:123456789012:dlq.fifo"),
+            (
+                vars::SUBSCRIPTION_DLQ_ARN,
+                "arn:aws:sqs:us-east-1:123456789012:sdlq.fifo",
+            ),
+            (vars::SETTINGS_GENERATION, "1765000000"),
+        ])
+        .unwrap();
+        assert_eq!(ok.generation, 1_765_000_000);
+        assert_eq!(env(&[(vars::TOPIC_ARNS, A)]).unwrap().generation, 0, "unset: 0");
         // a prefix that fits a standard name but not `.fifo` is fine for standard topics
         assert!(env(&[
             (vars::TOPIC_ARNS, A),
@@ -410,5 +520,28 @@ mod tests {
         );
         let fifo = env(&[(vars::TOPIC_ARNS, "arn:aws:sns:us-east-1:123456789012:a.fifo")]).unwrap();
         assert!(fifo.queue.fifo);
+        // Task queue isolation lists the consumer and admin roles (twice for consumers): fewer topics fit,
+        // and the check counts them with the longest task ID.
+        let role = |i: usize| format!("arn:aws:iam::123456789012:role/app/role-{i:02}-{}", "r".repeat(40));
+        let roles = (0..3).map(role).collect::<Vec<_>>().join(",");
+        let admins = (3..5).map(role).collect::<Vec<_>>().join(",");
+        let with_roles = |n: usize| {
+            env(&[
+                (vars::TOPIC_ARNS, &arns(n)),
+                (vars::CONSUMER_ROLE_ARNS, &roles),
+                (vars::QUEUE_ADMIN_ROLE_ARNS, &admins),
+            ])
+        };
+        let fits_isolated = (1..200).take_while(|&n| with_roles(n).is_ok()).last().unwrap();
+        assert_eq!(role(0).len(), 83);
+        assert_eq!(
+            fits_isolated, 41,
+            "70-char ARNs with 3 consumer and 2 admin roles of 83 chars"
+        );
+        let err = with_roles(fits_isolated + 1).unwrap_err();
+        assert!(
+            err.contains("42 topics and 5 reader roles make a queue policy of"),
+            "{err}"
+        );
     }
 }

@@ -38,6 +38,9 @@ pub const QUEUE_RETENTION_SECONDS: &str = "TASKSUB_QUEUE_RETENTION_SECONDS";
 pub const QUEUE_VISIBILITY_SECONDS: &str = "TASKSUB_QUEUE_VISIBILITY_SECONDS";
 /// Tombstone TTL.
 pub const TOMBSTONE_TTL_SECONDS: &str = "TASKSUB_TOMBSTONE_TTL_SECONDS";
+/// The settings generation: a number that grows with every deploy that changes the settings (the
+/// templates set it); a writer of an older generation never undoes a newer one's work.
+pub const SETTINGS_GENERATION: &str = "TASKSUB_SETTINGS_GENERATION";
 /// The stack (deployment) name, the value of every queue's `tasksub:stack` tag.
 pub const STACK: &str = "TASKSUB_STACK";
 /// Sweeper: minimum age before it touches a record, queue or task.
@@ -46,3 +49,11 @@ pub const SWEEP_GRACE_SECONDS: &str = "TASKSUB_SWEEP_GRACE_SECONDS";
 pub const SWEEP_MIN_INTERVAL_MS: &str = "TASKSUB_SWEEP_MIN_INTERVAL_MS";
 /// Sweeper: most actions one run executes (the rest wait for the next run).
 pub const SWEEP_MAX_ACTIONS: &str = "TASKSUB_SWEEP_MAX_ACTIONS";
+/// Sweeper: how many live tasks in sync one run audits (reads and converges their attributes).
+pub const SWEEP_AUDIT_PER_RUN: &str = "TASKSUB_SWEEP_AUDIT_PER_RUN";
+/// Task queue isolation: the IAM role ARNs of the ECS tasks that consume (comma-separated). Set, each task
+/// queue's policy denies its message actions to every principal but the task's own session of these roles
+/// (and the admin roles); empty, isolation is off.
+pub const CONSUMER_ROLE_ARNS: &str = "TASKSUB_CONSUMER_ROLE_ARNS";
+/// Task queue isolation: IAM role ARNs exempt from it (operators who inspect or purge task queues).
+pub const QUEUE_ADMIN_ROLE_ARNS: &str = "TASKSUB_QUEUE_ADMIN_ROLE_ARNS";

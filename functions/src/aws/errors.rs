@@ -45,10 +45,20 @@ const INVALID: &[&str] = &[
     "InvalidAttributeName",
     "InvalidAttributeValue",
     "ValidationException",
-    "QueueAlreadyExists",
-    "QueueNameExists",
     "InvalidSecurity",
     "SerializationException",
+    // SQS: a FIFO queue with a standard dead-letter queue, and the like: never succeeds as asked
+    "InvalidParameterCombination",
+    "AWS.SimpleQueueService.InvalidParameterCombination",
+    "UnsupportedOperation",
+    "AWS.SimpleQueueService.UnsupportedOperation",
+    "InvalidAddress",
+];
+/// CreateQueue of a name that exists with other attributes: adopted if ours, never retried as is.
+const EXISTS: &[&str] = &[
+    "QueueAlreadyExists",
+    "QueueNameExists",
+    "AWS.SimpleQueueService.QueueNameExists",
 ];
 /// SNS quotas a retry does not lift, with what the operator is told.
 const QUOTAS: &[(&str, &str)] = &[
@@ -79,12 +89,13 @@ const TRANSIENT: &[&str] = &[
 ];
 
 fn kind_of_code(code: &str) -> Option<ErrorKind> {
-    let table: [(&[&str], ErrorKind); 6] = [
+    let table: [(&[&str], ErrorKind); 7] = [
         (THROTTLING, ErrorKind::Throttled),
         (NOT_FOUND, ErrorKind::NotFound),
         (DELETED_RECENTLY, ErrorKind::DeletedRecently),
         (ACCESS_DENIED, ErrorKind::AccessDenied),
         (INVALID, ErrorKind::Invalid),
+        (EXISTS, ErrorKind::Exists),
         (TRANSIENT, ErrorKind::Transient),
     ];
     table.iter().find(|(codes, _)| codes.contains(&code)).map(|(_, k)| *k)
@@ -161,7 +172,10 @@ mod tests {
             ("AccessDeniedException", ErrorKind::AccessDenied),
             ("AuthorizationError", ErrorKind::AccessDenied),
             ("InvalidParameter", ErrorKind::Invalid),
-            ("QueueAlreadyExists", ErrorKind::Invalid),
+            ("QueueAlreadyExists", ErrorKind::Exists),
+            ("QueueNameExists", ErrorKind::Exists),
+            ("InvalidParameterCombination", ErrorKind::Invalid),
+            ("AWS.SimpleQueueService.InvalidParameterCombination", ErrorKind::Invalid),
             ("InternalError", ErrorKind::Transient),
             ("ServiceUnavailable", ErrorKind::Transient),
         ];

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use tasksub_core::record::{attr, Record, State};
+use tasksub_core::record::{attr, Record, Refusal, State};
 
 /// The item for a record.
 pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
@@ -39,7 +39,82 @@ pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
     if let Some(exp) = r.expires_at {
         item.insert(attr::EXPIRES_AT.to_owned(), AttributeValue::N(exp.to_string()));
     }
+    if !r.refused.is_empty() {
+        let map = r
+            .refused
+            .iter()
+            .map(|(t, why)| (t.clone(), refusal_item(why)))
+            .collect();
+        item.insert(attr::REFUSED.to_owned(), AttributeValue::M(map));
+    }
+    if r.generation != 0 {
+        item.insert(attr::GENERATION.to_owned(), AttributeValue::N(r.generation.to_string()));
+    }
+    if let Some(h) = &r.settings_hash {
+        item.insert(attr::SETTINGS_HASH.to_owned(), AttributeValue::S(h.clone()));
+    }
+    for (k, set) in [(attr::PENDING, &r.pending), (attr::WATCH, &r.watch)] {
+        if !set.is_empty() {
+            let list = set.iter().map(|t| AttributeValue::S(t.clone())).collect();
+            item.insert(k.to_owned(), AttributeValue::L(list));
+        }
+    }
     item
+}
+
+/// A list of topic ARNs (absent: empty).
+fn topic_list(
+    item: &HashMap<String, AttributeValue>,
+    k: &'static str,
+) -> Result<std::collections::BTreeSet<String>, BadItem> {
+    match item.get(k) {
+        None => Ok(Default::default()),
+        Some(v) => v
+            .as_l()
+            .map_err(|_| BadItem(k))?
+            .iter()
+            .map(|t| t.as_s().cloned().map_err(|_| BadItem(k)))
+            .collect(),
+    }
+}
+
+const KIND: &str = "kind";
+const MESSAGE: &str = "message";
+const SINCE: &str = "since";
+const LAST_AT: &str = "lastAt";
+const ATTEMPTS: &str = "attempts";
+
+fn refusal_item(r: &Refusal) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        (KIND.to_owned(), AttributeValue::S(r.kind.clone())),
+        (MESSAGE.to_owned(), AttributeValue::S(r.message.clone())),
+        (SINCE.to_owned(), AttributeValue::S(r.since.to_rfc3339())),
+        (LAST_AT.to_owned(), AttributeValue::S(r.last_at.to_rfc3339())),
+        (ATTEMPTS.to_owned(), AttributeValue::N(r.attempts.to_string())),
+    ]))
+}
+
+fn refusal_of(v: &AttributeValue) -> Result<Refusal, BadItem> {
+    let bad = || BadItem(attr::REFUSED);
+    let m = v.as_m().map_err(|_| bad())?;
+    let s = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned().ok_or_else(bad);
+    let time = |k: &str| -> Result<DateTime<Utc>, BadItem> {
+        DateTime::parse_from_rfc3339(&s(k)?)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| bad())
+    };
+    let attempts = m
+        .get(ATTEMPTS)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(bad)?;
+    Ok(Refusal {
+        kind: s(KIND)?,
+        message: s(MESSAGE)?,
+        since: time(SINCE)?,
+        last_at: time(LAST_AT)?,
+        attempts,
+    })
 }
 
 /// Why an item is not a record.
@@ -76,6 +151,19 @@ pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Record, BadIt
         updated_at: time(attr::UPDATED_AT)?,
         expires_at: num(attr::EXPIRES_AT).transpose()?,
         revision: num(attr::REVISION).transpose()?.unwrap_or(0).max(0) as u64,
+        pending: topic_list(item, attr::PENDING)?,
+        watch: topic_list(item, attr::WATCH)?,
+        refused: match item.get(attr::REFUSED) {
+            None => Default::default(),
+            Some(v) => v
+                .as_m()
+                .map_err(|_| BadItem(attr::REFUSED))?
+                .iter()
+                .map(|(t, r)| Ok((t.clone(), refusal_of(r)?)))
+                .collect::<Result<_, BadItem>>()?,
+        },
+        generation: num(attr::GENERATION).transpose()?.unwrap_or(0).max(0) as u64,
+        settings_hash: opt(attr::SETTINGS_HASH),
     })
 }
 
@@ -123,8 +211,32 @@ mod tests {
             updated_at: now,
             expires_at: None,
             revision: 4,
+            pending: ["arn:aws:sns:us-east-1:1:p".to_owned()].into(),
+            refused: BTreeMap::from([(
+                "arn:aws:sns:us-east-1:1:d".to_owned(),
+                Refusal {
+                    kind: "access-denied".into(),
+                    message: "not admitted".into(),
+                    since: now,
+                    last_at: now,
+                    attempts: 3,
+                },
+            )]),
+            generation: 1_765_000_000,
+            settings_hash: Some("0123456789abcdef".into()),
+            watch: ["arn:aws:sns:us-east-1:1:w".to_owned()].into(),
         };
         assert_eq!(from_item(&to_item(&r)).unwrap(), r);
+        for k in [attr::PENDING, attr::REFUSED, attr::WATCH] {
+            let mut bad = to_item(&r);
+            bad.insert(k.into(), AttributeValue::S("x".into()));
+            assert_eq!(from_item(&bad), Err(BadItem(k)), "{k}");
+        }
+        let mut broken = to_item(&r);
+        if let Some(AttributeValue::M(m)) = broken.get_mut(attr::REFUSED) {
+            m.insert("t".into(), AttributeValue::M(HashMap::new()));
+        }
+        assert_eq!(from_item(&broken), Err(BadItem(attr::REFUSED)));
         // A record written before revisions existed reads as revision 0.
         let mut legacy = to_item(&r);
         legacy.remove(attr::REVISION);
@@ -151,6 +263,11 @@ mod tests {
         assert_eq!(from_item(&bad), Err(BadItem(attr::SUBSCRIPTIONS)));
         r.group = None;
         r.subscriptions.clear();
+        r.pending.clear();
+        r.refused.clear();
+        r.generation = 0;
+        r.settings_hash = None;
+        r.watch.clear();
         r.expires_at = Some(1_800_000_000);
         r.state = State::Gone;
         assert_eq!(from_item(&to_item(&r)).unwrap(), r);

@@ -27,7 +27,7 @@ pub struct AwsPorts {
 }
 
 impl AwsPorts {
-    /// Builds the clients.
+    /// Builds the clients in the SDK's region (the CLI's record commands, which need only the table).
     pub fn new(sdk: &aws_config::SdkConfig, table: &str) -> Self {
         Self {
             sqs: aws_sdk_sqs::Client::new(sdk),
@@ -37,6 +37,15 @@ impl AwsPorts {
             sdk: sdk.clone(),
             sns_by_region: Arc::default(),
         }
+    }
+
+    /// Builds the clients of a deployment: task queues and the table live in the settings' home region
+    /// (`TASKSUB_REGION`), whatever region the SDK was configured with, so the queue ARN every record,
+    /// policy and subscription names is the queue's real ARN.
+    pub fn for_settings(sdk: &aws_config::SdkConfig, settings: &tasksub_core::settings::Settings) -> Self {
+        let home = aws_config::Region::new(settings.home.region.clone());
+        let sdk = sdk.to_builder().region(home).build();
+        Self::new(&sdk, &settings.table)
     }
 
     /// The SNS client for the region of `arn` (a topic or subscription ARN): the home client when the

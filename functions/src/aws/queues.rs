@@ -3,11 +3,9 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use chrono::DateTime;
-use tasksub_core::reconcile::QueueDetails;
 
 use super::{classify, AwsPorts};
-use crate::ports::{PortError, QueueInspect, Queues};
+use crate::ports::{PortError, Queues};
 
 impl Queues for AwsPorts {
     async fn create(
@@ -48,14 +46,49 @@ impl Queues for AwsPorts {
         Ok(())
     }
 
-    async fn set_policy(&self, url: &str, policy: &str) -> Result<(), PortError> {
-        self.sqs
-            .set_queue_attributes()
+    async fn queue_attributes(&self, url: &str) -> Result<BTreeMap<String, String>, PortError> {
+        let out = self
+            .sqs
+            .get_queue_attributes()
             .queue_url(url)
-            .attributes(QueueAttributeName::Policy, policy)
+            .attribute_names(QueueAttributeName::All)
             .send()
             .await
-            .map_err(|e| classify("SetQueueAttributes", &e))?;
+            .map_err(|e| classify("GetQueueAttributes", &e))?;
+        Ok(out
+            .attributes()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+            .collect())
+    }
+
+    async fn queue_tags(&self, url: &str) -> Result<BTreeMap<String, String>, PortError> {
+        let out = self
+            .sqs
+            .list_queue_tags()
+            .queue_url(url)
+            .send()
+            .await
+            .map_err(|e| classify("ListQueueTags", &e))?;
+        Ok(out
+            .tags()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn set_queue_attributes(
+        &self,
+        url: &str,
+        attributes: &BTreeMap<&'static str, String>,
+    ) -> Result<(), PortError> {
+        let mut req = self.sqs.set_queue_attributes().queue_url(url);
+        for (k, v) in attributes {
+            req = req.attributes(QueueAttributeName::from(*k), v);
+        }
+        req.send().await.map_err(|e| classify("SetQueueAttributes", &e))?;
         Ok(())
     }
 
@@ -73,40 +106,5 @@ impl Queues for AwsPorts {
             out.extend(page.queue_urls().iter().cloned());
         }
         Ok(out)
-    }
-}
-
-impl QueueInspect for AwsPorts {
-    async fn details(&self, url: &str) -> Result<QueueDetails, PortError> {
-        let attrs = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::CreatedTimestamp)
-            .send()
-            .await
-            .map_err(|e| classify("GetQueueAttributes", &e))?;
-        let created_at = attrs
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::CreatedTimestamp))
-            // Epoch seconds; moto sends a fraction, so parse as a float.
-            .and_then(|v| v.parse::<f64>().ok())
-            .and_then(|secs| DateTime::from_timestamp(secs.trunc() as i64, 0));
-        let tags = self
-            .sqs
-            .list_queue_tags()
-            .queue_url(url)
-            .send()
-            .await
-            .map_err(|e| classify("ListQueueTags", &e))?;
-        Ok(QueueDetails {
-            created_at,
-            tags: tags
-                .tags()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        })
     }
 }

@@ -8,7 +8,7 @@ use tasksub_core::record::{attr, Record};
 
 use super::item::{from_item, to_item};
 use super::{classify, AwsPorts};
-use crate::ports::{Expect, PortError, Records, Written};
+use crate::ports::{Expect, PortError, Records, Scanned, Written};
 
 fn bad(op: &'static str, e: impl std::fmt::Display) -> PortError {
     PortError::new(ErrorKind::Invalid, op, e.to_string())
@@ -49,6 +49,19 @@ fn with_condition(req: PutItemFluentBuilder, expect: Expect) -> PutItemFluentBui
     }
 }
 
+/// The key of an item, however broken the rest of it is (an item without a string key is described by
+/// its attribute names: DynamoDB never stores one, but a report must name something).
+fn item_key(item: &std::collections::HashMap<String, AttributeValue>) -> String {
+    match item.get(attr::TASK_ID).and_then(|v| v.as_s().ok()) {
+        Some(k) => k.clone(),
+        None => {
+            let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            format!("<item without {}: {}>", attr::TASK_ID, names.join(","))
+        }
+    }
+}
+
 impl Records for AwsPorts {
     async fn get(&self, task_id: &str) -> Result<Option<Record>, PortError> {
         let out = self
@@ -60,7 +73,10 @@ impl Records for AwsPorts {
             .send()
             .await
             .map_err(|e| classify("GetItem", &e))?;
-        out.item().map(from_item).transpose().map_err(|e| bad("GetItem", e))
+        out.item()
+            .map(from_item)
+            .transpose()
+            .map_err(|e| bad("GetItem", format!("task {task_id}: {e}")))
     }
 
     async fn put(&self, record: &Record, expect: Expect) -> Result<Written, PortError> {
@@ -83,7 +99,7 @@ impl Records for AwsPorts {
         }
     }
 
-    async fn list(&self) -> Result<Vec<Record>, PortError> {
+    async fn list(&self) -> Result<Scanned, PortError> {
         let mut pages = self
             .ddb
             .scan()
@@ -91,14 +107,20 @@ impl Records for AwsPorts {
             .consistent_read(true)
             .into_paginator()
             .send();
-        let mut out = Vec::new();
+        let mut out = Scanned::default();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("Scan", &e))?;
             for item in page.items() {
-                out.push(from_item(item).map_err(|e| bad("Scan", e))?);
+                match from_item(item) {
+                    Ok(r) => out.records.push(r),
+                    Err(e) => {
+                        out.quarantined.insert(item_key(item), e.to_string());
+                    }
+                }
             }
         }
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.task_id.cmp(&b.task_id)));
+        out.records
+            .sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.task_id.cmp(&b.task_id)));
         Ok(out)
     }
 }

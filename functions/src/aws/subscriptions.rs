@@ -38,6 +38,39 @@ impl Subscriptions for AwsPorts {
         Ok(())
     }
 
+    async fn subscription_attributes(&self, subscription_arn: &str) -> Result<BTreeMap<String, String>, PortError> {
+        let out = self
+            .sns_for(subscription_arn)
+            .get_subscription_attributes()
+            .subscription_arn(subscription_arn)
+            .send()
+            .await
+            .map_err(|e| classify("GetSubscriptionAttributes", &e))?;
+        Ok(out
+            .attributes()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn set_subscription_attribute(
+        &self,
+        subscription_arn: &str,
+        name: &'static str,
+        value: &str,
+    ) -> Result<(), PortError> {
+        self.sns_for(subscription_arn)
+            .set_subscription_attributes()
+            .subscription_arn(subscription_arn)
+            .attribute_name(name)
+            .attribute_value(value)
+            .send()
+            .await
+            .map_err(|e| classify("SetSubscriptionAttributes", &e))?;
+        Ok(())
+    }
+
     async fn find(&self, topic_arn: &str, endpoint: &str) -> Result<Option<String>, PortError> {
         let mut pages = self
             .sns_for(topic_arn)
@@ -56,6 +89,32 @@ impl Subscriptions for AwsPorts {
             }
         }
         Ok(None)
+    }
+
+    async fn list_own(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        let page = self
+            .sns_for(topic_arn)
+            .list_subscriptions()
+            .set_next_token(next)
+            .send()
+            .await
+            .map_err(|e| classify("ListSubscriptions", &e))?;
+        let subscriptions = page
+            .subscriptions()
+            .iter()
+            .filter(|s| s.topic_arn() == Some(topic_arn))
+            .filter_map(|s| {
+                Some(SeenSubscription {
+                    arn: s.subscription_arn()?.to_owned(),
+                    endpoint: s.endpoint().unwrap_or_default().to_owned(),
+                    protocol: s.protocol().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect();
+        Ok(SubscriptionPage {
+            subscriptions,
+            next: page.next_token().map(str::to_owned),
+        })
     }
 
     async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {

@@ -1,10 +1,12 @@
 //! The executor: runs a plan's stages against the ports. What to do is decided in
-//! `tasksub_core::decide`, which steps may overlap in `decide::stages`, how to treat each failure in
-//! `tasksub_core::outcome`; `perform` maps a step to its calls, `subscribe` fans the per-topic
-//! calls out.
+//! `tasksub_core::decide`, which steps may overlap in `decide::stages`, how a queue or a topic gets to
+//! its desired state in `tasksub_core::converge`, how to treat each failure in `tasksub_core::outcome`;
+//! `perform` maps a step to its calls, `topics` runs the per-topic resolvers all at once.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use tasksub_core::decide::{self, after_lost_race, Admitted, Decision, Plan, Skip, Step, Undo};
+use tasksub_core::decide::{self, after_lost_race, Admitted, AfterLoss, Decision, Hints, Plan, Skip, Step, Undo};
 use tasksub_core::record::{Record, State};
 use tasksub_core::settings::Settings;
 
@@ -15,6 +17,8 @@ use crate::ports::{PortError, Ports, Written};
 pub const MAX_ROUNDS: usize = 4;
 
 /// What running a plan led to.
+// One value per round, returned and matched at once, never stored: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Executed {
     /// Every step ran; the record now is in this state.
@@ -24,12 +28,22 @@ pub enum Executed {
         /// The final record.
         record: Record,
     },
-    /// A conditional write found another state; decide again with it.
-    Redecide(Option<Record>),
+    /// A conditional write found another state; decide again with it (and these hints). `made`: what
+    /// this round made that no record names yet (after a lost MarkReady that chose to decide again).
+    Redecide {
+        /// The record found.
+        current: Option<Record>,
+        /// What the next plan should know.
+        hints: Hints,
+        /// Our work of this round, to undo if the next round finds the task tombstoned.
+        made: Option<Record>,
+    },
     /// Provisioning lost a race to a teardown and undid its own work.
     Compensated {
         /// Steps that ran, including the compensation.
         steps: Vec<Step>,
+        /// The record that won.
+        current: Option<Record>,
     },
 }
 
@@ -56,6 +70,8 @@ pub enum Handled {
         steps: Vec<Step>,
         /// The final state of the record.
         state: State,
+        /// Topics that refused this task's subscription in this run (the task is READY on the others).
+        refused: Vec<String>,
     },
     /// A race was lost and our work undone.
     Compensated {
@@ -77,8 +93,8 @@ pub async fn handle<P: Ports>(
     } else {
         None
     };
-    converge(ports, settings, now, stored, |stored| {
-        Ok(admitted.plan(stored, settings, now))
+    converge(ports, settings, now, stored, |stored, hints| {
+        Ok(admitted.plan_with(stored, settings, now, hints))
     })
     .await
 }
@@ -90,25 +106,86 @@ pub async fn converge<P: Ports>(
     settings: &Settings,
     now: DateTime<Utc>,
     mut stored: Option<Record>,
-    decide: impl Fn(Option<&Record>) -> Result<Decision, decide::DecideError>,
+    decide: impl Fn(Option<&Record>, &Hints) -> Result<Decision, decide::DecideError>,
 ) -> Result<Handled, HandleError> {
+    let mut hints = Hints::default();
+    // What earlier rounds made and no record names yet: undone if a later round finds a tombstone.
+    let mut unrecorded: Vec<Record> = Vec::new();
     for _ in 0..MAX_ROUNDS {
-        let plan = match decide(stored.as_ref()).map_err(HandleError::Decide)? {
-            Decision::Skip(skip) => return Ok(Handled::Skipped(skip)),
+        let plan = match decide(stored.as_ref(), &hints).map_err(HandleError::Decide)? {
+            Decision::Skip(skip) => {
+                undo_unrecorded(ports, stored.as_ref(), &unrecorded, settings, now).await;
+                return Ok(Handled::Skipped(skip));
+            }
             Decision::Act(plan) => *plan,
         };
-        match run(ports, plan, settings, now).await.map_err(HandleError::Step)? {
+        let task_id = plan.record.task_id.clone();
+        let executed = match run(ports, plan, settings, now).await {
+            Ok(executed) => executed,
+            Err(e) => {
+                // The invocation fails (and may be retried); what earlier rounds made and no record names
+                // must not wait for a redelivery that may find a tombstone and do nothing.
+                if !unrecorded.is_empty() {
+                    if let Ok(current) = ports.get(&task_id).await {
+                        undo_unrecorded(ports, current.as_ref(), &unrecorded, settings, now).await;
+                    }
+                }
+                return Err(HandleError::Step(e));
+            }
+        };
+        match executed {
             Executed::Done { steps, record } => {
+                let refused = record
+                    .refused
+                    .iter()
+                    .filter(|(_, r)| r.last_at == now)
+                    .map(|(t, _)| t.clone())
+                    .collect();
                 return Ok(Handled::Applied {
                     steps,
                     state: record.state,
-                })
+                    refused,
+                });
             }
-            Executed::Compensated { steps } => return Ok(Handled::Compensated { steps }),
-            Executed::Redecide(current) => stored = current,
+            Executed::Compensated { steps, current } => {
+                undo_unrecorded(ports, current.as_ref(), &unrecorded, settings, now).await;
+                return Ok(Handled::Compensated { steps });
+            }
+            Executed::Redecide {
+                current,
+                hints: h,
+                made,
+            } => {
+                stored = current;
+                hints = h;
+                unrecorded.extend(made);
+            }
         }
     }
     Err(HandleError::Contention)
+}
+
+/// Undoes what an earlier round made when the task turned out tombstoned (or its record gone) before
+/// our work was recorded: nothing else would name it (best effort; the sweeper is the backstop).
+async fn undo_unrecorded<P: Ports>(
+    ports: &P,
+    current: Option<&Record>,
+    made: &[Record],
+    settings: &Settings,
+    now: DateTime<Utc>,
+) {
+    let inherited = BTreeSet::new();
+    let cx = Cx {
+        settings,
+        now,
+        observe: false,
+        inherited: &inherited,
+    };
+    for ours in made {
+        if let AfterLoss::Undo(undo) = after_lost_race(current, ours, settings) {
+            let _ = compensate(ports, *undo, cx).await;
+        }
+    }
 }
 
 /// Why handling an admitted event failed.
@@ -148,17 +225,30 @@ pub async fn run<P: Ports>(
         mut record,
         expected,
         steps,
+        observe,
+        inherited,
+        baseline,
     } = plan;
     // Whether the working record is stored (read, or written by us): every write names its revision.
     let mut stored = expected.is_some();
+    // A READY record a plan finds already as desired (an audit that changed nothing) is not written again;
+    // compared with the record as read, not the plan's (which may already record what the sweeper listed).
+    let unchanged = baseline.filter(|_| expected == Some(State::Ready));
     let mut done = Vec::with_capacity(steps.len());
-    let cx = Cx { settings, now };
+    let cx = Cx {
+        settings,
+        now,
+        observe,
+        inherited: &inherited,
+    };
+    let mut subscribed = false;
     for stage in decide::stages(&steps) {
         let write = match stage[..] {
             [step] if step.is_write() => step,
             _ => {
+                subscribed |= stage.contains(&Step::Subscribe);
                 if let Err(e) = perform::concurrently(ports, &stage, &mut record, intent.as_str(), cx).await {
-                    if stage.contains(&Step::Subscribe) {
+                    if subscribed {
                         undo_after_failure(ports, &record, cx).await;
                     }
                     return Err(e);
@@ -167,26 +257,84 @@ pub async fn run<P: Ports>(
                 continue;
             }
         };
-        let result = perform(ports, write, &mut record, &mut stored, cx).await;
+        if write == Step::MarkReady && unchanged.as_ref().is_some_and(|u| same(u, &record, settings)) {
+            continue;
+        }
+        let result = perform::write(ports, write, &mut record, &mut stored, cx).await;
         log_step(&record, intent.as_str(), write, &result);
+        if let (Err(_), true) = (&result, subscribed) {
+            // The write's answer was lost, or it failed. A READY record that does not name what this plan
+            // subscribed (and that our settings want) must record it now: a redelivery may find a
+            // tombstone, and nobody else knows the ARN. Otherwise what the current record does not name
+            // goes now (a tombstone), or is left to the redelivery (a PROVISIONING record names its topics).
+            if let Some(again) = redecide_after_failure(ports, &record, cx).await {
+                return Ok(again);
+            }
+        }
         match result? {
             None | Some(Written::Applied) => done.push(write),
             Some(Written::Conflict(current)) if write == Step::MarkReady => {
-                let Some(undo) = after_lost_race(current.as_ref(), &record) else {
-                    return Ok(Executed::Redecide(current));
+                let undo = match after_lost_race(current.as_ref(), &record, settings) {
+                    AfterLoss::Undo(undo) => undo,
+                    AfterLoss::Redecide(hints) => {
+                        return Ok(Executed::Redecide {
+                            current,
+                            hints,
+                            made: Some(record),
+                        })
+                    }
                 };
                 done.push(write);
-                done.extend(compensate(ports, undo, &mut stored, cx).await?);
-                return Ok(Executed::Compensated { steps: done });
+                done.extend(compensate(ports, *undo, cx).await?);
+                return Ok(Executed::Compensated { steps: done, current });
             }
-            Some(Written::Conflict(current)) => return Ok(Executed::Redecide(current)),
+            Some(Written::Conflict(current)) => {
+                return Ok(Executed::Redecide {
+                    current,
+                    hints: Hints::default(),
+                    made: None,
+                })
+            }
         }
     }
     Ok(Executed::Done { steps: done, record })
 }
 
+/// True when MarkReady would store nothing new over `before` (a READY record as read): the same
+/// resources and topics, already converged to these settings.
+fn same(before: &Record, now: &Record, settings: &Settings) -> bool {
+    before.subscriptions == now.subscriptions
+        && before.pending == now.pending
+        && before.refused == now.refused
+        && before.queue_url == now.queue_url
+        && before.watch == now.watch
+        && before.generation == settings.generation
+        && before.settings_hash.as_deref() == Some(settings.fingerprint().as_str())
+}
+
+/// After a failed write that followed the Subscribe stage: decide again when the current record is READY
+/// and does not name what we subscribed (our settings want it); undo what a tombstone does not name.
+async fn redecide_after_failure<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>) -> Option<Executed> {
+    let current = ports.get(&record.task_id).await.ok()?;
+    match after_lost_race(current.as_ref(), record, cx.settings) {
+        AfterLoss::Redecide(hints) if current.as_ref().is_some_and(|c| c.state == State::Ready) => {
+            Some(Executed::Redecide {
+                current,
+                hints,
+                made: Some(record.clone()),
+            })
+        }
+        AfterLoss::Redecide(_) => None,
+        AfterLoss::Undo(undo) => {
+            let _ = compensate(ports, *undo, cx).await;
+            None
+        }
+    }
+}
+
 /// A provisioning stage failed after one of its calls succeeded (e.g. Subscribe made a subscription
-/// while CreateQueue met QueueDeletedRecently because a teardown just removed the queue). The
+/// while CreateQueue met QueueDeletedRecently because a teardown just removed the queue), or a write
+/// after the Subscribe stage failed (its answer may have been lost). The
 /// redelivered event would find a tombstone and do nothing, so undo now what the current record does
 /// not name, exactly as after a lost MarkReady; a PROVISIONING record is left to the redelivery (its
 /// Subscribe is idempotent, and the resources may be another provisioning's too). Best effort: the
@@ -195,31 +343,38 @@ async fn undo_after_failure<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>) {
     let Ok(current) = ports.get(&record.task_id).await else {
         return;
     };
-    let Some(undo) = after_lost_race(current.as_ref(), record) else {
+    let AfterLoss::Undo(undo) = after_lost_race(current.as_ref(), record, cx.settings) else {
         return;
     };
     // Best effort: a failed undo is logged by `compensate`, and the stage's error is what is returned.
-    let _ = compensate(ports, undo, &mut true, cx).await;
+    let _ = compensate(ports, *undo, cx).await;
 }
 
 /// Runs the steps that undo our work, in order, each logged as `compensate`; stops at the first failure.
-async fn compensate<P: Ports>(ports: &P, undo: Undo, stored: &mut bool, cx: Cx<'_>) -> Result<Vec<Step>, StepFailed> {
+async fn compensate<P: Ports>(ports: &P, undo: Undo, cx: Cx<'_>) -> Result<Vec<Step>, StepFailed> {
     let Undo { steps, mut record } = undo;
     for &step in &steps {
-        let r = perform(ports, step, &mut record, stored, cx).await;
-        log_step(&record, "compensate", step, &r);
-        r?;
+        let (learned, result) = perform::call(ports, step, &record, cx).await;
+        perform::merge(&mut record, learned, cx);
+        log_step(&record, "compensate", step, &result.clone().map(|()| None));
+        result?;
     }
     Ok(steps)
 }
 
+/// What every step of one plan shares.
 #[derive(Clone, Copy)]
 pub(crate) struct Cx<'a> {
     settings: &'a Settings,
     now: DateTime<Utc>,
+    /// Read and converge attributes (the plan's `observe`).
+    observe: bool,
+    /// Topics an earlier attempt may have left unrecorded (the plan's `inherited`).
+    inherited: &'a BTreeSet<String>,
 }
 
+pub mod legacy;
 mod perform;
-mod subscribe;
+mod topics;
 
-use perform::{log_step, perform};
+use perform::log_step;

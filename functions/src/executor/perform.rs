@@ -1,13 +1,17 @@
-//! One step → its calls. Writes are conditional on the revision read; the subscription steps fan out
-//! per topic ([`super::subscribe`]); every failure is treated by `tasksub_core::outcome::disposition`.
+//! One step → its calls. Writes are conditional on the revision read; the queue step runs
+//! `tasksub_core::converge::queue`'s resolver, the topic steps `topics`; every failure is treated by
+//! `tasksub_core::outcome::disposition`.
 
+use tasksub_core::converge::plan::record_outcome;
+use tasksub_core::converge::queue::{Owner, QueueAnswer, QueueCall, QueueNext, QueueResolver};
+use tasksub_core::converge::topic::TopicOutcome;
 use tasksub_core::decide::{self, Step};
-use tasksub_core::outcome::{disposition, Disposition, ErrorKind};
+use tasksub_core::outcome::{disposition, Disposition};
 use tasksub_core::policy;
 use tasksub_core::record::Record;
 use tracing::{info, warn};
 
-use super::{subscribe, Cx, StepFailed};
+use super::{topics, Cx, StepFailed};
 use crate::ports::{Expect, PortError, Ports, Written};
 
 /// How a failed call of `step` ends: done (e.g. not-found on a delete), or the step's failure.
@@ -24,53 +28,61 @@ pub(super) fn treat(step: Step, e: PortError) -> Result<(), StepFailed> {
     })
 }
 
-/// One step. `Ok(Some(..))` for conditional writes, `Ok(None)` for the rest.
-pub(super) async fn perform<P: Ports>(
+/// What a step that is not a write learned, to merge into the record.
+pub(super) enum Learned {
+    /// The queue URL (made, adopted, looked up).
+    Url(Option<String>),
+    /// Each topic's outcome.
+    Topics(Vec<(String, TopicOutcome)>),
+    /// Nothing to keep.
+    Nothing,
+}
+
+/// One step that is not a write: what it learned, and how it ended.
+pub(super) async fn call<P: Ports>(
     ports: &P,
     step: Step,
-    record: &mut Record,
-    stored: &mut bool,
+    record: &Record,
     cx: Cx<'_>,
-) -> Result<Option<Written>, StepFailed> {
+) -> (Learned, Result<(), StepFailed>) {
     match step {
-        Step::Claim | Step::MarkReady | Step::MarkDraining | Step::Tombstone(_) => {
-            write(ports, step, record, stored, cx).await
+        Step::CreateQueue => match ensure_queue(ports, record, cx).await {
+            Ok(url) => (Learned::Url(Some(url)), Ok(())),
+            Err(e) => (Learned::Nothing, Err(e)),
+        },
+        Step::Subscribe | Step::Unsubscribe | Step::UnsubscribeRetired => {
+            let (outcomes, result) = topics::resolve(ports, step, record, cx).await;
+            (Learned::Topics(outcomes), result)
         }
-        Step::CreateQueue => create_queue(ports, record, cx).await.map(|()| None),
-        Step::Subscribe | Step::RecoverSubscription => subscribe::missing(ports, step, record, cx).await.map(|()| None),
-        Step::Unsubscribe => subscribe::remove(ports, step, record, |_| true).await.map(|()| None),
-        Step::UnsubscribeRetired => {
-            let retired = |topic: &str| cx.settings.topic(topic).is_none();
-            subscribe::remove(ports, step, record, retired).await.map(|()| None)
-        }
-        Step::UpdatePolicy => {
-            if let Some(url) = &record.queue_url {
-                let policy = policy::queue_policy(cx.settings, &record.queue_arn);
-                if let Err(e) = ports.set_policy(url, &policy).await {
-                    treat(step, e)?;
-                }
-            }
-            Ok(None)
-        }
-        Step::LookupQueueUrl => {
-            match ports.url(&record.queue_name).await {
-                Ok(url) => record.queue_url = Some(url),
-                Err(e) => treat(step, e)?,
-            }
-            Ok(None)
-        }
-        Step::DeleteQueue => {
-            if let Some(url) = record.queue_url.clone() {
-                if let Err(e) = ports.delete(&url).await {
-                    treat(step, e)?;
-                }
-            }
-            Ok(None)
+        Step::LookupQueueUrl => match ports.url(&record.queue_name).await {
+            Ok(url) => (Learned::Url(Some(url)), Ok(())),
+            Err(e) => (Learned::Nothing, treat(step, e)),
+        },
+        Step::DeleteQueue => match &record.queue_url {
+            Some(url) => (Learned::Nothing, ports.delete(url).await.or_else(|e| treat(step, e))),
+            None => (Learned::Nothing, Ok(())),
+        },
+        Step::Claim | Step::RecordIntent | Step::MarkReady | Step::MarkDraining | Step::Tombstone(_) => {
+            unreachable!("writes go through `write`")
         }
     }
 }
 
-async fn write<P: Ports>(
+/// Takes into the record what a step learned.
+pub(super) fn merge(record: &mut Record, learned: Learned, cx: Cx<'_>) {
+    match learned {
+        Learned::Url(url) => record.queue_url = url,
+        Learned::Topics(outcomes) => {
+            for (topic, outcome) in &outcomes {
+                record_outcome(record, topic, outcome, cx.now);
+            }
+        }
+        Learned::Nothing => {}
+    }
+}
+
+/// A conditional write: `Ok(Some(..))` applied or conflicting, `Ok(None)` when its failure counts as done.
+pub(super) async fn write<P: Ports>(
     ports: &P,
     step: Step,
     record: &mut Record,
@@ -90,30 +102,64 @@ async fn write<P: Ports>(
     }
 }
 
-async fn create_queue<P: Ports>(ports: &P, record: &mut Record, cx: Cx<'_>) -> Result<(), StepFailed> {
-    let attrs = policy::queue_attributes(cx.settings, &record.queue_arn);
+/// The queue as desired: CreateQueue, adopting (tags checked) and converging an existing one.
+async fn ensure_queue<P: Ports>(ports: &P, record: &Record, cx: Cx<'_>) -> Result<String, StepFailed> {
+    let wanted = policy::queue_attributes(cx.settings, &record.queue_arn);
     let tags = policy::queue_tags(
         cx.settings,
         &record.task_arn,
         &record.cluster_arn,
         record.group.as_deref(),
     );
-    match ports.create(&record.queue_name, &attrs, &tags).await {
-        Ok(url) => record.queue_url = Some(url),
-        // The queue exists with other attributes (a crashed provisioning made it before the settings
-        // changed): adopt it as it is rather than stay PROVISIONING for good.
-        Err(e) if e.kind == ErrorKind::Invalid => match ports.url(&record.queue_name).await {
-            Ok(url) => record.queue_url = Some(url),
-            Err(_) => treat(Step::CreateQueue, e)?,
-        },
-        Err(e) => treat(Step::CreateQueue, e)?,
+    let owner = Owner {
+        stack: cx.settings.stack.clone(),
+        task_id: record.task_id.clone(),
+    };
+    let mut r = QueueResolver::new(wanted.clone(), owner, cx.observe);
+    loop {
+        let answer = match r.next_call() {
+            QueueNext::Ready(url) => return Ok(url),
+            QueueNext::Fail(kind, message) => {
+                return treat(Step::CreateQueue, PortError::new(kind, "CreateQueue", message)).map(|()| String::new())
+            }
+            QueueNext::Call(c) => queue_call(ports, record, &wanted, &tags, c).await,
+        };
+        r.answer(answer);
     }
-    Ok(())
 }
 
-/// A stage of calls of different chains (never a write): all are issued at once, each on its own copy
-/// of the record; what each learned (its chain's field) is merged back, then the first error, if any,
-/// ends the invocation.
+async fn queue_call<P: Ports>(
+    ports: &P,
+    record: &Record,
+    wanted: &std::collections::BTreeMap<&'static str, String>,
+    tags: &std::collections::BTreeMap<&'static str, String>,
+    call: QueueCall,
+) -> QueueAnswer {
+    let failed = |e: PortError| QueueAnswer::Failed(e.kind, e.to_string());
+    match call {
+        QueueCall::Create => ports
+            .create(&record.queue_name, wanted, tags)
+            .await
+            .map_or_else(failed, QueueAnswer::Url),
+        QueueCall::Url => ports
+            .url(&record.queue_name)
+            .await
+            .map_or_else(failed, QueueAnswer::Url),
+        QueueCall::Tags(url) => ports.queue_tags(&url).await.map_or_else(failed, QueueAnswer::Tags),
+        QueueCall::Attributes(url) => ports
+            .queue_attributes(&url)
+            .await
+            .map_or_else(failed, QueueAnswer::Attributes),
+        QueueCall::Set(url, attrs) => ports
+            .set_queue_attributes(&url, &attrs)
+            .await
+            .map_or_else(failed, |()| QueueAnswer::Done),
+    }
+}
+
+/// A stage of calls of different chains (never a write): all are issued at once, each on the record as it
+/// was before the stage; what each learned is merged back, then the first error, if any, ends the
+/// invocation.
 pub(super) async fn concurrently<P: Ports>(
     ports: &P,
     stage: &[Step],
@@ -121,38 +167,21 @@ pub(super) async fn concurrently<P: Ports>(
     intent: &str,
     cx: Cx<'_>,
 ) -> Result<(), StepFailed> {
-    let copies: Vec<Record> = stage.iter().map(|_| record.clone()).collect();
-    let results = futures_util::future::join_all(stage.iter().zip(copies).map(|(&step, mut copy)| async move {
-        let result = perform(ports, step, &mut copy, &mut true, cx).await;
-        (step, copy, result)
+    let before: &Record = record;
+    let results = futures_util::future::join_all(stage.iter().map(|&step| async move {
+        let (learned, result) = call(ports, step, before, cx).await;
+        (step, learned, result)
     }))
     .await;
     let mut first_error = None;
     for (step, learned, result) in results {
-        log_step(&learned, intent, step, &result);
-        merge(record, step, learned, cx);
+        merge(record, learned, cx);
+        log_step(record, intent, step, &result.clone().map(|()| None));
         if let Err(e) = result {
             first_error.get_or_insert(e);
         }
     }
     first_error.map_or(Ok(()), Err)
-}
-
-/// Takes from `learned` what its step changed. Subscribe only adds configured topics and
-/// UnsubscribeRetired only removes topics no longer configured, so the two merge in either order.
-fn merge(record: &mut Record, step: Step, learned: Record, cx: Cx<'_>) {
-    match step {
-        Step::RecoverSubscription | Step::Subscribe => record.subscriptions.extend(learned.subscriptions),
-        Step::Unsubscribe => record.subscriptions = learned.subscriptions,
-        Step::UnsubscribeRetired => record
-            .subscriptions
-            .retain(|topic, _| cx.settings.topic(topic).is_some() || learned.subscriptions.contains_key(topic)),
-        Step::CreateQueue | Step::LookupQueueUrl | Step::DeleteQueue => record.queue_url = learned.queue_url,
-        Step::UpdatePolicy => {}
-        Step::Claim | Step::MarkReady | Step::MarkDraining | Step::Tombstone(_) => {
-            unreachable!("a write never shares a stage")
-        }
-    }
 }
 
 /// One log line per step, with the task, queue, intent and outcome (never bodies or handles).

@@ -72,9 +72,11 @@ impl AwsRules {
         }
     }
 
-    /// Whether a CreateQueue with `requested` attributes may answer an existing queue that has `stored`.
+    /// Whether a CreateQueue with `requested` attributes may answer an existing queue that has `stored`:
+    /// every attribute the request names must mean the same (an attribute it does not name is not
+    /// compared, as SNS does for Subscribe: so a re-create never removes an attribute).
     pub fn check_queue_attributes(stored: &Attributes, requested: &Attributes) -> Result<(), Refusal> {
-        if stored == requested {
+        if same_named(stored, requested) {
             Ok(())
         } else {
             Err(Refusal::QueueAlreadyExists)
@@ -95,7 +97,7 @@ impl AwsRules {
         attributes: &Attributes,
     ) -> Result<Option<&str>, Refusal> {
         match self.find(topic_arn, endpoint) {
-            Some((_, sub)) if sub.attributes != *attributes => Err(Refusal::SubscriptionAttributesDiffer),
+            Some((_, sub)) if !same_named(&sub.attributes, attributes) => Err(Refusal::SubscriptionAttributesDiffer),
             Some((arn, _)) => Ok(Some(arn)),
             None => Ok(None),
         }
@@ -107,6 +109,25 @@ impl AwsRules {
         if self.find(&sub.topic_arn, &sub.endpoint).is_none() {
             self.subscriptions.insert(arn.to_owned(), sub);
         }
+    }
+
+    /// A SetSubscriptionAttributes succeeded: the attribute changes (an empty value, or `{}` for a
+    /// filter policy, removes it). False when the subscription is unknown.
+    pub fn set_subscription_attribute(&mut self, arn: &str, name: &str, value: &str) -> bool {
+        let Some(sub) = self.subscriptions.get_mut(arn) else {
+            return false;
+        };
+        if value.is_empty() || (name == "FilterPolicy" && value == "{}") {
+            sub.attributes.remove(name);
+        } else {
+            sub.attributes.insert(name.to_owned(), value.to_owned());
+        }
+        true
+    }
+
+    /// Every subscription of a deleted topic is gone with it.
+    pub fn topic_deleted(&mut self, topic_arn: &str) {
+        self.subscriptions.retain(|_, s| s.topic_arn != topic_arn);
     }
 
     /// An Unsubscribe succeeded; the subscription it removed, if known.
@@ -126,6 +147,21 @@ impl AwsRules {
     pub fn subscriptions(&self) -> &BTreeMap<String, Subscription> {
         &self.subscriptions
     }
+}
+
+/// True when every attribute `requested` names has the same meaning in `stored` (JSON values as JSON,
+/// booleans without case); attributes the request does not name are not compared. This is what SNS does
+/// for a repeated Subscribe (LocalStack's AWS-validated behaviour, localstack/localstack#9167).
+fn same_named(stored: &Attributes, requested: &Attributes) -> bool {
+    use tasksub_core::converge::attrs::same_value;
+    let default = |k: &str| match k {
+        "RawMessageDelivery" => Some("false"),
+        _ => None,
+    };
+    requested.iter().all(|(k, v)| {
+        let have = stored.get(k).map(String::as_str).or_else(|| default(k));
+        have.is_some_and(|h| same_value(k, v, h))
+    })
 }
 
 #[cfg(test)]
@@ -172,7 +208,13 @@ mod tests {
         );
         assert_eq!(
             AwsRules::check_queue_attributes(&attrs("a"), &Attributes::new()),
-            Err(Refusal::QueueAlreadyExists)
+            Ok(()),
+            "an attribute the request does not name is not compared"
+        );
+        let json = |p: &str| BTreeMap::from([("Policy".to_owned(), p.to_owned())]);
+        assert_eq!(
+            AwsRules::check_queue_attributes(&json(r#"{"a":1,"b":2}"#), &json(r#"{"b":2,"a":1}"#)),
+            Ok(())
         );
     }
 
@@ -186,6 +228,32 @@ mod tests {
             rules.check_subscribe("t", "q", &attrs("false")),
             Err(Refusal::SubscriptionAttributesDiffer)
         );
+        assert_eq!(
+            rules.check_subscribe("t", "q", &attrs("TRUE")),
+            Ok(Some("t:1")),
+            "booleans ignore case"
+        );
+        assert_eq!(
+            rules.check_subscribe("t", "q", &Attributes::new()),
+            Ok(Some("t:1")),
+            "an attribute the request does not name is not compared"
+        );
+        let filtered = BTreeMap::from([("FilterPolicy".to_owned(), "{}".to_owned())]);
+        assert_eq!(
+            rules.check_subscribe("t", "q", &filtered),
+            Err(Refusal::SubscriptionAttributesDiffer)
+        );
+        assert!(rules.set_subscription_attribute("t:1", "FilterPolicy", r#"{"k":["a"]}"#));
+        assert_eq!(
+            rules.subscriptions()["t:1"].attributes["FilterPolicy"],
+            r#"{"k":["a"]}"#
+        );
+        assert!(rules.set_subscription_attribute("t:1", "FilterPolicy", "{}"));
+        assert!(
+            !rules.subscriptions()["t:1"].attributes.contains_key("FilterPolicy"),
+            "{{}} removes it"
+        );
+        assert!(!rules.set_subscription_attribute("nope", "RawMessageDelivery", "true"));
         assert_eq!(rules.check_subscribe("t", "other", &attrs("false")), Ok(None));
         rules.subscribed("t:2", sub("false"));
         assert_eq!(

@@ -33,6 +33,11 @@ fn record(task_id: &str, state: State, revision: u64) -> Record {
         updated_at: now,
         expires_at: None,
         revision,
+        pending: Default::default(),
+        refused: Default::default(),
+        generation: 0,
+        settings_hash: None,
+        watch: Default::default(),
     }
 }
 
@@ -87,10 +92,20 @@ async fn a_put_applies_only_when_its_expectation_holds() {
     let ids: Vec<_> = Records::list(&fake)
         .await
         .unwrap()
+        .records
         .into_iter()
         .map(|r| r.task_id)
         .collect();
     assert_eq!(ids, ["t0", "t1"]);
+    // an unreadable item is quarantined by the scan and refused by reads and writes, naming its key
+    fake.insert_malformed("t1", "malformed record item: attribute state");
+    let scanned = Records::list(&fake).await.unwrap();
+    assert_eq!(scanned.records.len(), 1);
+    assert_eq!(scanned.quarantined["t1"], "malformed record item: attribute state");
+    let e = fake.get("t1").await.unwrap_err();
+    assert_eq!((e.kind, e.op), (ErrorKind::Invalid, "GetItem"));
+    assert!(e.message.contains("task t1"), "{e}");
+    assert!(fake.put(&record("t1", State::Ready, 1), Expect::Absent).await.is_err());
 }
 
 #[tokio::test]
@@ -107,12 +122,12 @@ async fn create_queue_is_idempotent_for_the_same_attributes_only() {
     );
     assert_eq!(
         kind(fake.create("q1", &attrs(&[("VisibilityTimeout", "60")]), &tags).await),
-        (ErrorKind::Invalid, "CreateQueue")
+        (ErrorKind::Exists, "CreateQueue")
     );
     assert_eq!(
-        kind(fake.create("q1", &BTreeMap::new(), &tags).await),
-        (ErrorKind::Invalid, "CreateQueue"),
-        "missing attributes differ too"
+        fake.create("q1", &BTreeMap::new(), &tags).await,
+        Ok(url.clone()),
+        "attributes the request does not name are not compared"
     );
     let q = &fake.queues()[0];
     assert_eq!((q.name.as_str(), q.tags.len()), ("q1", 1), "the first tags stay");
@@ -147,24 +162,94 @@ async fn a_deleted_queue_name_is_blocked_for_60_seconds_of_the_fakes_clock() {
 }
 
 #[tokio::test]
-async fn set_policy_replaces_the_policy_attribute_of_an_existing_queue() {
+async fn set_queue_attributes_changes_an_existing_queue() {
     let fake = Fake::new();
-    let a = attrs(&[("Policy", "p1")]);
-    let url = fake.create("q1", &a, &BTreeMap::new()).await.unwrap();
-    assert_eq!(fake.set_policy(&url, "p2").await, Ok(()));
-    assert_eq!(fake.queues()[0].attributes["Policy"], "p2");
+    let a = attrs(&[("Policy", "p1"), ("RedrivePolicy", "{}")]);
+    let url = fake.create("q1", &a, &attrs(&[("tasksub:stack", "s")])).await.unwrap();
+    let set = BTreeMap::from([("Policy", "p2".to_owned()), ("RedrivePolicy", String::new())]);
+    assert_eq!(fake.set_queue_attributes(&url, &set).await, Ok(()));
+    let now = fake.queue_attributes(&url).await.unwrap();
+    assert_eq!(now["Policy"], "p2");
+    assert!(!now.contains_key("RedrivePolicy"), "an empty value removes it");
+    assert!(now.contains_key("QueueArn"), "read-only attributes are reported too");
+    assert_eq!(fake.queue_tags(&url).await.unwrap()["tasksub:stack"], "s");
     assert_eq!(
         kind(fake.create("q1", &a, &BTreeMap::new()).await),
-        (ErrorKind::Invalid, "CreateQueue"),
+        (ErrorKind::Exists, "CreateQueue"),
         "CreateQueue compares with the current attributes"
     );
     assert!(fake
         .create("q1", &attrs(&[("Policy", "p2")]), &BTreeMap::new())
         .await
         .is_ok());
+    for missing in [
+        kind(fake.set_queue_attributes(&format!("{URL}q2"), &set).await),
+        kind(fake.queue_attributes(&format!("{URL}q2")).await),
+        kind(fake.queue_tags(&format!("{URL}q2")).await),
+    ] {
+        assert_eq!(missing.0, ErrorKind::NotFound);
+    }
+}
+
+#[tokio::test]
+async fn topics_refuse_disappear_and_come_back() {
+    let fake = Fake::new();
+    let (topic, queue) = ("arn:aws:sns:us-east-1:1:t", "arn:aws:sqs:us-east-1:1:q");
+    let raw = BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
+    let arn = fake.subscribe(topic, queue, &raw).await.unwrap();
+    fake.refuse_topic(topic, ErrorKind::AccessDenied);
     assert_eq!(
-        kind(fake.set_policy(&format!("{URL}q2"), "p").await),
-        (ErrorKind::NotFound, "SetQueueAttributes")
+        kind(fake.subscribe(topic, queue, &raw).await),
+        (ErrorKind::AccessDenied, "Subscribe")
+    );
+    assert_eq!(
+        kind(fake.find(topic, queue).await).0,
+        ErrorKind::AccessDenied,
+        "the listing too"
+    );
+    assert!(
+        fake.subscription_attributes(&arn).await.is_ok(),
+        "the subscription itself stays ours"
+    );
+    fake.refuse_topic(topic, ErrorKind::Quota);
+    assert_eq!(
+        fake.find(topic, queue).await,
+        Ok(Some(arn.clone())),
+        "a quota refuses Subscribe only"
+    );
+    fake.admit_topic(topic);
+    fake.delete_topic(topic);
+    assert!(
+        fake.subscriptions().is_empty(),
+        "a deleted topic's subscriptions go with it"
+    );
+    assert_eq!(
+        kind(fake.subscribe(topic, queue, &raw).await),
+        (ErrorKind::NotFound, "Subscribe")
+    );
+    fake.create_topic(topic);
+    let again = fake.subscribe(topic, queue, &raw).await.unwrap();
+    assert_ne!(again, arn, "a re-created topic gives a new subscription");
+    // attributes: read with the identity fields, set one at a time, {} removes a filter policy
+    fake.set_subscription_attribute(&again, "FilterPolicy", r#"{"k":["a"]}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.subscription_attributes(&again).await.unwrap()["FilterPolicy"],
+        r#"{"k":["a"]}"#
+    );
+    fake.set_subscription_attribute(&again, "FilterPolicy", "{}")
+        .await
+        .unwrap();
+    let a = fake.subscription_attributes(&again).await.unwrap();
+    assert!(!a.contains_key("FilterPolicy") && a["TopicArn"] == topic && a["Endpoint"] == queue);
+    assert_eq!(
+        kind(
+            fake.set_subscription_attribute("arn:nope", "RawMessageDelivery", "true")
+                .await
+        )
+        .0,
+        ErrorKind::NotFound
     );
 }
 

@@ -1,8 +1,10 @@
-//! Reading what exists: the topic's subscriptions first (ListSubscriptionsByTopic, paced, capped), then
-//! the records (Scan), the queues under the prefix (ListQueues; a subscribed queue ListQueues missed is
-//! confirmed with GetQueueUrl), then ECS (ListTasks per cluster and desired status, DescribeTasks by 100).
-//! Subscriptions come before records, so a subscription made meanwhile finds its claim; ECS comes last, so
-//! a task whose record or queue was seen is listed by then.
+//! Reading what exists: the configured topics' subscriptions first (ListSubscriptionsByTopic, paced,
+//! capped), then the records (Scan; an unreadable item is quarantined, never a reason to stop), then the
+//! subscriptions of topics only records name (retired topics), the queues under the prefix (ListQueues; a
+//! subscribed queue ListQueues missed is confirmed with GetQueueUrl), then ECS (ListTasks per cluster and
+//! desired status, DescribeTasks by 100). Configured topics are listed before records, so a subscription
+//! made meanwhile finds its claim or its intent; ECS comes last, so a task whose record, queue or
+//! subscription was seen is listed by then.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +16,8 @@ use tasksub_core::settings::Settings;
 use tracing::warn;
 
 use crate::ports::{
-    list_topic, Desired, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks, DESCRIBE_BATCH,
+    list_own_topic, list_topic, Desired, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks,
+    DESCRIBE_BATCH, MAX_OWN_PAGES,
 };
 
 /// What a gather produced besides the inventory.
@@ -69,14 +72,46 @@ async fn confirm_unlisted_queues<P: Queues>(ports: &P, settings: &Settings, g: &
 /// the cap are never judged; the capped warning says so.
 pub const MAX_SUBSCRIPTION_PAGES: usize = 100;
 
-/// Every configured topic's subscriptions (each in its own region), every page up to
-/// [`MAX_SUBSCRIPTION_PAGES`], paced (30 TPS account quota). A topic whose listing fails is left out of
-/// this run's subscription pass (its subscriptions are not judged); the count of such topics is returned.
-pub(super) async fn subscriptions<S: Subscriptions>(paced: &S, settings: &Settings) -> (Vec<SeenSubscription>, usize) {
-    let (mut out, mut failed) = (Vec::new(), 0);
-    for topic in settings.topic_arns() {
-        match list_topic(paced, topic, MAX_SUBSCRIPTION_PAGES).await {
+/// What the topics' listings gave: the subscriptions, the topics read to their end, and how many
+/// listings failed.
+#[derive(Debug, Default)]
+pub(super) struct Listings {
+    pub subscriptions: Vec<SeenSubscription>,
+    pub complete: BTreeSet<String>,
+    pub failed: usize,
+}
+
+/// The subscriptions of `topics` (each in its own region), every page up to [`MAX_SUBSCRIPTION_PAGES`],
+/// paced (30 TPS account quota). A topic whose listing fails is left out of this run's subscription pass
+/// (its subscriptions are not judged) and counted; a topic that does not exist is listed as complete and
+/// empty.
+pub(super) async fn subscriptions<'a, S: Subscriptions>(
+    paced: &S,
+    topics: impl IntoIterator<Item = &'a str>,
+    into: &mut Listings,
+) {
+    for topic in topics {
+        let listed = match list_topic(paced, topic, MAX_SUBSCRIPTION_PAGES).await {
+            // The topic's owner refuses us its listing: our own subscriptions can still be listed.
+            Err(e) if e.kind == ErrorKind::AccessDenied => list_own_topic(paced, topic, MAX_OWN_PAGES).await,
+            // The topic does not exist (deleted, maybe to be re-created): it has no subscriptions, so its
+            // listing is complete and empty, and every subscription a record names on it is lost.
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                warn!(
+                    action = "list-subscriptions",
+                    outcome = "topic-not-found",
+                    topic,
+                    "the topic does not exist: none of its subscriptions remain"
+                );
+                Ok((Vec::new(), false))
+            }
+            other => other,
+        };
+        match listed {
             Ok((subs, capped)) => {
+                if !capped {
+                    into.complete.insert(topic.to_owned());
+                }
                 if capped {
                     warn!(
                         action = "list-subscriptions",
@@ -86,31 +121,55 @@ pub(super) async fn subscriptions<S: Subscriptions>(paced: &S, settings: &Settin
                         "more subscriptions than one sweep reads: the rest wait for the next sweep"
                     );
                 }
-                out.extend(subs);
+                into.subscriptions.extend(subs);
             }
             Err(e) => {
-                failed += 1;
+                into.failed += 1;
                 warn!(action = "list-subscriptions", outcome = "failed", topic, error = %e, "this topic's subscriptions are not judged this run");
             }
         }
     }
-    (out, failed)
 }
 
 /// Everything the reconciler needs, read in the order the module doc gives. Fails only when a read that
-/// every verdict depends on fails (records, queues, listing a cluster's tasks).
-pub(super) async fn gather<P, T>(
+/// every verdict depends on fails (records, queues, listing a cluster's tasks). `listings` holds the
+/// configured topics' subscriptions, listed before; the topics only records name (retired ones) are
+/// listed after the records, with `paced`.
+pub(super) async fn gather<P, T, S>(
     ports: &P,
     tasks: &T,
+    paced: &S,
     settings: &Settings,
-    subscriptions: &[SeenSubscription],
-) -> Result<Gathered, GatherFailed>
+    mut listings: Listings,
+) -> Result<(Gathered, usize), GatherFailed>
 where
     P: Records + Queues + QueueInspect,
     T: Tasks,
+    S: Subscriptions,
 {
     let mut g = Gathered::default();
-    g.inventory.records = Records::list(ports).await.map_err(GatherFailed)?;
+    let scanned = Records::list(ports).await.map_err(GatherFailed)?;
+    g.inventory.records = scanned.records;
+    g.inventory.quarantined = scanned.quarantined;
+    for (key, why) in &g.inventory.quarantined {
+        warn!(
+            task_id = key,
+            action = "read-record",
+            outcome = "quarantined",
+            error = why.as_str(),
+            "record left alone: repair or delete the item"
+        );
+    }
+    let retired: BTreeSet<String> = g
+        .inventory
+        .records
+        .iter()
+        .flat_map(|r| r.listed_topics())
+        .filter(|t| settings.topic(t).is_none())
+        .map(str::to_owned)
+        .collect();
+    subscriptions(paced, retired.iter().map(String::as_str), &mut listings).await;
+    g.inventory.listed = std::mem::take(&mut listings.complete);
     g.inventory.queues = queues_under_prefix(ports, settings.queue.prefix.as_str()).await?;
     let mut seen = BTreeSet::new();
     for cluster in &settings.scope.clusters {
@@ -121,10 +180,10 @@ where
         seen.extend(arns);
     }
     g.tasks_seen = seen.len();
-    g.inventory.subscriptions = subscriptions.to_vec();
+    g.inventory.subscriptions = listings.subscriptions;
     confirm_unlisted_queues(ports, settings, &mut g).await;
     queue_details(ports, settings, &mut g).await;
-    Ok(g)
+    Ok((g, listings.failed))
 }
 
 /// The queues ListQueues names under the prefix.
@@ -212,5 +271,29 @@ async fn queue_details<P: QueueInspect>(ports: &P, settings: &Settings, g: &mut 
                 g.errors += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::Fake;
+
+    const GONE: &str = "arn:aws:sns:us-east-1:123456789012:gone";
+    const SHUT: &str = "arn:aws:sns:us-east-1:123456789012:shut";
+
+    /// A deleted topic has no subscriptions: its listing is complete (every subscription a record names
+    /// on it is lost), not a failure; a topic refusing its listing is listed through our own.
+    #[tokio::test]
+    async fn a_deleted_topic_lists_complete_and_empty() {
+        let fake = Fake::new();
+        fake.delete_topic(GONE);
+        fake.refuse_topic(SHUT, ErrorKind::AccessDenied);
+        let mut into = Listings::default();
+        subscriptions(&fake, [GONE, SHUT], &mut into).await;
+        assert!(into.complete.contains(GONE), "{into:?}");
+        assert!(into.complete.contains(SHUT), "our own, listed account-wide: {into:?}");
+        assert_eq!(into.failed, 0);
+        assert!(into.subscriptions.is_empty());
     }
 }

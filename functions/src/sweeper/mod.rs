@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 pub use gather::GatherFailed;
-pub use report::{ActionReport, HeldReport, Report};
+pub use report::{ActionReport, HeldReport, RefusalReport, Report};
 
 use crate::aws::{AwsPorts, AwsTasks};
 use crate::executor::{self, HandleError, Handled};
@@ -56,7 +56,7 @@ pub struct Sweeper<P = AwsPorts, T = AwsTasks> {
 impl Sweeper<AwsPorts, AwsTasks> {
     /// A sweeper on the AWS SDK.
     pub fn new(settings: Settings, sweep: SweepSettings, sdk: &aws_config::SdkConfig) -> Self {
-        let ports = AwsPorts::new(sdk, &settings.table);
+        let ports = AwsPorts::for_settings(sdk, &settings);
         Self::with_ports(settings, sweep, ports, AwsTasks::new(sdk))
     }
 }
@@ -95,11 +95,13 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         let started = Instant::now();
         let grace_seconds = options.grace_seconds.unwrap_or(self.sweep.grace_seconds);
         let paced = Paced::new(&self.ports, Duration::from_millis(self.sweep.min_interval_ms));
-        // Subscriptions first, records after: a subscription made meanwhile always finds its claim.
+        // Subscriptions first, records after: a subscription made meanwhile always finds its claim or intent.
         // A failed listing (the 30 TPS quota is the account's) skips only that topic's subscriptions.
-        let (subscriptions, listing_failed) = gather::subscriptions(&paced, &self.settings).await;
-        let g = gather::gather(&self.ports, &self.tasks, &self.settings, &subscriptions).await?;
-        let verdict = reconcile::reconcile(&g.inventory, &self.settings, grace_seconds, now);
+        let mut listings = gather::Listings::default();
+        gather::subscriptions(&paced, self.settings.topic_arns(), &mut listings).await;
+        let (g, listing_failed) = gather::gather(&self.ports, &self.tasks, &paced, &self.settings, listings).await?;
+        let audit = self.sweep.audit_per_run;
+        let verdict = reconcile::reconcile_with(&g.inventory, &self.settings, grace_seconds, now, audit);
         let subs = orphan_subscriptions(&g.inventory, &self.settings, grace_seconds, now);
         let mut report = Report::found(options.dry_run, grace_seconds, &g, listing_failed, &verdict, &subs);
         let mut budget = Budget {
@@ -181,6 +183,9 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
             }
             Gate::Go => {
                 let result = Box::pin(self.execute(paced, action, stored, now)).await;
+                if matches!(result, Ok(Handled::Applied { .. })) {
+                    report.resubscribed += action.lost.len();
+                }
                 self.account(report, &mut line, action.kind, result);
             }
         }
@@ -197,11 +202,11 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         // The first round runs the reconciler's plan; after a conflict, decide again from what is stored.
         let first = AtomicBool::new(true);
         let settings = &self.settings;
-        executor::converge(paced, settings, now, stored.cloned(), |current| {
+        executor::converge(paced, settings, now, stored.cloned(), |current, hints| {
             Ok(if first.swap(false, Ordering::Relaxed) {
                 Decision::Act(Box::new(action.plan.clone()))
             } else {
-                action.replan(current, settings, now)
+                action.replan(current, settings, now, hints)
             })
         })
         .await
@@ -215,15 +220,19 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         result: Result<Handled, HandleError>,
     ) {
         match result {
-            Ok(Handled::Applied { state, .. }) => {
+            Ok(Handled::Applied { state, refused, .. }) => {
                 line.outcome = "done";
                 line.state = Some(state.as_str());
+                if !refused.is_empty() {
+                    line.detail = Some(format!("refused by {}", refused.join(", ")));
+                }
                 match kind {
                     ActionKind::RemoveOrphan | ActionKind::RemoveStrayQueue => report.orphans_removed += 1,
                     ActionKind::FinishProvisioning => report.resumed += 1,
                     ActionKind::Provision => report.provisioned += 1,
                     ActionKind::Drain => report.drained += 1,
                     ActionKind::Converge => report.converged += 1,
+                    ActionKind::Audit => report.audited += 1,
                 }
             }
             Ok(Handled::Skipped(skip)) => {

@@ -50,12 +50,41 @@ pub struct Report {
     pub deferred: usize,
     /// Failed actions and failed reads (the sweep itself went on).
     pub errors: usize,
+    /// Records that could not be read (reported by key among the held, left alone).
+    pub quarantined: usize,
+    /// Topics live records say refuse their task's subscription (each counted per task), before this run.
+    pub degraded_topics: usize,
+    /// Subscriptions this run found missing from their topic's listing and made again.
+    pub resubscribed: usize,
+    /// Live tasks in sync whose attributes this run read and converged (the rotating audit).
+    pub audited: usize,
     /// Wall-clock duration of the run.
     pub duration_ms: u64,
     /// Every due action and what became of it.
     pub actions: Vec<ActionReport>,
     /// What was left alone for a reason worth knowing (healthy tasks are not listed).
     pub held: Vec<HeldReport>,
+    /// Topics that refuse a live task's subscription, as the records say (before this run's actions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<RefusalReport>,
+}
+
+/// One topic refusing one live task's subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusalReport {
+    /// The task.
+    pub task_id: String,
+    /// The topic.
+    pub topic: String,
+    /// The error kind (`access-denied`, `quota`, `invalid`, `not-found`).
+    pub kind: String,
+    /// The service's words.
+    pub message: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// First refusal.
+    pub since: DateTime<Utc>,
 }
 
 /// One action.
@@ -166,6 +195,14 @@ impl From<&Held> for HeldReport {
                 None,
                 Some("its tasksub:stack tag names another deployment (or none): not ours to delete".to_owned()),
             ),
+            Hold::Quarantined(why) => (
+                None,
+                None,
+                Some(format!(
+                    "the record cannot be read ({why}): left alone with its queue and subscriptions; repair or \
+                     delete the item"
+                )),
+            ),
             Hold::Skip(s) => (None, None, Some(s.to_string())),
         };
         Self {
@@ -190,6 +227,25 @@ impl From<&HeldSubscription> for HeldReport {
         r.detail = Some(format!("subscription {}: {}", h.arn, r.detail.unwrap_or_default()));
         r
     }
+}
+
+/// Every refused topic of every live record.
+fn refusals(g: &Gathered) -> Vec<RefusalReport> {
+    g.inventory
+        .records
+        .iter()
+        .filter(|r| !r.state.is_tombstone())
+        .flat_map(|r| {
+            r.refused.iter().map(|(topic, why)| RefusalReport {
+                task_id: r.task_id.clone(),
+                topic: topic.clone(),
+                kind: why.kind.clone(),
+                message: why.message.clone(),
+                attempts: why.attempts,
+                since: why.since,
+            })
+        })
+        .collect()
 }
 
 impl Report {
@@ -219,6 +275,9 @@ impl Report {
             missing_clusters: g.missing_clusters.clone(),
             subscriptions_seen: g.inventory.subscriptions.len(),
             errors: g.errors + listing_failed,
+            quarantined: g.inventory.quarantined.len(),
+            degraded_topics: refusals(g).len(),
+            refusals: refusals(g),
             orphan_subscriptions_found: subs.unsubscribe.len(),
             held: verdict
                 .held
@@ -247,6 +306,10 @@ impl Report {
             provisioned = self.provisioned,
             drained = self.drained,
             converged = self.converged,
+            resubscribed = self.resubscribed,
+            audited = self.audited,
+            quarantined = self.quarantined,
+            degraded_topics = self.degraded_topics,
             waiting = self.waiting,
             deferred = self.deferred,
             errors = self.errors,
@@ -284,6 +347,10 @@ impl Report {
                 ("Provisioned", Unit::Count, c(self.provisioned)),
                 ("Drained", Unit::Count, c(self.drained)),
                 ("Converged", Unit::Count, c(self.converged)),
+                ("Resubscribed", Unit::Count, c(self.resubscribed)),
+                ("Audited", Unit::Count, c(self.audited)),
+                ("QuarantinedRecords", Unit::Count, c(self.quarantined)),
+                ("DegradedTopics", Unit::Count, c(self.degraded_topics)),
                 ("Waiting", Unit::Count, c(self.waiting)),
                 ("Deferred", Unit::Count, c(self.deferred)),
                 ("SweepErrors", Unit::Count, c(self.errors)),

@@ -2,11 +2,14 @@
 /**
  * The CDK app for `cdk synth` / `cdk deploy` (bundles the Rust binaries with cargo-lambda, which
  * must be on PATH). Context: `-c architecture=arm64|x86_64` (default arm64),
- * `-c stackName=<name>` (default tasksub). Parameters are passed at deploy time:
- *   npx cdk deploy -c architecture=arm64 --parameters ClusterArns=arn:aws:ecs:...:cluster/prod
+ * `-c stackName=<name>` (default tasksub), `-c settingsGeneration=<n>` (TASKSUB_SETTINGS_GENERATION, carried by
+ * the template: raise it with every deploy that changes the settings, e.g. 2026120701; without it the stack has
+ * the SettingsGeneration parameter instead). Parameters are passed at deploy time:
+ *   npx cdk deploy -c architecture=arm64 -c settingsGeneration=2026120701 \
+ *     --parameters ClusterArns=arn:aws:ecs:...:cluster/prod
  */
 import { App, DefaultStackSynthesizer } from 'aws-cdk-lib';
-import { ArchitectureName, TasksubStack } from '../lib/tasksub-stack';
+import { ArchitectureName, TasksubStack, parseSettingsGeneration } from '../lib/tasksub-stack';
 
 const app = new App({ analyticsReporting: false });
 const architecture = (app.node.tryGetContext('architecture') ?? 'arm64') as ArchitectureName;
@@ -16,5 +19,8 @@ if (architecture !== 'arm64' && architecture !== 'x86_64') {
 new TasksubStack(app, 'Tasksub', {
   stackName: app.node.tryGetContext('stackName') ?? 'tasksub',
   architecture,
+  // Set by whoever deploys (context, cdk.json or the code), never from the clock: a deploy that changes no
+  // setting keeps its generation.
+  settingsGeneration: parseSettingsGeneration(app.node.tryGetContext('settingsGeneration')),
   synthesizer: new DefaultStackSynthesizer({ generateBootstrapVersionRule: false }),
 });

@@ -48,6 +48,31 @@ export interface TasksubStackProps extends StackProps {
    * unified with the other workspace members' (docs/footprint.md).
    */
   readonly manifestPath?: string;
+  /**
+   * The settings generation (TASKSUB_SETTINGS_GENERATION), set by whoever deploys: raise it with every deploy
+   * that changes the topics or the subscription or queue settings, a rollback included, e.g. a date-time serial
+   * such as 2026120701 (bin/app.ts reads it from the context value `settingsGeneration`). Never a synth timestamp:
+   * a deploy that changes no setting must keep its generation. Given, the template carries it (the functions'
+   * environment) and has no SettingsGeneration parameter: `cdk deploy`, like `sam deploy`, keeps an existing
+   * stack's previous parameter values (UsePreviousValue), so a changed parameter default would never reach it.
+   * Not given, the stack has the SAM template's parameter (default 0, no ordering).
+   */
+  readonly settingsGeneration?: number;
+}
+
+/**
+ * A settings generation as given in the context or the props: undefined when not given, else a whole number from
+ * 0 up, as the functions read TASKSUB_SETTINGS_GENERATION (a u64); a bad value fails the synth.
+ */
+export function parseSettingsGeneration(value: unknown): number | undefined {
+  if (value === undefined || value === null || value === '') {
+    return undefined;
+  }
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*[0-9]+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new Error(`settingsGeneration must be a whole number from 0 up (e.g. 2026120701), not ${JSON.stringify(value)}`);
+  }
+  return n;
 }
 
 /**
@@ -56,6 +81,16 @@ export interface TasksubStackProps extends StackProps {
  */
 export const TOPIC_ARN_PATTERN =
   '^(|arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:([A-Za-z0-9_-]{1,256}|[A-Za-z0-9_-]{1,251}[.]fifo))$';
+
+/** The ClusterArns parameter's pattern, applied to each element: a cluster ARN (events carry ARNs, not names). */
+export const CLUSTER_ARN_PATTERN = '^arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/[A-Za-z0-9_-]{1,255}$';
+
+/** SubscriptionDlqArn: empty, or an SQS queue ARN with a standard name or a FIFO one (80 characters in all). */
+export const SUBSCRIPTION_DLQ_ARN_PATTERN =
+  '^(|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:([A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}[.]fifo))$';
+
+/** ConsumerRoleArns / QueueAdminRoleArns: empty, or an exact IAM role ARN (path included, no wildcard). */
+export const ROLE_ARN_PATTERN = '^(|arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,576})$';
 
 /** Orphans removed by one sweep (5-minute sum) that raise the mass-removal alarms. */
 export const MASS_ORPHAN_THRESHOLD = 50;
@@ -87,10 +122,12 @@ export const STACK_TAG = 'tasksub:stack';
 export const QUEUE_TAG_KEYS = ['tasksub:task-arn', 'tasksub:cluster', 'tasksub:group', 'tasksub:version', STACK_TAG];
 
 /**
- * What the task rules forward to the functions (and so to the event DLQ and the on-failure destination):
- * the envelope and the six detail fields tasksub-core's parser and decide() use, never
- * overrides.containerOverrides[].environment or any other container detail. Strings need their quotes
- * (EventBridge neither quotes nor escapes values); detail.version is a number. Same as template.yaml.
+ * What the task rules forward to the buffer queues (and so to the functions and the event DLQ): the envelope
+ * and the six detail fields tasksub-core's parser and decide() use, never overrides.containerOverrides[].environment
+ * or any other container detail. Every placeholder stands outside quotes, where EventBridge inserts the JSON
+ * value its path selects (a string arrives quoted and escaped), so no value can become structure; inside
+ * quotes it would paste the text unescaped (EventBridge User Guide, "Amazon EventBridge input
+ * transformation"). group, chosen by whoever calls RunTask, comes last. Same as template.yaml.
  */
 export const TRIMMED_TASK_EVENT = {
   inputPathsMap: {
@@ -110,11 +147,44 @@ export const TRIMMED_TASK_EVENT = {
     version: '$.detail.version',
   },
   inputTemplate:
-    '{"version": "<eventVersion>", "id": "<id>", "detail-type": "<detailType>", "source": "<source>", ' +
-    '"account": "<account>", "time": "<time>", "region": "<region>", "resources": <resources>, ' +
-    '"detail": {"taskArn": "<taskArn>", "clusterArn": "<clusterArn>", "lastStatus": "<lastStatus>", ' +
-    '"desiredStatus": "<desiredStatus>", "group": "<group>", "version": <version>}}',
+    '{"version": <eventVersion>, "id": <id>, "detail-type": <detailType>, "source": <source>, ' +
+    '"account": <account>, "time": <time>, "region": <region>, "resources": <resources>, ' +
+    '"detail": {"taskArn": <taskArn>, "clusterArn": <clusterArn>, "lastStatus": <lastStatus>, ' +
+    '"desiredStatus": <desiredStatus>, "version": <version>, "group": <group>}}',
 };
+
+/** Receives of a buffered event before the buffer's redrive moves it to the event DLQ. */
+export const BUFFER_MAX_RECEIVE_COUNT = 10;
+/** The event functions' timeout (seconds); the buffers' visibility timeout is six times it (AWS's advice). */
+export const EVENT_FUNCTION_TIMEOUT_SECONDS = 30;
+/** Records per batch the buffers hand an event function. */
+export const BUFFER_BATCH_SIZE = 10;
+
+/** The console's parameter groups (AWS::CloudFormation::Interface), as in template.yaml: every parameter once. */
+export const PARAMETER_GROUPS = [
+  { Label: { default: 'Scope' }, Parameters: ['ClusterArns', 'ServiceGroups'] },
+  {
+    Label: { default: 'Settings generation (raise it with every deploy that changes the settings)' },
+    Parameters: ['SettingsGeneration'],
+  },
+  {
+    Label: { default: 'Queues and subscriptions' },
+    Parameters: [
+      'QueuePrefix', 'TopicArns', 'TopicSettings', 'TopicKmsKeyId', 'EnableQueueDlq', 'QueueMaxReceiveCount',
+      'QueueRetentionSeconds', 'QueueVisibilitySeconds', 'RawMessageDelivery', 'FilterPolicy', 'FilterPolicyScope',
+      'SubscriptionDlqArn', 'TombstoneTtlSeconds',
+    ],
+  },
+  {
+    Label: { default: 'Functions' },
+    Parameters: ['Architecture', 'FunctionMemorySize', 'EventFunctionConcurrency', 'LogLevel', 'LogRetentionDays'],
+  },
+  { Label: { default: 'Sweeper' }, Parameters: ['EnableSweeper', 'SweepSchedule', 'SweepGraceSeconds', 'SweepAuditPerRun'] },
+  {
+    Label: { default: 'Wiring and operations' },
+    Parameters: ['TaskRoleName', 'ConsumerRoleArns', 'QueueAdminRoleArns', 'AlarmTopicArn'],
+  },
+];
 
 const LOG_RETENTION_DAYS = [
   '1', '3', '5', '7', '14', '30', '60', '90', '120', '150', '180', '365', '400', '545', '731', '1096',
@@ -162,8 +232,18 @@ export class TasksubStack extends Stack {
         'topics and the table. Every physical name is derived from the stack, so several stacks can coexist.',
       ...props,
     });
-    // CDK-generated DependsOn on the service role duplicates the GetAtt; harmless.
-    this.templateOptions.metadata = { 'cfn-lint': { config: { ignore_checks: ['W3005'] } } };
+    // The settings generation, when the deployer gives it to the app; else the SettingsGeneration parameter.
+    const generation = parseSettingsGeneration(props.settingsGeneration);
+    // CDK-generated DependsOn on the service role duplicates the GetAtt; harmless. The parameter groups are
+    // the SAM template's (infra/tests/test_parity.py), less SettingsGeneration when the template carries it.
+    this.templateOptions.metadata = {
+      'cfn-lint': { config: { ignore_checks: ['W3005'] } },
+      'AWS::CloudFormation::Interface': {
+        ParameterGroups: PARAMETER_GROUPS
+          .map((g) => ({ ...g, Parameters: g.Parameters.filter((n) => generation === undefined || n !== 'SettingsGeneration') }))
+          .filter((g) => g.Parameters.length > 0),
+      },
+    };
     // CDK's built-in validator does not narrow references inside Fn::If: the Topic ref only
     // resolves under CreateTopic and the alarm topic only under HasAlarmTopic.
     Validations.of(this).acknowledge(
@@ -175,8 +255,24 @@ export class TasksubStack extends Stack {
     const manifestPath = props.manifestPath ?? path.resolve(__dirname, '..', '..', '..', '..', 'functions', 'Cargo.toml');
 
     // ------------------------------------------------------------------ parameters (as in SAM)
+    const settingsGeneration = generation !== undefined ? undefined : new CfnParameter(this, 'SettingsGeneration', {
+      type: 'Number',
+      default: 0,
+      minValue: 0,
+      description:
+        'TASKSUB_SETTINGS_GENERATION - raise it with every deploy that changes TopicArns, TopicSettings, the ' +
+        'subscription or the queue parameters, a rollback included (a date-time serial such as 2026120701 grows by ' +
+        'itself); leave it as it is for a deploy that changes none of them, and never lower it. While old and new ' +
+        "functions run side by side during a deploy, the older generation never undoes the newer one's work. A " +
+        'record converged by a higher generation is left alone by a lower one, so a lowered value stops the ' +
+        'convergence of live tasks. 0 (default) = no ordering.',
+    });
+    // Applied to each element: a cluster ARN. ECS events carry the cluster ARN, so a cluster name would deploy
+    // and then match no event at all.
     const clusterArns = new CfnParameter(this, 'ClusterArns', {
       type: 'CommaDelimitedList',
+      allowedPattern: CLUSTER_ARN_PATTERN,
+      constraintDescription: 'comma-separated ECS cluster ARNs (arn:<partition>:ecs:<region>:<account>:cluster/<name>), not names',
       description:
         'ARNs of the ECS clusters whose tasks get a queue (arn:aws:ecs:<region>:<account>:cluster/<name>). ' +
         'Events carry the cluster ARN, so names are not enough here.',
@@ -260,10 +356,11 @@ export class TasksubStack extends Stack {
     const subscriptionDlqArn = new CfnParameter(this, 'SubscriptionDlqArn', {
       type: 'String',
       default: '',
-      allowedPattern: '^(|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80})$',
+      allowedPattern: SUBSCRIPTION_DLQ_ARN_PATTERN,
+      constraintDescription: 'empty, or an SQS queue ARN (arn:<partition>:sqs:<region>:<12-digit account>:<name>[.fifo])',
       description:
         'Optional existing SQS queue ARN used as the RedrivePolicy of each SNS subscription (its queue policy ' +
-        'must allow sns.amazonaws.com from the topic).',
+        'must allow sns.amazonaws.com from the topic). FIFO topics need a FIFO queue (.fifo).',
     });
     const tombstoneTtlSeconds = new CfnParameter(this, 'TombstoneTtlSeconds', {
       type: 'Number', default: 86400, minValue: 60,
@@ -281,10 +378,12 @@ export class TasksubStack extends Stack {
       description: 'Memory (MB) of the functions; 512 MB gives enough CPU for a fast TLS handshake.',
     });
     const eventFunctionConcurrency = new CfnParameter(this, 'EventFunctionConcurrency', {
-      type: 'Number', default: 5, minValue: 1, maxValue: 1000,
-      description: 'Reserved concurrency of each event function. A start makes one Subscribe in three round ' +
-        'trips, so 5 at once stay under SNS\'s 100 Subscribe/Unsubscribe TPS per account; a burst waits in ' +
-        'Lambda\'s async queue instead of being throttled into retries (BENCHMARKS.md, quota burst).',
+      type: 'Number', default: 5, minValue: 2, maxValue: 1000,
+      description: 'Most concurrent invocations of each event function by its buffer queue (the event source ' +
+        'mapping\'s ScalingConfig.MaximumConcurrency, 2-1000; it reserves no concurrency, so the stack deploys ' +
+        'in any account). A function handles its batch one event at a time and a start makes one Subscribe in ' +
+        'three round trips, so 5 at once stay under SNS\'s 100 Subscribe/Unsubscribe TPS per account; a burst ' +
+        'waits in the buffer queue instead of being throttled into retries (BENCHMARKS.md, quota burst).',
     });
     const logLevel = new CfnParameter(this, 'LogLevel', {
       type: 'String', default: 'info', allowedValues: ['error', 'warn', 'info', 'debug', 'trace'],
@@ -309,12 +408,39 @@ export class TasksubStack extends Stack {
       type: 'Number', default: 600, minValue: 0, maxValue: 604800,
       description: 'TASKSUB_SWEEP_GRACE_SECONDS - minimum age before the sweeper touches a queue or record.',
     });
+    const sweepAuditPerRun = new CfnParameter(this, 'SweepAuditPerRun', {
+      type: 'Number', default: 25, minValue: 0, maxValue: 100000,
+      description:
+        'TASKSUB_SWEEP_AUDIT_PER_RUN - live tasks in sync whose queue and subscriptions one sweep reads and ' +
+        'converges (repairs what others changed), oldest audit first; 0 = no audit.',
+    });
     const taskRoleName = new CfnParameter(this, 'TaskRoleName', {
       type: 'String',
       default: '',
       description:
         "Optional name of the application's existing ECS task role; the consumer managed policy is attached " +
         'to it. Empty = attach it yourself (output TaskRolePolicyArn).',
+    });
+    const consumerRoleArns = new CfnParameter(this, 'ConsumerRoleArns', {
+      type: 'CommaDelimitedList',
+      default: '',
+      allowedPattern: ROLE_ARN_PATTERN,
+      constraintDescription: 'empty, or comma-separated IAM role ARNs (path included), no wildcard',
+      description:
+        'TASKSUB_CONSUMER_ROLE_ARNS - task queue isolation, off when empty (default). The exact ARNs (path ' +
+        'included) of the ECS task roles of the consuming applications. Set, each task queue\'s policy denies ' +
+        'ReceiveMessage, DeleteMessage, ChangeMessageVisibility and PurgeQueue to every principal but the ' +
+        'task\'s own session of these roles (ECS names it after the task ID) and QueueAdminRoleArns ' +
+        '(docs/threat-model.md, "A task reads only its own queue").',
+    });
+    const queueAdminRoleArns = new CfnParameter(this, 'QueueAdminRoleArns', {
+      type: 'CommaDelimitedList',
+      default: '',
+      allowedPattern: ROLE_ARN_PATTERN,
+      constraintDescription: 'empty, or comma-separated IAM role ARNs (path included), no wildcard',
+      description:
+        'TASKSUB_QUEUE_ADMIN_ROLE_ARNS - roles exempt from the task queue isolation (operators who inspect ' +
+        'or purge task queues); needs ConsumerRoleArns.',
     });
     const alarmTopicArn = new CfnParameter(this, 'AlarmTopicArn', {
       type: 'String',
@@ -339,6 +465,13 @@ export class TasksubStack extends Stack {
     const createQueueDlq = new CfnCondition(this, 'CreateQueueDlq', {
       expression: Fn.conditionEquals(enableQueueDlq.valueAsString, 'true'),
     });
+    // The topics are FIFO: their ARNs hold ".fifo", which TopicArns' pattern admits only as a name's end (and the
+    // functions refuse a mix of FIFO and standard topics). Empty TopicArns = the created standard topic. Joined
+    // first, so no Fn::Select ever indexes the list itself.
+    const joinedTopics = Fn.join(',', topicArns.valueAsList);
+    const fifoTopics = new CfnCondition(this, 'FifoTopics', {
+      expression: Fn.conditionNot(Fn.conditionEquals(Fn.select(0, Fn.split('.fifo', joinedTopics)), joinedTopics)),
+    });
     const hasFilterPolicy = new CfnCondition(this, 'HasFilterPolicy', { expression: notEmpty(filterPolicy.valueAsString) });
     const hasFilterPolicyScope = new CfnCondition(this, 'HasFilterPolicyScope', {
       expression: notEmpty(filterPolicyScope.valueAsString),
@@ -350,6 +483,12 @@ export class TasksubStack extends Stack {
       expression: Fn.conditionEquals(enableSweeper.valueAsString, 'true'),
     });
     const hasTaskRole = new CfnCondition(this, 'HasTaskRole', { expression: notEmpty(taskRoleName.valueAsString) });
+    const hasConsumerRoles = new CfnCondition(this, 'HasConsumerRoles', {
+      expression: notEmpty(Fn.join('', consumerRoleArns.valueAsList)),
+    });
+    const hasQueueAdminRoles = new CfnCondition(this, 'HasQueueAdminRoles', {
+      expression: notEmpty(Fn.join('', queueAdminRoleArns.valueAsList)),
+    });
     const hasAlarmTopic = new CfnCondition(this, 'HasAlarmTopic', {
       expression: Fn.conditionNot(Fn.conditionEquals(alarmTopicArn.valueAsString, 'NONE')),
     });
@@ -373,6 +512,19 @@ export class TasksubStack extends Stack {
           assertDescription:
             'SweepSchedule must be one of rate(5 minutes) ... rate(1 day): the sweeper runs up to 240 s and ' +
             'sweeps must not overlap.',
+        },
+      ],
+    });
+
+    // Exempting roles from an isolation that is off is a mistake the functions would refuse at cold start
+    // (TASKSUB_QUEUE_ADMIN_ROLE_ARNS needs TASKSUB_CONSUMER_ROLE_ARNS): refuse it at deployment instead.
+    new CfnRule(this, 'QueueAdminsNeedIsolation', {
+      // Rules take no Fn::Join: an empty list parameter is [""], so its first element tells.
+      ruleCondition: notEmpty(Fn.select(0, queueAdminRoleArns.valueAsList)),
+      assertions: [
+        {
+          assert: notEmpty(Fn.select(0, consumerRoleArns.valueAsList)),
+          assertDescription: 'QueueAdminRoleArns exempts roles from the task queue isolation, which needs ConsumerRoleArns.',
         },
       ],
     });
@@ -413,18 +565,27 @@ export class TasksubStack extends Stack {
     const topicResources = Token.asList(ifThen(createTopic, [topic.ref], topicArns.valueAsList));
 
     // ------------------------------------------------------------------ dead-letter queues
+    // Named from the stack id, never from the stack name: a custom QueuePrefix may be "<stack name>-"
+    // (tasksub-prod- on the stack tasksub-prod), and a CloudFormation-generated name would then start with it.
+    // A name starting with "dlq-" can never start with a prefix (which starts with tasksub- or tasksub_).
+    const stackUuid = Fn.select(2, Fn.split('/', Aws.STACK_ID));
     const eventDlq = new sqs.Queue(this, 'EventDlq', {
+      queueName: Fn.join('', ['dlq-tasksub-events-', stackUuid]),
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       removalPolicy: RemovalPolicy.DESTROY,
     });
     setLogicalId(eventDlq, 'EventDlq');
 
+    // FIFO with FIFO topics: SQS refuses a standard dead-letter queue for a FIFO queue (and the reverse), and the
+    // settings refuse the pair at cold start. Switching between standard and FIFO topics replaces it.
     const taskQueueDlq = new sqs.Queue(this, 'TaskQueueDlq', {
+      queueName: Fn.join('', ['dlq-tasksub-tasks-', stackUuid, Token.asString(ifThen(fifoTopics, '.fifo', ''))]),
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    (taskQueueDlq.node.defaultChild as sqs.CfnQueue).fifoQueue = ifThen(fifoTopics, true, Aws.NO_VALUE) as any;
     conditionAll(taskQueueDlq, createQueueDlq);
     setLogicalId(taskQueueDlq, 'TaskQueueDlq');
     const denyInsecureTransport = (queueArn: string) => ({
@@ -442,6 +603,30 @@ export class TasksubStack extends Stack {
     });
     taskQueueDlqPolicy.cfnOptions.condition = createQueueDlq;
     setLogicalId(taskQueueDlqPolicy, 'TaskQueueDlqPolicy');
+
+    // ------------------------------------------------------------------ buffer queues (as in SAM)
+    // EventBridge sends each task rule's trimmed event to a buffer queue; an event source mapping drains it
+    // into the event function with at most EventFunctionConcurrency invocations at once (nothing reserved).
+    // A failed record comes back after the visibility timeout, six times the function's timeout as AWS
+    // recommends; after BUFFER_MAX_RECEIVE_COUNT receives the redrive moves it, still trimmed, to EventDlq.
+    // Named from the stack id like the DLQs, for the same reason: a generated "<stack name>-..." name could start
+    // with a custom QueuePrefix. "buf-" can never start a prefix. Always standard queues (EventBridge targets
+    // redriven to the standard EventDlq), so no ".fifo"; 56 characters of SQS's 80.
+    const buffer = (logicalId: string, kind: 'running' | 'stopped') => {
+      const q = new sqs.Queue(this, logicalId, {
+        queueName: Fn.join('', [`buf-tasksub-${kind}-`, stackUuid]),
+        // Shorter than EventDlq's 14 days, as SQS advises: a message keeps its enqueue time when moved.
+        retentionPeriod: Duration.days(1),
+        visibilityTimeout: Duration.seconds(6 * EVENT_FUNCTION_TIMEOUT_SECONDS),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        deadLetterQueue: { queue: eventDlq, maxReceiveCount: BUFFER_MAX_RECEIVE_COUNT },
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      setLogicalId(q, logicalId);
+      return q;
+    };
+    const runningBuffer = buffer('TaskRunningBuffer', 'running');
+    const stoppedBuffer = buffer('TaskStoppedBuffer', 'stopped');
 
     // ------------------------------------------------------------------ functions
     const environment: Record<string, string> = {
@@ -465,6 +650,9 @@ export class TasksubStack extends Stack {
       TASKSUB_QUEUE_VISIBILITY_SECONDS: queueVisibilitySeconds.valueAsString,
       TASKSUB_TOMBSTONE_TTL_SECONDS: tombstoneTtlSeconds.valueAsString,
       TASKSUB_STACK: Aws.STACK_NAME,
+      TASKSUB_SETTINGS_GENERATION: settingsGeneration?.valueAsString ?? String(generation),
+      TASKSUB_CONSUMER_ROLE_ARNS: orNoValue(hasConsumerRoles, Fn.join(',', consumerRoleArns.valueAsList)),
+      TASKSUB_QUEUE_ADMIN_ROLE_ARNS: orNoValue(hasQueueAdminRoles, Fn.join(',', queueAdminRoleArns.valueAsList)),
     };
 
     const rustFunction = (
@@ -473,7 +661,6 @@ export class TasksubStack extends Stack {
       description: string,
       opts: {
         timeout: number; retryAttempts: number; maxEventAge: number; extraEnv?: Record<string, string>;
-        reservedConcurrency?: number;
       },
     ): RustFunction => {
       const logGroup = new logs.LogGroup(this, `${logicalId.replace(/Function$/, '')}LogGroup`, {
@@ -512,9 +699,6 @@ export class TasksubStack extends Stack {
       });
       const cfnFn = fn.node.defaultChild as lambda.CfnFunction;
       cfnFn.addPropertyOverride('Architectures', [architectureParam.valueAsString]);
-      if (opts.reservedConcurrency !== undefined) {
-        cfnFn.reservedConcurrentExecutions = opts.reservedConcurrency;
-      }
       setLogicalId(fn, logicalId);
       return fn;
     };
@@ -523,7 +707,9 @@ export class TasksubStack extends Stack {
       'OnTaskRunningFunction',
       'on-task-running',
       'tasksub - provision the queue and subscription of a RUNNING task',
-      { timeout: 30, retryAttempts: 2, maxEventAge: 3600, reservedConcurrency: eventFunctionConcurrency.valueAsNumber },
+      // The buffer invokes synchronously; an asynchronous invocation (a manual `aws lambda invoke
+      // --invocation-type Event` of a dead-lettered event) still gets bounded retries and a DLQ.
+      { timeout: EVENT_FUNCTION_TIMEOUT_SECONDS, retryAttempts: 2, maxEventAge: 3600 },
     );
     // Statements shared by the roles (infra/tests/test_iam.py checks each role against its code).
     const subscribeTaskQueues = () => new iam.PolicyStatement({
@@ -536,17 +722,36 @@ export class TasksubStack extends Stack {
     // policy: Function.addToRolePolicy would put each into a policy of its own (it never mixes list-token
     // and literal resources in one document), and one policy per role is what SAM has.
     const topicScoped = (fn: lambda.Function, statement: iam.PolicyStatement) => fn.role!.addToPrincipalPolicy(statement);
+    // ListSubscriptionsByTopic: finding a subscription whose ARN is unknown (Subscribe refused it as existing
+    // with other attributes; an earlier attempt's never recorded), and the sweeper's orphan pass.
     const findSubscription = () => new iam.PolicyStatement({
       sid: 'FindSubscription',
       actions: ['sns:ListSubscriptionsByTopic'],
       resources: topicResources,
     });
-    // sns:Unsubscribe has no resource-level permissions and no service condition keys in AWS's
-    // authorization data (the subscription ARN is not a resource type IAM knows), so Resource "*" is the
-    // only grant that works; no condition narrows it. SNS itself only lets the topic owner or the
-    // subscription owner unsubscribe: subscriptions of topics this account owns, and the subscriptions this
-    // account made on other accounts' topics (tasksub's own). Subscribe and ListSubscriptionsByTopic take the
-    // topic as their resource: exactly the configured topics, never "*".
+    // ListSubscriptions (the account's own subscriptions, read-only, no resource type): the same search when a
+    // topic's owner refuses us its listing, or for a retired topic (one records still name after it left
+    // TopicArns), which FindSubscription does not cover.
+    const findOwnSubscriptions = () => new iam.PolicyStatement({
+      sid: 'FindOwnSubscriptions',
+      actions: ['sns:ListSubscriptions'],
+      resources: ['*'],
+    });
+    // Converging a subscription to a configured topic: read its attributes, set those that differ
+    // (RawMessageDelivery, FilterPolicy, FilterPolicyScope, RedrivePolicy). IAM authorizes both against the
+    // subscription's topic (AWS's newest authorization data gives them an optional topic resource type), and they
+    // are only called for configured topics: exactly those, never "*".
+    const convergeSubscriptions = () => new iam.PolicyStatement({
+      sid: 'ConvergeSubscriptions',
+      actions: ['sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes'],
+      resources: topicResources,
+    });
+    // sns:Unsubscribe stays on "*": it must also remove a subscription to a topic that left TopicArns (a retired
+    // topic), whatever AWS's newest data allows (an optional topic resource type). SNS itself only lets the topic
+    // owner or the subscription owner unsubscribe: subscriptions of topics this account owns, and the
+    // subscriptions this account made on other accounts' topics (tasksub's own). Subscribe,
+    // ListSubscriptionsByTopic and the subscription attributes take the topic as their resource: exactly the
+    // configured topics, never "*".
     const unsubscribe = () => new iam.PolicyStatement({ sid: 'Unsubscribe', actions: ['sns:Unsubscribe'], resources: ['*'] });
     // Queue ownership IAM can enforce: every task queue is created with the tag tasksub:stack=<stack name>
     // (TASKSUB_STACK, tasksub-core policy::queue_tags), and nothing but reads works on a queue without it.
@@ -569,17 +774,19 @@ export class TasksubStack extends Stack {
       resources: [queueArnPattern],
       conditions: ownedByThisStack,
     });
-    // SetQueueAttributes (the code sets Policy only): converging a READY task after a topic was added or
-    // removed rewrites its queue policy to the configured topics; only queues carrying this stack's tag.
-    const updateOwnQueuePolicies = () => new iam.PolicyStatement({
-      sid: 'UpdateOwnQueuePolicies',
+    // SetQueueAttributes: converging a task queue (adopted, or audited after a settings change or an out-of-band
+    // edit) sets each attribute that differs from the settings: Policy, VisibilityTimeout, MessageRetentionPeriod,
+    // RedrivePolicy (empty to remove), SqsManagedSseEnabled, ReceiveMessageWaitTimeSeconds, DeduplicationScope,
+    // FifoThroughputLimit. Only queues carrying this stack's tag.
+    const convergeOwnTaskQueues = () => new iam.PolicyStatement({
+      sid: 'ConvergeOwnTaskQueues',
       actions: ['sqs:SetQueueAttributes'],
       resources: [queueArnPattern],
       conditions: ownedByThisStack,
     });
 
-    // GetItem: after a failed {CreateQueue || Subscribe} stage, the executor reads the record to undo
-    // what it does not name (executor::undo_after_failure).
+    // GetItem: after a failed stage, the executor reads the record to undo what it does not name
+    // (executor::undo_after_failure, redecide_after_failure).
     onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
       actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],
@@ -588,23 +795,30 @@ export class TasksubStack extends Stack {
     onTaskRunning.addToRolePolicy(createTaggedTaskQueues());
     // DeleteQueue: the compensation after losing a race to a teardown deletes the queue it made.
     onTaskRunning.addToRolePolicy(deleteOwnTaskQueues());
-    onTaskRunning.addToRolePolicy(updateOwnQueuePolicies());
+    onTaskRunning.addToRolePolicy(convergeOwnTaskQueues());
     topicScoped(onTaskRunning, subscribeTaskQueues());
     onTaskRunning.addToRolePolicy(unsubscribe());
-    // After a settings change a crashed provisioning's queue and subscription are adopted: CreateQueue
-    // refused (QueueAlreadyExists) → GetQueueUrl; Subscribe refused (other attributes) → list to find it.
+    // Adopting a queue that exists with other attributes (CreateQueue refused it: a crashed start, a settings
+    // change): GetQueueUrl finds it, ListQueueTags checks that its tasksub:stack and tasksub:task-arn tags make it
+    // this task's queue of this stack, GetQueueAttributes reads what to converge. Reads, not tag-conditioned:
+    // another stack's or an untagged queue must answer with its tags (and be refused for that), and a queue that
+    // is gone must answer "does not exist".
     onTaskRunning.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TaskQueues',
-      actions: ['sqs:GetQueueUrl'],
+      actions: ['sqs:GetQueueUrl', 'sqs:ListQueueTags', 'sqs:GetQueueAttributes'],
       resources: [queueArnPattern],
     }));
     topicScoped(onTaskRunning, findSubscription());
+    onTaskRunning.addToRolePolicy(findOwnSubscriptions());
+    topicScoped(onTaskRunning, convergeSubscriptions());
 
     const onTaskStopped = rustFunction(
       'OnTaskStoppedFunction',
       'on-task-stopped',
       'tasksub - unsubscribe and delete the queue of a stopping task',
-      { timeout: 30, retryAttempts: 2, maxEventAge: 3600, reservedConcurrency: eventFunctionConcurrency.valueAsNumber },
+      // The buffer invokes synchronously; an asynchronous invocation (a manual `aws lambda invoke
+      // --invocation-type Event` of a dead-lettered event) still gets bounded retries and a DLQ.
+      { timeout: EVENT_FUNCTION_TIMEOUT_SECONDS, retryAttempts: 2, maxEventAge: 3600 },
     );
     onTaskStopped.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
@@ -618,10 +832,35 @@ export class TasksubStack extends Stack {
       resources: [queueArnPattern],
     }));
     onTaskStopped.addToRolePolicy(deleteOwnTaskQueues());
-    // RecoverSubscription re-subscribes (idempotent) to learn the subscription ARN.
-    topicScoped(onTaskStopped, subscribeTaskQueues());
+    // Teardown never subscribes: a subscription whose ARN the record lacks (a crashed start) is found by listing
+    // the topic, or, when its owner refuses us the listing or the topic is retired, the account's own subscriptions.
     topicScoped(onTaskStopped, findSubscription());
+    onTaskStopped.addToRolePolicy(findOwnSubscriptions());
     onTaskStopped.addToRolePolicy(unsubscribe());
+
+    // The buffer queues drive the event functions: batches of up to BUFFER_BATCH_SIZE trimmed events, at most
+    // EventFunctionConcurrency invocations at once (ScalingConfig.MaximumConcurrency reserves nothing), and
+    // only the records the function names in batchItemFailures come back (functions/src/batch.rs).
+    const drive = (fn: lambda.Function, queue: sqs.Queue, logicalId: string) => {
+      // What the event source mapping calls with the function's role (AWS Lambda Developer Guide, "Using
+      // Lambda with Amazon SQS", execution role permissions), on its own buffer queue only.
+      fn.addToRolePolicy(new iam.PolicyStatement({
+        sid: 'ConsumeBuffer',
+        actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+        resources: [queue.queueArn],
+      }));
+      const mapping = new lambda.CfnEventSourceMapping(this, logicalId, {
+        eventSourceArn: queue.queueArn,
+        functionName: fn.functionName,
+        batchSize: BUFFER_BATCH_SIZE,
+        maximumBatchingWindowInSeconds: 0,
+        functionResponseTypes: ['ReportBatchItemFailures'],
+        scalingConfig: { maximumConcurrency: eventFunctionConcurrency.valueAsNumber },
+      });
+      setLogicalId(mapping, logicalId);
+    };
+    drive(onTaskRunning, runningBuffer, 'TaskRunningBufferMapping');
+    drive(onTaskStopped, stoppedBuffer, 'TaskStoppedBufferMapping');
 
     const sweeper = rustFunction(
       'SweeperFunction',
@@ -631,7 +870,10 @@ export class TasksubStack extends Stack {
         timeout: SWEEPER_TIMEOUT_SECONDS,
         retryAttempts: 0,
         maxEventAge: 300,
-        extraEnv: { TASKSUB_SWEEP_GRACE_SECONDS: sweepGraceSeconds.valueAsString },
+        extraEnv: {
+          TASKSUB_SWEEP_GRACE_SECONDS: sweepGraceSeconds.valueAsString,
+          TASKSUB_SWEEP_AUDIT_PER_RUN: sweepAuditPerRun.valueAsString,
+        },
       },
     );
     const clusterCondition = { ArnEquals: { 'ecs:cluster': clusterArns.valueAsList } };
@@ -658,7 +900,8 @@ export class TasksubStack extends Stack {
       resources: ['*'],
     }));
     // Reads are not tag-conditioned: the sweeper must see the tags of untagged or foreign queues under the
-    // prefix to report (and keep) them, and a vanished queue must answer "does not exist".
+    // prefix to report (and keep) them, and a vanished queue must answer "does not exist". The same reads adopt
+    // and audit a queue (its tags, then its attributes to converge).
     sweeper.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TaskQueues',
       actions: ['sqs:ListQueueTags', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes'],
@@ -666,9 +909,14 @@ export class TasksubStack extends Stack {
     }));
     sweeper.addToRolePolicy(createTaggedTaskQueues());
     sweeper.addToRolePolicy(deleteOwnTaskQueues());
-    sweeper.addToRolePolicy(updateOwnQueuePolicies());
+    sweeper.addToRolePolicy(convergeOwnTaskQueues());
     topicScoped(sweeper, subscribeTaskQueues());
+    // The configured topics' subscriptions (orphan pass, finding an unrecorded subscription). A topic only records
+    // still name (retired) is outside this grant: its listing is refused, and the sweeper lists the account's own
+    // subscriptions instead.
     topicScoped(sweeper, findSubscription());
+    sweeper.addToRolePolicy(findOwnSubscriptions());
+    topicScoped(sweeper, convergeSubscriptions());
     sweeper.addToRolePolicy(unsubscribe());
     sweeper.addToRolePolicy(new iam.PolicyStatement({
       sid: 'TableRecords',
@@ -689,13 +937,13 @@ export class TasksubStack extends Stack {
     });
     const ruleTarget = (
       id: string,
-      fn: lambda.IFunction,
+      arn: string,
       retries: number,
       maxAge: number,
       inputTransformer?: events.CfnRule.InputTransformerProperty,
     ) => ({
       id,
-      arn: fn.functionArn,
+      arn,
       inputTransformer,
       retryPolicy: { maximumRetryAttempts: retries, maximumEventAgeInSeconds: maxAge },
       deadLetterConfig: { arn: eventDlq.queueArn },
@@ -708,7 +956,8 @@ export class TasksubStack extends Stack {
         desiredStatus: ['RUNNING'],
         lastStatus: ['PROVISIONING', 'PENDING', 'ACTIVATING', 'RUNNING'],
       }),
-      targets: [ruleTarget('on-task-running', onTaskRunning, 185, 86400, TRIMMED_TASK_EVENT)],
+      // Id names the function the buffer feeds (infra/tests/test_rule_patterns.py keys on it).
+      targets: [ruleTarget('on-task-running', runningBuffer.queueArn, 185, 86400, TRIMMED_TASK_EVENT)],
     });
     setLogicalId(runningRule, 'TaskRunningRule');
 
@@ -716,7 +965,7 @@ export class TasksubStack extends Stack {
       description: 'tasksub - tasks of our clusters that are stopping or stopped',
       state: 'ENABLED',
       eventPattern: taskPattern({ $or: [{ desiredStatus: ['STOPPED'] }, { lastStatus: ['STOPPED'] }] }),
-      targets: [ruleTarget('on-task-stopped', onTaskStopped, 185, 86400, TRIMMED_TASK_EVENT)],
+      targets: [ruleTarget('on-task-stopped', stoppedBuffer.queueArn, 185, 86400, TRIMMED_TASK_EVENT)],
     });
     setLogicalId(stoppedRule, 'TaskStoppedRule');
 
@@ -724,7 +973,7 @@ export class TasksubStack extends Stack {
       description: 'tasksub - periodic orphan sweep',
       state: 'ENABLED',
       scheduleExpression: sweepSchedule.valueAsString,
-      targets: [ruleTarget('sweeper', sweeper, 2, 300)],
+      targets: [ruleTarget('sweeper', sweeper.functionArn, 2, 300)],
     });
     setLogicalId(sweepRule, 'SweepRule');
 
@@ -739,9 +988,31 @@ export class TasksubStack extends Stack {
       setLogicalId(permission, logicalId);
       return permission;
     };
-    permit('TaskRunningRulePermission', onTaskRunning, runningRule);
-    permit('TaskStoppedRulePermission', onTaskStopped, stoppedRule);
     const sweepPermission = permit('SweepRulePermission', sweeper, sweepRule);
+
+    // Only its own rule may send to a buffer queue; nothing may use plain HTTP.
+    const bufferPolicy = (logicalId: string, sid: string, queue: sqs.Queue, rule: events.CfnRule) => {
+      const policy = new sqs.CfnQueuePolicy(this, logicalId, {
+        queues: [queue.queueUrl],
+        policyDocument: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Sid: sid,
+              Effect: 'Allow',
+              Principal: { Service: 'events.amazonaws.com' },
+              Action: 'sqs:SendMessage',
+              Resource: queue.queueArn,
+              Condition: { ArnEquals: { 'aws:SourceArn': rule.attrArn } },
+            },
+            denyInsecureTransport(queue.queueArn),
+          ],
+        },
+      });
+      setLogicalId(policy, logicalId);
+    };
+    bufferPolicy('TaskRunningBufferPolicy', 'EventBridgeTaskRunningRule', runningBuffer, runningRule);
+    bufferPolicy('TaskStoppedBufferPolicy', 'EventBridgeTaskStoppedRule', stoppedBuffer, stoppedRule);
 
     const dlqStatement = (sid: string, rule: events.CfnRule) => ({
       Sid: sid,
@@ -767,7 +1038,9 @@ export class TasksubStack extends Stack {
 
     // ------------------------------------------------------------------ application task role
     const taskRolePolicy = new iam.CfnManagedPolicy(this, 'TaskRolePolicy', {
-      description: 'tasksub consumer - read the own task queue and the task record',
+      description:
+        'tasksub consumer - receive from the task queues of this stack (only the task\'s own queue with ' +
+        'ConsumerRoleArns, the queue isolation) and read the task record',
       roles: Token.asList(ifThen(hasTaskRole, [taskRoleName.valueAsString], Aws.NO_VALUE)),
       policyDocument: {
         Version: '2012-10-17',
@@ -775,7 +1048,10 @@ export class TasksubStack extends Stack {
           // Discovery by name is not tag-conditioned: until the queue exists, GetQueueUrl must answer "does
           // not exist" (the client waits for it), not AccessDenied.
           { Sid: 'FindTaskQueue', Effect: 'Allow', Action: 'sqs:GetQueueUrl', Resource: queueArnPattern },
-          // Messages only of queues carrying this stack's tag: never a queue tasksub did not create.
+          // Messages only of queues carrying this stack's tag: never a queue tasksub did not create. Which of
+          // them: every one, unless ConsumerRoleArns turns the isolation on, whose per-queue Denies leave each
+          // queue to the task's own role session (an identity policy shared by every task cannot name the task:
+          // docs/threat-model.md).
           {
             Sid: 'ConsumeTaskQueue',
             Effect: 'Allow',
@@ -855,6 +1131,27 @@ export class TasksubStack extends Stack {
         { name: 'Function', value: 'sweeper' }, 'Sum');
       a.threshold = MASS_ORPHAN_THRESHOLD;
       sweeperAlarms.push(a);
+    }
+
+    // Rule delivery: EventBridge's own metrics per rule (AWS/Events, dimension RuleName). FailedInvocations
+    // counts invocations of a target that failed permanently, InvocationsFailedToBeSentToDlq events it could
+    // not even put in the dead-letter queue, i.e. lost events
+    // (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-monitoring.html).
+    for (const [id, label, rule] of [
+      ['TaskRunningRule', 'task running rule', runningRule],
+      ['TaskStoppedRule', 'task stopped rule', stoppedRule],
+      ['SweepRule', 'sweep schedule rule', sweepRule],
+    ] as const) {
+      for (const [metric, what] of [
+        ['FailedInvocations', 'failed permanently to invoke its target'],
+        ['InvocationsFailedToBeSentToDlq', 'could not dead-letter an event it failed to deliver: the event is lost'],
+      ] as const) {
+        const a = alarm(`${id}${metric}Alarm`, `tasksub - the ${label} ${what}`, 'AWS/Events', metric,
+          { name: 'RuleName', value: rule.ref }, 'Sum');
+        if (id === 'SweepRule') {
+          sweeperAlarms.push(a);
+        }
+      }
     }
 
     // Everything of the sweeper is conditional on EnableSweeper.

@@ -8,13 +8,15 @@ import { describe, it } from 'node:test';
 import { App, DefaultStackSynthesizer } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import {
-  ArchitectureName, SWEEP_SCHEDULES, SWEEPER_TIMEOUT_SECONDS, TOPIC_ARN_PATTERN, TasksubStack, ratePeriodSeconds,
+  ArchitectureName, CLUSTER_ARN_PATTERN, PARAMETER_GROUPS, ROLE_ARN_PATTERN, SUBSCRIPTION_DLQ_ARN_PATTERN, SWEEP_SCHEDULES,
+  SWEEPER_TIMEOUT_SECONDS, TOPIC_ARN_PATTERN, TasksubStack, parseSettingsGeneration, ratePeriodSeconds,
 } from '../lib/tasksub-stack';
 
-function synth(architecture: ArchitectureName = 'arm64'): Template {
+function synth(architecture: ArchitectureName = 'arm64', settingsGeneration?: number): Template {
   const app = new App({ analyticsReporting: false, context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new TasksubStack(app, 'Tasksub', {
     architecture,
+    settingsGeneration,
     synthesizer: new DefaultStackSynthesizer({ generateBootstrapVersionRule: false }),
   });
   return Template.fromStack(stack);
@@ -39,8 +41,10 @@ const CONTRACT_ENV = [
   'RUST_LOG',
   'TASKSUB_ACCOUNT_ID',
   'TASKSUB_CLUSTERS',
+  'TASKSUB_CONSUMER_ROLE_ARNS',
   'TASKSUB_FILTER_POLICY',
   'TASKSUB_FILTER_POLICY_SCOPE',
+  'TASKSUB_QUEUE_ADMIN_ROLE_ARNS',
   'TASKSUB_QUEUE_DLQ_ARN',
   'TASKSUB_QUEUE_MAX_RECEIVE_COUNT',
   'TASKSUB_QUEUE_PREFIX',
@@ -48,6 +52,7 @@ const CONTRACT_ENV = [
   'TASKSUB_QUEUE_VISIBILITY_SECONDS',
   'TASKSUB_RAW_DELIVERY',
   'TASKSUB_SERVICE_GROUPS',
+  'TASKSUB_SETTINGS_GENERATION',
   'TASKSUB_STACK',
   'TASKSUB_SUBSCRIPTION_DLQ_ARN',
   'TASKSUB_TABLE',
@@ -72,13 +77,19 @@ describe('functions', () => {
     assert.deepEqual(synth('x86_64').toJSON().Parameters.Architecture.AllowedValues, ['x86_64']);
   });
 
-  it('get exactly the contract environment (plus the sweeper grace period)', () => {
+  it('get exactly the contract environment (plus the sweeper grace period and audit size)', () => {
     for (const id of ['OnTaskRunningFunction', 'OnTaskStoppedFunction']) {
       assert.deepEqual(Object.keys(json.Resources[id].Properties.Environment.Variables).sort(), CONTRACT_ENV);
     }
     assert.deepEqual(
       Object.keys(json.Resources.SweeperFunction.Properties.Environment.Variables).sort(),
-      [...CONTRACT_ENV, 'TASKSUB_SWEEP_GRACE_SECONDS'].sort(),
+      [...CONTRACT_ENV, 'TASKSUB_SWEEP_AUDIT_PER_RUN', 'TASKSUB_SWEEP_GRACE_SECONDS'].sort(),
+    );
+    assert.deepEqual(json.Resources.SweeperFunction.Properties.Environment.Variables.TASKSUB_SWEEP_AUDIT_PER_RUN,
+      { Ref: 'SweepAuditPerRun' });
+    assert.deepEqual(
+      [json.Parameters.SweepAuditPerRun.Type, json.Parameters.SweepAuditPerRun.Default, json.Parameters.SweepAuditPerRun.MinValue],
+      ['Number', 25, 0],
     );
     const env = json.Resources.OnTaskRunningFunction.Properties.Environment.Variables;
     assert.deepEqual(env.TASKSUB_CLUSTERS, { 'Fn::Join': [',', { Ref: 'ClusterArns' }] });
@@ -104,12 +115,25 @@ describe('functions', () => {
     }
   });
 
-  it('event functions have the reserved concurrency that keeps a burst under the SNS quota', () => {
-    for (const id of ['OnTaskRunningFunction', 'OnTaskStoppedFunction']) {
+  it('event functions reserve nothing: their buffer queue caps how many run at once', () => {
+    for (const [id, kind] of [['OnTaskRunningFunction', 'Running'], ['OnTaskStoppedFunction', 'Stopped']]) {
       const fn = resourcesOf('AWS::Lambda::Function').find(([logicalId]) => logicalId === id);
       assert.ok(fn, id);
-      assert.deepEqual(fn[1].Properties.ReservedConcurrentExecutions, { Ref: 'EventFunctionConcurrency' }, id);
+      assert.equal(fn[1].Properties.ReservedConcurrentExecutions, undefined, id);
+      const mapping = json.Resources[`Task${kind}BufferMapping`];
+      assert.equal(mapping.Type, 'AWS::Lambda::EventSourceMapping');
+      assert.deepEqual(mapping.Properties.FunctionName, { Ref: id });
+      assert.deepEqual(mapping.Properties.EventSourceArn, { 'Fn::GetAtt': [`Task${kind}Buffer`, 'Arn'] });
+      assert.deepEqual(mapping.Properties.ScalingConfig, { MaximumConcurrency: { Ref: 'EventFunctionConcurrency' } });
+      assert.deepEqual(mapping.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
+      const buffer = json.Resources[`Task${kind}Buffer`].Properties;
+      assert.equal(buffer.VisibilityTimeout, 6 * fn[1].Properties.Timeout);
+      assert.deepEqual(buffer.RedrivePolicy.deadLetterTargetArn, { 'Fn::GetAtt': ['EventDlq', 'Arn'] });
+      const consume = statementsOf(id).find((st) => st.Sid === 'ConsumeBuffer');
+      assert.deepEqual(consume.Resource, { 'Fn::GetAtt': [`Task${kind}Buffer`, 'Arn'] }, id);
     }
+    assert.equal(resourcesOf('AWS::Lambda::Function').filter(([, f]) => f.Properties.ReservedConcurrentExecutions).length, 0);
+    assert.equal(json.Parameters.EventFunctionConcurrency.MinValue, 2);
   });
 
   it('sweeper and everything of it is conditional on EnableSweeper', () => {
@@ -125,30 +149,38 @@ describe('functions', () => {
 describe('IAM', () => {
   // infra/tests/test_iam.py checks the same against the Rust sources and AWS's authorization data.
   const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+  // What the event source mapping of the function's buffer queue calls with the function's role.
+  const BUFFER = ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'];
+
+  // Finding a subscription (the topic's listing, else the account's own) and removing one: every function.
+  const FIND_AND_UNSUBSCRIBE = ['sns:ListSubscriptions', 'sns:ListSubscriptionsByTopic', 'sns:Unsubscribe'];
+  // Converging a queue and its subscriptions (provisioning and the sweeper).
+  const CONVERGE = [
+    'sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes', 'sns:Subscribe', 'sqs:CreateQueue',
+    'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ListQueueTags', 'sqs:SetQueueAttributes', 'sqs:TagQueue',
+  ];
+
   it('provisioning function has exactly the actions its code issues', () => {
     const st = statementsOf('OnTaskRunningFunction');
     assert.deepEqual(actionsOf(st), [
-      ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'sns:ListSubscriptionsByTopic', 'sns:Subscribe',
-      'sns:Unsubscribe', 'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage',
-      'sqs:SetQueueAttributes', 'sqs:TagQueue',
+      ...LOGS, ...BUFFER, ...FIND_AND_UNSUBSCRIBE, ...CONVERGE, 'dynamodb:GetItem', 'dynamodb:PutItem',
+      'sqs:DeleteQueue', 'sqs:SendMessage',
     ].sort());
   });
 
-  it('teardown function has exactly the actions its code issues', () => {
+  it('teardown function has exactly the actions its code issues, and never subscribes', () => {
     const st = statementsOf('OnTaskStoppedFunction');
     assert.deepEqual(actionsOf(st), [
-      ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem',
-      'sns:ListSubscriptionsByTopic', 'sns:Subscribe', 'sns:Unsubscribe',
+      ...LOGS, ...BUFFER, ...FIND_AND_UNSUBSCRIBE, 'dynamodb:GetItem', 'dynamodb:PutItem',
       'sqs:DeleteQueue', 'sqs:GetQueueUrl', 'sqs:SendMessage',
     ].sort());
+    assert.ok(!actionsOf(st).some((a) => /^(sns:Subscribe|sns:SetSubscriptionAttributes|sqs:CreateQueue|sqs:SetQueueAttributes)$/.test(a)));
   });
 
   it('sweeper has exactly the actions its code issues', () => {
     assert.deepEqual(actionsOf(statementsOf('SweeperFunction')), [
-      ...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan', 'ecs:DescribeTasks', 'ecs:ListTasks',
-      'sns:ListSubscriptionsByTopic', 'sns:Subscribe', 'sns:Unsubscribe',
-      'sqs:CreateQueue', 'sqs:DeleteQueue', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ListQueueTags',
-      'sqs:ListQueues', 'sqs:SendMessage', 'sqs:SetQueueAttributes', 'sqs:TagQueue',
+      ...LOGS, ...FIND_AND_UNSUBSCRIBE, ...CONVERGE, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan',
+      'ecs:DescribeTasks', 'ecs:ListTasks', 'sqs:DeleteQueue', 'sqs:ListQueues', 'sqs:SendMessage',
     ].sort());
   });
 
@@ -162,7 +194,7 @@ describe('IAM', () => {
     }
   });
 
-  it('Resource * only where IAM accepts nothing else: sqs:ListQueues, sns:Unsubscribe, ecs:ListTasks', () => {
+  it('Resource * only for sqs:ListQueues, sns:ListSubscriptions, ecs:ListTasks (no resource type) and sns:Unsubscribe', () => {
     const all = [
       ...resourcesOf('AWS::IAM::Policy').flatMap(([id, p]) => p.Properties.PolicyDocument.Statement.map((s: any) => [id, s])),
       ...resourcesOf('AWS::IAM::ManagedPolicy').flatMap(([id, p]) => p.Properties.PolicyDocument.Statement.map((s: any) => [id, s])),
@@ -171,9 +203,12 @@ describe('IAM', () => {
     assert.deepEqual(
       star.map(([id, s]) => `${id.replace(/DefaultPolicy.*$/, '')} ${s.Action}`).sort(),
       [
+        'OnTaskRunningFunctionRole sns:ListSubscriptions',
         'OnTaskRunningFunctionRole sns:Unsubscribe',
+        'OnTaskStoppedFunctionRole sns:ListSubscriptions',
         'OnTaskStoppedFunctionRole sns:Unsubscribe',
         'SweeperFunctionRole ecs:ListTasks',
+        'SweeperFunctionRole sns:ListSubscriptions',
         'SweeperFunctionRole sns:Unsubscribe',
         'SweeperFunctionRole sqs:ListQueues',
       ],
@@ -182,19 +217,40 @@ describe('IAM', () => {
     assert.deepEqual(listTasks.Condition, { ArnEquals: { 'ecs:cluster': { Ref: 'ClusterArns' } } });
   });
 
-  it('subscribe only SQS endpoints of the prefix, only on the configured topics', () => {
+  it('subscribe only SQS endpoints of the prefix, and converge subscriptions, only on the configured topics', () => {
     for (const fn of ['OnTaskRunningFunction', 'OnTaskStoppedFunction', 'SweeperFunction']) {
-      const st = statementsOf(fn).find((s) => s.Sid === 'SubscribeTaskQueues');
-      assert.equal(st.Action, 'sns:Subscribe');
-      assert.deepEqual(st.Resource, TOPICS, fn);
       const find = statementsOf(fn).find((s) => s.Sid === 'FindSubscription');
       assert.equal(find.Action, 'sns:ListSubscriptionsByTopic');
       assert.deepEqual(find.Resource, TOPICS, fn);
+      const own = statementsOf(fn).find((s) => s.Sid === 'FindOwnSubscriptions');
+      assert.deepEqual([own.Action, own.Resource, own.Condition], ['sns:ListSubscriptions', '*', undefined], fn);
+      const st = statementsOf(fn).find((s) => s.Sid === 'SubscribeTaskQueues');
+      const converge = statementsOf(fn).find((s) => s.Sid === 'ConvergeSubscriptions');
+      if (fn === 'OnTaskStoppedFunction') {
+        assert.equal(st, undefined, 'teardown never subscribes');
+        assert.equal(converge, undefined, 'teardown never converges a subscription');
+        continue;
+      }
+      assert.equal(st.Action, 'sns:Subscribe');
+      assert.deepEqual(st.Resource, TOPICS, fn);
       assert.deepEqual(st.Condition.StringEquals, { 'sns:Protocol': 'sqs' });
       assert.equal(
         st.Condition.StringLike['sns:Endpoint']['Fn::Sub'][0],
         'arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${Prefix}*',
       );
+      assert.deepEqual(converge.Action, ['sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes'], fn);
+      assert.deepEqual(converge.Resource, TOPICS, fn);
+      assert.equal(converge.Condition, undefined, fn);
+    }
+  });
+
+  it('queue reads (adopting, auditing) stay unconditioned on the prefix', () => {
+    for (const fn of ['OnTaskRunningFunction', 'SweeperFunction']) {
+      const st = statementsOf(fn).find((s) => s.Sid === 'TaskQueues');
+      assert.deepEqual([st.Action].flat().filter((a: string) => a !== 'sqs:ListQueueTags' && a !== 'sqs:GetQueueAttributes'),
+        ['sqs:GetQueueUrl'], fn);
+      assert.deepEqual([st.Action].flat().length, 3, fn);
+      assert.equal(st.Condition, undefined, fn);
     }
   });
 
@@ -213,9 +269,9 @@ describe('IAM', () => {
       assert.equal(del.length, 1, fn);
       assert.equal(del[0].Sid, 'DeleteOwnTaskQueues', fn);
       assert.deepEqual(del[0].Condition, owned, fn);
-      // the queue policy is rewritten (a topic added or removed) only on queues carrying the stack tag
+      // a queue's attributes (policy and the rest) are converged only on queues carrying the stack tag
       for (const s of statements.filter((x) => actionsOf([x]).includes('sqs:SetQueueAttributes'))) {
-        assert.equal(s.Sid, 'UpdateOwnQueuePolicies', fn);
+        assert.equal(s.Sid, 'ConvergeOwnTaskQueues', fn);
         assert.deepEqual(s.Condition, owned, fn);
       }
       for (const s of statements.filter((x) => actionsOf([x]).some((a) => /^sqs:(CreateQueue|TagQueue)$/.test(a)))) {
@@ -256,6 +312,45 @@ describe('IAM', () => {
     assert.deepEqual(json.Parameters.TopicSettings.Default, '');
   });
 
+  it('cluster ARNs only: a cluster name would deploy and match no event', () => {
+    assert.equal(json.Parameters.ClusterArns.AllowedPattern, CLUSTER_ARN_PATTERN);
+    const re = new RegExp(CLUSTER_ARN_PATTERN);
+    for (const ok of ['arn:aws:ecs:eu-west-1:123456789012:cluster/prod', 'arn:aws-cn:ecs:cn-north-1:123456789012:cluster/a_b-C']) {
+      assert.match(ok, re);
+    }
+    for (const bad of ['prod', '', 'arn:aws:ecs:eu-west-1:123456789012:cluster/*', 'arn:aws:ecs:eu-west-1:123456789012:service/prod/x',
+      'arn:aws:ecs:eu-west-1:1234:cluster/prod', `arn:aws:ecs:eu-west-1:123456789012:cluster/${'c'.repeat(256)}`]) {
+      assert.doesNotMatch(bad, re);
+    }
+  });
+
+  it('task queue isolation: consumer and admin roles reach the functions only when given', () => {
+    for (const name of ['ConsumerRoleArns', 'QueueAdminRoleArns']) {
+      const p = json.Parameters[name];
+      assert.equal(p.Type, 'CommaDelimitedList');
+      assert.equal(p.Default, '');
+      assert.equal(p.AllowedPattern, ROLE_ARN_PATTERN);
+    }
+    const re = new RegExp(ROLE_ARN_PATTERN);
+    for (const ok of ['', 'arn:aws:iam::123456789012:role/orders-task', 'arn:aws:iam::123456789012:role/app/orders-task']) {
+      assert.match(ok, re);
+    }
+    for (const bad of ['orders-task', 'arn:aws:iam::123456789012:role/*', 'arn:aws:iam::123456789012:user/bob',
+      'arn:aws:sts::123456789012:assumed-role/r/s']) {
+      assert.doesNotMatch(bad, re);
+    }
+    const env = json.Resources.OnTaskRunningFunction.Properties.Environment.Variables;
+    assert.deepEqual(env.TASKSUB_CONSUMER_ROLE_ARNS, {
+      'Fn::If': ['HasConsumerRoles', { 'Fn::Join': [',', { Ref: 'ConsumerRoleArns' }] }, { Ref: 'AWS::NoValue' }],
+    });
+    assert.deepEqual(env.TASKSUB_QUEUE_ADMIN_ROLE_ARNS, {
+      'Fn::If': ['HasQueueAdminRoles', { 'Fn::Join': [',', { Ref: 'QueueAdminRoleArns' }] }, { Ref: 'AWS::NoValue' }],
+    });
+    const rule = (template.toJSON() as any).Rules.QueueAdminsNeedIsolation;
+    assert.deepEqual(rule.RuleCondition, { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Select': [0, { Ref: 'QueueAdminRoleArns' }] }, ''] }] });
+    assert.deepEqual(rule.Assertions[0].Assert, { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Select': [0, { Ref: 'ConsumerRoleArns' }] }, ''] }] });
+  });
+
   it('queue prefixes start with tasksub- or tasksub_', () => {
     const re = new RegExp(json.Parameters.QueuePrefix.AllowedPattern);
     for (const ok of ['', 'tasksub-', 'tasksub_', 'tasksub-orders-', `tasksub-${'p'.repeat(39)}`]) {
@@ -276,8 +371,12 @@ describe('IAM', () => {
         '$.detail.clusterArn', '$.detail.desiredStatus', '$.detail.group', '$.detail.lastStatus',
         '$.detail.taskArn', '$.detail.version',
       ]);
-      const filled = t.InputTemplate.replace('<resources>', '[]').replace('<version>', '1');
+      // Every placeholder is a whole JSON value (outside quotes): a value cannot become structure.
+      const outsideStrings = t.InputTemplate.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+      assert.equal(outsideStrings.match(/<[A-Za-z]+>/g)?.length, Object.keys(t.InputPathsMap).length, t.InputTemplate);
+      const filled = t.InputTemplate.replace(/<([A-Za-z]+)>/g, (_: string, name: string) => JSON.stringify(name));
       const shape = JSON.parse(filled);
+      assert.equal(Object.keys(shape.detail).at(-1), 'group', 'the caller-chosen group comes last');
       assert.deepEqual(Object.keys(shape.detail).sort(),
         ['clusterArn', 'desiredStatus', 'group', 'lastStatus', 'taskArn', 'version']);
     }
@@ -310,6 +409,81 @@ describe('IAM', () => {
   });
 });
 
+describe('settings generation', () => {
+  it('is a Number parameter (default 0, no ordering) that reaches every function', () => {
+    const p = json.Parameters.SettingsGeneration;
+    assert.deepEqual([p.Type, p.Default, p.MinValue], ['Number', 0, 0]);
+    assert.match(p.Description, /raise it with every deploy/);
+    for (const id of ['OnTaskRunningFunction', 'OnTaskStoppedFunction', 'SweeperFunction']) {
+      assert.deepEqual(json.Resources[id].Properties.Environment.Variables.TASKSUB_SETTINGS_GENERATION,
+        { Ref: 'SettingsGeneration' }, id);
+    }
+  });
+
+  it('given to the app, is carried by the template (no parameter), never taken from the clock: two synths agree', () => {
+    const a = synth('arm64', 2026120701).toJSON() as any;
+    const b = synth('arm64', 2026120701).toJSON() as any;
+    assert.deepEqual(a, b);
+    // cdk deploy and sam deploy keep an existing stack's previous parameter values: a changed default would
+    // never reach it, so the value itself is in the functions' environment.
+    assert.equal(a.Parameters.SettingsGeneration, undefined);
+    for (const id of ['OnTaskRunningFunction', 'OnTaskStoppedFunction', 'SweeperFunction']) {
+      assert.equal(a.Resources[id].Properties.Environment.Variables.TASKSUB_SETTINGS_GENERATION, '2026120701', id);
+    }
+    const listed = a.Metadata['AWS::CloudFormation::Interface'].ParameterGroups.flatMap((g: any) => g.Parameters);
+    assert.deepEqual([...listed].sort(), Object.keys(a.Parameters).sort());
+    const c = synth('arm64', 2026120702).toJSON() as any;
+    assert.equal(c.Resources.SweeperFunction.Properties.Environment.Variables.TASKSUB_SETTINGS_GENERATION, '2026120702');
+    assert.equal(parseSettingsGeneration(undefined), undefined);
+    assert.equal(parseSettingsGeneration(''), undefined);
+    assert.equal(parseSettingsGeneration('2026120701'), 2026120701);
+    assert.equal(parseSettingsGeneration(0), 0);
+    for (const bad of [-1, 1.5, 'next', '1e3', '-2', Number.MAX_SAFE_INTEGER + 2, true]) {
+      assert.throws(() => parseSettingsGeneration(bad), /whole number/, String(bad));
+    }
+    assert.throws(() => synth('arm64', -3), /whole number/);
+  });
+});
+
+describe('parameter groups', () => {
+  it('hold every parameter exactly once', () => {
+    const groups = (template.toJSON() as any).Metadata['AWS::CloudFormation::Interface'].ParameterGroups;
+    assert.deepEqual(groups, PARAMETER_GROUPS);
+    const listed = groups.flatMap((g: any) => g.Parameters);
+    assert.deepEqual([...listed].sort(), Object.keys(json.Parameters).sort());
+    assert.equal(new Set(listed).size, listed.length);
+  });
+});
+
+describe('FIFO topics', () => {
+  it('get a FIFO task-queue DLQ: the condition is derived from the topic ARNs', () => {
+    const j = template.toJSON() as any;
+    const joined = { 'Fn::Join': [',', { Ref: 'TopicArns' }] };
+    assert.deepEqual(j.Conditions.FifoTopics,
+      { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Select': [0, { 'Fn::Split': ['.fifo', joined] }] }, joined] }] });
+    const dlq = json.Resources.TaskQueueDlq.Properties;
+    assert.deepEqual(dlq.FifoQueue, { 'Fn::If': ['FifoTopics', true, { Ref: 'AWS::NoValue' }] });
+    assert.deepEqual(dlq.QueueName['Fn::Join'][1].at(-1), { 'Fn::If': ['FifoTopics', '.fifo', ''] });
+    const env = json.Resources.OnTaskRunningFunction.Properties.Environment.Variables;
+    assert.deepEqual(env.TASKSUB_QUEUE_DLQ_ARN,
+      { 'Fn::If': ['CreateQueueDlq', { 'Fn::GetAtt': ['TaskQueueDlq', 'Arn'] }, { Ref: 'AWS::NoValue' }] });
+  });
+
+  it('may name a FIFO subscription DLQ', () => {
+    assert.equal(json.Parameters.SubscriptionDlqArn.AllowedPattern, SUBSCRIPTION_DLQ_ARN_PATTERN);
+    const re = new RegExp(SUBSCRIPTION_DLQ_ARN_PATTERN);
+    for (const ok of ['', 'arn:aws:sqs:us-east-1:123456789012:dlq', 'arn:aws:sqs:us-east-1:123456789012:dlq.fifo',
+      `arn:aws:sqs:us-east-1:123456789012:${'q'.repeat(80)}`, `arn:aws:sqs:us-east-1:123456789012:${'q'.repeat(75)}.fifo`]) {
+      assert.match(ok, re);
+    }
+    for (const bad of ['dlq', 'arn:aws:sqs:us-east-1:123456789012:*', 'arn:aws:sqs:us-east-1:123456789012:a.b',
+      'arn:aws:sqs:us-east-1:123456789012:dlq.fifo.fifo', `arn:aws:sqs:us-east-1:123456789012:${'q'.repeat(81)}`,
+      `arn:aws:sqs:us-east-1:123456789012:${'q'.repeat(76)}.fifo`, 'arn:aws:sns:us-east-1:123456789012:dlq']) {
+      assert.doesNotMatch(bad, re);
+    }
+  });
+});
+
 describe('state', () => {
   it('table is on-demand, TTL expiresAt, PITR, retained, keyed by taskId', () => {
     template.hasResource('AWS::DynamoDB::Table', {
@@ -337,7 +511,7 @@ describe('state', () => {
 
   it('topic is conditional and encrypted; queues are encrypted', () => {
     template.hasResource('AWS::SNS::Topic', { Condition: 'CreateTopic', Properties: { KmsMasterKeyId: { Ref: 'TopicKmsKeyId' } } });
-    template.resourceCountIs('AWS::SQS::Queue', 2);
+    template.resourceCountIs('AWS::SQS::Queue', 4);
     template.allResourcesProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
     template.hasResource('AWS::SQS::Queue', { Condition: 'CreateQueueDlq' });
   });
@@ -398,7 +572,17 @@ describe('EventBridge', () => {
 
 describe('operations', () => {
   it('alarms on both DLQs and on errors, throttles and destination failures of each function', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 13);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 19);
+    for (const rule of ['TaskRunningRule', 'TaskStoppedRule', 'SweepRule']) {
+      for (const metric of ['FailedInvocations', 'InvocationsFailedToBeSentToDlq']) {
+        const a = json.Resources[`${rule}${metric}Alarm`];
+        assert.ok(a, `${rule}${metric}Alarm`);
+        assert.equal(a.Properties.Namespace, 'AWS/Events');
+        assert.equal(a.Properties.MetricName, metric);
+        assert.deepEqual(a.Properties.Dimensions, [{ Name: 'RuleName', Value: { Ref: rule } }]);
+        assert.equal(a.Properties.Threshold, 1);
+      }
+    }
     for (const metric of ['OrphansRemoved', 'OrphanSubscriptionsRemoved']) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'tasksub', MetricName: metric, Threshold: 50,
@@ -452,10 +636,34 @@ describe('operations', () => {
     }
   });
 
-  it('names nothing explicitly, so two stacks coexist', () => {
-    const named = Object.entries(json.Resources).filter(([, r]) =>
+  it('names nothing explicitly but the DLQs and the buffer queues, from the stack id, so two stacks coexist', () => {
+    // The stack's own queues' names derive from the stack id and start with "dlq-" or "buf-", so no queue
+    // prefix (tasksub- or tasksub_ first) can ever cover them, whatever the stack is called: a generated
+    // "<stack name>-..." name would fall under the prefix "tasksub-prod-" on the stack tasksub-prod, within
+    // reach of the functions' task-queue grants and the sweeper's ListQueues(QueueNamePrefix).
+    const uuid = { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] };
+    // The task-queue DLQ's name ends in .fifo with FIFO topics (a FIFO queue's name must); the buffers are
+    // always standard queues.
+    const names: [string, string, unknown[]][] = [
+      ['EventDlq', 'dlq-tasksub-events-', []],
+      ['TaskQueueDlq', 'dlq-tasksub-tasks-', [{ 'Fn::If': ['FifoTopics', '.fifo', ''] }]],
+      ['TaskRunningBuffer', 'buf-tasksub-running-', []],
+      ['TaskStoppedBuffer', 'buf-tasksub-stopped-', []],
+    ];
+    for (const [id, head, suffix] of names) {
+      assert.deepEqual(json.Resources[id].Properties.QueueName, {
+        'Fn::Join': ['', [head, uuid, ...suffix]],
+      }, id);
+      // 36 characters of stack UUID, and ".fifo" at most: within SQS's 80.
+      assert.ok(head.length + 36 + 5 <= 80, id);
+      assert.ok(!/^tasksub[-_]/.test(head), id);
+    }
+    // Every queue of the stack is one of them: a queue added without an explicit name outside the prefix fails.
+    const queues = Object.entries(json.Resources).filter(([, r]) => r.Type === 'AWS::SQS::Queue').map(([id]) => id);
+    assert.deepEqual(queues.sort(), names.map(([id]) => id).sort());
+    const named = Object.entries(json.Resources).filter(([id, r]) => !names.some(([n]) => n === id) &&
       Object.keys(r.Properties ?? {}).some((k) => /^(TableName|TopicName|QueueName|FunctionName|Name|RoleName|ManagedPolicyName|LogGroupName|AlarmName)$/.test(k)
-        && r.Type !== 'AWS::Lambda::EventInvokeConfig' && r.Type !== 'AWS::Lambda::Permission'),
+        && !['AWS::Lambda::EventInvokeConfig', 'AWS::Lambda::Permission', 'AWS::Lambda::EventSourceMapping'].includes(r.Type)),
     );
     assert.deepEqual(named.map(([id]) => id), []);
   });

@@ -43,6 +43,20 @@ pub enum Params {
         /// `SubscriptionArn`.
         arn: String,
     },
+    /// SNS SetSubscriptionAttributes.
+    SetSubscriptionAttribute {
+        /// `SubscriptionArn`.
+        arn: String,
+        /// `AttributeName`.
+        name: String,
+        /// `AttributeValue`.
+        value: String,
+    },
+    /// SNS DeleteTopic.
+    DeleteTopic {
+        /// `TopicArn`.
+        topic: String,
+    },
 }
 
 /// One request, identified.
@@ -107,6 +121,12 @@ impl Call {
             "Unsubscribe" => Params::Unsubscribe {
                 arn: get("SubscriptionArn"),
             },
+            "SetSubscriptionAttributes" => Params::SetSubscriptionAttribute {
+                arn: get("SubscriptionArn"),
+                name: get("AttributeName"),
+                value: get("AttributeValue"),
+            },
+            "DeleteTopic" => Params::DeleteTopic { topic: get("TopicArn") },
             _ => Params::None,
         };
         Self {

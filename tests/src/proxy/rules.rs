@@ -197,6 +197,10 @@ impl Emulated {
             Params::Unsubscribe { arn } => {
                 self.rules.unsubscribed(arn);
             }
+            Params::SetSubscriptionAttribute { arn, name, value } => {
+                self.rules.set_subscription_attribute(arn, name, value);
+            }
+            Params::DeleteTopic { topic } => self.rules.topic_deleted(topic),
             _ => {}
         }
     }

@@ -85,6 +85,33 @@ pub const SUBSCRIPTION_EXISTS: AwsError = AwsError {
     message: "Invalid parameter: Attributes Reason: Subscription already exists with different attributes",
 };
 
+/// SNS AuthorizationError: the topic's policy does not admit the caller (its owner revoked us).
+pub const AUTHORIZATION_ERROR: AwsError = AwsError {
+    status: 403,
+    code: "AuthorizationError",
+    shape: "AuthorizationErrorException",
+    fault: "Sender",
+    message: "User is not authorized to perform: SNS:Subscribe on resource",
+};
+
+/// SNS FilterPolicyLimitExceeded: the topic's 200 filter policies are taken.
+pub const FILTER_POLICY_LIMIT: AwsError = AwsError {
+    status: 403,
+    code: "FilterPolicyLimitExceeded",
+    shape: "FilterPolicyLimitExceededException",
+    fault: "Sender",
+    message: "Filter policy limit exceeded",
+};
+
+/// SQS InvalidParameterCombination (a FIFO queue with a standard dead-letter queue).
+pub const INVALID_PARAMETER_COMBINATION: AwsError = AwsError {
+    status: 400,
+    code: "InvalidParameterCombination",
+    shape: "InvalidParameterCombination",
+    fault: "Sender",
+    message: "Fifo queues cannot use non fifo dead letter queues",
+};
+
 /// The error for a refusal of the emulated AWS rules.
 pub fn refusal(r: Refusal) -> AwsError {
     match r {

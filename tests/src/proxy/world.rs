@@ -71,7 +71,7 @@ impl Proxied {
 
     /// A new controller through the proxy with other settings (e.g. after a configuration change).
     pub fn controller_with(&self, settings: Settings, role: Role) -> ProxiedController {
-        let ports = AwsPorts::new(&self.sdk, &settings.table);
+        let ports = AwsPorts::for_settings(&self.sdk, &settings);
         Controller::with_ports(settings, Instrumented::new(ports), role)
     }
 

@@ -7,20 +7,26 @@
 //! not. Writes (CreateQueue, TagQueue, DeleteQueue, Subscribe, Unsubscribe, PutItem) cannot be
 //! probed without side effects and are listed as not checked.
 //!
-//! Exit codes: 0 healthy, 1 problems found (including unusable settings), 2 bad usage.
+//! The leftover and drift checks are a dry run of the sweeper (`sweep`): one judgment for both.
+//! Every group of checks runs at once and is bounded by one operation timeout, so an endpoint that never
+//! answers ends doctor in about 25 s.
+//!
+//! Exit codes: 0 healthy, 1 problems found, 2 bad usage or unusable settings, 3 only transient problems
+//! (an endpoint that did not answer, throttling: run it again).
 
-mod leftovers;
 mod probes;
 mod quotas;
+mod sweep;
 
 use std::process::ExitCode;
 
 use serde::Serialize;
+use tasksub_core::naming::TopicArn;
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::settings::{Settings, SweepSettings};
 use tasksub_functions::ports::PortError;
 
-use super::EXIT_FAILED;
+use super::{EXIT_FAILED, EXIT_TRANSIENT, EXIT_USAGE};
 
 /// Arguments of `doctor`.
 #[derive(Debug, clap::Args)]
@@ -28,6 +34,10 @@ pub struct Args {
     /// Print the checks as one JSON document instead of lines of text.
     #[arg(long)]
     json: bool,
+    /// Judge leftovers and drift as the sweep at this time (RFC 3339) would, e.g. once a refused topic's
+    /// backoff or a grace period has passed (default: now).
+    #[arg(long, value_name = "TIME")]
+    at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How a check came out.
@@ -56,6 +66,9 @@ pub struct Check {
     /// What to do about a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// The problem may go away by itself (a timeout, throttling): run doctor again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
 }
 
 impl Check {
@@ -65,6 +78,7 @@ impl Check {
             check: check.into(),
             detail: detail.into(),
             fix,
+            transient: false,
         }
     }
     fn ok(check: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -78,6 +92,12 @@ impl Check {
     }
     fn not_checked(check: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(Status::NotChecked, check, detail, None)
+    }
+    fn transient(check: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            transient: true,
+            ..Self::problem(check, detail, fix)
+        }
     }
 }
 
@@ -106,14 +126,39 @@ pub fn permission(action: &str, result: Result<(), PortError>, absent: Absent) -
             (ErrorKind::AccessDenied, _) => Check::problem(
                 check,
                 format!("denied: {}", e.message),
-                format!("grant {action} to these credentials; the functions' roles need it too (docs/contract.md, AWS actions used)"),
+                format!("grant {action} to these credentials (which actions the functions' roles need: docs/contract.md, AWS actions used)"),
             ),
             (ErrorKind::Throttled | ErrorKind::Transient, _) => {
-                Check::problem(check, format!("could not check: {e}"), "run `tasksub doctor` again")
+                Check::transient(check, format!("could not check: {e}"), "run `tasksub doctor` again")
             }
             _ => Check::problem(check, format!("unexpected answer: {e}"), "look at the message; check the region and endpoint"),
         },
     }
+}
+
+/// GetTopicAttributes denied. Another account's topic: its owner's policy admits Subscribe (what the
+/// functions call), not necessarily GetTopicAttributes (which nothing of tasksub calls), so the probe
+/// proves nothing; whether the topic admits the tasks shows in their records (`refusedTopics`). Our own
+/// account's topic: these credentials lack the permission doctor's probe needs.
+pub fn topic_denied(topic: &TopicArn, home_account: &str, message: &str) -> Check {
+    if topic.account != home_account {
+        return Check::not_checked(
+            "topic",
+            format!(
+                "{} belongs to account {}, whose topic policy need not grant sns:GetTopicAttributes (the \
+                 functions never call it); whether it admits the tasks' Subscribe shows per task in \
+                 `tasksub show` (refusedTopics) and in the `topic refusals` check",
+                topic.as_str(),
+                topic.account
+            ),
+        );
+    }
+    Check::problem(
+        "permission sns:GetTopicAttributes",
+        format!("denied: {message}"),
+        "grant sns:GetTopicAttributes on the topic to these credentials so doctor can check it (the functions \
+         do not need it)",
+    )
 }
 
 /// The settings, or the check that says why they are unusable.
@@ -131,17 +176,23 @@ fn settings(env: impl Fn(&str) -> Option<String> + Copy) -> Result<(Settings, Ch
     Ok((settings, Check::ok("settings", detail)))
 }
 
-/// Runs every check and prints them; exit 1 when any found a problem.
+/// Runs every check and prints them; the exit code says how it went ([`exit_code`]).
 pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<ExitCode> {
     let env = |k: &str| std::env::var(k).ok();
     let mut checks = Vec::new();
-    match settings(env) {
+    let settings_ok = match settings(env) {
         Ok((settings, check)) => {
             checks.push(check);
-            checks.extend(probes::all(sdk, &settings).await);
+            let sweep = SweepSettings::from_lookup(env)?;
+            let at = args.at.unwrap_or_else(chrono::Utc::now);
+            checks.extend(probes::all(sdk, &settings, sweep, at).await);
+            true
         }
-        Err(check) => checks.push(check),
-    }
+        Err(check) => {
+            checks.push(check);
+            false
+        }
+    };
     let problems = checks.iter().filter(|c| c.status == Status::Problem).count();
     if args.json {
         let doc = serde_json::json!({"healthy": problems == 0, "problems": problems, "checks": checks});
@@ -153,7 +204,18 @@ pub async fn run(args: Args, sdk: &aws_config::SdkConfig) -> anyhow::Result<Exit
             n => println!("{n} problem(s) found"),
         }
     }
-    Ok(ExitCode::from(if problems == 0 { 0 } else { EXIT_FAILED }))
+    Ok(ExitCode::from(exit_code(settings_ok, &checks)))
+}
+
+/// 0 healthy; 2 unusable settings; 1 a problem; 3 when every problem may go away by itself.
+pub fn exit_code(settings_ok: bool, checks: &[Check]) -> u8 {
+    let problems: Vec<&Check> = checks.iter().filter(|c| c.status == Status::Problem).collect();
+    match (settings_ok, problems.is_empty()) {
+        (false, _) => EXIT_USAGE,
+        (true, true) => 0,
+        (true, false) if problems.iter().all(|c| c.transient) => EXIT_TRANSIENT,
+        (true, false) => EXIT_FAILED,
+    }
 }
 
 /// The checks as aligned lines of text, each problem followed by its fix.
@@ -221,6 +283,42 @@ mod tests {
         };
         let c = settings(env).unwrap_err();
         assert!(c.detail.contains("TASKSUB_SWEEP_GRACE_SECONDS"), "{c:?}");
+    }
+
+    #[test]
+    fn a_foreign_topic_denying_its_attributes_is_not_checked_an_own_one_is_a_problem() {
+        let foreign = TopicArn::parse("arn:aws:sns:eu-west-1:210987654321:flags").unwrap();
+        let own = TopicArn::parse("arn:aws:sns:us-east-1:123456789012:fanout").unwrap();
+        let c = topic_denied(&foreign, "123456789012", "not authorized");
+        assert_eq!(c.status, Status::NotChecked, "{c:?}");
+        assert!(
+            c.detail.contains("210987654321") && c.detail.contains("refusedTopics"),
+            "{c:?}"
+        );
+        let c = topic_denied(&own, "123456789012", "not authorized");
+        assert_eq!(c.status, Status::Problem, "{c:?}");
+        let fix = c.fix.as_deref().unwrap_or_default();
+        assert!(fix.contains("the functions do not need it"), "{c:?}");
+    }
+
+    #[test]
+    fn the_exit_code_says_what_kind_of_problem() {
+        let ok = Check::ok("a", "fine");
+        let bad = Check::problem("b", "broken", "fix it");
+        let slow = Check::transient("c", "timed out", "again");
+        assert_eq!(exit_code(true, std::slice::from_ref(&ok)), 0);
+        assert_eq!(exit_code(true, &[ok.clone(), slow.clone()]), EXIT_TRANSIENT);
+        assert_eq!(exit_code(true, &[slow.clone(), bad.clone()]), EXIT_FAILED);
+        assert_eq!(
+            exit_code(false, &[bad]),
+            EXIT_USAGE,
+            "unusable settings are a usage problem"
+        );
+        assert_eq!(
+            exit_code(true, &[Check::warn("w", "close", "raise")]),
+            0,
+            "a warning is healthy"
+        );
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! The checks that call AWS. Each one reads; none changes anything.
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeyType, ScalarAttributeType, TableDescription, TimeToLiveStatus};
-use tasksub_core::naming::queue_name_from_url;
-use tasksub_core::record::attr;
-use tasksub_core::settings::Settings;
-use tasksub_functions::aws::{classify, AwsPorts};
-use tasksub_functions::ports::{list_topic, Queues, Records};
+use std::future::Future;
 
-use super::{leftovers, permission, Absent, Check};
+use aws_sdk_dynamodb::types::{AttributeValue, KeyType, ScalarAttributeType, TableDescription, TimeToLiveStatus};
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
+use tasksub_core::naming::TopicArn;
+use tasksub_core::record::attr;
+use tasksub_core::settings::{Settings, SweepSettings};
+use tasksub_functions::aws::{classify, AwsPorts};
+use tasksub_functions::sdk::OPERATION_TIMEOUT;
+use tasksub_functions::sweeper::{RunOptions, Sweeper};
+
+use super::{permission, topic_denied, Absent, Check};
 
 /// Actions the functions use that no read can probe.
 const WRITES: &[&str] = &[
@@ -18,9 +23,6 @@ const WRITES: &[&str] = &[
     "sns:Unsubscribe",
     "dynamodb:PutItem",
 ];
-
-/// Most pages of subscriptions doctor reads (100 a page; ListSubscriptionsByTopic allows 30 a second).
-const SUBSCRIPTION_PAGES: usize = 50;
 
 struct Clients {
     sqs: aws_sdk_sqs::Client,
@@ -34,21 +36,78 @@ fn impossible_name(settings: &Settings) -> String {
     format!("{}doctor_probe_{}", settings.queue.prefix.as_str(), std::process::id())
 }
 
-/// Every check after the settings, in order.
-pub(super) async fn all(sdk: &aws_config::SdkConfig, settings: &Settings) -> Vec<Check> {
+/// Every check after the settings: the groups run at once, each bounded by one operation timeout (a
+/// group that does not finish in time is a transient problem naming it), and print in a fixed order.
+/// The dry sweep judges as the sweep at `at` would.
+pub(super) async fn all(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    sweep: SweepSettings,
+    at: DateTime<Utc>,
+) -> Vec<Check> {
     let c = Clients {
         sqs: aws_sdk_sqs::Client::new(sdk),
         ddb: aws_sdk_dynamodb::Client::new(sdk),
         ecs: aws_sdk_ecs::Client::new(sdk),
-        ports: AwsPorts::new(sdk, &settings.table),
+        ports: AwsPorts::for_settings(sdk, settings),
     };
-    let mut out = Vec::new();
-    for t in &settings.topics {
-        out.push(topic(&c, t.arn.as_str()).await);
+    let c = &c;
+    let topics = async move {
+        let mut out = Vec::new();
+        for t in &settings.topics {
+            out.push(topic(c, &t.arn, &settings.home.account).await);
+        }
+        out
+    };
+    let table = async move {
+        let mut out = Vec::new();
+        let table_ok = table(c, settings, &mut out).await;
+        out.extend(table_reads(c, settings, table_ok).await);
+        out
+    };
+    let clusters = async move {
+        let mut out = Vec::new();
+        clusters(c, settings, &mut out).await;
+        out
+    };
+    let queues =
+        async move {
+            let mut out = Vec::new();
+            queues(c, settings, &mut out).await;
+            out.extend(WRITES.iter().map(|action| {
+                Check::not_checked(format!("permission {action}"), "not checkable without side effects")
+            }));
+            out
+        };
+    let quotas = super::quotas::all(&c.ports, settings);
+    let dry_sweep = dry_sweep(sdk, settings, sweep, at);
+    let groups = [
+        bounded("topics", Box::pin(topics) as Group<'_>),
+        bounded("table", Box::pin(table)),
+        bounded("clusters", Box::pin(clusters)),
+        bounded("queues", Box::pin(queues)),
+        bounded("quotas", Box::pin(quotas)),
+        bounded("dry sweep", Box::pin(dry_sweep)),
+    ];
+    join_all(groups).await.into_iter().flatten().collect()
+}
+
+type Group<'a> = std::pin::Pin<Box<dyn Future<Output = Vec<Check>> + Send + 'a>>;
+
+/// A group of checks, cut off after one operation timeout.
+async fn bounded(name: &'static str, group: Group<'_>) -> Vec<Check> {
+    match tokio::time::timeout(OPERATION_TIMEOUT, group).await {
+        Ok(checks) => checks,
+        Err(_) => vec![Check::transient(
+            name,
+            format!("no answer within {} s", OPERATION_TIMEOUT.as_secs()),
+            "check the endpoint and the network, then run `tasksub doctor` again",
+        )],
     }
-    let table_ok = table(&c, settings, &mut out).await;
-    clusters(&c, settings, &mut out).await;
-    queues(&c, settings, &mut out).await;
+}
+
+/// The table reads the functions use, probed.
+async fn table_reads(c: &Clients, settings: &Settings, table_ok: bool) -> Vec<Check> {
     let moot = if table_ok { Absent::MeansAllowed } else { Absent::IsMoot };
     let key = AttributeValue::S(format!("doctor-probe-{}", std::process::id()));
     let get = c
@@ -58,36 +117,51 @@ pub(super) async fn all(sdk: &aws_config::SdkConfig, settings: &Settings) -> Vec
         .key(attr::TASK_ID, key)
         .send()
         .await;
-    out.push(permission(
-        "dynamodb:GetItem",
-        get.map(drop).map_err(|e| classify("GetItem", &e)),
-        moot,
-    ));
     let scan = c.ddb.scan().table_name(&settings.table).limit(1).send().await;
-    out.push(permission(
-        "dynamodb:Scan",
-        scan.map(drop).map_err(|e| classify("Scan", &e)),
-        moot,
-    ));
-    for action in WRITES {
-        out.push(Check::not_checked(
-            format!("permission {action}"),
-            "not checkable without side effects",
-        ));
-    }
-    out.extend(super::quotas::all(&c.ports, settings).await);
-    if table_ok {
-        out.extend(leftovers(&c, settings).await);
-    } else {
-        for name in ["orphan queues", "orphan subscriptions", "records without queue"] {
-            out.push(Check::not_checked(name, "needs the table"));
+    vec![
+        permission(
+            "dynamodb:GetItem",
+            get.map(drop).map_err(|e| classify("GetItem", &e)),
+            moot,
+        ),
+        permission("dynamodb:Scan", scan.map(drop).map_err(|e| classify("Scan", &e)), moot),
+    ]
+}
+
+/// The sweeper's dry run: what the next sweep will do and leave alone ([`super::sweep::judge`]).
+async fn dry_sweep(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    sweep: SweepSettings,
+    at: DateTime<Utc>,
+) -> Vec<Check> {
+    let sweeper = Sweeper::new(settings.clone(), sweep, sdk);
+    let options = RunOptions {
+        dry_run: true,
+        ..RunOptions::default()
+    };
+    match sweeper.run(options, at).await {
+        Ok(report) => super::sweep::judge(&report),
+        // The table (or a cluster) is missing: its own check says so and how to fix it.
+        Err(e) if e.0.kind == tasksub_core::outcome::ErrorKind::NotFound => {
+            vec![Check::not_checked("dry sweep", format!("needs what is missing: {e}"))]
         }
+        Err(e) if e.0.kind.is_transient() => vec![Check::transient(
+            "dry sweep",
+            format!("the sweep could not read what exists: {e}"),
+            "run `tasksub doctor` again",
+        )],
+        Err(e) => vec![Check::problem(
+            "dry sweep",
+            format!("the sweep could not read what exists: {e}"),
+            "the scheduled sweeper fails the same way: fix the permission or setting the message names",
+        )],
     }
-    out
 }
 
 /// One topic exists and is reachable in its own region.
-async fn topic(c: &Clients, arn: &str) -> Check {
+async fn topic(c: &Clients, topic: &TopicArn, home_account: &str) -> Check {
+    let arn = topic.as_str();
     match c.ports.sns_for(arn).get_topic_attributes().topic_arn(arn).send().await {
         Ok(out) => {
             let subs = out.attributes().and_then(|a| a.get("SubscriptionsConfirmed")).cloned();
@@ -106,6 +180,7 @@ async fn topic(c: &Clients, arn: &str) -> Check {
                     format!("{arn} does not exist"),
                     "fix TASKSUB_TOPIC_ARNS, or deploy the stack (for the emulator: `tasksub init-local`)",
                 ),
+                tasksub_core::outcome::ErrorKind::AccessDenied => topic_denied(topic, home_account, &e.message),
                 _ => permission("sns:GetTopicAttributes", Err(e), Absent::IsMoot),
             }
         }
@@ -283,39 +358,4 @@ async fn queues(c: &Clients, settings: &Settings, out: &mut Vec<Check>) {
         tags.map(drop).map_err(|e| classify("ListQueueTags", &e)),
         Absent::MeansAllowed,
     ));
-}
-
-/// The leftover checks: orphan queues, orphan subscriptions, live records whose queue is missing.
-async fn leftovers(c: &Clients, settings: &Settings) -> Vec<Check> {
-    const NAMES: [&str; 3] = ["orphan queues", "orphan subscriptions", "records without queue"];
-    let moot = |why: String| NAMES.iter().map(|n| Check::not_checked(*n, why.clone())).collect();
-    let records = match Records::list(&c.ports).await {
-        Ok(r) => r,
-        Err(e) => return moot(format!("could not scan the table: {e}")),
-    };
-    let queues: Vec<String> = match Queues::list(&c.ports, settings.queue.prefix.as_str()).await {
-        Ok(u) => u
-            .iter()
-            .filter_map(|u| queue_name_from_url(u))
-            .map(|n| n.as_str().to_owned())
-            .collect(),
-        Err(e) => return moot(format!("could not list queues: {e}")),
-    };
-    let mut out = vec![
-        leftovers::orphan_queues(&records, &queues, settings),
-        leftovers::records_without_queue(&records, &queues),
-    ];
-    let mut subs = Vec::new();
-    for topic in settings.topic_arns() {
-        match list_topic(&c.ports, topic, SUBSCRIPTION_PAGES).await {
-            Ok((listed, _)) => subs.extend(listed),
-            Err(e) => {
-                let why = format!("could not list the subscriptions of {topic}: {e}");
-                out.push(Check::not_checked("orphan subscriptions", why));
-                return out;
-            }
-        }
-    }
-    out.push(leftovers::orphan_subscriptions(&records, &subs, settings));
-    out
 }

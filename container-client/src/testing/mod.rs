@@ -1,4 +1,5 @@
-//! Test support (feature `testing`): a loopback stand-in for the ECS task metadata endpoint v4.
+//! Test support (feature `testing`): a loopback stand-in for the ECS task metadata endpoint v4, and an
+//! in-memory SQS queue to run the consume loop on ([`MemorySqs`], [`run_in_memory`]).
 //!
 //! [`MetadataServer`] serves a recorded `/task` response (and optionally a container response at the
 //! base URI) on `127.0.0.1`, like the ECS agent does on `169.254.170.2`. Responses larger than 2 KiB
@@ -16,6 +17,10 @@
 //! # Ok(()) }
 //! ```
 #![cfg(feature = "testing")]
+
+mod sqs;
+
+pub use sqs::{run_in_memory, MemorySqs, SqsCalls, SqsMessage};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
