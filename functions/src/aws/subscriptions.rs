@@ -103,13 +103,7 @@ impl Subscriptions for AwsPorts {
             .subscriptions()
             .iter()
             .filter(|s| s.topic_arn() == Some(topic_arn))
-            .filter_map(|s| {
-                Some(SeenSubscription {
-                    arn: s.subscription_arn()?.to_owned(),
-                    endpoint: s.endpoint().unwrap_or_default().to_owned(),
-                    protocol: s.protocol().unwrap_or_default().to_owned(),
-                })
-            })
+            .filter_map(seen)
             .collect();
         Ok(SubscriptionPage {
             subscriptions,
@@ -126,20 +120,19 @@ impl Subscriptions for AwsPorts {
             .send()
             .await
             .map_err(|e| classify("ListSubscriptionsByTopic", &e))?;
-        let subscriptions = page
-            .subscriptions()
-            .iter()
-            .filter_map(|s| {
-                Some(SeenSubscription {
-                    arn: s.subscription_arn()?.to_owned(),
-                    endpoint: s.endpoint().unwrap_or_default().to_owned(),
-                    protocol: s.protocol().unwrap_or_default().to_owned(),
-                })
-            })
-            .collect();
+        let subscriptions = page.subscriptions().iter().filter_map(seen).collect();
         Ok(SubscriptionPage {
             subscriptions,
             next: page.next_token().map(str::to_owned),
         })
     }
+}
+
+/// A listed subscription as the sweeper and the resolvers see it (an entry without an ARN is left out).
+fn seen(s: &aws_sdk_sns::types::Subscription) -> Option<SeenSubscription> {
+    Some(SeenSubscription {
+        arn: s.subscription_arn()?.to_owned(),
+        endpoint: s.endpoint().unwrap_or_default().to_owned(),
+        protocol: s.protocol().unwrap_or_default().to_owned(),
+    })
 }
