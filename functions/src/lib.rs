@@ -32,3 +32,5 @@ pub mod sweeper;
 pub mod wrap;
 
 pub use handler::{Controller, HandlerError, Outcome};
+#[cfg(test)]
+mod test_log;

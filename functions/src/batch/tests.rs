@@ -1,7 +1,5 @@
 //! Batches from the buffer queue on the fake: which records go back, which stay done, and what is logged.
 
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -13,6 +11,7 @@ use tasksub_core::settings::{vars, Settings};
 use super::*;
 use crate::fake::Fake;
 use crate::instrumented::Instrumented;
+use crate::test_log::Captured;
 
 const ACCOUNT: &str = "123456789012";
 const CLUSTER: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/prod";
@@ -180,19 +179,6 @@ fn the_response_has_the_shape_lambda_reads() {
     );
     let empty = serde_json::to_value(Response::Batch(BatchResponse::default())).unwrap();
     assert_eq!(empty, json!({"batchItemFailures": []}));
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
