@@ -15,6 +15,7 @@
 //! - [`reconcile`]: the sweeper's verdict per task from records, prefixed queues and ECS truth.
 //! - [`converge`]: a task's desired state, the differences with what AWS says exists, and the small
 //!   state machines that bring one queue and one topic's subscription to it.
+//! - [`listing`]: where the sweeper is in each topic's subscription listing, kept between runs.
 //! - [`json`]: strict JSON (no repeated keys) for settings.
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod converge;
 pub mod decide;
 pub mod event;
 pub mod json;
+pub mod listing;
 pub mod naming;
 pub mod outcome;
 pub mod policy;

@@ -134,6 +134,9 @@ pub struct SweepSettings {
     /// converges them), in rotation: the backstop for changes nobody reports (an attribute edited by
     /// hand, an older version's late write). A full cycle takes live tasks / this many runs.
     pub audit_per_run: usize,
+    /// Most pages (100 subscriptions each) of one topic's listing one run reads; a bigger topic is read
+    /// over several runs, each resuming where the last stopped ([`crate::listing`]).
+    pub list_pages_per_run: usize,
 }
 
 impl Default for SweepSettings {
@@ -143,6 +146,7 @@ impl Default for SweepSettings {
             min_interval_ms: 100,
             max_actions: 200,
             audit_per_run: 25,
+            list_pages_per_run: 100,
         }
     }
 }
@@ -158,6 +162,7 @@ impl SweepSettings {
             min_interval_ms: env.number(SWEEP_MIN_INTERVAL_MS, d.min_interval_ms, 0..=60_000)?,
             max_actions: env.number(SWEEP_MAX_ACTIONS, d.max_actions, 1..=100_000)?,
             audit_per_run: env.number(SWEEP_AUDIT_PER_RUN, d.audit_per_run, 0..=100_000)?,
+            list_pages_per_run: env.number(SWEEP_LIST_PAGES_PER_RUN, d.list_pages_per_run, 1..=10_000)?,
         })
     }
 }

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
+use tasksub_core::listing::Positions;
 use tasksub_core::naming::{cluster_name, queue_name_from_url};
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::reconcile::{EcsTask, SeenSubscription};
@@ -60,6 +61,8 @@ struct State {
     unlisted: BTreeSet<String>,
     /// Items of the table that are not records (a hand edit): key → why.
     malformed: BTreeMap<String, String>,
+    /// The sweeper's listing positions.
+    positions: Positions,
     /// Topics that refuse Subscribe (and, when access is denied, ListSubscriptionsByTopic): topic → kind.
     refusing: BTreeMap<String, ErrorKind>,
     /// Topics deleted (and not re-created): every call naming them is NotFound.
@@ -301,6 +304,22 @@ impl Records for Fake {
             quarantined: s.malformed.clone(),
         })
     }
+
+    async fn positions(&self) -> Result<Positions, PortError> {
+        Ok(self.lock().positions.clone())
+    }
+
+    async fn save_positions(&self, positions: &Positions) -> Result<bool, PortError> {
+        let mut s = self.lock();
+        if s.positions.revision != positions.revision {
+            return Ok(false);
+        }
+        s.positions = Positions {
+            revision: positions.revision + 1,
+            ..positions.clone()
+        };
+        Ok(true)
+    }
 }
 
 impl Queues for Fake {
@@ -492,26 +511,35 @@ impl Subscriptions for Fake {
 }
 
 impl Fake {
-    /// One page (100) of the topic's subscriptions.
+    /// One page (100) of the topic's subscriptions, in ARN order (a topic's ARNs share its prefix, so
+    /// they are contiguous: a page costs its length, not the account's subscriptions). The token is the
+    /// last ARN of the previous page, so a page resumes after it whatever was added or removed since.
     fn page_of(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
         const PAGE: usize = 100;
         let s = self.lock();
-        let start: usize = next.as_deref().map_or(0, |t| t.parse().unwrap_or(0));
-        let all: Vec<SeenSubscription> = s
+        let from = match &next {
+            Some(after) => (Excluded(after.as_str()), Unbounded),
+            None => (Included(topic_arn), Unbounded),
+        };
+        let mut page: Vec<SeenSubscription> = s
             .rules
             .subscriptions()
-            .iter()
+            .range::<str, _>(from)
+            .take_while(|(arn, _)| arn.starts_with(topic_arn))
             .filter(|(_, v)| v.topic_arn == topic_arn)
+            .take(PAGE + 1)
             .map(|(arn, v)| SeenSubscription {
                 arn: arn.clone(),
                 endpoint: v.endpoint.clone(),
                 protocol: "sqs".to_owned(),
             })
             .collect();
-        let end = (start + PAGE).min(all.len());
+        let more = page.len() > PAGE;
+        page.truncate(PAGE);
         Ok(SubscriptionPage {
-            subscriptions: all[start.min(end)..end].to_vec(),
-            next: (end < all.len()).then(|| end.to_string()),
+            next: more.then(|| page.last().map(|x| x.arn.clone())).flatten(),
+            subscriptions: page,
         })
     }
 }

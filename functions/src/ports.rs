@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
+use tasksub_core::listing::Positions;
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::reconcile::{EcsTask, QueueDetails, SeenSubscription};
 use tasksub_core::record::{Record, State};
@@ -101,7 +102,13 @@ pub trait Records: Send + Sync {
     /// Stores the whole record if `expect` holds; otherwise returns what is stored, unchanged.
     fn put(&self, record: &Record, expect: Expect) -> impl Future<Output = Result<Written, PortError>> + Send;
     /// Every record (paginated scan), for operators and the sweeper; unreadable items are quarantined.
+    /// The sweeper's bookkeeping item ([`tasksub_core::listing::ITEM_KEY`]) is not a record: left out.
     fn list(&self) -> impl Future<Output = Result<Scanned, PortError>> + Send;
+    /// The sweeper's listing positions, kept in the same table ([`Positions::default`] when none).
+    fn positions(&self) -> impl Future<Output = Result<Positions, PortError>> + Send;
+    /// Stores `positions` with its revision bumped, if the stored revision is still `positions.revision`;
+    /// false when another sweep saved since (its positions stand; this run's are dropped).
+    fn save_positions(&self, positions: &Positions) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
 /// SQS queues.
@@ -194,26 +201,52 @@ pub async fn list_topic<S: Subscriptions>(
     topic_arn: &str,
     max_pages: usize,
 ) -> Result<(Vec<SeenSubscription>, bool), PortError> {
-    read_pages(max_pages, |next| s.list_by_topic(topic_arn, next)).await
+    let read = read_pages(None, max_pages, |next| s.list_by_topic(topic_arn, next)).await?;
+    Ok((read.subscriptions, read.next.is_some()))
 }
 
-/// Every subscription of the pages `fetch` reads, at most `max_pages`; true when pages were left unread.
-async fn read_pages<F, Fut>(max_pages: usize, mut fetch: F) -> Result<(Vec<SeenSubscription>, bool), PortError>
+/// Pages of a topic's subscriptions read from one token on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PagesRead {
+    /// The subscriptions on them.
+    pub subscriptions: Vec<SeenSubscription>,
+    /// How many pages.
+    pub pages: u64,
+    /// The token of the first page left unread; `None`: the listing's end was reached.
+    pub next: Option<String>,
+}
+
+/// At most `max_pages` pages of the topic's subscriptions, starting at `from` (`None`: the first page):
+/// the sweeper's resumable listing.
+pub async fn list_topic_from<S: Subscriptions>(
+    s: &S,
+    topic_arn: &str,
+    from: Option<String>,
+    max_pages: usize,
+) -> Result<PagesRead, PortError> {
+    read_pages(from, max_pages, |next| s.list_by_topic(topic_arn, next)).await
+}
+
+/// The pages `fetch` reads from `from` on, at most `max_pages` (at least one).
+async fn read_pages<F, Fut>(from: Option<String>, max_pages: usize, mut fetch: F) -> Result<PagesRead, PortError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<SubscriptionPage, PortError>>,
 {
-    let mut out = Vec::new();
-    let mut next = None;
-    for _ in 0..max_pages {
-        let page = fetch(next).await?;
-        out.extend(page.subscriptions);
-        next = page.next;
-        if next.is_none() {
+    let mut out = PagesRead {
+        next: from,
+        ..PagesRead::default()
+    };
+    for _ in 0..max_pages.max(1) {
+        let page = fetch(out.next.take()).await?;
+        out.subscriptions.extend(page.subscriptions);
+        out.pages += 1;
+        out.next = page.next;
+        if out.next.is_none() {
             break;
         }
     }
-    Ok((out, next.is_some()))
+    Ok(out)
 }
 
 /// Most pages of the account's own subscriptions one search reads (100 each).
@@ -240,14 +273,13 @@ pub async fn find_own<S: Subscriptions>(s: &S, topic_arn: &str, endpoint: &str) 
     Ok(None)
 }
 
-/// Every own subscription to the topic (ListSubscriptions, up to `max_pages` pages); true when pages
-/// were left unread.
+/// Every own subscription to the topic (ListSubscriptions, up to `max_pages` pages from the first).
 pub async fn list_own_topic<S: Subscriptions>(
     s: &S,
     topic_arn: &str,
     max_pages: usize,
-) -> Result<(Vec<SeenSubscription>, bool), PortError> {
-    read_pages(max_pages, |next| s.list_own(topic_arn, next)).await
+) -> Result<PagesRead, PortError> {
+    read_pages(None, max_pages, |next| s.list_own(topic_arn, next)).await
 }
 
 /// What the sweeper reads about one queue (only for orphan candidates): two calls, GetQueueAttributes

@@ -9,6 +9,8 @@ use std::future::Future;
 use crate::ports::PortError;
 
 #[doc(hidden)]
+pub use tasksub_core::listing::Positions as __Positions;
+#[doc(hidden)]
 pub use tasksub_core::record::Record as __Record;
 
 /// A wrapper around ports.
@@ -40,6 +42,8 @@ macro_rules! wrap_ports {
             get(task_id: &str) -> Option<$crate::wrap::__Record> = "GetItem";
             put(record: &$crate::wrap::__Record, expect: $crate::ports::Expect) -> $crate::ports::Written = "PutItem";
             list() -> $crate::ports::Scanned = "Scan";
+            positions() -> $crate::wrap::__Positions = "GetItem";
+            save_positions(positions: &$crate::wrap::__Positions) -> bool = "PutItem";
         });
     };
     (@port [$($gen:tt)*] $ty:ty, Queues) => {

@@ -164,6 +164,7 @@ fn sweep_settings() -> SweepSettings {
         min_interval_ms: 0,
         max_actions: 1000,
         audit_per_run: 25,
+        ..SweepSettings::default()
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::policy::tags;
 use tasksub_core::record::State;
+use tasksub_core::settings::SweepSettings;
 use tasksub_functions::sweeper::{Report, RunOptions};
 
 use crate::events::Task;
@@ -374,7 +375,6 @@ async fn listed_subscriptions<P: tasksub_functions::ports::Subscriptions>(ports:
 /// what differs is set; the policy an operator replaced by hand comes back. An audit that finds nothing
 /// to fix writes no record.
 pub async fn an_audit_repairs_a_hand_edit<S: SweepWorld>(s: &S) {
-    use tasksub_core::settings::SweepSettings;
     let w = s.world();
     let b = w.backend();
     let task = s.start_tasks(1, GROUP).await.remove(0);
@@ -386,6 +386,7 @@ pub async fn an_audit_repairs_a_hand_edit<S: SweepWorld>(s: &S) {
         min_interval_ms: 0,
         max_actions: 10_000,
         audit_per_run: 10,
+        ..SweepSettings::default()
     });
     let before = w.observe(&task).await.record;
     let r = auditing.run(RunOptions::default(), chrono::Utc::now()).await.unwrap();
@@ -402,4 +403,64 @@ pub async fn an_audit_repairs_a_hand_edit<S: SweepWorld>(s: &S) {
     let now: serde_json::Value = serde_json::from_str(&s.policy(&name).await.expect("a policy")).unwrap();
     let want: serde_json::Value = serde_json::from_str(&desired).unwrap();
     assert_eq!(now, want, "[{b}] the hand edit is undone");
+}
+
+/// No blind spot (issue #23): an orphan subscription of ours behind `foreign` subscriptions of another
+/// app, on a topic bigger than one run's page budget (`pages_per_run`). Each run resumes the listing
+/// where the last stopped, so the orphan is judged (and removed) by the run that reaches it: within one
+/// listing cycle, ⌈pages ÷ budget⌉ runs. A sweeper that started every run at the first page never would.
+/// Returns the reports of the runs it took.
+pub async fn an_orphan_behind_a_big_listing_is_removed<S: SweepWorld>(
+    s: &S,
+    foreign: usize,
+    pages_per_run: usize,
+) -> Vec<Report> {
+    use tasksub_core::naming::{queue_arn, QueueName};
+    use tasksub_functions::ports::Subscriptions;
+    let w = s.world();
+    let b = w.backend();
+    let ports = w.calls().inner();
+    let topic = w.settings().topics[0].arn.as_str();
+    let home = &w.settings().home;
+    let attrs = BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
+    let other_app = unique("other-app-");
+    for i in 0..foreign {
+        let endpoint = queue_arn(home, &QueueName::from_existing(&format!("{other_app}{i}")));
+        ports.subscribe(topic, &endpoint, &attrs).await.expect("Subscribe");
+    }
+    let vanished = s.unknown_task();
+    let endpoint = queue_arn(home, &QueueName::from_existing(&queue_name(w, &vanished)));
+    let orphan = ports.subscribe(topic, &endpoint, &attrs).await.expect("Subscribe");
+    let sweeper = s.sweeper_with(SweepSettings {
+        grace_seconds: 0,
+        min_interval_ms: 0,
+        max_actions: 10_000,
+        audit_per_run: 0,
+        list_pages_per_run: pages_per_run,
+    });
+    let pages = (foreign + 1).div_ceil(100);
+    let cycle = pages.div_ceil(pages_per_run);
+    let mut reports = Vec::new();
+    for _ in 0..cycle {
+        let r = sweeper
+            .run(RunOptions::default(), chrono::Utc::now())
+            .await
+            .expect("sweep");
+        let removed = r.orphan_subscriptions_removed;
+        reports.push(r);
+        if removed > 0 {
+            break;
+        }
+    }
+    assert!(
+        !listed_subscriptions(ports, topic).await.contains(&orphan),
+        "[{b}] the orphan behind {foreign} subscriptions was removed within one cycle ({cycle} runs): {:#?}",
+        reports.iter().map(|r| &r.listings).collect::<Vec<_>>()
+    );
+    let first = &reports[0].listings[0];
+    assert!(
+        !first.complete && first.pages == pages_per_run as u64,
+        "[{b}] the first run read one budget's worth, not the whole topic: {first:?}"
+    );
+    reports
 }

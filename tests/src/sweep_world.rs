@@ -40,6 +40,7 @@ pub trait SweepWorld {
             min_interval_ms: 0,
             max_actions: 10_000,
             audit_per_run: 0,
+            ..SweepSettings::default()
         })
     }
     /// A sweeper with these sweep settings.

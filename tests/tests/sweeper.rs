@@ -75,6 +75,7 @@ async fn the_rate_limit_spaces_the_sweepers_writes() {
         min_interval_ms: 20,
         max_actions: 100,
         audit_per_run: 0,
+        ..SweepSettings::default()
     });
     let report = sweeper.run(RunOptions::default(), now()).await.unwrap();
     assert_eq!(report.orphans_removed, 5);
@@ -95,6 +96,7 @@ async fn the_cap_defers_the_rest_to_the_next_run() {
         min_interval_ms: 0,
         max_actions: 2,
         audit_per_run: 0,
+        ..SweepSettings::default()
     });
     let first = sweeper.run(RunOptions::default(), now()).await.unwrap();
     assert_eq!((first.orphans_found, first.orphans_removed, first.deferred), (3, 2, 1));
@@ -420,4 +422,39 @@ async fn fake_an_audit_repairs_a_hand_edit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_an_audit_repairs_a_hand_edit() {
     s::an_audit_repairs_a_hand_edit(&MotoSweepWorld::new().await).await;
+}
+
+/// Issue #23's report: an orphan behind 10,100 subscriptions of another app survived every sweep (each
+/// read the first 10,000 and stopped). With the listing resumed, the second run reaches and removes it.
+#[tokio::test]
+async fn fake_an_orphan_behind_ten_thousand_subscriptions_is_removed() {
+    let reports = s::an_orphan_behind_a_big_listing_is_removed(&FakeSweepWorld::new(), 10_100, 100).await;
+    assert_eq!(
+        reports.len(),
+        2,
+        "{:#?}",
+        reports.iter().map(|r| &r.listings).collect::<Vec<_>>()
+    );
+    let second = &reports[1].listings[0];
+    assert!(second.cycle_finished && !second.complete, "{second:?}");
+    assert_eq!((second.cycle_pages, second.cycle_runs), (102, 2), "{second:?}");
+    assert_eq!(reports[1].longest_cycle_runs, 2);
+}
+
+/// The same on moto, with a budget of one page a run: the position is kept in the DynamoDB table
+/// between runs (and the table's scan does not take that item for a record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_an_orphan_behind_a_big_listing_is_removed() {
+    let w = MotoSweepWorld::new().await;
+    let reports = s::an_orphan_behind_a_big_listing_is_removed(&w, 250, 1).await;
+    assert_eq!(
+        reports.len(),
+        3,
+        "{:#?}",
+        reports.iter().map(|r| &r.listings).collect::<Vec<_>>()
+    );
+    assert!(
+        reports.iter().all(|r| r.quarantined == 0),
+        "the positions item is not a record"
+    );
 }

@@ -323,6 +323,7 @@ async fn adding_or_removing_a_topic_converges_live_tasks_after_one_sweep() {
             min_interval_ms: 0,
             max_actions: 100,
             audit_per_run: 25,
+            ..SweepSettings::default()
         };
         Sweeper::with_ports(s.clone(), sweep, ports, Instrumented::new(AwsTasks::new(&p.sdk)))
     };

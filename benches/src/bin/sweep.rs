@@ -114,6 +114,7 @@ impl Fleet {
             min_interval_ms: 0,
             max_actions: 100_000,
             audit_per_run: audit,
+            ..SweepSettings::default()
         };
         let s = Sweeper::with_ports(settings.clone(), sweep, self.ports.clone(), self.ports.clone());
         let report = s.run(RunOptions::default(), at).await.expect("sweep");

@@ -51,6 +51,8 @@ pub const SWEEP_MIN_INTERVAL_MS: &str = "TASKSUB_SWEEP_MIN_INTERVAL_MS";
 pub const SWEEP_MAX_ACTIONS: &str = "TASKSUB_SWEEP_MAX_ACTIONS";
 /// Sweeper: how many live tasks in sync one run audits (reads and converges their attributes).
 pub const SWEEP_AUDIT_PER_RUN: &str = "TASKSUB_SWEEP_AUDIT_PER_RUN";
+/// Sweeper: most pages of one topic's subscription listing one run reads (the next run resumes there).
+pub const SWEEP_LIST_PAGES_PER_RUN: &str = "TASKSUB_SWEEP_LIST_PAGES_PER_RUN";
 /// Task queue isolation: the IAM role ARNs of the ECS tasks that consume (comma-separated). Set, each task
 /// queue's policy denies its message actions to every principal but the task's own session of these roles
 /// (and the admin roles); empty, isolation is off.

@@ -3,6 +3,7 @@
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use tasksub_core::listing::{is_bookkeeping, Positions, ITEM_KEY};
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::record::{attr, Record};
 
@@ -111,6 +112,13 @@ impl Records for AwsPorts {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("Scan", &e))?;
             for item in page.items() {
+                if item
+                    .get(attr::TASK_ID)
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|k| is_bookkeeping(k))
+                {
+                    continue;
+                }
                 match from_item(item) {
                     Ok(r) => out.records.push(r),
                     Err(e) => {
@@ -123,4 +131,56 @@ impl Records for AwsPorts {
             .sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.task_id.cmp(&b.task_id)));
         Ok(out)
     }
+
+    async fn positions(&self) -> Result<Positions, PortError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::TASK_ID, AttributeValue::S(ITEM_KEY.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", &e))?;
+        let Some(json) = out.item().and_then(|i| i.get(POSITIONS)).and_then(|v| v.as_s().ok()) else {
+            return Ok(Positions::default());
+        };
+        serde_json::from_str(json).map_err(|e| bad("GetItem", format!("{ITEM_KEY}: {e}")))
+    }
+
+    async fn save_positions(&self, positions: &Positions) -> Result<bool, PortError> {
+        let next = Positions {
+            revision: positions.revision + 1,
+            ..positions.clone()
+        };
+        let json = serde_json::to_string(&next).map_err(|e| bad("PutItem", e))?;
+        let sent = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item(attr::TASK_ID, AttributeValue::S(ITEM_KEY.to_owned()))
+            .item(POSITIONS, AttributeValue::S(json))
+            .item(attr::REVISION, AttributeValue::N(next.revision.to_string()))
+            .condition_expression("attribute_not_exists(#id) OR #rev = :rev")
+            .expression_attribute_names("#id", attr::TASK_ID)
+            .expression_attribute_names("#rev", attr::REVISION)
+            .expression_attribute_values(":rev", AttributeValue::N(positions.revision.to_string()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("PutItem", &e)),
+        }
+    }
 }
+
+/// The attribute of the positions item that holds them (JSON).
+const POSITIONS: &str = "positions";

@@ -8,15 +8,18 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
+use tasksub_core::listing::{Coverage, Positions, Read};
+
 use tasksub_core::naming::{queue_name_from_url, task_id_of};
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::reconcile::subscriptions::our_endpoint;
 use tasksub_core::reconcile::{needs_details, Inventory, SeenQueue, SeenSubscription};
 use tasksub_core::settings::Settings;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::ports::{
-    list_own_topic, list_topic, Desired, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks,
+    list_own_topic, list_topic_from, Desired, PortError, QueueInspect, Queues, Records, Subscriptions, Tasks,
     DESCRIBE_BATCH, MAX_OWN_PAGES,
 };
 
@@ -26,6 +29,8 @@ pub(super) struct Gathered {
     pub inventory: Inventory,
     pub tasks_seen: usize,
     pub missing_clusters: Vec<String>,
+    /// What each topic's listing covered this run.
+    pub coverage: Vec<Coverage>,
     /// Reads that failed without making the sweep unsafe (their subjects are left alone).
     pub errors: usize,
 }
@@ -66,61 +71,51 @@ async fn confirm_unlisted_queues<P: Queues>(ports: &P, settings: &Settings, g: &
     }
 }
 
-/// Most pages of ListSubscriptionsByTopic one sweep reads (100 subscriptions a page): 10,000 subscriptions,
-/// about 10 s at the default pace of 10 calls a second. A topic with more is only partly swept: every
-/// sweep starts again at the first page (the sweeper keeps no state between runs), so subscriptions past
-/// the cap are never judged; the capped warning says so.
-pub const MAX_SUBSCRIPTION_PAGES: usize = 100;
-
-/// What the topics' listings gave: the subscriptions, the topics read to their end, and how many
-/// listings failed.
+/// What the topics' listings gave: the subscriptions, the topics read whole by this run, what each
+/// topic's read covered, and how many listings failed.
 #[derive(Debug, Default)]
 pub(super) struct Listings {
     pub subscriptions: Vec<SeenSubscription>,
     pub complete: BTreeSet<String>,
+    pub coverage: Vec<Coverage>,
     pub failed: usize,
 }
 
-/// The subscriptions of `topics` (each in its own region), every page up to [`MAX_SUBSCRIPTION_PAGES`],
-/// paced (30 TPS account quota). A topic whose listing fails is left out of this run's subscription pass
-/// (its subscriptions are not judged) and counted; a topic that does not exist is listed as complete and
-/// empty.
+/// How the topics are listed: the page budget per topic, and where each listing stands.
+pub(super) struct Lister<'p> {
+    pub pages_per_run: usize,
+    pub positions: &'p mut Positions,
+    pub now: DateTime<Utc>,
+}
+
+/// The subscriptions of `topics` (each in its own region), paced (30 TPS account quota): each topic's
+/// listing resumes where the last run stopped and reads at most the page budget ([`tasksub_core::listing`]).
+/// A topic whose listing fails is left out of this run's subscription pass (its subscriptions are not
+/// judged) and counted; a topic that does not exist is listed as complete and empty.
 pub(super) async fn subscriptions<'a, S: Subscriptions>(
     paced: &S,
     topics: impl IntoIterator<Item = &'a str>,
+    lister: &mut Lister<'_>,
     into: &mut Listings,
 ) {
     for topic in topics {
-        let listed = match list_topic(paced, topic, MAX_SUBSCRIPTION_PAGES).await {
-            // The topic's owner refuses us its listing: our own subscriptions can still be listed.
-            Err(e) if e.kind == ErrorKind::AccessDenied => list_own_topic(paced, topic, MAX_OWN_PAGES).await,
-            // The topic does not exist (deleted, maybe to be re-created): it has no subscriptions, so its
-            // listing is complete and empty, and every subscription a record names on it is lost.
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                warn!(
-                    action = "list-subscriptions",
-                    outcome = "topic-not-found",
-                    topic,
-                    "the topic does not exist: none of its subscriptions remain"
-                );
-                Ok((Vec::new(), false))
-            }
-            other => other,
-        };
-        match listed {
-            Ok((subs, capped)) => {
-                if !capped {
+        match read_topic(paced, topic, lister).await {
+            Ok((subs, read)) => {
+                let coverage = lister.positions.advance(topic, read, lister.now);
+                if coverage.complete {
                     into.complete.insert(topic.to_owned());
-                }
-                if capped {
-                    warn!(
+                } else if !coverage.cycle_finished {
+                    info!(
                         action = "list-subscriptions",
-                        outcome = "capped",
+                        outcome = "resumable",
                         topic,
-                        pages = MAX_SUBSCRIPTION_PAGES,
-                        "more subscriptions than one sweep reads: the rest wait for the next sweep"
+                        pages = coverage.pages,
+                        cycle_pages = coverage.cycle_pages,
+                        cycle_runs = coverage.cycle_runs,
+                        "more subscriptions than one run reads: the next run resumes here"
                     );
                 }
+                into.coverage.push(coverage);
                 into.subscriptions.extend(subs);
             }
             Err(e) => {
@@ -129,6 +124,62 @@ pub(super) async fn subscriptions<'a, S: Subscriptions>(
             }
         }
     }
+}
+
+/// One topic's share of this run: from its stored position (or the first page), at most the budget.
+async fn read_topic<S: Subscriptions>(
+    paced: &S,
+    topic: &str,
+    lister: &Lister<'_>,
+) -> Result<(Vec<SeenSubscription>, Read), PortError> {
+    let from = lister.positions.resume_from(topic).map(str::to_owned);
+    let resumed = from.is_some();
+    let listed = match list_topic_from(paced, topic, from, lister.pages_per_run).await {
+        // A stored token SNS no longer accepts (expired): start over at the first page.
+        Err(e) if resumed && e.kind == ErrorKind::Invalid => {
+            warn!(action = "list-subscriptions", outcome = "restarted", topic, error = %e, "stored listing position refused: reading from the first page");
+            list_topic_from(paced, topic, None, lister.pages_per_run).await
+        }
+        other => other,
+    };
+    let (subscriptions, pages, next, from_start) = match listed {
+        Ok(r) => (r.subscriptions, r.pages, r.next, !resumed || r.pages == 0),
+        // The topic's owner refuses us its listing: our own subscriptions can still be listed.
+        Err(e) if e.kind == ErrorKind::AccessDenied => {
+            let own = list_own_topic(paced, topic, MAX_OWN_PAGES).await?;
+            if own.next.is_some() {
+                warn!(
+                    action = "list-subscriptions",
+                    outcome = "capped",
+                    topic,
+                    pages = MAX_OWN_PAGES,
+                    "more own subscriptions than one search reads"
+                );
+            }
+            // Read from the first page: whole unless capped (not resumable: the next run reads it again).
+            let whole = own.next.is_none();
+            (own.subscriptions, own.pages, None, whole)
+        }
+        // The topic does not exist (deleted, maybe to be re-created): it has no subscriptions, so its
+        // listing is complete and empty, and every subscription a record names on it is lost.
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            warn!(
+                action = "list-subscriptions",
+                outcome = "topic-not-found",
+                topic,
+                "the topic does not exist: none of its subscriptions remain"
+            );
+            (Vec::new(), 0, None, true)
+        }
+        Err(e) => return Err(e),
+    };
+    let read = Read {
+        from_start,
+        pages,
+        subscriptions: subscriptions.len() as u64,
+        next,
+    };
+    Ok((subscriptions, read))
 }
 
 /// Everything the reconciler needs, read in the order the module doc gives. Fails only when a read that
@@ -141,6 +192,7 @@ pub(super) async fn gather<P, T, S>(
     paced: &S,
     settings: &Settings,
     mut listings: Listings,
+    lister: &mut Lister<'_>,
 ) -> Result<(Gathered, usize), GatherFailed>
 where
     P: Records + Queues + QueueInspect,
@@ -168,8 +220,11 @@ where
         .filter(|t| settings.topic(t).is_none())
         .map(str::to_owned)
         .collect();
-    subscriptions(paced, retired.iter().map(String::as_str), &mut listings).await;
+    subscriptions(paced, retired.iter().map(String::as_str), lister, &mut listings).await;
+    let topics: BTreeSet<String> = settings.topic_arns().map(str::to_owned).chain(retired).collect();
+    lister.positions.retain(&topics);
     g.inventory.listed = std::mem::take(&mut listings.complete);
+    g.coverage = std::mem::take(&mut listings.coverage);
     g.inventory.queues = queues_under_prefix(ports, settings.queue.prefix.as_str()).await?;
     let mut seen = BTreeSet::new();
     for cluster in &settings.scope.clusters {
@@ -290,7 +345,13 @@ mod tests {
         fake.delete_topic(GONE);
         fake.refuse_topic(SHUT, ErrorKind::AccessDenied);
         let mut into = Listings::default();
-        subscriptions(&fake, [GONE, SHUT], &mut into).await;
+        let mut positions = Positions::default();
+        let mut lister = Lister {
+            pages_per_run: 100,
+            positions: &mut positions,
+            now: chrono::Utc::now(),
+        };
+        subscriptions(&fake, [GONE, SHUT], &mut lister, &mut into).await;
         assert!(into.complete.contains(GONE), "{into:?}");
         assert!(into.complete.contains(SHUT), "our own, listed account-wide: {into:?}");
         assert_eq!(into.failed, 0);

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tasksub_core::decide::Decision;
+use tasksub_core::listing::Positions;
 use tasksub_core::outcome::ErrorKind;
 use tasksub_core::reconcile::subscriptions::{orphan_subscriptions, Unsubscribe};
 use tasksub_core::reconcile::{self, Action, ActionKind};
@@ -97,9 +98,21 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         let paced = Paced::new(&self.ports, Duration::from_millis(self.sweep.min_interval_ms));
         // Subscriptions first, records after: a subscription made meanwhile always finds its claim or intent.
         // A failed listing (the 30 TPS quota is the account's) skips only that topic's subscriptions.
+        let loaded = self.load_positions().await;
+        let mut positions = loaded.clone().unwrap_or_default();
+        let mut lister = gather::Lister {
+            pages_per_run: self.sweep.list_pages_per_run,
+            positions: &mut positions,
+            now,
+        };
         let mut listings = gather::Listings::default();
-        gather::subscriptions(&paced, self.settings.topic_arns(), &mut listings).await;
-        let (g, listing_failed) = gather::gather(&self.ports, &self.tasks, &paced, &self.settings, listings).await?;
+        gather::subscriptions(&paced, self.settings.topic_arns(), &mut lister, &mut listings).await;
+        let gathered = gather::gather(&self.ports, &self.tasks, &paced, &self.settings, listings, &mut lister).await;
+        let (g, listing_failed) = gathered?;
+        if let Some(stored) = loaded.filter(|stored| !options.dry_run && positions.changed_from(stored)) {
+            debug_assert_eq!(stored.revision, positions.revision);
+            self.save_positions(&positions).await;
+        }
         let audit = self.sweep.audit_per_run;
         let verdict = reconcile::reconcile_with(&g.inventory, &self.settings, grace_seconds, now, audit);
         let subs = orphan_subscriptions(&g.inventory, &self.settings, grace_seconds, now);
@@ -124,6 +137,33 @@ impl<P: Ports + QueueInspect, T: Tasks> Sweeper<P, T> {
         report.log();
         report.emit(&self.metrics, now);
         Ok(report)
+    }
+
+    /// Where each topic's listing stands; `None` when they cannot be read (every listing then starts at
+    /// its first page, and this run's positions are not saved over the unread ones).
+    async fn load_positions(&self) -> Option<Positions> {
+        match self.ports.positions().await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                warn!(action = "read-positions", outcome = "failed", error = %e, "listings start at their first page");
+                None
+            }
+        }
+    }
+
+    /// Saves where each topic's listing stands, unless another sweep saved first (its positions stand).
+    async fn save_positions(&self, positions: &Positions) {
+        match self.ports.save_positions(positions).await {
+            Ok(true) => {}
+            Ok(false) => info!(
+                action = "save-positions",
+                outcome = "superseded",
+                "another sweep saved its listing positions first"
+            ),
+            Err(e) => {
+                warn!(action = "save-positions", outcome = "failed", error = %e, "the next run re-reads this run's pages")
+            }
+        }
     }
 
     /// Removes one orphan subscription (not-found counts as done), within the budget; the outcome.

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tasksub_core::listing::Coverage;
 use tasksub_core::reconcile::subscriptions::{HeldSubscription, SubscriptionVerdict, Unsubscribe};
 use tasksub_core::reconcile::{Action, Held, Hold, Reconciled};
 
@@ -60,6 +61,11 @@ pub struct Report {
     pub audited: usize,
     /// Wall-clock duration of the run.
     pub duration_ms: u64,
+    /// What each topic's subscription listing covered: a topic bigger than one run's page budget is read
+    /// over a cycle of runs, each resuming where the last stopped.
+    pub listings: Vec<Coverage>,
+    /// The longest last full listing cycle of any topic, in runs (1: every topic is read whole each run).
+    pub longest_cycle_runs: u32,
     /// Every due action and what became of it.
     pub actions: Vec<ActionReport>,
     /// What was left alone for a reason worth knowing (healthy tasks are not listed).
@@ -275,6 +281,8 @@ impl Report {
             missing_clusters: g.missing_clusters.clone(),
             subscriptions_seen: g.inventory.subscriptions.len(),
             errors: g.errors + listing_failed,
+            listings: g.coverage.clone(),
+            longest_cycle_runs: g.coverage.iter().filter_map(|c| c.last_cycle_runs).max().unwrap_or(0),
             quarantined: g.inventory.quarantined.len(),
             degraded_topics: refusals(g).len(),
             refusals: refusals(g),

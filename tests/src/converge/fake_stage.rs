@@ -95,6 +95,7 @@ impl Stage for FakeStage {
             min_interval_ms: 0,
             max_actions: 1000,
             audit_per_run: 25,
+            ..SweepSettings::default()
         };
         let s = Sweeper::with_ports(settings.clone(), sweep, self.ports.clone(), self.fake.clone());
         let options = RunOptions {

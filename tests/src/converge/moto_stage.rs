@@ -86,6 +86,7 @@ impl MotoStage {
             min_interval_ms: 0,
             max_actions: 1000,
             audit_per_run: 25,
+            ..SweepSettings::default()
         }
     }
 

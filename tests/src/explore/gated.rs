@@ -225,6 +225,16 @@ impl Records for Gated {
     async fn list(&self) -> Result<tasksub_functions::ports::Scanned, PortError> {
         self.around("Scan", Records::list(&self.inner)).await
     }
+
+    // The sweeper's bookkeeping decides no verdict (a position only says where a listing resumes): not
+    // a step of the schedule.
+    async fn positions(&self) -> Result<tasksub_core::listing::Positions, PortError> {
+        self.inner.positions().await
+    }
+
+    async fn save_positions(&self, positions: &tasksub_core::listing::Positions) -> Result<bool, PortError> {
+        self.inner.save_positions(positions).await
+    }
 }
 
 /// The last part of an ARN (a topic's name, a subscription's ID).
