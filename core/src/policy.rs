@@ -236,10 +236,11 @@ pub fn queue_tags(
 pub fn subscription_attributes(topic: &Topic, created_at: DateTime<Utc>) -> BTreeMap<&'static str, String> {
     let s = &topic.subscription;
     let mut attrs = BTreeMap::from([("RawMessageDelivery", s.raw_delivery.to_string())]);
-    if let Some(fp) = &s.filter_policy {
+    // A policy the task applies is handed over in the record (`clientFilters`), never set on SNS.
+    if let Some(fp) = s.filter_policy.as_ref().filter(|_| !s.filter_at_client) {
         attrs.insert("FilterPolicy", fp.clone());
     }
-    if let Some(scope) = &s.filter_policy_scope {
+    if let Some(scope) = s.filter_policy_scope.as_ref().filter(|_| !s.filter_at_client) {
         attrs.insert("FilterPolicyScope", scope.clone());
     }
     if let Some(dlq) = &s.dlq_arn {

@@ -132,6 +132,37 @@ pub mod attr {
     pub const SETTINGS_HASH: &str = "settingsHash";
     /// On a tombstone: every topic the task ever named, whose listing the sweeper keeps reading.
     pub const WATCH: &str = "watchTopics";
+    /// The filter policies the task applies itself: topic ARN → {`policy`, `scope`, `raw`}.
+    pub const CLIENT_FILTERS: &str = "clientFilters";
+}
+
+/// A filter policy the task applies itself (`filterPolicyAt: "client"`): its subscription carries none.
+/// Written by MarkReady from the settings, read by the client and the relay with the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientFilter {
+    /// The filter policy JSON, as configured (canonical).
+    pub policy: String,
+    /// `MessageAttributes` or `MessageBody`.
+    pub scope: String,
+    /// The topic delivers raw messages (no envelope names the topic): it is the only raw-delivery topic.
+    pub raw: bool,
+}
+
+impl ClientFilter {
+    /// The filter the task applies for `topic`, if the settings say the task applies it.
+    pub fn of(topic: &crate::settings::Topic) -> Option<Self> {
+        let s = &topic.subscription;
+        let policy = s.filter_policy.as_ref().filter(|_| s.filter_at_client)?;
+        Some(Self {
+            policy: policy.clone(),
+            scope: s
+                .filter_policy_scope
+                .clone()
+                .unwrap_or_else(|| "MessageAttributes".to_owned()),
+            raw: s.raw_delivery,
+        })
+    }
 }
 
 /// Why a topic refuses this task's subscription, since when, and how often it was tried: kept per topic
@@ -211,6 +242,9 @@ pub struct Record {
     /// and removes it.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub watch: BTreeSet<String>,
+    /// The filter policies the task applies itself, per topic (set by MarkReady from the settings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub client_filters: BTreeMap<String, ClientFilter>,
 }
 
 impl Record {

@@ -13,7 +13,7 @@ mod topics;
 pub mod vars;
 
 pub use env::table_name;
-use env::{filter_policy, home, invalid, scope, stack_name, Env};
+use env::{filter_at, filter_policy, home, invalid, scope, stack_name, Env};
 pub use readers::Readers;
 pub use topics::{Topic, MAX_REPLAY_SECONDS};
 
@@ -85,6 +85,10 @@ pub struct SubscriptionSettings {
     /// FIFO topics only: replay this many seconds of the topic's archive before the task's record was
     /// created (SNS message archiving and replay), so a new task catches up.
     pub replay_seconds: Option<u32>,
+    /// The filter policy is applied by the task (the client or the relay), not by SNS: the subscription
+    /// carries none, and the record hands the policy to the task. SNS allows 200 filter policies per
+    /// topic; a topic with more filtered tasks than that needs this (`filterPolicyAt: "client"`).
+    pub filter_at_client: bool,
 }
 
 /// Everything the controller needs, parsed once.
@@ -184,6 +188,11 @@ impl Settings {
                 .transpose()?,
             dlq_arn: env.sqs_arn(SUBSCRIPTION_DLQ_ARN)?,
             replay_seconds: None,
+            filter_at_client: env
+                .get(FILTER_POLICY_AT)
+                .map(|v| filter_at(FILTER_POLICY_AT, v))
+                .transpose()?
+                .unwrap_or(false),
         };
         let topics = topics::parse(&env, defaults)?;
         let table = table_name(env.required(TABLE)?)?;
@@ -242,6 +251,14 @@ impl Settings {
     /// same queues and subscriptions ([`crate::converge::fingerprint`]).
     pub fn fingerprint(&self) -> String {
         crate::converge::fingerprint(self)
+    }
+
+    /// The filter policies tasks apply themselves, per topic ARN (written into each READY record).
+    pub fn client_filters(&self) -> BTreeMap<String, crate::record::ClientFilter> {
+        self.topics
+            .iter()
+            .filter_map(|t| Some((t.arn.as_str().to_owned(), crate::record::ClientFilter::of(t)?)))
+            .collect()
     }
 
     /// The configured topic ARNs, in settings order.

@@ -77,5 +77,6 @@ pub fn record(state: crate::record::State) -> crate::record::Record {
         generation: 0,
         settings_hash: None,
         watch: Default::default(),
+        client_filters: Default::default(),
     }
 }

@@ -383,6 +383,7 @@ mod tests {
             generation: 0,
             settings_hash: None,
             watch: Default::default(),
+            client_filters: Default::default(),
         }
     }
 

@@ -47,6 +47,9 @@ pub fn fingerprint(settings: &Settings) -> String {
         for (k, v) in policy::subscription_attributes(t, epoch) {
             text.push_str(&format!("  {k}={v}\n"));
         }
+        if let Some(f) = crate::record::ClientFilter::of(t) {
+            text.push_str(&format!("  client-filter {} {}\n", f.scope, f.policy));
+        }
     }
     format!("{:016x}", fnv1a(text.as_bytes()))
 }

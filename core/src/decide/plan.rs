@@ -237,6 +237,7 @@ fn working_record(
         generation: settings.generation,
         settings_hash: None,
         watch: Default::default(),
+        client_filters: Default::default(),
     });
     if stored.is_some_and(is_legacy_provisioning) {
         // Written before intents were recorded: any configured topic may have been subscribed.
@@ -270,6 +271,7 @@ pub fn apply(record: &Record, step: Step, settings: &Settings, now: DateTime<Utc
             r.state = State::Ready;
             r.generation = settings.generation;
             r.settings_hash = Some(settings.fingerprint());
+            r.client_filters = settings.client_filters();
         }
         Step::MarkDraining => {
             r.state = State::Draining;
@@ -295,4 +297,5 @@ fn forget_topics(r: &mut Record) {
     r.subscriptions.clear();
     r.pending.clear();
     r.refused.clear();
+    r.client_filters.clear();
 }

@@ -42,6 +42,7 @@ fn stored(state: State, sub: bool, url: bool) -> Record {
         generation: 0,
         settings_hash: Some(settings().fingerprint()),
         watch: Default::default(),
+        client_filters: Default::default(),
     }
 }
 

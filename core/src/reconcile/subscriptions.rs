@@ -232,6 +232,7 @@ mod tests {
             generation: 0,
             settings_hash: None,
             watch: Default::default(),
+            client_filters: Default::default(),
         }
     }
 

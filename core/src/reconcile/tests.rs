@@ -60,6 +60,7 @@ fn record(state: State, age: i64, cluster: &str) -> Record {
         generation: 0,
         settings_hash: (state == State::Ready).then(|| settings().fingerprint()),
         watch: Default::default(),
+        client_filters: Default::default(),
     }
 }
 

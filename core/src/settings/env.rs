@@ -149,3 +149,15 @@ pub(super) fn scope(name: &'static str, s: String) -> Result<String, SettingsErr
     let reason = format!("{s:?} is not MessageAttributes or MessageBody");
     Err(SettingsError::Invalid { name, reason })
 }
+
+/// Where a filter policy is applied: `subscription` (by SNS, the default) or `client` (by the task).
+pub(super) fn filter_at(name: &'static str, raw: String) -> Result<bool, SettingsError> {
+    match raw.as_str() {
+        "subscription" => Ok(false),
+        "client" => Ok(true),
+        other => Err(bad(
+            name,
+            format!("{other:?}: a filter policy is applied at \"subscription\" (by SNS) or \"client\" (by the task)"),
+        )),
+    }
+}

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::env::{bad, is_sqs_arn, policy_object, scope, strict_json, Env};
+use super::env::{bad, filter_at, is_sqs_arn, policy_object, scope, strict_json, Env};
 use super::{vars, SettingsError, SubscriptionSettings};
 use crate::naming::{QueueName, TaskId, TopicArn};
 use crate::policy::{queue_policy, MAX_POLICY_BYTES};
@@ -37,6 +37,7 @@ struct Overrides {
     filter_policy_scope: Option<String>,
     dlq_arn: Option<String>,
     replay_seconds: Option<u32>,
+    filter_policy_at: Option<String>,
 }
 
 /// The configured topics, in order, with their settings.
@@ -58,7 +59,29 @@ pub(super) fn parse<F: Fn(&str) -> Option<String>>(
         let reason = format!("{key:?} names no configured topic (keys are topic names, or ARNs)");
         return Err(bad(vars::TOPIC_SETTINGS, reason));
     }
+    check_client_filters(&topics)?;
     Ok(topics)
+}
+
+/// A filter applied by the task needs a policy, and a way to tell which topic a message came from: the
+/// SNS envelope (`TopicArn`), or being the only raw-delivery topic (a raw message names no topic).
+fn check_client_filters(topics: &[Topic]) -> Result<(), SettingsError> {
+    let raw = topics.iter().filter(|t| t.subscription.raw_delivery).count();
+    for t in topics.iter().filter(|t| t.subscription.filter_at_client) {
+        let name = &t.arn.name;
+        if t.subscription.filter_policy.is_none() {
+            let reason = format!("{name}: filterPolicyAt \"client\" needs a filterPolicy to apply");
+            return Err(bad(vars::TOPIC_SETTINGS, reason));
+        }
+        if t.subscription.raw_delivery && raw > 1 {
+            let reason = format!(
+                "{name}: a filter the task applies must know a message's topic: with raw delivery on \
+                 several topics a message names none; set rawDelivery false on this topic"
+            );
+            return Err(bad(vars::TOPIC_SETTINGS, reason));
+        }
+    }
+    Ok(())
 }
 
 fn topic_arns<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Vec<TopicArn>, SettingsError> {
@@ -128,6 +151,9 @@ fn apply(s: &mut SubscriptionSettings, o: Overrides, arn: &TopicArn) -> Result<(
     }
     if let Some(sc) = o.filter_policy_scope {
         s.filter_policy_scope = Some(scope(name, sc).map_err(|e| in_topic(e, arn))?);
+    }
+    if let Some(at) = o.filter_policy_at {
+        s.filter_at_client = filter_at(name, at).map_err(|e| in_topic(e, arn))?;
     }
     if let Some(dlq) = o.dlq_arn {
         if !is_sqs_arn(&dlq) {
@@ -283,6 +309,57 @@ mod tests {
         assert!(s.topics[0].subscription.raw_delivery && !s.topics[1].subscription.raw_delivery);
     }
 
+    /// A filter the task applies (past SNS's 200 filter policies per topic): the subscription carries no
+    /// policy, the record hands it over, and the fingerprint changes with it (a policy edit converges).
+    #[test]
+    fn a_filter_policy_applied_by_the_task() {
+        let settings = |policy: &str| {
+            let per_topic = format!(
+                r#"{{"orders":{{"filterPolicyAt":"client","filterPolicy":{policy},"rawDelivery":false}},"flags":{{"filterPolicy":{{"k":["v"]}}}}}}"#
+            );
+            env(&[
+                (vars::TOPIC_ARNS, &format!("{A},{B}")),
+                (vars::TOPIC_SETTINGS, &per_topic),
+            ])
+            .unwrap()
+        };
+        let s = settings(r#"{"kind":["a"]}"#);
+        let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let orders = crate::policy::subscription_attributes(&s.topics[0], epoch);
+        assert!(
+            !orders.contains_key("FilterPolicy") && !orders.contains_key("FilterPolicyScope"),
+            "{orders:?}"
+        );
+        let flags = crate::policy::subscription_attributes(&s.topics[1], epoch);
+        assert_eq!(
+            flags.get("FilterPolicy").map(String::as_str),
+            Some(r#"{"k":["v"]}"#),
+            "SNS filters the other"
+        );
+        let handed = s.client_filters();
+        assert_eq!(handed.keys().collect::<Vec<_>>(), [A]);
+        assert_eq!(
+            (handed[A].policy.as_str(), handed[A].scope.as_str(), handed[A].raw),
+            (r#"{"kind":["a"]}"#, "MessageAttributes", false)
+        );
+        assert_ne!(
+            s.fingerprint(),
+            settings(r#"{"kind":["b"]}"#).fingerprint(),
+            "a policy edit converges"
+        );
+        let global = env(&[
+            (vars::TOPIC_ARNS, A),
+            (vars::FILTER_POLICY, r#"{"k":["v"]}"#),
+            (vars::FILTER_POLICY_AT, "client"),
+        ])
+        .unwrap();
+        assert_eq!(
+            global.client_filters().len(),
+            1,
+            "the one raw topic may be filtered by the task"
+        );
+    }
+
     #[test]
     fn every_bad_topic_setting_is_named_and_refused() {
         let fifo = "arn:aws:sns:us-east-1:123456789012:cfg.fifo";
@@ -369,6 +446,35 @@ mod tests {
                     (vars::TOPIC_SETTINGS, r#"{"cfg.fifo":{"replaySeconds":0}}"#.into()),
                 ],
                 "replaySeconds 0 is outside",
+            ),
+            // a filter the task applies: needs a policy, and a way to know each message's topic
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (vars::TOPIC_SETTINGS, r#"{"orders":{"filterPolicyAt":"client"}}"#.into()),
+                ],
+                "orders: filterPolicyAt \"client\" needs a filterPolicy",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, format!("{A},{B}")),
+                    (
+                        vars::TOPIC_SETTINGS,
+                        r#"{"orders":{"filterPolicyAt":"client","filterPolicy":{"k":["v"]}}}"#.into(),
+                    ),
+                ],
+                "orders: a filter the task applies must know a message's topic",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (vars::TOPIC_SETTINGS, r#"{"orders":{"filterPolicyAt":"sns"}}"#.into()),
+                ],
+                "invalid setting TASKSUB_TOPIC_SETTINGS: orders: \"sns\": a filter policy is applied at",
+            ),
+            (
+                vec![(vars::TOPIC_ARNS, A.into()), (vars::FILTER_POLICY_AT, "task".into())],
+                "invalid setting TASKSUB_FILTER_POLICY_AT: \"task\"",
             ),
             (
                 vec![

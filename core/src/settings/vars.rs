@@ -26,6 +26,9 @@ pub const RAW_DELIVERY: &str = "TASKSUB_RAW_DELIVERY";
 pub const FILTER_POLICY: &str = "TASKSUB_FILTER_POLICY";
 /// Filter policy scope.
 pub const FILTER_POLICY_SCOPE: &str = "TASKSUB_FILTER_POLICY_SCOPE";
+/// Where filter policies are applied: `subscription` (by SNS; default) or `client` (by the task, past
+/// SNS's 200 filter policies per topic); `filterPolicyAt` in `TASKSUB_TOPIC_SETTINGS` overrides it per topic.
+pub const FILTER_POLICY_AT: &str = "TASKSUB_FILTER_POLICY_AT";
 /// Subscription DLQ ARN.
 pub const SUBSCRIPTION_DLQ_ARN: &str = "TASKSUB_SUBSCRIPTION_DLQ_ARN";
 /// Queue DLQ ARN.

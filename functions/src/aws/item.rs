@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use tasksub_core::record::{attr, Record, Refusal, State};
+use tasksub_core::record::{attr, ClientFilter, Record, Refusal, State};
 
 /// The item for a record.
 pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
@@ -46,6 +46,14 @@ pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
             .map(|(t, why)| (t.clone(), refusal_item(why)))
             .collect();
         item.insert(attr::REFUSED.to_owned(), AttributeValue::M(map));
+    }
+    if !r.client_filters.is_empty() {
+        let map = r
+            .client_filters
+            .iter()
+            .map(|(t, f)| (t.clone(), client_filter_item(f)))
+            .collect();
+        item.insert(attr::CLIENT_FILTERS.to_owned(), AttributeValue::M(map));
     }
     if r.generation != 0 {
         item.insert(attr::GENERATION.to_owned(), AttributeValue::N(r.generation.to_string()));
@@ -117,6 +125,37 @@ fn refusal_of(v: &AttributeValue) -> Result<Refusal, BadItem> {
     })
 }
 
+fn client_filter_item(f: &ClientFilter) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("policy".to_owned(), AttributeValue::S(f.policy.clone())),
+        ("scope".to_owned(), AttributeValue::S(f.scope.clone())),
+        ("raw".to_owned(), AttributeValue::Bool(f.raw)),
+    ]))
+}
+
+/// The `clientFilters` map (absent: none).
+fn client_filters(item: &HashMap<String, AttributeValue>) -> Result<BTreeMap<String, ClientFilter>, BadItem> {
+    let bad = || BadItem(attr::CLIENT_FILTERS);
+    let Some(v) = item.get(attr::CLIENT_FILTERS) else {
+        return Ok(BTreeMap::new());
+    };
+    v.as_m()
+        .map_err(|_| bad())?
+        .iter()
+        .map(|(topic, f)| {
+            let m = f.as_m().map_err(|_| bad())?;
+            let s = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned().ok_or_else(bad);
+            let raw = *m.get("raw").and_then(|v| v.as_bool().ok()).ok_or_else(bad)?;
+            let filter = ClientFilter {
+                policy: s("policy")?,
+                scope: s("scope")?,
+                raw,
+            };
+            Ok((topic.clone(), filter))
+        })
+        .collect()
+}
+
 /// Why an item is not a record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed record item: attribute {0}")]
@@ -164,6 +203,7 @@ pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Record, BadIt
         },
         generation: num(attr::GENERATION).transpose()?.unwrap_or(0).max(0) as u64,
         settings_hash: opt(attr::SETTINGS_HASH),
+        client_filters: client_filters(item)?,
     })
 }
 
@@ -225,9 +265,17 @@ mod tests {
             generation: 1_765_000_000,
             settings_hash: Some("0123456789abcdef".into()),
             watch: ["arn:aws:sns:us-east-1:1:w".to_owned()].into(),
+            client_filters: BTreeMap::from([(
+                "arn:aws:sns:us-east-1:1:f".to_owned(),
+                ClientFilter {
+                    policy: r#"{"kind":["a"]}"#.into(),
+                    scope: "MessageBody".into(),
+                    raw: true,
+                },
+            )]),
         };
         assert_eq!(from_item(&to_item(&r)).unwrap(), r);
-        for k in [attr::PENDING, attr::REFUSED, attr::WATCH] {
+        for k in [attr::PENDING, attr::REFUSED, attr::WATCH, attr::CLIENT_FILTERS] {
             let mut bad = to_item(&r);
             bad.insert(k.into(), AttributeValue::S("x".into()));
             assert_eq!(from_item(&bad), Err(BadItem(k)), "{k}");

@@ -38,6 +38,7 @@ fn record(task_id: &str, state: State, revision: u64) -> Record {
         generation: 0,
         settings_hash: None,
         watch: Default::default(),
+        client_filters: Default::default(),
     }
 }
 

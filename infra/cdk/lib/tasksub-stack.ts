@@ -179,7 +179,7 @@ export const PARAMETER_GROUPS = [
     Label: { default: 'Functions' },
     Parameters: ['Architecture', 'FunctionMemorySize', 'EventFunctionConcurrency', 'LogLevel', 'LogRetentionDays'],
   },
-  { Label: { default: 'Sweeper' }, Parameters: ['EnableSweeper', 'SweepSchedule', 'SweepGraceSeconds', 'SweepAuditPerRun'] },
+  { Label: { default: 'Sweeper' }, Parameters: ['EnableSweeper', 'SweepSchedule', 'SweepGraceSeconds', 'SweepAuditPerRun', 'SweepListPagesPerRun'] },
   {
     Label: { default: 'Wiring and operations' },
     Parameters: ['TaskRoleName', 'ConsumerRoleArns', 'QueueAdminRoleArns', 'AlarmTopicArn'],
@@ -413,6 +413,12 @@ export class TasksubStack extends Stack {
       description:
         'TASKSUB_SWEEP_AUDIT_PER_RUN - live tasks in sync whose queue and subscriptions one sweep reads and ' +
         'converges (repairs what others changed), oldest audit first; 0 = no audit.',
+    });
+    const sweepListPagesPerRun = new CfnParameter(this, 'SweepListPagesPerRun', {
+      type: 'Number', default: 100, minValue: 1, maxValue: 10000,
+      description:
+        "TASKSUB_SWEEP_LIST_PAGES_PER_RUN - most pages (100 subscriptions each) of one topic's listing one " +
+        'sweep reads; a bigger topic is read over several sweeps, each resuming where the last stopped.',
     });
     const taskRoleName = new CfnParameter(this, 'TaskRoleName', {
       type: 'String',
@@ -873,6 +879,7 @@ export class TasksubStack extends Stack {
         extraEnv: {
           TASKSUB_SWEEP_GRACE_SECONDS: sweepGraceSeconds.valueAsString,
           TASKSUB_SWEEP_AUDIT_PER_RUN: sweepAuditPerRun.valueAsString,
+          TASKSUB_SWEEP_LIST_PAGES_PER_RUN: sweepListPagesPerRun.valueAsString,
         },
       },
     );

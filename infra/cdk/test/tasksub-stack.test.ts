@@ -83,7 +83,7 @@ describe('functions', () => {
     }
     assert.deepEqual(
       Object.keys(json.Resources.SweeperFunction.Properties.Environment.Variables).sort(),
-      [...CONTRACT_ENV, 'TASKSUB_SWEEP_AUDIT_PER_RUN', 'TASKSUB_SWEEP_GRACE_SECONDS'].sort(),
+      [...CONTRACT_ENV, 'TASKSUB_SWEEP_AUDIT_PER_RUN', 'TASKSUB_SWEEP_GRACE_SECONDS', 'TASKSUB_SWEEP_LIST_PAGES_PER_RUN'].sort(),
     );
     assert.deepEqual(json.Resources.SweeperFunction.Properties.Environment.Variables.TASKSUB_SWEEP_AUDIT_PER_RUN,
       { Ref: 'SweepAuditPerRun' });
@@ -91,6 +91,8 @@ describe('functions', () => {
       [json.Parameters.SweepAuditPerRun.Type, json.Parameters.SweepAuditPerRun.Default, json.Parameters.SweepAuditPerRun.MinValue],
       ['Number', 25, 0],
     );
+    assert.deepEqual(json.Resources.SweeperFunction.Properties.Environment.Variables.TASKSUB_SWEEP_LIST_PAGES_PER_RUN,
+      { Ref: 'SweepListPagesPerRun' });
     const env = json.Resources.OnTaskRunningFunction.Properties.Environment.Variables;
     assert.deepEqual(env.TASKSUB_CLUSTERS, { 'Fn::Join': [',', { Ref: 'ClusterArns' }] });
     assert.deepEqual(env.TASKSUB_TABLE, { Ref: 'Table' });
