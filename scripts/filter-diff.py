@@ -37,43 +37,50 @@ NUMBER_OPS = ["num-exact", "num-op", "num-range", "ab-num"]
 
 
 def string_rule(r, kind):
+    """A string rule, values it accepts, and values that come close but must not match."""
     w = r.choice(WORDS)
+    p, x = w[:2], w[-2:]
     if kind == "exact":
-        return w, ("str", w)
+        return w, [w], [w + "!", w.upper(), w[:-1], " " + w, ""]
     if kind == "prefix":
-        return {"prefix": w[:2]}, ("str", w[:2] + r.choice(["", "x", "ball"]))
+        return {"prefix": p}, [p, p + "ball"], ["x" + p, p[:-1], p.upper() + "x"]
     if kind == "suffix":
-        return {"suffix": w[-2:]}, ("str", r.choice(["", "y", "foot"]) + w[-2:])
+        return {"suffix": x}, [x, "foot" + x], [x + "y", x[1:], "q" + x.upper()]
     if kind == "eic":
-        return {"equals-ignore-case": w}, ("str", r.choice([w.upper(), w.swapcase(), w]))
+        return {"equals-ignore-case": w}, [w.upper(), w.swapcase(), w], [w + "x", w[1:], "x" + w]
     if kind == "ab-list":
         listed = r.sample(WORDS, 2)
-        return {"anything-but": listed}, ("str", r.choice([w for w in WORDS if w not in listed]))
+        return {"anything-but": listed}, [v for v in WORDS if v not in listed][:2] + ["zz"], listed
     if kind == "ab-one":
-        return {"anything-but": w}, ("str", w + "z")
+        return {"anything-but": w}, [w + "z", w.upper()], [w]
     if kind == "ab-prefix":
-        return {"anything-but": {"prefix": w[:2]}}, ("str", "zz" + w)
+        return {"anything-but": {"prefix": p}}, ["zz" + w, p[:-1]], [p, p + "x"]
     if kind == "ab-suffix":
-        return {"anything-but": {"suffix": w[-2:]}}, ("str", w + "qq")
-    net = r.choice(["10.1.0.0/16", "192.168.4.0/24", "172.16.0.0/12", "2001:db8::/32"])
-    host = {"10.1.0.0/16": "10.1.7.9", "192.168.4.0/24": "192.168.4.200",
-            "172.16.0.0/12": "172.20.1.1", "2001:db8::/32": "2001:db8::1"}[net]
-    return {"cidr": net}, ("str", host)
+        return {"anything-but": {"suffix": x}}, [w + "qq", x[1:]], [x, "q" + x]
+    net, inside, outside = r.choice([
+        ("10.1.0.0/16", "10.1.7.9", ["10.2.0.1", "10.0.255.255", "11.1.0.1"]),
+        ("192.168.4.0/24", "192.168.4.200", ["192.168.5.1", "192.168.3.255"]),
+        ("172.16.0.0/12", "172.20.1.1", ["172.32.0.1", "172.15.255.255"]),
+        ("2001:db8::/32", "2001:db8::1", ["2001:db9::1", "10.1.0.1"]),
+        ("10.1.2.3/32", "10.1.2.3", ["10.1.2.4"]),
+    ])
+    return {"cidr": net}, [inside], outside + ["not-an-ip", inside + "x"]
 
 
 def number_rule(r, kind):
+    """A numeric rule, values it accepts, and nearby values (each side of its bounds)."""
     n = r.choice(NUMBERS)
     if kind == "num-exact":
-        return n, ("num", n)
+        return n, [n, float(n)], [n + 1, round(n + 0.00001, 5), -n if n else 0.5]
     if kind == "num-op":
         op = r.choice(["=", "<", "<=", ">", ">="])
-        return {"numeric": [op, n]}, ("num", r.choice(boundaries(n)))
+        return {"numeric": [op, n]}, boundaries(n), boundaries(n)
     if kind == "num-range":
         low, high = sorted(r.sample(NUMBERS, 2))
         ops = [r.choice([">", ">="]), low, r.choice(["<", "<="]), high]
-        return {"numeric": ops}, ("num", r.choice(boundaries(low) + boundaries(high)))
+        return {"numeric": ops}, boundaries(low) + boundaries(high), boundaries(low) + boundaries(high)
     listed = r.sample(NUMBERS, 2)
-    return {"anything-but": listed}, ("num", r.choice(listed + [n + 1]))
+    return {"anything-but": listed}, [n + 1, round(listed[0] + 0.00001, 5)], listed
 
 
 def boundaries(n):
@@ -83,21 +90,26 @@ def boundaries(n):
 def key_spec(r, scope, path):
     """A key of the policy: its path, its rules, and for each rule a value it accepts."""
     family = r.choices(["string", "number", "exists", "literal"], [5, 4, 1, 1])[0]
-    rules, hits = [], []
+    rules, hits, misses = [], [], []
     for _ in range(r.choice([1, 1, 2, 3])):
-        if family == "string":
-            rule, hit = string_rule(r, r.choice(STRING_OPS))
-        elif family == "number":
-            rule, hit = number_rule(r, r.choice(NUMBER_OPS))
+        if family in ("string", "number"):
+            make, kind = (string_rule, "str") if family == "string" else (number_rule, "num")
+            rule, good, bad = make(r, r.choice(STRING_OPS if family == "string" else NUMBER_OPS))
+            good, bad = [(kind, v) for v in good], [(kind, v) for v in bad]
         elif family == "exists":
             wanted = r.random() < 0.5
-            rule, hit = {"exists": wanted}, ("str", "x") if wanted else ("absent",)
+            present, absent = [("str", "x")], [("absent",)]
+            rule, good, bad = {"exists": wanted}, present if wanted else absent, absent if wanted else present
+        elif scope == "MessageBody":
+            lit = r.choice([True, False, None])
+            rule, good, bad = lit, [("lit", lit)], [("lit", v) for v in [True, False, None, 0, 1, "true"] if v is not lit]
         else:
-            lit = r.choice([True, False, None] if scope == "MessageBody" else ["true", "null"])
-            rule, hit = lit, ("lit", lit) if scope == "MessageBody" else ("str", lit)
+            lit = r.choice(["true", "null"])
+            rule, good, bad = lit, [("str", lit)], [("str", lit.upper())]
         rules.append(rule)
-        hits.append(hit)
-    return {"path": path, "rules": rules, "hits": hits, "family": family}
+        hits += good
+        misses += bad
+    return {"path": path, "rules": rules, "hits": hits, "misses": misses, "family": family}
 
 
 def paths(r, scope, count):
@@ -180,17 +192,7 @@ def chosen_specs(r, specs, branches):
 
 
 def spec_value(r, spec, hit):
-    value = r.choice(spec["hits"])
-    if hit:
-        return value
-    kind = value[0]
-    if kind == "str":
-        return ("str", r.choice(["zzz", value[1] + "!", value[1].upper(), ""]))
-    if kind == "num":
-        return ("num", value[1] + r.choice([1, -1, 0.00001, 1000]))
-    if kind == "lit":
-        return ("lit", r.choice([True, False, None, 0, 1, "true"]))
-    return ("str", "present")
+    return r.choice(spec["hits"] if hit else spec["misses"])
 
 
 def number_text(r, n):
