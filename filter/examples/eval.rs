@@ -31,10 +31,16 @@ fn evaluate(case: Case) -> serde_json::Value {
         .into_iter()
         .map(|(name, a)| (name, Attribute::new(a.data_type, a.value)))
         .collect();
-    let parsed = case.scope.parse::<Scope>().and_then(|scope| FilterPolicy::parse(&case.policy, scope));
+    let parsed = case
+        .scope
+        .parse::<Scope>()
+        .and_then(|scope| FilterPolicy::parse(&case.policy, scope));
     match parsed {
         Ok(policy) => {
-            let matches = policy.matches(&Message { attributes: &attributes, body: &case.body });
+            let matches = policy.matches(&Message {
+                attributes: &attributes,
+                body: &case.body,
+            });
             serde_json::json!({"valid": true, "matches": matches, "error": null})
         }
         Err(e) => serde_json::json!({"valid": false, "matches": null, "error": e.to_string()}),

@@ -25,8 +25,7 @@ impl Cidr {
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
-        ip.is_ipv4() == self.network.is_ipv4()
-            && masked(ip, self.bits) == masked(self.network, self.bits)
+        ip.is_ipv4() == self.network.is_ipv4() && masked(ip, self.bits) == masked(self.network, self.bits)
     }
 }
 

@@ -124,7 +124,10 @@ pub struct Attribute {
 impl Attribute {
     /// An attribute of `data_type` holding `value`.
     pub fn new(data_type: impl Into<String>, value: impl Into<String>) -> Attribute {
-        Attribute { data_type: data_type.into(), value: value.into() }
+        Attribute {
+            data_type: data_type.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -148,7 +151,10 @@ impl FilterPolicy {
     /// Parses and validates `json` as SNS would for a subscription of `scope`.
     pub fn parse(json: &str, scope: Scope) -> Result<FilterPolicy, PolicyError> {
         if json.len() > MAX_POLICY_BYTES {
-            return Err(PolicyError::TooLarge { bytes: json.len(), max: MAX_POLICY_BYTES });
+            return Err(PolicyError::TooLarge {
+                bytes: json.len(),
+                max: MAX_POLICY_BYTES,
+            });
         }
         let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| PolicyError::InvalidJson { reason: e.to_string() })?;

@@ -11,7 +11,10 @@ pub(crate) fn expr(expr: &Expr, lookup: &dyn Fn(&[String]) -> Found) -> bool {
     expr.leaves.iter().all(|leaf| {
         let found = lookup(&leaf.path);
         leaf.patterns.iter().any(|pattern| pattern_matches(pattern, &found))
-    }) && expr.ors.iter().all(|group| group.iter().any(|branch| self::expr(branch, lookup)))
+    }) && expr
+        .ors
+        .iter()
+        .all(|group| group.iter().any(|branch| self::expr(branch, lookup)))
 }
 
 fn pattern_matches(pattern: &Pattern, found: &Found) -> bool {

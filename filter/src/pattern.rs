@@ -85,18 +85,34 @@ fn operator(key: &str, map: &Map<String, Value>) -> Result<Pattern, PolicyError>
     let (Some((name, operand)), None) = (entries.next(), entries.next()) else {
         return Err(PolicyError::OperatorCount { key: key.into() });
     };
-    let bad = |expected| PolicyError::BadOperand { key: key.into(), operator: name.clone(), expected };
+    let bad = |expected| PolicyError::BadOperand {
+        key: key.into(),
+        operator: name.clone(),
+        expected,
+    };
     match name.as_str() {
-        "prefix" => string(operand).map(Pattern::Prefix).ok_or_else(|| bad("must be a string")),
-        "suffix" => string(operand).map(Pattern::Suffix).ok_or_else(|| bad("must be a string")),
+        "prefix" => string(operand)
+            .map(Pattern::Prefix)
+            .ok_or_else(|| bad("must be a string")),
+        "suffix" => string(operand)
+            .map(Pattern::Suffix)
+            .ok_or_else(|| bad("must be a string")),
         "equals-ignore-case" => string(operand)
             .map(Pattern::EqualsIgnoreCase)
             .ok_or_else(|| bad("must be a string")),
-        "exists" => operand.as_bool().map(Pattern::Exists).ok_or_else(|| bad("must be true or false")),
-        "cidr" => cidr(key, operand).ok_or_else(|| bad("must be a string")).and_then(|c| c),
+        "exists" => operand
+            .as_bool()
+            .map(Pattern::Exists)
+            .ok_or_else(|| bad("must be true or false")),
+        "cidr" => cidr(key, operand)
+            .ok_or_else(|| bad("must be a string"))
+            .and_then(|c| c),
         "numeric" => numeric(key, operand).map(Pattern::Numeric),
         "anything-but" => anything_but(key, operand).map(Pattern::AnythingBut),
-        _ => Err(PolicyError::UnknownOperator { key: key.into(), operator: name.clone() }),
+        _ => Err(PolicyError::UnknownOperator {
+            key: key.into(),
+            operator: name.clone(),
+        }),
     }
 }
 
@@ -109,13 +125,20 @@ fn cidr(key: &str, operand: &Value) -> Option<Result<Pattern, PolicyError>> {
     Some(
         Cidr::parse(text)
             .map(Pattern::Cidr)
-            .ok_or_else(|| PolicyError::BadCidr { key: key.into(), cidr: text.into() }),
+            .ok_or_else(|| PolicyError::BadCidr {
+                key: key.into(),
+                cidr: text.into(),
+            }),
     )
 }
 
 /// `anything-but`: a string, a number, a non-empty list of them, or `{"prefix"|"suffix": s}`.
 fn anything_but(key: &str, operand: &Value) -> Result<Excluded, PolicyError> {
-    let bad = |expected| PolicyError::BadOperand { key: key.into(), operator: "anything-but".into(), expected };
+    let bad = |expected| PolicyError::BadOperand {
+        key: key.into(),
+        operator: "anything-but".into(),
+        expected,
+    };
     match operand {
         Value::String(_) | Value::Number(_) => Ok(Excluded::Values(vec![literal_of(key, operand)?])),
         Value::Array(items) if !items.is_empty() => items
@@ -127,7 +150,9 @@ fn anything_but(key: &str, operand: &Value) -> Result<Excluded, PolicyError> {
             .collect::<Result<_, _>>()
             .map(Excluded::Values),
         Value::Object(map) => excluded_affix(key, map),
-        _ => Err(bad("must be a string, a number, a non-empty list of them, or a prefix or suffix")),
+        _ => Err(bad(
+            "must be a string, a number, a non-empty list of them, or a prefix or suffix",
+        )),
     }
 }
 
@@ -144,7 +169,11 @@ fn excluded_affix(key: &str, map: &Map<String, Value>) -> Result<Excluded, Polic
 
 /// `numeric`: `[op, n]`, or a range `[">"|">=", low, "<"|"<=", high]` with `low < high`.
 fn numeric(key: &str, operand: &Value) -> Result<Vec<(Op, Num)>, PolicyError> {
-    let bad = |expected| PolicyError::BadOperand { key: key.into(), operator: "numeric".into(), expected };
+    let bad = |expected| PolicyError::BadOperand {
+        key: key.into(),
+        operator: "numeric".into(),
+        expected,
+    };
     let items = operand.as_array().ok_or_else(|| bad("must be an array"))?;
     let terms: Vec<(Op, f64)> = items
         .chunks(2)

@@ -15,8 +15,16 @@ pub(crate) const MAX_KEYS: usize = 5;
 /// The most combinations a policy may have ("Filter policy constraints": 150).
 pub(crate) const MAX_COMBINATIONS: u64 = 150;
 /// Names that make an object a rule rather than an `$or` branch.
-const RESERVED: [&str; 8] =
-    ["prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists", "cidr", "wildcard"];
+const RESERVED: [&str; 8] = [
+    "prefix",
+    "suffix",
+    "equals-ignore-case",
+    "anything-but",
+    "numeric",
+    "exists",
+    "cidr",
+    "wildcard",
+];
 
 /// An AND of leaves and `$or` groups.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -47,7 +55,10 @@ pub(crate) fn parse(object: &Map<String, Value>, scope: Scope) -> Result<Expr, P
     }
     let combinations = combinations(&expr);
     if combinations > MAX_COMBINATIONS {
-        return Err(PolicyError::TooComplex { combinations, max: MAX_COMBINATIONS });
+        return Err(PolicyError::TooComplex {
+            combinations,
+            max: MAX_COMBINATIONS,
+        });
     }
     Ok(expr)
 }
@@ -75,7 +86,11 @@ fn parse_object(object: &Map<String, Value>, parent: &[String], scope: Scope) ->
             Value::Array(rules) => {
                 let patterns = rules.iter().map(|rule| Pattern::parse(&name, rule));
                 let patterns = patterns.collect::<Result<_, _>>()?;
-                expr.leaves.push(Leaf { depth: path.len() as u64, path, patterns });
+                expr.leaves.push(Leaf {
+                    depth: path.len() as u64,
+                    path,
+                    patterns,
+                });
             }
             _ => return Err(PolicyError::NotObjectOrArray { key: name }),
         }
@@ -87,7 +102,9 @@ fn parse_object(object: &Map<String, Value>, parent: &[String], scope: Scope) ->
 fn or_branches<'a>(key: &str, value: &'a Value) -> Option<Vec<&'a Map<String, Value>>> {
     let items = value.as_array().filter(|items| key == "$or" && items.len() >= 2)?;
     let branches: Vec<_> = items.iter().map(Value::as_object).collect::<Option<_>>()?;
-    let reserved = branches.iter().any(|b| b.keys().any(|k| RESERVED.contains(&k.as_str())));
+    let reserved = branches
+        .iter()
+        .any(|b| b.keys().any(|k| RESERVED.contains(&k.as_str())));
     (!reserved).then_some(branches)
 }
 
@@ -111,6 +128,9 @@ fn collect_paths<'a>(expr: &'a Expr, paths: &mut Vec<&'a [String]>) {
 /// depth (its nested-policy example: 3 x 4 x 2 x 3 = 72); an `$or` group adds its branches' counts.
 fn combinations(expr: &Expr) -> u64 {
     let leaves = expr.leaves.iter().map(|leaf| leaf.patterns.len() as u64 * leaf.depth);
-    let ors = expr.ors.iter().map(|group| group.iter().map(combinations).fold(0, u64::saturating_add));
+    let ors = expr
+        .ors
+        .iter()
+        .map(|group| group.iter().map(combinations).fold(0, u64::saturating_add));
     leaves.chain(ors).fold(1, u64::saturating_mul)
 }

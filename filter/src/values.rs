@@ -55,7 +55,10 @@ fn array_elements(text: &str) -> Vec<Literal> {
 pub(crate) fn body(root: &Value, path: &[String]) -> Found {
     let mut values = Vec::new();
     collect(root, path, &mut values);
-    Found { exists: !values.is_empty(), values }
+    Found {
+        exists: !values.is_empty(),
+        values,
+    }
 }
 
 fn collect(node: &Value, path: &[String], out: &mut Vec<Literal>) {
