@@ -104,9 +104,10 @@ fn operator(key: &str, map: &Map<String, Value>) -> Result<Pattern, PolicyError>
             .as_bool()
             .map(Pattern::Exists)
             .ok_or_else(|| bad("must be true or false")),
-        "cidr" => cidr(key, operand)
-            .ok_or_else(|| bad("must be a string"))
-            .and_then(|c| c),
+        "cidr" => match operand.as_str() {
+            Some(text) => cidr(key, text),
+            None => Err(bad("must be a string")),
+        },
         "numeric" => numeric(key, operand).map(Pattern::Numeric),
         "anything-but" => anything_but(key, operand).map(Pattern::AnythingBut),
         _ => Err(PolicyError::UnknownOperator {
@@ -120,16 +121,13 @@ fn string(operand: &Value) -> Option<String> {
     operand.as_str().map(str::to_owned)
 }
 
-fn cidr(key: &str, operand: &Value) -> Option<Result<Pattern, PolicyError>> {
-    let text = operand.as_str()?;
-    Some(
-        Cidr::parse(text)
-            .map(Pattern::Cidr)
-            .ok_or_else(|| PolicyError::BadCidr {
-                key: key.into(),
-                cidr: text.into(),
-            }),
-    )
+fn cidr(key: &str, text: &str) -> Result<Pattern, PolicyError> {
+    Cidr::parse(text)
+        .map(Pattern::Cidr)
+        .ok_or_else(|| PolicyError::BadCidr {
+            key: key.into(),
+            cidr: text.into(),
+        })
 }
 
 /// `anything-but`: a string, a number, a non-empty list of them, or `{"prefix"|"suffix": s}`.

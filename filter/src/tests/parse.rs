@@ -133,6 +133,12 @@ fn scope_names() {
 #[test]
 fn size_limit() {
     // SNS refuses policies over 256 KB, before parsing them.
-    let big = format!(r#"{{"a": ["{}"]}}"#, "x".repeat(crate::MAX_POLICY_BYTES));
-    assert!(matches!(refused(&big, ATTR), PolicyError::TooLarge { .. }));
+    assert_eq!(crate::MAX_POLICY_BYTES, 262_144);
+    let exactly = |bytes: usize| format!(r#"{{"a": ["{}"]}}"#, "x".repeat(bytes - r#"{"a": [""]}"#.len()));
+    assert!(FilterPolicy::parse(&exactly(crate::MAX_POLICY_BYTES), ATTR).is_ok());
+    let over = exactly(crate::MAX_POLICY_BYTES + 1);
+    assert!(matches!(
+        refused(&over, ATTR),
+        PolicyError::TooLarge { bytes: 262_145, .. }
+    ));
 }
