@@ -242,9 +242,8 @@ def place(body, path, value, r):
             child = child[0]
         node = child
     node[path[-1]] = value
-    if len(path) > 1 and r.random() < 0.15:
-        parent = body[path[0]]
-        body[path[0]] = [parent, {"unrelated": 1}]
+    if len(path) > 1 and not isinstance(body[path[0]], list) and r.random() < 0.15:
+        body[path[0]] = [body[path[0]], {"unrelated": 1}]  # the parent as an array of objects
 
 
 def gen_message(r, scope, specs, branches):
