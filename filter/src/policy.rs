@@ -66,36 +66,39 @@ pub(crate) fn parse(object: &Map<String, Value>, scope: Scope) -> Result<Expr, P
 fn parse_object(object: &Map<String, Value>, parent: &[String], scope: Scope) -> Result<Expr, PolicyError> {
     let mut expr = Expr::default();
     for (key, value) in object {
-        if let Some(branches) = or_branches(key, value) {
-            let group = branches.iter().map(|branch| parse_object(branch, parent, scope));
-            expr.ors.push(group.collect::<Result<_, _>>()?);
-            continue;
-        }
-        let path: Vec<String> = parent.iter().cloned().chain([key.clone()]).collect();
-        let name = path.join(".");
-        match value {
-            Value::Object(_) if scope == Scope::MessageAttributes => {
-                return Err(PolicyError::NestedInAttributeScope { key: name })
+        match or_branches(key, value) {
+            Some(branches) => {
+                let group = branches.iter().map(|branch| parse_object(branch, parent, scope));
+                expr.ors.push(group.collect::<Result<_, _>>()?);
             }
-            Value::Object(child) => {
-                let nested = parse_object(child, &path, scope)?;
-                expr.leaves.extend(nested.leaves);
-                expr.ors.extend(nested.ors);
-            }
-            Value::Array(rules) if rules.is_empty() => return Err(PolicyError::EmptyArray { key: name }),
-            Value::Array(rules) => {
-                let patterns = rules.iter().map(|rule| Pattern::parse(&name, rule));
-                let patterns = patterns.collect::<Result<_, _>>()?;
-                expr.leaves.push(Leaf {
-                    depth: path.len() as u64,
-                    path,
-                    patterns,
-                });
-            }
-            _ => return Err(PolicyError::NotObjectOrArray { key: name }),
+            None => parse_key(&mut expr, parent, key, value, scope)?,
         }
     }
     Ok(expr)
+}
+
+/// Adds `key` (under `parent`) to `expr`: its rules, or the keys of its nested object.
+fn parse_key(expr: &mut Expr, parent: &[String], key: &str, value: &Value, scope: Scope) -> Result<(), PolicyError> {
+    let path: Vec<String> = parent.iter().cloned().chain([key.to_owned()]).collect();
+    let name = path.join(".");
+    match value {
+        Value::Object(_) if scope == Scope::MessageAttributes => Err(PolicyError::NestedInAttributeScope { key: name }),
+        Value::Object(child) => {
+            let nested = parse_object(child, &path, scope)?;
+            expr.leaves.extend(nested.leaves);
+            expr.ors.extend(nested.ors);
+            Ok(())
+        }
+        Value::Array(rules) if rules.is_empty() => Err(PolicyError::EmptyArray { key: name }),
+        Value::Array(rules) => {
+            let patterns = rules.iter().map(|rule| Pattern::parse(&name, rule));
+            let patterns = patterns.collect::<Result<_, _>>()?;
+            let depth = path.len() as u64;
+            expr.leaves.push(Leaf { path, patterns, depth });
+            Ok(())
+        }
+        _ => Err(PolicyError::NotObjectOrArray { key: name }),
+    }
 }
 
 /// The branches of `"$or": [{..}, {..}, ...]` when SNS reads it as the OR operator.
