@@ -143,41 +143,31 @@ def gen_policy(r, scope):
     return policy, specs, branches
 
 
-def break_policy(r, policy, scope):
-    """A mutation that SNS should refuse (or, for anything-but suffix / big numbers, a known difference)."""
+BAD_NUMERIC = [["<", 5, ">", 1], [">", 10, "<", 5], ["=", "5"], ["~", 1], [">", 1, "<", 5, "<", 9], ["=", 1, "<", 5], []]
+BAD_CIDR = ["10.0.0.1/8", "10.0.0.0", "300.0.0.0/8", "10.0.0.0/x"]
+# Each takes (random, policy, key) and returns {key: rules} to merge into the policy.
+BREAKS = [
+    lambda r, p, k: {k: []},
+    lambda r, p, k: {k: "scalar"},
+    lambda r, p, k: {k: [{"wildcard-ish": "x"}]},
+    lambda r, p, k: {k: [{"prefix": 5}]},
+    lambda r, p, k: {k: [{"exists": "yes"}]},
+    lambda r, p, k: {k: [{"numeric": r.choice(BAD_NUMERIC)}]},
+    lambda r, p, k: {k: [{"prefix": "a", "suffix": "b"}]},
+    lambda r, p, k: {k: {"inner": ["x"]}},  # nested: refused in attribute scope only
+    lambda r, p, k: {key: ["x"] for key in KEYS[:6]},  # six keys
+    lambda r, p, k: {key: ["a", "b", "c", "d"] for key in KEYS[:4]},  # 256 combinations
+    lambda r, p, k: {k: [{"numeric": [">", r.choice([1e10, -5e9, 1000000001])]}]},
+    lambda r, p, k: {k: [["nested", "array"]]},
+    lambda r, p, k: {k: [{"cidr": r.choice(BAD_CIDR)}]},
+    lambda r, p, k: {"detail": {key: ["x"] for key in KEYS[:6]}},  # six nested keys under one parent
+]
+
+
+def break_policy(r, policy):
+    """A mutation that SNS should refuse (or, for big numbers, a known difference)."""
     key = next(k for k in policy if k != "$or")
-    choice = r.randrange(14)
-    if choice == 0:
-        policy[key] = []
-    elif choice == 1:
-        policy[key] = "scalar"
-    elif choice == 2:
-        policy[key] = [{"wildcard-ish": "x"}]
-    elif choice == 3:
-        policy[key] = [{"prefix": 5}]
-    elif choice == 4:
-        policy[key] = [{"exists": "yes"}]
-    elif choice == 5:
-        policy[key] = [{"numeric": r.choice([["<", 5, ">", 1], [">", 10, "<", 5], ["=", "5"], ["~", 1],
-                                            [">", 1, "<", 5, "<", 9], ["=", 1, "<", 5], []])}]
-    elif choice == 6:
-        policy[key] = [{"prefix": "a", "suffix": "b"}]
-    elif choice == 7:
-        policy[key] = {"inner": ["x"]}  # nested: refused in attribute scope only
-    elif choice == 8:
-        for k in KEYS[:6]:
-            policy[k] = ["x"]
-    elif choice == 9:
-        for k in KEYS[:4]:
-            policy[k] = ["a", "b", "c", "d"]  # 256 combinations
-    elif choice == 10:
-        policy[key] = [{"numeric": [">", r.choice([1e10, -5e9, 1000000001])]}]
-    elif choice == 11:
-        policy[key] = [["nested", "array"]]
-    elif choice == 12:
-        policy[key] = [{"cidr": r.choice(["10.0.0.1/8", "10.0.0.0", "300.0.0.0/8", "10.0.0.0/x"])}]
-    else:
-        policy["detail"] = {k: ["x"] for k in KEYS[:6]}  # six nested keys under one parent
+    policy.update(r.choice(BREAKS)(r, policy, key))
     return policy
 
 
@@ -296,7 +286,7 @@ def gen_case(r):
     scope = r.choice(["MessageAttributes", "MessageBody"])
     policy, specs, branches = gen_policy(r, scope)
     if r.random() < 0.12:
-        policy = break_policy(r, policy, scope)
+        policy = break_policy(r, policy)
     attributes, body = gen_message(r, scope, specs, branches)
     return {"policy": policy, "scope": scope, "attributes": attributes, "body": body_text(r, body)}
 
