@@ -23,6 +23,23 @@ ensure_venv() {
   fi
 }
 
+# The LocalStack venv for the filter-policy differential test (scripts/filter-diff): localstack-core,
+# whose localstack.services.sns.filter imports without the server, and the modules that import needs.
+# Pinned like the moto venv, by scripts/constraints-filter.txt; the system python3 (3.11) suffices.
+FILTER_VENV="$ROOT/.venv-filter"
+FILTER_CONSTRAINTS="$ROOT/scripts/constraints-filter.txt"
+LOCALSTACK_VERSION="${LOCALSTACK_VERSION:-2026.3.0}"
+ensure_filter_venv() {
+  if ! "$FILTER_VENV/bin/python" -c "from localstack.services.sns.filter import SubscriptionFilter, FilterPolicyValidator" 2>/dev/null \
+     || ! cmp -s "$FILTER_CONSTRAINTS" "$FILTER_VENV/.tasksub-constraints"; then
+    log "creating $FILTER_VENV (localstack-core==$LOCALSTACK_VERSION; pinned by scripts/constraints-filter.txt)"
+    python3 -m venv "$FILTER_VENV"
+    "$FILTER_VENV/bin/pip" install --quiet --disable-pip-version-check -c "$FILTER_CONSTRAINTS" \
+      "localstack-core==$LOCALSTACK_VERSION" botocore boto3 rolo jsonpatch
+    cp "$FILTER_CONSTRAINTS" "$FILTER_VENV/.tasksub-constraints"
+  fi
+}
+
 free_port() {
   "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
