@@ -132,7 +132,7 @@ pub mod attr {
     pub const SETTINGS_HASH: &str = "settingsHash";
     /// On a tombstone: every topic the task ever named, whose listing the sweeper keeps reading.
     pub const WATCH: &str = "watchTopics";
-    /// The filter policies the task applies itself: topic ARN → {`policy`, `scope`, `raw`}.
+    /// The filter policies the task applies itself: a JSON string of topic ARN → {`policy`, `scope`, `raw`}.
     pub const CLIENT_FILTERS: &str = "clientFilters";
 }
 

@@ -48,12 +48,8 @@ pub fn to_item(r: &Record) -> HashMap<String, AttributeValue> {
         item.insert(attr::REFUSED.to_owned(), AttributeValue::M(map));
     }
     if !r.client_filters.is_empty() {
-        let map = r
-            .client_filters
-            .iter()
-            .map(|(t, f)| (t.clone(), client_filter_item(f)))
-            .collect();
-        item.insert(attr::CLIENT_FILTERS.to_owned(), AttributeValue::M(map));
+        let json = serde_json::to_string(&r.client_filters).expect("a map of strings serialises");
+        item.insert(attr::CLIENT_FILTERS.to_owned(), AttributeValue::S(json));
     }
     if r.generation != 0 {
         item.insert(attr::GENERATION.to_owned(), AttributeValue::N(r.generation.to_string()));
@@ -125,35 +121,16 @@ fn refusal_of(v: &AttributeValue) -> Result<Refusal, BadItem> {
     })
 }
 
-fn client_filter_item(f: &ClientFilter) -> AttributeValue {
-    AttributeValue::M(HashMap::from([
-        ("policy".to_owned(), AttributeValue::S(f.policy.clone())),
-        ("scope".to_owned(), AttributeValue::S(f.scope.clone())),
-        ("raw".to_owned(), AttributeValue::Bool(f.raw)),
-    ]))
-}
-
-/// The `clientFilters` map (absent: none).
+/// The `clientFilters` attribute: one JSON string (topic ARN → [`ClientFilter`]), which the container
+/// client parses with the same type; absent: none.
 fn client_filters(item: &HashMap<String, AttributeValue>) -> Result<BTreeMap<String, ClientFilter>, BadItem> {
-    let bad = || BadItem(attr::CLIENT_FILTERS);
-    let Some(v) = item.get(attr::CLIENT_FILTERS) else {
-        return Ok(BTreeMap::new());
-    };
-    v.as_m()
-        .map_err(|_| bad())?
-        .iter()
-        .map(|(topic, f)| {
-            let m = f.as_m().map_err(|_| bad())?;
-            let s = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned().ok_or_else(bad);
-            let raw = *m.get("raw").and_then(|v| v.as_bool().ok()).ok_or_else(bad)?;
-            let filter = ClientFilter {
-                policy: s("policy")?,
-                scope: s("scope")?,
-                raw,
-            };
-            Ok((topic.clone(), filter))
-        })
-        .collect()
+    match item.get(attr::CLIENT_FILTERS) {
+        None => Ok(BTreeMap::new()),
+        Some(v) => {
+            let json = v.as_s().map_err(|_| BadItem(attr::CLIENT_FILTERS))?;
+            serde_json::from_str(json).map_err(|_| BadItem(attr::CLIENT_FILTERS))
+        }
+    }
 }
 
 /// Why an item is not a record.
