@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue as DynamoValue;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
 };
-use tasksub_core::record::{attr, State};
+use tasksub_core::record::{attr, ClientFilter, State};
 
 use crate::client::QueueKind;
 use crate::message::{Attribute, AttributeValue, Received};
@@ -190,6 +190,22 @@ impl RecordReader for DynamoRecords {
                 .map(Some)
                 .ok_or_else(|| format!("record has an unknown state {s:?}").into()),
             Some(_) => Err("record state is not a string".into()),
+        }
+    }
+
+    async fn client_filters(&self, task_id: &str) -> Result<BTreeMap<String, ClientFilter>, BoxError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::TASK_ID, DynamoValue::S(task_id.to_owned()))
+            .projection_expression(attr::CLIENT_FILTERS)
+            .send()
+            .await?;
+        match out.item.as_ref().and_then(|i| i.get(attr::CLIENT_FILTERS)) {
+            None => Ok(BTreeMap::new()),
+            Some(DynamoValue::S(json)) => Ok(serde_json::from_str(json)?),
+            Some(_) => Err("record clientFilters is not a string".into()),
         }
     }
 }

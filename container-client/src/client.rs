@@ -17,6 +17,8 @@ use tracing::Instrument;
 
 use crate::aws::{DynamoRecords, SqsLocator, SqsQueue};
 use crate::consume::{self, ConsumeConfig, RunReport};
+use crate::filter::LiveFilters;
+use crate::port::RecordReader;
 use crate::metadata::MetadataEndpoint;
 use crate::wait;
 use crate::{ClientBuilder, Error, Handler, TaskIdentity, TaskQueue};
@@ -132,17 +134,28 @@ impl Client {
             return Ok(None);
         };
         let mut confirmed = false;
+        let filters = LiveFilters::default();
         if let Some(records) = &self.inner.records {
             let task_id = identity.task_id().as_str();
             if !wait::ready(records, task_id, deadline, shutdown, &mut rng).await? {
                 return Ok(None);
             }
             confirmed = true;
+            match records.client_filters(task_id).await {
+                Ok(handed) => filters.load(handed),
+                Err(e) => tracing::warn!(
+                    action = "client-filter",
+                    error = %DisplayErrorContext(&*e),
+                    "could not read the record's filters; retried every {} s",
+                    crate::filter::FILTER_REFRESH.as_secs()
+                ),
+            }
         }
         Ok(Some(TaskQueue {
             identity,
             url,
             confirmed,
+            filters,
         }))
     }
 
@@ -178,7 +191,17 @@ impl Client {
                 receive_timeouts: self.inner.receive_timeouts.clone(),
                 kind: self.inner.kind,
             };
-            let mut report = consume::consume(sqs, Arc::new(handler), self.inner.consume.clone(), stop).await;
+            let mut cfg = self.inner.consume.clone();
+            cfg.filters = queue.filters.clone();
+            // The record's filters are re-read while consuming (a settings change reaches running tasks).
+            let refresher = self.inner.records.clone().map(|records| {
+                let (live, stop, task_id) = (queue.filters.clone(), stop.clone(), queue.identity.task_id().to_string());
+                AbortOnDropHandle::new(tokio::spawn(
+                    async move { crate::filter::refresh(&records, &task_id, &live, &stop).await }.in_current_span(),
+                ))
+            });
+            let mut report = consume::consume(sqs, Arc::new(handler), cfg, stop).await;
+            drop(refresher);
             report.subscribed = true;
             Ok(report)
         }

@@ -54,11 +54,6 @@ impl Filters {
         (out, unusable)
     }
 
-    /// True when no filter applies to any message.
-    pub fn is_empty(&self) -> bool {
-        self.by_topic.is_empty()
-    }
-
     /// Whether the task's handler should see `message`.
     pub fn admits(&self, message: &Message) -> bool {
         let policy = match (message.delivery(), message.topic_arn()) {
@@ -87,3 +82,77 @@ impl Filters {
 
 #[cfg(test)]
 mod tests;
+
+/// How often a running client re-reads its record's filters: a settings change (a policy edited, a topic
+/// moved to `filterPolicyAt: "client"`) reaches running tasks within this long. One GetItem each time.
+pub const FILTER_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The task's filters as the record last said them, shared by the consume loop and the refresher.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LiveFilters(std::sync::Arc<std::sync::RwLock<Live>>);
+
+/// Two handles are equal when the same filters are in force (what [`crate::TaskQueue`]'s equality needs).
+impl PartialEq for LiveFilters {
+    fn eq(&self, other: &Self) -> bool {
+        let read = |l: &LiveFilters| l.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).handed.clone();
+        read(self) == read(other)
+    }
+}
+
+impl Eq for LiveFilters {}
+
+#[derive(Debug, Default)]
+struct Live {
+    handed: BTreeMap<String, ClientFilter>,
+    compiled: std::sync::Arc<Filters>,
+}
+
+impl LiveFilters {
+    /// The filters in force.
+    pub fn current(&self) -> std::sync::Arc<Filters> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).compiled.clone()
+    }
+
+    /// Puts the record's filters in force (logged when they change; an unusable one is an error).
+    pub fn load(&self, handed: BTreeMap<String, ClientFilter>) {
+        let mut live = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if live.handed == handed {
+            return;
+        }
+        let (compiled, unusable) = Filters::compile(&handed);
+        for (topic, error) in &unusable {
+            tracing::error!(action = "client-filter", topic, error, "filter policy unusable: this topic's messages are not filtered");
+        }
+        let topics: Vec<&str> = handed.keys().map(String::as_str).collect();
+        tracing::info!(action = "client-filter", ?topics, "filter policies applied by this task");
+        *live = Live {
+            compiled: std::sync::Arc::new(compiled),
+            handed,
+        };
+    }
+}
+
+/// Re-reads the record's filters every [`FILTER_REFRESH`] until `stop`; a failed read keeps the ones in
+/// force (and is logged).
+pub(crate) async fn refresh<R: crate::port::RecordReader>(
+    records: &R,
+    task_id: &str,
+    live: &LiveFilters,
+    stop: &tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(FILTER_REFRESH) => {}
+        }
+        match records.client_filters(task_id).await {
+            Ok(handed) => live.load(handed),
+            Err(e) => tracing::warn!(
+                action = "client-filter",
+                error = %aws_smithy_types::error::display::DisplayErrorContext(&*e),
+                "could not re-read the record's filters; keeping the ones in force"
+            ),
+        }
+    }
+}

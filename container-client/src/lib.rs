@@ -135,6 +135,7 @@ mod builder;
 mod client;
 mod consume;
 mod error;
+mod filter;
 mod handler;
 #[cfg(test)]
 mod memory;

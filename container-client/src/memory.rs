@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tasksub_core::record::State;
+use tasksub_core::record::{ClientFilter, State};
 use tokio::time::Instant;
 
 use crate::message::{Attribute, Received, GROUP_ID};
@@ -345,6 +345,8 @@ impl QueueLocator for ScriptedLocator {
 pub(crate) struct ScriptedRecords {
     pub states: Mutex<VecDeque<Option<State>>>,
     pub calls: Mutex<usize>,
+    /// What `client_filters` answers.
+    pub filters: Mutex<BTreeMap<String, ClientFilter>>,
 }
 
 impl ScriptedRecords {
@@ -352,6 +354,7 @@ impl ScriptedRecords {
         Self {
             states: Mutex::new(states.into_iter().collect()),
             calls: Mutex::new(0),
+            filters: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -365,5 +368,9 @@ impl RecordReader for ScriptedRecords {
         } else {
             states.front().copied().flatten()
         })
+    }
+
+    async fn client_filters(&self, _task_id: &str) -> Result<BTreeMap<String, ClientFilter>, BoxError> {
+        Ok(self.filters.lock().unwrap().clone())
     }
 }

@@ -3,10 +3,11 @@
 //! The SDK implementations live in [`crate::aws`]; the tests run the same logic on in-memory ones
 //! (`crate::memory`) with paused time. No `aws_sdk_*` type crosses a port.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use tasksub_core::record::State;
+use tasksub_core::record::{ClientFilter, State};
 
 use crate::message::Received;
 use crate::BoxError;
@@ -54,4 +55,9 @@ pub(crate) trait QueueLocator: Send + Sync {
 pub(crate) trait RecordReader: Send + Sync {
     /// The record's state (strongly consistent read), or `None` while there is no record.
     fn state(&self, task_id: &str) -> impl Future<Output = Result<Option<State>, BoxError>> + Send;
+    /// The filter policies the record hands to the task (`clientFilters`; empty when none, or no record).
+    fn client_filters(
+        &self,
+        task_id: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, ClientFilter>, BoxError>> + Send;
 }

@@ -40,6 +40,8 @@ pub struct TaskQueue {
     pub(crate) identity: TaskIdentity,
     pub(crate) url: String,
     pub(crate) confirmed: bool,
+    /// The filter policies the record hands to the task (kept current while consuming).
+    pub(crate) filters: crate::filter::LiveFilters,
 }
 
 impl TaskQueue {

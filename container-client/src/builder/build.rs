@@ -146,6 +146,7 @@ impl ClientBuilder {
             },
             max_buffered: self.buffered(),
             max_receives: self.max_receives_in_flight,
+            filters: Default::default(),
         }
     }
 

@@ -87,6 +87,8 @@ pub(crate) struct ConsumeConfig {
     pub max_buffered: usize,
     /// Most ReceiveMessage calls in flight.
     pub max_receives: usize,
+    /// Filter policies the task applies itself (from its record; none by default).
+    pub filters: crate::filter::LiveFilters,
 }
 
 impl ConsumeConfig {
@@ -116,6 +118,9 @@ pub struct RunReport {
     pub failed: u64,
     /// Redelivered copies of already handled messages, deleted without calling the handler.
     pub duplicates: u64,
+    /// Messages the task's own filter policies rejected (`filterPolicyAt: "client"`), deleted without
+    /// calling the handler.
+    pub filtered_out: u64,
     /// Messages SQS confirmed deleted.
     pub deleted: u64,
     /// Deletes SQS refused or that failed after retries (those messages will be redelivered).
@@ -224,6 +229,7 @@ fn stopped<Q>(shared: &Shared<Q>) -> RunReport {
         succeeded = report.succeeded,
         failed = report.failed,
         duplicates = report.duplicates,
+        filtered_out = report.filtered_out,
         deleted = report.deleted,
         delete_failures = report.delete_failures,
         returned = report.returned,

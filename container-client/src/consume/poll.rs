@@ -235,23 +235,33 @@ impl<Q: QueueApi, H: Handler> Poller<Q, H> {
     }
 }
 
-/// Duplicate suppression: `false` when the message must not be handled (a copy of a handled message,
-/// deleted; or of one being handled, left alone).
+/// The task's filter policies, then duplicate suppression: `false` when the message must not be handled
+/// (rejected by its topic's filter policy, or a copy of a handled message: deleted; a copy of one being
+/// handled: left alone).
 fn admit<Q: QueueApi>(shared: &Shared<Q>, raw: &Received, message: &Message, now: Instant) -> bool {
+    let message_id = raw.message_id.as_str();
+    let delete = || {
+        let pending = Pending {
+            message_id: raw.message_id.clone(),
+            receipt: raw.receipt.clone(),
+        };
+        shared.ack(pending, now);
+    };
+    if !shared.cfg.filters.current().admits(message) {
+        tracing::debug!(action = "client-filter", message_id, "rejected by its topic's filter policy; deleting it");
+        lock(&shared.report).filtered_out += 1;
+        delete();
+        return false;
+    }
     let Some(dedup) = &shared.dedup else {
         return true;
     };
-    let message_id = raw.message_id.as_str();
     match lock(dedup).check(message.dedup_key(), now) {
         Verdict::New => true,
         Verdict::Handled => {
             tracing::debug!(action = "dedup", message_id, "copy of a handled message; deleting it");
             lock(&shared.report).duplicates += 1;
-            let pending = Pending {
-                message_id: raw.message_id.clone(),
-                receipt: raw.receipt.clone(),
-            };
-            shared.ack(pending, now);
+            delete();
             false
         }
         Verdict::InFlight => {

@@ -32,6 +32,7 @@ fn config() -> ConsumeConfig {
         order: Order::Any,
         max_buffered: 500,
         max_receives: 64,
+        filters: Default::default(),
     }
 }
 
@@ -969,4 +970,52 @@ async fn shutdown_returns_held_messages_that_never_started() {
     assert!(report.returned >= 5, "{report:?}");
     assert_eq!(report.succeeded + report.returned, report.received);
     assert_eq!(q.visible().len() as u64, 20 - handled);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_its_topic_policy_rejects_is_deleted_unhandled_and_counted() {
+    // GIVEN raw delivery from the only raw topic, whose filter the task applies itself, and three
+    // messages: two the policy selects, one it rejects
+    let kind = |v: &str| {
+        let a = crate::Attribute {
+            data_type: "String".into(),
+            value: crate::AttributeValue::String(v.into()),
+        };
+        std::collections::BTreeMap::from([("kind".to_owned(), a)])
+    };
+    let q = MemoryQueue::new();
+    let ids = [
+        q.send_with("a", kind("invalidate")),
+        q.send_with("b", kind("refresh")),
+        q.send_with("c", kind("invalidate")),
+    ];
+    let filters = crate::filter::LiveFilters::default();
+    let handed = tasksub_core::record::ClientFilter {
+        policy: r#"{"kind":["invalidate"]}"#.into(),
+        scope: "MessageAttributes".into(),
+        raw: true,
+    };
+    filters.load(std::collections::BTreeMap::from([("arn:aws:sns:us-east-1:1:t".to_owned(), handed)]));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let handler = move |m: Message| {
+        s.lock().unwrap().push(m.body().to_owned());
+        async { Ok::<(), BoxError>(()) }
+    };
+    let cfg = ConsumeConfig {
+        max_concurrency: 1,
+        filters,
+        ..config()
+    };
+    let run = start(&q, handler, cfg);
+    sleep(secs(3)).await;
+    let report = run.stop().await;
+    // THEN the handler saw only what the policy selects, and every message is deleted
+    let mut bodies = seen.lock().unwrap().clone();
+    bodies.sort();
+    assert_eq!(bodies, ["a", "c"]);
+    let mut deleted = q.deleted();
+    deleted.sort();
+    assert_eq!(deleted, ids);
+    assert_eq!((report.received, report.succeeded, report.filtered_out), (3, 2, 1));
 }

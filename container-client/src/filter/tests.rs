@@ -86,5 +86,5 @@ fn an_unusable_policy_filters_nothing_and_is_reported() {
     ]);
     let (f, unusable) = Filters::compile(&map);
     assert_eq!(unusable.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), [FLAGS, ORDERS]);
-    assert!(f.is_empty() && f.admits(&envelope(ORDERS, "x", "z")));
+    assert!(f.admits(&envelope(ORDERS, "x", "z")));
 }
