@@ -1,10 +1,11 @@
-"""moto_server, with two AWS behaviours moto 5.2.5 lacks that the tests need.
+"""moto_server, with three AWS behaviours moto 5.2.5 lacks that the tests need.
 
 1. Cross-account SNS. On AWS a topic's subscribers may be in other accounts: a publish reaches every
    subscription of the topic, and ListSubscriptionsByTopic lists them all, whichever account subscribed.
    moto keeps a subscription in the backend of the account that made it and publishes only to the topic
    owner's, so a cross-account subscription never receives anything. This wrapper lists (and so
-   publishes to) the subscriptions of every account, in the topic's region.
+   publishes to) the subscriptions of every account, in the topic's region. And a publish reaches every
+   subscription: moto's reaches only the first 100 (the first page of its own listing).
 2. EventBridge input templates. AWS inserts a placeholder that stands outside quotes as the JSON value
    its path selects: a string arrives quoted, an array or object as itself (EventBridge User Guide,
    "Amazon EventBridge input transformation", the "Simple JSON" and "JSON with a mix of variables"
@@ -13,6 +14,11 @@
    Path"). moto pastes every string's text wherever the placeholder is, so a string placeholder outside
    quotes gives JSON that moto itself cannot read. This wrapper renders both cases as AWS documents;
    moto's own handling of what it renders (json.loads, then a delivery of the result) is unchanged.
+3. SNS's quota of 200 filter policies per topic ("Amazon SNS message filtering" > "Filter policy
+   constraints": "200 filter policies per topic"; API_Subscribe lists FilterPolicyLimitExceeded, "the
+   number of filter polices in your Amazon Web Services account exceeds the limit"). A Subscribe that
+   sets a filter policy on a topic whose subscriptions (every account's) already hold 200 is refused
+   with FilterPolicyLimitExceeded and creates nothing, and so is SetSubscriptionAttributes adding one.
 
 Everything else is moto's own behaviour.
 
@@ -26,21 +32,95 @@ from collections import OrderedDict
 
 from moto.events import utils as events_utils
 from moto.server import main
+from moto.sns import exceptions as sns_exceptions
 from moto.sns import models as sns
+from moto.sns import responses as sns_responses
+
+
+def _subscriptions_of(backend, topic_arn):
+    """Every subscription of the topic, whichever account made it, in creation order."""
+    found = OrderedDict()
+    for account in list(sns.sns_backends.keys()):
+        for sub in sns.sns_backends[account][backend.region_name].subscriptions.values():
+            if sub.topic.arn == topic_arn:
+                found[sub.arn] = sub
+    return found
 
 
 def _list_subscriptions_by_topic(self, topic_arn, next_token=None):
     self.get_topic(topic_arn)  # NotFound as before
-    found = OrderedDict()
-    for account in list(sns.sns_backends.keys()):
-        backend = sns.sns_backends[account][self.region_name]
-        for sub in backend.subscriptions.values():
-            if sub.topic.arn == topic_arn:
-                found[sub.arn] = sub
-    return self._get_values_nexttoken(found, next_token)
+    return self._get_values_nexttoken(_subscriptions_of(self, topic_arn), next_token)
 
 
 sns.SNSBackend.list_subscriptions_by_topic = _list_subscriptions_by_topic
+
+
+def _publish_to_every_subscription(
+    self, message, subject=None, message_attributes=None, group_id=None, deduplication_id=None, message_structure=None
+):
+    # moto's Topic.publish delivers to its listing's first page only (100 subscriptions); AWS to all.
+    message_id = str(sns.mock_random.uuid4())
+    for subscription in _subscriptions_of(self.sns_backend, self.arn).values():
+        subscription.publish(
+            message,
+            message_id,
+            subject=subject,
+            message_attributes=message_attributes,
+            group_id=group_id,
+            deduplication_id=deduplication_id,
+            message_structure=message_structure,
+        )
+    self.sent_notifications.append((message_id, message, subject, message_attributes, group_id))
+    return message_id
+
+
+sns.Topic.publish = _publish_to_every_subscription
+
+FILTER_POLICIES_PER_TOPIC = 200
+
+
+class FilterPolicyLimitExceeded(sns_exceptions.SNSException):
+    code = "FilterPolicyLimitExceeded"
+    message = "Filter policy limit exceeded: a topic holds at most 200 filter policies"
+
+
+def _filtered_elsewhere(backend, topic_arn, except_endpoint):
+    """Subscriptions of the topic (every account's) holding a filter policy, but the endpoint's own."""
+    count = 0
+    for account in list(sns.sns_backends.keys()):
+        for sub in sns.sns_backends[account][backend.region_name].subscriptions.values():
+            if sub.topic.arn == topic_arn and sub._filter_policy and sub.endpoint != except_endpoint:
+                count += 1
+    return count
+
+
+_subscribe = sns_responses.SNSResponse.subscribe
+
+
+def _subscribe_within_quota(self):
+    attributes = self._get_attributes() or {}
+    if attributes.get("FilterPolicy"):
+        topic_arn, endpoint = self._get_param("TopicArn"), self._get_param("Endpoint")
+        if _filtered_elsewhere(self.backend, topic_arn, endpoint) >= FILTER_POLICIES_PER_TOPIC:
+            raise FilterPolicyLimitExceeded()
+    return _subscribe(self)
+
+
+sns_responses.SNSResponse.subscribe = _subscribe_within_quota
+
+_set_attribute = sns.SNSBackend.set_subscription_attributes
+
+
+def _set_attribute_within_quota(self, arn, name, value):
+    if name == "FilterPolicy" and value:
+        sub = next((s for s in self.subscriptions.values() if s.arn == arn), None)
+        if sub is not None and not sub._filter_policy:
+            if _filtered_elsewhere(self, sub.topic.arn, sub.endpoint) >= FILTER_POLICIES_PER_TOPIC:
+                raise FilterPolicyLimitExceeded()
+    return _set_attribute(self, arn, name, value)
+
+
+sns.SNSBackend.set_subscription_attributes = _set_attribute_within_quota
 
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.-]+)>")
 

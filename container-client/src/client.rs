@@ -18,8 +18,8 @@ use tracing::Instrument;
 use crate::aws::{DynamoRecords, SqsLocator, SqsQueue};
 use crate::consume::{self, ConsumeConfig, RunReport};
 use crate::filter::LiveFilters;
-use crate::port::RecordReader;
 use crate::metadata::MetadataEndpoint;
+use crate::port::RecordReader;
 use crate::wait;
 use crate::{ClientBuilder, Error, Handler, TaskIdentity, TaskQueue};
 
@@ -195,7 +195,11 @@ impl Client {
             cfg.filters = queue.filters.clone();
             // The record's filters are re-read while consuming (a settings change reaches running tasks).
             let refresher = self.inner.records.clone().map(|records| {
-                let (live, stop, task_id) = (queue.filters.clone(), stop.clone(), queue.identity.task_id().to_string());
+                let (live, stop, task_id) = (
+                    queue.filters.clone(),
+                    stop.clone(),
+                    queue.identity.task_id().to_string(),
+                );
                 AbortOnDropHandle::new(tokio::spawn(
                     async move { crate::filter::refresh(&records, &task_id, &live, &stop).await }.in_current_span(),
                 ))

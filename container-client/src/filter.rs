@@ -37,10 +37,7 @@ impl Filters {
         let mut out = Self::default();
         let mut unusable = Vec::new();
         for (topic, f) in handed {
-            let compiled = f
-                .scope
-                .parse()
-                .and_then(|scope| FilterPolicy::parse(&f.policy, scope));
+            let compiled = f.scope.parse().and_then(|scope| FilterPolicy::parse(&f.policy, scope));
             match compiled {
                 Ok(policy) => {
                     if f.raw {
@@ -94,7 +91,12 @@ pub(crate) struct LiveFilters(std::sync::Arc<std::sync::RwLock<Live>>);
 /// Two handles are equal when the same filters are in force (what [`crate::TaskQueue`]'s equality needs).
 impl PartialEq for LiveFilters {
     fn eq(&self, other: &Self) -> bool {
-        let read = |l: &LiveFilters| l.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).handed.clone();
+        let read = |l: &LiveFilters| {
+            l.0.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .handed
+                .clone()
+        };
         read(self) == read(other)
     }
 }
@@ -110,7 +112,11 @@ struct Live {
 impl LiveFilters {
     /// The filters in force.
     pub fn current(&self) -> std::sync::Arc<Filters> {
-        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).compiled.clone()
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .compiled
+            .clone()
     }
 
     /// Puts the record's filters in force (logged when they change; an unusable one is an error).
@@ -121,10 +127,19 @@ impl LiveFilters {
         }
         let (compiled, unusable) = Filters::compile(&handed);
         for (topic, error) in &unusable {
-            tracing::error!(action = "client-filter", topic, error, "filter policy unusable: this topic's messages are not filtered");
+            tracing::error!(
+                action = "client-filter",
+                topic,
+                error,
+                "filter policy unusable: this topic's messages are not filtered"
+            );
         }
         let topics: Vec<&str> = handed.keys().map(String::as_str).collect();
-        tracing::info!(action = "client-filter", ?topics, "filter policies applied by this task");
+        tracing::info!(
+            action = "client-filter",
+            ?topics,
+            "filter policies applied by this task"
+        );
         *live = Live {
             compiled: std::sync::Arc::new(compiled),
             handed,

@@ -780,3 +780,148 @@ async fn on_a_fifo_queue_a_failure_holds_its_group_back_while_heartbeats_and_del
     );
     assert_eq!(w.remaining(&url).await, (0, 0));
 }
+
+/// The controller's settings for one topic in a test's own table and prefix; `topic_settings` is
+/// `TASKSUB_TOPIC_SETTINGS`.
+fn controller_for(w: &World, topic_arn: &str, table: &str, topic_settings: &str) -> tasksub_functions::Controller {
+    let settings: BTreeMap<String, String> = [
+        (vars::TOPIC_ARN, topic_arn),
+        (vars::ACCOUNT_ID, "123456789012"),
+        (vars::AWS_REGION, "us-east-1"),
+        (vars::TABLE, table),
+        (vars::CLUSTERS, "FargateCluster"),
+        (vars::QUEUE_PREFIX, w.prefix.as_str()),
+        (vars::TOPIC_SETTINGS, topic_settings),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let settings = Settings::from_map(&settings).unwrap();
+    tasksub_functions::Controller::new(settings, &w.sdk, tasksub_core::decide::Role::Provisioner)
+}
+
+/// The fixture's RUNNING event, for `task_arn`, now.
+fn running_event(task_arn: &str) -> serde_json::Value {
+    let mut event: serde_json::Value =
+        serde_json::from_str(&fixture("../fixtures/ecs-events/fargate-task-running-awsvpc-docs.json")).unwrap();
+    event["time"] = serde_json::Value::String(chrono::Utc::now().to_rfc3339());
+    event["detail"]["taskArn"] = serde_json::Value::String(task_arn.to_owned());
+    event["resources"] = serde_json::json!([task_arn]);
+    event
+}
+
+/// Issue #23: SNS holds at most 200 filter policies per topic (scripts/moto_server.py emulates the
+/// quota). On a topic that already holds 200, a task whose filter SNS would apply is refused (its record
+/// says `quota`), while a task whose filter it applies itself (`filterPolicyAt: "client"`) is subscribed
+/// without one and receives exactly the messages its policy selects; the others are deleted unhandled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_past_the_topics_200_filter_policies_receives_what_its_policy_selects() {
+    // GIVEN a topic whose subscriptions (other apps') already hold 200 filter policies
+    let id = hex_task_id("past200");
+    let w = World::for_task(
+        "past200",
+        &format!("arn:aws:ecs:us-east-1:123456789012:task/FargateCluster/{id}"),
+    )
+    .await;
+    let sns = aws_sdk_sns::Client::new(&w.sdk);
+    let topic_name = unique("past200");
+    let topic_arn = sns
+        .create_topic()
+        .name(&topic_name)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let other_app = unique("other-app-");
+    for i in 0..200 {
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{other_app}{i}"))
+            // (a kind never published here: moto would deliver to these queues, which do not exist)
+            .attributes("FilterPolicy", r#"{"kind":["other-app-only"]}"#)
+            .send()
+            .await
+            .expect("Subscribe");
+    }
+    let table = unique("past200-records");
+    create_table(&w.sdk, &table).await;
+    let policy = r#"{"kind":["cache"]}"#;
+
+    // WHEN a task's filter is left to SNS: the 201st policy is refused, and the record says so
+    let by_sns = controller_for(
+        &w,
+        &topic_arn,
+        &table,
+        &format!(r#"{{"{topic_name}":{{"filterPolicy":{policy}}}}}"#),
+    );
+    let refused_id = hex_task_id("past200-sns");
+    let refused_arn = format!("arn:aws:ecs:us-east-1:123456789012:task/FargateCluster/{refused_id}");
+    by_sns.handle_json(&running_event(&refused_arn)).await.expect("handled");
+    let ddb = aws_sdk_dynamodb::Client::new(&w.sdk);
+    let item = ddb
+        .get_item()
+        .table_name(&table)
+        .key(attr::TASK_ID, Av::S(refused_id))
+        .send()
+        .await
+        .unwrap();
+    let refused = item.item.unwrap()[attr::REFUSED].as_m().unwrap().clone();
+    let kind = refused[&topic_arn].as_m().unwrap()["kind"].as_s().unwrap().clone();
+    assert_eq!(kind, "quota", "the 201st filter policy is refused by SNS");
+
+    // WHEN the task applies its filter itself: subscribed without a policy, the policy in its record
+    let by_client = controller_for(
+        &w,
+        &topic_arn,
+        &table,
+        &format!(r#"{{"{topic_name}":{{"filterPolicy":{policy},"filterPolicyAt":"client"}}}}"#),
+    );
+    by_client
+        .handle_json(&running_event(&w.task_arn))
+        .await
+        .expect("provisioned");
+    let client = w.builder().wait_for_ready(&table).build(&w.sdk).unwrap();
+    let (handler, mut rx) = forwarding(|_| None);
+    let (stop, run) = spawn_run(client, handler);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // AND messages its policy rejects and selects are published
+    let publish = |kind: &'static str, body: &'static str| {
+        let sns = sns.clone();
+        let topic_arn = topic_arn.clone();
+        async move {
+            let kind = aws_sdk_sns::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(kind)
+                .build()
+                .unwrap();
+            sns.publish()
+                .topic_arn(topic_arn)
+                .message(body)
+                .message_attributes("kind", kind)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    publish("other", "not for us").await;
+    publish("cache", "invalidate prices").await;
+    publish("other", "not for us either").await;
+
+    // THEN the handler sees exactly the selected message; the others are deleted unhandled and counted
+    let m = next(&mut rx, Duration::from_secs(60)).await;
+    assert_eq!(m.body(), "invalidate prices");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rx.try_recv().is_err(), "nothing else reached the handler");
+    assert_eq!(
+        (report.received, report.succeeded, report.filtered_out, report.deleted),
+        (3, 1, 2, 3),
+        "{report:?}"
+    );
+}

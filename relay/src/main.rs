@@ -201,6 +201,7 @@ async fn consume(client: Client, cfg: Arc<Config>, status: Arc<Status>, stop: Ca
                 received = report.received,
                 delivered = report.succeeded,
                 failed = report.failed,
+                filtered_out = report.filtered_out,
                 deleted = report.deleted,
                 returned = report.returned,
                 "relay stopped"

@@ -248,7 +248,11 @@ fn admit<Q: QueueApi>(shared: &Shared<Q>, raw: &Received, message: &Message, now
         shared.ack(pending, now);
     };
     if !shared.cfg.filters.current().admits(message) {
-        tracing::debug!(action = "client-filter", message_id, "rejected by its topic's filter policy; deleting it");
+        tracing::debug!(
+            action = "client-filter",
+            message_id,
+            "rejected by its topic's filter policy; deleting it"
+        );
         lock(&shared.report).filtered_out += 1;
         delete();
         return false;

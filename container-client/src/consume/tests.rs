@@ -995,7 +995,10 @@ async fn a_message_its_topic_policy_rejects_is_deleted_unhandled_and_counted() {
         scope: "MessageAttributes".into(),
         raw: true,
     };
-    filters.load(std::collections::BTreeMap::from([("arn:aws:sns:us-east-1:1:t".to_owned(), handed)]));
+    filters.load(std::collections::BTreeMap::from([(
+        "arn:aws:sns:us-east-1:1:t".to_owned(),
+        handed,
+    )]));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     let handler = move |m: Message| {

@@ -23,7 +23,13 @@ fn received(body: &str, attributes: &[(&str, &str, &str)]) -> Received {
             .iter()
             .map(|(k, t, v)| {
                 let value = AttributeValue::String((*v).into());
-                ((*k).into(), Attribute { data_type: (*t).into(), value })
+                (
+                    (*k).into(),
+                    Attribute {
+                        data_type: (*t).into(),
+                        value,
+                    },
+                )
             })
             .collect(),
         system: BTreeMap::new(),
@@ -53,16 +59,25 @@ fn an_envelope_is_filtered_by_its_topic_policy() {
     let f = compiled(&[(ORDERS, filter(r#"{"kind":["invalidate"]}"#, "MessageAttributes", false))]);
     assert!(f.admits(&envelope(ORDERS, "x", "invalidate")));
     assert!(!f.admits(&envelope(ORDERS, "x", "refresh")));
-    assert!(f.admits(&envelope(FLAGS, "x", "refresh")), "no policy for flags: every message");
+    assert!(
+        f.admits(&envelope(FLAGS, "x", "refresh")),
+        "no policy for flags: every message"
+    );
 }
 
 /// Body scope evaluates the published message, not the envelope around it.
 #[test]
 fn body_scope_reads_the_published_message() {
-    let f = compiled(&[(ORDERS, filter(r#"{"order":{"total":[{"numeric":[">",100]}]}}"#, "MessageBody", false))]);
+    let f = compiled(&[(
+        ORDERS,
+        filter(r#"{"order":{"total":[{"numeric":[">",100]}]}}"#, "MessageBody", false),
+    )]);
     assert!(f.admits(&envelope(ORDERS, r#"{"order":{"total":150}}"#, "k")));
     assert!(!f.admits(&envelope(ORDERS, r#"{"order":{"total":50}}"#, "k")));
-    assert!(!f.admits(&envelope(ORDERS, "not json", "k")), "a body that is no JSON object matches nothing");
+    assert!(
+        !f.admits(&envelope(ORDERS, "not json", "k")),
+        "a body that is no JSON object matches nothing"
+    );
 }
 
 /// A raw message names no topic: the filter of the only raw-delivery topic applies to it; without
@@ -81,10 +96,16 @@ fn a_raw_message_takes_the_raw_topic_filter() {
 #[test]
 fn an_unusable_policy_filters_nothing_and_is_reported() {
     let map = BTreeMap::from([
-        (ORDERS.to_owned(), filter(r#"{"kind":"not-an-array"}"#, "MessageAttributes", false)),
+        (
+            ORDERS.to_owned(),
+            filter(r#"{"kind":"not-an-array"}"#, "MessageAttributes", false),
+        ),
         (FLAGS.to_owned(), filter(r#"{"kind":["a"]}"#, "Elsewhere", false)),
     ]);
     let (f, unusable) = Filters::compile(&map);
-    assert_eq!(unusable.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), [FLAGS, ORDERS]);
+    assert_eq!(
+        unusable.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        [FLAGS, ORDERS]
+    );
     assert!(f.admits(&envelope(ORDERS, "x", "z")));
 }

@@ -69,9 +69,21 @@ fn check_client_filters(topics: &[Topic]) -> Result<(), SettingsError> {
     let raw = topics.iter().filter(|t| t.subscription.raw_delivery).count();
     for t in topics.iter().filter(|t| t.subscription.filter_at_client) {
         let name = &t.arn.name;
-        if t.subscription.filter_policy.is_none() {
+        let Some(policy) = &t.subscription.filter_policy else {
             let reason = format!("{name}: filterPolicyAt \"client\" needs a filterPolicy to apply");
             return Err(bad(vars::TOPIC_SETTINGS, reason));
+        };
+        // SNS never sees this policy: refuse here what it would refuse (the task applies it as SNS would).
+        let scope = t
+            .subscription
+            .filter_policy_scope
+            .as_deref()
+            .unwrap_or("MessageAttributes");
+        let parsed = scope
+            .parse()
+            .and_then(|scope| tasksub_filter::FilterPolicy::parse(policy, scope));
+        if let Err(e) = parsed {
+            return Err(bad(vars::TOPIC_SETTINGS, format!("{name}: filterPolicy: {e}")));
         }
         if t.subscription.raw_delivery && raw > 1 {
             let reason = format!(
@@ -471,6 +483,16 @@ mod tests {
                     (vars::TOPIC_SETTINGS, r#"{"orders":{"filterPolicyAt":"sns"}}"#.into()),
                 ],
                 "invalid setting TASKSUB_TOPIC_SETTINGS: orders: \"sns\": a filter policy is applied at",
+            ),
+            (
+                vec![
+                    (vars::TOPIC_ARNS, A.into()),
+                    (
+                        vars::TOPIC_SETTINGS,
+                        r#"{"orders":{"filterPolicyAt":"client","filterPolicy":{"k":[{"numeric":["<"]}]}}}"#.into(),
+                    ),
+                ],
+                "invalid setting TASKSUB_TOPIC_SETTINGS: orders: filterPolicy:",
             ),
             (
                 vec![(vars::TOPIC_ARNS, A.into()), (vars::FILTER_POLICY_AT, "task".into())],
