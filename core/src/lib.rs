@@ -16,10 +16,12 @@
 //! - [`converge`]: a task's desired state, the differences with what AWS says exists, and the small
 //!   state machines that bring one queue and one topic's subscription to it.
 //! - [`listing`]: where the sweeper is in each topic's subscription listing, kept between runs.
+//! - [`cost`]: what a task costs in AWS requests (the README's cost table, `tasksub doctor`'s cost line).
 //! - [`json`]: strict JSON (no repeated keys) for settings.
 #![warn(missing_docs)]
 
 pub mod converge;
+pub mod cost;
 pub mod decide;
 pub mod event;
 pub mod json;

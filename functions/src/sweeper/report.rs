@@ -20,6 +20,8 @@ pub struct Report {
     pub grace_seconds: u64,
     /// Records in the table (every state).
     pub records_seen: usize,
+    /// Of those, live tasks' records (PROVISIONING or READY): the fleet `tasksub doctor` prices.
+    pub live_records: usize,
     /// Queues under the prefix.
     pub queues_seen: usize,
     /// Distinct ECS tasks listed in our clusters (desired RUNNING or STOPPED).
@@ -281,6 +283,7 @@ impl Report {
             missing_clusters: g.missing_clusters.clone(),
             subscriptions_seen: g.inventory.subscriptions.len(),
             errors: g.errors + listing_failed,
+            live_records: g.inventory.records.iter().filter(|r| !r.state.is_tombstone()).count(),
             listings: g.coverage.clone(),
             longest_cycle_runs: g.coverage.iter().filter_map(|c| c.last_cycle_runs).max().unwrap_or(0),
             quarantined: g.inventory.quarantined.len(),

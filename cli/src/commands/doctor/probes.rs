@@ -141,7 +141,11 @@ async fn dry_sweep(
         ..RunOptions::default()
     };
     match sweeper.run(options, at).await {
-        Ok(report) => super::sweep::judge(&report),
+        Ok(report) => {
+            let mut checks = super::sweep::judge(&report);
+            checks.push(super::sweep::cost(&report, settings));
+            checks
+        }
         // The table (or a cluster) is missing: its own check says so and how to fix it.
         Err(e) if e.0.kind == tasksub_core::outcome::ErrorKind::NotFound => {
             vec![Check::not_checked("dry sweep", format!("needs what is missing: {e}"))]

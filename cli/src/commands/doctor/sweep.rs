@@ -36,6 +36,27 @@ fn line(a: &ActionReport) -> String {
     format!("{} {}", a.action, a.task_id)
 }
 
+/// What the live fleet costs a month in AWS requests ([`tasksub_core::cost`]): information, never a problem.
+pub fn cost(report: &Report, settings: &tasksub_core::settings::Settings) -> Check {
+    use tasksub_core::cost::{task_cost, Fleet, Prices, HOURS_PER_MONTH};
+    let fleet = Fleet {
+        topics: settings.topics.len(),
+        fifo: settings.queue.fifo,
+        reads_filters: true,
+    };
+    let c = task_cost(fleet, Prices::default());
+    let live = report.live_records;
+    let month = live as f64 * c.per_hour * HOURS_PER_MONTH;
+    Check::ok(
+        "cost",
+        format!(
+            "{live} live task(s): about ${month:.2} a month idle (${:.6} a task-hour, its idle long polls), \
+             ${:.6} a start and stop, ${:.4} per 1,000 messages a task receives (us-east-1 list prices; README \"Cost\")",
+            c.per_hour, c.per_lifecycle, c.per_thousand_messages
+        ),
+    )
+}
+
 /// The checks of one dry sweep.
 pub fn judge(report: &Report) -> Vec<Check> {
     // An audit is the rotating re-read of a task nothing says drifted: planned, it proves nothing.
@@ -285,5 +306,32 @@ mod tests {
             ..Report::default()
         };
         assert!(judge(&report)[0].detail.ends_with(", and 5 more"));
+    }
+
+    /// The cost line prices the live fleet (tombstones excluded) with core's model.
+    #[test]
+    fn the_cost_line_prices_the_live_fleet() {
+        let report = Report {
+            live_records: 100_000,
+            ..Report::default()
+        };
+        let settings = tasksub_core::settings::Settings::from_lookup(|k| {
+            let v = match k {
+                "TASKSUB_TOPIC_ARN" => "arn:aws:sns:us-east-1:123456789012:t",
+                "TASKSUB_TABLE" => "records",
+                "TASKSUB_CLUSTERS" => "prod",
+                "TASKSUB_ACCOUNT_ID" => "123456789012",
+                "AWS_REGION" => "us-east-1",
+                _ => return None,
+            };
+            Some(v.to_owned())
+        })
+        .unwrap();
+        let c = cost(&report, &settings);
+        assert!(
+            c.detail.starts_with("100000 live task(s): about $5310.75 a month idle"),
+            "{}",
+            c.detail
+        );
     }
 }
