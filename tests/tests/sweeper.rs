@@ -458,3 +458,81 @@ async fn moto_an_orphan_behind_a_big_listing_is_removed() {
         "the positions item is not a record"
     );
 }
+
+/// Issue #23, done when: the sweeper judges 100,000 subscriptions on one topic without a blind spot, on
+/// the fake behind SNS's ListSubscriptionsByTopic quota (30 TPS, 20 ms a call, the SDK's retries) in
+/// virtual time, with the sweeper's default settings, one run every 5 minutes. An orphan of ours behind
+/// 100,000 subscriptions of another app is removed by the run that reaches it, within the first cycle of
+/// ⌈1,001 pages ÷ 100⌉ = 11 runs; the report gives the cycle's length.
+#[tokio::test(start_paused = true)]
+async fn a_topic_of_100k_subscriptions_is_judged_within_one_cycle_under_the_list_quota() {
+    use std::collections::BTreeMap;
+    use tasksub_core::naming::{queue_arn, QueueName};
+    use tasksub_functions::ports::Subscriptions;
+    use tasksub_functions::sweeper::Sweeper;
+    use tasksub_tests::quota::{Quota, SdkRetry};
+    const FOREIGN: usize = 100_000;
+    let w = FakeSweepWorld::new();
+    let fake = w.fake().clone();
+    let settings = w.world().settings().clone();
+    let topic = settings.topics[0].arn.as_str().to_owned();
+    let attrs = BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
+    for i in 0..FOREIGN {
+        let endpoint = queue_arn(&settings.home, &QueueName::from_existing(&format!("other-app-{i:06}")));
+        fake.subscribe(&topic, &endpoint, &attrs).await.expect("Subscribe");
+    }
+    let vanished = w.unknown_task();
+    let name = QueueName::from_existing(&format!("{}{}", settings.queue.prefix.as_str(), vanished.id));
+    fake.subscribe(&topic, &queue_arn(&settings.home, &name), &attrs)
+        .await
+        .expect("Subscribe");
+    let quota = Quota::new(fake.clone(), SdkRetry::Standard, 23);
+    let sweep = SweepSettings {
+        grace_seconds: 0,
+        audit_per_run: 0,
+        ..SweepSettings::default()
+    };
+    let sweeper = Sweeper::with_ports(settings, sweep, quota.clone(), fake.clone());
+    let started = tokio::time::Instant::now();
+    let epoch = chrono::Utc::now();
+    let mut reports = Vec::new();
+    for run in 0..11 {
+        let at = epoch + chrono::Duration::minutes(5 * run);
+        tokio::time::sleep_until(started + std::time::Duration::from_secs(300 * run as u64)).await;
+        let report = sweeper.run(RunOptions::default(), at).await.expect("sweep");
+        let done = report.orphan_subscriptions_removed == 1;
+        reports.push(report);
+        if done {
+            break;
+        }
+    }
+    let last = reports.last().unwrap();
+    let listing = &last.listings[0];
+    println!(
+        "100,000 subscriptions: orphan removed by run {} of the cycle; {} pages in {} runs; the run's listing took {} ms of virtual time; {} throttles",
+        reports.len(),
+        listing.cycle_pages,
+        listing.cycle_runs,
+        last.duration_ms,
+        quota.throttles()
+    );
+    assert_eq!(
+        last.orphan_subscriptions_removed,
+        1,
+        "{:#?}",
+        reports.iter().map(|r| &r.listings).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (reports.len(), listing.cycle_runs, listing.cycle_pages),
+        (11, 11, 1001),
+        "{listing:?}"
+    );
+    assert!(
+        listing.cycle_finished && listing.last_cycle_seconds == Some(3000),
+        "{listing:?}"
+    );
+    assert!(
+        reports.iter().all(|r| r.errors == 0),
+        "paced under the quota: nothing failed"
+    );
+}
