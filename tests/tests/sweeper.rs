@@ -509,11 +509,11 @@ async fn a_topic_of_100k_subscriptions_is_judged_within_one_cycle_under_the_list
     let last = reports.last().unwrap();
     let listing = &last.listings[0];
     println!(
-        "100,000 subscriptions: orphan removed by run {} of the cycle; {} pages in {} runs; the run's listing took {} ms of virtual time; {} throttles",
+        "100,000 subscriptions: orphan removed by run {} of the cycle; {} pages in {} runs; the longest run took {} ms of virtual time; {} throttles",
         reports.len(),
         listing.cycle_pages,
         listing.cycle_runs,
-        last.duration_ms,
+        reports.iter().map(|r| r.duration_ms).max().unwrap_or(0),
         quota.throttles()
     );
     assert_eq!(
