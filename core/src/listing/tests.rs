@@ -96,3 +96,12 @@ fn positions_round_trip_through_json() {
     assert_eq!(serde_json::from_str::<Positions>(&json).unwrap(), p);
     assert_eq!(serde_json::from_str::<Positions>("{}").unwrap(), Positions::default());
 }
+
+/// The positions item is the table's bookkeeping, never a task's record (scans leave it out); a task
+/// ID never looks like it.
+#[test]
+fn only_hash_keys_are_bookkeeping() {
+    assert!(is_bookkeeping(ITEM_KEY));
+    assert!(!is_bookkeeping("3a7c2f0e8b9d4c6e9f1a2b3c4d5e6f70"));
+    assert!(!is_bookkeeping("e7f3e0c2-6c3f-4b8a-9d2e-1a2b3c4d5e6f"));
+}
