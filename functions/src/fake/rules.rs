@@ -58,6 +58,9 @@ pub struct Subscription {
 pub struct AwsRules {
     deleted: HashMap<String, DateTime<Utc>>,
     subscriptions: BTreeMap<String, Subscription>,
+    /// The ARN of each (topic, endpoint) in `subscriptions` (at most one each: a repeat is not stored), so
+    /// [`AwsRules::find`] takes constant time at fleet scale instead of a scan of every subscription.
+    by_endpoint: HashMap<(String, String), String>,
 }
 
 impl AwsRules {
@@ -107,6 +110,8 @@ impl AwsRules {
     /// first attributes stay.
     pub fn subscribed(&mut self, arn: &str, sub: Subscription) {
         if self.find(&sub.topic_arn, &sub.endpoint).is_none() {
+            let key = (sub.topic_arn.clone(), sub.endpoint.clone());
+            self.by_endpoint.insert(key, arn.to_owned());
             self.subscriptions.insert(arn.to_owned(), sub);
         }
     }
@@ -128,19 +133,20 @@ impl AwsRules {
     /// Every subscription of a deleted topic is gone with it.
     pub fn topic_deleted(&mut self, topic_arn: &str) {
         self.subscriptions.retain(|_, s| s.topic_arn != topic_arn);
+        self.by_endpoint.retain(|(topic, _), _| topic != topic_arn);
     }
 
     /// An Unsubscribe succeeded; the subscription it removed, if known.
     pub fn unsubscribed(&mut self, arn: &str) -> Option<Subscription> {
-        self.subscriptions.remove(arn)
+        let sub = self.subscriptions.remove(arn)?;
+        self.by_endpoint.remove(&(sub.topic_arn.clone(), sub.endpoint.clone()));
+        Some(sub)
     }
 
     /// The subscription of `endpoint` to the topic, with its ARN.
     pub fn find(&self, topic_arn: &str, endpoint: &str) -> Option<(&str, &Subscription)> {
-        self.subscriptions
-            .iter()
-            .find(|(_, s)| s.topic_arn == topic_arn && s.endpoint == endpoint)
-            .map(|(arn, s)| (arn.as_str(), s))
+        let arn = self.by_endpoint.get(&(topic_arn.to_owned(), endpoint.to_owned()))?;
+        self.subscriptions.get_key_value(arn).map(|(arn, s)| (arn.as_str(), s))
     }
 
     /// Every known subscription, by ARN.
@@ -269,5 +275,26 @@ mod tests {
             Ok(None),
             "after Unsubscribe any attributes go"
         );
+    }
+
+    #[test]
+    fn find_follows_subscribe_unsubscribe_and_topic_deletion() {
+        let mut rules = AwsRules::default();
+        let on = |topic: &str, endpoint: &str| Subscription {
+            topic_arn: topic.into(),
+            endpoint: endpoint.into(),
+            attributes: Attributes::new(),
+        };
+        rules.subscribed("t:1", on("t", "q"));
+        rules.subscribed("u:1", on("u", "q"));
+        assert_eq!(rules.find("t", "q").map(|(arn, _)| arn), Some("t:1"));
+        assert_eq!(rules.find("t", "r"), None, "another endpoint");
+        rules.unsubscribed("t:1");
+        assert_eq!(rules.find("t", "q"), None, "gone with its Unsubscribe");
+        rules.subscribed("t:2", on("t", "q"));
+        assert_eq!(rules.find("t", "q").map(|(arn, _)| arn), Some("t:2"), "a new ARN after a re-subscribe");
+        rules.topic_deleted("t");
+        assert_eq!(rules.find("t", "q"), None, "gone with its topic");
+        assert_eq!(rules.find("u", "q").map(|(arn, _)| arn), Some("u:1"), "other topics stay");
     }
 }
