@@ -39,8 +39,8 @@ use crate::events::{ACCOUNT, REGION};
 use crate::world::{settings_map, OUR_CLUSTER};
 use ecs::Ecs;
 use esm::Buffer;
-pub use limits::Tagging;
 use limits::Limits;
+pub use limits::Tagging;
 pub use measure::{Fleet, Leftovers, SweepRun};
 
 /// The sweeper's Lambda timeout, less a margin: a run starts no action after this long.
@@ -176,29 +176,31 @@ pub async fn run(config: Config) -> Fleet {
     })
 }
 
-/// The event functions: one controller (clients built once) behind each buffer's mapping.
+/// The event functions (`on-task-running` and `on-task-stopped`): behind each buffer's mapping, one warm instance per poller, each with its own
+/// controller (clients and settled cache built once per instance, as in a Lambda execution environment).
 fn start_functions(w: &Arc<World>, tasks: &mut tokio::task::JoinSet<()>) {
-    let controller = Arc::new(Controller::with_ports(w.settings.clone(), w.limits.clone(), Role::Any));
-    let clock = w.clock;
-    let fake = w.fake.clone();
-    let handle = move |event: serde_json::Value| {
-        let (controller, fake) = (Arc::clone(&controller), fake.clone());
-        async move {
-            let now = clock.now();
-            fake.set_now(now);
-            let bytes = serde_json::to_vec(&event).expect("event");
-            controller
-                .handle_slice_at(&bytes, now)
-                .await
-                .map(drop)
-                .map_err(|e| e.is_retryable())
+    let (clock, fake, limits, settings) = (w.clock, w.fake.clone(), w.limits.clone(), w.settings.clone());
+    let instance = move |role: Role| {
+        let controller = Arc::new(Controller::with_ports(settings.clone(), limits.clone(), role));
+        let fake = fake.clone();
+        move |event: serde_json::Value| {
+            let (controller, fake) = (Arc::clone(&controller), fake.clone());
+            async move {
+                let now = clock.now();
+                fake.set_now(now);
+                let bytes = serde_json::to_vec(&event).expect("event");
+                controller
+                    .handle_slice_at(&bytes, now)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.is_retryable())
+            }
         }
     };
-    let c = &w.config;
+    let mapping = (w.config.concurrency, w.config.batch_size);
     w.running
-        .start(tasks, c.concurrency, c.batch_size, Arc::clone(&w.lambda), handle.clone());
-    w.stopped
-        .start(tasks, c.concurrency, c.batch_size, Arc::clone(&w.lambda), handle);
+        .start(tasks, mapping, &w.lambda, || instance(Role::Provisioner));
+    w.stopped.start(tasks, mapping, &w.lambda, || instance(Role::Teardown));
 }
 
 /// Scale-out, then the deployment; the task indexes of each.
@@ -212,10 +214,14 @@ async fn scenario(w: &Arc<World>) -> measure::Phases {
     let new = launch(w, n, start);
     let step = w.config.launch_window.div_f64(n.max(1) as f64);
     for (i, &task) in old.iter().enumerate() {
-        w.ecs.stop_at(task, start + step.mul_f64(i as f64) + Duration::from_secs(30));
+        w.ecs
+            .stop_at(task, start + step.mul_f64(i as f64) + Duration::from_secs(30));
     }
     let new_ids = ids(w, &new);
-    wait_until(w, PHASE_CAP, |w| w.limits.all_ready(&new_ids) && w.limits.all_gone(&old_ids)).await;
+    wait_until(w, PHASE_CAP, |w| {
+        w.limits.all_ready(&new_ids) && w.limits.all_gone(&old_ids)
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(60)).await;
     measure::Phases { old, new }
 }

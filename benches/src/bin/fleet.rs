@@ -23,6 +23,15 @@ struct Args {
     /// Seconds over which N tasks launch (scale-out, and again for the deployment).
     #[arg(long, default_value_t = 60)]
     launch_window_s: u64,
+    /// Each mapping's MaximumConcurrency (the templates deploy 5).
+    #[arg(long, default_value_t = 5)]
+    concurrency: usize,
+    /// Also run the smallest N with this MaximumConcurrency (0: no), to show what the deployed cap costs.
+    #[arg(long, default_value_t = 10)]
+    alt_concurrency: usize,
+    /// The results' name (`benches/results/<out>.{md,json}`, the `<out>` section of BENCHMARKS.md).
+    #[arg(long, default_value = "fleet")]
+    out: String,
 }
 
 /// What running one simulation cost this machine.
@@ -74,6 +83,7 @@ fn latency_rows(runs: &[(Fleet, Cost)]) -> Vec<Vec<String>> {
             let l = &f.leftovers;
             vec![
                 f.config.tasks.to_string(),
+                f.config.concurrency.to_string(),
                 tagging(f.config.tagging).to_owned(),
                 format!("{} ({:.0}/s)", f.binding.0, f.binding.1),
                 format!("{} / **{}**", s(f.scale_out.p(50.0)), s(f.scale_out.p(99.0))),
@@ -110,10 +120,15 @@ fn cost_rows(runs: &[(Fleet, Cost)]) -> Vec<Vec<String>> {
             let (run_b, stop_b) = f.buffers;
             vec![
                 f.config.tasks.to_string(),
+                f.config.concurrency.to_string(),
                 tagging(f.config.tagging).to_owned(),
                 f.launched.to_string(),
                 format!("{:.2}", f.calls_per_task()),
-                if throttled.is_empty() { "none".into() } else { throttled.join(", ") },
+                if throttled.is_empty() {
+                    "none".into()
+                } else {
+                    throttled.join(", ")
+                },
                 format!("{} / {}", run_b.invocations, stop_b.invocations),
                 format!("{} / {}", run_b.peak_depth, stop_b.peak_depth),
                 format!(
@@ -125,7 +140,12 @@ fn cost_rows(runs: &[(Fleet, Cost)]) -> Vec<Vec<String>> {
                 ),
                 acted.to_string(),
                 format!("{:.0} s", f.virtual_s),
-                format!("{:.1} s / {:.1} s / {:.0} MiB", c.wall.as_secs_f64(), c.cpu.as_secs_f64(), c.peak_rss_mib),
+                format!(
+                    "{:.1} s / {:.1} s / {:.0} MiB",
+                    c.wall.as_secs_f64(),
+                    c.cpu.as_secs_f64(),
+                    c.peak_rss_mib
+                ),
             ]
         })
         .collect()
@@ -144,6 +164,7 @@ fn json_of(f: &Fleet, c: &Cost) -> serde_json::Value {
     };
     json!({
         "tasks": f.config.tasks,
+        "max_concurrency": f.config.concurrency,
         "tagging": tagging(f.config.tagging),
         "binding": {"quota": f.binding.0, "starts_per_s": f.binding.1},
         "scale_out_ready": lat(&f.scale_out),
@@ -170,19 +191,35 @@ fn json_of(f: &Fleet, c: &Cost) -> serde_json::Value {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut plan: Vec<(usize, usize)> = args.tasks.iter().map(|&n| (n, args.concurrency)).collect();
+    if let Some(&smallest) = args.tasks.iter().min() {
+        if args.alt_concurrency > 0 && args.alt_concurrency != args.concurrency {
+            plan.insert(1, (smallest, args.alt_concurrency));
+        }
+    }
     let mut runs = Vec::new();
-    for &tasks in &args.tasks {
+    for (tasks, concurrency) in plan {
         for t in [Tagging::OnCreateCounts, Tagging::OnCreateFree] {
             let mut config = Config::deployed(tasks, t);
             config.launch_window = Duration::from_secs(args.launch_window_s);
-            eprintln!("{tasks} tasks, tagging {} (load {})", tagging(t), sys::loadavg());
+            config.concurrency = concurrency;
+            eprintln!(
+                "{tasks} tasks, concurrency {concurrency}, tagging {} (load {})",
+                tagging(t),
+                sys::loadavg()
+            );
             let (f, c) = simulate(config)?;
-            eprintln!("  done in {:.1} s wall, {:.0} s virtual", c.wall.as_secs_f64(), f.virtual_s);
+            eprintln!(
+                "  done in {:.1} s wall, {:.0} s virtual",
+                c.wall.as_secs_f64(),
+                f.virtual_s
+            );
             runs.push((f, c));
         }
     }
     let lat_header = [
         "N",
+        "max conc.",
         "tag on create",
         "binding quota (starts/s)",
         "scale-out READY p50 / p99",
@@ -199,6 +236,7 @@ fn main() -> anyhow::Result<()> {
     ];
     let cost_header = [
         "N",
+        "max conc.",
         "tag on create",
         "tasks launched",
         "calls per task",
@@ -212,8 +250,8 @@ fn main() -> anyhow::Result<()> {
     ];
     let markdown = format!(
         "N tasks launch within {} s, then a deployment replaces them (each old task stops 30 s after its \
-         replacement launches); 50 tasks crash-loop every 30 s; sweeps every 5 min. Buffers: MaximumConcurrency 5, \
-         batch 10, visibility 180 s, 10 receives. Every call 20 ms; SDK standard retry. One run each, virtual time, \
+         replacement launches); 50 tasks crash-loop every 30 s; sweeps every 5 min. Buffers: MaximumConcurrency as \
+         given (deployed: 5) per buffer, batch 10, visibility 180 s, 10 receives. Every call 20 ms; SDK standard retry. One run each, virtual time, \
          seeded; latencies in virtual seconds.\n\n{}\n{}",
         args.launch_window_s,
         report::table(&lat_header, &latency_rows(&runs)),
@@ -224,5 +262,5 @@ fn main() -> anyhow::Result<()> {
         "launch_window_s": args.launch_window_s,
         "runs": runs.iter().map(|(f, c)| json_of(f, c)).collect::<Vec<_>>(),
     });
-    report::publish("fleet", &markdown, &json)
+    report::publish(&args.out, &markdown, &json)
 }

@@ -292,9 +292,17 @@ mod tests {
         rules.unsubscribed("t:1");
         assert_eq!(rules.find("t", "q"), None, "gone with its Unsubscribe");
         rules.subscribed("t:2", on("t", "q"));
-        assert_eq!(rules.find("t", "q").map(|(arn, _)| arn), Some("t:2"), "a new ARN after a re-subscribe");
+        assert_eq!(
+            rules.find("t", "q").map(|(arn, _)| arn),
+            Some("t:2"),
+            "a new ARN after a re-subscribe"
+        );
         rules.topic_deleted("t");
         assert_eq!(rules.find("t", "q"), None, "gone with its topic");
-        assert_eq!(rules.find("u", "q").map(|(arn, _)| arn), Some("u:1"), "other topics stay");
+        assert_eq!(
+            rules.find("u", "q").map(|(arn, _)| arn),
+            Some("u:1"),
+            "other topics stay"
+        );
     }
 }

@@ -111,7 +111,14 @@ impl Ecs {
         let mut t = self.timeline.lock().unwrap();
         for (i, s) in STOP.iter().enumerate() {
             let when = at + Duration::from_secs(s.3);
-            schedule(&mut t, when, Step { task, step: START.len() + i });
+            schedule(
+                &mut t,
+                when,
+                Step {
+                    task,
+                    step: START.len() + i,
+                },
+            );
         }
         drop(t);
         self.wake.notify_one();
@@ -129,7 +136,13 @@ impl Ecs {
 
     /// Every task's ID, by index.
     pub fn ids(&self) -> Vec<String> {
-        self.timeline.lock().unwrap().tasks.iter().map(|t| t.id.clone()).collect()
+        self.timeline
+            .lock()
+            .unwrap()
+            .tasks
+            .iter()
+            .map(|t| t.id.clone())
+            .collect()
     }
 
     /// No more launches or stops: [`Ecs::run`] ends once every scheduled event is sent.
@@ -193,7 +206,8 @@ impl Ecs {
             sent.created_at.unwrap_or(wall)
         };
         if step.step == 0 || stopping {
-            self.fake.put_task(ecs_task(task, (last, desired, version), created_at, wall));
+            self.fake
+                .put_task(ecs_task(task, (last, desired, version), created_at, wall));
         }
         let event = task.event_at(last, desired, version, wall);
         if stopping { &self.stopped } else { &self.running }.send(event);

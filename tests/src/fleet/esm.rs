@@ -129,20 +129,20 @@ impl Buffer {
     }
 
     /// Starts `concurrency` pollers taking batches of `batch_size`, each invocation holding a permit of
-    /// `lambda` (the account's concurrent executions). `handle` returns `Ok` when an event is done.
+    /// `lambda` (the account's concurrent executions). Each poller is one warm execution environment with
+    /// its own function instance, made by `instance`; the function returns `Ok` when an event is done.
     pub fn start<F, Fut>(
         &self,
         tasks: &mut tokio::task::JoinSet<()>,
-        concurrency: usize,
-        batch_size: usize,
-        lambda: Arc<Semaphore>,
-        handle: F,
+        (concurrency, batch_size): (usize, usize),
+        lambda: &Arc<Semaphore>,
+        instance: impl Fn() -> F,
     ) where
-        F: Fn(serde_json::Value) -> Fut + Clone + Send + 'static,
+        F: Fn(serde_json::Value) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), bool>> + Send,
     {
         for _ in 0..concurrency {
-            let (me, lambda, handle) = (self.clone(), Arc::clone(&lambda), handle.clone());
+            let (me, lambda, handle) = (self.clone(), Arc::clone(lambda), instance());
             tasks.spawn(async move { me.poll(batch_size, lambda, handle).await });
         }
     }

@@ -36,17 +36,35 @@ pub struct Limit {
 }
 
 /// SNS Subscribe, per account and region (AWS General Reference, "Amazon SNS endpoints and quotas").
-pub const SUBSCRIBE: Limit = Limit { name: "SNS Subscribe", rate: 100.0 };
+pub const SUBSCRIBE: Limit = Limit {
+    name: "SNS Subscribe",
+    rate: 100.0,
+};
 /// SNS Unsubscribe.
-pub const UNSUBSCRIBE: Limit = Limit { name: "SNS Unsubscribe", rate: 100.0 };
+pub const UNSUBSCRIBE: Limit = Limit {
+    name: "SNS Unsubscribe",
+    rate: 100.0,
+};
 /// SNS ListSubscriptionsByTopic.
-pub const LIST_BY_TOPIC: Limit = Limit { name: "SNS ListSubscriptionsByTopic", rate: 30.0 };
+pub const LIST_BY_TOPIC: Limit = Limit {
+    name: "SNS ListSubscriptionsByTopic",
+    rate: 30.0,
+};
 /// SQS tagging actions (TagQueue, UntagQueue, ListQueueTags), per account.
-pub const TAGGING: Limit = Limit { name: "SQS tagging", rate: 30.0 };
+pub const TAGGING: Limit = Limit {
+    name: "SQS tagging",
+    rate: 30.0,
+};
 /// A new on-demand DynamoDB table's initial write throughput (write request units a second).
-pub const DDB_WRITES: Limit = Limit { name: "DynamoDB writes (WRU)", rate: 4000.0 };
+pub const DDB_WRITES: Limit = Limit {
+    name: "DynamoDB writes (WRU)",
+    rate: 4000.0,
+};
 /// A new on-demand DynamoDB table's initial read throughput (read request units a second).
-pub const DDB_READS: Limit = Limit { name: "DynamoDB reads (RRU)", rate: 12_000.0 };
+pub const DDB_READS: Limit = Limit {
+    name: "DynamoDB reads (RRU)",
+    rate: 12_000.0,
+};
 
 /// A record's size as stored (bytes, estimated): what a Scan page of 1 MB holds.
 pub const RECORD_BYTES: usize = 500;
@@ -140,13 +158,17 @@ impl Limits {
     /// Whether every one of these tasks' records was written READY.
     pub fn all_ready(&self, task_ids: &[String]) -> bool {
         let s = self.shared.lock().unwrap();
-        task_ids.iter().all(|id| s.marks.get(id).is_some_and(|m| m.ready.is_some()))
+        task_ids
+            .iter()
+            .all(|id| s.marks.get(id).is_some_and(|m| m.ready.is_some()))
     }
 
     /// Whether every one of these tasks' records was written GONE.
     pub fn all_gone(&self, task_ids: &[String]) -> bool {
         let s = self.shared.lock().unwrap();
-        task_ids.iter().all(|id| s.marks.get(id).is_some_and(|m| m.gone.is_some()))
+        task_ids
+            .iter()
+            .all(|id| s.marks.get(id).is_some_and(|m| m.gone.is_some()))
     }
 
     /// Waits out the latency and asks every bucket `op` draws from; retries as the SDK's standard mode

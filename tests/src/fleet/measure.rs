@@ -83,7 +83,11 @@ impl Latencies {
     fn new(mut measured: Vec<f64>, mut floor: Vec<f64>, missing: usize) -> Self {
         measured.sort_by(f64::total_cmp);
         floor.sort_by(f64::total_cmp);
-        Self { measured, floor, missing }
+        Self {
+            measured,
+            floor,
+            missing,
+        }
     }
 
     /// The measured `p`-th percentile (0..=100).
@@ -293,7 +297,11 @@ fn unsubscribed(tasks: &[(Sent, Marks)]) -> Latencies {
             None => missing += 1,
         }
     }
-    Latencies::new(measured, floors(&pairs, UNSUBSCRIBE.rate, rtt(2), rtt(1), rtt(3)), missing)
+    Latencies::new(
+        measured,
+        floors(&pairs, UNSUBSCRIBE.rate, rtt(2), rtt(1), rtt(3)),
+        missing,
+    )
 }
 
 /// STOPPED → GONE; floor: the Unsubscribe made at the stop initiated (token from then on), and the
@@ -312,7 +320,11 @@ fn gone(tasks: &[(Sent, Marks)]) -> Latencies {
             None => missing += 1,
         }
     }
-    Latencies::new(measured, floors(&pairs, UNSUBSCRIBE.rate, rtt(2), rtt(1), rtt(3)), missing)
+    Latencies::new(
+        measured,
+        floors(&pairs, UNSUBSCRIBE.rate, rtt(2), rtt(1), rtt(3)),
+        missing,
+    )
 }
 
 /// STOPPED → GONE with the floor of the round trips alone (the crash loop: a few tasks at a time).
