@@ -148,8 +148,8 @@ pub async fn run(config: Config) -> Fleet {
     let mut background = tokio::task::JoinSet::new();
     start_functions(&w, &mut background);
     background.spawn(w.ecs.clone().run());
-    let done = Arc::new(AtomicBool::new(false));
-    let sweeps = tokio::spawn(sweep_loop(Arc::clone(&w), Arc::clone(&done)));
+    let (done, sweeping) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(true)));
+    let sweeps = tokio::spawn(sweep_loop(Arc::clone(&w), Arc::clone(&sweeping)));
     let crash = tokio::spawn(crash_loop(Arc::clone(&w), Arc::clone(&done)));
     let phases = scenario(&w).await;
     done.store(true, Ordering::SeqCst);
@@ -157,6 +157,7 @@ pub async fn run(config: Config) -> Fleet {
     wait_until(&w, PHASE_CAP, |w| w.stopped.pending() == 0 && w.running.pending() == 0).await;
     let grace = SweepSettings::default().grace_seconds;
     tokio::time::sleep(Duration::from_secs(grace) + w.config.sweep_every).await;
+    sweeping.store(false, Ordering::SeqCst);
     let mut sweep_runs = sweeps.await.expect("sweeps");
     sweep_runs.push(sweep(&w, true).await);
     w.ecs.close();
@@ -278,16 +279,18 @@ async fn crash_loop(w: Arc<World>, done: Arc<AtomicBool>) -> Vec<usize> {
     }
 }
 
-/// The scheduled sweeper until `done`; its runs.
-async fn sweep_loop(w: Arc<World>, done: Arc<AtomicBool>) -> Vec<SweepRun> {
+/// The scheduled sweeper while `sweeping` (through the scenario and the idle tail); its runs.
+async fn sweep_loop(w: Arc<World>, sweeping: Arc<AtomicBool>) -> Vec<SweepRun> {
     let mut runs = Vec::new();
     let mut next = Instant::now() + w.config.sweep_every;
-    while !done.load(Ordering::SeqCst) {
+    loop {
         tokio::time::sleep_until(next).await;
+        if !sweeping.load(Ordering::SeqCst) {
+            return runs;
+        }
         next += w.config.sweep_every;
         runs.push(sweep(&w, false).await);
     }
-    runs
 }
 
 /// One sweep, as the scheduled Lambda runs it (holding a concurrent execution, within its timeout).
