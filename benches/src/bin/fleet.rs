@@ -5,7 +5,9 @@
 //! simulation's own wall time, CPU time and peak RSS.
 //!
 //! ```text
-//! scripts/bench fleet            # or: cargo run --release -p tasksub-bench --bin bench-fleet -- --tasks 10000,100000
+//! scripts/bench fleet            # both sizes; or, one size:
+//! cargo run --release -p tasksub-bench --bin bench-fleet -- --tasks 10000
+//! cargo run --release -p tasksub-bench --bin bench-fleet -- --tasks 100000 --alt-concurrency 0 --out fleet-100k
 //! ```
 
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use tasksub_tests::fleet::{run, Config, Fleet, Tagging};
 #[derive(Parser)]
 struct Args {
     /// Fleet sizes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    #[arg(long, value_delimiter = ',', default_value = "10000")]
     tasks: Vec<usize>,
     /// Seconds over which N tasks launch (scale-out, and again for the deployment).
     #[arg(long, default_value_t = 60)]
