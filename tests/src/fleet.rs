@@ -177,8 +177,9 @@ pub async fn run(config: Config) -> Fleet {
     })
 }
 
-/// The event functions (`on-task-running` and `on-task-stopped`): behind each buffer's mapping, one warm instance per poller, each with its own
-/// controller (clients and settled cache built once per instance, as in a Lambda execution environment).
+/// The event functions (`on-task-running` and `on-task-stopped`): behind each buffer's mapping, one
+/// warm instance per poller, each with its own controller (clients and settled cache built once per
+/// instance, as in a Lambda execution environment).
 fn start_functions(w: &Arc<World>, tasks: &mut tokio::task::JoinSet<()>) {
     let (clock, fake, limits, settings) = (w.clock, w.fake.clone(), w.limits.clone(), w.settings.clone());
     let instance = move |role: Role| {

@@ -252,9 +252,9 @@ fn main() -> anyhow::Result<()> {
     ];
     let markdown = format!(
         "N tasks launch within {} s, then a deployment replaces them (each old task stops 30 s after its \
-         replacement launches); 50 tasks crash-loop every 30 s; sweeps every 5 min. Buffers: MaximumConcurrency as \
-         given (deployed: 5) per buffer, batch 10, visibility 180 s, 10 receives. Every call 20 ms; SDK standard retry. One run each, virtual time, \
-         seeded; latencies in virtual seconds.\n\n{}\n{}",
+         replacement launches); 50 tasks crash-loop every 30 s; sweeps every 5 min. Buffers: MaximumConcurrency \
+         as given (deployed: 5) per buffer, batch 10, visibility 180 s, 10 receives. Every call 20 ms; SDK \
+         standard retry. One run each, virtual time, seeded; latencies in virtual seconds.\n\n{}\n{}",
         args.launch_window_s,
         report::table(&lat_header, &latency_rows(&runs)),
         report::table(&cost_header, &cost_rows(&runs)),
