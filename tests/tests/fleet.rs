@@ -1,9 +1,9 @@
 //! A fleet under AWS's quotas, in virtual time (`tasksub_tests::fleet`, issue #23): 1,000 tasks scale
 //! out within 6 s (the 10,000-task bench's rate), a deployment replaces them all, 50 tasks crash-loop
 //! every 30 s throughout and the sweeper runs every 5 minutes, through the real handler, executor and
-//! sweeper on the fake behind a token bucket per quota, delivered through the two SQS buffers with `MaximumConcurrency` 5 and batches
-//! of 10. Both models of the tagging quota. `TASKSUB_FLEET_TASKS` sets N (default 1,000); the 10,000 and
-//! 100,000 runs are a benchmark: `scripts/bench fleet` (BENCHMARKS.md §8).
+//! sweeper on the fake behind a token bucket per quota, delivered through the two SQS buffers with
+//! `MaximumConcurrency` 5 and batches of 10. Both models of the tagging quota. `TASKSUB_FLEET_TASKS` sets
+//! N (default 1,000); the 10,000 and 100,000 runs are a benchmark: `scripts/bench fleet` (BENCHMARKS.md §8).
 //!
 //! Invariants: no event dead-lettered; after the final sweep no queue, subscription or live record of a
 //! stopped task, and every live task READY; every stopped task unsubscribed by a call (not only by the
