@@ -97,8 +97,8 @@ impl Ecs {
         t.tasks.push(Task::new(cluster));
         t.sent.push(Sent::default());
         let task = t.tasks.len() - 1;
-        for step in 0..START.len() {
-            let when = at + Duration::from_secs(START[step].3);
+        for (step, s) in START.iter().enumerate() {
+            let when = at + Duration::from_secs(s.3);
             schedule(&mut t, when, Step { task, step });
         }
         drop(t);
