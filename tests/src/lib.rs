@@ -9,12 +9,15 @@
 //! - [`scenarios`]: the scenarios, generic over the world.
 //! - [`sweep_world`], [`sweep_scenarios`]: the sweeper's worlds (a world plus ECS tasks) and scenarios.
 //! - [`proxy`]: a fault-injecting proxy between the SDK and moto, which also enforces AWS rules moto lacks.
+//! - [`fleet`]: 10,000 and 100,000 tasks under AWS's quotas in virtual time: scale-out, a deployment, a
+//!   crash loop and the scheduled sweeper, on the fake (issue #23).
 //! - [`converge`]: issue #21's cases (refusing topics, retired and added topics, unreadable records, two
 //!   settings versions, changed topic settings, what others break) on the fake and on moto.
 pub mod converge;
 pub mod ecs;
 pub mod events;
 pub mod explore;
+pub mod fleet;
 pub mod moto;
 pub mod proxy;
 pub mod quota;

@@ -61,11 +61,16 @@ impl Bucket {
 
     /// Takes a token if one is there.
     pub fn take(&mut self, now: Instant) -> bool {
+        self.take_units(1.0, now)
+    }
+
+    /// Takes `units` tokens if that many are there (a DynamoDB request of several capacity units).
+    pub fn take_units(&mut self, units: f64, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= units {
+            self.tokens -= units;
             true
         } else {
             false
