@@ -34,7 +34,7 @@ CDK_TEMPLATE="$CDK_OUT/Tasksub.template.json"
 SAM_JSON="$BUILD/template.sam.json"
 SNIPPETS=("$INFRA"/snippets/*.yaml)
 
-# Pinned tool versions (see /work/shared/notes/tooling.md for why these).
+# Pinned tool versions: the ones these checks last passed with (their dependencies: infra/constraints.txt).
 INFRA_PIP_SPEC="aws-sam-cli==1.170.0 checkov==3.2.459 cfn-lint==1.58.0"
 CFN_GUARD_VERSION="3.2.1"
 # Installed into the moto venv: its dependencies conflict with checkov's in .venv-infra.
