@@ -3,7 +3,8 @@ sets, both ways.
 
 - every parameter, output and alarm (`AWS::CloudWatch::Alarm`) of `infra/template.yaml` has a row in the
   tables "Parameters", "Outputs" and "Alarms" of `infra/README.md`, and every name in those rows is one of
-  them (the SAM/CDK parity test holds the CDK app to the same parameters and alarms);
+  them (the SAM/CDK parity test holds the CDK app to the same parameters and alarms, this one to the same
+  outputs);
 - the record table of `docs/contract.md` ("DynamoDB record") names exactly the attributes of
   `core/src/record.rs`'s `attr` module, read from the Rust source.
 
@@ -95,6 +96,16 @@ def read(path: Path) -> str:
 def test_every_parameter_output_and_alarm_is_in_the_infra_readme_and_nothing_else():
     problems = readme_problems(load_template(SAM_TEMPLATE), read(README))
     assert not problems, "template.yaml and infra/README.md differ:\n  " + "\n  ".join(problems)
+
+
+def test_the_cdk_app_has_the_outputs_the_readme_documents(templates):
+    """The parity test compares parameters and resources, not outputs: the CDK app's outputs (and when each
+    exists) are the SAM template's, so the README's table documents both."""
+    sam, cdk = (
+        {name: out.get("Condition") for name, out in t.get("Outputs", {}).items()}
+        for t in (templates["sam"], templates["cdk"])
+    )
+    assert sam == cdk, f"outputs differ: SAM {sam} != CDK {cdk}"
 
 
 def test_the_contracts_record_table_is_the_attr_module():
