@@ -18,8 +18,10 @@
 # evaluator (infra/iamsim: every call and denial under AWS's request evaluation logic, iam-simulate; and its
 # mutation test: each identity statement and each condition removed must fail one of its cases), the
 # SAM/CDK parity (infra/tests/test_parity.py), and the moto tests of infra/tests: the EventBridge
-# patterns, the trimmed and injection-proof input transformer, the buffer queues, and the deploy test (both
-# templates created by moto's CloudFormation, the public samples sent through the rules). Every step runs;
+# patterns, the trimmed and injection-proof input transformer, the buffer queues, the deploy test (both
+# templates created by moto's CloudFormation, the public samples sent through the rules), and the docs parity
+# (infra/tests/test_docs_parity.py: infra/README.md's and docs/contract.md's tables against the template and
+# core/src/record.rs). Every step runs;
 # exit 1 if any failed.
 set -uo pipefail
 
@@ -177,7 +179,7 @@ step "checkov (SAM, SAM transformed, CDK, snippets)" checkov_scan
 step "IAM oracle and call coverage (policy_sentry, pytest)" iam_oracle
 step "IAM evaluator: every call and denial under AWS's evaluation logic, and its mutation test (iam-simulate)" iam_simulate
 step "SAM held to the CDK assertions (parity, pytest)" parity_tests
-step "moto tests: patterns, trimming, injection, buffers, deploy (pytest)" pattern_tests
+step "moto tests: patterns, trimming, injection, buffers, deploy; docs parity (pytest)" pattern_tests
 
 # --------------------------------------------------------------------------- summary
 echo
