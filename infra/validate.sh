@@ -18,8 +18,10 @@
 # evaluator (infra/iamsim: every call and denial under AWS's request evaluation logic, iam-simulate; and its
 # mutation test: each identity statement and each condition removed must fail one of its cases), the
 # SAM/CDK parity (infra/tests/test_parity.py), and the moto tests of infra/tests: the EventBridge
-# patterns, the trimmed and injection-proof input transformer, the buffer queues, and the deploy test (both
-# templates created by moto's CloudFormation, the public samples sent through the rules). Every step runs;
+# patterns, the trimmed and injection-proof input transformer, the buffer queues, the deploy test (both
+# templates created by moto's CloudFormation, the public samples sent through the rules), and the docs parity
+# (infra/tests/test_docs_parity.py: infra/README.md's and docs/contract.md's tables against the template and
+# core/src/record.rs). Every step runs;
 # exit 1 if any failed.
 set -uo pipefail
 
@@ -34,7 +36,7 @@ CDK_TEMPLATE="$CDK_OUT/Tasksub.template.json"
 SAM_JSON="$BUILD/template.sam.json"
 SNIPPETS=("$INFRA"/snippets/*.yaml)
 
-# Pinned tool versions (see /work/shared/notes/tooling.md for why these).
+# Pinned tool versions: the ones these checks last passed with (their dependencies: infra/constraints.txt).
 INFRA_PIP_SPEC="aws-sam-cli==1.170.0 checkov==3.2.459 cfn-lint==1.58.0"
 CFN_GUARD_VERSION="3.2.1"
 # Installed into the moto venv: its dependencies conflict with checkov's in .venv-infra.
@@ -177,7 +179,7 @@ step "checkov (SAM, SAM transformed, CDK, snippets)" checkov_scan
 step "IAM oracle and call coverage (policy_sentry, pytest)" iam_oracle
 step "IAM evaluator: every call and denial under AWS's evaluation logic, and its mutation test (iam-simulate)" iam_simulate
 step "SAM held to the CDK assertions (parity, pytest)" parity_tests
-step "moto tests: patterns, trimming, injection, buffers, deploy (pytest)" pattern_tests
+step "moto tests: patterns, trimming, injection, buffers, deploy; docs parity (pytest)" pattern_tests
 
 # --------------------------------------------------------------------------- summary
 echo

@@ -5,7 +5,27 @@ use std::time::Duration;
 
 use clap::Parser;
 use hyper::Uri;
-use tasksub_client::MAX_BUFFERED_LIMIT;
+use tasksub_client::{Client, ClientBuilder, MAX_BUFFERED_LIMIT};
+
+/// The variable of the relay's log filter (`tracing_subscriber`'s `EnvFilter` syntax; default `info`).
+pub const LOG_FILTER_VAR: &str = "RUST_LOG";
+
+/// The settings the relay reads from the environment beside its flags' (most through the client), shown
+/// after the flags in `-h` and `--help`. `help_names_every_setting_the_relay_reads` keeps it complete.
+const ENVIRONMENT_HELP: &str = "\
+Also read from the environment:
+  TASKSUB_QUEUE_PREFIX           the stack's output QueuePrefix (default tasksub-): the queue is
+                                 <prefix><task id>
+  TASKSUB_TABLE                  the stack's output TableName: wait until the task's record is READY
+                                 (subscribed) before relaying; unset: relay as soon as the queue exists
+  TASKSUB_QUEUE_FIFO             true when the stack's topics are SNS FIFO topics (queue <prefix><task
+                                 id>.fifo); default false
+  ECS_CONTAINER_METADATA_URI_V4  set by ECS in every container (Fargate 1.4+, EC2 agent 1.39+): how the
+                                 relay learns its task ID; outside ECS, set it to a task metadata
+                                 endpoint
+  RUST_LOG                       log filter (default info)
+  AWS_REGION, AWS_ENDPOINT_URL, ...  the AWS SDK's own settings (ECS sets the region and the task
+                                 role's credentials)";
 
 /// Consume this ECS task's tasksub queue and POST each message to an app on localhost.
 ///
@@ -13,7 +33,7 @@ use tasksub_client::MAX_BUFFERED_LIMIT;
 /// 1 internal error, 2 bad configuration, 3 discovery or queue wait failed, 4 the app never became
 /// healthy within --app-wait, 5 the health listener could not be bound.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tasksub-relay", version)]
+#[command(name = "tasksub-relay", version, after_help = ENVIRONMENT_HELP)]
 pub struct Args {
     /// Where each message is POSTed; loopback only (127.0.0.0/8, ::1 or localhost), plain http.
     #[arg(long, env = "TASKSUB_RELAY_TARGET")]
@@ -162,6 +182,39 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The client the relay consumes with: these settings, the rest (queue prefix, table, FIFO, metadata
+    /// endpoint) from the environment.
+    pub fn client_builder(&self) -> ClientBuilder {
+        let mut builder = Client::builder()
+            .max_concurrency(self.concurrency)
+            .visibility_timeout(self.visibility_timeout)
+            .drain_timeout(self.drain_timeout)
+            .wait_limit(self.queue_wait)
+            .handle_sigterm(false);
+        if let Some(n) = self.max_buffered {
+            builder = builder.max_buffered(n);
+        }
+        match self.failure_backoff {
+            Some(b) => builder.retry_backoff(b, Duration::from_secs(900)),
+            None => builder,
+        }
+    }
+}
+
+/// What the relay says about a client error: the client's own words, except where they advise a
+/// `ClientBuilder` call, which a relay user cannot make; then the environment variable to set.
+pub fn client_error_message(e: &tasksub_client::Error) -> String {
+    if e.is_missing_env() && e.setting() == Some(tasksub_client::METADATA_URI_VAR) {
+        return format!(
+            "{var} is not set: ECS sets it in every container of a task (Fargate platform 1.4+, EC2 agent \
+             1.39+); outside ECS, set {var} to a task metadata endpoint",
+            var = tasksub_client::METADATA_URI_VAR
+        );
+    }
+    aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
+}
+
 /// The numeric limits, one row per setting; the first one broken is the error.
 fn check_limits(args: &Args) -> Result<(), ConfigError> {
     let backoff_ok = args
@@ -273,6 +326,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+
+    use clap::CommandFactory;
+
     use super::*;
 
     fn args(target: &str) -> Args {
@@ -375,5 +433,105 @@ mod tests {
         assert_eq!(c.max_buffered, None, "the client's default");
         assert_eq!(c.app_wait, None);
         assert_eq!(c.listen.to_string(), "127.0.0.1:8081");
+    }
+
+    fn sdk() -> aws_config::SdkConfig {
+        let credentials = aws_sdk_sqs::config::Credentials::new("a", "b", None, None, "test");
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(credentials))
+            .build()
+    }
+
+    /// The environment variables the relay's client reads when it is built, asked for by name.
+    fn variables_the_client_reads() -> BTreeSet<String> {
+        let asked = Arc::new(Mutex::new(BTreeSet::new()));
+        let log = asked.clone();
+        let lookup = move |name: &str| {
+            log.lock().unwrap().insert(name.to_owned());
+            let value = match name {
+                "ECS_CONTAINER_METADATA_URI_V4" => "http://169.254.170.2/v4/abc",
+                "TASKSUB_QUEUE_PREFIX" => "tasksub-x-",
+                "TASKSUB_TABLE" => "records",
+                "TASKSUB_QUEUE_FIFO" => "false",
+                _ => return None,
+            };
+            Some(value.to_owned())
+        };
+        let cfg = Config::from_args(&args("http://127.0.0.1/")).unwrap();
+        cfg.client_builder()
+            .env_lookup(lookup)
+            .build(&sdk())
+            .expect("the client builds");
+        let asked = asked.lock().unwrap().clone();
+        asked
+    }
+
+    /// The words of a help text that look like environment variables.
+    fn variables_named_in(help: &str) -> BTreeSet<String> {
+        help.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .filter(|w| w.len() > 2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Issue #26: `--help` omitted the four variables the relay reads through the client. Every setting
+    /// read from the environment (the flags' variables, the log filter, and each variable the client
+    /// asks for while the relay builds it) must be named in `-h` and in `--help`.
+    #[test]
+    fn help_names_every_setting_the_relay_reads() {
+        // GIVEN every variable the relay reads
+        let mut read = variables_the_client_reads();
+        for four in [
+            "TASKSUB_QUEUE_PREFIX",
+            "TASKSUB_TABLE",
+            "TASKSUB_QUEUE_FIFO",
+            "ECS_CONTAINER_METADATA_URI_V4",
+        ] {
+            assert!(read.contains(four), "the client was asked for {read:?}, not {four}");
+        }
+        let command = Args::command();
+        read.extend(
+            command
+                .get_arguments()
+                .filter_map(|a| a.get_env())
+                .map(|v| v.to_string_lossy().into_owned()),
+        );
+        read.insert(LOG_FILTER_VAR.to_owned());
+        // WHEN the help is rendered, short and long
+        for (which, help) in [
+            ("-h", command.clone().render_help().to_string()),
+            ("--help", command.clone().render_long_help().to_string()),
+        ] {
+            // THEN each one is named
+            let named = variables_named_in(&help);
+            let missing: Vec<_> = read.difference(&named).collect();
+            assert!(
+                missing.is_empty(),
+                "`tasksub-relay {which}` does not name {missing:?}:\n{help}"
+            );
+        }
+    }
+
+    /// The client's advice for a missing metadata endpoint is a `ClientBuilder` call; a relay user gets
+    /// the variable to set instead.
+    #[test]
+    fn a_missing_metadata_endpoint_names_the_variable_not_the_builder() {
+        let cfg = Config::from_args(&args("http://127.0.0.1/")).unwrap();
+        let e = cfg.client_builder().env_lookup(|_| None).build(&sdk()).unwrap_err();
+        assert!(e.is_missing_env(), "{e}");
+        let text = client_error_message(&e);
+        assert!(text.contains("ECS_CONTAINER_METADATA_URI_V4 is not set"), "{text}");
+        assert!(!text.contains("ClientBuilder"), "{text}");
+        let other = cfg
+            .client_builder()
+            .env_lookup(|name| (name == "ECS_CONTAINER_METADATA_URI_V4").then(|| "ftp://x".to_owned()))
+            .build(&sdk())
+            .unwrap_err();
+        assert!(
+            client_error_message(&other).contains("ECS_CONTAINER_METADATA_URI_V4"),
+            "{other}"
+        );
     }
 }

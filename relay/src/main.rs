@@ -5,11 +5,12 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aws_smithy_types::error::display::DisplayErrorContext;
 use clap::Parser;
 use hyper::Uri;
-use tasksub_client::{CancellationToken, Client, ClientBuilder};
-use tasksub_relay::config::{Args, Config};
+#[cfg(feature = "local")]
+use tasksub_client::ClientBuilder;
+use tasksub_client::{CancellationToken, Client};
+use tasksub_relay::config::{client_error_message, Args, Config, LOG_FILTER_VAR};
 use tasksub_relay::deliver::{wait_for_app, Phase, Relay, Status};
 use tasksub_relay::{health, EXIT_APP_UNHEALTHY, EXIT_CONFIG, EXIT_DISCOVERY, EXIT_INTERNAL, EXIT_LISTEN, EXIT_OK};
 use tokio_util::task::AbortOnDropHandle;
@@ -31,7 +32,7 @@ async fn main() -> ExitCode {
         };
     }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env(LOG_FILTER_VAR).unwrap_or_else(|_| "info".into()))
         .with_ansi(std::io::stdout().is_terminal())
         .init();
     ExitCode::from(run(args).await)
@@ -79,13 +80,13 @@ async fn relay(args: Args) -> Stage<u8> {
     on_signals(stop.clone(), status.clone());
     let _health = serve_health(&cfg, &status).await?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let builder = client_builder(&cfg);
+    let builder = cfg.client_builder();
     #[cfg(feature = "local")]
     let (builder, _metadata) = stand_in_metadata(&args, builder).await?;
     let client = match builder.build(&sdk) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(setting = e.setting(), error = %DisplayErrorContext(&e), "bad configuration");
+            tracing::error!(setting = e.setting(), error = %client_error_message(&e), "bad configuration");
             return Err(if e.is_config() { EXIT_CONFIG } else { EXIT_INTERNAL });
         }
     };
@@ -114,22 +115,6 @@ async fn serve_health(cfg: &Config, status: &Arc<Status>) -> Stage<AbortOnDropHa
             tracing::error!(addr = %cfg.listen, error = %e, "cannot bind the health endpoint");
             Err(EXIT_LISTEN)
         }
-    }
-}
-
-fn client_builder(cfg: &Config) -> ClientBuilder {
-    let mut builder = Client::builder()
-        .max_concurrency(cfg.concurrency)
-        .visibility_timeout(cfg.visibility_timeout)
-        .drain_timeout(cfg.drain_timeout)
-        .wait_limit(cfg.queue_wait)
-        .handle_sigterm(false);
-    if let Some(n) = cfg.max_buffered {
-        builder = builder.max_buffered(n);
-    }
-    match cfg.failure_backoff {
-        Some(b) => builder.retry_backoff(b, std::time::Duration::from_secs(900)),
-        None => builder,
     }
 }
 
@@ -214,7 +199,7 @@ async fn consume(client: Client, cfg: Arc<Config>, status: Arc<Status>, stop: Ca
 
 /// Logs a failed discovery or queue wait; its exit status.
 fn discovery_failed(e: &tasksub_client::Error) -> u8 {
-    tracing::error!(action = "connect", error = %DisplayErrorContext(e), "discovery or the queue wait failed");
+    tracing::error!(action = "connect", error = %client_error_message(e), "discovery or the queue wait failed");
     if e.is_config() {
         EXIT_CONFIG
     } else {
