@@ -268,4 +268,14 @@ impl Records for Limits {
         self.admit("Scan", pages).await?;
         Ok(scanned)
     }
+
+    async fn positions(&self) -> Result<tasksub_core::listing::Positions, PortError> {
+        self.admit("GetItem", 1).await?;
+        self.inner.positions().await
+    }
+
+    async fn save_positions(&self, positions: &tasksub_core::listing::Positions) -> Result<bool, PortError> {
+        self.admit("PutItem", 1).await?;
+        self.inner.save_positions(positions).await
+    }
 }
