@@ -121,7 +121,7 @@ def _drift(how: str) -> list[str]:
     if how == "nothing":
         pass
     elif how == "a parameter added to the template":
-        template["Parameters"]["SweepListPagesPerRun"] = {"Type": "Number", "Default": 10}
+        template["Parameters"]["SweepExampleKnob"] = {"Type": "Number", "Default": 10}
     elif how == "a parameter's row removed":
         readme = re.sub(r"^\| `TombstoneTtlSeconds` \|.*\n", "", readme, flags=re.M)
     elif how == "a parameter renamed in the template":
@@ -136,7 +136,7 @@ def _drift(how: str) -> list[str]:
         readme = re.sub(r"^\| `SweeperOrphanSubscriptionsRemovedAlarm` \|.*\n", "", readme, flags=re.M)
     elif how == "an attribute added to core/src/record.rs":
         record_rs = record_rs.replace(
-            "pub mod attr {\n", 'pub mod attr {\n    /// New.\n    pub const CLIENT_FILTERS: &str = "clientFilters";\n')
+            "pub mod attr {\n", 'pub mod attr {\n    /// New.\n    pub const EXAMPLE_NEW: &str = "exampleNew";\n')
     elif how == "an attribute's row removed from the contract":
         contract = re.sub(r"^\| `watchTopics` \|.*\n", "", contract, flags=re.M)
     elif how == "an attribute documented twice":
