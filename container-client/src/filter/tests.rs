@@ -109,3 +109,43 @@ fn an_unusable_policy_filters_nothing_and_is_reported() {
     );
     assert!(f.admits(&envelope(ORDERS, "x", "z")));
 }
+
+/// Two handles are equal when the same filters are in force (`TaskQueue`'s equality).
+#[test]
+fn live_filters_are_equal_when_the_same_filters_are_in_force() {
+    let handed = || {
+        BTreeMap::from([(
+            ORDERS.to_owned(),
+            filter(r#"{"kind":["a"]}"#, "MessageAttributes", false),
+        )])
+    };
+    let (a, b) = (LiveFilters::default(), LiveFilters::default());
+    assert_eq!(a, b);
+    a.load(handed());
+    assert_ne!(a, b);
+    b.load(handed());
+    assert_eq!(a, b);
+}
+
+/// A running client re-reads its record's filters every FILTER_REFRESH: a settings change reaches it;
+/// until then the ones in force stay.
+#[tokio::test(start_paused = true)]
+async fn the_refresher_puts_the_records_new_filters_in_force() {
+    let records = crate::memory::ScriptedRecords::new([Some(tasksub_core::record::State::Ready)]);
+    let live = LiveFilters::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let rejected = || !live.current().admits(&envelope(ORDERS, "x", "b"));
+    let refresher = async { refresh(&records, "t", &live, &stop).await };
+    let change = async {
+        *records.filters.lock().unwrap() = BTreeMap::from([(
+            ORDERS.to_owned(),
+            filter(r#"{"kind":["a"]}"#, "MessageAttributes", false),
+        )]);
+        tokio::time::sleep(FILTER_REFRESH / 2).await;
+        assert!(!rejected(), "not re-read yet");
+        tokio::time::sleep(FILTER_REFRESH).await;
+        assert!(rejected(), "re-read: the new policy is in force");
+        stop.cancel();
+    };
+    tokio::join!(refresher, change);
+}
