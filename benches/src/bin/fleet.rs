@@ -31,6 +31,10 @@ struct Args {
     /// Also run the smallest N with this MaximumConcurrency (0: no), to show what the deployed cap costs.
     #[arg(long, default_value_t = 10)]
     alt_concurrency: usize,
+    /// Which tagging models to run: `a` (tag-on-create counts against SQS's tagging quota), `b` (it does
+    /// not), or `both`.
+    #[arg(long, default_value = "both", value_parser = ["a", "b", "both"])]
+    tagging: String,
     /// The results' name (`benches/results/<out>.{md,json}`, the `<out>` section of BENCHMARKS.md).
     #[arg(long, default_value = "fleet")]
     out: String,
@@ -201,7 +205,13 @@ fn main() -> anyhow::Result<()> {
     }
     let mut runs = Vec::new();
     for (tasks, concurrency) in plan {
-        for t in [Tagging::OnCreateCounts, Tagging::OnCreateFree] {
+        let models = [Tagging::OnCreateCounts, Tagging::OnCreateFree];
+        let chosen = models.into_iter().filter(|t| match args.tagging.as_str() {
+            "a" => *t == Tagging::OnCreateCounts,
+            "b" => *t == Tagging::OnCreateFree,
+            _ => true,
+        });
+        for t in chosen {
             let mut config = Config::deployed(tasks, t);
             config.launch_window = Duration::from_secs(args.launch_window_s);
             config.concurrency = concurrency;
