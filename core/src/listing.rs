@@ -156,36 +156,27 @@ impl Positions {
         cursor.runs += 1;
         cursor.pages += read.pages;
         cursor.subscriptions += read.subscriptions;
-        let cycle_finished = read.next.is_none();
+        let finished = read.next.is_none().then(|| Cycle {
+            started: cursor.started,
+            finished: now,
+            runs: cursor.runs,
+            pages: cursor.pages,
+            subscriptions: cursor.subscriptions,
+        });
+        let cycle_finished = finished.is_some();
         let complete = read.from_start && cycle_finished;
         let (cycle_pages, cycle_runs) = (cursor.pages, cursor.runs);
-        if complete {
+        let last = if complete {
             // Read whole in one run: nothing to resume, nothing to keep (nor to write) between runs.
             self.topics.remove(topic);
-            return Coverage {
-                topic: topic.to_owned(),
-                complete,
-                cycle_finished,
-                pages: read.pages,
-                subscriptions: read.subscriptions,
-                cycle_pages,
-                cycle_runs,
-                last_cycle_seconds: Some(0),
-                last_cycle_runs: Some(1),
-            };
-        }
-        match read.next {
-            Some(next) => listing.cursor = Some(Cursor { next, ..cursor }),
-            None => {
-                listing.last_cycle = Some(Cycle {
-                    started: cursor.started,
-                    finished: now,
-                    runs: cursor.runs,
-                    pages: cursor.pages,
-                    subscriptions: cursor.subscriptions,
-                })
+            finished
+        } else {
+            match read.next {
+                Some(next) => listing.cursor = Some(Cursor { next, ..cursor }),
+                None => listing.last_cycle = finished,
             }
-        }
+            listing.last_cycle.clone()
+        };
         Coverage {
             topic: topic.to_owned(),
             complete,
@@ -194,8 +185,8 @@ impl Positions {
             subscriptions: read.subscriptions,
             cycle_pages,
             cycle_runs,
-            last_cycle_seconds: listing.last_cycle.as_ref().map(Cycle::seconds),
-            last_cycle_runs: listing.last_cycle.as_ref().map(|c| c.runs),
+            last_cycle_seconds: last.as_ref().map(Cycle::seconds),
+            last_cycle_runs: last.as_ref().map(|c| c.runs),
         }
     }
 
