@@ -134,16 +134,16 @@ async fn read_topic<S: Subscriptions>(
 ) -> Result<(Vec<SeenSubscription>, Read), PortError> {
     let from = lister.positions.resume_from(topic).map(str::to_owned);
     let resumed = from.is_some();
-    let listed = match list_topic_from(paced, topic, from, lister.pages_per_run).await {
-        // A stored token SNS no longer accepts (expired): start over at the first page.
+    let (listed, from_start) = match list_topic_from(paced, topic, from, lister.pages_per_run).await {
+        // A stored token SNS no longer accepts (expired): start over at the first page (a new cycle).
         Err(e) if resumed && e.kind == ErrorKind::Invalid => {
             warn!(action = "list-subscriptions", outcome = "restarted", topic, error = %e, "stored listing position refused: reading from the first page");
-            list_topic_from(paced, topic, None, lister.pages_per_run).await
+            (list_topic_from(paced, topic, None, lister.pages_per_run).await, true)
         }
-        other => other,
+        other => (other, !resumed),
     };
     let (subscriptions, pages, next, from_start) = match listed {
-        Ok(r) => (r.subscriptions, r.pages, r.next, !resumed || r.pages == 0),
+        Ok(r) => (r.subscriptions, r.pages, r.next, from_start),
         // The topic's owner refuses us its listing: our own subscriptions can still be listed.
         Err(e) if e.kind == ErrorKind::AccessDenied => {
             let own = list_own_topic(paced, topic, MAX_OWN_PAGES).await?;
