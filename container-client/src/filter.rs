@@ -91,13 +91,10 @@ pub(crate) struct LiveFilters(std::sync::Arc<std::sync::RwLock<Live>>);
 /// Two handles are equal when the same filters are in force (what [`crate::TaskQueue`]'s equality needs).
 impl PartialEq for LiveFilters {
     fn eq(&self, other: &Self) -> bool {
-        let read = |l: &LiveFilters| {
-            l.0.read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .handed
-                .clone()
-        };
-        read(self) == read(other)
+        fn read(l: &LiveFilters) -> std::sync::RwLockReadGuard<'_, Live> {
+            l.0.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+        read(self).handed == read(other).handed
     }
 }
 

@@ -156,7 +156,7 @@ impl Positions {
         cursor.runs += 1;
         cursor.pages += read.pages;
         cursor.subscriptions += read.subscriptions;
-        let finished = read.next.is_none().then(|| Cycle {
+        let finished = read.next.is_none().then_some(Cycle {
             started: cursor.started,
             finished: now,
             runs: cursor.runs,

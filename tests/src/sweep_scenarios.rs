@@ -278,19 +278,11 @@ pub async fn sweep_at_scale<S: SweepWorld>(s: &S, tasks: usize, orphans: usize) 
 /// first two (the subscription before the queue) and touches neither the third nor the fourth, which
 /// it reports as held; a second sweep finds nothing more to do.
 pub async fn planted_orphans_are_removed_and_foreign_ones_kept<S: SweepWorld>(s: &S) {
-    use tasksub_core::naming::{queue_arn, QueueName};
-    use tasksub_functions::ports::Subscriptions;
     let w = s.world();
     let b = w.backend();
     let ports = w.calls().inner();
     let topic = w.settings().topics[0].arn.as_str();
-    let home = &w.settings().home;
-    let attrs = BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
-    let subscribe = |name: String| {
-        let endpoint = queue_arn(home, &QueueName::from_existing(&name));
-        let attrs = attrs.clone();
-        async move { ports.subscribe(topic, &endpoint, &attrs).await.expect("Subscribe") }
-    };
+    let subscribe = |name: String| async move { subscribe_queue(w, &name).await };
     // (1) record-less, tagged, subscribed
     let lost = s.unknown_task();
     make_orphan_queue(s, &lost).await;
@@ -364,6 +356,22 @@ pub async fn planted_orphans_are_removed_and_foreign_ones_kept<S: SweepWorld>(s:
     );
 }
 
+/// Subscribes the world's first topic to the queue `name` of the home account (raw delivery), directly
+/// (no record): a planted subscription. Its ARN.
+async fn subscribe_queue<W: World>(w: &W, name: &str) -> String {
+    use tasksub_core::naming::{queue_arn, QueueName};
+    use tasksub_functions::ports::Subscriptions;
+    let settings = w.settings();
+    let endpoint = queue_arn(&settings.home, &QueueName::from_existing(name));
+    let attrs = BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
+    let topic = settings.topics[0].arn.as_str();
+    w.calls()
+        .inner()
+        .subscribe(topic, &endpoint, &attrs)
+        .await
+        .expect("Subscribe")
+}
+
 async fn listed_subscriptions<P: tasksub_functions::ports::Subscriptions>(ports: &P, topic: &str) -> Vec<String> {
     let (subs, _) = tasksub_functions::ports::list_topic(ports, topic, usize::MAX)
         .await
@@ -415,22 +423,15 @@ pub async fn an_orphan_behind_a_big_listing_is_removed<S: SweepWorld>(
     foreign: usize,
     pages_per_run: usize,
 ) -> Vec<Report> {
-    use tasksub_core::naming::{queue_arn, QueueName};
-    use tasksub_functions::ports::Subscriptions;
     let w = s.world();
     let b = w.backend();
     let ports = w.calls().inner();
     let topic = w.settings().topics[0].arn.as_str();
-    let home = &w.settings().home;
-    let attrs = BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
     let other_app = unique("other-app-");
     for i in 0..foreign {
-        let endpoint = queue_arn(home, &QueueName::from_existing(&format!("{other_app}{i}")));
-        ports.subscribe(topic, &endpoint, &attrs).await.expect("Subscribe");
+        subscribe_queue(w, &format!("{other_app}{i}")).await;
     }
-    let vanished = s.unknown_task();
-    let endpoint = queue_arn(home, &QueueName::from_existing(&queue_name(w, &vanished)));
-    let orphan = ports.subscribe(topic, &endpoint, &attrs).await.expect("Subscribe");
+    let orphan = subscribe_queue(w, &queue_name(w, &s.unknown_task())).await;
     let sweeper = s.sweeper_with(SweepSettings {
         grace_seconds: 0,
         min_interval_ms: 0,
