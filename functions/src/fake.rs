@@ -63,6 +63,8 @@ struct State {
     malformed: BTreeMap<String, String>,
     /// The sweeper's listing positions.
     positions: Positions,
+    /// ListSubscriptionsByTopic refuses any token ([`Fake::expire_listing_tokens`]).
+    tokens_expired: bool,
     /// Topics that refuse Subscribe (and, when access is denied, ListSubscriptionsByTopic): topic → kind.
     refusing: BTreeMap<String, ErrorKind>,
     /// Topics deleted (and not re-created): every call naming them is NotFound.
@@ -161,6 +163,12 @@ impl Fake {
     /// a refusal of access also refuses ListSubscriptionsByTopic.
     pub fn refuse_topic(&self, topic_arn: &str, kind: ErrorKind) {
         self.lock().refusing.insert(topic_arn.to_owned(), kind);
+    }
+
+    /// From now on ListSubscriptionsByTopic refuses every token it gave before (SNS's tokens expire):
+    /// a listing resumed from a stored position is `Invalid`.
+    pub fn expire_listing_tokens(&self) {
+        self.lock().tokens_expired = true;
     }
 
     /// The topic accepts again.
@@ -504,8 +512,13 @@ impl Subscriptions for Fake {
     }
 
     async fn list_by_topic(&self, topic_arn: &str, next: Option<String>) -> Result<SubscriptionPage, PortError> {
-        self.lock()
-            .topic_answers("ListSubscriptionsByTopic", topic_arn, false)?;
+        let op = "ListSubscriptionsByTopic";
+        let s = self.lock();
+        s.topic_answers(op, topic_arn, false)?;
+        if s.tokens_expired && next.is_some() {
+            return Err(PortError::new(ErrorKind::Invalid, op, "Invalid parameter: NextToken"));
+        }
+        drop(s);
         self.page_of(topic_arn, next)
     }
 }

@@ -357,4 +357,41 @@ mod tests {
         assert_eq!(into.failed, 0);
         assert!(into.subscriptions.is_empty());
     }
+
+    /// A stored position whose token SNS no longer accepts: the run reads from the first page, and that
+    /// begins a new cycle (read whole, the listing is complete), not a continuation of the stale one.
+    #[tokio::test]
+    async fn a_refused_token_starts_a_new_cycle() {
+        use crate::ports::Subscriptions;
+        const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:t";
+        let fake = Fake::new();
+        let attrs = std::collections::BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
+        fake.subscribe(TOPIC, "arn:aws:sqs:us-east-1:123456789012:q", &attrs)
+            .await
+            .unwrap();
+        let now = chrono::Utc::now();
+        let mut positions = Positions::default();
+        let stale = Read {
+            from_start: true,
+            pages: 100,
+            subscriptions: 10_000,
+            next: Some("stale".into()),
+        };
+        positions.advance(TOPIC, stale, now);
+        fake.expire_listing_tokens();
+        let mut into = Listings::default();
+        let mut lister = Lister {
+            pages_per_run: 100,
+            positions: &mut positions,
+            now,
+        };
+        subscriptions(&fake, [TOPIC], &mut lister, &mut into).await;
+        let c = &into.coverage[0];
+        assert!(c.complete && into.complete.contains(TOPIC), "{c:?}");
+        assert_eq!(
+            (c.cycle_runs, c.cycle_pages, into.subscriptions.len()),
+            (1, 1, 1),
+            "{c:?}"
+        );
+    }
 }
